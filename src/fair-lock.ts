@@ -1,0 +1,108 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { LockAbortedError, LockTimeoutError } from './errors.js';
+import type { FairLocks } from './fair-locks.js';
+import { Lease } from './lease.js';
+import { resolveAcquire, type AcquireOptions, type ResolvedAcquire } from './options.js';
+import { monotonic } from './scripts.js';
+import { Waiter } from './waiter.js';
+
+/** Leases held by the `using()` callbacks the current async context runs in, by session and name. */
+const held = new AsyncLocalStorage<ReadonlyMap<string, Lease>>();
+
+/** A handle on one named lock. Cheap: no I/O until acquire. */
+export class FairLock {
+  constructor(
+    private readonly locks: FairLocks,
+    readonly name: string,
+    private readonly defaults: AcquireOptions = {},
+  ) {}
+
+  /** Waits in FIFO order and resolves with the lease. */
+  async acquire(options?: AcquireOptions): Promise<Lease> {
+    const started = monotonic();
+    const o = this.resolve(options);
+    const nested = this.nested(o);
+    if (nested) return nested;
+    const { session, wakeups } = this.locks.internals();
+    await wakeups.start();
+    this.locks.internals(); // closed while connecting?
+    throwIfAborted(o, this.name);
+    const state = session.state(this.name);
+    const waiter = new Waiter(state, session.nextWaiterId(o.leaseMs, o.autoRenew), o);
+    state.addWaiter(waiter);
+    let timer: NodeJS.Timeout | undefined;
+    if (o.timeoutMs !== undefined) {
+      const timeoutMs = o.timeoutMs;
+      timer = setTimeout(
+        () => void waiter.giveUp(new LockTimeoutError(`timed out after ${timeoutMs} ms waiting for the lock "${this.name}"`)),
+        Math.max(0, timeoutMs - (monotonic() - started)),
+      );
+    }
+    const onAbort = () =>
+      void waiter.giveUp(new LockAbortedError(`gave up waiting for the lock "${this.name}": aborted`, { cause: o.signal?.reason }));
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    void waiter.enqueue();
+    try {
+      return await waiter.promise;
+    } finally {
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** One attempt: a lease if the lock is free and nobody is queued, else null. Never barges. */
+  async tryAcquire(options?: Omit<AcquireOptions, 'timeoutMs' | 'onQueued'>): Promise<Lease | null> {
+    const o = this.resolve(options);
+    const nested = this.nested(o);
+    if (nested) return nested;
+    const { session } = this.locks.internals();
+    const state = session.state(this.name);
+    const id = session.nextWaiterId(o.leaseMs, o.autoRenew);
+    const reply = await session.scripts.acquire(state.keys, id, session.options.livenessMs, 'try');
+    if (reply.kind !== 'granted') return null;
+    const lease = new Lease(state, id, reply.token, reply.exp, reply, o.leaseMs, o.autoRenew);
+    state.leaseHeld(lease);
+    return lease;
+  }
+
+  /**
+   * Acquires, runs `fn`, and always releases. Inside `fn`, `acquire({ reentrant: true })` of this lock
+   * returns a nested lease at once. Rejects with LockLostError if the lease was lost while `fn` ran.
+   */
+  async using<T>(fn: (lease: Lease) => Promise<T> | T, options?: AcquireOptions): Promise<T> {
+    const lease = await this.acquire(options);
+    const key = this.key();
+    const scope = new Map(held.getStore() ?? []);
+    scope.set(key, lease);
+    let result: T;
+    try {
+      result = await held.run(scope, () => fn(lease));
+    } catch (err) {
+      await lease.release().catch(() => undefined);
+      throw err;
+    }
+    await lease.release();
+    return result;
+  }
+
+  private resolve(options: AcquireOptions | undefined): ResolvedAcquire {
+    const { session } = this.locks.internals();
+    const o = resolveAcquire(options === undefined ? this.defaults : { ...this.defaults, ...options }, session.options);
+    throwIfAborted(o, this.name);
+    return o;
+  }
+
+  private nested(o: ResolvedAcquire): Lease | undefined {
+    if (!o.reentrant) return undefined;
+    const lease = held.getStore()?.get(this.key());
+    return lease?.held ? lease.nest() : undefined;
+  }
+
+  private key(): string {
+    return `${this.locks.internals().session.id}\u0000${this.name}`;
+  }
+}
+
+function throwIfAborted(o: ResolvedAcquire, name: string): void {
+  if (o.signal?.aborted) throw new LockAbortedError(`gave up waiting for the lock "${name}": aborted`, { cause: o.signal.reason });
+}

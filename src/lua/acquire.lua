@@ -1,0 +1,42 @@
+--[[
+  acquire.lua: take the lock now if it is free and nobody waits, else join the queue (or, in try
+  mode, give up without joining). Idempotent per waiter id: running it again for a waiter that holds
+  or is queued only reports that, so it is also how a waiter whose session lapsed re-enters.
+  KEYS: see common.lua (owner, queue, sessions, counter)
+  ARGV[1] waiter id "session:seq:leaseMs:renew"
+  ARGV[2] liveness ms (the session's deadline is refreshed when it queues)
+  ARGV[3] mode: "wait" or "try"
+  ARGV[4] prefix (for the wake-up channel of a waiter granted while the dead owner is reaped)
+  Returns:
+    {1, now, token, exp}           granted (exp: lease deadline, Redis ms)
+    {2, now, ticket, position}     queued (position 1 = next)
+    {0, now, ownerLeftMs}          busy (try mode only)
+]]
+local id, liveness, mode, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local now_us, now = clock()
+local sid, lease, renew = parse_waiter(id)
+if not sid then return redis.error_reply('FAIRLOCK_BADARG malformed waiter id') end
+
+local o = owner_or_next(now, prefix)
+if o and o.id == id then return { 1, now, o.token, o.exp } end
+
+local ticket = call('ZSCORE', K_QUEUE, id)
+if ticket then
+  call('ZADD', K_SESSIONS, now + liveness, sid)
+  return { 2, now, tonumber(ticket), call('ZRANK', K_QUEUE, id) + 1 }
+end
+
+if not o then
+  local t = next_ticket(now_us)
+  write_owner({ id = id, token = t, exp = now + lease, lease = lease, renew = renew, g = now, prev = '-' }, now)
+  return { 1, now, t, now + lease }
+end
+
+if mode == 'try' then return { 0, now, o.exp - now } end
+
+local t = next_ticket(now_us)
+call('ZADD', K_QUEUE, t, id)
+call('ZADD', K_SESSIONS, now + liveness, sid)
+call('PEXPIRE', K_QUEUE, liveness * 2)
+call('PEXPIRE', K_SESSIONS, liveness * 2)
+return { 2, now, t, call('ZCARD', K_QUEUE) }

@@ -1,0 +1,98 @@
+--[[
+  common.lua: helpers prepended to every fairlock script (not run on its own).
+
+  Every script gets the same four keys of one lock, all sharing one hash tag:
+    KEYS[1] owner     string "id token exp lease renew granted prev" with PX = exp - now
+    KEYS[2] queue     zset   waiter id -> ticket (microseconds from Redis TIME, strictly increasing)
+    KEYS[3] sessions  zset   session id -> liveness deadline (ms, Redis clock)
+    KEYS[4] counter   hash   t = last ticket handed out, r = id of the last holder whose release left the lock idle
+  A waiter id is "session:seq:leaseMs:renew" so a hand-off knows the lease to grant and the channel to wake.
+  Every reply is {code, now, ...}: now is Redis's clock in ms, which the client uses to bound the
+  clock offset.
+  Invariant: a non-empty queue always has an owner, except after the owner's key expired on its own;
+  every script that can notice that (acquire, release, heartbeat) hands the lock on first.
+]]
+local K_OWNER, K_QUEUE, K_SESSIONS, K_COUNTER = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local COUNTER_TTL_MS = 86400000
+
+-- A key of the wrong type under our prefix must name itself and break nothing else.
+local function call(cmd, key, ...)
+  local r = redis.pcall(cmd, key, ...)
+  if type(r) == 'table' and r.err then
+    error({ err = 'FAIRLOCK_BADKEY ' .. key .. ' ' .. r.err })
+  end
+  return r
+end
+
+local function clock()
+  local t = redis.call('TIME')
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  return us, math.floor(us / 1000)
+end
+
+local function parse_waiter(id)
+  local sid, lease, renew = string.match(id, '^([^:]+):[^:]+:(%d+):([01])$')
+  return sid, tonumber(lease), renew
+end
+
+local function read_owner()
+  local v = call('GET', K_OWNER)
+  if not v then return nil end
+  local id, token, exp, lease, renew, g, prev =
+    string.match(v, '^(%S+) (%d+) (%d+) (%d+) ([01]) (%d+) (%S+)$')
+  if not id then error({ err = 'FAIRLOCK_BADKEY ' .. K_OWNER .. ' malformed owner value' }) end
+  return { id = id, token = tonumber(token), exp = tonumber(exp), lease = tonumber(lease),
+           renew = renew, g = tonumber(g), prev = prev }
+end
+
+-- %d keeps all digits: tostring() would turn a 16-digit token into 1.8e+15.
+local function write_owner(o, now)
+  call('SET', K_OWNER, string.format('%s %d %d %d %s %d %s', o.id, o.token, o.exp, o.lease, o.renew, o.g, o.prev),
+    'PX', o.exp - now)
+end
+
+-- Tickets are Redis time in microseconds, bumped past the last one: order = order the scripts ran,
+-- and a counter lost with Redis's data restarts above every ticket handed out before.
+local function next_ticket(now_us)
+  local last = tonumber(call('HGET', K_COUNTER, 't') or 0)
+  local t = math.max(last + 1, now_us)
+  call('HSET', K_COUNTER, 't', string.format('%d', t))
+  call('PEXPIRE', K_COUNTER, COUNTER_TTL_MS)
+  return t
+end
+
+-- Hands the lock to the first live waiter, or leaves it idle. The grant lasts only until the waiter's
+-- session liveness deadline (capped by its lease): a waiter that died at the head costs no full lease.
+-- Returns the new owner or nil.
+local function grant_next(now, prefix, prev)
+  while true do
+    local head = call('ZPOPMIN', K_QUEUE)
+    if #head == 0 then
+      call('DEL', K_OWNER, K_SESSIONS)
+      return nil
+    end
+    local id, ticket = head[1], tonumber(head[2])
+    local sid, lease, renew = parse_waiter(id)
+    local alive = sid and call('ZSCORE', K_SESSIONS, sid)
+    if alive and tonumber(alive) > now then
+      local o = { id = id, token = ticket, exp = math.min(tonumber(alive), now + lease), lease = lease,
+                  renew = renew, g = now, prev = prev }
+      write_owner(o, now)
+      call('PUBLISH', prefix .. ':wake:' .. sid, string.format('%s %d %d', id, o.token, o.exp))
+      return o
+    end
+  end
+end
+
+-- The owner's key expires on its own when its lease runs out; hand on to the queue if it did.
+local function owner_or_next(now, prefix)
+  local o = read_owner()
+  if not o and call('ZCARD', K_QUEUE) > 0 then
+    o = grant_next(now, prefix, '-')
+  end
+  return o
+end
+
+local function sid_of(id)
+  return string.match(id, '^([^:]+):')
+end

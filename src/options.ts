@@ -1,0 +1,115 @@
+import { InvalidArgumentError } from './errors.js';
+
+/** Options of a {@link FairLocks} instance. Every default is declared once, in {@link DEFAULTS}. */
+export interface FairLocksOptions {
+  /** Prefix of every key and channel. No braces. @default 'fairlock' */
+  prefix?: string;
+  /** Lease of a grant, renewed by the heartbeat while `autoRenew` is on. @default 5000 */
+  leaseMs?: number;
+  /** A waiter whose process has not beaten for this long is skipped as dead. At least 2 x heartbeatMs. @default 5000 */
+  livenessMs?: number;
+  /** Heartbeat period per lock this instance waits on or holds. @default 1000 */
+  heartbeatMs?: number;
+  /** Fraction of a lease kept as a safety margin for clock drift and timer lateness. @default 0.01 */
+  driftFactor?: number;
+}
+
+/** Options of one `acquire`, `tryAcquire` or `using` call. */
+export interface AcquireOptions {
+  /** Give up (LockTimeoutError) after this long in the queue. @default no timeout */
+  timeoutMs?: number;
+  /** Give up (LockAbortedError) when this signal aborts. */
+  signal?: AbortSignal;
+  /** Lease of this grant. @default the instance's leaseMs */
+  leaseMs?: number;
+  /** Renew the lease on every heartbeat while held. @default true */
+  autoRenew?: boolean;
+  /** Inside `using()` of the same lock, return a nested lease at once. @default false */
+  reentrant?: boolean;
+  /** Called once the waiter is in the Redis queue, with its position (1 = next). */
+  onQueued?: (position: number) => void;
+}
+
+export type ResolvedOptions = Required<FairLocksOptions>;
+
+export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
+  prefix: 'fairlock',
+  leaseMs: 5_000,
+  livenessMs: 5_000,
+  heartbeatMs: 1_000,
+  driftFactor: 0.01,
+});
+
+/** The smallest duration fairlock accepts for a lease, liveness or heartbeat, in ms. */
+const MIN_MS = 10;
+
+export function checkDuration(value: unknown, what: string, min = MIN_MS): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new InvalidArgumentError(`${what} must be a finite number of milliseconds >= ${min}, got ${String(value)}`);
+  }
+  return Math.ceil(value);
+}
+
+export function checkName(name: unknown, what = 'name'): string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidArgumentError(`${what} must be a non-empty string, got ${typeof name === 'string' ? '""' : String(name)}`);
+  }
+  return name;
+}
+
+export function resolveOptions(options: FairLocksOptions | undefined): ResolvedOptions {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new InvalidArgumentError('options must be an object');
+  }
+  const o = { ...DEFAULTS, ...stripUndefined(options ?? {}) };
+  const prefix = checkName(o.prefix, 'options.prefix');
+  if (/[{}\s]/.test(prefix)) throw new InvalidArgumentError(`options.prefix must not hold braces or spaces, got "${prefix}"`);
+  const heartbeatMs = checkDuration(o.heartbeatMs, 'options.heartbeatMs');
+  const livenessMs = checkDuration(o.livenessMs, 'options.livenessMs');
+  if (livenessMs < 2 * heartbeatMs) {
+    throw new InvalidArgumentError(`options.livenessMs (${livenessMs}) must be at least 2 x options.heartbeatMs (${heartbeatMs})`);
+  }
+  const driftFactor = o.driftFactor;
+  if (typeof driftFactor !== 'number' || !(driftFactor >= 0 && driftFactor < 0.5)) {
+    throw new InvalidArgumentError(`options.driftFactor must be a number in [0, 0.5), got ${String(driftFactor)}`);
+  }
+  return { prefix, heartbeatMs, livenessMs, leaseMs: checkDuration(o.leaseMs, 'options.leaseMs'), driftFactor };
+}
+
+export interface ResolvedAcquire {
+  timeoutMs: number | undefined;
+  signal: AbortSignal | undefined;
+  leaseMs: number;
+  autoRenew: boolean;
+  reentrant: boolean;
+  onQueued: ((position: number) => void) | undefined;
+}
+
+export function resolveAcquire(options: AcquireOptions | undefined, defaults: ResolvedOptions): ResolvedAcquire {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new InvalidArgumentError('acquire options must be an object');
+  }
+  const o = options ?? {};
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new InvalidArgumentError('options.signal must be an AbortSignal');
+  }
+  if (o.onQueued !== undefined && typeof o.onQueued !== 'function') {
+    throw new InvalidArgumentError('options.onQueued must be a function');
+  }
+  for (const flag of ['autoRenew', 'reentrant'] as const) {
+    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw new InvalidArgumentError(`options.${flag} must be a boolean`);
+  }
+  return {
+    timeoutMs: o.timeoutMs === undefined ? undefined : checkDuration(o.timeoutMs, 'options.timeoutMs', 0),
+    signal,
+    leaseMs: o.leaseMs === undefined ? defaults.leaseMs : checkDuration(o.leaseMs, 'options.leaseMs'),
+    autoRenew: o.autoRenew ?? true,
+    reentrant: o.reentrant ?? false,
+    onQueued: o.onQueued,
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

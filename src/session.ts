@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { Mutex } from 'async-mutex';
+import { debug } from './debug.js';
+import { lockKeys, type LockKeys } from './keys.js';
+import type { Lease } from './lease.js';
+import type { ResolvedOptions } from './options.js';
+import type { Scripts } from './scripts.js';
+import type { Waiter } from './waiter.js';
+
+/**
+ * The session of one FairLocks instance: a random id, the locks it waits on or holds, and one
+ * heartbeat per such lock (per lock, not per waiter, so Redis load does not grow with waiters).
+ */
+export class Session {
+  readonly id = randomBytes(8).toString('hex');
+  readonly locks = new Map<string, LockState>();
+  /** Waiters by id, so that a wake-up message finds its promise. */
+  readonly waiters = new Map<string, Waiter>();
+  private seq = 0;
+  private stopped = false;
+
+  constructor(
+    readonly scripts: Scripts,
+    readonly options: ResolvedOptions,
+    readonly emitLost: (lease: Lease, err: Error) => void,
+  ) {}
+
+  /** "session:seq:leaseMs:renew": the release script reads the lease and the channel from it. */
+  nextWaiterId(leaseMs: number, autoRenew: boolean): string {
+    return `${this.id}:${(++this.seq).toString(36)}:${leaseMs}:${autoRenew ? 1 : 0}`;
+  }
+
+  state(name: string): LockState {
+    let state = this.locks.get(name);
+    if (!state) {
+      state = new LockState(this, name);
+      this.locks.set(name, state);
+    }
+    return state;
+  }
+
+  /** A wake-up "waiterId token exp" from the subscriber. Unknown ids are stale and ignored. */
+  onWake(message: string): void {
+    const [id, token, exp] = message.split(' ');
+    const waiter = id === undefined ? undefined : this.waiters.get(id);
+    debug('wake %s %s', message, waiter ? '' : '(no such waiter)');
+    waiter?.grant({ token: Number(token), exp: Number(exp) });
+  }
+
+  /** After the subscriber reconnects: a grant published meanwhile was lost, so look now. */
+  beatAll(): void {
+    for (const state of this.locks.values()) void state.beat();
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const state of this.locks.values()) state.stopTimer();
+  }
+}
+
+/** What one session has on one lock: its waiters, its leases, and the heartbeat that serves them. */
+export class LockState {
+  readonly keys: LockKeys;
+  readonly waiters = new Map<string, Waiter>();
+  readonly leases = new Set<Lease>();
+  private timer: NodeJS.Timeout | undefined;
+  /** One heartbeat in flight per lock; a beat after a reconnect waits for the regular one. */
+  private readonly beating = new Mutex();
+
+  constructor(readonly session: Session, readonly name: string) {
+    this.keys = lockKeys(session.options.prefix, name);
+  }
+
+  addWaiter(waiter: Waiter): void {
+    this.waiters.set(waiter.id, waiter);
+    this.session.waiters.set(waiter.id, waiter);
+    this.schedule();
+  }
+
+  waiterGone(waiter: Waiter): void {
+    this.waiters.delete(waiter.id);
+    this.session.waiters.delete(waiter.id);
+    this.settle();
+  }
+
+  leaseHeld(lease: Lease): void {
+    this.leases.add(lease);
+    this.session.locks.set(this.name, this);
+    this.stopTimer(); // a short auto-renewed lease may need a shorter period
+    this.schedule();
+  }
+
+  leaseGone(lease: Lease): void {
+    this.leases.delete(lease);
+    this.settle();
+  }
+
+  stopTimer(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One heartbeat: renew, detect loss, recover lost wake-ups, re-enter after a lapse. */
+  async beat(): Promise<void> {
+    await this.beating.runExclusive(async () => {
+      if (this.idle) return;
+      let reply;
+      try {
+        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.session.options.livenessMs);
+      } catch (err) {
+        debug('heartbeat %s failed: %s', this.name, (err as Error).message);
+        return;
+      }
+      const owner = reply.owner;
+      for (const lease of [...this.leases]) {
+        if (owner?.id === lease.id) lease.renewed(owner.exp, reply);
+        // Only a beat sent after we learned of the grant can prove the grant is gone.
+        else if (lease.grantedAt < reply.sentAt) lease.lose(owner ? 'Redis names another owner' : 'Redis has no owner for it');
+      }
+      if (owner) this.waiters.get(owner.id)?.grant({ token: owner.token, exp: owner.exp, sample: reply });
+      if (reply.lapsed && this.waiters.size > 0) {
+        debug('session lapsed on %s: %d waiters re-enter', this.name, this.waiters.size);
+        await Promise.all([...this.waiters.values()].map((w) => w.enqueue()));
+      }
+    });
+  }
+
+  private get idle(): boolean {
+    return this.waiters.size === 0 && this.leases.size === 0;
+  }
+
+  private period(): number {
+    let ms = this.session.options.heartbeatMs;
+    for (const lease of this.leases) if (lease.autoRenew) ms = Math.min(ms, Math.max(5, Math.floor(lease.lengthMs / 3)));
+    return ms;
+  }
+
+  private schedule(): void {
+    if (this.timer || this.idle || this.session.isStopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.beat().finally(() => this.schedule());
+    }, this.period());
+    this.timer.unref();
+  }
+
+  private settle(): void {
+    if (!this.idle) return;
+    this.stopTimer();
+    if (this.session.locks.get(this.name) === this) this.session.locks.delete(this.name);
+  }
+}

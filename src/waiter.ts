@@ -1,0 +1,128 @@
+import { FairLockError } from './errors.js';
+import { Lease, localDeadline } from './lease.js';
+import type { ResolvedAcquire } from './options.js';
+import { monotonic, type Stamped } from './scripts.js';
+import type { LockState } from './session.js';
+
+/** A grant as the waiter learns it: from the acquire reply, a wake-up message or a heartbeat. */
+export interface Grant {
+  token: number;
+  exp: number;
+  sample?: Stamped;
+}
+
+type Phase = 'enqueuing' | 'queued' | 'cancelling' | 'done';
+
+/**
+ * One caller waiting for a lock. It is registered with its session before its enqueue script is
+ * sent, because the wake-up can arrive before the script's reply; such a grant is buffered and
+ * applied once the reply says which ticket the waiter holds (a grant for another ticket is stale).
+ */
+export class Waiter {
+  readonly promise: Promise<Lease>;
+  private phase: Phase = 'enqueuing';
+  private ticket: number | undefined;
+  private early: Grant | undefined;
+  private queuedOnce = false;
+  private inflight: Promise<void> = Promise.resolve();
+  private resolve!: (lease: Lease) => void;
+  private reject!: (err: unknown) => void;
+
+  constructor(
+    readonly state: LockState,
+    readonly id: string,
+    private readonly options: ResolvedAcquire,
+  ) {
+    this.promise = new Promise<Lease>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  get waiting(): boolean {
+    return this.phase === 'enqueuing' || this.phase === 'queued';
+  }
+
+  /** Runs acquire.lua (first time, or again after the session lapsed or a grant expired unseen). */
+  enqueue(): Promise<void> {
+    if (this.phase !== 'enqueuing' && this.phase !== 'queued') return this.inflight;
+    if (this.phase === 'queued') this.phase = 'enqueuing';
+    this.early = undefined;
+    this.inflight = this.runEnqueue();
+    return this.inflight;
+  }
+
+  private async runEnqueue(): Promise<void> {
+    const { session, keys } = this.state;
+    let reply;
+    try {
+      reply = await session.scripts.acquire(keys, this.id, session.options.livenessMs, 'wait');
+    } catch (err) {
+      if (this.phase !== 'enqueuing') return;
+      // The script may or may not have run: leave the queue if we got in, then fail the caller.
+      this.finish('done');
+      session.scripts.cancel(keys, this.id).catch(() => undefined);
+      this.reject(err instanceof FairLockError ? err : new FairLockError(String(err), 'REDIS_ERROR', { cause: err }));
+      return;
+    }
+    if (this.phase !== 'enqueuing') return; // gave up meanwhile; giveUp() cancels after this reply
+    if (reply.kind === 'granted') {
+      this.phase = 'queued';
+      this.grant({ token: reply.token, exp: reply.exp, sample: reply });
+      return;
+    }
+    if (reply.kind !== 'queued') return;
+    this.phase = 'queued';
+    this.ticket = reply.ticket;
+    if (!this.queuedOnce) {
+      this.queuedOnce = true;
+      try {
+        this.options.onQueued?.(reply.position);
+      } catch {
+        // a throwing callback must not leave a waiter in the queue that nobody listens to
+      }
+    }
+    const early = this.early;
+    this.early = undefined;
+    if (early && early.token === reply.ticket) this.grant(early);
+  }
+
+  /** A grant for this waiter's id. Buffered while the enqueue reply is outstanding. */
+  grant(g: Grant): void {
+    if (this.phase === 'enqueuing') {
+      this.early = g;
+      return;
+    }
+    if (this.phase !== 'queued') return;
+    if (this.ticket !== undefined && g.token !== this.ticket && !g.sample) return; // stale wake-up
+    if (localDeadline(this.state, g.exp, g.sample, this.options.leaseMs) <= monotonic()) {
+      // The grant ran out before we saw it (e.g. the process was paused): ask Redis where we stand.
+      void this.enqueue();
+      return;
+    }
+    const lease = new Lease(this.state, this.id, g.token, g.exp, g.sample, this.options.leaseMs, this.options.autoRenew);
+    this.state.leaseHeld(lease);
+    this.finish('done');
+    this.resolve(lease);
+  }
+
+  /** Timeout, abort or close: leave the queue (after the enqueue reply) and reject with `err`. */
+  async giveUp(err: Error): Promise<void> {
+    if (!this.waiting) return;
+    this.phase = 'cancelling';
+    const { session, keys } = this.state;
+    try {
+      await this.inflight;
+      await session.scripts.cancel(keys, this.id); // releases at once if the grant raced ahead
+    } catch {
+      // Unreachable Redis: the entry is skipped as dead once this session stops beating for the lock.
+    }
+    this.finish('done');
+    this.reject(err);
+  }
+
+  private finish(phase: Phase): void {
+    this.phase = phase;
+    this.state.waiterGone(this);
+  }
+}

@@ -1,0 +1,71 @@
+import { Mutex } from 'async-mutex';
+import { debug } from './debug.js';
+import type { RedisClient } from './scripts.js';
+
+/**
+ * The one subscriber connection of a FairLocks instance, on the one channel of its session.
+ * Release scripts publish "waiterId token exp" there; the session routes it to the waiting promise.
+ * node-redis resubscribes by itself after a reconnect; a message published while the connection was
+ * down is lost, so `onReconnect` runs a heartbeat at once to find grants that happened meanwhile.
+ */
+export class Wakeups {
+  private sub: RedisClient | undefined;
+  private connecting: Promise<void> | undefined;
+  private readonly mutex = new Mutex();
+  private ready = false;
+
+  constructor(
+    private readonly client: RedisClient,
+    private readonly channel: string,
+    private readonly onMessage: (message: string) => void,
+    private readonly onReconnect: () => void,
+  ) {}
+
+  /** Connects and subscribes once; every waiter awaits this before it enters a queue. */
+  start(): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    this.connecting ??= this.mutex
+      .runExclusive(() => this.connect())
+      .catch((err: unknown) => {
+        this.connecting = undefined; // let the next waiter try again
+        throw err;
+      });
+    return this.connecting;
+  }
+
+  private async connect(): Promise<void> {
+    const sub = this.client.duplicate() as RedisClient;
+    sub.on('error', (err: Error) => debug('subscriber error: %s', err.message));
+    sub.on('ready', () => {
+      if (this.ready) {
+        debug('subscriber reconnected');
+        this.onReconnect();
+      }
+    });
+    try {
+      await sub.connect();
+      await sub.subscribe(this.channel, (message: string) => this.onMessage(message));
+    } catch (err) {
+      await sub.disconnect().catch(() => undefined);
+      throw err;
+    }
+    this.sub = sub;
+    this.ready = true;
+  }
+
+  async close(): Promise<void> {
+    await this.mutex.runExclusive(async () => {
+      const sub = this.sub;
+      this.sub = undefined;
+      this.ready = false;
+      this.connecting = undefined;
+      if (!sub) return;
+      try {
+        await sub.unsubscribe(this.channel);
+        await sub.quit();
+      } catch {
+        await sub.disconnect().catch(() => undefined);
+      }
+    });
+  }
+}
