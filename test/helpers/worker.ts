@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { FairLocks, type Lease } from '../../src/index.js';
 import type { RedisClient } from '../../src/scripts.js';
+import { fencedWrite } from './fenced.js';
 import { connect } from './redis.js';
 
 export type Command =
@@ -14,7 +15,9 @@ export type Command =
   | { op: 'release'; req: string }
   | { op: 'check'; req: string }
   | { op: 'contend'; req: string; name: string; contenders: number; rounds: number; holdMs: number; counterKey: string }
-  | { op: 'close'; req: string };
+  | { op: 'close'; req: string }
+  /** Reads the lease's signal, then writes to the fenced store with its token (whatever the signal said). */
+  | { op: 'write'; req: string; key: string; value: string; storeUrl?: string };
 
 export type Event = { at: number; req?: string } & (
   | { ev: 'ready'; pid: number; sessionId: string }
@@ -26,6 +29,7 @@ export type Event = { at: number; req?: string } & (
   | { ev: 'error'; name: string; code: string; message: string }
   | { ev: 'section'; token: number; start: number; end: number; overlap: boolean }
   | { ev: 'done' }
+  | { ev: 'wrote'; token: number; aborted: boolean; accepted: boolean }
 );
 
 export const now = (): number => performance.timeOrigin + performance.now();
@@ -33,6 +37,7 @@ export const now = (): number => performance.timeOrigin + performance.now();
 let client: RedisClient;
 let locks: FairLocks;
 const leases = new Map<string, Lease>();
+const stores = new Map<string, Promise<RedisClient>>();
 
 function send(e: Omit<Event, 'at'>): void {
   process.send?.({ at: now(), ...e });
@@ -91,6 +96,17 @@ async function handle(c: Command): Promise<void> {
       await contend(c);
       send({ req: c.req, ev: 'done' });
       return;
+    case 'write': {
+      const lease = leases.get(c.req);
+      if (!lease) throw new Error(`no lease for ${c.req}`);
+      const aborted = lease.signal.aborted; // read first, as a careful holder would before writing
+      const url = c.storeUrl ?? '';
+      if (url && !stores.has(url)) stores.set(url, connect(url));
+      const store = url ? await stores.get(url)! : client;
+      const accepted = await fencedWrite(store, c.key, lease.token, c.value);
+      send({ req: c.req, ev: 'wrote', token: lease.token, aborted, accepted });
+      return;
+    }
     case 'close':
       await locks.close();
       await client.quit();
