@@ -1,0 +1,75 @@
+import test from 'ava';
+import { FairLocks } from '../src/index.js';
+import { spawnChild, stopAll, type Child } from './helpers/children.js';
+import { connect, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
+
+let server: RedisServer;
+const children: Child[] = [];
+test.before(async () => {
+  server = await startRedis();
+});
+test.after.always(async () => {
+  await stopAll(children);
+  await server?.stop();
+});
+
+test('10 waiters in 5 processes are granted exactly in the order they entered the queue', async (t) => {
+  const prefix = newPrefix();
+  const client = await connect(server.url);
+  const locks = new FairLocks(client, { prefix });
+  const holder = await locks.lock('q').acquire();
+
+  for (let i = 0; i < 5; i++) children.push(await spawnChild(server.url, prefix));
+  // Waiter k lives in process k % 5 and asks only after waiter k-1 is in the Redis queue.
+  const waiters = Array.from({ length: 10 }, (_, k) => ({ child: children[k % 5]!, req: `w${k}` }));
+  for (const [k, w] of waiters.entries()) {
+    w.child.send({ op: 'acquire', req: w.req, name: 'q', timeoutMs: 60_000 });
+    const queued = await w.child.expect(w.req, 'queued');
+    t.is(queued.ev === 'queued' && queued.position, k + 1);
+  }
+  const info = await locks.inspect('q');
+  t.is(info.queue.length, 10);
+
+  await holder.release();
+  const order: string[] = [];
+  const tokens: number[] = [];
+  for (const w of waiters) {
+    // Each granted waiter releases at once; the next in line must be the next one granted.
+    const granted = await Promise.race(
+      waiters.filter((x) => !order.includes(x.req)).map((x) => x.child.expect(x.req, 'granted', 20_000).then((e) => ({ x, e }))),
+    );
+    order.push(granted.x.req);
+    if (granted.e.ev === 'granted') tokens.push(granted.e.token);
+    granted.x.child.send({ op: 'release', req: granted.x.req });
+    await granted.x.child.expect(granted.x.req, 'released');
+    void w;
+  }
+  t.deepEqual(order, waiters.map((w) => w.req));
+  t.deepEqual(tokens, [...tokens].sort((a, b) => a - b));
+  t.is(new Set(tokens).size, tokens.length);
+  await locks.close();
+  await client.quit();
+});
+
+test('re-acquiring right after a release goes to the back of the queue', async (t) => {
+  const prefix = newPrefix();
+  const client = await connect(server.url);
+  const a = new FairLocks(client, { prefix });
+  const b = new FairLocks(client, { prefix });
+  const first = await a.lock('r').acquire();
+  let queued!: () => void;
+  const isQueued = new Promise<void>((r) => (queued = r));
+  const bWaits = b.lock('r').acquire({ onQueued: () => queued() });
+  await isQueued;
+  await first.release();
+  const again = a.lock('r').acquire();
+  const bLease = await bWaits;
+  t.is((await a.inspect('r')).holder?.id.split(':')[0], b.sessionId);
+  await bLease.release();
+  const aLease = await again;
+  t.true(aLease.token > bLease.token);
+  await aLease.release();
+  await a.close();
+  await b.close();
+  await client.quit();
+});

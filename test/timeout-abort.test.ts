@@ -1,0 +1,98 @@
+import test from 'ava';
+import { FairLocks, LockAbortedError, LockTimeoutError } from '../src/index.js';
+import type { RedisClient } from '../src/scripts.js';
+import { connect, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
+
+let server: RedisServer;
+let client: RedisClient;
+test.before(async () => {
+  server = await startRedis();
+  client = await connect(server.url);
+});
+test.after.always(async () => {
+  await client?.quit();
+  await server?.stop();
+});
+
+function queuedSignal(): { onQueued: () => void; queued: Promise<void> } {
+  let onQueued!: () => void;
+  const queued = new Promise<void>((r) => (onQueued = r));
+  return { onQueued, queued };
+}
+
+test('a waiter that times out leaves the queue and the one behind it is granted next', async (t) => {
+  const locks = new FairLocks(client, { prefix: newPrefix() });
+  const lock = locks.lock('x');
+  const holder = await lock.acquire();
+  const a = queuedSignal();
+  const timedOut = lock.acquire({ timeoutMs: 300, onQueued: a.onQueued });
+  await a.queued;
+  const b = queuedSignal();
+  const behind = lock.acquire({ onQueued: b.onQueued });
+  await b.queued;
+  const err = await t.throwsAsync(timedOut, { instanceOf: LockTimeoutError });
+  t.is(err?.code, 'LOCK_TIMEOUT');
+  const info = await locks.inspect('x');
+  t.is(info.queue.length, 1, 'only the waiter behind is left');
+  await holder.release();
+  const lease = await behind;
+  t.true(lease.token > holder.token);
+  await lease.release();
+  await locks.close();
+});
+
+test('an aborted waiter leaves the queue with LockAbortedError carrying the reason', async (t) => {
+  const locks = new FairLocks(client, { prefix: newPrefix() });
+  const lock = locks.lock('x');
+  const holder = await lock.acquire();
+  const controller = new AbortController();
+  const a = queuedSignal();
+  const aborted = lock.acquire({ signal: controller.signal, onQueued: a.onQueued });
+  await a.queued;
+  const reason = new Error('no longer needed');
+  controller.abort(reason);
+  const err = await t.throwsAsync(aborted, { instanceOf: LockAbortedError });
+  t.is(err?.cause, reason);
+  t.deepEqual((await locks.inspect('x')).queue, []);
+  // An already aborted signal fails before any Redis call.
+  await t.throwsAsync(lock.acquire({ signal: AbortSignal.abort() }), { instanceOf: LockAbortedError });
+  await holder.release();
+  t.is((await locks.inspect('x')).holder, null);
+  await locks.close();
+});
+
+test('a timeout racing the grant never leaves the lock stuck (many rounds)', async (t) => {
+  const prefix = newPrefix();
+  const holderSide = new FairLocks(client, { prefix });
+  const waiterSide = new FairLocks(client, { prefix });
+  const rounds = 150;
+  let granted = 0;
+  let timedOut = 0;
+  for (let i = 0; i < rounds; i++) {
+    const name = `race${i % 5}`;
+    const holder = await holderSide.lock(name).acquire();
+    const q = queuedSignal();
+    const waiting = waiterSide.lock(name).acquire({ timeoutMs: 5 + (i % 7), onQueued: q.onQueued });
+    const outcome = waiting.then(
+      (l) => l,
+      (e: unknown) => e,
+    );
+    // Release around the moment the timeout fires: sometimes before, sometimes after.
+    await new Promise((r) => setTimeout(r, i % 9));
+    await holder.release();
+    const result = await outcome;
+    if (result instanceof LockTimeoutError) timedOut++;
+    else {
+      granted++;
+      await (result as { release(): Promise<void> }).release();
+    }
+    // Whatever happened, the lock must be free right now for a third party.
+    const probe = await holderSide.lock(name).tryAcquire();
+    t.truthy(probe, `round ${i}: lock stuck after ${result instanceof Error ? 'timeout' : 'grant'}`);
+    await probe?.release();
+  }
+  t.is(granted + timedOut, rounds);
+  t.log(`granted ${granted}, timed out ${timedOut}`);
+  await holderSide.close();
+  await waiterSide.close();
+});
