@@ -34,13 +34,13 @@ interface W {
 }
 
 /** Spawns n children, each queues one waiter on `name` in turn; returns them in queue order. */
-async function queue(prefix: string, name: string, n: number): Promise<W[]> {
+async function queue(prefix: string, name: string, n: number, firstLeaseMs?: number): Promise<W[]> {
   const made = await Promise.all(Array.from({ length: n }, () => spawnChild(server.url, prefix, OPTS)));
   children.push(...made);
   const ws: W[] = [];
   for (const [i, child] of made.entries()) {
     const req = `w${i}`;
-    child.send({ op: 'acquire', req, name, timeoutMs: 30_000 });
+    child.send({ op: 'acquire', req, name, timeoutMs: 30_000, leaseMs: i === 0 ? firstLeaseMs : undefined });
     // The first one may find the lock free (it is then the holder).
     const q = await child.waitFor((e) => e.req === req && (e.ev === 'queued' || e.ev === 'granted'), 15_000, `queued ${req}`);
     if (q.ev === 'queued' && q.position > i + 1) throw new Error(`w${i} queued at ${q.position}`);
@@ -115,4 +115,15 @@ test.serial('SIGKILL of the holder and the head waiter at once: no second full l
   await Promise.all([holder!.child.stop(), head!.child.stop()]);
   await served(t, rest, killedAt);
   t.false(head!.child.events.some((e) => e.ev === 'granted'));
+});
+
+test.serial('SIGKILL of a short-lease holder and the head waiter at once: the head\'s unconfirmed grant ends at its liveness, not a full lease later', async (t) => {
+  const prefix = newPrefix();
+  // The holder's lease (300 ms) runs out while the dead head still looks alive (liveness 600 ms): the
+  // head is granted, but only until its liveness deadline, not for its 2500 ms lease.
+  const [holder, head, ...rest] = await queue(prefix, 'S', 5, 300);
+  await holder!.child.expect(holder!.req, 'granted');
+  const killedAt = wall();
+  await Promise.all([holder!.child.stop(), head!.child.stop()]);
+  await served(t, rest, killedAt, Math.max(300, OPTS.livenessMs) + OPTS.heartbeatMs);
 });
