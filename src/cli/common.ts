@@ -1,0 +1,196 @@
+/** What every command shares: exit codes, option parsing, the Redis connection, error reporting. */
+import { constants } from 'node:os';
+import { InvalidArgumentError as UsageError, Option } from 'commander';
+import ms from 'ms';
+import { createClient } from 'redis';
+import { DEFAULTS, FairLockError, InvalidArgumentError, LockTimeoutError } from '../index.js';
+
+/**
+ * Exit codes of fairlock itself. `exec` otherwise exits with its command's code (128 + N when the
+ * command died of signal N, as shells do). Documented in docs/cli.md; keep the two in step.
+ */
+export const EXIT = Object.freeze({
+  OK: 0,
+  /** The demo's summary found a grant out of queue order or overlapping holders. */
+  DEMO_FAILED: 1,
+  /** Bad arguments or options (sysexits EX_USAGE). */
+  USAGE: 64,
+  /** Redis unreachable or a Redis error (EX_UNAVAILABLE). */
+  UNAVAILABLE: 69,
+  /** An unexpected error inside fairlock (EX_SOFTWARE). */
+  INTERNAL: 70,
+  /** Gave up waiting: --timeout passed, or --timeout 0 and the lock was busy (EX_TEMPFAIL). */
+  TIMEOUT: 75,
+  /** The lease was lost while the command ran; the command was terminated. */
+  LOCK_LOST: 76,
+  /** The command was found but could not be run (as in shells). */
+  CANNOT_EXECUTE: 126,
+  /** The command was not found (as in shells). */
+  NOT_FOUND: 127,
+});
+
+/** An error that ends the command with `exitCode` and a one-line message on stderr. */
+export class CliError extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** 128 + the signal's number, as shells report a death by signal. */
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (constants.signals[signal] ?? 0);
+}
+
+/** Writes one line to stderr, prefixed with "fairlock: ". */
+export function say(line: string): void {
+  process.stderr.write(`fairlock: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
+}
+
+/** Parses "30s", "5m", "1.5h" or a plain number of milliseconds. */
+export function parseDuration(value: string): number {
+  const parsed = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : (ms as (v: string) => number | undefined)(value);
+  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
+    throw new UsageError('expected a duration such as 500ms, 30s, 5m or a number of milliseconds');
+  }
+  return Math.ceil(parsed);
+}
+
+export function parseCount(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** Formats milliseconds for people: 850ms, 4.2s, 3m05s. */
+export function formatMs(value: number): string {
+  if (value < 1000) return `${Math.round(value)}ms`;
+  if (value < 60_000) return `${(value / 1000).toFixed(1)}s`;
+  const s = Math.round(value / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** The --redis and --prefix options every command that talks to Redis takes. */
+export function redisOptions(): Option[] {
+  return [
+    new Option('--redis <url>', 'Redis URL').env('REDIS_URL').default(DEFAULT_REDIS_URL),
+    new Option('--prefix <prefix>', 'key prefix of the locks').default(DEFAULTS.prefix),
+  ];
+}
+
+/** The URL with any password hidden, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Client = ReturnType<typeof createClient<any, any, any>>;
+
+/**
+ * Connects to Redis, failing with EXIT.UNAVAILABLE within about `timeoutMs` when it cannot. Once
+ * connected, the client reconnects with backoff (the lease's own deadline decides when a long outage
+ * loses the lock).
+ */
+export async function connectRedis(url: string, timeoutMs = 5_000): Promise<Client> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CliError(EXIT.USAGE, `--redis: not a URL: ${url}`);
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new CliError(EXIT.USAGE, `--redis: expected a redis:// or rediss:// URL, got ${redactUrl(url)}`);
+  }
+  let connected = false;
+  let lastError: Error | undefined;
+  const client = createClient({
+    url,
+    socket: {
+      connectTimeout: Math.min(timeoutMs, 3_000),
+      reconnectStrategy: (retries: number, cause: Error) => {
+        lastError = cause;
+        if (connected) return Math.min(50 * 2 ** retries, 1_000);
+        return retries >= 3 ? cause : 100 * (retries + 1);
+      },
+    },
+  });
+  let reported = false;
+  client.on('error', (err: Error) => {
+    lastError = err;
+    if (connected && !reported) {
+      reported = true;
+      say(`Redis connection error (reconnecting): ${err.message}`);
+    }
+  });
+  client.on('ready', () => (reported = false));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.connect().then(() => client.ping()),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${formatMs(timeoutMs)}`)), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    await client.disconnect().catch(() => undefined);
+    const why = (err as Error).message || lastError?.message || String(err);
+    throw new CliError(EXIT.UNAVAILABLE, `cannot connect to Redis at ${redactUrl(url)}: ${why}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  connected = true;
+  return client as Client;
+}
+
+/** Quits the client, or drops the connection if Redis does not answer within `timeoutMs`. */
+export async function closeRedis(client: Client | undefined, timeoutMs = 2_000): Promise<void> {
+  if (!client?.isOpen) return;
+  let timer: NodeJS.Timeout | undefined;
+  const quit = client.quit().then(
+    () => true,
+    () => false,
+  );
+  const ok = await Promise.race([quit, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+  clearTimeout(timer);
+  if (!ok && client.isOpen) await client.disconnect().catch(() => undefined);
+}
+
+/** Runs `work` but gives up after `timeoutMs` (cleanup must never hang the command). */
+export async function bounded(work: Promise<unknown>, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+  clearTimeout(timer);
+}
+
+function looksLikeConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return (
+    (typeof code === 'string' && /^E[A-Z]+$/.test(code)) ||
+    /Socket|Connection|ClientClosed|Disconnect/i.test(err.name) ||
+    /ECONNREFUSED|ECONNRESET|socket|connection/i.test(err.message)
+  );
+}
+
+/** Maps any error to a CliError with the exit code the docs promise. */
+export function toCliError(err: unknown): CliError {
+  if (err instanceof CliError) return err;
+  if (err instanceof LockTimeoutError) return new CliError(EXIT.TIMEOUT, err.message);
+  if (err instanceof InvalidArgumentError) return new CliError(EXIT.USAGE, err.message);
+  if (err instanceof FairLockError && err.code === 'REDIS_ERROR') return new CliError(EXIT.UNAVAILABLE, `Redis error: ${err.message}`);
+  if (looksLikeConnectionError(err)) return new CliError(EXIT.UNAVAILABLE, `Redis error: ${(err as Error).message}`);
+  if (err instanceof FairLockError) return new CliError(EXIT.INTERNAL, `${err.code}: ${err.message}`);
+  return new CliError(EXIT.INTERNAL, `unexpected error: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+}

@@ -1,0 +1,319 @@
+/**
+ * `fairlock demo`: a few worker processes contend for one lock; a live timeline shows who waits,
+ * who holds and how fast the lock is handed on, and a summary checks that grants followed the queue.
+ * Without --redis/REDIS_URL it starts its own redis-server on a free loopback port and stops it after.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, Option } from 'commander';
+import { closeRedis, CliError, connectRedis, EXIT, formatMs, parseCount, parseDuration, redactUrl, say, toCliError } from './common.js';
+import { clock, type DemoOrder, type DemoReport } from './demo-protocol.js';
+
+export interface DemoOptions {
+  redis?: string;
+  prefix: string;
+  workers: number;
+  rounds: number;
+  hold: number;
+}
+
+/** The whole demo, Redis start-up included, must end within this. */
+const DEMO_LIMIT_MS = 15_000;
+const LOCK = 'demo';
+
+export function demoCommand(): Command {
+  const cmd = new Command('demo')
+    .summary('watch worker processes share one lock in FIFO order')
+    .description(
+      'Forks worker processes that contend for one lock and prints a live timeline: who waits, who\n' +
+        'holds, the hand-off latency, and a summary that checks that grants followed the queue order.\n' +
+        'Without --redis or REDIS_URL it starts its own redis-server on a free loopback port.',
+    )
+    .addOption(new Option('--redis <url>', 'use this Redis instead of starting one').env('REDIS_URL'))
+    .option('--prefix <prefix>', 'key prefix for the demo lock', 'fairlock-demo')
+    .addOption(new Option('--workers <n>', 'worker processes').argParser(parseCount(2, 8)).default(4))
+    .addOption(new Option('--rounds <n>', 'times each worker takes the lock').argParser(parseCount(1, 5)).default(2))
+    .addOption(new Option('--hold <duration>', 'how long a worker holds the lock').argParser(parseDuration).default(250, '250ms'));
+  cmd.addHelpText('after', '\nExit codes: 0 grants followed the queue; 1 they did not; 64 bad usage; 69 no Redis; 70 internal error or over 15s.');
+  cmd.action(async (options: DemoOptions) => {
+    process.exitCode = await runDemo(options);
+  });
+  return cmd;
+}
+
+interface OwnRedis {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts redis-server on a free loopback port; rejects with EXIT.UNAVAILABLE when it cannot. */
+async function startRedis(): Promise<OwnRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'fairlock-demo-'));
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'], {
+    stdio: 'ignore',
+  });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const failed = new Promise<never>((_, reject) => {
+    proc.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new CliError(
+          EXIT.UNAVAILABLE,
+          err.code === 'ENOENT'
+            ? 'no Redis for the demo: redis-server is not installed and neither --redis nor REDIS_URL is set (install redis-server, or pass --redis redis://HOST:PORT)'
+            : `could not start redis-server: ${err.message}`,
+        ),
+      ),
+    );
+    void exited.then(() => reject(new CliError(EXIT.UNAVAILABLE, `redis-server exited at start-up (port ${port}); pass --redis redis://HOST:PORT to use a running one`)));
+  });
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
+      process.kill(proc.pid, 'SIGTERM');
+      const timer = setTimeout(() => proc.pid !== undefined && proc.exitCode === null && proc.kill('SIGKILL'), 2_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const url = `redis://127.0.0.1:${port}`;
+  try {
+    // Bounded: at most 50 tries over about 5 s.
+    for (let i = 0; ; i++) {
+      try {
+        const client = await Promise.race([connectRedis(url, 1_000), failed]);
+        await closeRedis(client);
+        break;
+      } catch (err) {
+        if (i >= 50 || (err instanceof CliError && err.exitCode === EXIT.UNAVAILABLE && proc.pid === undefined)) throw err;
+        if (proc.exitCode !== null || proc.signalCode !== null) await failed;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, pid: proc.pid!, stop };
+}
+
+class Worker {
+  readonly reports: DemoReport[] = [];
+  private listeners: ((r: DemoReport) => void)[] = [];
+  grants = 0;
+  constructor(
+    readonly label: string,
+    readonly proc: ChildProcess,
+  ) {
+    proc.on('message', (r: DemoReport) => {
+      this.reports.push(r);
+      for (const l of this.listeners) l(r);
+    });
+  }
+  on(listener: (r: DemoReport) => void): void {
+    this.listeners.push(listener);
+  }
+  next(match: (r: DemoReport) => boolean): Promise<DemoReport> {
+    return new Promise((resolve) => {
+      const l = (r: DemoReport) => {
+        if (!match(r)) return;
+        this.listeners = this.listeners.filter((x) => x !== l);
+        resolve(r);
+      };
+      this.listeners.push(l);
+    });
+  }
+  send(order: DemoOrder): void {
+    if (this.proc.connected) this.proc.send(order);
+  }
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null || this.proc.pid === undefined) return;
+    const exited = new Promise((r) => this.proc.once('exit', r));
+    process.kill(this.proc.pid, 'SIGKILL');
+    await exited;
+  }
+}
+
+interface Grant {
+  worker: string;
+  token: number;
+  at: number;
+  immediate: boolean;
+  waitedMs: number;
+  releasingAt?: number;
+}
+
+export async function runDemo(options: DemoOptions): Promise<number> {
+  let redis: OwnRedis | undefined;
+  const workers: Worker[] = [];
+  let limit: NodeJS.Timeout | undefined;
+  try {
+    let url = options.redis;
+    if (url) {
+      await closeRedis(await connectRedis(url));
+    } else {
+      redis = await startRedis();
+      url = redis.url;
+    }
+    out(`fairlock demo: ${options.workers} worker processes take the lock "${LOCK}" ${options.rounds} times each, holding it ~${formatMs(options.hold)}`);
+    out(`redis: ${redactUrl(url)}${redis ? ` (a redis-server the demo started, pid ${redis.pid}; stopped at the end)` : ''}\n`);
+
+    const ext = extname(fileURLToPath(import.meta.url)); // .js when built, .ts when run through tsx
+    const script = fileURLToPath(new URL(`./demo-worker${ext}`, import.meta.url));
+    for (let i = 0; i < options.workers; i++) {
+      const proc = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      workers.push(new Worker(`w${i + 1}`, proc));
+    }
+    const timedOut = new Promise<never>((_, reject) => {
+      limit = setTimeout(() => reject(new CliError(EXIT.INTERNAL, `the demo did not finish within ${formatMs(DEMO_LIMIT_MS)}`)), DEMO_LIMIT_MS);
+    });
+    const failure = new Promise<never>((_, reject) => {
+      for (const w of workers) {
+        w.on((r) => r.ev === 'error' && reject(new CliError(EXIT.INTERNAL, `worker ${w.label}: ${r.message}`)));
+        w.proc.once('exit', (code, sig) => reject(new CliError(EXIT.INTERNAL, `worker ${w.label} exited early (${sig ?? code})`)));
+      }
+    });
+    const ready = workers.map((w) => w.next((r) => r.ev === 'ready'));
+    for (const w of workers) w.send({ op: 'init', url, prefix: options.prefix, name: LOCK });
+    await Promise.race([Promise.all(ready), timedOut, failure]);
+    const summary = await Promise.race([contend(workers, options), timedOut, failure]);
+    return summary;
+  } catch (err) {
+    const e = toCliError(err);
+    say(e.message);
+    return e.exitCode;
+  } finally {
+    clearTimeout(limit);
+    for (const w of workers) w.proc.removeAllListeners('exit');
+    await Promise.all(workers.map((w) => w.stop()));
+    await redis?.stop();
+  }
+}
+
+function out(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+/** Runs the contention, prints the timeline and the summary; resolves with the exit code. */
+async function contend(workers: Worker[], options: DemoOptions): Promise<number> {
+  const t0 = clock();
+  const stamp = (at: number) => `${((at - t0) / 1000).toFixed(3).padStart(7)}s`;
+  /** The queue as the demo knows it: workers are sent to the queue one at a time, so this is Redis's order. */
+  const queue: Worker[] = [];
+  const entered: string[] = [];
+  const grants: Grant[] = [];
+  const violations: string[] = [];
+  let holder: Grant | undefined;
+  /** A grant whose report arrived before the previous holder's "releasing" report. */
+  let early: { w: Worker; r: Extract<DemoReport, { ev: 'granted' }> } | undefined;
+  const total = workers.length * options.rounds;
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+  const waiting = () => (queue.length ? `queue: ${queue.map((w) => w.label).join(' ')}` : 'queue: empty');
+  const line = (at: number, w: Worker, what: string, extra = '') => out(`${stamp(at)}  ${w.label.padEnd(3)} ${what.padEnd(44)} ${extra}`);
+
+  // Send workers to the queue strictly one after another, so that the order they entered is known.
+  let door = Promise.resolve();
+  const enter = (w: Worker) => {
+    door = door.then(async () => {
+      const hold = Math.round(options.hold * (0.7 + 0.6 * Math.random()));
+      const arrived = w.next((r) => r.ev === 'queued' || r.ev === 'granted');
+      w.send({ op: 'acquire', holdMs: hold });
+      await arrived;
+    });
+  };
+
+  const onGranted = (w: Worker, r: Extract<DemoReport, { ev: 'granted' }>) => {
+    if (holder) {
+      early = { w, r }; // the holder's "releasing" report is still on its way
+      return;
+    }
+    const g: Grant = { worker: w.label, token: r.token, at: r.at, immediate: r.immediate, waitedMs: r.waitedMs };
+    const prev = grants.at(-1);
+    if (!r.immediate) {
+      const head = queue[0];
+      if (head !== w) violations.push(`${w.label} was granted while ${head?.label ?? 'nobody'} was at the head of the queue`);
+      const i = queue.indexOf(w);
+      if (i >= 0) queue.splice(i, 1);
+    }
+    if (prev && r.token <= prev.token) violations.push(`token ${r.token} of ${w.label} is not above ${prev.token}`);
+    if (prev?.releasingAt !== undefined && r.at < prev.releasingAt) violations.push(`${w.label} held the lock before ${prev.worker} released it`);
+    grants.push(g);
+    holder = g;
+    w.grants++;
+    const how = r.immediate
+      ? 'the lock was free'
+      : prev?.releasingAt !== undefined
+        ? `hand-off from ${prev.worker} in ${(r.at - prev.releasingAt).toFixed(2)}ms, waited ${formatMs(r.waitedMs)}`
+        : `waited ${formatMs(r.waitedMs)}`;
+    line(r.at, w, `HOLDS    token ${r.token}`, `${how}; ${waiting()}`);
+  };
+
+  for (const w of workers) {
+    w.on((r) => {
+      if (r.ev === 'queued') {
+        queue.push(w);
+        entered.push(w.label);
+        line(r.at, w, `waits    position ${r.position}`, waiting());
+      } else if (r.ev === 'granted') {
+        if (r.immediate) entered.push(w.label);
+        onGranted(w, r);
+      } else if (r.ev === 'releasing') {
+        if (holder) holder.releasingAt = r.at;
+        line(r.at, w, 'releases', `held ${formatMs(r.at - (holder?.at ?? r.at))}`);
+        holder = undefined;
+        if (early) {
+          const e = early;
+          early = undefined;
+          onGranted(e.w, e.r);
+        }
+      } else if (r.ev === 'released') {
+        if (grants.length === total && !holder) finish();
+        else if (w.grants < options.rounds) setTimeout(() => enter(w), 30 + Math.random() * 120);
+      }
+    });
+  }
+
+  // Shuffle who comes first, then let them in one by one.
+  const order = [...workers].sort(() => Math.random() - 0.5);
+  out(`${'time'.padStart(8)}  who event${' '.repeat(40)}  detail`);
+  for (const w of order) enter(w);
+  await finished;
+
+  const handoffs = grants
+    .map((g, i) => (i > 0 && !g.immediate && grants[i - 1]!.releasingAt !== undefined ? g.at - grants[i - 1]!.releasingAt! : undefined))
+    .filter((x): x is number => x !== undefined)
+    .sort((a, b) => a - b);
+  const grantOrder = grants.map((g) => g.worker);
+  const fifo = violations.length === 0 && grantOrder.join(' ') === entered.join(' ');
+  const mark = (ok: boolean) => (ok ? 'ok' : 'FAILED');
+  out('\nsummary');
+  out(`  queue order   ${entered.join(' ')}`);
+  out(`  grant order   ${grantOrder.join(' ')}`);
+  out(`  FIFO          ${mark(fifo)}: ${grants.length} grants, each to the worker at the head of the queue`);
+  out(`  tokens        ${mark(!violations.some((v) => v.startsWith('token')))}: strictly increasing (${grants[0]?.token} .. ${grants.at(-1)?.token})`);
+  out(`  exclusion     ${mark(!violations.some((v) => v.includes('before')))}: each holder released before the next one held`);
+  if (handoffs.length > 0) {
+    const median = handoffs[Math.floor(handoffs.length / 2)]!;
+    out(`  hand-off      median ${median.toFixed(2)}ms, max ${handoffs.at(-1)!.toFixed(2)}ms (release call -> next holder knows it holds)`);
+  }
+  for (const v of violations) out(`  violation     ${v}`);
+  for (const w of workers) w.send({ op: 'quit' });
+  return fifo ? EXIT.OK : EXIT.DEMO_FAILED;
+}
