@@ -83,6 +83,7 @@ export class Lease implements AsyncDisposable {
   /** Sets the lease to end `ms` from now (default: this lease's length); later renewals use `ms`. */
   async extend(ms: number = this.leaseMs): Promise<void> {
     const value = checkDuration(ms, 'ms');
+    if (this.lostError) throw this.lostError;
     if (this.releasing) throw new NotHolderError(`lease on "${this.name}" was released`);
     if (this.checkDeadline()) throw this.lostError!;
     const reply = await this.state.session.scripts.extend(this.state.keys, this.id, value);
