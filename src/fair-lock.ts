@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { LockAbortedError, LockTimeoutError } from './errors.js';
 import type { FairLocks } from './fair-locks.js';
+import { lockKeys } from './keys.js';
 import { Lease } from './lease.js';
 import { resolveAcquire, type AcquireOptions, type ResolvedAcquire } from './options.js';
 import { monotonic } from './scripts.js';
@@ -56,10 +57,10 @@ export class FairLock {
     const nested = this.nested(o);
     if (nested) return nested;
     const { session } = this.locks.internals();
-    const state = session.state(this.name);
     const id = session.nextWaiterId(o.leaseMs, o.autoRenew);
-    const reply = await session.scripts.acquire(state.keys, id, session.options.livenessMs, 'try');
-    if (reply.kind !== 'granted') return null;
+    const reply = await session.scripts.acquire(lockKeys(session.options.prefix, this.name), id, session.options.livenessMs, 'try');
+    if (reply.kind !== 'granted') return null; // no local state was made, so nothing to clean up
+    const state = session.state(this.name);
     const lease = new Lease(state, id, reply.token, reply.exp, reply, o.leaseMs, o.autoRenew);
     state.leaseHeld(lease);
     return lease;

@@ -39,7 +39,10 @@ let locks: FairLocks;
 const leases = new Map<string, Lease>();
 const stores = new Map<string, Promise<RedisClient>>();
 
-function send(e: Omit<Event, 'at'>): void {
+/** Omit<Event, 'at'> for each member of the union (a plain Omit would merge them). */
+type Unstamped = Event extends infer E ? (E extends unknown ? Omit<E, 'at'> : never) : never;
+
+function send(e: Unstamped): void {
   process.send?.({ at: now(), ...e });
 }
 
