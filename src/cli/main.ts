@@ -28,6 +28,14 @@ async function main(argv: string[]): Promise<void> {
   for (const c of p.commands) {
     c.exitOverride().configureOutput(p.configureOutput()).showSuggestionAfterError();
   }
+  const exec = p.commands.find((c) => c.name() === 'exec')!;
+  exec.configureOutput({
+    // `fairlock exec NAME ls -la`: the command's options were taken for ours.
+    outputError: (text, write) => {
+      const hint = /unknown option/.test(text) ? ' (put -- before the command: fairlock exec NAME [options] -- COMMAND [ARGS...])' : ' (see fairlock exec --help)';
+      write(`fairlock: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}${hint}\n`);
+    },
+  });
   try {
     await p.parseAsync(argv);
   } catch (err) {

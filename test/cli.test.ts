@@ -1,0 +1,308 @@
+/**
+ * The `fairlock` command, run as the built binary (node dist/cli/main.js) in child processes
+ * against a real redis-server. `npm test` builds first, so dist/ is fresh.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { FairLocks, type Lease } from '../src/index.js';
+import { lockKeys } from '../src/keys.js';
+import type { RedisClient } from '../src/scripts.js';
+import { connect, freePort, hasRedisBinary, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
+
+const BIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const NODE = process.execPath;
+
+let server: RedisServer;
+let client: RedisClient;
+let dir: string;
+const started = new Set<ChildProcess>();
+
+test.before(async () => {
+  server = await startRedis();
+  client = await connect(server.url);
+  dir = mkdtempSync(join(tmpdir(), 'fairlock-cli-test-'));
+});
+test.after.always(async () => {
+  for (const p of started) if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
+  await client?.quit().catch(() => undefined);
+  await server?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  proc: ChildProcess;
+  /** Resolves when the process has exited; never rejects. */
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** Starts `node dist/cli/main.js ...args`; killed after `limitMs` so that no test can hang. */
+function fairlock(args: string[], options: { env?: NodeJS.ProcessEnv; limitMs?: number } = {}): Run {
+  const proc = spawn(NODE, [BIN, ...args], { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(proc);
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const limit = setTimeout(() => proc.kill('SIGKILL'), options.limitMs ?? 30_000);
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
+    proc.once('close', (code, signal) => {
+      clearTimeout(limit);
+      started.delete(proc);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { proc, done };
+}
+
+const run = (args: string[], options?: { env?: NodeJS.ProcessEnv; limitMs?: number }) => fairlock(args, options).done;
+
+/** Polls until `check` holds; fails after `timeoutMs`. */
+async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function holdLock(prefix: string, name: string): Promise<{ locks: FairLocks; lease: Lease }> {
+  const locks = new FairLocks(client, { prefix });
+  const lease = await locks.lock(name).acquire({ timeoutMs: 10_000 });
+  return { locks, lease };
+}
+
+const redisArgs = (prefix: string) => ['--redis', server.url, '--prefix', prefix];
+const lines = (s: string) => s.trim().split('\n').filter(Boolean);
+
+test.serial('concurrent execs run their commands one at a time, in the order they entered the queue', async (t) => {
+  const prefix = newPrefix('cli');
+  const out = join(dir, `${prefix}.fifo`);
+  const { locks, lease } = await holdLock(prefix, 'q');
+  // Each command writes "k token start", sleeps a little, then "k end": overlapping holders would interleave.
+  const script =
+    "const fs=require('fs');const [f,k]=process.argv.slice(1);" +
+    "fs.appendFileSync(f,k+' '+process.env.FAIRLOCK_TOKEN+' start\\n');" +
+    "setTimeout(()=>fs.appendFileSync(f,k+' end\\n'),30)";
+  const runs: Run[] = [];
+  for (let k = 0; k < 5; k++) {
+    runs.push(fairlock(['exec', 'q', ...redisArgs(prefix), '--quiet', '--', NODE, '-e', script, out, String(k)]));
+    // Start the next one only once this one is in the Redis queue.
+    await until(async () => (await locks.inspect('q')).queue.length === k + 1, `exec ${k} to be queued`);
+  }
+  t.false(existsSync(out), 'no command ran while the lock was held');
+  await lease.release();
+  const results = await Promise.all(runs.map((r) => r.done));
+  t.deepEqual(results.map((r) => r.code), [0, 0, 0, 0, 0], results.map((r) => r.stderr).join(''));
+  const written = lines(readFileSync(out, 'utf8'));
+  t.deepEqual(written.map((l) => l.split(' ')[0]), ['0', '0', '1', '1', '2', '2', '3', '3', '4', '4']);
+  t.deepEqual(written.map((l) => l.split(' ').at(-1)), Array(5).fill(['start', 'end']).flat());
+  const tokens = written.filter((l) => l.endsWith('start')).map((l) => Number(l.split(' ')[1]));
+  t.true(tokens.every((x, i) => Number.isSafeInteger(x) && (i === 0 || x > tokens[i - 1]!)), `tokens increase: ${tokens.join(' ')}`);
+  t.is((await locks.inspect('q')).holder, null);
+  await locks.close();
+});
+
+test.serial('the command gets FAIRLOCK_NAME and FAIRLOCK_TOKEN, and its exit code is passed on', async (t) => {
+  const prefix = newPrefix('cli');
+  const name = 'reports {daily}: 100%';
+  const r = await run([
+    'exec', name, ...redisArgs(prefix), '--quiet', '--',
+    NODE, '-e', 'console.log(JSON.stringify({ name: process.env.FAIRLOCK_NAME, token: process.env.FAIRLOCK_TOKEN })); process.exit(7)',
+  ]);
+  t.is(r.code, 7, r.stderr);
+  const env = JSON.parse(r.stdout) as { name: string; token: string };
+  t.is(env.name, name);
+  t.regex(env.token, /^\d+$/);
+  t.is(r.stderr, '', '--quiet prints nothing on success');
+  const locks = new FairLocks(client, { prefix });
+  const next = await locks.lock(name).acquire({ timeoutMs: 5_000 });
+  t.true(next.token > Number(env.token), 'the lock was released and tokens go on increasing');
+  await next.release();
+  await locks.close();
+
+  const killed = await run(['exec', 'sig', ...redisArgs(prefix), '--quiet', '--', NODE, '-e', "process.kill(process.pid, 'SIGTERM')"]);
+  t.is(killed.code, 128 + 15, 'a command killed by a signal gives 128 + N');
+});
+
+test.serial('each failure has its own exit code and a one-line message', async (t) => {
+  const prefix = newPrefix('cli');
+  const oneLine = (r: { stderr: string }, re: RegExp) => {
+    t.is(lines(r.stderr).length, 1, `one line: ${r.stderr}`);
+    t.regex(r.stderr, re);
+  };
+  // Bad usage: 64.
+  for (const args of [
+    ['exec', 'x', ...redisArgs(prefix)], // no command
+    ['exec', 'x', ...redisArgs(prefix), '--timeout', 'soon', '--', 'true'],
+    ['exec', 'x', ...redisArgs(prefix), '--lease', '-5s', '--', 'true'],
+    ['exec', 'x', ...redisArgs(prefix), 'ls', '-la'], // options of the command without --
+    ['exec', 'x', '--redis', 'http://127.0.0.1:1', '--', 'true'],
+    ['status', 'x', '--redis', 'not a url'],
+    ['nonsense'],
+    [],
+  ]) {
+    const r = await run(args);
+    t.is(r.code, 64, `${args.join(' ')}: ${r.stderr}`);
+    if (args.length > 0) oneLine(r, /^fairlock: /);
+  }
+  // Redis unreachable: 69.
+  const closed = `redis://127.0.0.1:${await freePort()}`;
+  for (const args of [['exec', 'x', '--redis', closed, '--', 'true'], ['status', 'x', '--redis', closed]]) {
+    const r = await run(args);
+    t.is(r.code, 69, r.stderr);
+    oneLine(r, /cannot connect to Redis/);
+  }
+  // Timed out waiting: 75, and the waiter left the queue.
+  const { locks, lease } = await holdLock(prefix, 'busy');
+  const timedOut = await run(['exec', 'busy', ...redisArgs(prefix), '--quiet', '--timeout', '300ms', '--', 'true']);
+  t.is(timedOut.code, 75, timedOut.stderr);
+  oneLine(timedOut, /timed out/);
+  const busy = await run(['exec', 'busy', ...redisArgs(prefix), '--quiet', '--timeout', '0', '--', 'true']);
+  t.is(busy.code, 75, busy.stderr);
+  oneLine(busy, /held or has waiters/);
+  t.deepEqual((await locks.inspect('busy')).queue, []);
+  await lease.release();
+  await locks.close();
+  // The command cannot run: 127 not found, 126 not executable; the lock is released either way.
+  const notFound = await run(['exec', 'x', ...redisArgs(prefix), '--quiet', '--', 'fairlock-no-such-command']);
+  t.is(notFound.code, 127, notFound.stderr);
+  oneLine(notFound, /command not found/);
+  const plain = join(dir, 'not-executable');
+  writeFileSync(plain, 'echo hi\n');
+  chmodSync(plain, 0o644);
+  const denied = await run(['exec', 'x', ...redisArgs(prefix), '--quiet', '--', plain]);
+  t.is(denied.code, 126, denied.stderr);
+  oneLine(denied, /cannot execute/);
+  const after = new FairLocks(client, { prefix });
+  t.is((await after.inspect('x')).holder, null);
+  await after.close();
+});
+
+test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs nothing', async (t) => {
+  const prefix = newPrefix('cli');
+  const marker = join(dir, `${prefix}.ran`);
+  const { locks, lease } = await holdLock(prefix, 'w');
+  for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    const r = fairlock(['exec', 'w', ...redisArgs(prefix), '--', NODE, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`]);
+    await until(async () => (await locks.inspect('w')).queue.length === 1, 'the exec to be queued');
+    r.proc.kill(sig);
+    const res = await r.done;
+    t.is(res.code, code, res.stderr);
+    t.regex(res.stderr, new RegExp(`${sig} received`));
+    // Gone from the queue now, not after its liveness ran out (inspect lists live sessions' waiters).
+    t.deepEqual((await locks.inspect('w')).queue, []);
+    t.is(await client.zCard(lockKeys(prefix, 'w').queue), 0);
+  }
+  t.is((await locks.inspect('w')).holder?.token, lease.token);
+  t.false(existsSync(marker));
+  await lease.release();
+  await locks.close();
+});
+
+test.serial('SIGTERM while the command runs is passed to it; fairlock exits with its code and releases', async (t) => {
+  const prefix = newPrefix('cli');
+  const ready = join(dir, `${prefix}.ready`);
+  const r = fairlock([
+    'exec', 'fwd', ...redisArgs(prefix), '--quiet', '--',
+    NODE, '-e', `process.on('SIGTERM', () => process.exit(3)); require('fs').writeFileSync(${JSON.stringify(ready)}, 'x'); setInterval(() => {}, 1000)`,
+  ]);
+  await until(() => existsSync(ready), 'the command to start');
+  r.proc.kill('SIGTERM');
+  const res = await r.done;
+  t.is(res.code, 3, res.stderr);
+  const locks = new FairLocks(client, { prefix });
+  t.is((await locks.inspect('fwd')).holder, null);
+  await locks.close();
+});
+
+test.serial('a lost lease stops the command: SIGTERM, SIGKILL after the grace period, exit 76', async (t) => {
+  const prefix = newPrefix('cli');
+  const log = join(dir, `${prefix}.lost`);
+  // The command ignores SIGTERM, so only SIGKILL can stop it.
+  const r = fairlock([
+    'exec', 'l', ...redisArgs(prefix), '--lease', '1s', '--grace', '300ms', '--',
+    NODE, '-e',
+    `const fs = require('fs'); const f = ${JSON.stringify(log)};
+     process.on('SIGTERM', () => fs.appendFileSync(f, 'term\\n'));
+     fs.appendFileSync(f, 'pid ' + process.pid + '\\n'); setInterval(() => {}, 1000)`,
+  ]);
+  await until(() => existsSync(log), 'the command to start');
+  // Redis forgets the owner: the next heartbeat (every lease/3) finds the lease gone.
+  await client.del(lockKeys(prefix, 'l').owner);
+  const res = await r.done;
+  t.is(res.code, 76, res.stderr);
+  t.regex(res.stderr, /lost the lock "l"/);
+  t.regex(res.stderr, /SIGKILL/);
+  const written = readFileSync(log, 'utf8');
+  t.regex(written, /term/);
+  const pid = Number(/pid (\d+)/.exec(written)![1]);
+  t.throws(() => process.kill(pid, 0), undefined, 'the command is gone');
+});
+
+test.serial('status --json parses and matches inspect(); status without a name lists the lock', async (t) => {
+  const prefix = newPrefix('cli');
+  const name = 'st {x}';
+  const { locks, lease } = await holdLock(prefix, name);
+  const others = [new FairLocks(client, { prefix }), new FairLocks(client, { prefix })];
+  const waits = others.map((l) => l.lock(name).acquire({ timeoutMs: 30_000 }));
+  await until(async () => (await locks.inspect(name)).queue.length === 2, 'two waiters');
+  const before = await locks.inspect(name);
+
+  const r = await run(['status', name, ...redisArgs(prefix), '--json']);
+  t.is(r.code, 0, r.stderr);
+  const status = JSON.parse(r.stdout) as Awaited<ReturnType<FairLocks['inspect']>> & { name: string; prefix: string };
+  const after = await locks.inspect(name);
+  t.is(status.name, name);
+  t.is(status.prefix, prefix);
+  t.is(status.holder?.id, after.holder?.id);
+  t.is(status.holder?.token, lease.token);
+  t.true(status.holder!.leaseLeftMs <= before.holder!.leaseLeftMs + 5_000 && status.holder!.leaseLeftMs > 0);
+  t.deepEqual(
+    status.queue.map((q) => [q.id, q.position]),
+    after.queue.map((q) => [q.id, q.position]),
+  );
+  status.queue.forEach((q, i) => t.true(q.waitedMs >= before.queue[i]!.waitedMs && q.waitedMs <= after.queue[i]!.waitedMs));
+
+  const text = await run(['status', name, ...redisArgs(prefix)]);
+  t.is(text.code, 0);
+  t.true(text.stdout.includes(String(lease.token)));
+  for (const q of after.queue) t.true(text.stdout.includes(q.id));
+
+  const list = await run(['status', ...redisArgs(prefix), '--json']);
+  t.is(list.code, 0, list.stderr);
+  const listed = JSON.parse(list.stdout) as { locks: { name: string; holder: { token: number } | null; queueLength: number }[] };
+  t.deepEqual(listed.locks.map((l) => [l.name, l.holder?.token, l.queueLength]), [[name, lease.token, 2]]);
+
+  await lease.release();
+  for (const w of waits) await (await w).release();
+  await Promise.all([locks, ...others].map((l) => l.close()));
+  const idle = await run(['status', ...redisArgs(prefix), '--json']);
+  t.deepEqual((JSON.parse(idle.stdout) as { locks: unknown[] }).locks, [], 'a released lock is no longer listed');
+});
+
+test.serial('every command has --help', async (t) => {
+  for (const args of [['--help'], ['exec', '--help'], ['status', '--help'], ['demo', '--help'], ['help', 'exec']]) {
+    const r = await run(args);
+    t.is(r.code, 0, args.join(' '));
+    t.regex(r.stdout, /Usage: fairlock/);
+  }
+});
+
+test.serial('the demo runs its own redis-server, shows grants in queue order and exits 0', async (t) => {
+  const env = { ...process.env };
+  delete env.REDIS_URL;
+  // With no redis-server binary (Redis from Docker), point the demo at the test server instead.
+  const args = hasRedisBinary() ? ['demo'] : ['demo', '--redis', server.url];
+  const startedAt = Date.now();
+  const r = await run(args, { env, limitMs: 30_000 });
+  t.is(r.code, 0, r.stdout + r.stderr);
+  t.true(Date.now() - startedAt < 20_000);
+  t.regex(r.stdout, /FIFO\s+ok/);
+  t.regex(r.stdout, /HOLDS/);
+  t.regex(r.stdout, /hand-off/);
+});
