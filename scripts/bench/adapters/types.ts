@@ -1,0 +1,37 @@
+/**
+ * The one interface every benchmarked lock sits behind. One `LockClient` per process (or per
+ * simulated process in the latency runs): its own Redis connection(s), shared by its contenders.
+ */
+export interface Held {
+  release(): Promise<void>;
+}
+
+export interface LockClient {
+  /** Blocks until `name` is held (peers with a retry limit are retried until they get it). */
+  acquire(name: string): Promise<Held>;
+  /** One PING on this library's own client: the floor its latencies are compared with. */
+  ping(): Promise<void>;
+  /** Graceful: releases what it holds, closes its connections. */
+  close(): Promise<void>;
+  /** Abandons waits in flight (they reject or never resolve) and drops the connections at once. */
+  destroy(): Promise<void>;
+}
+
+export interface Adapter {
+  id: string;
+  /** What the library is and how it is configured here, for the report. */
+  label: string;
+  client: string;
+  /** How a waiter learns the lock is free. */
+  wakeup: string;
+  create(url: string, prefix: string): Promise<LockClient>;
+}
+
+/** Thrown into the retry loops of polling adapters once their client is destroyed. */
+export class Destroyed extends Error {
+  constructor() {
+    super('lock client destroyed');
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,0 +1,89 @@
+/** Command-line options of `npm run bench`, with the defaults of a full run and of `--quick`. */
+import { ADAPTERS } from './adapters/index.js';
+
+export interface BenchConfig {
+  quick: boolean;
+  libs: string[];
+  procs: number;
+  contenders: number;
+  /** Where latest.json goes. */
+  outDir: string;
+  /** Also write docs/bench.{json,svg,md} (full runs only, unless asked). */
+  docs: boolean;
+  relayDelayMs: number;
+  loopback: { uncontended: number; handoffs: number; settleMs: number; capMs: number; warmup: number };
+  relay: { uncontended: number; handoffs: number; settleMs: number; capMs: number; warmup: number };
+  durationMs: number;
+  drainMs: number;
+  holds: number[];
+  think: { holdMs: number; thinkMs: number };
+  waiters: number[];
+  waitWindowMs: number;
+  slackMs: number;
+  progress: boolean;
+}
+
+const USAGE = `usage: npm run bench -- [options]
+  --quick               tiny numbers (smoke test; does not touch docs/)
+  --procs N             worker processes for the contention runs (default 4)
+  --contenders N        contenders per process (default 4)
+  --libs a,b            only these (${ADAPTERS.map((a) => a.id).join(', ')})
+  --out DIR             where latest.json goes (default bench-results)
+  --docs / --no-docs    write docs/bench.json, docs/bench.svg, docs/bench.md (default: on for full runs)
+  --relay-delay MS      delay per chunk each way in the relay (default 2)
+  --duration MS         length of each contention run (default 1200)
+  --no-progress         no progress bar
+Set REDIS_URL=redis://127.0.0.1:PORT to use a server you run (loopback only); otherwise the bench
+starts its own redis-server on a free port and stops it at the end.`;
+
+export function parseArgs(argv: string[]): BenchConfig {
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-h' || a === '--help') {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
+    const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
+    const takesValue = ['procs', 'contenders', 'libs', 'out', 'relay-delay', 'duration'].includes(k);
+    if (takesValue) flags.set(k, v ?? argv[++i] ?? '');
+    else flags.set(k, true);
+  }
+  const known = ['quick', 'procs', 'contenders', 'libs', 'out', 'docs', 'no-docs', 'relay-delay', 'duration', 'no-progress'];
+  for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k}\n${USAGE}`);
+  const quick = flags.has('quick') || process.env.BENCH_QUICK === '1';
+  const int = (k: string, d: number, min = 1) => {
+    const v = flags.get(k);
+    if (v === undefined) return d;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${k} must be an integer >= ${min}, got "${String(v)}"`);
+    return n;
+  };
+  const libs = typeof flags.get('libs') === 'string' ? String(flags.get('libs')).split(',').filter(Boolean) : ADAPTERS.map((a) => a.id);
+  for (const l of libs) if (!ADAPTERS.some((a) => a.id === l)) throw new Error(`unknown library "${l}"\n${USAGE}`);
+  const durationMs = int('duration', quick ? 250 : 1_200, 50);
+  return {
+    quick,
+    libs,
+    procs: int('procs', quick ? 2 : 4),
+    contenders: int('contenders', quick ? 2 : 4),
+    outDir: typeof flags.get('out') === 'string' ? String(flags.get('out')) : 'bench-results',
+    docs: flags.has('docs') ? true : flags.has('no-docs') ? false : !quick,
+    relayDelayMs: int('relay-delay', 2, 0),
+    loopback: quick
+      ? { uncontended: 20, handoffs: 5, settleMs: 3, capMs: 300, warmup: 3 }
+      : { uncontended: 1_000, handoffs: 200, settleMs: 3, capMs: 1_200, warmup: 50 },
+    relay: quick
+      ? { uncontended: 5, handoffs: 2, settleMs: 15, capMs: 300, warmup: 1 }
+      : { uncontended: 60, handoffs: 30, settleMs: 15, capMs: 1_500, warmup: 5 },
+    durationMs,
+    drainMs: quick ? 200 : 500,
+    holds: [0, 1],
+    think: { holdMs: 1, thinkMs: 10 },
+    waiters: quick ? [10, 100] : [10, 100, 1_000, 10_000],
+    waitWindowMs: quick ? 300 : 2_000,
+    slackMs: 2,
+    progress: !flags.has('no-progress') && !quick,
+  };
+}

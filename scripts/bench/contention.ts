@@ -1,0 +1,96 @@
+/**
+ * One hot lock, P processes x C contenders: throughput, Redis commands and CPU per grant, fairness
+ * (overtaking, longest wait, Jain's index) and the share of time the lock is held.
+ */
+import type { Adapter } from './adapters/types.js';
+import { now, sleep } from './clock.js';
+import type { Worker } from './pool.js';
+import { RedisStats } from './redis-stats.js';
+import { heldMs, jain, overtaking, round, type Grant } from './stats.js';
+
+export interface ContendOptions {
+  contenders: number;
+  holdMs: number;
+  thinkMs: number;
+  durationMs: number;
+  drainMs: number;
+  maxGrants: number;
+  /** A grant overtook a waiter that started waiting more than this much earlier. */
+  slackMs: number;
+}
+
+export interface ContendResult {
+  procs: number;
+  contenders: number;
+  holdMs: number;
+  thinkMs: number;
+  durationMs: number;
+  grants: number;
+  grantsPerSec: number;
+  commandsPerGrant: number | null;
+  cpuUsPerGrant: number | null;
+  commandsByName: Record<string, number>;
+  overtook: number;
+  overtakingShare: number | null;
+  maxWaitMs: number | null;
+  jain: number | null;
+  heldShare: number | null;
+  pendingAtEnd: number;
+}
+
+export async function runContention(
+  pool: Worker[],
+  stats: RedisStats,
+  adapter: Adapter,
+  url: string,
+  prefix: string,
+  name: string,
+  o: ContendOptions,
+): Promise<ContendResult> {
+  const startAt = now() + 500;
+  const end = startAt + o.durationMs;
+  const replies = Promise.all(
+    pool.map((w) =>
+      w.call(
+        { op: 'contend', lib: adapter.id, url, prefix, name, contenders: o.contenders, holdMs: o.holdMs, thinkMs: o.thinkMs,
+          startAt, durationMs: o.durationMs, drainMs: o.drainMs, maxGrants: o.maxGrants },
+        o.durationMs + o.drainMs + 15_000,
+      ),
+    ),
+  );
+  await sleep(startAt - now());
+  const s1 = await stats.snapshot();
+  await sleep(end - now());
+  const s2 = await stats.snapshot();
+  const all = await replies;
+  const grants: Grant[] = all.flatMap((r) => (r.ok ? (r.grants ?? []) : []));
+  const pending = all.flatMap((r) => (r.ok ? (r.pending ?? []) : []));
+  const inWindow = grants.filter((g) => g.got >= startAt && g.got <= end);
+  const d = RedisStats.delta(s1, s2);
+  const perContender = new Map<string, number>();
+  for (const w of pool) for (let i = 0; i < o.contenders; i++) perContender.set(`${w.pid}:${i}`, 0);
+  for (const g of inWindow) perContender.set(g.contender, (perContender.get(g.contender) ?? 0) + 1);
+  const waits = grants.map((g) => g.got - g.start);
+  const lastSeen = Math.max(end, ...grants.map((g) => g.got));
+  for (const p of pending) waits.push(lastSeen - p.start);
+  const ov = overtaking(grants, pending, o.slackMs);
+  const n = inWindow.length;
+  return {
+    procs: pool.length,
+    contenders: o.contenders,
+    holdMs: o.holdMs,
+    thinkMs: o.thinkMs,
+    durationMs: o.durationMs,
+    grants: n,
+    grantsPerSec: round((n / o.durationMs) * 1000, 1)!,
+    commandsPerGrant: n ? round(d.commands / n, 2) : null,
+    cpuUsPerGrant: n ? round((d.cpuSeconds * 1e6) / n, 1) : null,
+    commandsByName: d.byCommand,
+    overtook: ov.overtook,
+    overtakingShare: round(ov.share, 4),
+    maxWaitMs: waits.length ? round(Math.max(...waits), 1) : null,
+    jain: round(jain([...perContender.values()]), 4),
+    heldShare: round(heldMs(grants, startAt, end) / o.durationMs, 4),
+    pendingAtEnd: pending.length,
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * `npm run bench`: fairlock against its peers on a real Redis. See docs/bench.md for what each
+ * figure means and `npm run bench -- --help` for the options.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, release, type as osType } from 'node:os';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import { adapterById } from './adapters/index.js';
+import { parseArgs, type BenchConfig } from './config.js';
+import { runContention } from './contention.js';
+import { markdown } from './docs.js';
+import { measureLatency } from './latency.js';
+import { startPool, stopPool, type Worker } from './pool.js';
+import { startBenchRedis, type BenchRedis } from './redis-server.js';
+import { RedisStats } from './redis-stats.js';
+import { spawnRelay, type Relay } from './relay.js';
+import type { BenchResults, LibResult } from './results.js';
+import { round } from './stats.js';
+import { chart } from './svg.js';
+import { renderTerminal, tables } from './tables.js';
+import { checkTargets } from './targets.js';
+import { runWaiters } from './waiters.js';
+
+const STEPS_PER_LIB = (c: BenchConfig) => 3 + c.holds.length + 1 + c.waiters.length;
+
+async function benchLib(id: string, c: BenchConfig, redis: BenchRedis, relay: Relay, stats: RedisStats, step: (what: string) => void): Promise<LibResult> {
+  const adapter = adapterById(id);
+  const res: LibResult = { id, label: adapter.label, client: adapter.client, wakeup: adapter.wakeup, contention: [], waiters: [], errors: [] };
+  const prefix = `bench-${id}`;
+  const attempt = async (what: string, f: () => Promise<void>) => {
+    step(`${id}: ${what}`);
+    try {
+      await f();
+    } catch (err) {
+      res.errors.push(`${what}: ${String((err as Error)?.message ?? err)}`);
+    }
+  };
+  await attempt('latency, loopback', async () => {
+    const s0 = await stats.snapshot();
+    const L = await measureLatency(adapter, redis.url, prefix, c.loopback);
+    const s1 = await stats.snapshot();
+    const d = RedisStats.delta(s0, s1);
+    // the uncontended loop alone is not isolated here; count per grant over the whole latency run
+    const grants = L.acquireRelease.n + L.handoff.n * 2 + c.loopback.warmup + 1;
+    const pings = d.byCommand['ping'] ?? 0;
+    res.loopback = { ...L, commandsPerGrant: round((d.commands - pings) / grants, 2), cpuUsPerGrant: null };
+  });
+  await attempt(`latency, relay ${c.relayDelayMs} ms`, async () => {
+    res.relay = await measureLatency(adapter, relay.url, prefix, c.relay, relay);
+  });
+  let pool: Worker[] = [];
+  await attempt(`${c.procs} worker processes`, async () => {
+    pool = await startPool(c.procs);
+  });
+  try {
+    if (pool.length) {
+      const base = { contenders: c.contenders, thinkMs: 0, durationMs: c.durationMs, drainMs: c.drainMs, maxGrants: 500_000, slackMs: c.slackMs };
+      for (const holdMs of c.holds) {
+        await attempt(`${c.procs}x${c.contenders}, hold ${holdMs} ms`, async () => {
+          res.contention.push(await runContention(pool, stats, adapter, redis.url, prefix, `hot-${holdMs}`, { ...base, holdMs }));
+        });
+      }
+      await attempt(`think ${c.think.thinkMs} ms`, async () => {
+        res.think = await runContention(pool, stats, adapter, redis.url, prefix, 'think', { ...base, ...c.think });
+      });
+      for (const w of c.waiters) {
+        await attempt(`${w} waiters`, async () => {
+          res.waiters.push(await runWaiters(pool, stats, adapter, redis.url, prefix, w, { counts: c.waiters, windowMs: c.waitWindowMs }));
+        });
+      }
+    } else {
+      for (let i = 0; i < c.holds.length + 1 + c.waiters.length; i++) step(`${id}: skipped`);
+    }
+  } finally {
+    for (const w of pool) res.errors.push(...w.errors);
+    await stopPool(pool);
+  }
+  if (redis.owned) await stats.flushAll();
+  return res;
+}
+
+async function main(): Promise<void> {
+  const c = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const redis = await startBenchRedis();
+  let relay: Relay | undefined;
+  let stats: RedisStats | undefined;
+  let bar: cliProgress.SingleBar | undefined;
+  const stopAll = async () => {
+    bar?.stop();
+    await stats?.close();
+    await relay?.stop();
+    await redis.stop();
+  };
+  const onSignal = () => void stopAll().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    stats = await RedisStats.connect(redis.url);
+    if (redis.owned) await stats.flushAll();
+    relay = await spawnRelay(redis.url, c.relayDelayMs);
+    const total = c.libs.length * STEPS_PER_LIB(c);
+    if (c.progress && process.stderr.isTTY !== undefined) {
+      bar = new cliProgress.SingleBar(
+        { format: 'bench [{bar}] {value}/{total} | {eta_formatted} left | {step}', stream: process.stderr, hideCursor: true, etaBuffer: 20 },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, 0, { step: 'starting' });
+    }
+    let done = 0;
+    const step = (what: string) => {
+      if (bar) bar.update(done++, { step: what });
+      else if (!c.quick) console.error(`[${++done}/${total}] ${what}`);
+    };
+    const libs: LibResult[] = [];
+    for (const id of c.libs) libs.push(await benchLib(id, c, redis, relay, stats, step));
+    bar?.update(total, { step: 'done' });
+    bar?.stop();
+    bar = undefined;
+    const results: BenchResults = {
+      meta: {
+        date: new Date().toISOString(),
+        command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+        node: process.versions.node,
+        redis: redis.version,
+        cpu: cpus()[0]?.model.trim() ?? 'unknown CPU',
+        cores: cpus().length,
+        os: `${osType()} ${release()}`,
+        relayDelayMs: c.relayDelayMs,
+        procs: c.procs,
+        contenders: c.contenders,
+        quick: c.quick,
+        elapsedSec: round((Date.now() - started) / 1000, 1)!,
+      },
+      libs,
+      targets: checkTargets(libs),
+    };
+    mkdirSync(c.outDir, { recursive: true });
+    const json = `${JSON.stringify(results, null, 2)}\n`;
+    writeFileSync(join(c.outDir, 'latest.json'), json);
+    if (c.docs) {
+      mkdirSync('docs', { recursive: true });
+      writeFileSync('docs/bench.json', json);
+      writeFileSync('docs/bench.svg', chart(results));
+      writeFileSync('docs/bench.md', markdown(results));
+    }
+    console.log(renderTerminal(tables(results)));
+    if (results.targets.length) {
+      console.log('\nfairlock targets');
+      for (const t of results.targets) console.log(`  ${t.met === null ? ' n/a' : t.met ? '  ok' : 'MISS'}  ${t.what}: ${t.value} (goal ${t.goal})`);
+    }
+    const errors = libs.flatMap((l) => l.errors.map((e) => `${l.id}: ${e}`));
+    if (errors.length) console.log(`\nerrors:\n  ${errors.join('\n  ')}`);
+    console.log(`\nraw figures: ${join(c.outDir, 'latest.json')}${c.docs ? '; docs/bench.{json,svg,md} written' : ''} (${results.meta.elapsedSec} s)`);
+  } finally {
+    await stopAll();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

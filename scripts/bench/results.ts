@@ -1,0 +1,43 @@
+/** The shape of bench-results/latest.json (and docs/bench.json). */
+import type { ContendResult } from './contention.js';
+import type { LatencyResult } from './latency.js';
+import type { WaitersResult } from './waiters.js';
+
+export interface LibResult {
+  id: string;
+  label: string;
+  client: string;
+  wakeup: string;
+  loopback?: LatencyResult & { commandsPerGrant?: number | null; cpuUsPerGrant?: number | null };
+  relay?: LatencyResult;
+  contention: ContendResult[];
+  think?: ContendResult;
+  waiters: WaitersResult[];
+  errors: string[];
+}
+
+export interface Target {
+  what: string;
+  goal: string;
+  value: string;
+  met: boolean | null;
+}
+
+export interface BenchResults {
+  meta: {
+    date: string;
+    command: string;
+    node: string;
+    redis: string;
+    cpu: string;
+    cores: number;
+    os: string;
+    relayDelayMs: number;
+    procs: number;
+    contenders: number;
+    quick: boolean;
+    elapsedSec: number;
+  };
+  libs: LibResult[];
+  targets: Target[];
+}

@@ -1,0 +1,114 @@
+/** The result tables, as rows of strings: rendered for the terminal and as Markdown. */
+import type { BenchResults, LibResult } from './results.js';
+
+export interface Table {
+  title: string;
+  headers: string[];
+  rows: string[][];
+}
+
+const us = (ms: number | null | undefined) => (ms == null ? 'n/a' : ms >= 10 ? `${ms.toFixed(0)} ms` : `${(ms * 1000).toFixed(0)} us`);
+const ms1 = (ms: number | null | undefined) => (ms == null ? 'n/a' : ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
+const x = (a: number | null | undefined, b: number | null | undefined) => (a != null && b ? `${(a / b).toFixed(2)}x` : 'n/a');
+const n = (v: number | null | undefined, d = 1) => (v == null ? 'n/a' : v.toFixed(d));
+const pct = (v: number | null | undefined, d = 1) => (v == null ? 'n/a' : `${(v * 100).toFixed(d)}%`);
+const big = (v: number | null | undefined) => (v == null ? 'n/a' : v >= 1000 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1));
+
+export function tables(r: BenchResults): Table[] {
+  const holds = [...new Set(r.libs.flatMap((l) => l.contention.map((c) => c.holdMs)))];
+  const waiters = [...new Set(r.libs.flatMap((l) => l.waiters.map((w) => w.waiters)))];
+  const shape = `${r.meta.procs}x${r.meta.contenders}`;
+  const cont = (l: LibResult, h: number) => l.contention.find((c) => c.holdMs === h);
+  const main = holds.includes(1) ? 1 : holds[0]!;
+  return [
+    {
+      title: 'Latency on loopback (one process; ratios to the same client\'s PING p50)',
+      headers: ['library', 'PING p50 / p99', 'acquire+release p50 / p99', 'x PING', 'hand-off p50 / p99', 'x PING', 'cmds / grant'],
+      rows: r.libs.map((l) => {
+        const L = l.loopback;
+        return [
+          l.id,
+          `${us(L?.ping.p50)} / ${us(L?.ping.p99)}`,
+          `${us(L?.acquireRelease.p50)} / ${us(L?.acquireRelease.p99)}`,
+          x(L?.acquireRelease.p50, L?.ping.p50),
+          `${us(L?.handoff.p50)} / ${us(L?.handoff.p99)}${L?.handoff.n ? '' : ''}${L && L.handoff.n < 10 ? ` (n=${L.handoff.n})` : ''}`,
+          x(L?.handoff.p50, L?.ping.p50),
+          n(L?.commandsPerGrant, 1),
+        ];
+      }),
+    },
+    {
+      title: `Latency through a relay delaying every chunk ${r.meta.relayDelayMs} ms each way (round trips decide)`,
+      headers: ['library', 'PING p50', 'acquire+release p50', 'x PING', 'hand-off p50 / p99', 'x PING', 'round trips / grant'],
+      rows: r.libs.map((l) => {
+        const R = l.relay;
+        return [
+          l.id,
+          us(R?.ping.p50),
+          us(R?.acquireRelease.p50),
+          x(R?.acquireRelease.p50, R?.ping.p50),
+          `${us(R?.handoff.p50)} / ${us(R?.handoff.p99)}${R && R.handoff.n < 10 ? ` (n=${R.handoff.n})` : ''}`,
+          x(R?.handoff.p50, R?.ping.p50),
+          n(R?.roundTripsPerGrant, 2),
+        ];
+      }),
+    },
+    {
+      title: `One hot lock, ${shape} (processes x contenders); fairness and Redis cost from the hold ${main} ms run`,
+      headers: [
+        'library',
+        ...holds.map((h) => `grants/s hold ${h} ms`),
+        'Redis cmds / grant',
+        'Redis CPU / grant',
+        'overtaking grants',
+        'longest wait',
+        'Jain',
+        'think 10 ms: grants/s',
+        'held',
+      ],
+      rows: r.libs.map((l) => {
+        const c = cont(l, main);
+        return [
+          l.id,
+          ...holds.map((h) => big(cont(l, h)?.grantsPerSec)),
+          n(c?.commandsPerGrant, 1),
+          c?.cpuUsPerGrant == null ? 'n/a' : `${c.cpuUsPerGrant.toFixed(0)} us`,
+          c ? `${c.overtook} (${pct(c.overtakingShare)})` : 'n/a',
+          c?.maxWaitMs == null ? 'n/a' : `${ms1(c.maxWaitMs)} ms`,
+          n(c?.jain, 3),
+          big(l.think?.grantsPerSec),
+          pct(l.think?.heldShare),
+        ];
+      }),
+    },
+    {
+      title: 'W waiters on a held lock: Redis commands per second while they wait, Redis memory per waiter',
+      headers: ['library', ...waiters.map((w) => `cmds/s W=${w.toLocaleString('en-US')}`), `bytes / waiter (W=${Math.max(...waiters).toLocaleString('en-US')})`],
+      rows: r.libs.map((l) => [
+        l.id,
+        ...waiters.map((w) => big(l.waiters.find((x) => x.waiters === w)?.commandsPerSec)),
+        big(l.waiters.find((x) => x.waiters === Math.max(...waiters))?.bytesPerWaiter),
+      ]),
+    },
+  ];
+}
+
+export function renderTerminal(ts: Table[]): string {
+  const out: string[] = [];
+  for (const t of ts) {
+    const widths = t.headers.map((h, i) => Math.max(h.length, ...t.rows.map((r) => (r[i] ?? '').length)));
+    const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+    out.push('', t.title, line(t.headers), widths.map((w) => '-'.repeat(w)).join('  '), ...t.rows.map(line));
+  }
+  return out.join('\n');
+}
+
+export function renderMarkdown(ts: Table[]): string {
+  const out: string[] = [];
+  for (const t of ts) {
+    out.push(`**${t.title}**`, '', `| ${t.headers.join(' | ')} |`, `| ${t.headers.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`);
+    for (const r of t.rows) out.push(`| ${r.join(' | ')} |`);
+    out.push('');
+  }
+  return out.join('\n');
+}
