@@ -140,6 +140,7 @@ test.serial('each failure has its own exit code and a one-line message', async (
     ['exec', 'x', ...redisArgs(prefix)], // no command
     ['exec', 'x', ...redisArgs(prefix), '--timeout', 'soon', '--', 'true'],
     ['exec', 'x', ...redisArgs(prefix), '--lease', '-5s', '--', 'true'],
+    ['exec', 'x', ...redisArgs(prefix), '--timeout', '30d', '--', 'true'], // longer than a Node timer can wait
     ['exec', 'x', ...redisArgs(prefix), 'ls', '-la'], // options of the command without --
     ['exec', 'x', '--redis', 'http://127.0.0.1:1', '--', 'true'],
     ['status', 'x', '--redis', 'not a url'],
@@ -305,4 +306,13 @@ test.serial('the demo runs its own redis-server, shows grants in queue order and
   t.regex(r.stdout, /FIFO\s+ok/);
   t.regex(r.stdout, /HOLDS/);
   t.regex(r.stdout, /hand-off/);
+});
+
+test.serial('the demo says so and exits 69 when it has no Redis', async (t) => {
+  const env = { ...process.env, PATH: dir }; // no redis-server on this PATH
+  delete env.REDIS_URL;
+  const r = await run(['demo'], { env });
+  t.is(r.code, 69, r.stdout + r.stderr);
+  t.is(lines(r.stderr).length, 1);
+  t.regex(r.stderr, /no Redis for the demo/);
 });

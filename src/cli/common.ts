@@ -49,12 +49,17 @@ export function say(line: string): void {
   process.stderr.write(`fairlock: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
 }
 
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Parses "30s", "5m", "1.5h" or a plain number of milliseconds. */
 export function parseDuration(value: string): number {
   const parsed = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : (ms as (v: string) => number | undefined)(value);
   if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
     throw new UsageError('expected a duration such as 500ms, 30s, 5m or a number of milliseconds');
   }
+  // Node's timers fire at once for anything longer (with only a warning), so refuse it here.
+  if (parsed > MAX_TIMER_MS) throw new UsageError('at most 24 days (2147483647 ms)');
   return Math.ceil(parsed);
 }
 

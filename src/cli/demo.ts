@@ -29,8 +29,8 @@ export function demoCommand(): Command {
   const cmd = new Command('demo')
     .summary('watch worker processes share one lock in FIFO order')
     .description(
-      'Forks worker processes that contend for one lock and prints a live timeline: who waits, who\n' +
-        'holds, the hand-off latency, and a summary that checks that grants followed the queue order.\n' +
+      'Forks worker processes that contend for one lock and prints a live timeline: who waits, who ' +
+        'holds, the hand-off latency, and a summary that checks that grants followed the queue order. ' +
         'Without --redis or REDIS_URL it starts its own redis-server on a free loopback port.',
     )
     .addOption(new Option('--redis <url>', 'use this Redis instead of starting one').env('REDIS_URL'))

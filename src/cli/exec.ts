@@ -5,7 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
-import { FairLocks, LockAbortedError, LockLostError, type Lease } from '../index.js';
+import ms from 'ms';
+import { DEFAULTS, FairLocks, LockAbortedError, LockLostError, type Lease } from '../index.js';
 import {
   bounded,
   CliError,
@@ -36,15 +37,15 @@ export function execCommand(): Command {
   const cmd = new Command('exec')
     .summary('run a command while holding a lock')
     .description(
-      'Wait in the FIFO queue of the lock NAME, run COMMAND while holding it (the lease is renewed\n' +
-        'automatically), release it when COMMAND exits, and exit with COMMAND\'s exit code.\n' +
-        'COMMAND sees FAIRLOCK_NAME and FAIRLOCK_TOKEN (the fencing token) in its environment.\n' +
+      'Wait in the FIFO queue of the lock NAME, run COMMAND while holding it (the lease is renewed ' +
+        'automatically), release it when COMMAND exits, and exit with COMMAND\'s exit code. ' +
+        'COMMAND sees FAIRLOCK_NAME and FAIRLOCK_TOKEN (the fencing token) in its environment. ' +
         'SIGINT/SIGTERM/SIGHUP while waiting leave the queue; while COMMAND runs they are passed to it.',
     )
     .argument('<name>', 'lock name')
     .argument('<command...>', 'the command and its arguments (put -- before it)')
     .addOption(new Option('--timeout <duration>', 'give up waiting after this long (0: do not wait at all)').argParser(parseDuration))
-    .addOption(new Option('--lease <duration>', 'lease length, renewed while COMMAND runs (default 5s)').argParser(parseDuration))
+    .addOption(new Option('--lease <duration>', `lease length, renewed while COMMAND runs (default: ${ms(DEFAULTS.leaseMs)})`).argParser(parseDuration))
     .addOption(
       new Option('--grace <duration>', 'after the lease is lost: time between SIGTERM and SIGKILL of COMMAND').argParser(parseDuration).default(2_000, '2s'),
     )
@@ -52,8 +53,8 @@ export function execCommand(): Command {
   for (const o of redisOptions()) cmd.addOption(o);
   cmd.addHelpText(
     'after',
-    '\nExamples:\n  fairlock exec nightly-report -- ./make-report.sh --day today\n  fairlock exec deploy --timeout 5m --lease 30s -- npm run deploy\n' +
-      '\nExit codes: COMMAND\'s own code (128+N if it died of signal N); 64 bad usage; 69 Redis unreachable;\n' +
+    '\nExamples:\n  fairlock exec nightly-report -- ./make-report.sh --day today\n  fairlock exec deploy --timeout 5m --lease 30s -- npm run deploy ' +
+      '\nExit codes: COMMAND\'s own code (128+N if it died of signal N); 64 bad usage; 69 Redis unreachable; ' +
       '  70 internal error; 75 timed out waiting; 76 lease lost while COMMAND ran; 126 cannot execute;\n  127 command not found; 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP while waiting.',
   );
   cmd.action(async (name: string, command: string[], options: ExecOptions) => {

@@ -36,8 +36,8 @@ export function statusCommand(): Command {
   const cmd = new Command('status')
     .summary('show the holder and queue of a lock, or list the locks')
     .description(
-      'With NAME: the holder (id, fencing token, lease left) and the queue in order, with how long\n' +
-        'each waiter has waited. Without NAME: the locks under the prefix that are held or have waiters\n' +
+      'With NAME: the holder (id, fencing token, lease left) and the queue in order, with how long ' +
+        'each waiter has waited. Without NAME: the locks under the prefix that are held or have waiters ' +
         '(found with a bounded SCAN), with their queue lengths.',
     )
     .argument('[name]', 'lock name')
