@@ -110,9 +110,9 @@ export class Lease implements AsyncDisposable {
   }
 
   /** Marks the lease lost: aborts the signal, stops tracking it and frees the lock in Redis if it can. */
-  lose(reason: string): void {
+  lose(reason: string, cause?: unknown): void {
     if (this.lostError || this.releasing) return;
-    this.lostError = new LockLostError(`lost the lock "${this.name}" (token ${this.token}): ${reason}`);
+    this.lostError = new LockLostError(`lost the lock "${this.name}" (token ${this.token}): ${reason}`, cause === undefined ? undefined : { cause });
     clearTimeout(this.timer);
     this.controller.abort(this.lostError);
     this.state.leaseGone(this);

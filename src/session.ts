@@ -113,6 +113,12 @@ export class LockState {
         reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.session.options.livenessMs);
       } catch (err) {
         debug('heartbeat %s failed: %s', this.name, (err as Error).message);
+        // A key of the wrong type will not heal by retrying: fail this lock's leases and waits now
+        // (naming the key) instead of letting leases run out silently and waits hang until timeout.
+        if ((err as { code?: unknown })?.code === 'BAD_KEY') {
+          for (const lease of [...this.leases]) lease.lose((err as Error).message, err);
+          for (const waiter of [...this.waiters.values()]) void waiter.giveUp(err as Error);
+        }
         return;
       }
       const owner = reply.owner;

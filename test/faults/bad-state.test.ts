@@ -1,0 +1,131 @@
+/**
+ * Bad state (DESIGN §1, §3): a key of the wrong type under a lock's prefix surfaces as a
+ * FairLockError with code BAD_KEY that names the key, and breaks no other lock. Awkward names
+ * (braces, spaces, unicode, 1 KiB) work and keep all their keys in one cluster slot.
+ */
+import test from 'ava';
+import { FairLocks } from '../../src/index.js';
+import { lockKeys } from '../../src/keys.js';
+import type { RedisClient } from '../../src/scripts.js';
+import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+
+const OPTS = { leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 };
+let server: RedisServer;
+let client: RedisClient;
+test.before(async () => {
+  server = await startRedis();
+  client = await connect(server.url);
+});
+test.after.always(async () => {
+  await client?.quit();
+  await server?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+for (const part of ['owner', 'queue', 'sessions', 'counter'] as const) {
+  test.serial(`a wrong-type ${part} key: BAD_KEY naming the key; other locks unaffected`, async (t) => {
+    const prefix = newPrefix();
+    const locks = new FairLocks(client, { prefix, ...OPTS });
+    const keys = lockKeys(prefix, 'bad');
+    // A type none of the scripts expects for this key.
+    if (part === 'owner') await client.hSet(keys.owner, 'x', '1');
+    else await client.set(keys[part], 'not mine');
+    const other = await locks.lock('good').acquire();
+
+    // Whatever the script touches first, the error names the bad key and has code BAD_KEY; a lease
+    // that was granted anyway is lost (its heartbeat fails) rather than held on false pretences.
+    let err: unknown;
+    try {
+      const lease = await locks.lock('bad').acquire({ timeoutMs: 3_000 });
+      await sleep(3 * OPTS.heartbeatMs);
+      await lease.extend();
+      await lease.release();
+    } catch (e) {
+      err = e;
+    }
+    t.truthy(err, 'something failed');
+    const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string; message?: string } };
+    const bad = e.code === 'BAD_KEY' ? e : e.cause;
+    t.is(bad?.code, 'BAD_KEY', `${e.name}: ${e.message}`);
+    t.true(bad?.message?.includes(keys[part]), `message names ${keys[part]}: ${bad?.message}`);
+
+    // The other lock goes on working, and the bad key is left as it was.
+    t.false(other.signal.aborted);
+    await other.release();
+    await (await locks.lock('good').acquire()).release();
+    // Nothing but the bad key's own lock was touched (its own sessions key may be cleared on release).
+    if (part !== 'sessions') t.is(await client.type(keys[part]), part === 'owner' ? 'hash' : 'string');
+    await locks.close();
+  });
+}
+
+test.serial('a key corrupted while a waiter waits (no timeout): the wait fails with BAD_KEY instead of hanging', async (t) => {
+  const prefix = newPrefix();
+  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const other = new FairLocks(client, { prefix, ...OPTS });
+  const keys = lockKeys(prefix, 'rot');
+  const lease = await locks.lock('rot').acquire();
+  const waiting = other.lock('rot').acquire(); // no timeout: only the library can end this wait
+  await sleep(2 * OPTS.heartbeatMs);
+  await client.del(keys.queue);
+  await client.set(keys.queue, 'garbage');
+  // The hand-off meets the bad queue: the release says so, naming the key.
+  const relErr = await t.throwsAsync(lease.release());
+  t.is((relErr as { code?: string }).code, 'BAD_KEY');
+  // Once the old lease runs out, the waiter's heartbeat meets it too and the wait ends with it.
+  const err = await t.throwsAsync(waiting);
+  t.is((err as { code?: string }).code, 'BAD_KEY');
+  t.true(err!.message.includes(keys.queue), err!.message);
+  await client.del(keys.queue);
+  await (await other.lock('rot').acquire({ timeoutMs: 3_000 })).release();
+  await locks.close();
+  await other.close();
+});
+
+const NAMES = [
+  'plain',
+  '{braces}',
+  'a}b{c',
+  '}{',
+  '{}',
+  '{{',
+  'with spaces and\ttabs',
+  '%7B encoded-looking %25',
+  'ünïcødé – 日本語 – 🔒',
+  'x'.repeat(1024),
+  '🔒'.repeat(256), // 1 KiB of UTF-8
+];
+
+test.serial('awkward names: each lock works and its keys share one cluster slot', async (t) => {
+  const cluster = await startRedis({ cluster: true });
+  const cc = await connect(cluster.url);
+  try {
+    const prefix = newPrefix();
+    const locks = new FairLocks(client, { prefix, ...OPTS });
+    const slots = new Map<number, string>();
+    for (const name of NAMES) {
+      const keys = lockKeys(prefix, name);
+      const slot = await Promise.all(Object.values(keys).map((k) => cc.sendCommand(['CLUSTER', 'KEYSLOT', k])));
+      t.is(new Set(slot.map(Number)).size, 1, `all keys of ${JSON.stringify(name.slice(0, 40))} in one slot`);
+      slots.set(Number(slot[0]), name);
+
+      const lease = await locks.lock(name).acquire({ timeoutMs: 2_000 });
+      const waiting = locks.lock(name).acquire({ timeoutMs: 2_000 });
+      const info = await locks.inspect(name);
+      t.is(info.holder?.token, lease.token);
+      await lease.release();
+      const next = await waiting;
+      t.true(next.token > lease.token);
+      await next.release();
+      t.is(await client.exists([keys.owner, keys.queue, keys.sessions]), 0);
+    }
+    // Distinct names do not collapse into one tag (e.g. "{braces}" and "braces" stay apart).
+    t.not(lockKeys(prefix, '{braces}').owner, lockKeys(prefix, 'braces').owner);
+    t.true(slots.size > 1);
+    await locks.close();
+  } finally {
+    await cc.quit();
+    await cluster.stop();
+  }
+});
