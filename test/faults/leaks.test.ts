@@ -1,0 +1,91 @@
+/**
+ * No leaks (DESIGN §2.7): after 1,000 distinct locks are taken and released (held all at once while
+ * heartbeats run, contended, and given up by timeout), SCAN of the prefix finds only the `:counter`
+ * keys, each with an expiry; any other key still there carries an expiry and is gone soon after.
+ */
+import test from 'ava';
+import { FairLocks } from '../../src/index.js';
+import type { RedisClient } from '../../src/scripts.js';
+import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+
+const OPTS = { leaseMs: 1000, livenessMs: 600, heartbeatMs: 200 };
+const N = 1000;
+let server: RedisServer;
+let client: RedisClient;
+test.before(async () => {
+  server = await startRedis();
+  client = await connect(server.url);
+});
+test.after.always(async () => {
+  await client?.quit();
+  await server?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function scan(prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const k of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 1000 })) keys.push(k);
+  return keys;
+}
+
+/** Every key under the prefix has an expiry; non-counter keys are gone within 2 x liveness + slack. */
+async function onlyCounters(t: import('ava').ExecutionContext, prefix: string, locks: number): Promise<void> {
+  const keys = await scan(prefix);
+  for (const k of keys) {
+    const ttl = await client.pTTL(k);
+    if (!(ttl > 0)) t.fail(`${k} has no expiry (PTTL ${ttl})`);
+  }
+  const others = () => scan(prefix).then((ks) => ks.filter((k) => !k.endsWith(':counter')));
+  for (let i = 0; i < 40 && (await others()).length > 0; i++) await sleep(100);
+  t.deepEqual(await others(), [], 'only counters are left');
+  const counters = (await scan(prefix)).filter((k) => k.endsWith(':counter'));
+  t.is(counters.length, locks);
+  for (const k of counters.slice(0, 50)) {
+    const ttl = await client.pTTL(k);
+    t.true(ttl > 0 && ttl <= 86_400_000, `${k} expires within a day`);
+  }
+}
+
+test.serial(`${N} distinct locks taken one by one and released`, async (t) => {
+  const prefix = newPrefix();
+  const locks = new FairLocks(client, { prefix, ...OPTS });
+  for (let i = 0; i < N; i++) await (await locks.lock(`seq-${i}`).acquire()).release();
+  await onlyCounters(t, prefix, N);
+  await locks.close();
+});
+
+test.serial(`${N} distinct locks held at once while heartbeats run, contended, then released`, async (t) => {
+  const prefix = newPrefix();
+  const a = new FairLocks(client, { prefix, ...OPTS });
+  const b = new FairLocks(client, { prefix, ...OPTS });
+  const names = Array.from({ length: N }, (_, i) => `all-${i}`);
+  const held = await Promise.all(names.map((n) => a.lock(n).acquire()));
+  // Every tenth lock gets a waiter from another instance; every twentieth waiter gives up by timeout.
+  const waits = names.map((n, i) =>
+    i % 10 === 0 ? b.lock(n).acquire({ timeoutMs: i % 20 === 0 ? 300 : 20_000 }).catch((e: Error) => e) : undefined,
+  );
+  await sleep(3 * OPTS.heartbeatMs);
+  t.true(held.every((l) => !l.signal.aborted), 'heartbeats kept all 1,000 leases');
+  await Promise.all(held.map((l) => l.release()));
+  const outcomes = await Promise.all(waits.filter((w) => w !== undefined));
+  for (const o of outcomes) if (!(o instanceof Error)) await o.release();
+  t.is(outcomes.filter((o) => o instanceof Error).length, N / 20, 'the timed-out waiters, and only those, failed');
+  await onlyCounters(t, prefix, N);
+  await a.close();
+  await b.close();
+});
+
+test.serial('closing instances with waits and leases open leaves only counters', async (t) => {
+  const prefix = newPrefix();
+  const a = new FairLocks(client, { prefix, ...OPTS });
+  const b = new FairLocks(client, { prefix, ...OPTS });
+  const names = Array.from({ length: 100 }, (_, i) => `close-${i}`);
+  await Promise.all(names.map((n) => a.lock(n).acquire()));
+  const waits = names.map((n) => b.lock(n).acquire().catch((e: Error) => e));
+  await sleep(2 * OPTS.heartbeatMs);
+  await b.close();
+  t.true((await Promise.all(waits)).every((e) => e instanceof Error && (e as { code?: string }).code === 'CLOSED'));
+  await a.close();
+  await onlyCounters(t, prefix, names.length);
+});
