@@ -14,6 +14,8 @@ export interface BenchConfig {
   loopback: { uncontended: number; handoffs: number; settleMs: number; capMs: number; warmup: number };
   relay: { uncontended: number; handoffs: number; settleMs: number; capMs: number; warmup: number };
   durationMs: number;
+  /** Time the workers get to connect before a contention run starts. */
+  leadMs: number;
   drainMs: number;
   holds: number[];
   think: { holdMs: number; thinkMs: number };
@@ -62,7 +64,7 @@ export function parseArgs(argv: string[]): BenchConfig {
   };
   const libs = typeof flags.get('libs') === 'string' ? String(flags.get('libs')).split(',').filter(Boolean) : ADAPTERS.map((a) => a.id);
   for (const l of libs) if (!ADAPTERS.some((a) => a.id === l)) throw new Error(`unknown library "${l}"\n${USAGE}`);
-  const durationMs = int('duration', quick ? 250 : 1_200, 50);
+  const durationMs = int('duration', quick ? 150 : 1_200, 50);
   return {
     quick,
     libs,
@@ -72,17 +74,18 @@ export function parseArgs(argv: string[]): BenchConfig {
     docs: flags.has('docs') ? true : flags.has('no-docs') ? false : !quick,
     relayDelayMs: int('relay-delay', 2, 0),
     loopback: quick
-      ? { uncontended: 20, handoffs: 5, settleMs: 3, capMs: 300, warmup: 3 }
+      ? { uncontended: 20, handoffs: 5, settleMs: 3, capMs: 120, warmup: 3 }
       : { uncontended: 1_000, handoffs: 200, settleMs: 3, capMs: 1_200, warmup: 50 },
     relay: quick
-      ? { uncontended: 5, handoffs: 2, settleMs: 15, capMs: 300, warmup: 1 }
-      : { uncontended: 60, handoffs: 30, settleMs: 15, capMs: 1_500, warmup: 5 },
+      ? { uncontended: 5, handoffs: 2, settleMs: 15, capMs: 150, warmup: 1 }
+      : { uncontended: 60, handoffs: 30, settleMs: 15, capMs: 1_200, warmup: 5 },
     durationMs,
-    drainMs: quick ? 200 : 500,
+    leadMs: quick ? 200 : 300,
+    drainMs: quick ? 100 : 300,
     holds: [0, 1],
     think: { holdMs: 1, thinkMs: 10 },
-    waiters: quick ? [10, 100] : [10, 100, 1_000, 10_000],
-    waitWindowMs: quick ? 300 : 2_000,
+    waiters: quick ? [10] : [10, 100, 1_000, 10_000],
+    waitWindowMs: quick ? 200 : 2_000,
     slackMs: 2,
     progress: !flags.has('no-progress') && !quick,
   };

@@ -13,6 +13,7 @@ export interface ContendOptions {
   holdMs: number;
   thinkMs: number;
   durationMs: number;
+  leadMs: number;
   drainMs: number;
   maxGrants: number;
   /** A grant overtook a waiter that started waiting more than this much earlier. */
@@ -32,6 +33,8 @@ export interface ContendResult {
   commandsByName: Record<string, number>;
   overtook: number;
   overtakingShare: number | null;
+  /** Of the overtaken waiters, the longest head start one had (ms): a few ms is client-side scheduling. */
+  overtakenLeadMaxMs: number | null;
   maxWaitMs: number | null;
   jain: number | null;
   heldShare: number | null;
@@ -47,7 +50,7 @@ export async function runContention(
   name: string,
   o: ContendOptions,
 ): Promise<ContendResult> {
-  const startAt = now() + 500;
+  const startAt = now() + o.leadMs;
   const end = startAt + o.durationMs;
   const replies = Promise.all(
     pool.map((w) =>
@@ -88,6 +91,7 @@ export async function runContention(
     commandsByName: d.byCommand,
     overtook: ov.overtook,
     overtakingShare: round(ov.share, 4),
+    overtakenLeadMaxMs: round(ov.maxLeadMs, 1),
     maxWaitMs: waits.length ? round(Math.max(...waits), 1) : null,
     jain: round(jain([...perContender.values()]), 4),
     heldShare: round(heldMs(grants, startAt, end) / o.durationMs, 4),

@@ -55,7 +55,7 @@ async function benchLib(id: string, c: BenchConfig, redis: BenchRedis, relay: Re
   });
   try {
     if (pool.length) {
-      const base = { contenders: c.contenders, thinkMs: 0, durationMs: c.durationMs, drainMs: c.drainMs, maxGrants: 500_000, slackMs: c.slackMs };
+      const base = { contenders: c.contenders, thinkMs: 0, durationMs: c.durationMs, leadMs: c.leadMs, drainMs: c.drainMs, maxGrants: 500_000, slackMs: c.slackMs };
       for (const holdMs of c.holds) {
         await attempt(`${c.procs}x${c.contenders}, hold ${holdMs} ms`, async () => {
           res.contention.push(await runContention(pool, stats, adapter, redis.url, prefix, `hot-${holdMs}`, { ...base, holdMs }));
@@ -80,6 +80,10 @@ async function benchLib(id: string, c: BenchConfig, redis: BenchRedis, relay: Re
   return res;
 }
 
+/** Late rejections of abandoned waits (a peer's renewal timer on a destroyed client): noted, not fatal. */
+const stray: string[] = [];
+process.on('unhandledRejection', (err) => void stray.push(String((err as Error)?.message ?? err)));
+
 async function main(): Promise<void> {
   const c = parseArgs(process.argv.slice(2));
   const started = Date.now();
@@ -96,6 +100,16 @@ async function main(): Promise<void> {
   const onSignal = () => void stopAll().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // Last resort if we die anyway: never leave our redis-server or relay running.
+  process.once('exit', () => {
+    for (const pid of [relay?.pid, redis.owned ? redis.pid : undefined]) {
+      try {
+        if (pid) process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
   try {
     stats = await RedisStats.connect(redis.url);
     if (redis.owned) await stats.flushAll();
@@ -151,6 +165,7 @@ async function main(): Promise<void> {
       for (const t of results.targets) console.log(`  ${t.met === null ? ' n/a' : t.met ? '  ok' : 'MISS'}  ${t.what}: ${t.value} (goal ${t.goal})`);
     }
     const errors = libs.flatMap((l) => l.errors.map((e) => `${l.id}: ${e}`));
+    if (stray.length) console.log(`\n${stray.length} late rejections of abandoned waits ignored (first: ${stray[0]})`);
     if (errors.length) console.log(`\nerrors:\n  ${errors.join('\n  ')}`);
     console.log(`\nraw figures: ${join(c.outDir, 'latest.json')}${c.docs ? '; docs/bench.{json,svg,md} written' : ''} (${results.meta.elapsedSec} s)`);
   } finally {

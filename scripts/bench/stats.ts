@@ -35,7 +35,11 @@ export interface Grant {
  * the latest grant time of every acquire that started earlier.
  * `pending` are acquires still waiting at the end (got = Infinity).
  */
-export function overtaking(grants: Grant[], pending: { start: number }[], slackMs: number): { overtook: number; share: number | null } {
+export function overtaking(
+  grants: Grant[],
+  pending: { start: number }[],
+  slackMs: number,
+): { overtook: number; share: number | null; maxLeadMs: number | null } {
   const all = [...grants.map((g) => ({ start: g.start, got: g.got })), ...pending.map((p) => ({ start: p.start, got: Infinity }))];
   all.sort((a, b) => a.start - b.start);
   const starts = all.map((a) => a.start);
@@ -43,6 +47,7 @@ export function overtaking(grants: Grant[], pending: { start: number }[], slackM
   let m = -Infinity;
   for (const a of all) prefixMaxGot.push((m = Math.max(m, a.got)));
   let overtook = 0;
+  let maxLead: number | null = null;
   for (const g of grants) {
     // last index with start < g.start - slack
     let lo = 0;
@@ -55,9 +60,14 @@ export function overtaking(grants: Grant[], pending: { start: number }[], slackM
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    if (idx >= 0 && prefixMaxGot[idx]! > g.got) overtook++;
+    if (idx >= 0 && prefixMaxGot[idx]! > g.got) {
+      overtook++;
+      // how much earlier the earliest overtaken waiter had started
+      const first = all.findIndex((a) => a.got > g.got);
+      if (first >= 0 && first <= idx) maxLead = Math.max(maxLead ?? 0, g.start - all[first]!.start);
+    }
   }
-  return { overtook, share: grants.length ? overtook / grants.length : null };
+  return { overtook, share: grants.length ? overtook / grants.length : null, maxLeadMs: maxLead };
 }
 
 /** Time the lock was held inside [from, to], from non-overlapping hold intervals. */

@@ -1,0 +1,76 @@
+/**
+ * Where fairlock's uncontended acquire+release time goes, on loopback (not part of `npm run bench`;
+ * run with `npx tsx scripts/bench/profile-fairlock.ts`, optionally under `node --cpu-prof`).
+ * Compares, interleaved, per iteration:
+ *   ping      one PING (the floor)
+ *   noop2     two EVALSHA of a script returning {1, now}: the floor for two script round trips
+ *   raw2      EVALSHA acquire.lua + EVALSHA release.lua with fairlock's keys, no fairlock JS
+ *   fairlock  lock.acquire() + lease.release()
+ * and reads Redis's own usec_per_call for the scripts from INFO commandstats.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { createClient } from 'redis';
+import { FairLocks } from '../../src/index.js';
+import { lockKeys } from '../../src/keys.js';
+import { dist } from './stats.js';
+import { startBenchRedis } from './redis-server.js';
+
+const N = Number(process.env.N ?? 3000);
+const redis = await startBenchRedis();
+try {
+  const client = createClient({ url: redis.url });
+  await client.connect();
+  const read = (n: string) => readFileSync(new URL(`../../src/lua/${n}.lua`, import.meta.url), 'utf8');
+  const common = read('common');
+  const body = (n: string) => `${common}\n${read(n)}`;
+  const sha = async (b: string) => String(await client.sendCommand(['SCRIPT', 'LOAD', b]));
+  const acq = await sha(body('acquire'));
+  const rel = await sha(body('release'));
+  const noop = await sha(`local t = redis.call('TIME') return {1, tonumber(t[1])}`);
+  const keys = lockKeys('p', 'raw');
+  const k4 = ['4', keys.owner, keys.queue, keys.sessions, keys.counter];
+  const sid = randomBytes(8).toString('hex');
+  const locks = new FairLocks(client as never, { prefix: 'f' });
+  const lock = locks.lock('x');
+  let seq = 0;
+  const t: Record<string, number[]> = { ping: [], noop2: [], raw2: [], fairlock: [] };
+  const time = async (k: string, f: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    await f();
+    t[k]!.push(performance.now() - t0);
+  };
+  const steps: [string, () => Promise<unknown>][] = [
+    ['ping', () => client.ping()],
+    ['noop2', async () => {
+      await client.sendCommand(['EVALSHA', noop, '0']);
+      await client.sendCommand(['EVALSHA', noop, '0']);
+    }],
+    ['raw2', async () => {
+      const id = `${sid}:${(++seq).toString(36)}:5000:1`;
+      await client.sendCommand(['EVALSHA', acq, ...k4, id, '5000', 'wait', 'p']);
+      await client.sendCommand(['EVALSHA', rel, ...k4, id, 'p']);
+    }],
+    ['fairlock', async () => (await lock.acquire()).release()],
+  ];
+  for (let i = 0; i < 200; i++) for (const [, f] of steps) await f();
+  await client.sendCommand(['CONFIG', 'RESETSTAT']);
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < N; i++) for (const [k, f] of steps) await time(k, f);
+  const cpu = process.cpuUsage(cpu0);
+  const stats = String(await client.sendCommand(['INFO', 'commandstats']));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(t)) {
+    const d = dist(v);
+    out[k] = { p50_us: Math.round(d.p50! * 1000), p99_us: Math.round(d.p99! * 1000), x_ping: +(d.p50! / dist(t.ping!).p50!).toFixed(2) };
+  }
+  console.log(JSON.stringify(out, null, 1));
+  console.log(stats.split('\n').filter((l) => /evalsha|ping|cmdstat_(get|set|zscore|zcard|hset|hget|pexpire|zpopmin|del|time|publish)/.test(l)).join('\n'));
+  console.log(`client process CPU per iteration (all four steps): ${((cpu.user + cpu.system) / N).toFixed(0)} us`);
+  console.log(`script sizes: acquire ${body('acquire').length} B, release ${body('release').length} B; sha check ${createHash('sha1').update(body('acquire')).digest('hex') === acq}`);
+  await locks.close();
+  await client.quit();
+} finally {
+  await redis.stop();
+}

@@ -1,0 +1,58 @@
+/**
+ * Redis-side cost of fairlock's scripts (usec_per_call from INFO commandstats), against variants,
+ * to find what the Lua time is spent on. `npx tsx scripts/bench/profile-lua.ts`
+ */
+import { readFileSync } from 'node:fs';
+import { createClient } from 'redis';
+import { lockKeys } from '../../src/keys.js';
+import { startBenchRedis } from './redis-server.js';
+
+const N = Number(process.env.N ?? 5000);
+const redis = await startBenchRedis();
+try {
+  const client = createClient({ url: redis.url });
+  await client.connect();
+  const read = (n: string) => readFileSync(new URL(`../../src/lua/${n}.lua`, import.meta.url), 'utf8');
+  const common = read('common');
+  const keys = lockKeys('p', 'raw');
+  const k4 = ['4', keys.owner, keys.queue, keys.sessions, keys.counter];
+  const usec = async (body: string, args: (i: number) => string[], extra?: (i: number) => Promise<unknown>) => {
+    const sha = String(await client.sendCommand(['SCRIPT', 'LOAD', body]));
+    for (let i = 0; i < 200; i++) {
+      await client.sendCommand(['EVALSHA', sha, ...k4, ...args(i)]);
+      await extra?.(i);
+    }
+    await client.sendCommand(['CONFIG', 'RESETSTAT']);
+    for (let i = 0; i < N; i++) {
+      await client.sendCommand(['EVALSHA', sha, ...k4, ...args(i)]);
+      await extra?.(i);
+    }
+    const s = String(await client.sendCommand(['INFO', 'commandstats']));
+    const ev = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(s)!;
+    let inner = 0;
+    for (const m of s.matchAll(/cmdstat_(\w+):calls=\d+,usec=(\d+)/g)) if (m[1] !== 'evalsha' && m[1] !== 'info' && m[1] !== 'config') inner += Number(m[2]);
+    return { perCall: +(Number(ev[2]) / Number(ev[1])).toFixed(2), innerCmds: +(inner / Number(ev[1])).toFixed(2) };
+  };
+  const id = (i: number) => `sess${i % 7}:${i.toString(36)}:5000:1`;
+  const out: Record<string, unknown> = {};
+  out['noop: TIME + return'] = await usec(`local t = redis.call('TIME') return {1, tonumber(t[1])}`, () => []);
+  out['common.lua + clock() + return'] = await usec(`${common}\nlocal _, now = clock() return {1, now}`, () => []);
+  out['common.lua, 8 no-op redis.pcall via call()'] = await usec(
+    `${common}\nlocal _, now = clock() for i = 1, 7 do call('EXISTS', K_OWNER) end return {1, now}`,
+    () => [],
+  );
+  out['8 plain redis.call, no common.lua'] = await usec(
+    `local t = redis.call('TIME') for i = 1, 7 do redis.call('EXISTS', KEYS[1]) end return {1, tonumber(t[1])}`,
+    () => [],
+  );
+  const rel = `${common}\n${read('release')}`;
+  const acq = `${common}\n${read('acquire')}`;
+  const relSha = String(await client.sendCommand(['SCRIPT', 'LOAD', rel]));
+  out['acquire.lua (free lock: grant), then release'] = await usec(acq, (i) => [id(i), '5000', 'wait', 'p'], (i) =>
+    client.sendCommand(['EVALSHA', relSha, ...k4, id(i), 'p']),
+  );
+  console.log(JSON.stringify(out, null, 1));
+  await client.quit();
+} finally {
+  await redis.stop();
+}

@@ -1,0 +1,56 @@
+/**
+ * Keeps `npm run bench` from rotting: runs it with tiny numbers (--quick, its own redis-server) and
+ * checks that it finishes and writes sane JSON. No timing assertions: this machine is noisy.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { ADAPTERS } from '../scripts/bench/adapters/index.js';
+import type { BenchResults } from '../scripts/bench/results.js';
+
+const finiteOrNull = (x: unknown) => x === null || (typeof x === 'number' && Number.isFinite(x));
+
+test('npm run bench -- --quick completes and writes sane JSON', async (t) => {
+  t.timeout(120_000);
+  const out = mkdtempSync(join(tmpdir(), 'fairlock-bench-smoke-'));
+  const env = { ...process.env };
+  delete env.REDIS_URL; // the bench starts and stops its own redis-server
+  try {
+    const started = Date.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench/main.ts', '--quick', '--no-docs', '--out', out], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    t.log(`bench --quick took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    t.is(code, 0, output);
+
+    const r = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as BenchResults;
+    t.true(r.meta.quick);
+    t.deepEqual(r.libs.map((l) => l.id), ADAPTERS.map((a) => a.id));
+    for (const l of r.libs) {
+      t.deepEqual(l.errors, [], `${l.id} reported errors`);
+      for (const L of [l.loopback, l.relay]) {
+        t.truthy(L, `${l.id}: latency figures`);
+        t.true(L!.ping.n > 0 && L!.acquireRelease.n > 0, `${l.id}: latency samples`);
+        for (const d of [L!.ping, L!.acquireRelease, L!.handoff]) t.true(finiteOrNull(d.p50) && finiteOrNull(d.p99));
+      }
+      t.is(l.contention.length, 2, `${l.id}: a contention run per hold time`);
+      for (const c of [...l.contention, l.think!]) {
+        t.true(Number.isInteger(c.grants) && c.grants >= 0, `${l.id}: grants`);
+        t.true(finiteOrNull(c.commandsPerGrant) && finiteOrNull(c.jain) && finiteOrNull(c.heldShare), `${l.id}: contention figures`);
+      }
+      t.true(l.contention.some((c) => c.grants > 0), `${l.id}: someone got the lock`);
+      t.true(l.waiters.length > 0 && l.waiters.every((w) => finiteOrNull(w.commandsPerSec)), `${l.id}: waiters`);
+    }
+    t.true(r.targets.length > 0);
+    t.regex(output, /fairlock targets/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
