@@ -89,8 +89,9 @@ export class Scripts {
     return { kind: kinds[num(r[0])] ?? 'not-found', now: num(r[1]), sentAt };
   }
 
-  async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number): Promise<HeartbeatReply> {
-    const { r, sentAt } = await this.run('heartbeat', keys, [sessionId, livenessMs, this.prefix]);
+  /** `held`: ids of the leases the session holds on this lock; only those are renewed. */
+  async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, held: readonly string[] = []): Promise<HeartbeatReply> {
+    const { r, sentAt } = await this.run('heartbeat', keys, [sessionId, livenessMs, this.prefix, ...held]);
     const id = String(r[2]);
     return { lapsed: num(r[0]) === 1, now: num(r[1]), owner: id ? { id, token: num(r[3]), exp: num(r[4]) } : null, sentAt };
   }

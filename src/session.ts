@@ -110,7 +110,8 @@ export class LockState {
       if (this.idle) return;
       let reply;
       try {
-        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.session.options.livenessMs);
+        const held = [...new Set([...this.leases].map((l) => l.id))];
+        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.session.options.livenessMs, held);
       } catch (err) {
         debug('heartbeat %s failed: %s', this.name, (err as Error).message);
         // A key of the wrong type will not heal by retrying: fail this lock's leases and waits now

@@ -99,8 +99,8 @@ test('cancel twice of a waiter whose grant raced ahead: released (handed on), th
 test('heartbeat twice: same owner, lease not shortened, not lapsed the second time', async (t) => {
   const { scripts, keys, id } = setup();
   await scripts.acquire(keys, id('a', 1, 1000), LIVENESS, 'wait');
-  const h1 = await scripts.heartbeat(keys, 'a', LIVENESS);
-  const h2 = await scripts.heartbeat(keys, 'a', LIVENESS);
+  const h1 = await scripts.heartbeat(keys, 'a', LIVENESS, [id('a', 1, 1000)]);
+  const h2 = await scripts.heartbeat(keys, 'a', LIVENESS, [id('a', 1, 1000)]);
   t.true(h1.lapsed, 'an immediate grant registers no liveness: the first beat reports a lapse (acquire is then re-run, idempotently)');
   t.false(h2.lapsed);
   t.is(h2.owner?.id, id('a', 1, 1000));
@@ -110,6 +110,14 @@ test('heartbeat twice: same owner, lease not shortened, not lapsed the second ti
   const w2 = await scripts.heartbeat(keys, 'w', LIVENESS);
   t.is(w1.owner?.id, id('a', 1, 1000));
   t.is(w2.owner?.id, id('a', 1, 1000), 'another session\'s beats leave the owner alone');
+  t.is(w2.owner?.exp, h2.owner?.exp);
+  // A beat of the owner's own session that does not name the lease (the client no longer tracks it,
+  // e.g. its release failed) does not renew it either: it runs out like a dead holder's.
+  await new Promise((r) => setTimeout(r, 20));
+  const o1 = await scripts.heartbeat(keys, 'a', LIVENESS);
+  t.is(o1.owner?.exp, h2.owner?.exp, 'not renewed');
+  const o2 = await scripts.heartbeat(keys, 'a', LIVENESS, [id('a', 1, 1000)]);
+  t.true(o2.owner!.exp > h2.owner!.exp, 'renewed when named');
 });
 
 test('extend twice: extended both times, the later deadline is not earlier', async (t) => {

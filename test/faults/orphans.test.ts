@@ -1,0 +1,67 @@
+/**
+ * Orphaned grants (found by the chaos run): a grant in Redis that its own process no longer tracks
+ * (its release or cancel failed on a dropped connection, or its lease was lost and the release that
+ * followed failed) must run out like a dead holder's, even while the same session keeps beating on
+ * that lock for another waiter. Before the fix, the heartbeat renewed every owner of its session,
+ * so such an orphan was renewed forever and the session's own next waiter waited forever.
+ */
+import test from 'ava';
+import { FairLocks } from '../../src/index.js';
+import { lockKeys } from '../../src/keys.js';
+import { Scripts } from '../../src/scripts.js';
+import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+
+const OPTS = { leaseMs: 600, livenessMs: 600, heartbeatMs: 150 };
+let server: RedisServer;
+test.before(async () => {
+  server = await startRedis();
+});
+test.after.always(async () => {
+  await server?.stop();
+});
+
+test('an owner its session no longer tracks is not renewed: the session\'s next waiter gets the lock within a lease', async (t) => {
+  const prefix = newPrefix();
+  const client = await connect(server.url);
+  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const keys = lockKeys(prefix, 'o');
+  // The orphan: a grant to this session's id that the FairLocks instance never saw (as after a
+  // release whose command died with its connection).
+  const orphan = `${locks.sessionId}:zz:${OPTS.leaseMs}:1`;
+  const r = await new Scripts(client, prefix).acquire(keys, orphan, OPTS.livenessMs, 'wait');
+  t.is(r.kind, 'granted');
+  const started = Date.now();
+  const lease = await locks.lock('o').acquire({ timeoutMs: 5_000 });
+  const waited = Date.now() - started;
+  t.log(`granted after ${waited} ms`);
+  t.true(waited <= OPTS.leaseMs + OPTS.heartbeatMs + 1500, 'within one lease + one heartbeat (with slack)');
+  t.true(lease.token > (r as { token: number }).token);
+  await lease.release();
+  await locks.close();
+  await client.quit();
+});
+
+test('a lease whose release failed is not renewed by the beats its session keeps sending for the lock', async (t) => {
+  const prefix = newPrefix();
+  const client = await connect(server.url);
+  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const lock = locks.lock('f');
+  const first = await lock.acquire();
+  const second = lock.acquire({ timeoutMs: 5_000 }); // same session, same lock: its beats go on
+  // Make the release fail as a dropped connection would: the client is closed under it.
+  const orig = client.sendCommand.bind(client);
+  let fail = true;
+  (client as unknown as { sendCommand: typeof client.sendCommand }).sendCommand = ((args: string[], ...rest: unknown[]) => {
+    if (fail && args[0] === 'EVALSHA' && args.length > 7 && args[7] === first.id) {
+      fail = false;
+      return Promise.reject(new Error('connection lost (simulated)'));
+    }
+    return (orig as (...a: unknown[]) => unknown)(args, ...rest);
+  }) as typeof client.sendCommand;
+  await t.throwsAsync(first.release());
+  const next = await second;
+  t.true(next.token > first.token);
+  await next.release();
+  await locks.close();
+  await client.quit();
+});
