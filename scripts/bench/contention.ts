@@ -6,7 +6,7 @@ import type { Adapter } from './adapters/types.js';
 import { now, sleep } from './clock.js';
 import type { Worker } from './pool.js';
 import { RedisStats } from './redis-stats.js';
-import { heldMs, jain, overtaking, round, type Grant } from './stats.js';
+import { fifoViolations, heldMs, jain, overtaking, round, type Grant } from './stats.js';
 
 export interface ContendOptions {
   contenders: number;
@@ -31,8 +31,12 @@ export interface ContendResult {
   commandsPerGrant: number | null;
   cpuUsPerGrant: number | null;
   commandsByName: Record<string, number>;
+  /** Microseconds inside each command per grant (INFO commandstats usec; a script's includes its commands). */
+  commandUsPerGrant: Record<string, number>;
   overtook: number;
   overtakingShare: number | null;
+  /** Grants that passed a waiter already queued (onQueued fired) before the grantee called acquire(); fairlock only. */
+  fifoViolations: number | null;
   /** Of the overtaken waiters, the longest head start one had (ms): a few ms is client-side scheduling. */
   overtakenLeadMaxMs: number | null;
   maxWaitMs: number | null;
@@ -89,9 +93,11 @@ export async function runContention(
     commandsPerGrant: n ? round(d.commands / n, 2) : null,
     cpuUsPerGrant: n ? round((d.cpuSeconds * 1e6) / n, 1) : null,
     commandsByName: d.byCommand,
+    commandUsPerGrant: Object.fromEntries(Object.entries(d.usecByCommand).map(([k, v]) => [k, n ? round(v / n, 2)! : 0])),
     overtook: ov.overtook,
     overtakingShare: round(ov.share, 4),
     overtakenLeadMaxMs: round(ov.maxLeadMs, 1),
+    fifoViolations: fifoViolations(grants),
     maxWaitMs: waits.length ? round(Math.max(...waits), 1) : null,
     jain: round(jain([...perContender.values()]), 4),
     heldShare: round(heldMs(grants, startAt, end) / o.durationMs, 4),

@@ -33,12 +33,18 @@ How to read it:
   per uncontended acquire+release.
 - **Redis commands and CPU per grant** come from \`INFO commandstats\` and \`INFO cpu\` deltas over the
   contention run; commands run inside Lua scripts count too, so a script is not free.
-- **Overtaking**: grants that went to a contender while another had been waiting more than 2 ms
-  longer. **Jain's index** over grants per contender: 1.0 is perfectly even.
+- **Overtaking**: grants that went to a contender while another had called \`acquire()\` more than
+  2 ms earlier and was still waiting; the clock is read just before \`acquire()\`, so a process that the
+  OS deschedules between that read and sending its request (${m.procs} busy processes and Redis share ${m.cores} cores) shows
+  up here too. **FIFO breaks** checks fairlock's actual promise with no slack: a grant to B while some
+  A, whose \`onQueued\` had fired before B called \`acquire()\`, was still waiting (peers have no such
+  callback). **Jain's index** over grants per contender: 1.0 is perfectly even.
 - **Think**: every contender holds 1 ms, then pauses 10 ms before asking again; *held* is the share
   of the run during which someone held the lock (the rest is hand-off gaps and polling sleep).
 - **Waiters**: W acquires waiting on a lock that stays held, spread over ${m.procs} processes; commands per
-  second while they wait, and Redis memory per waiter (\`used_memory\` delta / W).
+  second over a ${m.waitWindowMs / 1000} s window while they wait, and Redis memory per waiter (\`used_memory\` delta / W).
+  fairlock's figure is its heartbeats: one script per process and lock per second, whatever W.
+  The 3 s poller's waiters all poll in step, so a 2 s window may catch one round of polls or none.
 - Peers run with their defaults: redlock's 10 retries x 200 ms (+ jitter) and redlock-universal's
   3 x 100 ms are re-tried until acquired; redis-semaphore polls every 10 ms; simple-redis-mutex wakes
   every waiter with one PUBLISH per release; the classic \`SET NX PX\` loop polls every 50 ms or 3 s.

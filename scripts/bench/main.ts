@@ -24,7 +24,15 @@ import { runWaiters } from './waiters.js';
 
 const STEPS_PER_LIB = (c: BenchConfig) => 3 + c.holds.length + 1 + c.waiters.length;
 
-async function benchLib(id: string, c: BenchConfig, redis: BenchRedis, relay: Relay, stats: RedisStats, step: (what: string) => void): Promise<LibResult> {
+async function benchLib(
+  id: string,
+  c: BenchConfig,
+  redis: BenchRedis,
+  relay: Relay,
+  stats: RedisStats,
+  step: (what: string) => void,
+  shared?: Worker[],
+): Promise<LibResult> {
   const adapter = adapterById(id);
   const res: LibResult = { id, label: adapter.label, client: adapter.client, wakeup: adapter.wakeup, contention: [], waiters: [], errors: [] };
   const prefix = `bench-${id}`;
@@ -49,9 +57,11 @@ async function benchLib(id: string, c: BenchConfig, redis: BenchRedis, relay: Re
   await attempt(`latency, relay ${c.relayDelayMs} ms`, async () => {
     res.relay = await measureLatency(adapter, relay.url, prefix, c.relay, relay);
   });
-  let pool: Worker[] = [];
+  // Fresh workers per library (a peer's abandoned waiters must not load the next one's run),
+  // except in --quick, where one pool serves every library to keep the smoke test short.
+  let pool: Worker[] = shared ?? [];
   await attempt(`${c.procs} worker processes`, async () => {
-    pool = await startPool(c.procs);
+    if (!shared) pool = await startPool(c.procs);
   });
   try {
     if (pool.length) {
@@ -73,8 +83,8 @@ async function benchLib(id: string, c: BenchConfig, redis: BenchRedis, relay: Re
       for (let i = 0; i < c.holds.length + 1 + c.waiters.length; i++) step(`${id}: skipped`);
     }
   } finally {
-    for (const w of pool) res.errors.push(...w.errors);
-    await stopPool(pool);
+    for (const w of pool) res.errors.push(...w.errors.splice(0));
+    if (!shared) await stopPool(pool);
   }
   if (redis.owned) await stats.flushAll();
   return res;
@@ -91,8 +101,10 @@ async function main(): Promise<void> {
   let relay: Relay | undefined;
   let stats: RedisStats | undefined;
   let bar: cliProgress.SingleBar | undefined;
+  let shared: Worker[] | undefined;
   const stopAll = async () => {
     bar?.stop();
+    if (shared) await stopPool(shared);
     await stats?.close();
     await relay?.stop();
     await redis.stop();
@@ -125,10 +137,11 @@ async function main(): Promise<void> {
     let done = 0;
     const step = (what: string) => {
       if (bar) bar.update(done++, { step: what });
-      else if (!c.quick) console.error(`[${++done}/${total}] ${what}`);
+      else if (!c.quick || process.env.BENCH_TRACE) console.error(`[${++done}/${total}] ${((Date.now() - started) / 1000).toFixed(1)} s ${what}`);
     };
     const libs: LibResult[] = [];
-    for (const id of c.libs) libs.push(await benchLib(id, c, redis, relay, stats, step));
+    shared = c.quick ? await startPool(c.procs) : undefined;
+    for (const id of c.libs) libs.push(await benchLib(id, c, redis, relay, stats, step, shared));
     bar?.update(total, { step: 'done' });
     bar?.stop();
     bar = undefined;
@@ -142,6 +155,7 @@ async function main(): Promise<void> {
         cores: cpus().length,
         os: `${osType()} ${release()}`,
         relayDelayMs: c.relayDelayMs,
+        waitWindowMs: c.waitWindowMs,
         procs: c.procs,
         contenders: c.contenders,
         quick: c.quick,

@@ -12,12 +12,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createClient } from 'redis';
-import { FairLocks } from '../../src/index.js';
+import { FairLocks as FairLocksSrc } from '../../src/index.js';
 import { lockKeys } from '../../src/keys.js';
 import { dist } from './stats.js';
 import { startBenchRedis } from './redis-server.js';
 
 const N = Number(process.env.N ?? 3000);
+// FAIRLOCK_MODULE=/path/to/compiled/index.js measures tsc output instead of src/ through tsx
+const FairLocks: typeof FairLocksSrc = process.env.FAIRLOCK_MODULE
+  ? ((await import(process.env.FAIRLOCK_MODULE)) as { FairLocks: typeof FairLocksSrc }).FairLocks
+  : FairLocksSrc;
 const redis = await startBenchRedis();
 try {
   const client = createClient({ url: redis.url });
@@ -54,6 +58,8 @@ try {
     }],
     ['fairlock', async () => (await lock.acquire()).release()],
   ];
+  // ONLY=fairlock (e.g. under --cpu-prof) runs just that step
+  if (process.env.ONLY) steps.splice(0, steps.length, ...steps.filter(([k]) => k === process.env.ONLY || k === 'ping'));
   for (let i = 0; i < 200; i++) for (const [, f] of steps) await f();
   await client.sendCommand(['CONFIG', 'RESETSTAT']);
   const cpu0 = process.cpuUsage();

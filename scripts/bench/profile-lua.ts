@@ -13,7 +13,12 @@ try {
   const client = createClient({ url: redis.url });
   await client.connect();
   const read = (n: string) => readFileSync(new URL(`../../src/lua/${n}.lua`, import.meta.url), 'utf8');
-  const common = read('common');
+  const commonReal = read('common');
+  // VARIANT=plaincall: the pcall wrapper replaced by redis.call, to price the wrapper
+  const common = process.env.VARIANT === 'plaincall'
+    ? commonReal.replace(/local function call\(cmd, key, \.\.\.\)[\s\S]*?\nend\n/, 'local call = redis.call\n')
+    : commonReal;
+  if (process.env.VARIANT && common === commonReal) throw new Error('variant did not apply');
   const keys = lockKeys('p', 'raw');
   const k4 = ['4', keys.owner, keys.queue, keys.sessions, keys.counter];
   const usec = async (body: string, args: (i: number) => string[], extra?: (i: number) => Promise<unknown>) => {
@@ -51,6 +56,32 @@ try {
   out['acquire.lua (free lock: grant), then release'] = await usec(acq, (i) => [id(i), '5000', 'wait', 'p'], (i) =>
     client.sendCommand(['EVALSHA', relSha, ...k4, id(i), 'p']),
   );
+  // The contended path: 15 waiters queued; each round enqueues one more and hands the lock on.
+  {
+    const keys2 = lockKeys('p', 'hot');
+    const kk = ['4', keys2.owner, keys2.queue, keys2.sessions, keys2.counter];
+    const acqSha = String(await client.sendCommand(['SCRIPT', 'LOAD', acq]));
+    const wid = (i: number) => `s${i % 4}:${i.toString(36)}:5000:1`;
+    let owner = 0;
+    await client.sendCommand(['EVALSHA', acqSha, ...kk, wid(0), '5000', 'wait', 'p']);
+    for (let i = 1; i <= 15; i++) await client.sendCommand(['EVALSHA', acqSha, ...kk, wid(i), '5000', 'wait', 'p']);
+    let next = 16;
+    const round = async () => {
+      await client.sendCommand(['EVALSHA', acqSha, ...kk, wid(next++), '5000', 'wait', 'p']);
+      await client.sendCommand(['EVALSHA', relSha, ...kk, wid(owner++), 'p']);
+    };
+    for (let i = 0; i < 200; i++) await round();
+    await client.sendCommand(['CONFIG', 'RESETSTAT']);
+    for (let i = 0; i < N; i++) await round();
+    const st = String(await client.sendCommand(['INFO', 'commandstats']));
+    const ev = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(st)!;
+    let inner = 0;
+    for (const m of st.matchAll(/cmdstat_(\w+):calls=\d+,usec=(\d+)/g)) if (!['evalsha', 'info', 'config'].includes(m[1]!)) inner += Number(m[2]);
+    out['contended: enqueue (acquire.lua) + hand-off (release.lua), 15 queued'] = {
+      perCall: +(Number(ev[2]) / Number(ev[1])).toFixed(2),
+      innerCmds: +(inner / Number(ev[1])).toFixed(2),
+    };
+  }
   console.log(JSON.stringify(out, null, 1));
   await client.quit();
 } finally {

@@ -6,6 +6,8 @@ export interface Snapshot {
   /** Sum of `calls` over INFO commandstats, without INFO itself. */
   commands: number;
   byCommand: Record<string, number>;
+  /** Microseconds Redis spent inside each command (a script's own includes the commands it ran). */
+  usecByCommand: Record<string, number>;
   /** used_cpu_sys + used_cpu_user, seconds. */
   cpu: number;
   usedMemory: number;
@@ -15,6 +17,7 @@ export interface Delta {
   seconds: number;
   commands: number;
   byCommand: Record<string, number>;
+  usecByCommand: Record<string, number>;
   cpuSeconds: number;
   memory: number;
 }
@@ -32,23 +35,30 @@ export class RedisStats {
   async snapshot(): Promise<Snapshot> {
     const text = await this.client.info('all');
     const byCommand: Record<string, number> = {};
+    const usecByCommand: Record<string, number> = {};
     let commands = 0;
-    for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
       if (m[1] === 'info') continue;
       byCommand[m[1]!] = Number(m[2]);
+      usecByCommand[m[1]!] = Number(m[3]);
       commands += Number(m[2]);
     }
     const field = (name: string) => Number(new RegExp(`^${name}:(\\S+)`, 'm').exec(text)?.[1] ?? NaN);
-    return { at: Date.now(), commands, byCommand, cpu: field('used_cpu_sys') + field('used_cpu_user'), usedMemory: field('used_memory') };
+    return { at: Date.now(), commands, byCommand, usecByCommand, cpu: field('used_cpu_sys') + field('used_cpu_user'), usedMemory: field('used_memory') };
   }
 
   static delta(a: Snapshot, b: Snapshot): Delta {
-    const byCommand: Record<string, number> = {};
-    for (const [k, v] of Object.entries(b.byCommand)) {
-      const d = v - (a.byCommand[k] ?? 0);
-      if (d > 0) byCommand[k] = d;
-    }
-    return { seconds: (b.at - a.at) / 1000, commands: b.commands - a.commands, byCommand, cpuSeconds: b.cpu - a.cpu, memory: b.usedMemory - a.usedMemory };
+    const diff = (x: Record<string, number>, y: Record<string, number>) => {
+      const out: Record<string, number> = {};
+      for (const [k, v] of Object.entries(y)) {
+        const d = v - (x[k] ?? 0);
+        if (d > 0) out[k] = d;
+      }
+      return out;
+    };
+    const byCommand = diff(a.byCommand, b.byCommand);
+    const usecByCommand = diff(a.usecByCommand, b.usecByCommand);
+    return { seconds: (b.at - a.at) / 1000, commands: b.commands - a.commands, byCommand, usecByCommand, cpuSeconds: b.cpu - a.cpu, memory: b.usedMemory - a.usedMemory };
   }
 
   async flushAll(): Promise<void> {

@@ -33,6 +33,7 @@ export interface BenchResults {
     cores: number;
     os: string;
     relayDelayMs: number;
+    waitWindowMs: number;
     procs: number;
     contenders: number;
     quick: boolean;

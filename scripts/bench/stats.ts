@@ -27,6 +27,36 @@ export interface Grant {
   start: number;
   got: number;
   rel: number;
+  /** When the library confirmed the waiter was queued (fairlock only). */
+  queuedAt?: number;
+}
+
+/**
+ * fairlock's own FIFO promise, checked exactly: grants to B while some A whose onQueued had fired
+ * before B even called acquire() was still waiting. No slack needed: both times are on one clock.
+ * Null when the library reports no queue times.
+ */
+export function fifoViolations(grants: Grant[]): number | null {
+  const queued = grants.filter((g) => g.queuedAt !== undefined).sort((a, b) => a.queuedAt! - b.queuedAt!);
+  if (queued.length === 0) return null;
+  const prefixMaxGot: number[] = [];
+  let m = -Infinity;
+  for (const q of queued) prefixMaxGot.push((m = Math.max(m, q.got)));
+  let bad = 0;
+  for (const g of grants) {
+    let lo = 0;
+    let hi = queued.length - 1;
+    let idx = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (queued[mid]!.queuedAt! < g.start) {
+        idx = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (idx >= 0 && prefixMaxGot[idx]! > g.got) bad++;
+  }
+  return bad;
 }
 
 /**

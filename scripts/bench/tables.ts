@@ -14,6 +14,9 @@ const n = (v: number | null | undefined, d = 1) => (v == null ? 'n/a' : v.toFixe
 const pct = (v: number | null | undefined, d = 1) => (v == null ? 'n/a' : `${(v * 100).toFixed(d)}%`);
 const big = (v: number | null | undefined) => (v == null ? 'n/a' : v >= 1000 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1));
 
+/** Memory deltas of a few bytes either way are noise (allocator, client buffers). */
+const bytes = (v: number | null | undefined) => (v == null ? 'n/a' : Math.abs(v) < 16 ? '~0' : v.toFixed(0));
+
 export function tables(r: BenchResults): Table[] {
   const holds = [...new Set(r.libs.flatMap((l) => l.contention.map((c) => c.holdMs)))];
   const waiters = [...new Set(r.libs.flatMap((l) => l.waiters.map((w) => w.waiters)))];
@@ -61,6 +64,7 @@ export function tables(r: BenchResults): Table[] {
         'Redis cmds / grant',
         'Redis CPU / grant',
         'overtaking grants',
+        'FIFO breaks',
         'longest wait',
         'Jain',
         'think 10 ms: grants/s',
@@ -74,6 +78,7 @@ export function tables(r: BenchResults): Table[] {
           n(c?.commandsPerGrant, 1),
           c?.cpuUsPerGrant == null ? 'n/a' : `${c.cpuUsPerGrant.toFixed(0)} us`,
           c ? `${c.overtook} (${pct(c.overtakingShare)})` : 'n/a',
+          c?.fifoViolations == null ? '-' : String(c.fifoViolations),
           c?.maxWaitMs == null ? 'n/a' : `${ms1(c.maxWaitMs)} ms`,
           n(c?.jain, 3),
           big(l.think?.grantsPerSec),
@@ -87,7 +92,7 @@ export function tables(r: BenchResults): Table[] {
       rows: r.libs.map((l) => [
         l.id,
         ...waiters.map((w) => big(l.waiters.find((x) => x.waiters === w)?.commandsPerSec)),
-        big(l.waiters.find((x) => x.waiters === Math.max(...waiters))?.bytesPerWaiter),
+        bytes(l.waiters.find((x) => x.waiters === Math.max(...waiters))?.bytesPerWaiter),
       ]),
     },
   ];

@@ -59,7 +59,7 @@ async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<Wo
       if (c.holdMs > 0) await sleep(c.holdMs);
       const rel = now();
       await held.release();
-      grants.push({ contender: who, start, got, rel });
+      grants.push(held.queuedAt === undefined ? { contender: who, start, got, rel } : { contender: who, start, got, rel, queuedAt: held.queuedAt });
       total++;
       if (c.thinkMs > 0) await sleep(c.thinkMs);
     }

@@ -1,5 +1,6 @@
 import { createClient } from 'redis';
 import { FairLocks } from '../../../src/index.js';
+import { now } from '../clock.js';
 import type { Adapter, LockClient } from './types.js';
 
 /** fairlock with its defaults: FIFO queue in Lua, one PUBLISH wakes the next holder. */
@@ -16,8 +17,9 @@ export const fairlock: Adapter = {
     let closed = false;
     return {
       async acquire(name) {
-        const lease = await locks.lock(name).acquire({ timeoutMs: 600_000 });
-        return { release: () => lease.release() };
+        let queuedAt: number | undefined;
+        const lease = await locks.lock(name).acquire({ timeoutMs: 600_000, onQueued: () => (queuedAt = now()) });
+        return { release: () => lease.release(), queuedAt };
       },
       ping: async () => void (await client.ping()),
       async close() {

@@ -4,6 +4,8 @@
  */
 export interface Held {
   release(): Promise<void>;
+  /** When the library said the caller was in its queue (fairlock's onQueued), if it has one. */
+  queuedAt?: number;
 }
 
 export interface LockClient {
