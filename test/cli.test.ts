@@ -205,6 +205,31 @@ test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs n
   await locks.close();
 });
 
+test.serial('SIGTERM while waiting exits within a few seconds even when Redis has gone away', async (t) => {
+  const own = await startRedis({ owned: true });
+  try {
+    const prefix = newPrefix('cli');
+    const other = await connect(own.url);
+    const locks = new FairLocks(other, { prefix });
+    await locks.lock('gone').acquire();
+    const r = fairlock(['exec', 'gone', '--redis', own.url, '--prefix', prefix, '--', 'true']);
+    await until(async () => (await locks.inspect('gone')).queue.length === 1, 'the exec to be queued');
+    await own.kill();
+    const t0 = Date.now();
+    r.proc.kill('SIGTERM');
+    const res = await r.done;
+    t.is(res.code, 143, res.stderr);
+    t.true(Date.now() - t0 < 6_000, `exited after ${Date.now() - t0} ms`);
+    t.regex(res.stderr, /could not leave the queue/);
+    // Bring Redis back (empty) so that this test's own instance and its subscriber can close.
+    await own.restart();
+    await locks.close();
+    await other.quit();
+  } finally {
+    await own.stop();
+  }
+});
+
 test.serial('SIGTERM while the command runs is passed to it; fairlock exits with its code and releases', async (t) => {
   const prefix = newPrefix('cli');
   const ready = join(dir, `${prefix}.ready`);

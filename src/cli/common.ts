@@ -162,6 +162,11 @@ export async function connectRedis(url: string, timeoutMs = 5_000): Promise<Clie
 /** Quits the client, or drops the connection if Redis does not answer within `timeoutMs`. */
 export async function closeRedis(client: Client | undefined, timeoutMs = 2_000): Promise<void> {
   if (!client?.isOpen) return;
+  if (!client.isReady) {
+    // Reconnecting: QUIT would wait for a connection that may never come back.
+    await client.disconnect().catch(() => undefined);
+    return;
+  }
   let timer: NodeJS.Timeout | undefined;
   const quit = client.quit().then(
     () => true,

@@ -32,6 +32,8 @@ export interface ExecOptions {
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** How long a signalled waiter tries to leave the queue cleanly before it exits regardless. */
+const LEAVE_LIMIT_MS = 3_000;
 
 export function execCommand(): Command {
   const cmd = new Command('exec')
@@ -86,6 +88,12 @@ export async function runExec(name: string, command: string[], options: ExecOpti
     interrupted = sig;
     info(`${sig} received while waiting for "${name}": leaving the queue`);
     waiting.abort(new Error(sig));
+    // Leaving needs Redis; when it is unreachable, go anyway: the entry is skipped once this
+    // process's liveness runs out.
+    setTimeout(() => {
+      say(`could not leave the queue of "${name}" within ${formatMs(LEAVE_LIMIT_MS)} (Redis unreachable?); exiting anyway`);
+      process.exit(signalExitCode(sig));
+    }, LEAVE_LIMIT_MS).unref();
   };
   for (const sig of FORWARDED) process.on(sig, onSignal);
 
@@ -128,7 +136,7 @@ export async function runExec(name: string, command: string[], options: ExecOpti
     return e.exitCode;
   } finally {
     // Leave the queue / release and disconnect, but never hang on an unreachable Redis.
-    if (locks) await bounded(locks.close(), 3_000);
+    if (locks) await bounded(locks.close(), client?.isReady ? 3_000 : 300);
     await closeRedis(client);
     for (const sig of FORWARDED) process.off(sig, onSignal);
   }
