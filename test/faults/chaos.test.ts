@@ -21,7 +21,8 @@ test('chaos: kills, pauses and disconnects for 15 s break no property', async (t
 });
 
 // Synthetic logs: the checker must see each kind of violation (so a clean run means something).
-const proc = (pid: number, events: Omit<WorkerEvent, 'pid'>[], extra: Partial<ProcLog> = {}): ProcLog => ({
+type WithoutPid<T> = T extends unknown ? Omit<T, 'pid'> : never;
+const proc = (pid: number, events: WithoutPid<WorkerEvent>[], extra: Partial<ProcLog> = {}): ProcLog => ({
   pid,
   events: events.map((e) => ({ ...e, pid }) as WorkerEvent),
   killed: false,
