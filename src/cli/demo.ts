@@ -24,6 +24,8 @@ export interface DemoOptions {
 /** The whole demo, Redis start-up included, must end within this. */
 const DEMO_LIMIT_MS = 15_000;
 const LOCK = 'demo';
+/** The most time all grants together may hold the lock (workers x rounds x hold). */
+const MAX_HOLDING_MS = 10_000;
 
 export function demoCommand(): Command {
   const cmd = new Command('demo')
@@ -142,10 +144,16 @@ class Worker {
   send(order: DemoOrder): void {
     if (this.proc.connected) this.proc.send(order);
   }
-  async stop(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null || this.proc.pid === undefined) return;
+  /** Waits up to `graceMs` for the worker to quit by itself, then kills it by PID. */
+  async stop(graceMs: number): Promise<void> {
+    const gone = () => this.proc.exitCode !== null || this.proc.signalCode !== null || this.proc.pid === undefined;
+    if (gone()) return;
     const exited = new Promise((r) => this.proc.once('exit', r));
-    process.kill(this.proc.pid, 'SIGKILL');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    if (gone()) return;
+    process.kill(this.proc.pid!, 'SIGKILL');
     await exited;
   }
 }
@@ -163,7 +171,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   let redis: OwnRedis | undefined;
   const workers: Worker[] = [];
   let limit: NodeJS.Timeout | undefined;
+  let finished = false;
   try {
+    if (options.workers * options.rounds * options.hold > MAX_HOLDING_MS) {
+      throw new CliError(EXIT.USAGE, `--workers x --rounds x --hold must stay under ${formatMs(MAX_HOLDING_MS)} so that the demo ends within ${formatMs(DEMO_LIMIT_MS)}`);
+    }
     let url = options.redis;
     if (url) {
       await closeRedis(await connectRedis(url));
@@ -193,6 +205,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     for (const w of workers) w.send({ op: 'init', url, prefix: options.prefix, name: LOCK });
     await Promise.race([Promise.all(ready), timedOut, failure]);
     const summary = await Promise.race([contend(workers, options), timedOut, failure]);
+    finished = true;
     return summary;
   } catch (err) {
     const e = toCliError(err);
@@ -201,7 +214,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   } finally {
     clearTimeout(limit);
     for (const w of workers) w.proc.removeAllListeners('exit');
-    await Promise.all(workers.map((w) => w.stop()));
+    // After a normal end the workers were told to quit: give them a moment to close their sessions.
+    await Promise.all(workers.map((w) => w.stop(finished ? 2_000 : 0)));
     await redis?.stop();
   }
 }
