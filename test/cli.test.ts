@@ -334,7 +334,7 @@ test.serial('the demo runs its own redis-server, shows grants in queue order and
 });
 
 test.serial('the demo says so and exits 69 when it has no Redis', async (t) => {
-  const env = { ...process.env, PATH: dir }; // no redis-server on this PATH
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: dir }; // no redis-server on this PATH
   delete env.REDIS_URL;
   const r = await run(['demo'], { env });
   t.is(r.code, 69, r.stdout + r.stderr);
