@@ -198,7 +198,10 @@ function looksLikeConnectionError(err: unknown): boolean {
 export function toCliError(err: unknown): CliError {
   if (err instanceof CliError) return err;
   if (err instanceof LockTimeoutError) return new CliError(EXIT.TIMEOUT, err.message);
-  if (err instanceof InvalidArgumentError) return new CliError(EXIT.USAGE, err.message);
+  if (err instanceof InvalidArgumentError) {
+    // The library names its options; say which command-line option that was.
+    return new CliError(EXIT.USAGE, err.message.replace(/\boptions\.(leaseMs|prefix|timeoutMs)\b/g, (_, o: string) => `--${o.replace(/Ms$/, '')}`));
+  }
   if (err instanceof FairLockError && err.code === 'REDIS_ERROR') return new CliError(EXIT.UNAVAILABLE, `Redis error: ${err.message}`);
   if (looksLikeConnectionError(err)) return new CliError(EXIT.UNAVAILABLE, `Redis error: ${(err as Error).message}`);
   if (err instanceof FairLockError) return new CliError(EXIT.INTERNAL, `${err.code}: ${err.message}`);
