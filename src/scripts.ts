@@ -112,24 +112,38 @@ export class Scripts {
   }
 
   private async run(name: ScriptName, keys: LockKeys, args: (string | number)[]): Promise<{ r: unknown[]; sentAt: number }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.runOnce(name, keys, args);
+      } catch (err) {
+        // Every script is safe to run twice (see their headers): a call whose connection dropped
+        // before its reply came is sent once more (on the reconnected client) instead of failing a
+        // wait or leaving a release undone. Errors Redis answered are not retried.
+        if (attempt >= 2 || !droppedConnection(err)) throw toFairLockError(err, name);
+      }
+    }
+  }
+
+  private async runOnce(name: ScriptName, keys: LockKeys, args: (string | number)[]): Promise<{ r: unknown[]; sentAt: number }> {
     const script = SCRIPTS[name];
     const tail = ['4', keys.owner, keys.queue, keys.sessions, keys.counter, ...args.map(String)];
     const sentAt = monotonic();
     let reply: unknown;
     try {
-      try {
-        reply = await this.client.sendCommand(['EVALSHA', script.sha, ...tail]);
-      } catch (err) {
-        if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-        reply = await this.client.sendCommand(['EVAL', script.body, ...tail]);
-      }
+      reply = await this.client.sendCommand(['EVALSHA', script.sha, ...tail]);
     } catch (err) {
-      throw toFairLockError(err, name);
+      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+      reply = await this.client.sendCommand(['EVAL', script.body, ...tail]);
     }
     const r = reply as unknown[];
     this.offsetUpper = num(r[1]) - sentAt; // every reply is {code, now, ...}
     return { r, sentAt };
   }
+}
+
+/** node-redis rejects the commands in flight with this when the connection drops under them. */
+function droppedConnection(err: unknown): boolean {
+  return (err as object | undefined)?.constructor?.name === 'SocketClosedUnexpectedlyError';
 }
 
 function num(v: unknown): number {

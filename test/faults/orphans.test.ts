@@ -65,3 +65,25 @@ test('a lease whose release failed is not renewed by the beats its session keeps
   await locks.close();
   await client.quit();
 });
+
+test('a release whose connection is killed before Redis ran it is sent again on the reconnected client', async (t) => {
+  const prefix = newPrefix();
+  const client = await connect(server.url);
+  const admin = await connect(server.url);
+  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const lease = await locks.lock('k').acquire();
+  const waiting = locks.lock('k').acquire({ timeoutMs: 10_000 });
+  const id = await client.clientId();
+  // Hold every write (EVALSHA included) so the release sits unanswered, then drop its connection.
+  await admin.sendCommand(['CLIENT', 'PAUSE', '400', 'WRITE']);
+  const releasing = lease.release();
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(Number(await admin.sendCommand(['CLIENT', 'KILL', 'ID', String(id)])), 1);
+  await t.notThrowsAsync(releasing, 'the release was retried, not failed');
+  const next = await waiting;
+  t.true(next.token > lease.token);
+  await next.release();
+  await locks.close();
+  await client.quit();
+  await admin.quit();
+});
