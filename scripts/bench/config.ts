@@ -33,7 +33,7 @@ const USAGE = `usage: npm run bench -- [options]
   --out DIR             where latest.json goes (default bench-results)
   --docs / --no-docs    write docs/bench.json, docs/bench.svg, docs/bench.md (default: on for full runs)
   --relay-delay MS      delay per chunk each way in the relay (default 2)
-  --duration MS         length of each contention run (default 1200)
+  --duration MS         length of each contention run (default 1000)
   --no-progress         no progress bar
 Set REDIS_URL=redis://127.0.0.1:PORT to use a server you run (loopback only); otherwise the bench
 starts its own redis-server on a free port and stops it at the end.`;
@@ -64,7 +64,7 @@ export function parseArgs(argv: string[]): BenchConfig {
   };
   const libs = typeof flags.get('libs') === 'string' ? String(flags.get('libs')).split(',').filter(Boolean) : ADAPTERS.map((a) => a.id);
   for (const l of libs) if (!ADAPTERS.some((a) => a.id === l)) throw new Error(`unknown library "${l}"\n${USAGE}`);
-  const durationMs = int('duration', quick ? 150 : 1_200, 50);
+  const durationMs = int('duration', quick ? 150 : 1_000, 50);
   return {
     quick,
     libs,
@@ -75,13 +75,13 @@ export function parseArgs(argv: string[]): BenchConfig {
     relayDelayMs: int('relay-delay', 2, 0),
     loopback: quick
       ? { uncontended: 20, handoffs: 5, settleMs: 3, capMs: 120, warmup: 3 }
-      : { uncontended: 1_000, handoffs: 200, settleMs: 3, capMs: 1_200, warmup: 50 },
+      : { uncontended: 1_000, handoffs: 200, settleMs: 3, capMs: 1_000, warmup: 50 },
     relay: quick
       ? { uncontended: 5, handoffs: 2, settleMs: 15, capMs: 150, warmup: 1 }
-      : { uncontended: 60, handoffs: 30, settleMs: 15, capMs: 1_200, warmup: 5 },
+      : { uncontended: 60, handoffs: 30, settleMs: 15, capMs: 1_000, warmup: 5 },
     durationMs,
-    leadMs: quick ? 200 : 300,
-    drainMs: quick ? 100 : 300,
+    leadMs: quick ? 200 : 250,
+    drainMs: quick ? 100 : 200,
     holds: [0, 1],
     think: { holdMs: 1, thinkMs: 10 },
     waiters: quick ? [10] : [10, 100, 1_000, 10_000],

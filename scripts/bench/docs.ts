@@ -30,7 +30,8 @@ How to read it:
   On loopback a PING costs tens of microseconds, so these ratios mostly measure CPU (Lua, parsing,
   JS); through the relay, which delays every chunk ${m.relayDelayMs} ms each way, round trips decide:
   one round trip is ~1x PING. *Round trips / grant* counts the chunks clients send through the relay
-  per uncontended acquire+release.
+  per uncontended acquire+release. Each hand-off loop is bounded in time (1 s), so a library that
+  polls every 3 s shows none; \`(n=…)\` marks figures from fewer than 10 hand-offs.
 - **Redis commands and CPU per grant** come from \`INFO commandstats\` and \`INFO cpu\` deltas over the
   contention run; commands run inside Lua scripts count too, so a script is not free.
 - **Overtaking**: grants that went to a contender while another had called \`acquire()\` more than

@@ -35,7 +35,7 @@ function panel(x0: number, y0: number, width: number, title: string, bars: Bar[]
       parts.push(`<rect x="${labelW}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowH - 8}" class="${cls}"/>`);
       parts.push(`<text x="${(labelW + w + 4).toFixed(1)}" y="${y + rowH / 2 + 4}" class="v">${esc(b.text)}</text>`);
     } else {
-      parts.push(`<text x="${labelW + 4}" y="${y + rowH / 2 + 4}" class="v">n/a</text>`);
+      parts.push(`<text x="${labelW + 4}" y="${y + rowH / 2 + 4}" class="v">n/a (none within the time bound)</text>`);
     }
   });
   parts.push('</g>');
@@ -62,9 +62,9 @@ export function chart(r: BenchResults): string {
 </style>
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="20" y="24" class="t">fairlock vs peers (log scales, shorter is better)</text>
-<text x="20" y="40" class="s">${esc(sub)}</text>
-${panel(20, 70, 480, 'Hand-off latency p50, loopback (release() -> next acquire() resolves)', hand, time)}
-${panel(510, 70, 480, `Redis commands per grant (one hot lock, hold ${hold} ms)`, cmds, (v) => (v >= 1 ? String(+v.toFixed(0)) : String(+v.toFixed(2))))}
+<text x="20" y="40" class="s">${esc(sub)}; hand-off: release() call to the next acquire() resolving, one process</text>
+${panel(20, 70, 480, 'Hand-off latency p50, loopback', hand, time)}
+${panel(510, 70, 480, `Redis commands per grant (hot lock, hold ${hold} ms)`, cmds, (v) => (v >= 1 ? String(+v.toFixed(0)) : String(+v.toFixed(2))))}
 </svg>
 `;
 }

@@ -26,7 +26,7 @@ export function tables(r: BenchResults): Table[] {
   return [
     {
       title: 'Latency on loopback (one process; ratios to the same client\'s PING p50)',
-      headers: ['library', 'PING p50 / p99', 'acquire+release p50 / p99', 'x PING', 'hand-off p50 / p99', 'x PING', 'cmds / grant'],
+      headers: ['library', 'PING p50 / p99', 'acquire+release p50 / p99', 'x PING', 'hand-off p50 / p99', 'x PING', 'Redis cmds / grant'],
       rows: r.libs.map((l) => {
         const L = l.loopback;
         return [

@@ -44,7 +44,7 @@ export async function runWaiters(
     const s0 = await stats.snapshot();
     await Promise.all(active.map((worker, i) => worker.call({ op: 'wait', name, count: shares[i]! }, 30_000)));
     // let every waiter get into its steady state (enqueued, or polling)
-    await sleep(Math.min(1_000, 100 + w / 10));
+    await sleep(Math.min(800, 100 + w / 15));
     const s1 = await stats.snapshot();
     const t1 = now();
     await sleep(o.windowMs);

@@ -41,6 +41,7 @@ process.on('uncaughtException', (err) => {
 });
 process.on('disconnect', () => process.exit(0));
 
+
 async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<WorkerReply> {
   const client = await adapterById(c.lib).create(c.url, c.prefix);
   const grants: Grant[] = [];

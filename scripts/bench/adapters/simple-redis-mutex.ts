@@ -2,6 +2,13 @@ import { createClient } from 'redis-v5';
 import { lock } from 'simple-redis-mutex';
 import type { Adapter, LockClient } from './types.js';
 
+// The library logs its subscriber's errors itself; a client the bench destroys on purpose is not news.
+const consoleError = console.error.bind(console);
+console.error = (...args: unknown[]) => {
+  if (typeof args[0] === 'string' && args[0].startsWith('simple-redis-mutex subscriber error')) return;
+  consoleError(...args);
+};
+
 /** simple-redis-mutex 3 on node-redis 5: SET NX, every release PUBLISHes and wakes every waiter. */
 export const simpleRedisMutex: Adapter = {
   id: 'simple-redis-mutex',
