@@ -34,6 +34,7 @@ const USAGE = `usage: npm run bench -- [options]
   --docs / --no-docs    write docs/bench.json, docs/bench.svg, docs/bench.md (default: on for full runs)
   --relay-delay MS      delay per chunk each way in the relay (default 2)
   --duration MS         length of each contention run (default 1000)
+  --think-hold MS       hold time in the think scenario (default 1; the pause is 10 ms)
   --no-progress         no progress bar
 Set REDIS_URL=redis://127.0.0.1:PORT to use a server you run (loopback only); otherwise the bench
 starts its own redis-server on a free port and stops it at the end.`;
@@ -48,11 +49,11 @@ export function parseArgs(argv: string[]): BenchConfig {
     }
     if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
     const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
-    const takesValue = ['procs', 'contenders', 'libs', 'out', 'relay-delay', 'duration'].includes(k);
+    const takesValue = ['procs', 'contenders', 'libs', 'out', 'relay-delay', 'duration', 'think-hold'].includes(k);
     if (takesValue) flags.set(k, v ?? argv[++i] ?? '');
     else flags.set(k, true);
   }
-  const known = ['quick', 'procs', 'contenders', 'libs', 'out', 'docs', 'no-docs', 'relay-delay', 'duration', 'no-progress'];
+  const known = ['quick', 'procs', 'contenders', 'libs', 'out', 'docs', 'no-docs', 'relay-delay', 'duration', 'think-hold', 'no-progress'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k}\n${USAGE}`);
   const quick = flags.has('quick') || process.env.BENCH_QUICK === '1';
   const int = (k: string, d: number, min = 1) => {
@@ -83,7 +84,7 @@ export function parseArgs(argv: string[]): BenchConfig {
     leadMs: quick ? 200 : 250,
     drainMs: quick ? 100 : 200,
     holds: [0, 1],
-    think: { holdMs: 1, thinkMs: 10 },
+    think: { holdMs: int('think-hold', 1, 0), thinkMs: 10 },
     waiters: quick ? [10] : [10, 100, 1_000, 10_000],
     waitWindowMs: quick ? 200 : 2_000,
     slackMs: 2,

@@ -1,6 +1,37 @@
 /** docs/bench.md: the README section (command, machine, tables, chart, targets). */
-import type { BenchResults } from './results.js';
+import type { BenchResults, LibResult } from './results.js';
 import { renderMarkdown, tables } from './tables.js';
+
+const f1 = (x: number | null | undefined, d = 1) => (x == null ? 'n/a' : x.toFixed(d));
+
+/** A few sentences on what this run shows, with its own figures. */
+function summary(r: BenchResults): string {
+  const f = r.libs.find((l) => l.id === 'fairlock');
+  if (!f) return '';
+  const peers = r.libs.filter((l) => l.id !== 'fairlock');
+  const hot = (l: LibResult) => l.contention.find((c) => c.holdMs === 1) ?? l.contention[0];
+  const fh = hot(f);
+  const worstJain = Math.min(...peers.map((l) => hot(l)?.jain ?? 1));
+  const wMax = Math.max(...f.waiters.map((w) => w.waiters));
+  const at = (l: LibResult) => l.waiters.find((w) => w.waiters === wMax)?.commandsPerSec ?? null;
+  const pollers = peers.filter((l) => (at(l) ?? 0) > 0);
+  const longest = Math.max(...peers.map((l) => hot(l)?.maxWaitMs ?? 0));
+  const fifo =
+    fh?.fifoViolations === 0
+      ? 'no grant passed a waiter that was already queued'
+      : `${fh?.fifoViolations ?? 'n/a'} grants passed a waiter that was already queued`;
+  const rh = f.relay?.handoff.p50 && f.relay.ping.p50 ? f.relay.handoff.p50 / f.relay.ping.p50 : null;
+  return `In short: fairlock grants in queue order (Jain ${f1(fh?.jain, 3)} over ${r.meta.procs * r.meta.contenders} contenders,
+${fifo}) while the peers let the contender that just released take the lock again
+(Jain down to ${f1(worstJain, 2)}, waits up to ${f1(longest / 1000, 1)} s). A release hands the lock on
+in about one round trip (${f1(rh, 2)}x PING through the relay), and waiting costs Redis nothing per waiter:
+${f1(at(f), 0)} commands/s with ${wMax.toLocaleString('en-US')} waiters (heartbeats), where the polling peers
+${pollers.length ? `reach ${pollers.map((l) => `${Math.round(at(l)!).toLocaleString('en-US')} (${l.id})`).join(', ')}` : 'poll'}.
+The price is Redis work per grant: two Lua scripts (${f1(fh?.commandsPerGrant)} commands counted, ${f1(fh?.cpuUsPerGrant, 0)} us of Redis CPU)
+against a SET and a small delete script for the simplest peers, and, with no hold time, fewer grants/s than
+peers whose releasing process simply grabs the lock again.
+`;
+}
 
 export function markdown(r: BenchResults): string {
   const m = r.meta;
@@ -21,6 +52,8 @@ small adapter (\`scripts/bench/adapters/\`), and writes the raw figures to \`ben
 
 ![hand-off latency and Redis commands per grant](docs/bench.svg)
 
+${summary(r)}
+
 ${renderMarkdown(tables(r))}
 How to read it:
 
@@ -40,7 +73,7 @@ How to read it:
   up here too. **FIFO breaks** checks fairlock's actual promise with no slack: a grant to B while some
   A, whose \`onQueued\` had fired before B called \`acquire()\`, was still waiting (peers have no such
   callback). **Jain's index** over grants per contender: 1.0 is perfectly even.
-- **Think**: every contender holds 1 ms, then pauses 10 ms before asking again; *held* is the share
+- **Think**: every contender holds ${m.thinkHoldMs} ms, then pauses 10 ms before asking again; *held* is the share
   of the run during which someone held the lock (the rest is hand-off gaps and polling sleep).
 - **Waiters**: W acquires waiting on a lock that stays held, spread over ${m.procs} processes; commands per
   second over a ${m.waitWindowMs / 1000} s window while they wait, and Redis memory per waiter (\`used_memory\` delta / W).

@@ -156,6 +156,7 @@ async function main(): Promise<void> {
         os: `${osType()} ${release()}`,
         relayDelayMs: c.relayDelayMs,
         waitWindowMs: c.waitWindowMs,
+        thinkHoldMs: c.think.holdMs,
         procs: c.procs,
         contenders: c.contenders,
         quick: c.quick,

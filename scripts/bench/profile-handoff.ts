@@ -8,12 +8,16 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createClient } from 'redis';
-import { FairLocks } from '../../src/index.js';
+import { FairLocks as FairLocksSrc } from '../../src/index.js';
 import { sleep } from './clock.js';
 import { startBenchRedis } from './redis-server.js';
 import { dist } from './stats.js';
 
 const N = Number(process.env.N ?? 500);
+// FAIRLOCK_MODULE=/path/to/index.(js|ts) measures another build or a patched copy of src/
+const FairLocks: typeof FairLocksSrc = process.env.FAIRLOCK_MODULE
+  ? ((await import(process.env.FAIRLOCK_MODULE)) as { FairLocks: typeof FairLocksSrc }).FairLocks
+  : FairLocksSrc;
 const redis = await startBenchRedis();
 try {
   const mk = async () => {

@@ -34,6 +34,7 @@ export interface BenchResults {
     os: string;
     relayDelayMs: number;
     waitWindowMs: number;
+    thinkHoldMs: number;
     procs: number;
     contenders: number;
     quick: boolean;
