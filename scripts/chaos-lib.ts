@@ -341,6 +341,7 @@ export function check(
     }
   }
 
+  for (const e of errors.slice(0, 10)) details.push(`note (not a violation): ${e.op} on ${e.lock}: ${e.code} ${e.message}`);
   return {
     grants: grants.length,
     sections: sections.length,

@@ -141,9 +141,14 @@ export class Scripts {
   }
 }
 
-/** node-redis rejects the commands in flight with this when the connection drops under them. */
+/**
+ * The connection dropped under the call: node-redis rejects the commands in flight with
+ * SocketClosedUnexpectedlyError, and a write to a socket the server just closed fails with EPIPE
+ * ("This socket has been ended by the other party") or ECONNRESET.
+ */
 function droppedConnection(err: unknown): boolean {
-  return (err as object | undefined)?.constructor?.name === 'SocketClosedUnexpectedlyError';
+  const e = err as { constructor?: { name?: string }; code?: unknown } | undefined;
+  return e?.constructor?.name === 'SocketClosedUnexpectedlyError' || e?.code === 'EPIPE' || e?.code === 'ECONNRESET';
 }
 
 function num(v: unknown): number {

@@ -12,9 +12,9 @@ import { spawnChild, stopAll, type Child } from '../helpers/children.js';
 import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
 
 // lease > liveness, so that "a second full lease" would be clearly visible in the stall.
-const OPTS = { leaseMs: 2500, livenessMs: 600, heartbeatMs: 150 };
+const OPTS = { leaseMs: 3000, livenessMs: 600, heartbeatMs: 150 };
 const BOUND = Math.max(OPTS.leaseMs, OPTS.livenessMs) + OPTS.heartbeatMs;
-const SLACK = 900; // < leaseMs - livenessMs, so the bound still tells a liveness from a full lease
+const SLACK = 1500; // < leaseMs - livenessMs - heartbeatMs, so the bound still tells a liveness from a full lease
 
 let server: RedisServer;
 const children: Child[] = [];
@@ -120,7 +120,7 @@ test.serial('SIGKILL of the holder and the head waiter at once: no second full l
 test.serial('SIGKILL of a short-lease holder and the head waiter at once: the head\'s unconfirmed grant ends at its liveness, not a full lease later', async (t) => {
   const prefix = newPrefix();
   // The holder's lease (300 ms) runs out while the dead head still looks alive (liveness 600 ms): the
-  // head is granted, but only until its liveness deadline, not for its 2500 ms lease.
+  // head is granted, but only until its liveness deadline, not for its 3000 ms lease.
   const [holder, head, ...rest] = await queue(prefix, 'S', 5, 300);
   await holder!.child.expect(holder!.req, 'granted');
   const killedAt = wall();

@@ -118,7 +118,8 @@ test.serial('a waiter granted while SIGSTOPped: the grant runs out at its livene
   const client = await connect(server.url);
   const locks = new FairLocks(client, { prefix, ...OPTS });
   const holder = await locks.lock('G').acquire();
-  const [a, b] = await spawn(2);
+  // lease > liveness, so the grant to the hung waiter is capped by its liveness, not its lease.
+  const [a, b] = await spawn(2, { leaseMs: 2000, livenessMs: 800, heartbeatMs: 150 });
   a!.send({ op: 'acquire', req: 'a', name: 'G', timeoutMs: 20_000 });
   await a!.expect('a', 'queued');
   b!.send({ op: 'acquire', req: 'b', name: 'G', timeoutMs: 20_000 });
@@ -128,7 +129,7 @@ test.serial('a waiter granted while SIGSTOPped: the grant runs out at its livene
   await holder.release(); // a is still live in Redis: the grant goes to a, lasting only until a's liveness deadline
   const info = await locks.inspect('G');
   t.true(info.holder?.id.startsWith(a!.sessionId), 'the hung waiter was granted');
-  t.true(info.holder!.leaseLeftMs <= OPTS.livenessMs, 'an unconfirmed grant lasts no longer than its liveness');
+  t.true(info.holder!.leaseLeftMs <= 800, 'an unconfirmed grant lasts no longer than its liveness');
   const gb = await b!.expect('b', 'granted', 5_000);
   // Keep a hung until well after b holds, with b still holding; then resume it while b holds.
   await sleep(2 * OPTS.heartbeatMs);
