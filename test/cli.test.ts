@@ -20,6 +20,9 @@ let server: RedisServer;
 let client: RedisClient;
 let dir: string;
 const started = new Set<ChildProcess>();
+/** Every FairLocks a test makes on the shared server, closed at the end even when a test fails. */
+const made: FairLocks[] = [];
+const track = (locks: FairLocks) => (made.push(locks), locks);
 
 test.before(async () => {
   server = await startRedis();
@@ -28,6 +31,7 @@ test.before(async () => {
 });
 test.after.always(async () => {
   for (const p of started) if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
+  await Promise.race([Promise.all(made.map((l) => l.close().catch(() => undefined))), new Promise((r) => setTimeout(r, 5_000))]);
   await client?.quit().catch(() => undefined);
   await server?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -71,7 +75,7 @@ async function until(check: () => Promise<boolean> | boolean, what: string, time
 }
 
 async function holdLock(prefix: string, name: string): Promise<{ locks: FairLocks; lease: Lease }> {
-  const locks = new FairLocks(client, { prefix });
+  const locks = track(new FairLocks(client, { prefix }));
   const lease = await locks.lock(name).acquire({ timeoutMs: 10_000 });
   return { locks, lease };
 }
@@ -119,7 +123,7 @@ test.serial('the command gets FAIRLOCK_NAME and FAIRLOCK_TOKEN, and its exit cod
   t.is(env.name, name);
   t.regex(env.token, /^\d+$/);
   t.is(r.stderr, '', '--quiet prints nothing on success');
-  const locks = new FairLocks(client, { prefix });
+  const locks = track(new FairLocks(client, { prefix }));
   const next = await locks.lock(name).acquire({ timeoutMs: 5_000 });
   t.true(next.token > Number(env.token), 'the lock was released and tokens go on increasing');
   await next.release();
@@ -179,7 +183,7 @@ test.serial('each failure has its own exit code and a one-line message', async (
   const denied = await run(['exec', 'x', ...redisArgs(prefix), '--quiet', '--', plain]);
   t.is(denied.code, 126, denied.stderr);
   oneLine(denied, /cannot execute/);
-  const after = new FairLocks(client, { prefix });
+  const after = track(new FairLocks(client, { prefix }));
   t.is((await after.inspect('x')).holder, null);
   await after.close();
 });
@@ -207,10 +211,10 @@ test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs n
 
 test.serial('SIGTERM while waiting exits within a few seconds even when Redis has gone away', async (t) => {
   const own = await startRedis({ owned: true });
+  const other = await connect(own.url);
+  const prefix = newPrefix('cli');
+  const locks = new FairLocks(other, { prefix });
   try {
-    const prefix = newPrefix('cli');
-    const other = await connect(own.url);
-    const locks = new FairLocks(other, { prefix });
     await locks.lock('gone').acquire();
     const r = fairlock(['exec', 'gone', '--redis', own.url, '--prefix', prefix, '--', 'true']);
     await until(async () => (await locks.inspect('gone')).queue.length === 1, 'the exec to be queued');
@@ -218,14 +222,14 @@ test.serial('SIGTERM while waiting exits within a few seconds even when Redis ha
     const t0 = Date.now();
     r.proc.kill('SIGTERM');
     const res = await r.done;
+    // Either the cancel fails at once (connection reset) or fairlock gives up on it after 3 s.
     t.is(res.code, 143, res.stderr);
-    t.true(Date.now() - t0 < 6_000, `exited after ${Date.now() - t0} ms`);
-    t.regex(res.stderr, /could not leave the queue/);
-    // Bring Redis back (empty) so that this test's own instance and its subscriber can close.
-    await own.restart();
-    await locks.close();
-    await other.quit();
+    t.true(Date.now() - t0 < 6_000, `exited after ${Date.now() - t0} ms: ${res.stderr}`);
   } finally {
+    // Bring Redis back (empty) so that this test's own instance and its subscriber can close.
+    if (own.pid === undefined) await own.restart().catch(() => undefined);
+    await Promise.race([locks.close().catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
+    await other.disconnect().catch(() => undefined);
     await own.stop();
   }
 });
@@ -241,7 +245,7 @@ test.serial('SIGTERM while the command runs is passed to it; fairlock exits with
   r.proc.kill('SIGTERM');
   const res = await r.done;
   t.is(res.code, 3, res.stderr);
-  const locks = new FairLocks(client, { prefix });
+  const locks = track(new FairLocks(client, { prefix }));
   t.is((await locks.inspect('fwd')).holder, null);
   await locks.close();
 });
@@ -274,7 +278,7 @@ test.serial('status --json parses and matches inspect(); status without a name l
   const prefix = newPrefix('cli');
   const name = 'st {x}';
   const { locks, lease } = await holdLock(prefix, name);
-  const others = [new FairLocks(client, { prefix }), new FairLocks(client, { prefix })];
+  const others = [track(new FairLocks(client, { prefix })), track(new FairLocks(client, { prefix }))];
   const waits = others.map((l) => l.lock(name).acquire({ timeoutMs: 30_000 }));
   await until(async () => (await locks.inspect(name)).queue.length === 2, 'two waiters');
   const before = await locks.inspect(name);
