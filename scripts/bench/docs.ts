@@ -79,6 +79,8 @@ How to read it:
   second over a ${m.waitWindowMs / 1000} s window while they wait, and Redis memory per waiter (\`used_memory\` delta / W).
   fairlock's figure is its heartbeats: one script per process and lock per second, whatever W.
   The 3 s poller's waiters all poll in step, so a 2 s window may catch one round of polls or none.
+  At 10,000 waiters the polling peers are held back by their own processes' CPU (${m.cores} cores for
+  everything), so their rates there are lower bounds of what they would ask of a bigger machine's Redis.
 - Peers run with their defaults: redlock's 10 retries x 200 ms (+ jitter) and redlock-universal's
   3 x 100 ms are re-tried until acquired; redis-semaphore polls every 10 ms; simple-redis-mutex wakes
   every waiter with one PUBLISH per release; the classic \`SET NX PX\` loop polls every 50 ms or 3 s.

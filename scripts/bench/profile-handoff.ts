@@ -11,6 +11,7 @@ import { createClient } from 'redis';
 import { FairLocks as FairLocksSrc } from '../../src/index.js';
 import { sleep } from './clock.js';
 import { startBenchRedis } from './redis-server.js';
+import { spawnRelay } from './relay.js';
 import { dist } from './stats.js';
 
 const N = Number(process.env.N ?? 500);
@@ -19,9 +20,12 @@ const FairLocks: typeof FairLocksSrc = process.env.FAIRLOCK_MODULE
   ? ((await import(process.env.FAIRLOCK_MODULE)) as { FairLocks: typeof FairLocksSrc }).FairLocks
   : FairLocksSrc;
 const redis = await startBenchRedis();
+// RELAY_DELAY=2: every connection goes through the bench's delaying relay
+const relay = process.env.RELAY_DELAY ? await spawnRelay(redis.url, Number(process.env.RELAY_DELAY)) : undefined;
+const url = relay?.url ?? redis.url;
 try {
   const mk = async () => {
-    const c = createClient({ url: redis.url });
+    const c = createClient({ url });
     await c.connect();
     return c;
   };
@@ -64,7 +68,7 @@ try {
     const held = await a.lock('x').acquire();
     let resolvedAt = 0;
     const waiting = b.lock('x').acquire().then((l) => ((resolvedAt = performance.now()), l));
-    await sleep(3);
+    await sleep(relay ? 15 : 3);
     msgAt = 0;
     t0 = performance.now();
     await held.release();
@@ -102,5 +106,6 @@ try {
   await Promise.all([a.close(), b.close()]);
   await Promise.all([ca, cb, cx, cy].map((c) => c.quit()));
 } finally {
+  await relay?.stop();
   await redis.stop();
 }
