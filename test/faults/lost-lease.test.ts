@@ -146,3 +146,28 @@ test.serial('a waiter granted while SIGSTOPped: the grant runs out at its livene
   await client.quit();
   await stopAll([a!, b!]);
 });
+
+test.serial('a holder paused past its liveness but within its lease keeps the lock: owner validity is the lease only', async (t) => {
+  prefix = newPrefix();
+  const opts = { leaseMs: 3000, livenessMs: 600, heartbeatMs: 150 };
+  const [holder, waiter] = await spawn(2, opts);
+  holder!.send({ op: 'acquire', req: 'h', name: 'V' });
+  await holder!.expect('h', 'granted');
+  waiter!.send({ op: 'acquire', req: 'w', name: 'V', timeoutMs: 20_000 });
+  await waiter!.expect('w', 'queued');
+  holder!.signal('SIGSTOP');
+  await sleep(opts.livenessMs + 4 * opts.heartbeatMs); // its session looks dead; its lease does not
+  holder!.send({ op: 'check', req: 'h' });
+  holder!.signal('SIGCONT');
+  const c = await holder!.expect('h', 'checked');
+  t.false(c.ev === 'checked' && c.aborted, 'the holder still holds');
+  await sleep(3 * opts.heartbeatMs);
+  t.false(waiter!.events.some((e) => e.ev === 'granted'), 'nobody else was granted meanwhile');
+  t.false(holder!.events.some((e) => e.ev === 'lost'));
+  holder!.send({ op: 'release', req: 'h' });
+  await holder!.expect('h', 'released');
+  await waiter!.expect('w', 'granted', 5_000);
+  waiter!.send({ op: 'release', req: 'w' });
+  await waiter!.expect('w', 'released');
+  await stopAll([holder!, waiter!]);
+});
