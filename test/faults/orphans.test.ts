@@ -87,3 +87,26 @@ test('a release whose connection is killed before Redis ran it is sent again on 
   await client.quit();
   await admin.quit();
 });
+
+test('a hand-off to a lease longer than liveness (autoRenew off) is confirmed to its full lease once the client names it', async (t) => {
+  const prefix = newPrefix();
+  const client = await connect(server.url);
+  const a = new FairLocks(client, { prefix, ...OPTS });
+  const b = new FairLocks(client, { prefix, ...OPTS });
+  const first = await a.lock('c').acquire();
+  const pending = b.lock('c').acquire({ leaseMs: 2500, autoRenew: false, timeoutMs: 5_000 });
+  await new Promise((r) => setTimeout(r, 2 * OPTS.heartbeatMs));
+  await first.release(); // the grant starts capped at b's liveness deadline
+  const lease = await pending;
+  const third = a.lock('c').acquire({ timeoutMs: 5_000 });
+  await new Promise((r) => setTimeout(r, OPTS.livenessMs + 4 * OPTS.heartbeatMs));
+  t.false(lease.signal.aborted, 'still held past its liveness: the heartbeat confirmed the full lease');
+  const info = await a.inspect('c');
+  t.is(info.holder?.token, lease.token);
+  t.true(info.holder!.leaseLeftMs > 0);
+  await lease.release();
+  await (await third).release();
+  await a.close();
+  await b.close();
+  await client.quit();
+});
