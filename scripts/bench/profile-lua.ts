@@ -12,7 +12,9 @@ const redis = await startBenchRedis();
 try {
   const client = createClient({ url: redis.url });
   await client.connect();
-  const read = (n: string) => readFileSync(new URL(`../../src/lua/${n}.lua`, import.meta.url), 'utf8');
+  // LUA_DIR=path measures a patched copy of src/lua
+  const read = (n: string) =>
+    readFileSync(process.env.LUA_DIR ? `${process.env.LUA_DIR}/${n}.lua` : new URL(`../../src/lua/${n}.lua`, import.meta.url), 'utf8');
   const commonReal = read('common');
   // VARIANT=plaincall: the pcall wrapper replaced by redis.call, to price the wrapper
   const common = process.env.VARIANT === 'plaincall'
