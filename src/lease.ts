@@ -19,15 +19,17 @@ export function localDeadline(state: LockState, exp: number, sample: Stamped | u
  * compare with the clock when they are read, so a process resumed after a pause sees the loss before
  * its deadline timer gets to run.
  */
+const ABORTED_GETTER = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
+
 export class Lease implements AsyncDisposable {
   readonly name: string;
   readonly token: number;
-  readonly signal: AbortSignal;
   /** The waiter id that owns the lock in Redis. */
   readonly id: string;
   /** Local monotonic time at which this process learned of the grant. */
   readonly grantedAt: number;
-  private readonly controller: AbortController;
+  private controller: AbortController | undefined;
+  private signalCache: AbortSignal | undefined;
   private deadline: number;
   private timer: NodeJS.Timeout | undefined;
   private releasing: Promise<void> | undefined;
@@ -48,15 +50,28 @@ export class Lease implements AsyncDisposable {
     this.token = token;
     this.leaseMs = leaseMs;
     this.grantedAt = monotonic();
-    this.controller = new AbortController();
-    this.signal = this.controller.signal;
     this.deadline = this.localDeadline(exp, sample);
-    const check = () => this.checkDeadline();
-    const aborted = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
-    Object.defineProperty(this.signal, 'aborted', { get: () => (check(), aborted.call(this.signal)) });
-    const throwIfAborted = this.signal.throwIfAborted;
-    Object.defineProperty(this.signal, 'throwIfAborted', { value: () => (check(), throwIfAborted.call(this.signal)) });
     this.arm();
+  }
+
+  /**
+   * Aborted with a LockLostError when the lease is lost. Made on first read: an AbortSignal with the
+   * hooks below costs ~10-15 us, on the path of every grant, and most callers never look at it.
+   */
+  get signal(): AbortSignal {
+    return (this.signalCache ??= this.makeSignal());
+  }
+
+  private makeSignal(): AbortSignal {
+    const controller = (this.controller = new AbortController());
+    const signal = controller.signal;
+    if (this.lostError) controller.abort(this.lostError);
+    const check = () => this.checkDeadline();
+    const aborted = ABORTED_GETTER;
+    Object.defineProperty(signal, 'aborted', { get: () => (check(), aborted.call(signal)) });
+    const throwIfAborted = signal.throwIfAborted;
+    Object.defineProperty(signal, 'throwIfAborted', { value: () => (check(), throwIfAborted.call(signal)) });
+    return signal;
   }
 
   /** True until the lease is released or lost. */
@@ -114,7 +129,7 @@ export class Lease implements AsyncDisposable {
     if (this.lostError || this.releasing) return;
     this.lostError = new LockLostError(`lost the lock "${this.name}" (token ${this.token}): ${reason}`, cause === undefined ? undefined : { cause });
     clearTimeout(this.timer);
-    this.controller.abort(this.lostError);
+    this.controller?.abort(this.lostError);
     this.state.leaseGone(this);
     // Ask Redis to hand on in case it still names us (e.g. the local deadline passed first).
     this.state.session.scripts.release(this.state.keys, this.id).catch(() => undefined);
@@ -126,6 +141,7 @@ export class Lease implements AsyncDisposable {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const root = this;
     const nested = Object.create(root) as Lease;
+    Object.defineProperty(nested, 'signal', { get: () => root.signal });
     let done: Promise<void> | undefined;
     Object.defineProperty(nested, 'release', {
       value: () => (done ??= root.checkDeadline() ? Promise.reject(root.lostError) : Promise.resolve()),
@@ -141,7 +157,7 @@ export class Lease implements AsyncDisposable {
     const reply = await this.state.session.scripts.release(this.state.keys, this.id);
     if (reply.kind === 'not-holder') {
       this.lostError = new LockLostError(`lost the lock "${this.name}" (token ${this.token}) before release: Redis names another owner`);
-      this.controller.abort(this.lostError);
+      this.controller?.abort(this.lostError);
       throw this.lostError;
     }
   }

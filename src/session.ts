@@ -90,7 +90,8 @@ export class LockState {
   leaseHeld(lease: Lease): void {
     this.leases.add(lease);
     this.session.locks.set(this.name, this);
-    this.stopTimer(); // a short auto-renewed lease may need a shorter period
+    // a short auto-renewed lease may need a shorter period; otherwise keep the timer that runs
+    if (lease.autoRenew && Math.floor(lease.lengthMs / 3) < this.session.options.heartbeatMs) this.stopTimer();
     this.schedule();
   }
 
