@@ -1,0 +1,56 @@
+/**
+ * Honest loss under a partition (DESIGN §2.6): the holder's connections are cut and kept out, so its
+ * renewals cannot get through. Its signal must abort on its local deadline, while Redis still names it
+ * the owner: before the lease could have been granted to anyone else.
+ */
+import test from 'ava';
+import { FairLocks } from '../../src/index.js';
+import { lockKeys } from '../../src/keys.js';
+import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+
+// A 20% drift margin (160 ms) leaves room for the admin round trip that reads PTTL after the abort.
+const OPTS = { leaseMs: 800, livenessMs: 600, heartbeatMs: 150, driftFactor: 0.2 };
+let server: RedisServer;
+test.before(async () => {
+  server = await startRedis({ owned: true }); // CONFIG SET maxclients: a server of our own
+});
+test.after.always(async () => {
+  await server?.stop();
+});
+
+test('a holder cut off from Redis aborts its signal while Redis still names it the owner', async (t) => {
+  const prefix = newPrefix();
+  const admin = await connect(server.url);
+  const client = await connect(server.url);
+  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const keys = lockKeys(prefix, 'p');
+  const lease = await locks.lock('p').acquire();
+  await new Promise((r) => setTimeout(r, 2 * OPTS.heartbeatMs)); // a few renewals went through
+
+  // Only the admin connection may stay: cut the others and refuse their reconnects.
+  await admin.sendCommand(['CONFIG', 'SET', 'maxclients', '1']);
+  await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']);
+  await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+  const cutAt = Date.now();
+
+  const reason = await new Promise<unknown>((resolve) => {
+    lease.signal.addEventListener('abort', () => resolve(lease.signal.reason), { once: true });
+  });
+  // Right at the abort, Redis must still hold the key: nobody else can have been granted yet.
+  const pttl = await admin.pTTL(keys.owner);
+  const owner = await admin.get(keys.owner);
+  t.log(`aborted ${Date.now() - cutAt} ms after the cut; Redis lease left then: ${pttl} ms`);
+  t.true(pttl > 0, `the owner key still lives in Redis (PTTL ${pttl})`);
+  t.true(owner?.startsWith(`${lease.id} `), 'and still names this lease');
+  t.is((reason as { code?: string }).code, 'LOCK_LOST');
+  t.true(Date.now() - cutAt <= OPTS.leaseMs + 1500, 'aborted within about one lease of the cut');
+
+  await admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000']);
+  await t.throwsAsync(lease.release(), { code: 'LOCK_LOST' } as never);
+  const next = await locks.lock('p').acquire({ timeoutMs: 5_000 });
+  t.true(next.token > lease.token);
+  await next.release();
+  await locks.close();
+  await client.quit();
+  await admin.quit();
+});
