@@ -309,7 +309,8 @@ test.serial('status --json parses and matches inspect(); status without a name l
   t.deepEqual(listed.locks.map((l) => [l.name, l.holder?.token, l.queueLength]), [[name, lease.token, 2]]);
 
   await lease.release();
-  for (const w of waits) await (await w).release();
+  // The two waiters entered the queue in either order: each releases as soon as it is granted.
+  await Promise.all(waits.map(async (w) => (await w).release()));
   await Promise.all([locks, ...others].map((l) => l.close()));
   const idle = await run(['status', ...redisArgs(prefix), '--json']);
   t.deepEqual((JSON.parse(idle.stdout) as { locks: unknown[] }).locks, [], 'a released lock is no longer listed');

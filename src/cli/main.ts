@@ -1,41 +1,40 @@
 #!/usr/bin/env node
 /** The `fairlock` command: a thin layer over the public API (see docs/cli.md). */
+import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { EXIT, say } from './common.js';
 import { demoCommand } from './demo.js';
 import { execCommand } from './exec.js';
 import { statusCommand } from './status.js';
 
-export function program(): Command {
-  const p = new Command('fairlock')
-    .description('A fair, FIFO, blocking distributed lock on Redis with fencing tokens.')
-    .version('0.1.0', '-V, --version')
-    .showSuggestionAfterError()
+/** The package's version: package.json sits two levels up from both src/cli and dist/cli. */
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+const oneLine = (text: string) => text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ');
+
+/** Errors are one line on stderr and throw a CommanderError (exit code 64, see main). */
+function configure(c: Command, hint: (text: string) => string): Command {
+  return c
     .exitOverride()
-    .configureOutput({
-      // One line per error, exit code 64 (see main below).
-      outputError: (text, write) => write(`fairlock: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
-    });
-  p.addCommand(execCommand());
-  p.addCommand(statusCommand());
-  p.addCommand(demoCommand());
+    .showSuggestionAfterError()
+    .configureOutput({ outputError: (text, write) => write(`fairlock: ${oneLine(text)}${hint(text)}\n`) });
+}
+
+function program(): Command {
+  const p = configure(new Command('fairlock'), () => ' (see fairlock --help)')
+    .description('A fair, FIFO, blocking distributed lock on Redis with fencing tokens.')
+    .version(version, '-V, --version');
+  // `fairlock exec NAME ls -la`: the command's own options were taken for ours.
+  const execHint = (text: string) =>
+    /unknown option/.test(text) ? ' (put -- before the command: fairlock exec NAME [options] -- COMMAND [ARGS...])' : ' (see fairlock exec --help)';
+  p.addCommand(configure(execCommand(), execHint));
+  p.addCommand(configure(statusCommand(), () => ' (see fairlock status --help)'));
+  p.addCommand(configure(demoCommand(), () => ' (see fairlock demo --help)'));
   return p;
 }
 
 async function main(argv: string[]): Promise<void> {
   const p = program();
-  // Subcommands added with addCommand() do not inherit these settings: apply them to each one.
-  for (const c of p.commands) {
-    c.exitOverride().configureOutput(p.configureOutput()).showSuggestionAfterError();
-  }
-  const exec = p.commands.find((c) => c.name() === 'exec')!;
-  exec.configureOutput({
-    // `fairlock exec NAME ls -la`: the command's options were taken for ours.
-    outputError: (text, write) => {
-      const hint = /unknown option/.test(text) ? ' (put -- before the command: fairlock exec NAME [options] -- COMMAND [ARGS...])' : ' (see fairlock exec --help)';
-      write(`fairlock: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}${hint}\n`);
-    },
-  });
   try {
     await p.parseAsync(argv);
   } catch (err) {
