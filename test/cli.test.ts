@@ -209,7 +209,7 @@ test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs n
   await locks.close();
 });
 
-test.serial('SIGTERM while waiting exits within a few seconds even when Redis has gone away', async (t) => {
+test.serial('SIGTERM and --timeout while waiting end within a few seconds even when Redis has gone away', async (t) => {
   const own = await startRedis({ owned: true });
   const other = await connect(own.url);
   const prefix = newPrefix('cli');
@@ -218,6 +218,9 @@ test.serial('SIGTERM while waiting exits within a few seconds even when Redis ha
     await locks.lock('gone').acquire();
     const r = fairlock(['exec', 'gone', '--redis', own.url, '--prefix', prefix, '--', 'true']);
     await until(async () => (await locks.inspect('gone')).queue.length === 1, 'the exec to be queued');
+    const timed = fairlock(['exec', 'gone', '--redis', own.url, '--prefix', prefix, '--timeout', '2s', '--', 'true']);
+    await until(async () => (await locks.inspect('gone')).queue.length === 2, 'the exec with --timeout to be queued');
+    const queuedAt = Date.now();
     await own.kill();
     const t0 = Date.now();
     r.proc.kill('SIGTERM');
@@ -225,6 +228,10 @@ test.serial('SIGTERM while waiting exits within a few seconds even when Redis ha
     // Either the cancel fails at once (connection reset) or fairlock gives up on it after 3 s.
     t.is(res.code, 143, res.stderr);
     t.true(Date.now() - t0 < 6_000, `exited after ${Date.now() - t0} ms: ${res.stderr}`);
+    // --timeout holds too: 2 s, plus at most 3 s trying to leave the queue.
+    const res2 = await timed.done;
+    t.is(res2.code, 75, res2.stderr);
+    t.true(Date.now() - queuedAt < 8_000, `timed out after ${Date.now() - queuedAt} ms: ${res2.stderr}`);
   } finally {
     // Bring Redis back (empty) so that this test's own instance and its subscriber can close.
     if (own.pid === undefined) await own.restart().catch(() => undefined);

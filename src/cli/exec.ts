@@ -106,11 +106,24 @@ export async function runExec(name: string, command: string[], options: ExecOpti
       lease = (await lock.tryAcquire({ signal: waiting.signal })) ?? undefined;
       if (!lease) throw new CliError(EXIT.TIMEOUT, `the lock "${name}" is held or has waiters (--timeout 0 does not wait)`);
     } else {
-      lease = await lock.acquire({
-        signal: waiting.signal,
-        ...(options.timeout !== undefined && { timeoutMs: options.timeout }),
-        onQueued: (position) => info(`waiting for "${name}" (position ${position} in the queue)`),
-      });
+      // Giving up needs Redis too (to leave the queue): when it is unreachable, time out anyway.
+      const timeout = options.timeout;
+      const watchdog =
+        timeout === undefined
+          ? undefined
+          : setTimeout(() => {
+              say(`timed out after ${formatMs(timeout)} waiting for the lock "${name}" (could not leave the queue: Redis unreachable?)`);
+              process.exit(EXIT.TIMEOUT);
+            }, timeout + LEAVE_LIMIT_MS).unref();
+      try {
+        lease = await lock.acquire({
+          signal: waiting.signal,
+          ...(timeout !== undefined && { timeoutMs: timeout }),
+          onQueued: (position) => info(`waiting for "${name}" (position ${position} in the queue)`),
+        });
+      } finally {
+        clearTimeout(watchdog);
+      }
     }
     if (interrupted) {
       // The grant won the race with the signal: hand the lock on and do not run the command.
