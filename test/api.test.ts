@@ -10,20 +10,12 @@ import {
   NotHolderError,
 } from '../src/index.js';
 import type { RedisClient } from '../src/scripts.js';
-import { connect, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
+import { newPrefix } from './helpers/redis.js';
+import { useRedis } from './helpers/fixture.js';
 
-let server: RedisServer;
-let client: RedisClient;
-test.before(async () => {
-  server = await startRedis();
-  client = await connect(server.url);
-});
-test.after.always(async () => {
-  await client?.quit();
-  await server?.stop();
-});
+const fx = useRedis();
 
-const fresh = (options = {}) => new FairLocks(client, { prefix: newPrefix(), ...options });
+const fresh = (options = {}) => new FairLocks(fx.client, { prefix: newPrefix(), ...options });
 
 test('using() runs the function under the lock and always releases', async (t) => {
   const locks = fresh();
@@ -97,8 +89,8 @@ test('inspect shows the holder, the lease left and the queue in order', async (t
 
 test('close() rejects waits with ClosedError, releases leases and leaves the client open', async (t) => {
   const prefix = newPrefix();
-  const other = new FairLocks(client, { prefix });
-  const locks = new FairLocks(client, { prefix });
+  const other = new FairLocks(fx.client, { prefix });
+  const locks = new FairLocks(fx.client, { prefix });
   const held = await locks.lock('c1').acquire();
   const blocker = await other.lock('c2').acquire();
   let queued!: () => void;
@@ -112,7 +104,7 @@ test('close() rejects waits with ClosedError, releases leases and leaves the cli
   t.deepEqual((await other.inspect('c2')).queue, [], 'its waiter left the queue');
   t.throws(() => locks.lock('x'), { instanceOf: ClosedError });
   await t.throwsAsync(locks.inspect('x'), { instanceOf: ClosedError });
-  t.is(await client.ping(), 'PONG');
+  t.is(await fx.client.ping(), 'PONG');
   await blocker.release();
   await other.close();
 });
@@ -151,7 +143,7 @@ test('extend() keeps an unrenewed lease alive; auto-renew keeps a short lease al
 });
 
 test('bad input fails fast with errors that name the argument', async (t) => {
-  const unconnected = createClient({ url: server.url });
+  const unconnected = createClient({ url: fx.server.url });
   t.throws(() => new FairLocks(unconnected as unknown as RedisClient), { instanceOf: InvalidArgumentError, message: /connected/ });
   t.throws(() => new FairLocks(undefined as unknown as RedisClient), { instanceOf: InvalidArgumentError, message: /client/ });
   for (const [options, name] of [
@@ -162,7 +154,7 @@ test('bad input fails fast with errors that name the argument', async (t) => {
     [{ prefix: '' }, 'prefix'],
     [{ prefix: 'a{b}' }, 'prefix'],
   ] as const) {
-    t.throws(() => new FairLocks(client, options), { instanceOf: InvalidArgumentError, message: new RegExp(name) });
+    t.throws(() => new FairLocks(fx.client, options), { instanceOf: InvalidArgumentError, message: new RegExp(name) });
   }
   const locks = fresh();
   t.throws(() => locks.lock(''), { instanceOf: InvalidArgumentError, message: /name/ });

@@ -1,27 +1,20 @@
 import test from 'ava';
 import { FairLocks } from '../src/index.js';
-import { spawnChild, stopAll, type Child } from './helpers/children.js';
-import { connect, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
+import { spawnChild } from './helpers/children.js';
+import { connect, newPrefix } from './helpers/redis.js';
+import { useRedis } from './helpers/fixture.js';
 
-let server: RedisServer;
-const children: Child[] = [];
-test.before(async () => {
-  server = await startRedis();
-});
-test.after.always(async () => {
-  await stopAll(children);
-  await server?.stop();
-});
+const fx = useRedis();
 
 test('10 waiters in 5 processes are granted exactly in the order they entered the queue', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix });
   const holder = await locks.lock('q').acquire();
 
-  for (let i = 0; i < 5; i++) children.push(await spawnChild(server.url, prefix));
+  for (let i = 0; i < 5; i++) fx.children.push(await spawnChild(fx.server.url, prefix));
   // Waiter k lives in process k % 5 and asks only after waiter k-1 is in the Redis queue.
-  const waiters = Array.from({ length: 10 }, (_, k) => ({ child: children[k % 5]!, req: `w${k}` }));
+  const waiters = Array.from({ length: 10 }, (_, k) => ({ child: fx.children[k % 5]!, req: `w${k}` }));
   for (const [k, w] of waiters.entries()) {
     w.child.send({ op: 'acquire', req: w.req, name: 'q', timeoutMs: 60_000 });
     const queued = await w.child.expect(w.req, 'queued');
@@ -53,7 +46,7 @@ test('10 waiters in 5 processes are granted exactly in the order they entered th
 
 test('re-acquiring right after a release goes to the back of the queue', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const a = new FairLocks(client, { prefix });
   const b = new FairLocks(client, { prefix });
   const first = await a.lock('r').acquire();

@@ -1,28 +1,21 @@
 import test from 'ava';
 import { FairLocks } from '../src/index.js';
-import { spawnChild, stopAll, type Child } from './helpers/children.js';
-import { connect, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
+import { spawnChild } from './helpers/children.js';
+import { connect, newPrefix } from './helpers/redis.js';
+import { useRedis } from './helpers/fixture.js';
 
-let server: RedisServer;
-const children: Child[] = [];
-test.before(async () => {
-  server = await startRedis();
-});
-test.after.always(async () => {
-  await stopAll(children);
-  await server?.stop();
-});
+const fx = useRedis();
 
 const FAST = { leaseMs: 800, livenessMs: 800, heartbeatMs: 200 };
 
 test('a waiter killed with SIGKILL is skipped; the next live waiter is granted', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix, ...FAST });
   const holder = await locks.lock('k').acquire();
-  const doomed = await spawnChild(server.url, prefix, FAST);
-  const survivor = await spawnChild(server.url, prefix, FAST);
-  children.push(doomed, survivor);
+  const doomed = await spawnChild(fx.server.url, prefix, FAST);
+  const survivor = await spawnChild(fx.server.url, prefix, FAST);
+  fx.children.push(doomed, survivor);
   doomed.send({ op: 'acquire', req: 'd', name: 'k' });
   await doomed.expect('d', 'queued');
   survivor.send({ op: 'acquire', req: 's', name: 'k' });
@@ -41,10 +34,10 @@ test('a waiter killed with SIGKILL is skipped; the next live waiter is granted',
 
 test('a holder killed with SIGKILL stops blocking the queue after its lease', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix, ...FAST });
-  const dead = await spawnChild(server.url, prefix, FAST);
-  children.push(dead);
+  const dead = await spawnChild(fx.server.url, prefix, FAST);
+  fx.children.push(dead);
   dead.send({ op: 'acquire', req: 'h', name: 'k' });
   await dead.expect('h', 'granted');
   let queuedAt = 0;

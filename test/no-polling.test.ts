@@ -2,17 +2,10 @@ import test from 'ava';
 import { FairLocks } from '../src/index.js';
 import type { RedisClient } from '../src/scripts.js';
 import { spawnChild, stopAll, type Child } from './helpers/children.js';
-import { connect, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
+import { connect, newPrefix } from './helpers/redis.js';
+import { useRedis } from './helpers/fixture.js';
 
-let server: RedisServer;
-const children: Child[] = [];
-test.before(async () => {
-  server = await startRedis({ owned: true }); // counts every command the server runs: no other tenants
-});
-test.after.always(async () => {
-  await stopAll(children);
-  await server?.stop();
-});
+const fx = useRedis({ owned: true }); // counts every command the server runs: no other tenants
 
 const OPTS = { heartbeatMs: 250, livenessMs: 1_000, leaseMs: 1_000 };
 const PROCS = 4;
@@ -37,8 +30,8 @@ async function measure(client: RedisClient, waiters: number, windowMs: number) {
   const locks = new FairLocks(client, { prefix, ...OPTS });
   const holder = await locks.lock('busy').acquire();
   const procs: Child[] = [];
-  for (let i = 0; i < PROCS; i++) procs.push(await spawnChild(server.url, prefix, OPTS));
-  children.push(...procs);
+  for (let i = 0; i < PROCS; i++) procs.push(await spawnChild(fx.server.url, prefix, OPTS));
+  fx.children.push(...procs);
   for (let w = 0; w < waiters; w++) procs[w % PROCS]!.send({ op: 'acquire', req: `w${w}`, name: 'busy', timeoutMs: 120_000 });
   for (let w = 0; w < waiters; w++) await procs[w % PROCS]!.expect(`w${w}`, 'queued', 30_000);
   {
@@ -57,7 +50,7 @@ async function measure(client: RedisClient, waiters: number, windowMs: number) {
 }
 
 test('while 200 waiters wait, Redis runs only the per-process heartbeats, not work per waiter', async (t) => {
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const few = await measure(client, 20, 2_000);
   const many = await measure(client, 200, 2_000);
   t.is(few.queue, 20);

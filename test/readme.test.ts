@@ -3,15 +3,10 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { startRedis, type RedisServer } from './helpers/redis.js';
+import { useRedis } from './helpers/fixture.js';
 
-let server: RedisServer;
-test.before(async () => {
-  server = await startRedis();
-});
-test.after.always(async () => {
-  await server?.stop();
-});
+
+const fx = useRedis();
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -25,7 +20,7 @@ test('the README quick start runs as written against the built package', async (
   writeFileSync(file, block!);
   try {
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
-      env: { ...process.env, REDIS_URL: server.url },
+      env: { ...process.env, REDIS_URL: fx.server.url },
       timeout: 30_000,
     });
     t.regex(stdout, /holding reports:daily with fencing token \d{16}/);

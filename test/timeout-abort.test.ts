@@ -1,18 +1,9 @@
 import test from 'ava';
 import { FairLocks, LockAbortedError, LockTimeoutError } from '../src/index.js';
-import type { RedisClient } from '../src/scripts.js';
-import { connect, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
+import { newPrefix } from './helpers/redis.js';
+import { useRedis } from './helpers/fixture.js';
 
-let server: RedisServer;
-let client: RedisClient;
-test.before(async () => {
-  server = await startRedis();
-  client = await connect(server.url);
-});
-test.after.always(async () => {
-  await client?.quit();
-  await server?.stop();
-});
+const fx = useRedis();
 
 function queuedSignal(): { onQueued: () => void; queued: Promise<void> } {
   let onQueued!: () => void;
@@ -21,7 +12,7 @@ function queuedSignal(): { onQueued: () => void; queued: Promise<void> } {
 }
 
 test('a waiter that times out leaves the queue and the one behind it is granted next', async (t) => {
-  const locks = new FairLocks(client, { prefix: newPrefix() });
+  const locks = new FairLocks(fx.client, { prefix: newPrefix() });
   const lock = locks.lock('x');
   const holder = await lock.acquire();
   const a = queuedSignal();
@@ -42,7 +33,7 @@ test('a waiter that times out leaves the queue and the one behind it is granted 
 });
 
 test('an aborted waiter leaves the queue with LockAbortedError carrying the reason', async (t) => {
-  const locks = new FairLocks(client, { prefix: newPrefix() });
+  const locks = new FairLocks(fx.client, { prefix: newPrefix() });
   const lock = locks.lock('x');
   const holder = await lock.acquire();
   const controller = new AbortController();
@@ -63,8 +54,8 @@ test('an aborted waiter leaves the queue with LockAbortedError carrying the reas
 
 test('a timeout racing the grant never leaves the lock stuck (many rounds)', async (t) => {
   const prefix = newPrefix();
-  const holderSide = new FairLocks(client, { prefix });
-  const waiterSide = new FairLocks(client, { prefix });
+  const holderSide = new FairLocks(fx.client, { prefix });
+  const waiterSide = new FairLocks(fx.client, { prefix });
   const rounds = 150;
   let granted = 0;
   let timedOut = 0;

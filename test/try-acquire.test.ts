@@ -1,22 +1,14 @@
 import test from 'ava';
 import { FairLocks } from '../src/index.js';
 import { lockKeys } from '../src/keys.js';
-import { Scripts, type RedisClient } from '../src/scripts.js';
-import { connect, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
+import { Scripts } from '../src/scripts.js';
+import { newPrefix } from './helpers/redis.js';
+import { useRedis } from './helpers/fixture.js';
 
-let server: RedisServer;
-let client: RedisClient;
-test.before(async () => {
-  server = await startRedis();
-  client = await connect(server.url);
-});
-test.after.always(async () => {
-  await client?.quit();
-  await server?.stop();
-});
+const fx = useRedis();
 
 test('tryAcquire gets a free lock and returns null while it is held', async (t) => {
-  const locks = new FairLocks(client, { prefix: newPrefix() });
+  const locks = new FairLocks(fx.client, { prefix: newPrefix() });
   const lease = await locks.lock('t').tryAcquire();
   t.truthy(lease);
   t.is(await locks.lock('t').tryAcquire(), null);
@@ -29,18 +21,18 @@ test('tryAcquire gets a free lock and returns null while it is held', async (t) 
 
 test('tryAcquire returns null while anyone is queued, even when the lock is momentarily free', async (t) => {
   const prefix = newPrefix();
-  const waiterSide = new FairLocks(client, { prefix, heartbeatMs: 2_000, livenessMs: 10_000 });
-  const third = new FairLocks(client, { prefix });
+  const waiterSide = new FairLocks(fx.client, { prefix, heartbeatMs: 2_000, livenessMs: 10_000 });
+  const third = new FairLocks(fx.client, { prefix });
   // An owner nobody watches (as if its process froze) takes a 150 ms lease straight from the script;
   // it runs out in Redis while the waiter's heartbeat has not yet come round to notice.
-  const granted = await new Scripts(client, prefix).acquire(lockKeys(prefix, 'm'), 'frozen:1:150:0', 10_000, 'try');
+  const granted = await new Scripts(fx.client, prefix).acquire(lockKeys(prefix, 'm'), 'frozen:1:150:0', 10_000, 'try');
   t.is(granted.kind, 'granted');
   let queued!: () => void;
   const isQueued = new Promise<void>((r) => (queued = r));
   const waiting = waiterSide.lock('m').acquire({ onQueued: () => queued() });
   await isQueued;
   await new Promise((r) => setTimeout(r, 300));
-  const owner = await client.get(`${prefix}:{m}:owner`);
+  const owner = await fx.client.get(`${prefix}:{m}:owner`);
   t.is(owner, null, 'the owner key has expired: the lock is free in Redis');
   t.is(await third.lock('m').tryAcquire(), null, 'tryAcquire must not barge past the queued waiter');
   const lease = await waiting;

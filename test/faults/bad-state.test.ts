@@ -6,31 +6,22 @@
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';
 import { lockKeys } from '../../src/keys.js';
-import type { RedisClient } from '../../src/scripts.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import { connect, newPrefix, startRedis } from '../helpers/redis.js';
+import { useRedis } from '../helpers/fixture.js';
 
 const OPTS = { leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 };
-let server: RedisServer;
-let client: RedisClient;
-test.before(async () => {
-  server = await startRedis();
-  client = await connect(server.url);
-});
-test.after.always(async () => {
-  await client?.quit();
-  await server?.stop();
-});
+const fx = useRedis();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const part of ['owner', 'queue', 'sessions', 'counter'] as const) {
   test.serial(`a wrong-type ${part} key: BAD_KEY naming the key; other locks unaffected`, async (t) => {
     const prefix = newPrefix();
-    const locks = new FairLocks(client, { prefix, ...OPTS });
+    const locks = new FairLocks(fx.client, { prefix, ...OPTS });
     const keys = lockKeys(prefix, 'bad');
     // A type none of the scripts expects for this key.
-    if (part === 'owner') await client.hSet(keys.owner, 'x', '1');
-    else await client.set(keys[part], 'not mine');
+    if (part === 'owner') await fx.client.hSet(keys.owner, 'x', '1');
+    else await fx.client.set(keys[part], 'not mine');
     const other = await locks.lock('good').acquire();
 
     // Whatever the script touches first, the error names the bad key and has code BAD_KEY; a lease
@@ -55,21 +46,21 @@ for (const part of ['owner', 'queue', 'sessions', 'counter'] as const) {
     await other.release();
     await (await locks.lock('good').acquire()).release();
     // Nothing but the bad key's own lock was touched (its own sessions key may be cleared on release).
-    if (part !== 'sessions') t.is(await client.type(keys[part]), part === 'owner' ? 'hash' : 'string');
+    if (part !== 'sessions') t.is(await fx.client.type(keys[part]), part === 'owner' ? 'hash' : 'string');
     await locks.close();
   });
 }
 
 test.serial('a key corrupted while a waiter waits (no timeout): the wait fails with BAD_KEY instead of hanging', async (t) => {
   const prefix = newPrefix();
-  const locks = new FairLocks(client, { prefix, ...OPTS });
-  const other = new FairLocks(client, { prefix, ...OPTS });
+  const locks = new FairLocks(fx.client, { prefix, ...OPTS });
+  const other = new FairLocks(fx.client, { prefix, ...OPTS });
   const keys = lockKeys(prefix, 'rot');
   const lease = await locks.lock('rot').acquire();
   const waiting = other.lock('rot').acquire(); // no timeout: only the library can end this wait
   await sleep(2 * OPTS.heartbeatMs);
-  await client.del(keys.queue);
-  await client.set(keys.queue, 'garbage');
+  await fx.client.del(keys.queue);
+  await fx.client.set(keys.queue, 'garbage');
   // The hand-off meets the bad queue: the release says so, naming the key.
   const relErr = await t.throwsAsync(lease.release());
   t.is((relErr as { code?: string }).code, 'BAD_KEY');
@@ -77,7 +68,7 @@ test.serial('a key corrupted while a waiter waits (no timeout): the wait fails w
   const err = await t.throwsAsync(waiting);
   t.is((err as { code?: string }).code, 'BAD_KEY');
   t.true(err!.message.includes(keys.queue), err!.message);
-  await client.del(keys.queue);
+  await fx.client.del(keys.queue);
   await (await other.lock('rot').acquire({ timeoutMs: 3_000 })).release();
   await locks.close();
   await other.close();
@@ -102,7 +93,7 @@ test.serial('awkward names: each lock works and its keys share one cluster slot'
   const cc = await connect(cluster.url);
   try {
     const prefix = newPrefix();
-    const locks = new FairLocks(client, { prefix, ...OPTS });
+    const locks = new FairLocks(fx.client, { prefix, ...OPTS });
     const slots = new Map<number, string>();
     for (const name of NAMES) {
       const keys = lockKeys(prefix, name);
@@ -118,7 +109,7 @@ test.serial('awkward names: each lock works and its keys share one cluster slot'
       const next = await waiting;
       t.true(next.token > lease.token);
       await next.release();
-      t.is(await client.exists([keys.owner, keys.queue, keys.sessions]), 0);
+      t.is(await fx.client.exists([keys.owner, keys.queue, keys.sessions]), 0);
     }
     // Distinct names do not collapse into one tag (e.g. "{braces}" and "braces" stay apart).
     t.not(lockKeys(prefix, '{braces}').owner, lockKeys(prefix, 'braces').owner);

@@ -8,23 +8,16 @@
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
 import { FairLocks } from '../../src/index.js';
-import { spawnChild, stopAll, type Child } from '../helpers/children.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import { spawnChild, type Child } from '../helpers/children.js';
+import { connect, newPrefix } from '../helpers/redis.js';
+import { useRedis } from '../helpers/fixture.js';
 
 // lease > liveness, so that "a second full lease" would be clearly visible in the stall.
 const OPTS = { leaseMs: 3000, livenessMs: 600, heartbeatMs: 150 };
 const BOUND = Math.max(OPTS.leaseMs, OPTS.livenessMs) + OPTS.heartbeatMs;
 const SLACK = 1500; // < leaseMs - livenessMs - heartbeatMs, so the bound still tells a liveness from a full lease
 
-let server: RedisServer;
-const children: Child[] = [];
-test.before(async () => {
-  server = await startRedis();
-});
-test.after.always(async () => {
-  await stopAll(children);
-  await server?.stop();
-});
+const fx = useRedis();
 
 const wall = () => performance.timeOrigin + performance.now(); // the clock of the children's `at`
 
@@ -33,10 +26,10 @@ interface W {
   req: string;
 }
 
-/** Spawns n children, each queues one waiter on `name` in turn; returns them in queue order. */
+/** Spawns n fx.children, each queues one waiter on `name` in turn; returns them in queue order. */
 async function queue(prefix: string, name: string, n: number, firstLeaseMs?: number): Promise<W[]> {
-  const made = await Promise.all(Array.from({ length: n }, () => spawnChild(server.url, prefix, OPTS)));
-  children.push(...made);
+  const made = await Promise.all(Array.from({ length: n }, () => spawnChild(fx.server.url, prefix, OPTS)));
+  fx.children.push(...made);
   const ws: W[] = [];
   for (const [i, child] of made.entries()) {
     const req = `w${i}`;
@@ -80,7 +73,7 @@ test.serial('SIGKILL of the holder: the queue is served in order within lease + 
 
 test.serial('SIGKILL of the head waiter: the holder\'s release skips it within its liveness + one heartbeat', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix, ...OPTS });
   const lease = await locks.lock('H').acquire();
   const [head, ...rest] = await queue(prefix, 'H', 3);
@@ -94,7 +87,7 @@ test.serial('SIGKILL of the head waiter: the holder\'s release skips it within i
 
 test.serial('SIGKILL of a middle waiter: the others are served in order, the dead one is skipped', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix, ...OPTS });
   const lease = await locks.lock('M').acquire();
   const ws = await queue(prefix, 'M', 4);

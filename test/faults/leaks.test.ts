@@ -5,27 +5,18 @@
  */
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';
-import type { RedisClient } from '../../src/scripts.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import { newPrefix } from '../helpers/redis.js';
+import { useRedis } from '../helpers/fixture.js';
 
 const OPTS = { leaseMs: 1000, livenessMs: 600, heartbeatMs: 200 };
 const N = 1000;
-let server: RedisServer;
-let client: RedisClient;
-test.before(async () => {
-  server = await startRedis();
-  client = await connect(server.url);
-});
-test.after.always(async () => {
-  await client?.quit();
-  await server?.stop();
-});
+const fx = useRedis();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function scan(prefix: string): Promise<string[]> {
   const keys: string[] = [];
-  for await (const k of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 1000 })) keys.push(k);
+  for await (const k of fx.client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 1000 })) keys.push(k);
   return keys;
 }
 
@@ -33,7 +24,7 @@ async function scan(prefix: string): Promise<string[]> {
 async function onlyCounters(t: import('ava').ExecutionContext, prefix: string, locks: number): Promise<void> {
   const keys = await scan(prefix);
   for (const k of keys) {
-    const ttl = await client.pTTL(k);
+    const ttl = await fx.client.pTTL(k);
     if (!(ttl > 0)) t.fail(`${k} has no expiry (PTTL ${ttl})`);
   }
   const others = () => scan(prefix).then((ks) => ks.filter((k) => !k.endsWith(':counter')));
@@ -42,14 +33,14 @@ async function onlyCounters(t: import('ava').ExecutionContext, prefix: string, l
   const counters = (await scan(prefix)).filter((k) => k.endsWith(':counter'));
   t.is(counters.length, locks);
   for (const k of counters.slice(0, 50)) {
-    const ttl = await client.pTTL(k);
+    const ttl = await fx.client.pTTL(k);
     t.true(ttl > 0 && ttl <= 86_400_000, `${k} expires within a day`);
   }
 }
 
 test.serial(`${N} distinct locks taken one by one and released`, async (t) => {
   const prefix = newPrefix();
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const locks = new FairLocks(fx.client, { prefix, ...OPTS });
   for (let i = 0; i < N; i++) await (await locks.lock(`seq-${i}`).acquire()).release();
   await onlyCounters(t, prefix, N);
   await locks.close();
@@ -57,8 +48,8 @@ test.serial(`${N} distinct locks taken one by one and released`, async (t) => {
 
 test.serial(`${N} distinct locks held at once while heartbeats run, contended, then released`, async (t) => {
   const prefix = newPrefix();
-  const a = new FairLocks(client, { prefix, ...OPTS });
-  const b = new FairLocks(client, { prefix, ...OPTS });
+  const a = new FairLocks(fx.client, { prefix, ...OPTS });
+  const b = new FairLocks(fx.client, { prefix, ...OPTS });
   const names = Array.from({ length: N }, (_, i) => `all-${i}`);
   const held = await Promise.all(names.map((n) => a.lock(n).acquire()));
   // Every tenth lock gets a waiter from another instance; every twentieth waiter gives up by timeout.
@@ -78,8 +69,8 @@ test.serial(`${N} distinct locks held at once while heartbeats run, contended, t
 
 test.serial('closing instances with waits and leases open leaves only counters', async (t) => {
   const prefix = newPrefix();
-  const a = new FairLocks(client, { prefix, ...OPTS });
-  const b = new FairLocks(client, { prefix, ...OPTS });
+  const a = new FairLocks(fx.client, { prefix, ...OPTS });
+  const b = new FairLocks(fx.client, { prefix, ...OPTS });
   const names = Array.from({ length: 100 }, (_, i) => `close-${i}`);
   await Promise.all(names.map((n) => a.lock(n).acquire()));
   const waits = names.map((n) => b.lock(n).acquire().catch((e: Error) => e));

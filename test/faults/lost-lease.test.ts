@@ -6,27 +6,19 @@
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';
 import { spawnChild, stopAll, type Child } from '../helpers/children.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import { connect, newPrefix } from '../helpers/redis.js';
 import type { Event } from '../helpers/worker.js';
+import { useRedis } from '../helpers/fixture.js';
 
 const OPTS = { leaseMs: 400, livenessMs: 600, heartbeatMs: 150 };
-let server: RedisServer;
-const children: Child[] = [];
-test.before(async () => {
-  server = await startRedis();
-});
-test.after.always(async () => {
-  for (const c of children) c.signal('SIGCONT');
-  await stopAll(children);
-  await server?.stop();
-});
+const fx = useRedis();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const token = (e: Event) => (e.ev === 'granted' ? e.token : NaN);
 
 async function spawn(n: number, options = OPTS): Promise<Child[]> {
-  const made = await Promise.all(Array.from({ length: n }, () => spawnChild(server.url, prefix, options)));
-  children.push(...made);
+  const made = await Promise.all(Array.from({ length: n }, () => spawnChild(fx.server.url, prefix, options)));
+  fx.children.push(...made);
   return made;
 }
 let prefix = newPrefix();
@@ -66,7 +58,7 @@ test.serial('a holder SIGSTOPped past its lease sees its signal aborted right af
 
 test.serial('in process: signal.aborted reads the clock, so a blocked event loop sees the loss before any timer runs', async (t) => {
   const p = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix: p, ...OPTS });
   const lease = await locks.lock('busy').acquire();
   t.false(lease.signal.aborted);
@@ -83,7 +75,7 @@ test.serial('in process: signal.aborted reads the clock, so a blocked event loop
 
 test.serial('a waiter SIGSTOPped past its liveness is skipped, then re-enters on SIGCONT and is granted', async (t) => {
   prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix, ...OPTS });
   const holder = await locks.lock('W').acquire();
   const [a, b] = await spawn(2);
@@ -115,7 +107,7 @@ test.serial('a waiter SIGSTOPped past its liveness is skipped, then re-enters on
 
 test.serial('a waiter granted while SIGSTOPped: the grant runs out at its liveness, the next waiter gets it, and on SIGCONT it re-enters and is granted later', async (t) => {
   prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix, ...OPTS });
   const holder = await locks.lock('G').acquire();
   // lease > liveness, so the grant to the hung waiter is capped by its liveness, not its lease.

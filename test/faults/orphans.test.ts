@@ -9,20 +9,15 @@ import test from 'ava';
 import { FairLocks } from '../../src/index.js';
 import { lockKeys } from '../../src/keys.js';
 import { Scripts } from '../../src/scripts.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import { connect, newPrefix } from '../helpers/redis.js';
+import { useRedis } from '../helpers/fixture.js';
 
 const OPTS = { leaseMs: 600, livenessMs: 600, heartbeatMs: 150 };
-let server: RedisServer;
-test.before(async () => {
-  server = await startRedis();
-});
-test.after.always(async () => {
-  await server?.stop();
-});
+const fx = useRedis();
 
 test('an owner its session no longer tracks is not renewed: the session\'s next waiter gets the lock within a lease', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix, ...OPTS });
   const keys = lockKeys(prefix, 'o');
   // The orphan: a grant to this session's id that the FairLocks instance never saw (as after a
@@ -43,7 +38,7 @@ test('an owner its session no longer tracks is not renewed: the session\'s next 
 
 test('a lease whose release failed is not renewed by the beats its session keeps sending for the lock', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix, ...OPTS });
   const lock = locks.lock('f');
   const first = await lock.acquire();
@@ -68,8 +63,8 @@ test('a lease whose release failed is not renewed by the beats its session keeps
 
 test('a release whose connection is killed before Redis ran it is sent again on the reconnected client', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(server.url);
-  const admin = await connect(server.url);
+  const client = await connect(fx.server.url);
+  const admin = await connect(fx.server.url);
   const locks = new FairLocks(client, { prefix, ...OPTS });
   const lease = await locks.lock('k').acquire();
   const waiting = locks.lock('k').acquire({ timeoutMs: 10_000 });
@@ -90,7 +85,7 @@ test('a release whose connection is killed before Redis ran it is sent again on 
 
 test('a hand-off to a lease longer than liveness (autoRenew off) is confirmed to its full lease once the client names it', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(server.url);
+  const client = await connect(fx.server.url);
   const a = new FairLocks(client, { prefix, ...OPTS });
   const b = new FairLocks(client, { prefix, ...OPTS });
   const first = await a.lock('c').acquire();

@@ -6,31 +6,22 @@
 import test from 'ava';
 import { lockKeys } from '../../src/keys.js';
 import { Scripts } from '../../src/scripts.js';
-import type { RedisClient } from '../../src/scripts.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import { newPrefix } from '../helpers/redis.js';
+import { useRedis } from '../helpers/fixture.js';
 
 const LIVENESS = 2_000;
-let server: RedisServer;
-let client: RedisClient;
-test.before(async () => {
-  server = await startRedis();
-  client = await connect(server.url);
-});
-test.after.always(async () => {
-  await client?.quit();
-  await server?.stop();
-});
+const fx = useRedis();
 
 function setup() {
   const prefix = newPrefix();
-  const scripts = new Scripts(client, prefix);
+  const scripts = new Scripts(fx.client, prefix);
   const keys = lockKeys(prefix, 'r');
   const id = (session: string, seq = 1, lease = 5000) => `${session}:${seq}:${lease}:1`;
   return { scripts, keys, id };
 }
 
 async function state(keys: ReturnType<typeof lockKeys>) {
-  return { owner: await client.get(keys.owner), queue: await client.zRange(keys.queue, 0, -1) };
+  return { owner: await fx.client.get(keys.owner), queue: await fx.client.zRange(keys.queue, 0, -1) };
 }
 
 test('acquire twice: same grant, or same ticket and position', async (t) => {
@@ -43,7 +34,7 @@ test('acquire twice: same grant, or same ticket and position', async (t) => {
   const b2 = await scripts.acquire(keys, id('b'), LIVENESS, 'wait');
   t.like(b1, { kind: 'queued', position: 1 });
   t.like(b2, { kind: 'queued', position: 1, ticket: (b1 as { ticket: number }).ticket });
-  t.is(await client.zCard(keys.queue), 1);
+  t.is(await fx.client.zCard(keys.queue), 1);
 });
 
 test('release twice after a hand-off: released, then already; the new owner keeps the lock', async (t) => {
@@ -128,8 +119,8 @@ test('extend twice: extended both times, the later deadline is not earlier', asy
   t.is(e1.kind, 'extended');
   t.is(e2.kind, 'extended');
   t.true((e2 as { exp: number }).exp >= (e1 as { exp: number }).exp);
-  t.true((await client.pTTL(keys.owner)) > 2000);
+  t.true((await fx.client.pTTL(keys.owner)) > 2000);
   await scripts.release(keys, id('a'));
   t.is((await scripts.extend(keys, id('a'), 3000)).kind, 'not-holder', 'extend after release is refused, not a revival');
-  t.is(await client.get(keys.owner), null);
+  t.is(await fx.client.get(keys.owner), null);
 });

@@ -89,6 +89,21 @@ async function waitForPing(url: string, deadlineMs: number): Promise<void> {
   throw new Error(`redis at ${url} did not answer within ${deadlineMs} ms: ${String(last)}`);
 }
 
+/**
+ * PIDs of the servers this process started and has not stopped. When ava ends a test file early
+ * (a timeout), its after.always hooks do not run: kill them by PID as the process exits instead.
+ */
+const alive = new Set<number>();
+process.once('exit', () => {
+  for (const pid of alive) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
 /** A redis-server process of our own, on a free loopback port. */
 export async function startRedisProcess(options: StartOptions = {}): Promise<RedisServer> {
   const port = await freePort();
@@ -100,6 +115,9 @@ export async function startRedisProcess(options: StartOptions = {}): Promise<Red
   const url = `redis://127.0.0.1:${port}`;
   const launch = async () => {
     proc = spawn('redis-server', args, { stdio: 'ignore' });
+    if (proc.pid !== undefined) alive.add(proc.pid);
+    const pid = proc.pid;
+    proc.once('exit', () => pid !== undefined && alive.delete(pid));
     await waitForPing(url, 10_000);
   };
   const killNow = async (signal: NodeJS.Signals) => {
