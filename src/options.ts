@@ -43,9 +43,12 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
 /** The smallest duration fairlock accepts for a lease, liveness or heartbeat, in ms. */
 const MIN_MS = 10;
 
+/** Node timers fire at once beyond 2^31-1 ms (~24.8 days), so no duration may be longer. */
+const MAX_MS = 2 ** 31 - 1;
+
 export function checkDuration(value: unknown, what: string, min = MIN_MS): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new InvalidArgumentError(`${what} must be a finite number of milliseconds >= ${min}, got ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_MS) {
+    throw new InvalidArgumentError(`${what} must be a finite number of milliseconds from ${min} to ${MAX_MS}, got ${String(value)}`);
   }
   return Math.ceil(value);
 }

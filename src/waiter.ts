@@ -111,12 +111,16 @@ export class Waiter {
     if (!this.waiting) return;
     this.phase = 'cancelling';
     const { session, keys } = this.state;
-    try {
+    const cleanup = (async () => {
       await this.inflight;
       await session.scripts.cancel(keys, this.id); // releases at once if the grant raced ahead
-    } catch {
-      // Unreachable Redis: the entry is skipped as dead once this session stops beating for the lock.
-    }
+    })().catch(() => undefined);
+    // While Redis is unreachable node-redis holds the cancel until it reconnects (then it still runs).
+    // The caller is not kept waiting for that: after one liveness period it gets its error anyway; a
+    // grant to the abandoned id is not renewed by the heartbeat and runs out within that liveness.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([cleanup, new Promise((r) => (timer = setTimeout(r, session.options.livenessMs)))]);
+    clearTimeout(timer);
     this.finish('done');
     this.reject(err);
   }

@@ -164,6 +164,8 @@ test('bad input fails fast with errors that name the argument', async (t) => {
     [{ timeoutMs: -5 }, 'timeoutMs'],
     [{ timeoutMs: Number.NaN }, 'timeoutMs'],
     [{ timeoutMs: Number.POSITIVE_INFINITY }, 'timeoutMs'],
+    [{ timeoutMs: 2 ** 31 }, 'timeoutMs'], // a Node timer would fire at once
+    [{ leaseMs: 2 ** 31 }, 'leaseMs'],
     [{ leaseMs: 0 }, 'leaseMs'],
     [{ signal: {} }, 'signal'],
     [{ onQueued: 3 }, 'onQueued'],

@@ -1,0 +1,40 @@
+import test from 'ava';
+import { FairLocks, LockAbortedError, LockTimeoutError } from '../../src/index.js';
+import { newPrefix } from '../helpers/redis.js';
+import { useRedis } from '../helpers/fixture.js';
+
+const fx = useRedis({ owned: true }); // this file freezes the server
+
+test('timeout and abort still reject while Redis does not answer; the cancel lands once it does', async (t) => {
+  const prefix = newPrefix();
+  const opts = { prefix, heartbeatMs: 200, livenessMs: 600 };
+  const holderSide = new FairLocks(fx.client, opts);
+  const waiterSide = new FairLocks(fx.client, opts);
+  const holder = await holderSide.lock('down').acquire();
+  const queued: Promise<void>[] = [];
+  const ctrl = new AbortController();
+  const waits = [{ timeoutMs: 400 }, { signal: ctrl.signal }].map((o) => {
+    let done!: () => void;
+    queued.push(new Promise<void>((r) => (done = r)));
+    return waiterSide.lock('down').acquire({ ...o, onQueued: () => done() });
+  });
+  await Promise.all(queued);
+  process.kill(fx.server.pid!, 'SIGSTOP'); // Redis takes commands but answers none
+  try {
+    const started = performance.now();
+    ctrl.abort();
+    await t.throwsAsync(waits[0]!, { instanceOf: LockTimeoutError });
+    await t.throwsAsync(waits[1]!, { instanceOf: LockAbortedError });
+    const waited = performance.now() - started;
+    t.true(waited < 400 + opts.livenessMs + 2_000, `rejected after ${waited.toFixed(0)} ms`);
+  } finally {
+    process.kill(fx.server.pid!, 'SIGCONT');
+  }
+  // The held-back cancels run once Redis answers: the queue empties and the holder hands on to nobody.
+  const until = performance.now() + 10_000;
+  while ((await holderSide.inspect('down')).queue.length > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual((await holderSide.inspect('down')).queue, []);
+  await holder.release();
+  t.is((await holderSide.inspect('down')).holder, null);
+  await Promise.all([holderSide.close(), waiterSide.close()]);
+});
