@@ -7,7 +7,7 @@ import { DEFAULTS, FairLockError, InvalidArgumentError, LockTimeoutError } from 
 
 /**
  * Exit codes of fairlock itself. `exec` otherwise exits with its command's code (128 + N when the
- * command died of signal N, as shells do). Documented in docs/cli.md; keep the two in step.
+ * command died of signal N, as shells do). Documented in README.md (Exit codes); keep the two in step.
  */
 export const EXIT = Object.freeze({
   OK: 0,

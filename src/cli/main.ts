@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `fairlock` command: a thin layer over the public API (see docs/cli.md). */
+/** The `fairlock` command: a thin layer over the public API (see README.md, Command line). */
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { EXIT, say } from './common.js';
