@@ -3,15 +3,13 @@
  * who holds and how fast the lock is handed on, and a summary checks that grants followed the queue.
  * Without --redis/REDIS_URL it starts its own redis-server on a free loopback port and stops it after.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
+import { fork, type ChildProcess } from 'node:child_process';
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { closeRedis, CliError, connectRedis, EXIT, formatMs, parseCount, parseDuration, redactUrl, say, toCliError } from './common.js';
 import { clock, type DemoOrder, type DemoReport } from './demo-protocol.js';
+import { startLocalRedis } from './redis-server.js';
 
 export interface DemoOptions {
   redis?: string;
@@ -53,66 +51,20 @@ interface OwnRedis {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** Starts redis-server on a free loopback port; rejects with EXIT.UNAVAILABLE when it cannot. */
 async function startRedis(): Promise<OwnRedis> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'fairlock-demo-'));
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'], {
-    stdio: 'ignore',
-  });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const failed = new Promise<never>((_, reject) => {
-    proc.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new CliError(
-          EXIT.UNAVAILABLE,
-          err.code === 'ENOENT'
-            ? 'no Redis for the demo: redis-server is not installed and neither --redis nor REDIS_URL is set (install redis-server, or pass --redis redis://HOST:PORT)'
-            : `could not start redis-server: ${err.message}`,
-        ),
-      ),
-    );
-    void exited.then(() => reject(new CliError(EXIT.UNAVAILABLE, `redis-server exited at start-up (port ${port}); pass --redis redis://HOST:PORT to use a running one`)));
-  });
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
-      process.kill(proc.pid, 'SIGTERM');
-      const timer = setTimeout(() => proc.pid !== undefined && proc.exitCode === null && proc.kill('SIGKILL'), 2_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const url = `redis://127.0.0.1:${port}`;
   try {
-    // Bounded: at most 50 tries over about 5 s.
-    for (let i = 0; ; i++) {
-      try {
-        const client = await Promise.race([connectRedis(url, 1_000), failed]);
-        await closeRedis(client);
-        break;
-      } catch (err) {
-        if (i >= 50 || (err instanceof CliError && err.exitCode === EXIT.UNAVAILABLE && proc.pid === undefined)) throw err;
-        if (proc.exitCode !== null || proc.signalCode !== null) await failed;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const redis = await startLocalRedis({ readyTimeoutMs: 5_000 });
+    return { url: redis.url, pid: redis.pid!, stop: redis.stop };
   } catch (err) {
-    await stop();
-    throw err;
+    const e = err as NodeJS.ErrnoException;
+    throw new CliError(
+      EXIT.UNAVAILABLE,
+      e.code === 'ENOENT'
+        ? 'no Redis for the demo: redis-server is not installed and neither --redis nor REDIS_URL is set (install redis-server, or pass --redis redis://HOST:PORT)'
+        : `could not start redis-server (${e.message}); pass --redis redis://HOST:PORT to use a running one`,
+    );
   }
-  return { url, pid: proc.pid!, stop };
 }
 
 class Worker {

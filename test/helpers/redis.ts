@@ -5,13 +5,10 @@
  *   3. Docker via testcontainers, when there is no binary.
  * With none of them, the tests fail with a message that says how to get one.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createClient } from 'redis';
+import { freePort, startLocalRedis, type LocalRedis } from '../../src/cli/redis-server.js';
 import type { RedisClient } from '../../src/scripts.js';
 
 export interface RedisServer {
@@ -45,17 +42,7 @@ function hasDocker(): boolean {
   return spawnSync('docker', ['info'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** A random key prefix, so that tests sharing a server never see each other's keys. */
 export function newPrefix(tag = 't'): string {
@@ -69,35 +56,15 @@ export async function connect(url: string): Promise<RedisClient> {
   return client;
 }
 
-async function waitForPing(url: string, deadlineMs: number): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  let last: unknown;
-  while (Date.now() < until) {
-    const client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 500 } });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      await client.ping();
-      await client.quit();
-      return;
-    } catch (err) {
-      last = err;
-      await client.disconnect().catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`redis at ${url} did not answer within ${deadlineMs} ms: ${String(last)}`);
-}
-
 /**
- * PIDs of the servers this process started and has not stopped. When ava ends a test file early
- * (a timeout), its after.always hooks do not run: kill them by PID as the process exits instead.
+ * Servers this process started and has not stopped. When ava ends a test file early (a timeout),
+ * its after.always hooks do not run: kill them by PID as the process exits instead.
  */
-const alive = new Set<number>();
+const alive = new Set<LocalRedis>();
 process.once('exit', () => {
-  for (const pid of alive) {
+  for (const server of alive) {
     try {
-      process.kill(pid, 'SIGKILL');
+      if (server.pid !== undefined) process.kill(server.pid, 'SIGKILL');
     } catch {
       // already gone
     }
@@ -106,44 +73,25 @@ process.once('exit', () => {
 
 /** A redis-server process of our own, on a free loopback port. */
 export async function startRedisProcess(options: StartOptions = {}): Promise<RedisServer> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'fairlock-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir,
-    '--appendonly', options.appendonly ? 'yes' : 'no', '--appendfsync', 'always', '--daemonize', 'no', '--loglevel', 'warning'];
-  if (options.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'));
-  let proc: ChildProcess | undefined;
-  const url = `redis://127.0.0.1:${port}`;
-  const launch = async () => {
-    proc = spawn('redis-server', args, { stdio: 'ignore' });
-    if (proc.pid !== undefined) alive.add(proc.pid);
-    const pid = proc.pid;
-    proc.once('exit', () => pid !== undefined && alive.delete(pid));
-    await waitForPing(url, 10_000);
-  };
-  const killNow = async (signal: NodeJS.Signals) => {
-    const p = proc;
-    proc = undefined;
-    if (!p || p.exitCode !== null || p.pid === undefined) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    process.kill(p.pid, signal);
-    await exited;
-  };
-  await launch();
-  const server: RedisServer = {
-    url,
-    port,
+  const args = ['--appendonly', options.appendonly ? 'yes' : 'no', '--appendfsync', 'always'];
+  if (options.cluster) args.push('--cluster-enabled', 'yes');
+  const local = await startLocalRedis({ args });
+  alive.add(local);
+  return {
+    url: local.url,
+    port: local.port,
     get pid() {
-      return proc?.pid;
+      return local.pid;
     },
     owned: true,
-    kill: () => killNow('SIGKILL'),
-    restart: launch,
+    kill: () => local.kill('SIGKILL'),
+    restart: local.restart,
     async stop() {
-      await killNow('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
+      alive.delete(local);
+      await local.kill('SIGKILL');
+      await local.stop();
     },
   };
-  return server;
 }
 
 async function startContainer(): Promise<RedisServer> {
