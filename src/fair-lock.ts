@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { LockAbortedError, LockTimeoutError } from './errors.js';
+import { FairLockError, LockAbortedError, LockTimeoutError } from './errors.js';
 import type { FairLocks } from './fair-locks.js';
 import { lockKeys } from './keys.js';
 import { Lease } from './lease.js';
@@ -25,7 +25,7 @@ export class FairLock {
     const nested = this.nested(o);
     if (nested) return nested;
     const { session, wakeups } = this.locks.internals();
-    await wakeups.start();
+    await this.connectWithin(wakeups.start(), o, started);
     this.locks.internals(); // closed while connecting?
     throwIfAborted(o, this.name);
     const state = session.state(this.name);
@@ -62,6 +62,12 @@ export class FairLock {
     if (reply.kind !== 'granted') return null; // no local state was made, so nothing to clean up
     const state = session.state(this.name);
     const lease = new Lease(state, id, reply.token, reply.exp, reply, o.leaseMs, o.autoRenew);
+    try {
+      this.locks.internals(); // closed meanwhile: close() did not see this lease, and nothing would renew it
+    } catch (err) {
+      await session.scripts.release(state.keys, id).catch(() => undefined);
+      throw err;
+    }
     state.leaseHeld(lease);
     return lease;
   }
@@ -84,6 +90,37 @@ export class FairLock {
     }
     await lease.release();
     return result;
+  }
+
+  /**
+   * The first acquire of an instance waits for its subscriber to connect; node-redis keeps retrying a
+   * refused connection, so the wait honours the caller's timeout and signal, and its error is ours.
+   */
+  private async connectWithin(connecting: Promise<void>, o: ResolvedAcquire, started: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const giveUp = new Promise<never>((_, reject) => {
+      if (o.timeoutMs !== undefined) {
+        const timeoutMs = o.timeoutMs;
+        timer = setTimeout(
+          () => reject(new LockTimeoutError(`timed out after ${timeoutMs} ms connecting the subscriber for the lock "${this.name}"`)),
+          Math.max(0, timeoutMs - (monotonic() - started)),
+        );
+      }
+      onAbort = () => reject(new LockAbortedError(`gave up waiting for the lock "${this.name}": aborted`, { cause: o.signal?.reason }));
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([
+        connecting.catch((err: unknown) => {
+          throw err instanceof FairLockError ? err : new FairLockError(`cannot connect the wake-up subscriber: ${String((err as Error)?.message ?? err)}`, 'REDIS_ERROR', { cause: err });
+        }),
+        giveUp,
+      ]);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) o.signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   private resolve(options: AcquireOptions | undefined): ResolvedAcquire {

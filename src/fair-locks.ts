@@ -39,7 +39,17 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     if (!client.isOpen) throw new InvalidArgumentError('client must be connected (await client.connect() first)');
     const resolved = resolveOptions(options);
     const scripts = new Scripts(client, resolved.prefix);
-    this.session = new Session(scripts, resolved, (lease, err) => this.emit('lost', lease, err));
+    // A throwing listener must not break the heartbeat or the deadline timer that reports the loss.
+    const emitLost = (lease: Lease, err: Error) => {
+      try {
+        this.emit('lost', lease, err);
+      } catch (listenerErr) {
+        queueMicrotask(() => {
+          throw listenerErr;
+        });
+      }
+    };
+    this.session = new Session(scripts, resolved, emitLost);
     this.wakeups = new Wakeups(
       client,
       wakeChannel(resolved.prefix, this.session.id),

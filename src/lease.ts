@@ -108,6 +108,7 @@ export class Lease implements AsyncDisposable {
     }
     this.leaseMs = value;
     this.renewed(reply.exp, reply, true);
+    this.state.leaseHeld(this); // a shorter lease may need a shorter heartbeat period
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -142,6 +143,7 @@ export class Lease implements AsyncDisposable {
     const root = this;
     const nested = Object.create(root) as Lease;
     Object.defineProperty(nested, 'signal', { get: () => root.signal });
+    Object.defineProperty(nested, 'extend', { value: (ms?: number) => root.extend(ms) });
     let done: Promise<void> | undefined;
     Object.defineProperty(nested, 'release', {
       value: () => (done ??= root.checkDeadline() ? Promise.reject(root.lostError) : Promise.resolve()),

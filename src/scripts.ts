@@ -39,7 +39,7 @@ export interface Stamped {
 
 export type AcquireReply =
   | ({ kind: 'granted'; token: number; exp: number } & Stamped)
-  | ({ kind: 'queued'; ticket: number; position: number } & Stamped)
+  | ({ kind: 'queued'; ticket: number; position: number; lapsed: boolean } & Stamped)
   | ({ kind: 'busy'; ownerLeftMs: number } & Stamped);
 
 export type ReleaseReply = { kind: 'released' | 'already' | 'not-holder' } & Stamped;
@@ -73,7 +73,7 @@ export class Scripts {
     const { r, sentAt } = await this.run('acquire', keys, [id, livenessMs, mode, this.prefix]);
     const code = num(r[0]);
     if (code === 1) return { kind: 'granted', now: num(r[1]), token: num(r[2]), exp: num(r[3]), sentAt };
-    if (code === 2) return { kind: 'queued', now: num(r[1]), ticket: num(r[2]), position: num(r[3]), sentAt };
+    if (code === 2) return { kind: 'queued', now: num(r[1]), ticket: num(r[2]), position: num(r[3]), lapsed: num(r[4]) === 1, sentAt };
     return { kind: 'busy', now: num(r[1]), ownerLeftMs: num(r[2]), sentAt };
   }
 

@@ -130,11 +130,16 @@ export class LockState {
         else if (lease.grantedAt < reply.sentAt) lease.lose(owner ? 'Redis names another owner' : 'Redis has no owner for it');
       }
       if (owner) this.waiters.get(owner.id)?.grant({ token: owner.token, exp: owner.exp, sample: reply });
-      if (reply.lapsed && this.waiters.size > 0) {
-        debug('session lapsed on %s: %d waiters re-enter', this.name, this.waiters.size);
-        await Promise.all([...this.waiters.values()].map((w) => w.enqueue()));
-      }
+      if (reply.lapsed) await this.reenter();
     });
+  }
+
+  /** After a lapse: every waiter (but `except`) runs the idempotent acquire again, re-entering if reaped. */
+  async reenter(except?: Waiter): Promise<void> {
+    const others = [...this.waiters.values()].filter((w) => w !== except);
+    if (others.length === 0) return;
+    debug('session lapsed on %s: %d waiters re-enter', this.name, others.length);
+    await Promise.all(others.map((w) => w.enqueue()));
   }
 
   private get idle(): boolean {

@@ -24,6 +24,7 @@ export class Waiter {
   private ticket: number | undefined;
   private early: Grant | undefined;
   private queuedOnce = false;
+  private started = false;
   private inflight: Promise<void> = Promise.resolve();
   private resolve!: (lease: Lease) => void;
   private reject!: (err: unknown) => void;
@@ -45,8 +46,10 @@ export class Waiter {
 
   /** Runs acquire.lua (first time, or again after the session lapsed or a grant expired unseen). */
   enqueue(): Promise<void> {
-    if (this.phase !== 'enqueuing' && this.phase !== 'queued') return this.inflight;
-    if (this.phase === 'queued') this.phase = 'enqueuing';
+    // One enqueue at a time: a second would clear a grant buffered while the first is in flight.
+    if (this.phase !== 'queued' && !(this.phase === 'enqueuing' && !this.started)) return this.inflight;
+    this.started = true;
+    this.phase = 'enqueuing';
     this.early = undefined;
     this.inflight = this.runEnqueue();
     return this.inflight;
@@ -74,6 +77,9 @@ export class Waiter {
     if (reply.kind !== 'queued') return;
     this.phase = 'queued';
     this.ticket = reply.ticket;
+    // Our session had lapsed and this call revived it: the heartbeat will not report the lapse, so
+    // the session's other waiters on this lock (maybe reaped as dead) must check where they stand now.
+    if (reply.lapsed) this.state.reenter(this);
     if (!this.queuedOnce) {
       this.queuedOnce = true;
       try {

@@ -9,7 +9,9 @@
   ARGV[4] prefix (for the wake-up channel of a waiter granted while the dead owner is reaped)
   Returns:
     {1, now, token, exp}           granted (exp: lease deadline, Redis ms)
-    {2, now, ticket, position}     queued (position 1 = next)
+    {2, now, ticket, position, lapsed}  queued (position 1 = next); lapsed 1 when the session's
+                                        liveness had run out before this call refreshed it (as in
+                                        heartbeat.lua): the client must re-check its other waiters
     {0, now, ownerLeftMs}          busy (try mode only)
 ]]
 local id, liveness, mode, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -20,10 +22,17 @@ if not sid then return redis.error_reply('FAIRLOCK_BADARG malformed waiter id') 
 local o = owner_or_next(now, prefix)
 if o and o.id == id then return { 1, now, o.token, o.exp } end
 
+-- Refreshing the session's liveness here would hide a lapse from its next heartbeat: report it.
+local function refresh_session()
+  local before = call('ZSCORE', K_SESSIONS, sid)
+  call('ZADD', K_SESSIONS, now + liveness, sid)
+  return ((not before) or tonumber(before) <= now) and 1 or 0
+end
+
 local ticket = call('ZSCORE', K_QUEUE, id)
 if ticket then
-  call('ZADD', K_SESSIONS, now + liveness, sid)
-  return { 2, now, tonumber(ticket), call('ZRANK', K_QUEUE, id) + 1 }
+  local lapsed = refresh_session()
+  return { 2, now, tonumber(ticket), call('ZRANK', K_QUEUE, id) + 1, lapsed }
 end
 
 if not o then
@@ -36,7 +45,7 @@ if mode == 'try' then return { 0, now, o.exp - now } end
 
 local t = next_ticket(now_us)
 call('ZADD', K_QUEUE, t, id)
-call('ZADD', K_SESSIONS, now + liveness, sid)
+local lapsed = refresh_session()
 call('PEXPIRE', K_QUEUE, liveness * 2)
 call('PEXPIRE', K_SESSIONS, liveness * 2)
-return { 2, now, t, call('ZCARD', K_QUEUE) }
+return { 2, now, t, call('ZCARD', K_QUEUE), lapsed }

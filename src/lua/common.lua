@@ -61,9 +61,11 @@ local function next_ticket(now_us)
   return t
 end
 
--- Hands the lock to the first live waiter, or leaves it idle. The grant lasts only until the waiter's
--- session liveness deadline (capped by its lease): a waiter that died at the head costs no full lease.
--- Returns the new owner or nil.
+-- Hands the lock to the first live waiter, or leaves it idle. In Redis the grant lasts until the
+-- waiter's session liveness deadline: a waiter that died at the head costs no full lease, and a live
+-- one's next heartbeat (due before that deadline) still finds the grant even if the wake-up was lost.
+-- The wake-up tells the waiter min(that deadline, now + its lease): its own lease never ends after
+-- Redis's. Returns the new owner or nil.
 local function grant_next(now, prefix, prev)
   while true do
     local head = call('ZPOPMIN', K_QUEUE)
@@ -75,10 +77,9 @@ local function grant_next(now, prefix, prev)
     local sid, lease, renew = parse_waiter(id)
     local alive = sid and call('ZSCORE', K_SESSIONS, sid)
     if alive and tonumber(alive) > now then
-      local o = { id = id, token = ticket, exp = math.min(tonumber(alive), now + lease), lease = lease,
-                  renew = renew, g = now, prev = prev }
+      local o = { id = id, token = ticket, exp = tonumber(alive), lease = lease, renew = renew, g = now, prev = prev }
       write_owner(o, now)
-      call('PUBLISH', prefix .. ':wake:' .. sid, string.format('%s %d %d', id, o.token, o.exp))
+      call('PUBLISH', prefix .. ':wake:' .. sid, string.format('%s %d %d', id, o.token, math.min(o.exp, now + lease)))
       return o
     end
   end
