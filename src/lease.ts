@@ -160,6 +160,7 @@ export class Lease implements AsyncDisposable {
     if (reply.kind === 'not-holder') {
       this.lostError = new LockLostError(`lost the lock "${this.name}" (token ${this.token}) before release: Redis names another owner`);
       this.controller?.abort(this.lostError);
+      this.state.session.emitLost(this, this.lostError);
       throw this.lostError;
     }
   }
