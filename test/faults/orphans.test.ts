@@ -84,17 +84,20 @@ test('a release whose connection is killed before Redis ran it is sent again on 
 });
 
 test('a hand-off to a lease longer than liveness (autoRenew off) is confirmed to its full lease once the client names it', async (t) => {
+  // A roomier liveness than OPTS: the first confirming beat must land before the capped grant runs
+  // out, and on a loaded 2-core machine 450 ms was sometimes not enough. Still lease > liveness.
+  const opts = { ...OPTS, livenessMs: 1_200 };
   const prefix = newPrefix();
   const client = await connect(fx.server.url);
-  const a = new FairLocks(client, { prefix, ...OPTS });
-  const b = new FairLocks(client, { prefix, ...OPTS });
+  const a = new FairLocks(client, { prefix, ...opts });
+  const b = new FairLocks(client, { prefix, ...opts });
   const first = await a.lock('c').acquire();
   const pending = b.lock('c').acquire({ leaseMs: 2500, autoRenew: false, timeoutMs: 5_000 });
-  await new Promise((r) => setTimeout(r, 2 * OPTS.heartbeatMs));
+  await new Promise((r) => setTimeout(r, 2 * opts.heartbeatMs));
   await first.release(); // the grant starts capped at b's liveness deadline
   const lease = await pending;
   const third = a.lock('c').acquire({ timeoutMs: 5_000 });
-  await new Promise((r) => setTimeout(r, OPTS.livenessMs + 4 * OPTS.heartbeatMs));
+  await new Promise((r) => setTimeout(r, opts.livenessMs + 4 * opts.heartbeatMs));
   t.false(lease.signal.aborted, 'still held past its liveness: the heartbeat confirmed the full lease');
   const info = await a.inspect('c');
   t.is(info.holder?.token, lease.token);
