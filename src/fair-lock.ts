@@ -4,7 +4,6 @@ import type { FairLocks } from './fair-locks.js';
 import { lockKeys } from './keys.js';
 import { Lease } from './lease.js';
 import { resolveAcquire, type AcquireOptions, type ResolvedAcquire } from './options.js';
-import { monotonic } from './scripts.js';
 import { Waiter } from './waiter.js';
 
 /** Leases held by the `using()` callbacks the current async context runs in, by session and name. */
@@ -20,34 +19,29 @@ export class FairLock {
 
   /** Waits in FIFO order and resolves with the lease. */
   async acquire(options?: AcquireOptions): Promise<Lease> {
-    const started = monotonic();
     const o = this.resolve(options);
     const nested = this.nested(o);
     if (nested) return nested;
-    const { session, wakeups } = this.locks.internals();
-    await this.connectWithin(wakeups.start(), o, started);
-    this.locks.internals(); // closed while connecting?
-    throwIfAborted(o, this.name);
-    const state = session.state(this.name);
-    const waiter = new Waiter(state, session.nextWaiterId(o.leaseMs, o.autoRenew), o);
-    state.addWaiter(waiter);
-    let timer: NodeJS.Timeout | undefined;
-    if (o.timeoutMs !== undefined) {
-      const timeoutMs = o.timeoutMs;
-      timer = setTimeout(
-        () => void waiter.giveUp(new LockTimeoutError(`timed out after ${timeoutMs} ms waiting for the lock "${this.name}"`)),
-        Math.max(0, timeoutMs - (monotonic() - started)),
-      );
-    }
-    const onAbort = () =>
-      void waiter.giveUp(new LockAbortedError(`gave up waiting for the lock "${this.name}": aborted`, { cause: o.signal?.reason }));
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    void waiter.enqueue();
+    // One deadline and one abort listener for the whole call: the subscriber's first connect
+    // (node-redis keeps retrying a refused one) and then the wait in the queue.
+    const stop = giveUpTrigger(o, this.name);
     try {
+      const { session, wakeups } = this.locks.internals();
+      await Promise.race([
+        wakeups.start().catch((err: unknown) => {
+          throw err instanceof FairLockError ? err : new FairLockError(`cannot connect the wake-up subscriber: ${String((err as Error)?.message ?? err)}`, 'REDIS_ERROR', { cause: err });
+        }),
+        stop.fired,
+      ]);
+      this.locks.internals(); // closed while connecting?
+      const state = session.state(this.name);
+      const waiter = new Waiter(state, session.nextWaiterId(o.leaseMs, o.autoRenew), o);
+      state.addWaiter(waiter);
+      stop.fired.catch((err: Error) => void waiter.giveUp(err));
+      void waiter.enqueue();
       return await waiter.promise;
     } finally {
-      clearTimeout(timer);
-      o.signal?.removeEventListener('abort', onAbort);
+      stop.dispose();
     }
   }
 
@@ -92,37 +86,6 @@ export class FairLock {
     return result;
   }
 
-  /**
-   * The first acquire of an instance waits for its subscriber to connect; node-redis keeps retrying a
-   * refused connection, so the wait honours the caller's timeout and signal, and its error is ours.
-   */
-  private async connectWithin(connecting: Promise<void>, o: ResolvedAcquire, started: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    const giveUp = new Promise<never>((_, reject) => {
-      if (o.timeoutMs !== undefined) {
-        const timeoutMs = o.timeoutMs;
-        timer = setTimeout(
-          () => reject(new LockTimeoutError(`timed out after ${timeoutMs} ms connecting the subscriber for the lock "${this.name}"`)),
-          Math.max(0, timeoutMs - (monotonic() - started)),
-        );
-      }
-      onAbort = () => reject(new LockAbortedError(`gave up waiting for the lock "${this.name}": aborted`, { cause: o.signal?.reason }));
-      o.signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      await Promise.race([
-        connecting.catch((err: unknown) => {
-          throw err instanceof FairLockError ? err : new FairLockError(`cannot connect the wake-up subscriber: ${String((err as Error)?.message ?? err)}`, 'REDIS_ERROR', { cause: err });
-        }),
-        giveUp,
-      ]);
-    } finally {
-      clearTimeout(timer);
-      if (onAbort) o.signal?.removeEventListener('abort', onAbort);
-    }
-  }
-
   private resolve(options: AcquireOptions | undefined): ResolvedAcquire {
     const { session } = this.locks.internals();
     const o = resolveAcquire(options === undefined ? this.defaults : { ...this.defaults, ...options }, session.options);
@@ -143,4 +106,29 @@ export class FairLock {
 
 function throwIfAborted(o: ResolvedAcquire, name: string): void {
   if (o.signal?.aborted) throw new LockAbortedError(`gave up waiting for the lock "${name}": aborted`, { cause: o.signal.reason });
+}
+
+/**
+ * Rejects `fired` with a LockTimeoutError when `timeoutMs` (counted from now) runs out, or with a
+ * LockAbortedError when the signal aborts; `dispose()` stops both.
+ */
+function giveUpTrigger(o: ResolvedAcquire, name: string): { fired: Promise<never>; dispose(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const fired = new Promise<never>((_, reject) => {
+    if (o.timeoutMs !== undefined) {
+      const timeoutMs = o.timeoutMs;
+      timer = setTimeout(() => reject(new LockTimeoutError(`timed out after ${timeoutMs} ms waiting for the lock "${name}"`)), timeoutMs);
+    }
+    onAbort = () => reject(new LockAbortedError(`gave up waiting for the lock "${name}": aborted`, { cause: o.signal?.reason }));
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  fired.catch(() => undefined); // it may fire while nothing awaits it; each user attaches its own handler
+  return {
+    fired,
+    dispose() {
+      clearTimeout(timer);
+      if (onAbort) o.signal?.removeEventListener('abort', onAbort);
+    },
+  };
 }

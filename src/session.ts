@@ -68,6 +68,7 @@ export class LockState {
   readonly waiters = new Map<string, Waiter>();
   readonly leases = new Set<Lease>();
   private timer: NodeJS.Timeout | undefined;
+  private timerPeriod = 0;
   /** One heartbeat in flight per lock; a beat after a reconnect waits for the regular one. */
   private readonly beating = new Mutex();
 
@@ -90,8 +91,8 @@ export class LockState {
   leaseHeld(lease: Lease): void {
     this.leases.add(lease);
     this.session.locks.set(this.name, this);
-    // a short auto-renewed lease may need a shorter period; otherwise keep the timer that runs
-    if (lease.autoRenew && Math.floor(lease.lengthMs / 3) < this.session.options.heartbeatMs) this.stopTimer();
+    // a short auto-renewed lease may need a shorter period than the running timer's
+    if (this.timer && this.period() < this.timerPeriod) this.stopTimer();
     this.schedule();
   }
 
@@ -154,10 +155,11 @@ export class LockState {
 
   private schedule(): void {
     if (this.timer || this.idle || this.session.isStopped) return;
+    this.timerPeriod = this.period();
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.beat().finally(() => this.schedule());
-    }, this.period());
+    }, this.timerPeriod);
     this.timer.unref();
   }
 

@@ -11,7 +11,7 @@ export interface Grant {
   sample?: Stamped;
 }
 
-type Phase = 'enqueuing' | 'queued' | 'cancelling' | 'done';
+type Phase = 'new' | 'enqueuing' | 'queued' | 'cancelling' | 'done';
 
 /**
  * One caller waiting for a lock. It is registered with its session before its enqueue script is
@@ -20,11 +20,10 @@ type Phase = 'enqueuing' | 'queued' | 'cancelling' | 'done';
  */
 export class Waiter {
   readonly promise: Promise<Lease>;
-  private phase: Phase = 'enqueuing';
+  private phase: Phase = 'new';
   private ticket: number | undefined;
   private early: Grant | undefined;
   private queuedOnce = false;
-  private started = false;
   private inflight: Promise<void> = Promise.resolve();
   private resolve!: (lease: Lease) => void;
   private reject!: (err: unknown) => void;
@@ -41,14 +40,13 @@ export class Waiter {
   }
 
   get waiting(): boolean {
-    return this.phase === 'enqueuing' || this.phase === 'queued';
+    return this.phase === 'new' || this.phase === 'enqueuing' || this.phase === 'queued';
   }
 
   /** Runs acquire.lua (first time, or again after the session lapsed or a grant expired unseen). */
   enqueue(): Promise<void> {
     // One enqueue at a time: a second would clear a grant buffered while the first is in flight.
-    if (this.phase !== 'queued' && !(this.phase === 'enqueuing' && !this.started)) return this.inflight;
-    this.started = true;
+    if (this.phase !== 'new' && this.phase !== 'queued') return this.inflight;
     this.phase = 'enqueuing';
     this.early = undefined;
     this.inflight = this.runEnqueue();
