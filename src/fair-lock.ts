@@ -1,9 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { FairLockError, LockAbortedError, LockTimeoutError } from './errors.js';
+import { FairLockError, InvalidArgumentError, LockAbortedError, LockTimeoutError } from './errors.js';
 import type { FairLocks } from './fair-locks.js';
 import { lockKeys } from './keys.js';
 import { Lease } from './lease.js';
-import { resolveAcquire, type AcquireOptions, type ResolvedAcquire } from './options.js';
+import { checkObject, describe, resolveAcquire, type AcquireOptions, type ResolvedAcquire } from './options.js';
 import { Waiter } from './waiter.js';
 
 /** Leases held by the `using()` callbacks the current async context runs in, by session and name. */
@@ -22,6 +22,12 @@ export class FairLock {
     const o = this.resolve(options);
     const nested = this.nested(o);
     if (nested) return nested;
+    if (o.timeoutMs === 0) {
+      // One attempt that never queues, exactly: a 0 ms timer would race the enqueue reply.
+      const lease = await this.attempt(o);
+      if (lease) return lease;
+      throw new LockTimeoutError(`the lock "${this.name}" is busy and timeoutMs is 0 (one attempt, no wait)`);
+    }
     // One deadline and one abort listener for the whole call: the subscriber's first connect
     // (node-redis keeps retrying a refused one) and then the wait in the queue.
     const stop = giveUpTrigger(o, this.name);
@@ -50,6 +56,10 @@ export class FairLock {
     const o = this.resolve(options);
     const nested = this.nested(o);
     if (nested) return nested;
+    return this.attempt(o);
+  }
+
+  private async attempt(o: ResolvedAcquire): Promise<Lease | null> {
     const { session } = this.locks.internals();
     const id = session.nextWaiterId(o.leaseMs, o.autoRenew);
     const reply = await session.scripts.acquire(lockKeys(session.options.prefix, this.name), id, session.options.livenessMs, 'try');
@@ -71,6 +81,7 @@ export class FairLock {
    * returns a nested lease at once. Rejects with LockLostError if the lease was lost while `fn` ran.
    */
   async using<T>(fn: (lease: Lease) => Promise<T> | T, options?: AcquireOptions): Promise<T> {
+    if (typeof fn !== 'function') throw new InvalidArgumentError(`using() needs a function, got ${describe(fn)}`);
     const lease = await this.acquire(options);
     const key = this.key();
     const scope = new Map(held.getStore() ?? []);
@@ -88,7 +99,9 @@ export class FairLock {
 
   private resolve(options: AcquireOptions | undefined): ResolvedAcquire {
     const { session } = this.locks.internals();
-    const o = resolveAcquire(options === undefined ? this.defaults : { ...this.defaults, ...options }, session.options);
+    // Checked before the spread: spreading a string or null into the defaults would hide it.
+    const given = checkObject(options, 'acquire options');
+    const o = resolveAcquire(given === undefined ? this.defaults : { ...this.defaults, ...given }, session.options);
     throwIfAborted(o, this.name);
     return o;
   }

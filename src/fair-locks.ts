@@ -3,10 +3,36 @@ import { ClosedError, InvalidArgumentError } from './errors.js';
 import { FairLock } from './fair-lock.js';
 import { lockKeys, wakeChannel } from './keys.js';
 import type { Lease } from './lease.js';
-import { checkName, resolveOptions, type AcquireOptions, type FairLocksOptions } from './options.js';
+import { checkName, checkObject, describe, resolveOptions, type AcquireOptions, type FairLocksOptions } from './options.js';
 import { Scripts, type RedisClient } from './scripts.js';
 import { Session } from './session.js';
 import { Wakeups } from './wakeups.js';
+
+/**
+ * Refuses what cannot work before it can fail later in a timer or a subscriber callback: no client,
+ * a client that is not a node-redis v4 client, one made with `legacyMode: true` (callback replies
+ * and message shapes that are not the v4 ones), or one that is not connected.
+ */
+function checkClient(client: unknown): asserts client is RedisClient {
+  const c = client as { sendCommand?: unknown; duplicate?: unknown; options?: { legacyMode?: unknown }; isOpen?: unknown } | null;
+  if (!c || typeof c !== 'object' || typeof c.sendCommand !== 'function' || typeof c.duplicate !== 'function') {
+    throw new InvalidArgumentError(`client must be a connected node-redis v4 client (createClient() from 'redis'), got ${describe(client)}`);
+  }
+  if (c.options?.legacyMode) {
+    throw new InvalidArgumentError(
+      'client was made with legacyMode: true, which fairlock does not support: pass a client made without it (createClient() from \'redis\'), or client.v4 is not enough since fairlock duplicates the client',
+    );
+  }
+  if (c.isOpen !== true) throw new InvalidArgumentError('client must be connected (await client.connect() first)');
+}
+
+function describeError(err: unknown): string {
+  try {
+    return err instanceof Error ? `${err.name}: ${err.message}` : describe(err);
+  } catch {
+    return 'an unprintable value';
+  }
+}
 
 /** What `inspect()` reports about one lock. */
 export interface LockInfo {
@@ -33,20 +59,16 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
 
   constructor(client: RedisClient, options?: FairLocksOptions) {
     super();
-    if (!client || typeof (client as { sendCommand?: unknown }).sendCommand !== 'function') {
-      throw new InvalidArgumentError('client must be a node-redis v4 client');
-    }
-    if (!client.isOpen) throw new InvalidArgumentError('client must be connected (await client.connect() first)');
+    checkClient(client);
     const resolved = resolveOptions(options);
     const scripts = new Scripts(client, resolved.prefix);
-    // A throwing listener must not break the heartbeat or the deadline timer that reports the loss.
+    // A throwing listener must neither break the heartbeat or the deadline timer that reports the
+    // loss, nor crash the host: it becomes a process warning.
     const emitLost = (lease: Lease, err: Error) => {
       try {
         this.emit('lost', lease, err);
       } catch (listenerErr) {
-        queueMicrotask(() => {
-          throw listenerErr;
-        });
+        process.emitWarning(`a 'lost' listener of FairLocks threw: ${describeError(listenerErr)}`, 'FairLockWarning');
       }
     };
     this.session = new Session(scripts, resolved, emitLost);
@@ -66,7 +88,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
   /** A handle on the lock `name`; `options` are defaults for its acquires. No I/O. */
   lock(name: string, options?: AcquireOptions): FairLock {
     this.internals();
-    return new FairLock(this, checkName(name), options);
+    return new FairLock(this, checkName(name), checkObject(options, 'lock options'));
   }
 
   /** The holder and the live queue of `name`, in order. */

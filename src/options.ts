@@ -46,27 +46,55 @@ const MIN_MS = 10;
 /** Node timers fire at once beyond 2^31-1 ms (~24.8 days), so no duration may be longer. */
 const MAX_MS = 2 ** 31 - 1;
 
+/**
+ * A short description of any value for an error message. Never throws: `String(value)` does for an
+ * object without a prototype ("Cannot convert object to primitive value") or with a throwing toString.
+ */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (value === null || typeof value !== 'object') {
+    return typeof value === 'function' ? 'a function' : typeof value === 'symbol' ? 'a symbol' : `${value as number}`;
+  }
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
 export function checkDuration(value: unknown, what: string, min = MIN_MS): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_MS) {
-    throw new InvalidArgumentError(`${what} must be a finite number of milliseconds from ${min} to ${MAX_MS}, got ${String(value)}`);
+    throw new InvalidArgumentError(`${what} must be a finite number of milliseconds from ${min} to ${MAX_MS}, got ${describe(value)}`);
   }
   return Math.ceil(value);
 }
 
+/**
+ * Names go to Redis as UTF-8. A lone surrogate has no UTF-8 form (it is sent as U+FFFD), so two
+ * names that differ only there would share one lock: such names are refused.
+ */
 export function checkName(name: unknown, what = 'name'): string {
   if (typeof name !== 'string' || name.length === 0) {
-    throw new InvalidArgumentError(`${what} must be a non-empty string, got ${typeof name === 'string' ? '""' : String(name)}`);
+    throw new InvalidArgumentError(`${what} must be a non-empty string, got ${typeof name === 'string' ? '""' : describe(name)}`);
+  }
+  if (LONE_SURROGATE.test(name)) {
+    throw new InvalidArgumentError(`${what} must be well-formed UTF-16 (it holds a lone surrogate), got ${describe(name)}`);
   }
   return name;
 }
 
-export function resolveOptions(options: FairLocksOptions | undefined): ResolvedOptions {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new InvalidArgumentError('options must be an object');
+/** In `u` mode a pair is one code point, so this matches only a surrogate that is not part of one. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** `undefined` or a plain object (not null, an array, a string...), else InvalidArgumentError naming `what`. */
+export function checkObject<T extends object>(value: T | undefined, what: string): T | undefined {
+  if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    throw new InvalidArgumentError(`${what} must be an object, got ${describe(value)}`);
   }
+  return value;
+}
+
+export function resolveOptions(options: FairLocksOptions | undefined): ResolvedOptions {
+  checkObject(options, 'options');
   const o = { ...DEFAULTS, ...stripUndefined(options ?? {}) };
   const prefix = checkName(o.prefix, 'options.prefix');
-  if (/[{}\s]/.test(prefix)) throw new InvalidArgumentError(`options.prefix must not hold braces or spaces, got "${prefix}"`);
+  if (/[{}\s]/.test(prefix)) throw new InvalidArgumentError(`options.prefix must not hold braces or spaces, got ${describe(prefix)}`);
   const heartbeatMs = checkDuration(o.heartbeatMs, 'options.heartbeatMs');
   const livenessMs = checkDuration(o.livenessMs, 'options.livenessMs');
   if (livenessMs < 2 * heartbeatMs) {
@@ -74,7 +102,7 @@ export function resolveOptions(options: FairLocksOptions | undefined): ResolvedO
   }
   const driftFactor = o.driftFactor;
   if (typeof driftFactor !== 'number' || !(driftFactor >= 0 && driftFactor < 0.5)) {
-    throw new InvalidArgumentError(`options.driftFactor must be a number in [0, 0.5), got ${String(driftFactor)}`);
+    throw new InvalidArgumentError(`options.driftFactor must be a number in [0, 0.5), got ${describe(driftFactor)}`);
   }
   return { prefix, heartbeatMs, livenessMs, leaseMs: checkDuration(o.leaseMs, 'options.leaseMs'), driftFactor };
 }
@@ -89,10 +117,7 @@ export interface ResolvedAcquire {
 }
 
 export function resolveAcquire(options: AcquireOptions | undefined, defaults: ResolvedOptions): ResolvedAcquire {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new InvalidArgumentError('acquire options must be an object');
-  }
-  const o = options ?? {};
+  const o = checkObject(options, 'acquire options') ?? {};
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new InvalidArgumentError('options.signal must be an AbortSignal');

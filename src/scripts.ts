@@ -44,7 +44,12 @@ export type AcquireReply =
 
 export type ReleaseReply = { kind: 'released' | 'already' | 'not-holder' } & Stamped;
 export type CancelReply = { kind: 'cancelled' | 'released' | 'already' | 'not-found' } & Stamped;
-export type HeartbeatReply = { lapsed: boolean; owner: { id: string; token: number; exp: number } | null } & Stamped;
+export type HeartbeatReply = {
+  lapsed: boolean;
+  owner: { id: string; token: number; exp: number } | null;
+  /** The queue key, when it holds another type: the session's waits on this lock must fail. */
+  badQueue?: string;
+} & Stamped;
 export type ExtendReply = ({ kind: 'extended'; exp: number } | { kind: 'not-holder' }) & Stamped;
 export interface InspectReply extends Stamped {
   owner: { id: string; token: number; exp: number } | null;
@@ -93,7 +98,8 @@ export class Scripts {
   async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, held: readonly string[] = []): Promise<HeartbeatReply> {
     const { r, sentAt } = await this.run('heartbeat', keys, [sessionId, livenessMs, this.prefix, ...held]);
     const id = String(r[2]);
-    return { lapsed: num(r[0]) === 1, now: num(r[1]), owner: id ? { id, token: num(r[3]), exp: num(r[4]) } : null, sentAt };
+    const owner = id ? { id, token: num(r[3]), exp: num(r[4]) } : null;
+    return { lapsed: num(r[0]) === 1, now: num(r[1]), owner, sentAt, ...(r[5] ? { badQueue: String(r[5]) } : {}) };
   }
 
   async extend(keys: LockKeys, id: string, ms: number): Promise<ExtendReply> {
@@ -155,12 +161,21 @@ function num(v: unknown): number {
   return typeof v === 'number' ? v : Number(v);
 }
 
+/** The error a wait fails with when the lock's key `key` is of the wrong type. */
+export function badKeyError(key: string, detail: string, cause?: unknown): FairLockError {
+  return new FairLockError(`Redis key ${key} is not what fairlock expects (${detail})`, 'BAD_KEY', cause === undefined ? undefined : { cause });
+}
+
 function toFairLockError(err: unknown, script: string): FairLockError {
   if (err instanceof FairLockError) return err;
   const message = String((err as Error)?.message ?? err);
   const bad = /FAIRLOCK_BADKEY (\S+) ([^\n]*?)(?: script:|$)/.exec(message);
   if (bad) {
-    return new FairLockError(`Redis key ${bad[1]} is not what fairlock expects (${(bad[2] ?? "").trim()})`, 'BAD_KEY', { cause: err });
+    return badKeyError(bad[1]!, (bad[2] ?? '').trim(), err);
+  }
+  // Redis 7.2+ answers NOPERM; 7.0 says so in words.
+  if (/\bNOPERM\b|user executing the script can't run|no permissions to/.test(message)) {
+    return new FairLockError(`Redis refused a command of the ${script} script to this user (ACL; README lists the rule fairlock needs): ${message}`, 'NO_PERMISSION', { cause: err });
   }
   return new FairLockError(`Redis call ${script} failed: ${message}`, 'REDIS_ERROR', { cause: err });
 }

@@ -4,7 +4,7 @@ import { debug } from './debug.js';
 import { lockKeys, type LockKeys } from './keys.js';
 import type { Lease } from './lease.js';
 import type { ResolvedOptions } from './options.js';
-import type { Scripts } from './scripts.js';
+import { badKeyError, type Scripts } from './scripts.js';
 import type { Waiter } from './waiter.js';
 
 /**
@@ -39,12 +39,21 @@ export class Session {
     return state;
   }
 
-  /** A wake-up "waiterId token exp" from the subscriber. Unknown ids are stale and ignored. */
-  onWake(message: string): void {
-    const [id, token, exp] = message.split(' ');
-    const waiter = id === undefined ? undefined : this.waiters.get(id);
-    debug('wake %s %s', message, waiter ? '' : '(no such waiter)');
-    waiter?.grant({ token: Number(token), exp: Number(exp) });
+  /**
+   * A wake-up "waiterId token exp" from the subscriber. Unknown ids are stale and ignored, and so is
+   * anything malformed: it arrives from the network and must never throw into the subscriber. A
+   * grant it carries that never reaches a waiter is found by the next heartbeat.
+   */
+  onWake(message: unknown): void {
+    try {
+      const text = typeof message === 'string' ? message : Buffer.isBuffer(message) ? message.toString() : undefined;
+      const m = text === undefined ? null : /^(\S+) (\d+) (\d+)$/.exec(text);
+      const waiter = m ? this.waiters.get(m[1]!) : undefined;
+      debug('wake %s %s', text ?? typeof message, waiter ? '' : '(no such waiter)');
+      waiter?.grant({ token: Number(m![2]), exp: Number(m![3]) });
+    } catch (err) {
+      debug('wake-up ignored: %s', (err as Error)?.message);
+    }
   }
 
   /** After the subscriber reconnects: a grant published meanwhile was lost, so look now. */
@@ -129,6 +138,11 @@ export class LockState {
         if (owner?.id === lease.id) lease.renewed(owner.exp, reply);
         // Only a beat sent after we learned of the grant can prove the grant is gone.
         else if (lease.grantedAt < reply.sentAt) lease.lose(owner ? 'Redis names another owner' : 'Redis has no owner for it');
+      }
+      if (reply.badQueue) {
+        const err = badKeyError(reply.badQueue, 'WRONGTYPE: not a sorted set');
+        for (const waiter of [...this.waiters.values()]) void waiter.giveUp(err);
+        return;
       }
       if (owner) this.waiters.get(owner.id)?.grant({ token: owner.token, exp: owner.exp, sample: reply });
       if (reply.lapsed) await this.reenter();

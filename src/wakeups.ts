@@ -17,7 +17,7 @@ export class Wakeups {
   constructor(
     private readonly client: RedisClient,
     private readonly channel: string,
-    private readonly onMessage: (message: string) => void,
+    private readonly onMessage: (message: unknown) => void,
     private readonly onReconnect: () => void,
   ) {}
 
@@ -39,12 +39,22 @@ export class Wakeups {
     sub.on('ready', () => {
       if (this.ready) {
         debug('subscriber reconnected');
-        this.onReconnect();
+        try {
+          this.onReconnect();
+        } catch (err) {
+          debug('beat after reconnect failed: %s', (err as Error)?.message);
+        }
       }
     });
     try {
       await sub.connect();
-      await sub.subscribe(this.channel, (message: string) => this.onMessage(message));
+      await sub.subscribe(this.channel, (message: unknown) => {
+        try {
+          this.onMessage(message);
+        } catch (err) {
+          debug('wake-up handler failed: %s', (err as Error)?.message);
+        }
+      });
     } catch (err) {
       await sub.disconnect().catch(() => undefined);
       throw err;

@@ -20,7 +20,11 @@ local sid, lease, renew = parse_waiter(id)
 if not sid then return redis.error_reply('FAIRLOCK_BADARG malformed waiter id') end
 
 local o = owner_or_next(now, prefix)
-if o and o.id == id then return { 1, now, o.token, o.exp } end
+if o and o.id == id then
+  -- Granted by a hand-off whose wake-up this waiter did not use: it learns of it now.
+  if o.c == '0' then o = confirm(o, now, prefix) end
+  return { 1, now, o.token, o.exp }
+end
 
 -- Refreshing the session's liveness here would hide a lapse from its next heartbeat: report it.
 local function refresh_session()
@@ -37,7 +41,7 @@ end
 
 if not o then
   local t = next_ticket(now_us)
-  write_owner({ id = id, token = t, exp = now + lease, lease = lease, renew = renew, g = now, prev = '-' }, now)
+  write_owner({ id = id, token = t, exp = now + lease, lease = lease, renew = renew, g = now, prev = '-', c = '1' }, now)
   return { 1, now, t, now + lease }
 end
 

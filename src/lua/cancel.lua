@@ -13,7 +13,7 @@ local _, now = clock()
 if call('ZREM', K_QUEUE, id) == 1 then return { 1, now } end
 local o = owner_or_next(now, prefix)
 if o and o.id == id then
-  if not grant_next(now, prefix, id) then call('HSET', K_COUNTER, 'r', id) end
+  if not grant_next(now, prefix, id) then remember_release(id) end
   return { 3, now }
 end
 if (o and o.prev == id) or call('HGET', K_COUNTER, 'r') == id then return { 2, now } end

@@ -2,7 +2,7 @@
   common.lua: helpers prepended to every fairlock script (not run on its own).
 
   Every script gets the same four keys of one lock, all sharing one hash tag:
-    KEYS[1] owner     string "id token exp lease renew granted prev" with PX = exp - now
+    KEYS[1] owner     string "id token exp lease renew granted prev confirmed" with PX = exp - now
     KEYS[2] queue     zset   waiter id -> ticket (microseconds from Redis TIME, strictly increasing)
     KEYS[3] sessions  zset   session id -> liveness deadline (ms, Redis clock)
     KEYS[4] counter   hash   t = last ticket handed out, r = id of the last holder whose release left the lock idle
@@ -11,15 +11,25 @@
   clock offset.
   Invariant: a non-empty queue always has an owner, except after the owner's key expired on its own;
   every script that can notice that (acquire, release, heartbeat) hands the lock on first.
+  Lease start: a lease starts when its holder can know of it. An immediate grant is confirmed at
+  once (the holder reads it in the reply). A hand-off grant is unconfirmed (confirmed = 0) and lives
+  until the waiter session's liveness deadline, so that a lost wake-up can still be found by the
+  next heartbeat; the first heartbeat (or acquire) of that session confirms it: a grant the client
+  names (it took the wake-up) then ends at granted + lease, one it does not name at beat time +
+  lease (the lease starts now, when the holder learns it from the reply). Never later.
 ]]
 local K_OWNER, K_QUEUE, K_SESSIONS, K_COUNTER = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local COUNTER_TTL_MS = 86400000
 
--- A key of the wrong type under our prefix must name itself and break nothing else.
+-- A key of the wrong type under our prefix must name itself and break nothing else. Other errors
+-- (an ACL NOPERM, OOM) pass through as they are: they are not the key's fault.
 local function call(cmd, key, ...)
   local r = redis.pcall(cmd, key, ...)
   if type(r) == 'table' and r.err then
-    error({ err = 'FAIRLOCK_BADKEY ' .. key .. ' ' .. r.err })
+    if string.sub(r.err, 1, 9) == 'WRONGTYPE' then
+      error({ err = 'FAIRLOCK_BADKEY ' .. key .. ' ' .. r.err })
+    end
+    error(r)
   end
   return r
 end
@@ -38,17 +48,24 @@ end
 local function read_owner()
   local v = call('GET', K_OWNER)
   if not v then return nil end
-  local id, token, exp, lease, renew, g, prev =
-    string.match(v, '^(%S+) (%d+) (%d+) (%d+) ([01]) (%d+) (%S+)$')
+  local id, token, exp, lease, renew, g, prev, c =
+    string.match(v, '^(%S+) (%d+) (%d+) (%d+) ([01]) (%d+) (%S+) ([01])$')
   if not id then error({ err = 'FAIRLOCK_BADKEY ' .. K_OWNER .. ' malformed owner value' }) end
   return { id = id, token = tonumber(token), exp = tonumber(exp), lease = tonumber(lease),
-           renew = renew, g = tonumber(g), prev = prev }
+           renew = renew, g = tonumber(g), prev = prev, c = c }
 end
 
 -- %d keeps all digits: tostring() would turn a 16-digit token into 1.8e+15.
+-- Callers make sure exp > now (a lease that already ended is handed on instead).
 local function write_owner(o, now)
-  call('SET', K_OWNER, string.format('%s %d %d %d %s %d %s', o.id, o.token, o.exp, o.lease, o.renew, o.g, o.prev),
+  call('SET', K_OWNER, string.format('%s %d %d %d %s %d %s %s', o.id, o.token, o.exp, o.lease, o.renew, o.g, o.prev, o.c),
     'PX', o.exp - now)
+end
+
+-- A publish that fails (an ACL without that channel) is a lost wake-up: the heartbeat recovers it,
+-- and the script's writes before it must not be reported as a failure.
+local function wake(channel, message)
+  redis.pcall('PUBLISH', channel, message)
 end
 
 -- Tickets are Redis time in microseconds, bumped past the last one: order = order the scripts ran,
@@ -77,9 +94,9 @@ local function grant_next(now, prefix, prev)
     local sid, lease, renew = parse_waiter(id)
     local alive = sid and call('ZSCORE', K_SESSIONS, sid)
     if alive and tonumber(alive) > now then
-      local o = { id = id, token = ticket, exp = tonumber(alive), lease = lease, renew = renew, g = now, prev = prev }
+      local o = { id = id, token = ticket, exp = tonumber(alive), lease = lease, renew = renew, g = now, prev = prev, c = '0' }
       write_owner(o, now)
-      call('PUBLISH', prefix .. ':wake:' .. sid, string.format('%s %d %d', id, o.token, math.min(o.exp, now + lease)))
+      wake(prefix .. ':wake:' .. sid, string.format('%s %d %d', id, o.token, math.min(o.exp, now + lease)))
       return o
     end
   end
@@ -92,6 +109,30 @@ local function owner_or_next(now, prefix)
     o = grant_next(now, prefix, '-')
   end
   return o
+end
+
+-- Sets the owner's lease end. A lease that already ended is handed on at once, as if its key had
+-- expired; returns the owner then in force (maybe another one, maybe nil).
+local function set_exp(o, exp, now, prefix)
+  o.exp = exp
+  if exp > now then
+    write_owner(o, now)
+    return o
+  end
+  call('DEL', K_OWNER)
+  return owner_or_next(now, prefix)
+end
+
+-- The holder has certainly learned of its grant now: its lease starts here (see the header).
+local function confirm(o, now, prefix)
+  o.c, o.g = '1', now
+  return set_exp(o, now + o.lease, now, prefix)
+end
+
+-- The last holder that left the lock idle, so that a repeated release answers "already". Best
+-- effort: the lock was already released, so a failure here must not make the release look failed.
+local function remember_release(id)
+  redis.pcall('HSET', K_COUNTER, 'r', id)
 end
 
 local function sid_of(id)

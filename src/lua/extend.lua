@@ -9,6 +9,6 @@ local id, ms = ARGV[1], tonumber(ARGV[2])
 local _, now = clock()
 local o = read_owner()
 if not (o and o.id == id) then return { 0, now } end
-o.exp, o.lease, o.g = now + ms, ms, now
+o.exp, o.lease, o.g, o.c = now + ms, ms, now, '1'
 write_owner(o, now)
 return { 1, now, o.exp }

@@ -1,0 +1,108 @@
+/**
+ * fairlock under an ACL user: the rule README gives is enough for every operation (read from README,
+ * so the two stay in step), a missing publish right only costs speed (the heartbeat finds the grant),
+ * and a missing command is reported as NO_PERMISSION, never as a bad key.
+ */
+import { readFileSync } from 'node:fs';
+import test, { type ExecutionContext } from 'ava';
+import { createClient } from 'redis';
+import { FairLocks, FairLockError } from '../../src/index.js';
+import type { RedisClient } from '../../src/scripts.js';
+import { useRedis } from '../helpers/fixture.js';
+import { newPrefix } from '../helpers/redis.js';
+
+const fx = useRedis({ owned: true }); // ACL SETUSER changes the server: never a user's own Redis
+const OPTS = { leaseMs: 2_000, livenessMs: 1_000, heartbeatMs: 200 };
+
+/** README's ACL line, with `fairlock` replaced by `prefix` and the user and password given. */
+function readmeRule(prefix: string, user: string): string[] {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const m = /<!-- acl:[^>]*-->\s*```\s*\n(ACL SETUSER [^\n]+)\n```/.exec(readme);
+  if (!m) throw new Error('README has no ACL rule block');
+  return m[1]!
+    .replace(/fairlock:\*/g, `${prefix}:*`)
+    .split(/\s+/)
+    .map((w, i) => (i === 2 ? user : w === '>secret' ? '>pw' : w));
+}
+
+async function asUser(t: ExecutionContext, rule: string[]): Promise<RedisClient> {
+  await fx.client.sendCommand(rule.slice(0, 1).concat(rule.slice(1)));
+  const url = new URL(fx.server.url);
+  url.username = rule[2]!;
+  url.password = 'pw';
+  const client = createClient({ url: url.toString() }) as RedisClient;
+  client.on('error', () => undefined);
+  await client.connect();
+  t.teardown(() => client.quit().then(() => undefined, () => undefined));
+  return client;
+}
+
+function track(t: ExecutionContext, ...all: FairLocks[]): void {
+  t.teardown(async () => {
+    await Promise.all(all.map((l) => l.close().catch(() => undefined)));
+  });
+}
+
+test.serial('every operation works under exactly the rule README gives', async (t) => {
+  const prefix = newPrefix();
+  const client = await asUser(t, readmeRule(prefix, 'locker'));
+  t.is(await client.sendCommand(['ACL', 'WHOAMI']).catch(() => 'denied'), 'denied', 'the user is really limited');
+  const a = new FairLocks(client, { prefix, ...OPTS });
+  const b = new FairLocks(client, { prefix, ...OPTS });
+  track(t, a, b);
+  const lease = await a.lock('x').acquire();
+  let queued!: () => void;
+  const inQueue = new Promise<void>((r) => (queued = r));
+  const waiting = b.lock('x').acquire({ onQueued: () => queued() });
+  await inQueue;
+  t.is((await a.inspect('x')).queue.length, 1);
+  t.is(await b.lock('x').tryAcquire(), null);
+  await lease.extend(3_000);
+  await new Promise((r) => setTimeout(r, 3 * OPTS.heartbeatMs)); // heartbeats run under the user too
+  const t0 = performance.now();
+  await lease.release();
+  const next = await waiting;
+  t.true(performance.now() - t0 < OPTS.heartbeatMs, 'woken by the wake-up message, not a heartbeat');
+  t.true(next.token > lease.token);
+  await next.release();
+  const timedOut = await b.lock('x').acquire({ timeoutMs: 0 });
+  await timedOut.release();
+  await a.close();
+  await b.close();
+  t.deepEqual(await fx.client.keys(`${prefix}:*`), [`${prefix}:{x}:counter`], 'nothing left but the counter');
+});
+
+test.serial('without the publish right a release still hands on and resolves; the heartbeat wakes the waiter', async (t) => {
+  const prefix = newPrefix();
+  const rule = readmeRule(prefix, 'nopub').filter((w) => w !== '+publish');
+  const client = await asUser(t, rule);
+  const a = new FairLocks(client, { prefix, ...OPTS });
+  const b = new FairLocks(client, { prefix, ...OPTS });
+  track(t, a, b);
+  const lease = await a.lock('p').acquire();
+  let queued!: () => void;
+  const inQueue = new Promise<void>((r) => (queued = r));
+  const waiting = b.lock('p').acquire({ timeoutMs: 10_000, onQueued: () => queued() });
+  await inQueue;
+  await t.notThrowsAsync(lease.release(), 'the lock was handed on, so the release succeeded');
+  const next = await waiting;
+  t.true(next.token > lease.token);
+  await next.release();
+});
+
+test.serial('a command the user lacks is NO_PERMISSION quoting Redis, not BAD_KEY', async (t) => {
+  const prefix = newPrefix();
+  const rule = readmeRule(prefix, 'nozpop').filter((w) => w !== '+zpopmin');
+  const client = await asUser(t, rule);
+  const a = new FairLocks(client, { prefix, ...OPTS });
+  const b = new FairLocks(client, { prefix, ...OPTS });
+  track(t, a, b);
+  const lease = await a.lock('z').acquire();
+  let queued!: () => void;
+  const inQueue = new Promise<void>((r) => (queued = r));
+  b.lock('z').acquire({ timeoutMs: 2_000, onQueued: () => queued() }).catch(() => undefined);
+  await inQueue;
+  const err = await t.throwsAsync(lease.release(), { instanceOf: FairLockError });
+  t.is((err as FairLockError).code, 'NO_PERMISSION', err?.message);
+  t.regex(err!.message, /NOPERM|can't run this command/, 'it quotes Redis');
+});

@@ -1,0 +1,57 @@
+/**
+ * A key of the wrong type fails what needs it, at once, and nothing more: a queue key corrupted while
+ * a waiter waits fails that wait at the waiter's next heartbeat (not once the holder's lease has run
+ * out) while the holder keeps renewing; a release that already handed the lock on or freed it
+ * resolves even when a later, best-effort step meets a bad key.
+ */
+import test from 'ava';
+import { FairLocks, FairLockError } from '../../src/index.js';
+import { lockKeys } from '../../src/keys.js';
+import { useRedis } from '../helpers/fixture.js';
+import { newPrefix } from '../helpers/redis.js';
+
+const fx = useRedis();
+const OPTS = { leaseMs: 5_000, livenessMs: 1_000, heartbeatMs: 200 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test.serial('a queue key corrupted mid-wait fails the wait at its next heartbeat; the holder keeps its lease', async (t) => {
+  const prefix = newPrefix();
+  const a = new FairLocks(fx.client, { prefix, ...OPTS });
+  const b = new FairLocks(fx.client, { prefix, ...OPTS });
+  t.teardown(async () => {
+    await Promise.all([a.close(), b.close()]);
+  });
+  const keys = lockKeys(prefix, 'q');
+  const lease = await a.lock('q').acquire();
+  let queued!: () => void;
+  const inQueue = new Promise<void>((r) => (queued = r));
+  const waiting = b.lock('q').acquire({ onQueued: () => queued() }); // no timeout: only the library ends it
+  await inQueue;
+  await fx.client.del(keys.queue);
+  await fx.client.set(keys.queue, 'garbage');
+  const err = await t.throwsAsync(waiting, { instanceOf: FairLockError });
+  t.is(err?.code, 'BAD_KEY');
+  t.true(err!.message.includes(keys.queue), err!.message);
+  t.truthy(await fx.client.get(keys.owner), 'the wait failed while the holder still held: not after its 5 s lease');
+  await sleep(3 * OPTS.heartbeatMs);
+  t.false(lease.signal.aborted, 'the holder keeps renewing');
+  t.true((await fx.client.pTTL(keys.owner)) > OPTS.leaseMs - 2 * OPTS.heartbeatMs - 200, 'renewed in Redis too');
+  await fx.client.del(keys.queue);
+  await lease.release();
+});
+
+test.serial('a release resolves when the best-effort "last releaser" note meets a wrong-type counter; the next acquire names the key', async (t) => {
+  const prefix = newPrefix();
+  const locks = new FairLocks(fx.client, { prefix, ...OPTS });
+  t.teardown(() => locks.close());
+  const keys = lockKeys(prefix, 'c');
+  const lease = await locks.lock('c').acquire();
+  await fx.client.del(keys.counter);
+  await fx.client.set(keys.counter, 'garbage');
+  await t.notThrowsAsync(lease.release(), 'the lock was freed, so the release succeeded');
+  t.is(await fx.client.get(keys.owner), null);
+  const err = await t.throwsAsync(locks.lock('c').acquire({ timeoutMs: 1_000 }), { instanceOf: FairLockError });
+  t.is(err?.code, 'BAD_KEY');
+  t.true(err!.message.includes(keys.counter), err!.message);
+  await fx.client.del(keys.counter);
+});
