@@ -69,7 +69,7 @@ export class FairLock {
     try {
       this.locks.internals(); // closed meanwhile: close() did not see this lease, and nothing would renew it
     } catch (err) {
-      await session.scripts.release(state.keys, id).catch(() => undefined);
+      await state.releaseInRedis(id).catch(() => undefined);
       throw err;
     }
     state.leaseHeld(lease);

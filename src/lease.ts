@@ -133,7 +133,7 @@ export class Lease implements AsyncDisposable {
     this.controller?.abort(this.lostError);
     this.state.leaseGone(this);
     // Ask Redis to hand on in case it still names us (e.g. the local deadline passed first).
-    this.state.session.scripts.release(this.state.keys, this.id).catch(() => undefined);
+    this.state.releaseInRedis(this.id).catch(() => undefined);
     this.state.session.emitLost(this, this.lostError);
   }
 
@@ -156,7 +156,7 @@ export class Lease implements AsyncDisposable {
     clearTimeout(this.timer);
     this.state.leaseGone(this);
     if (this.lostError || this.checkDeadline()) throw this.lostError!;
-    const reply = await this.state.session.scripts.release(this.state.keys, this.id);
+    const reply = await this.state.releaseInRedis(this.id);
     if (reply.kind === 'not-holder') {
       this.lostError = new LockLostError(`lost the lock "${this.name}" (token ${this.token}) before release: Redis names another owner`);
       this.controller?.abort(this.lostError);

@@ -76,6 +76,12 @@ export class LockState {
   readonly keys: LockKeys;
   readonly waiters = new Map<string, Waiter>();
   readonly leases = new Set<Lease>();
+  /**
+   * Ids of leases given up (released or lost) whose release script did not get through: the
+   * heartbeat goes on for them and releases them in Redis ("beat until released"), so a grant its
+   * process no longer wants never outlives the next beat.
+   */
+  private readonly unreleased = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private timerPeriod = 0;
   /** One heartbeat in flight per lock; a beat after a reconnect waits for the regular one. */
@@ -110,6 +116,33 @@ export class LockState {
     this.settle();
   }
 
+  /** Runs the release script for `id`; if it fails, the heartbeat retries it. */
+  async releaseInRedis(id: string): ReturnType<Scripts['release']> {
+    try {
+      return await this.session.scripts.release(this.keys, id);
+    } catch (err) {
+      this.retryRelease(id);
+      throw err;
+    }
+  }
+
+  /** Runs the cancel script for `id`; if it fails, the heartbeat retries it. */
+  async cancelInRedis(id: string): ReturnType<Scripts['cancel']> {
+    try {
+      return await this.session.scripts.cancel(this.keys, id);
+    } catch (err) {
+      this.retryRelease(id);
+      throw err;
+    }
+  }
+
+  private retryRelease(id: string): void {
+    if (this.session.isStopped) return;
+    this.unreleased.add(id);
+    this.session.locks.set(this.name, this);
+    this.schedule();
+  }
+
   stopTimer(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -122,7 +155,10 @@ export class LockState {
       let reply;
       try {
         const held = [...new Set([...this.leases].map((l) => l.id))];
-        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.session.options.livenessMs, held);
+        const dropped = [...this.unreleased];
+        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.session.options.livenessMs, [...held, ...dropped.map((id) => `-${id}`)]);
+        // The script released each of them if Redis still named it: either way it is gone now.
+        for (const id of dropped) this.unreleased.delete(id);
       } catch (err) {
         debug('heartbeat %s failed: %s', this.name, (err as Error).message);
         // A key of the wrong type will not heal by retrying: fail this lock's leases and waits now
@@ -158,7 +194,7 @@ export class LockState {
   }
 
   private get idle(): boolean {
-    return this.waiters.size === 0 && this.leases.size === 0;
+    return this.waiters.size === 0 && this.leases.size === 0 && this.unreleased.size === 0;
   }
 
   private period(): number {

@@ -62,7 +62,7 @@ export class Waiter {
       if (this.phase !== 'enqueuing') return;
       // The script may or may not have run: leave the queue if we got in, then fail the caller.
       this.finish('done');
-      session.scripts.cancel(keys, this.id).catch(() => undefined);
+      this.state.cancelInRedis(this.id).catch(() => undefined);
       this.reject(err instanceof FairLockError ? err : new FairLockError(String(err), 'REDIS_ERROR', { cause: err }));
       return;
     }
@@ -114,10 +114,10 @@ export class Waiter {
   async giveUp(err: Error): Promise<void> {
     if (!this.waiting) return;
     this.phase = 'cancelling';
-    const { session, keys } = this.state;
+    const { session } = this.state;
     const cleanup = (async () => {
       await this.inflight;
-      await session.scripts.cancel(keys, this.id); // releases at once if the grant raced ahead
+      await this.state.cancelInRedis(this.id); // releases at once if the grant raced ahead
     })().catch(() => undefined);
     // While Redis is unreachable node-redis holds the cancel until it reconnects (then it still runs).
     // The caller is not kept waiting for that: after one liveness period it gets its error anyway; a

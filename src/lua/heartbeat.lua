@@ -13,7 +13,9 @@
   ARGV[1] session id
   ARGV[2] liveness ms
   ARGV[3] prefix (wake-up channel)
-  ARGV[4..] ids of the leases the session holds on this lock (usually none or one)
+  ARGV[4..] ids of the leases the session holds on this lock (usually none or one), and "-id" for a
+            lease or wait it gave up whose release or cancel did not get through: it is removed
+            from the queue, or released if it was granted
   Returns: {lapsed 0|1, now, owner id or "", owner token, owner exp[, bad queue key]}: the sixth
   element names the queue key when it is of the wrong type (the client then fails its waits)
 ]]
@@ -42,7 +44,22 @@ if bad_queue then
 end
 if type(queued) == 'table' then error(queued) end
 if queued > 0 then call('PEXPIRE', K_QUEUE, liveness * 2) end
+-- "-id": a lease or wait of this session given up whose release or cancel did not get through
+-- (beat until released): leave the queue, and hand the lock on below if it was granted.
+for i = 4, #ARGV do
+  if string.sub(ARGV[i], 1, 1) == '-' then call('ZREM', K_QUEUE, string.sub(ARGV[i], 2)) end
+end
 local o = owner_or_next(now, prefix)
+if o and sid_of(o.id) == sid then
+  for i = 4, #ARGV do
+    if ARGV[i] == '-' .. o.id then
+      local id = o.id
+      o = grant_next(now, prefix, id)
+      if not o then remember_release(id) end
+      break
+    end
+  end
+end
 if o and sid_of(o.id) == sid then
   local named = false
   for i = 4, #ARGV do

