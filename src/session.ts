@@ -159,6 +159,7 @@ export class LockState {
         reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.session.options.livenessMs, [...held, ...dropped.map((id) => `-${id}`)]);
         // The script released each of them if Redis still named it: either way it is gone now.
         for (const id of dropped) this.unreleased.delete(id);
+        if (dropped.length > 0) this.settle();
       } catch (err) {
         debug('heartbeat %s failed: %s', this.name, (err as Error).message);
         // A key of the wrong type will not heal by retrying: fail this lock's leases and waits now
