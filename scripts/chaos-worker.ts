@@ -1,9 +1,22 @@
 /**
  * One chaos process (forked by chaos-lib.ts): `contenders` loops, each taking a random lock of
- * `locks`, writing to the fenced store at the start and end of its critical section, and reporting
- * every step over IPC with `at` (wall-clock ms, sub-ms precision; one clock for the whole machine).
+ * `locks`, writing to the fenced store at the start and end of its critical section.
+ *
+ * The evidence is not sent to the driver with timestamps (clocks of two processes are never
+ * compared): every step is appended, in the order this process takes it, to one Redis list, the
+ * event log (format in chaos-lib.ts). A single Redis server orders all appends of all processes, so
+ * a line's position in that list is a real-time order. Each append that the checker relies on is
+ * awaited before the step it stands for, or issued after the fact it reports:
+ *   call    before acquire() is called;
+ *   queued  from onQueued, i.e. after the enqueue script ran in Redis;
+ *   enter   after acquire() resolved, before the critical section; then `signal.aborted` is read
+ *           (entered=1: the lease was believed held at least until `enter` landed in the log);
+ *   leave   after the critical section; then `signal.aborted` is read again and
+ *   verdict carries it (held=1: since a lease only goes from held to lost, it was believed held at
+ *           every moment between its `enter` and its `leave` in the log).
+ * The log has a connection of its own, named `evlog-<pid>`, which the driver never kills (it kills
+ * the lock connections, named `chaos-<pid>`). IPC carries only control: init, ready, stop, done.
  */
-import { performance } from 'node:perf_hooks';
 import { createClient } from 'redis';
 import { FairLocks } from '../src/index.js';
 import type { RedisClient } from '../src/scripts.js';
@@ -13,6 +26,8 @@ export interface WorkerInit {
   op: 'init';
   url: string;
   prefix: string;
+  /** The Redis list of the event log. */
+  logKey: string;
   options: { leaseMs: number; livenessMs: number; heartbeatMs: number };
   locks: string[];
   contenders: number;
@@ -20,75 +35,93 @@ export interface WorkerInit {
   acquireTimeoutMs: number;
 }
 
-/** What a chaos process reports. `op` names one acquire call: "pid-contender-seq". */
-export type WorkerEvent = { at: number; pid: number } & (
-  | { ev: 'ready' }
-  | { ev: 'call'; op: string; lock: string }
-  | { ev: 'queued'; op: string; lock: string }
-  | { ev: 'granted'; op: string; lock: string; token: number }
-  | { ev: 'acquireError'; op: string; lock: string; code: string; message: string }
-  | { ev: 'section'; op: string; lock: string; token: number; start: number; end: number; aborted: boolean; wroteBegin: boolean; wroteEnd: boolean }
-  | { ev: 'releaseError'; op: string; lock: string; code: string }
-  | { ev: 'done' }
-);
+/** IPC from a worker to the driver (control only: the evidence is in the Redis event log). */
+export type WorkerMessage = { ev: 'ready' } | { ev: 'done' };
 
-const now = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const send = (e: Record<string, unknown>) => process.send?.({ at: now(), pid: process.pid, ...e });
+const ipc = (m: WorkerMessage) => process.send?.(m);
+/** Log fields are separated by single spaces; a message (last field) may contain any text. */
+const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim();
 
 let running = true;
 
 async function main(init: WorkerInit): Promise<void> {
+  const pid = process.pid;
   const socket = { reconnectStrategy: (n: number) => Math.min(50 * n, 500) };
   // The lock connections carry a name the chaos driver finds in CLIENT LIST (the subscriber is a duplicate).
-  const client = createClient({ url: init.url, name: `chaos-${process.pid}`, socket }) as RedisClient;
-  const store = createClient({ url: init.url, name: `store-${process.pid}`, socket }) as RedisClient;
-  client.on('error', () => undefined);
-  store.on('error', () => undefined);
-  await client.connect();
-  await store.connect();
+  const client = createClient({ url: init.url, name: `chaos-${pid}`, socket }) as RedisClient;
+  const store = createClient({ url: init.url, name: `store-${pid}`, socket }) as RedisClient;
+  const logClient = createClient({ url: init.url, name: `evlog-${pid}`, socket }) as RedisClient;
+  for (const c of [client, store, logClient]) c.on('error', () => undefined);
+  await Promise.all([client.connect(), store.connect(), logClient.connect()]);
+
+  // Appends go one at a time, in the order they are issued, so a retry cannot reorder them. A log
+  // that cannot be written would be false evidence: then the process fails (and is reported).
+  let tail: Promise<void> = Promise.resolve();
+  const append = (line: string): Promise<void> => {
+    const mine = tail.then(async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await logClient.rPush(init.logKey, line);
+          return;
+        } catch (err) {
+          if (attempt >= 20) {
+            console.error(`chaos worker ${pid}: cannot append to the event log:`, err);
+            process.exit(2);
+          }
+          await sleep(50);
+        }
+      }
+    });
+    tail = mine;
+    return mine;
+  };
+
   const locks = new FairLocks(client, { prefix: init.prefix, ...init.options });
-  send({ ev: 'ready' });
+  await append(`ready ${pid}`);
+  ipc({ ev: 'ready' });
 
   const write = (key: string, token: number, value: string) => fencedWrite(store, key, token, value).catch(() => false);
   const loop = async (c: number) => {
     for (let seq = 0; running; seq++) {
       const lock = init.locks[Math.floor(Math.random() * init.locks.length)]!;
-      const op = `${process.pid}-${c}-${seq}`;
-      send({ ev: 'call', op, lock });
+      const op = `${pid}-${c}-${seq}`;
+      await append(`call ${pid} ${op} ${lock}`);
       let lease;
       try {
         lease = await locks.lock(lock).acquire({
           timeoutMs: init.acquireTimeoutMs,
-          onQueued: () => send({ ev: 'queued', op, lock }),
+          onQueued: (position) => void append(`queued ${pid} ${op} ${lock} ${position}`),
         });
       } catch (err) {
         const e = err as { code?: string; message?: string };
-        send({ ev: 'acquireError', op, lock, code: e.code ?? '', message: e.message ?? String(err) });
+        await append(`acqerr ${pid} ${op} ${lock} ${e.code || '?'} ${oneLine(e.message ?? String(err))}`);
         await sleep(20);
         continue;
       }
-      const start = now();
-      send({ ev: 'granted', op, lock, token: lease.token });
+      const token = lease.token;
+      await append(`enter ${pid} ${op} ${lock} ${token}`);
+      const entered = !lease.signal.aborted; // read after `enter` landed
       const key = `${init.prefix}:store:${lock}`;
-      const wroteBegin = await write(key, lease.token, `${op} b`);
+      await write(key, token, `${op} b`);
       await sleep(Math.random() * init.holdMaxMs);
-      const wroteEnd = await write(key, lease.token, `${op} e`);
-      const end = now();
-      const aborted = lease.signal.aborted; // read last: false means the lease held over [start, end]
-      send({ ev: 'section', op, lock, token: lease.token, start, end, aborted, wroteBegin, wroteEnd });
+      await write(key, token, `${op} e`);
+      await append(`leave ${pid} ${op} ${lock} ${token} entered=${entered ? 1 : 0}`);
+      const held = !lease.signal.aborted; // read after `leave` landed
+      void append(`verdict ${pid} ${op} ${lock} ${token} held=${held ? 1 : 0}`);
       try {
         await lease.release();
       } catch (err) {
-        send({ ev: 'releaseError', op, lock, code: (err as { code?: string }).code ?? '' });
+        void append(`relerr ${pid} ${op} ${lock} ${token} ${(err as { code?: string }).code || '?'}`);
       }
       await sleep(Math.random() * 10);
     }
   };
   await Promise.all(Array.from({ length: init.contenders }, (_, c) => loop(c)));
   await locks.close().catch(() => undefined);
-  send({ ev: 'done' });
-  await Promise.all([client.quit(), store.quit()]).catch(() => undefined);
+  await append(`done ${pid}`);
+  ipc({ ev: 'done' });
+  await Promise.all([client.quit(), store.quit(), logClient.quit()]).catch(() => undefined);
 }
 
 process.on('message', (m: WorkerInit | { op: 'stop' }) => {

@@ -1,7 +1,8 @@
 /**
- * `npm run chaos -- [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400]`
+ * `npm run chaos -- [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--log-file F]`
  * Runs the chaos driver of chaos-lib.ts against a redis-server of its own and prints a one-line
- * summary; exits 1 on any violation.
+ * summary; exits 1 on any violation. The evidence is an event log kept in Redis (see chaos-lib.ts);
+ * it is written to --log-file, or to a temporary file when a violation is found.
  */
 import { Command } from 'commander';
 import ms from 'ms';
@@ -29,6 +30,7 @@ const program = new Command()
   .option('--lease <ms>', 'leaseMs of every process', duration, CHAOS_DEFAULTS.leaseMs)
   .option('--liveness <ms>', 'livenessMs of every process', duration, CHAOS_DEFAULTS.livenessMs)
   .option('--heartbeat <ms>', 'heartbeatMs of every process', duration, CHAOS_DEFAULTS.heartbeatMs)
+  .option('--log-file <path>', 'write the event log and the fenced stores here')
   .option('-v, --verbose', 'print every violation found')
   .parse();
 
@@ -43,6 +45,7 @@ const result = await runChaos({
   livenessMs: o.liveness,
   heartbeatMs: o.heartbeat,
   log: (line) => console.error(line),
+  logFile: o.logFile,
 });
 if (o.verbose || totalViolations(result) > 0) for (const d of result.details) console.error(`  ${d}`);
 console.log(summary(result));
