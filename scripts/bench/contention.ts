@@ -1,12 +1,18 @@
 /**
  * One hot lock, P processes x C contenders: throughput, Redis commands and CPU per grant, fairness
  * (overtaking, longest wait, Jain's index) and the share of time the lock is held.
+ *
+ * Clocks: the workers' stamps are on their own clocks. Each worker's offset is measured just before
+ * and just after the run (IPC ping-pong, clock.ts); its start time is sent converted to its clock and
+ * its stamps are converted to ours. Durations of one contender (waits, holds) are taken from its own
+ * two stamps. Orders across processes: fencing tokens where the library has them, else converted
+ * stamps that must be apart by more than both offsets' uncertainty (see stats.ts passedWaiters).
  */
 import type { Adapter } from './adapters/types.js';
-import { now, sleep } from './clock.js';
+import { marginMs, now, sleep, spanOffsets, toChild, toParent, type ClockOffset } from './clock.js';
 import type { Worker } from './pool.js';
 import { RedisStats } from './redis-stats.js';
-import { fifoViolations, heldMs, jain, overtaking, round, type Grant } from './stats.js';
+import { fifoViolations, heldMs, jain, overtaking, round, type Acquire } from './stats.js';
 
 export interface ContendOptions {
   contenders: number;
@@ -26,6 +32,7 @@ export interface ContendResult {
   holdMs: number;
   thinkMs: number;
   durationMs: number;
+  /** Grants inside the run's window (converted stamps: a grant within `clock.uncertaintyMs` of an edge may be on either side). */
   grants: number;
   grantsPerSec: number;
   commandsPerGrant: number | null;
@@ -33,16 +40,53 @@ export interface ContendResult {
   commandsByName: Record<string, number>;
   /** Microseconds inside each command per grant (INFO commandstats usec; a script's includes its commands). */
   commandUsPerGrant: Record<string, number>;
+  /**
+   * Grants that surely overtook a waiter that had started more than `slackMs` earlier: across
+   * processes, by more than both clock uncertainties too; grant order from fencing tokens if any.
+   */
   overtook: number;
   overtakingShare: number | null;
-  /** Grants that passed a waiter already queued (onQueued fired) before the grantee called acquire(); fairlock only. */
+  /**
+   * Grants that passed a waiter already queued (onQueued fired) before the grantee called acquire()
+   * (across processes: by more than both clock uncertainties); grant order from tokens. fairlock only.
+   */
   fifoViolations: number | null;
-  /** Of the overtaken waiters, the longest head start one had (ms): a few ms is client-side scheduling. */
+  /**
+   * Of the overtaken waiters, the longest head start one had (ms): a few ms is client-side scheduling.
+   * Between two processes it is within twice `clock.uncertaintyMs`.
+   */
   overtakenLeadMaxMs: number | null;
+  /** Longest wait, each from one contender's own two stamps (one process, no offset). */
   maxWaitMs: number | null;
   jain: number | null;
+  /** Share of the window the lock was held: one process's hold intervals, clipped to the window with the offsets. */
   heldShare: number | null;
   pendingAtEnd: number;
+  clock: ContendClock;
+}
+
+/** How this run's worker stamps were put on the parent's clock. */
+export interface ContendClock {
+  /** Largest of the workers' `uncertaintyMs`: a converted stamp is within this of the truth. */
+  uncertaintyMs: number;
+  /** Largest |driftMs| of the workers. */
+  maxDriftMs: number;
+  workers: {
+    pid: number;
+    /** Worker clock minus ours, measured right after the worker started. */
+    offsetAtStartMs: number;
+    /** The offset used for this run: the hull of the measurements just before and just after it. */
+    offsetMs: number;
+    uncertaintyMs: number;
+    /** Offset just after this run minus the one right after the worker started. */
+    driftMs: number;
+  }[];
+}
+
+async function measureAll(pool: Worker[]): Promise<ClockOffset[]> {
+  const out: ClockOffset[] = [];
+  for (const w of pool) out.push(await w.measureClock()); // one at a time: no queueing inflates the round trips
+  return out;
 }
 
 export async function runContention(
@@ -54,13 +98,14 @@ export async function runContention(
   name: string,
   o: ContendOptions,
 ): Promise<ContendResult> {
+  const before = await measureAll(pool);
   const startAt = now() + o.leadMs;
   const end = startAt + o.durationMs;
   const replies = Promise.all(
-    pool.map((w) =>
+    pool.map((w, i) =>
       w.call(
         { op: 'contend', lib: adapter.id, url, prefix, name, contenders: o.contenders, holdMs: o.holdMs, thinkMs: o.thinkMs,
-          startAt, durationMs: o.durationMs, drainMs: o.drainMs, maxGrants: o.maxGrants },
+          startAt: toChild(startAt, before[i]!), durationMs: o.durationMs, drainMs: o.drainMs, maxGrants: o.maxGrants },
         o.durationMs + o.drainMs + 15_000,
       ),
     ),
@@ -70,17 +115,29 @@ export async function runContention(
   await sleep(end - now());
   const s2 = await stats.snapshot();
   const all = await replies;
-  const grants: Grant[] = all.flatMap((r) => (r.ok ? (r.grants ?? []) : []));
-  const pending = all.flatMap((r) => (r.ok ? (r.pending ?? []) : []));
-  const inWindow = grants.filter((g) => g.got >= startAt && g.got <= end);
+  const after = await measureAll(pool);
+  const offsets = pool.map((_, i) => spanOffsets(before[i]!, after[i]!));
+  const acquires: Acquire[] = all.flatMap((r, proc) => {
+    if (!r.ok) return [];
+    const p = (t: number) => toParent(t, offsets[proc]!);
+    const queued = (q: number | undefined) => (q === undefined ? {} : { queuedAt: p(q) });
+    return [
+      ...(r.grants ?? []).map((g) => ({
+        proc, contender: g.contender, start: p(g.start), got: p(g.got), rel: p(g.rel), ...queued(g.queuedAt), ...(g.token === undefined ? {} : { token: g.token }),
+      })),
+      ...(r.pending ?? []).map((w) => ({ proc, contender: w.contender, start: p(w.start), got: Infinity, rel: Infinity, ...queued(w.queuedAt) })),
+    ];
+  });
+  const pendingAtEnd = all.reduce((a, r) => a + (r.ok ? (r.pending?.length ?? 0) : 0), 0);
+  const inWindow = acquires.filter((g) => g.got >= startAt && g.got <= end);
   const d = RedisStats.delta(s1, s2);
   const perContender = new Map<string, number>();
   for (const w of pool) for (let i = 0; i < o.contenders; i++) perContender.set(`${w.pid}:${i}`, 0);
   for (const g of inWindow) perContender.set(g.contender, (perContender.get(g.contender) ?? 0) + 1);
-  const waits = grants.map((g) => g.got - g.start);
-  const lastSeen = Math.max(end, ...grants.map((g) => g.got));
-  for (const p of pending) waits.push(lastSeen - p.start);
-  const ov = overtaking(grants, pending, o.slackMs);
+  // Waits: each from its contender's own two stamps (one process, one clock).
+  const waits = all.flatMap((r) => (r.ok ? [...(r.grants ?? []).map((g) => g.got - g.start), ...(r.pending ?? []).map((w) => w.waitedMs)] : []));
+  const margin = marginMs(offsets);
+  const ov = overtaking(acquires, o.slackMs, margin);
   const n = inWindow.length;
   return {
     procs: pool.length,
@@ -97,10 +154,21 @@ export async function runContention(
     overtook: ov.overtook,
     overtakingShare: round(ov.share, 4),
     overtakenLeadMaxMs: round(ov.maxLeadMs, 1),
-    fifoViolations: fifoViolations(grants),
+    fifoViolations: fifoViolations(acquires, margin),
     maxWaitMs: waits.length ? round(Math.max(...waits), 1) : null,
     jain: round(jain([...perContender.values()]), 4),
-    heldShare: round(heldMs(grants, startAt, end) / o.durationMs, 4),
-    pendingAtEnd: pending.length,
+    heldShare: round(heldMs(acquires, startAt, end) / o.durationMs, 4),
+    pendingAtEnd,
+    clock: {
+      uncertaintyMs: round(Math.max(...offsets.map((x) => x.uncertaintyMs)), 3)!,
+      maxDriftMs: round(Math.max(...pool.map((w, i) => Math.abs(after[i]!.offsetMs - w.clockAtStart.offsetMs))), 3)!,
+      workers: pool.map((w, i) => ({
+        pid: w.pid,
+        offsetAtStartMs: round(w.clockAtStart.offsetMs, 3)!,
+        offsetMs: round(offsets[i]!.offsetMs, 3)!,
+        uncertaintyMs: round(offsets[i]!.uncertaintyMs, 3)!,
+        driftMs: round(after[i]!.offsetMs - w.clockAtStart.offsetMs, 3)!,
+      })),
+    },
   };
 }

@@ -67,12 +67,22 @@ How to read it:
   polls every 3 s shows none; \`(n=…)\` marks figures from fewer than 10 hand-offs.
 - **Redis commands and CPU per grant** come from \`INFO commandstats\` and \`INFO cpu\` deltas over the
   contention run; commands run inside Lua scripts count too, so a script is not free.
+- **Clocks**: the contenders live in ${m.procs} worker processes, and two processes' clocks are never
+  compared raw (a fresh Node process's clock can be several ms off). Each worker's offset is measured
+  against the parent by IPC ping-pong (best of 20 round trips, right after it starts and before and
+  after every run); its stamps are converted with it, and *worker clocks* gives the run's largest
+  offset uncertainty (\`clock\` in the JSON, with each worker's drift). Waits and holds come from one
+  contender's own two stamps; only the run's window edges use the offsets.
 - **Overtaking**: grants that went to a contender while another had called \`acquire()\` more than
-  2 ms earlier and was still waiting; the clock is read just before \`acquire()\`, so a process that the
-  OS deschedules between that read and sending its request (${m.procs} busy processes and Redis share ${m.cores} cores) shows
-  up here too. **FIFO breaks** checks fairlock's actual promise with no slack: a grant to B while some
-  A, whose \`onQueued\` had fired before B called \`acquire()\`, was still waiting (peers have no such
-  callback). **Jain's index** over grants per contender: 1.0 is perfectly even.
+  2 ms earlier and was still waiting. "Earlier" is surely so: between two processes it must hold by
+  more than both offsets' uncertainty too. "Still waiting" is decided by fencing tokens where the
+  library has them (fairlock: strictly increasing in grant order, so no clock), else likewise. The clock
+  is read just before \`acquire()\`, so a process that the OS deschedules between that read and sending
+  its request (${m.procs} busy processes and Redis share ${m.cores} cores) shows up here too. **FIFO breaks**
+  checks fairlock's actual promise with no slack: a grant to B while some A, whose \`onQueued\` had
+  fired before B called \`acquire()\` (beyond the clock uncertainty if in another process), had a
+  later token or was still waiting at the end (peers have no such callback). **Jain's index** over
+  grants per contender: 1.0 is perfectly even.
 - **Think**: every contender holds ${m.thinkHoldMs} ms, then pauses 10 ms before asking again; *held* is the share
   of the run during which someone held the lock (the rest is hand-off gaps and polling sleep).
 - **Waiters**: W acquires waiting on a lock that stays held, spread over ${m.procs} processes; commands per

@@ -1,6 +1,11 @@
-/** The bench's child processes: P workers, each started with tsx and stopped by PID. */
+/**
+ * The bench's child processes: P workers, each started with tsx and stopped by PID. Each one's clock
+ * offset against ours is measured right after it starts (`clockAtStart`) and again by whoever
+ * compares its stamps (`measureClock`; see clock.ts).
+ */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { measureOffset, type ClockOffset } from './clock.js';
 import type { WorkerCommand, WorkerReply } from './worker.js';
 
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
@@ -11,6 +16,8 @@ export class Worker {
   private seq = 0;
   private readonly pending = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
   readonly errors: string[] = [];
+  /** The worker's clock against ours, measured as soon as it was up. */
+  clockAtStart: ClockOffset = { offsetMs: NaN, uncertaintyMs: NaN };
 
   private constructor(readonly proc: ChildProcess) {
     proc.on('message', (r: WorkerReply) => {
@@ -35,7 +42,23 @@ export class Worker {
       proc.once('message', () => (clearTimeout(timer), resolve()));
       proc.once('exit', (code) => (clearTimeout(timer), reject(new Error(`bench worker exited with ${code}`))));
     });
+    try {
+      w.clockAtStart = await w.measureClock();
+    } catch (err) {
+      await w.stop();
+      throw err;
+    }
     return w;
+  }
+
+  /** The worker's clock against ours now: IPC ping-pongs, the tightest kept (clock.ts measureOffset). */
+  async measureClock(rounds = 20): Promise<ClockOffset> {
+    const { offsetMs, uncertaintyMs } = await measureOffset(async () => {
+      const r = await this.call({ op: 'clock' }, 5_000);
+      if (!r.ok || typeof r.clock !== 'number') throw new Error(`worker ${this.pid}: no clock in its answer`);
+      return r.clock;
+    }, rounds);
+    return { offsetMs, uncertaintyMs };
   }
 
   get pid(): number {

@@ -71,6 +71,7 @@ export function tables(r: BenchResults): Table[] {
         'Jain',
         `think: grants/s`,
         'held',
+        'worker clocks',
       ],
       rows: r.libs.map((l) => {
         const c = cont(l, main);
@@ -85,6 +86,7 @@ export function tables(r: BenchResults): Table[] {
           n(c?.jain, 3),
           big(l.think?.grantsPerSec),
           pct(l.think?.heldShare),
+          c?.clock == null ? 'n/a' : `±${us(c.clock.uncertaintyMs)}`,
         ];
       }),
     },

@@ -1,12 +1,13 @@
 /**
  * A bench child process: one lock client of one library, shared by its contenders, driven by the
- * parent over IPC. Every time it reports is wall-clock ms (see clock.ts), so grants from all
- * children can be ordered on one time line.
+ * parent over IPC. Every stamp it reports is on ITS OWN clock (clock.ts): the parent measures this
+ * process's offset with `clock` ping-pongs and converts, and times it sends here (`startAt`) are
+ * already converted to this process's clock. Durations it reports (`waitedMs`) are measured here.
  */
 import { adapterById } from './adapters/index.js';
 import type { LockClient } from './adapters/types.js';
 import { now, sleep, within } from './clock.js';
-import type { Grant } from './stats.js';
+import type { Grant, Pending } from './stats.js';
 
 export type WorkerCommand =
   | {
@@ -19,6 +20,7 @@ export type WorkerCommand =
       contenders: number;
       holdMs: number;
       thinkMs: number;
+      /** On this process's clock. */
       startAt: number;
       durationMs: number;
       drainMs: number;
@@ -26,10 +28,12 @@ export type WorkerCommand =
     }
   | { op: 'prepare'; id: number; lib: string; url: string; prefix: string; name: string }
   | { op: 'wait'; id: number; name: string; count: number }
-  | { op: 'unwait'; id: number };
+  | { op: 'unwait'; id: number }
+  /** Answered at once with this process's now(): one round of the parent's offset measurement. */
+  | { op: 'clock'; id: number };
 
 export type WorkerReply =
-  | { id: number; ok: true; grants?: Grant[]; pending?: { start: number }[]; granted?: number }
+  | { id: number; ok: true; grants?: Grant[]; pending?: Pending[]; granted?: number; clock?: number }
   | { id: number; ok: false; error: string };
 
 // Abandoned waits of destroyed clients reject later (some libraries do not catch their own).
@@ -41,26 +45,32 @@ process.on('uncaughtException', (err) => {
 });
 process.on('disconnect', () => process.exit(0));
 
-
 async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<WorkerReply> {
   const client = await adapterById(c.lib).create(c.url, c.prefix);
   const grants: Grant[] = [];
-  const waitingSince: (number | undefined)[] = [];
+  const waits: ({ start: number; queuedAt?: number } | undefined)[] = [];
   const end = c.startAt + c.durationMs;
   await sleep(c.startAt - now());
   let total = 0;
   const loop = async (i: number) => {
     const who = `${process.pid}:${i}`;
     while (now() < end && total < c.maxGrants) {
-      const start = now();
-      waitingSince[i] = start;
-      const held = await client.acquire(c.name);
+      const w: { start: number; queuedAt?: number } = { start: now() };
+      waits[i] = w;
+      const held = await client.acquire(c.name, { onQueued: () => (w.queuedAt ??= now()) });
       const got = now();
-      waitingSince[i] = undefined;
+      waits[i] = undefined;
       if (c.holdMs > 0) await sleep(c.holdMs);
       const rel = now();
       await held.release();
-      grants.push(held.queuedAt === undefined ? { contender: who, start, got, rel } : { contender: who, start, got, rel, queuedAt: held.queuedAt });
+      grants.push({
+        contender: who,
+        start: w.start,
+        got,
+        rel,
+        ...(w.queuedAt === undefined ? {} : { queuedAt: w.queuedAt }),
+        ...(held.token === undefined ? {} : { token: held.token }),
+      });
       total++;
       if (c.thinkMs > 0) await sleep(c.thinkMs);
     }
@@ -68,7 +78,10 @@ async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<Wo
   const loops = Promise.all(Array.from({ length: c.contenders }, (_, i) => loop(i).catch(() => undefined)));
   await sleep(end - now());
   const drained = await within(loops.then(() => true), c.drainMs);
-  const pending = waitingSince.filter((s): s is number => s !== undefined).map((start) => ({ start }));
+  const at = now();
+  const pending: Pending[] = waits.flatMap((w, i) =>
+    w ? [{ contender: `${process.pid}:${i}`, start: w.start, waitedMs: at - w.start, ...(w.queuedAt === undefined ? {} : { queuedAt: w.queuedAt }) }] : [],
+  );
   if (drained) await client.close();
   else await client.destroy();
   return { id: c.id, ok: true, grants, pending };
@@ -105,6 +118,10 @@ async function unwait(c: Extract<WorkerCommand, { op: 'unwait' }>): Promise<Work
 }
 
 process.on('message', (c: WorkerCommand) => {
+  if (c.op === 'clock') {
+    process.send!({ id: c.id, ok: true, clock: now() } satisfies WorkerReply);
+    return;
+  }
   const run = c.op === 'contend' ? contend(c) : c.op === 'prepare' ? prepare(c) : c.op === 'wait' ? wait(c) : unwait(c);
   run.then(
     (r) => process.send!(r),

@@ -1,6 +1,5 @@
 import { createClient } from 'redis';
 import { FairLocks } from '../../../src/index.js';
-import { now } from '../clock.js';
 import type { Adapter, LockClient } from './types.js';
 
 /** fairlock with its defaults: FIFO queue in Lua, one PUBLISH wakes the next holder. */
@@ -16,10 +15,10 @@ export const fairlock: Adapter = {
     const locks = new FairLocks(client as never, { prefix });
     let closed = false;
     return {
-      async acquire(name) {
-        let queuedAt: number | undefined;
-        const lease = await locks.lock(name).acquire({ timeoutMs: 600_000, onQueued: () => (queuedAt = now()) });
-        return { release: () => lease.release(), queuedAt };
+      async acquire(name, hooks) {
+        const onQueued = hooks?.onQueued;
+        const lease = await locks.lock(name).acquire(onQueued ? { timeoutMs: 600_000, onQueued } : { timeoutMs: 600_000 });
+        return { release: () => lease.release(), token: lease.token };
       },
       ping: async () => void (await client.ping()),
       async close() {

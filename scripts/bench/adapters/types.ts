@@ -4,13 +4,18 @@
  */
 export interface Held {
   release(): Promise<void>;
-  /** When the library said the caller was in its queue (fairlock's onQueued), if it has one. */
-  queuedAt?: number;
+  /** The fencing token, if the library has one (fairlock: strictly increasing in grant order). */
+  token?: number;
+}
+
+export interface AcquireHooks {
+  /** Called when the library says the caller is in its queue (fairlock's onQueued), if it has one. */
+  onQueued?: (position: number) => void;
 }
 
 export interface LockClient {
   /** Blocks until `name` is held (peers with a retry limit are retried until they get it). */
-  acquire(name: string): Promise<Held>;
+  acquire(name: string, hooks?: AcquireHooks): Promise<Held>;
   /** One PING on this library's own client: the floor its latencies are compared with. */
   ping(): Promise<void>;
   /** Graceful: releases what it holds, closes its connections. */
