@@ -4,27 +4,11 @@ import { FairLock } from './fair-lock.js';
 import { lockKeys, wakeChannel } from './keys.js';
 import type { Lease } from './lease.js';
 import { checkName, checkObject, describe, resolveOptions, type AcquireOptions, type FairLocksOptions } from './options.js';
-import { Scripts, type RedisClient } from './scripts.js';
+import { adaptClient } from './redis/adapt.js';
+import type { RedisClientLike } from './redis/seam.js';
+import { Scripts } from './scripts.js';
 import { Session } from './session.js';
 import { Wakeups } from './wakeups.js';
-
-/**
- * Refuses what cannot work before it can fail later in a timer or a subscriber callback: no client,
- * a client that is not a node-redis v4 client, one made with `legacyMode: true` (callback replies
- * and message shapes that are not the v4 ones), or one that is not connected.
- */
-function checkClient(client: unknown): asserts client is RedisClient {
-  const c = client as { sendCommand?: unknown; duplicate?: unknown; options?: { legacyMode?: unknown }; isOpen?: unknown } | null;
-  if (!c || typeof c !== 'object' || typeof c.sendCommand !== 'function' || typeof c.duplicate !== 'function') {
-    throw new InvalidArgumentError(`client must be a connected node-redis v4 client (createClient() from 'redis'), got ${describe(client)}`);
-  }
-  if (c.options?.legacyMode) {
-    throw new InvalidArgumentError(
-      'client was made with legacyMode: true, which fairlock does not support: pass a client made without it (createClient() from \'redis\'), or client.v4 is not enough since fairlock duplicates the client',
-    );
-  }
-  if (c.isOpen !== true) throw new InvalidArgumentError('client must be connected (await client.connect() first)');
-}
 
 function describeError(err: unknown): string {
   try {
@@ -57,11 +41,11 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
   private readonly wakeups: Wakeups;
   private closing: Promise<void> | undefined;
 
-  constructor(client: RedisClient, options?: FairLocksOptions) {
+  constructor(client: RedisClientLike, options?: FairLocksOptions) {
     super();
-    checkClient(client);
+    const redis = adaptClient(client);
     const resolved = resolveOptions(options);
-    const scripts = new Scripts(client, resolved.prefix);
+    const scripts = new Scripts(redis, resolved.prefix);
     // A throwing listener must neither break the heartbeat or the deadline timer that reports the
     // loss, nor crash the host: it becomes a process warning.
     const emitLost = (lease: Lease, err: Error) => {
@@ -73,7 +57,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     };
     this.session = new Session(scripts, resolved, emitLost);
     this.wakeups = new Wakeups(
-      client,
+      redis,
       wakeChannel(resolved.prefix, this.session.id),
       (message) => this.session.onWake(message),
       () => this.session.beatAll(),

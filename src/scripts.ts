@@ -4,7 +4,10 @@ import { performance } from 'node:perf_hooks';
 import type { RedisClientType } from 'redis';
 import { FairLockError } from './errors.js';
 import type { LockKeys } from './keys.js';
+import { adaptClient } from './redis/adapt.js';
+import type { RedisClientLike, RedisSeam } from './redis/seam.js';
 
+/** A node-redis v4 client, as the tests and scripts of this repository make them. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type RedisClient = RedisClientType<any, any, any>;
 
@@ -64,8 +67,12 @@ export interface InspectReply extends Stamped {
  */
 export class Scripts {
   private offsetUpper: number | undefined;
+  private readonly redis: RedisSeam;
 
-  constructor(private readonly client: RedisClient, private readonly prefix: string) {}
+  /** `client`: a seam, or any client FairLocks accepts. */
+  constructor(client: RedisSeam | RedisClientLike, private readonly prefix: string) {
+    this.redis = isSeam(client) ? client : adaptClient(client);
+  }
 
   /** The earliest local monotonic time at which Redis's clock can reach `redisMs`. */
   toLocal(redisMs: number, sample?: Stamped): number {
@@ -125,7 +132,7 @@ export class Scripts {
         // Every script is safe to run twice (see their headers): a call whose connection dropped
         // before its reply came is sent once more (on the reconnected client) instead of failing a
         // wait or leaving a release undone. Errors Redis answered are not retried.
-        if (attempt >= 2 || !droppedConnection(err)) throw toFairLockError(err, name);
+        if (attempt >= 2 || !this.redis.droppedConnection(err)) throw toFairLockError(err, name);
       }
     }
   }
@@ -136,10 +143,10 @@ export class Scripts {
     const sentAt = monotonic();
     let reply: unknown;
     try {
-      reply = await this.client.sendCommand(['EVALSHA', script.sha, ...tail]);
+      reply = await this.redis.send(['EVALSHA', script.sha, ...tail]);
     } catch (err) {
       if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-      reply = await this.client.sendCommand(['EVAL', script.body, ...tail]);
+      reply = await this.redis.send(['EVAL', script.body, ...tail]);
     }
     const r = reply as unknown[];
     this.offsetUpper = num(r[1]) - sentAt; // every reply is {code, now, ...}
@@ -147,14 +154,8 @@ export class Scripts {
   }
 }
 
-/**
- * The connection dropped under the call: node-redis rejects the commands in flight with
- * SocketClosedUnexpectedlyError, and a write to a socket the server just closed fails with EPIPE
- * ("This socket has been ended by the other party") or ECONNRESET.
- */
-function droppedConnection(err: unknown): boolean {
-  const e = err as { constructor?: { name?: string }; code?: unknown } | undefined;
-  return e?.constructor?.name === 'SocketClosedUnexpectedlyError' || e?.code === 'EPIPE' || e?.code === 'ECONNRESET';
+function isSeam(x: RedisSeam | RedisClientLike): x is RedisSeam {
+  return typeof (x as RedisSeam).send === 'function' && typeof (x as RedisSeam).droppedConnection === 'function';
 }
 
 function num(v: unknown): number {

@@ -1,6 +1,6 @@
 import { Mutex } from 'async-mutex';
 import { debug } from './debug.js';
-import type { RedisClient } from './scripts.js';
+import type { RedisSeam, Subscription } from './redis/seam.js';
 
 /**
  * The one subscriber connection of a FairLocks instance, on the one channel of its session.
@@ -9,13 +9,13 @@ import type { RedisClient } from './scripts.js';
  * down is lost, so `onReconnect` runs a heartbeat at once to find grants that happened meanwhile.
  */
 export class Wakeups {
-  private sub: RedisClient | undefined;
+  private sub: Subscription | undefined;
   private connecting: Promise<void> | undefined;
   private readonly mutex = new Mutex();
   private ready = false;
 
   constructor(
-    private readonly client: RedisClient,
+    private readonly redis: RedisSeam,
     private readonly channel: string,
     private readonly onMessage: (message: unknown) => void,
     private readonly onReconnect: () => void,
@@ -34,32 +34,24 @@ export class Wakeups {
   }
 
   private async connect(): Promise<void> {
-    const sub = this.client.duplicate() as RedisClient;
-    sub.on('error', (err: Error) => debug('subscriber error: %s', err.message));
-    sub.on('ready', () => {
-      if (this.ready) {
+    this.sub = await this.redis.subscribe(
+      this.channel,
+      (message) => {
+        try {
+          this.onMessage(message);
+        } catch (err) {
+          debug('wake-up handler failed: %s', (err as Error)?.message);
+        }
+      },
+      () => {
         debug('subscriber reconnected');
         try {
           this.onReconnect();
         } catch (err) {
           debug('beat after reconnect failed: %s', (err as Error)?.message);
         }
-      }
-    });
-    try {
-      await sub.connect();
-      await sub.subscribe(this.channel, (message: unknown) => {
-        try {
-          this.onMessage(message);
-        } catch (err) {
-          debug('wake-up handler failed: %s', (err as Error)?.message);
-        }
-      });
-    } catch (err) {
-      await sub.disconnect().catch(() => undefined);
-      throw err;
-    }
-    this.sub = sub;
+      },
+    );
     this.ready = true;
   }
 
@@ -69,13 +61,7 @@ export class Wakeups {
       this.sub = undefined;
       this.ready = false;
       this.connecting = undefined;
-      if (!sub) return;
-      try {
-        await sub.unsubscribe(this.channel);
-        await sub.quit();
-      } catch {
-        await sub.disconnect().catch(() => undefined);
-      }
+      await sub?.close();
     });
   }
 }

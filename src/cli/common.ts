@@ -2,7 +2,7 @@
 import { constants } from 'node:os';
 import { InvalidArgumentError as UsageError, Option } from 'commander';
 import ms from 'ms';
-import { createClient } from 'redis';
+import type { createClient as CreateClient } from 'redis';
 import { DEFAULTS, FairLockError, InvalidArgumentError, LockTimeoutError } from '../index.js';
 
 /**
@@ -101,7 +101,20 @@ export function redactUrl(url: string): string {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Client = ReturnType<typeof createClient<any, any, any>>;
+export type Client = ReturnType<typeof CreateClient<any, any, any>>;
+
+/**
+ * node-redis, loaded when a command needs it: the library itself takes any supported client, so a
+ * project that installed fairlock with ioredis alone can import it without node-redis; the command
+ * line tool needs node-redis (4, 5 or 6: the calls used here are common to all three).
+ */
+export async function loadNodeRedis(): Promise<typeof CreateClient> {
+  try {
+    return (await import('redis')).createClient;
+  } catch (err) {
+    throw new CliError(EXIT.UNAVAILABLE, `the fairlock command needs node-redis: npm install redis (${(err as Error)?.message ?? String(err)})`);
+  }
+}
 
 /**
  * Connects to Redis, failing with EXIT.UNAVAILABLE within about `timeoutMs` when it cannot. Once
@@ -120,6 +133,7 @@ export async function connectRedis(url: string, timeoutMs = 5_000): Promise<Clie
   }
   let connected = false;
   let lastError: Error | undefined;
+  const createClient = await loadNodeRedis();
   const client = createClient({
     url,
     socket: {

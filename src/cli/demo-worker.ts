@@ -3,13 +3,13 @@
  * for N ms, release") and reports each step with a timestamp from the system-wide monotonic clock,
  * so that the parent can compare times across processes.
  */
-import { createClient } from 'redis';
+import { loadNodeRedis, type Client } from './common.js';
 import { FairLocks } from '../index.js';
 import { clock, type DemoOrder, type DemoReport } from './demo-protocol.js';
 
 const send = (r: DemoReport) => process.send?.(r);
 let locks: FairLocks | undefined;
-let client: ReturnType<typeof createClient> | undefined;
+let client: Client | undefined;
 let name = 'demo';
 
 async function acquire(holdMs: number): Promise<void> {
@@ -35,7 +35,8 @@ process.on('message', (order: DemoOrder) => {
   const run = async () => {
     if (order.op === 'init') {
       name = order.name;
-      client = createClient({ url: order.url });
+      const createClient = await loadNodeRedis();
+      client = createClient({ url: order.url }) as Client;
       client.on('error', () => undefined);
       await client.connect();
       locks = new FairLocks(client, { prefix: order.prefix });

@@ -7,7 +7,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClient } from 'redis';
 
 export interface LocalRedis {
   url: string;
@@ -92,6 +91,7 @@ export async function startLocalRedis(options: { args?: string[]; readyTimeoutMs
 async function waitForPing(url: string, deadlineMs: number): Promise<void> {
   const until = Date.now() + deadlineMs;
   let last: unknown;
+  const { createClient } = await import('redis');
   while (Date.now() < until) {
     const client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 500 } });
     client.on('error', () => undefined);
