@@ -1,3 +1,8 @@
+/**
+ * README's quick start blocks run as written against the built package, the way a user would run
+ * them: the plain-JavaScript ones with `node` (as .mjs or .cjs, no TypeScript loader: they must be
+ * valid JavaScript on Node 20), the TypeScript one through tsx.
+ */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -5,28 +10,50 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { useRedis } from './helpers/fixture.js';
 
-
 const fx = useRedis();
-
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-test('the README quick start runs as written against the built package', async (t) => {
-  t.true(existsSync(`${root}/dist/index.js`), 'run `npm run build` first (npm test does)');
+function block(tag: string): string {
   const readme = readFileSync(`${root}/README.md`, 'utf8');
-  const block = /<!-- quickstart[^>]*-->\s*```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-  t.truthy(block, 'README has a quick start block');
-  // Inside the package, so that `import 'fairlock'` resolves to this package's own exports.
-  const file = `${root}/quickstart.tmp.ts`;
-  writeFileSync(file, block!);
+  const code = new RegExp(`<!-- ${tag}:[^>]*-->\\s*\`\`\`(?:js|ts)\\n([\\s\\S]*?)\`\`\``).exec(readme)?.[1];
+  if (!code) throw new Error(`README has no block marked ${tag}`);
+  return code;
+}
+
+/** Runs `code` from a file inside the package, so that `fairlock` resolves to this package's own exports. */
+async function run(code: string, ext: 'mjs' | 'cjs' | 'ts'): Promise<string> {
+  const file = `${root}/quickstart.tmp.${ext}`;
+  writeFileSync(file, code);
   try {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
-      env: { ...process.env, REDIS_URL: fx.server.url },
-      timeout: 30_000,
-    });
-    t.regex(stdout, /holding reports:daily with fencing token \d{16}/);
-    t.regex(stdout, /queue behind us: 0 true/);
-    t.regex(stdout, /try while free: true true/);
+    const args = ext === 'ts' ? ['--import', 'tsx', file] : [file];
+    const { stdout } = await promisify(execFile)(process.execPath, args, { env: { ...process.env, REDIS_URL: fx.server.url }, timeout: 30_000 });
+    return stdout;
   } finally {
     rmSync(file, { force: true });
   }
+}
+
+test.before(() => {
+  if (!existsSync(`${root}/dist/index.js`)) throw new Error('run `npm run build` first (npm test does)');
+});
+
+test.serial('the quick start runs with node as plain JavaScript', async (t) => {
+  const out = await run(block('quickstart'), 'mjs');
+  t.regex(out, /holding reports:daily with fencing token \d{16}/);
+  t.regex(out, /queue behind us: 0 true/);
+  t.regex(out, /try while free: true true/);
+});
+
+test.serial('the ioredis quick start runs with node', async (t) => {
+  t.regex(await run(block('quickstart-ioredis'), 'mjs'), /ioredis: token \d{16}/);
+});
+
+test.serial('the CommonJS quick start runs with node: require("fairlock") works', async (t) => {
+  t.regex(await run(block('quickstart-cjs'), 'cjs'), /commonjs: token \d{16}/);
+});
+
+test.serial('the await using example runs through tsx', async (t) => {
+  const out = await run(block('quickstart-await-using'), 'ts');
+  t.regex(out, /await using: token \d{16}/);
+  t.regex(out, /free again: true/);
 });
