@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createClient } from 'redis';
 import {
   ClosedError,
@@ -12,13 +12,14 @@ import {
 import type { RedisClient } from '../src/scripts.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
+import { newLocks } from './helpers/cleanup.js';
 
 const fx = useRedis();
 
-const fresh = (options = {}) => new FairLocks(fx.client, { prefix: newPrefix(), ...options });
+const fresh = (t: ExecutionContext, options = {}) => newLocks(t, fx.client, { prefix: newPrefix(), ...options });
 
 test('using() runs the function under the lock and always releases', async (t) => {
-  const locks = fresh();
+  const locks = fresh(t);
   const lock = locks.lock('u');
   const token = await lock.using(async (lease) => {
     t.deepEqual((await locks.inspect('u')).holder?.token, lease.token);
@@ -32,7 +33,7 @@ test('using() runs the function under the lock and always releases', async (t) =
 });
 
 test('await using releases at the end of the block', async (t) => {
-  const locks = fresh();
+  const locks = fresh(t);
   {
     await using lease = await locks.lock('d').acquire();
     t.is((await locks.inspect('d')).holder?.token, lease.token);
@@ -42,7 +43,7 @@ test('await using releases at the end of the block', async (t) => {
 });
 
 test('reentrancy is opt-in and scoped to the using() callback', async (t) => {
-  const locks = fresh();
+  const locks = fresh(t);
   const lock = locks.lock('r');
   await lock.using(async (outer) => {
     const inner = await lock.acquire({ reentrant: true });
@@ -63,7 +64,7 @@ test('reentrancy is opt-in and scoped to the using() callback', async (t) => {
 });
 
 test('inspect shows the holder, the lease left and the queue in order', async (t) => {
-  const locks = fresh();
+  const locks = fresh(t);
   const lock = locks.lock('i');
   t.deepEqual(await locks.inspect('i'), { holder: null, queue: [] });
   const lease = await lock.acquire({ leaseMs: 3_000 });
@@ -89,8 +90,8 @@ test('inspect shows the holder, the lease left and the queue in order', async (t
 
 test('close() rejects waits with ClosedError, releases leases and leaves the client open', async (t) => {
   const prefix = newPrefix();
-  const other = new FairLocks(fx.client, { prefix });
-  const locks = new FairLocks(fx.client, { prefix });
+  const other = newLocks(t, fx.client, { prefix });
+  const locks = newLocks(t, fx.client, { prefix });
   const held = await locks.lock('c1').acquire();
   const blocker = await other.lock('c2').acquire();
   let queued!: () => void;
@@ -110,7 +111,7 @@ test('close() rejects waits with ClosedError, releases leases and leaves the cli
 });
 
 test('a lease that runs out aborts its signal with LockLostError; release then rejects', async (t) => {
-  const locks = fresh();
+  const locks = fresh(t);
   const lease = await locks.lock('l').acquire({ leaseMs: 100, autoRenew: false });
   let lostEvent: Error | undefined;
   locks.on('lost', (_l, err) => (lostEvent = err));
@@ -124,7 +125,7 @@ test('a lease that runs out aborts its signal with LockLostError; release then r
 });
 
 test('extend() keeps an unrenewed lease alive; auto-renew keeps a short lease alive', async (t) => {
-  const locks = fresh({ heartbeatMs: 50, livenessMs: 200 });
+  const locks = fresh(t, { heartbeatMs: 50, livenessMs: 200 });
   const manual = await locks.lock('e1').acquire({ leaseMs: 600, autoRenew: false });
   for (let i = 0; i < 3; i++) {
     await new Promise((r) => setTimeout(r, 300));
@@ -156,7 +157,7 @@ test('bad input fails fast with errors that name the argument', async (t) => {
   ] as const) {
     t.throws(() => new FairLocks(fx.client, options), { instanceOf: InvalidArgumentError, message: new RegExp(name) });
   }
-  const locks = fresh();
+  const locks = fresh(t);
   t.throws(() => locks.lock(''), { instanceOf: InvalidArgumentError, message: /name/ });
   t.throws(() => locks.lock(42 as unknown as string), { instanceOf: InvalidArgumentError, message: /name/ });
   const lock = locks.lock('b');

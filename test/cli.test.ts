@@ -7,10 +7,11 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import test from 'ava';
-import { FairLocks, type Lease } from '../src/index.js';
+import test, { type ExecutionContext } from 'ava';
+import type { FairLocks, Lease } from '../src/index.js';
 import { lockKeys } from '../src/keys.js';
 import type { RedisClient } from '../src/scripts.js';
+import { closeClient, newLocks, openClient, ownRedis, scopeOf, trackDuplicates } from './helpers/cleanup.js';
 import { connect, freePort, hasRedisBinary, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
 
 const BIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -19,20 +20,32 @@ const NODE = process.execPath;
 let server: RedisServer;
 let client: RedisClient;
 let dir: string;
+/**
+ * Every fairlock process whose output pipes are still open: it, or a command it started (which
+ * inherits them), still runs. Each runs in a process group of its own, so that killing the group
+ * also kills a command left behind by a SIGKILLed fairlock. Each test kills its own at its end.
+ */
 const started = new Set<ChildProcess>();
-/** Every FairLocks a test makes on the shared server, closed at the end even when a test fails. */
-const made: FairLocks[] = [];
-const track = (locks: FairLocks) => (made.push(locks), locks);
+const killAll = (procs: Iterable<ChildProcess>) => {
+  for (const p of procs) {
+    if (!started.has(p) || !p.pid) continue; // 'close' came: nobody holds its pipes, its group is gone
+    try {
+      process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+};
+process.once('exit', () => killAll(started)); // an ava timeout skips after.always
 
 test.before(async () => {
   server = await startRedis();
-  client = await connect(server.url);
+  client = trackDuplicates(await connect(server.url));
   dir = mkdtempSync(join(tmpdir(), 'fairlock-cli-test-'));
 });
 test.after.always(async () => {
-  for (const p of started) if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
-  await Promise.race([Promise.all(made.map((l) => l.close().catch(() => undefined))), new Promise((r) => setTimeout(r, 5_000))]);
-  await client?.quit().catch(() => undefined);
+  killAll(started);
+  if (client) await closeClient(client);
   await server?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -43,15 +56,21 @@ interface Run {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
 
-/** Starts `node dist/cli/main.js ...args`; killed after `limitMs` so that no test can hang. */
-function fairlock(args: string[], options: { env?: NodeJS.ProcessEnv; limitMs?: number } = {}): Run {
-  const proc = spawn(NODE, [BIN, ...args], { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `node dist/cli/main.js ...args`; its process group is killed after `limitMs` so that no test
+ * can hang, and when test `t` ends, whatever its outcome.
+ */
+function fairlock(t: ExecutionContext, args: string[], options: { env?: NodeJS.ProcessEnv; limitMs?: number } = {}): Run {
+  const scope = scopeOf(t);
+  const proc = spawn(NODE, [BIN, ...args], { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   started.add(proc);
+  const closed = new Promise((r) => proc.once('close', r));
+  scope.add(() => (killAll([proc]), closed));
   let stdout = '';
   let stderr = '';
   proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const limit = setTimeout(() => proc.kill('SIGKILL'), options.limitMs ?? 30_000);
+  const limit = setTimeout(() => killAll([proc]), options.limitMs ?? 30_000);
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
     proc.once('close', (code, signal) => {
       clearTimeout(limit);
@@ -62,7 +81,7 @@ function fairlock(args: string[], options: { env?: NodeJS.ProcessEnv; limitMs?: 
   return { proc, done };
 }
 
-const run = (args: string[], options?: { env?: NodeJS.ProcessEnv; limitMs?: number }) => fairlock(args, options).done;
+const run = (t: ExecutionContext, args: string[], options?: { env?: NodeJS.ProcessEnv; limitMs?: number }) => fairlock(t, args, options).done;
 
 /** Polls until `check` holds; fails after `timeoutMs`. */
 async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
@@ -74,8 +93,8 @@ async function until(check: () => Promise<boolean> | boolean, what: string, time
   }
 }
 
-async function holdLock(prefix: string, name: string): Promise<{ locks: FairLocks; lease: Lease }> {
-  const locks = track(new FairLocks(client, { prefix }));
+async function holdLock(t: ExecutionContext, prefix: string, name: string): Promise<{ locks: FairLocks; lease: Lease }> {
+  const locks = newLocks(t, client, { prefix });
   const lease = await locks.lock(name).acquire({ timeoutMs: 10_000 });
   return { locks, lease };
 }
@@ -86,7 +105,7 @@ const lines = (s: string) => s.trim().split('\n').filter(Boolean);
 test.serial('concurrent execs run their commands one at a time, in the order they entered the queue', async (t) => {
   const prefix = newPrefix('cli');
   const out = join(dir, `${prefix}.fifo`);
-  const { locks, lease } = await holdLock(prefix, 'q');
+  const { locks, lease } = await holdLock(t, prefix, 'q');
   // Each command writes "k token start", sleeps a little, then "k end": overlapping holders would interleave.
   const script =
     "const fs=require('fs');const [f,k]=process.argv.slice(1);" +
@@ -94,7 +113,7 @@ test.serial('concurrent execs run their commands one at a time, in the order the
     "setTimeout(()=>fs.appendFileSync(f,k+' end\\n'),30)";
   const runs: Run[] = [];
   for (let k = 0; k < 5; k++) {
-    runs.push(fairlock(['exec', 'q', ...redisArgs(prefix), '--quiet', '--', NODE, '-e', script, out, String(k)]));
+    runs.push(fairlock(t, ['exec', 'q', ...redisArgs(prefix), '--quiet', '--', NODE, '-e', script, out, String(k)]));
     // Start the next one only once this one is in the Redis queue.
     await until(async () => (await locks.inspect('q')).queue.length === k + 1, `exec ${k} to be queued`);
   }
@@ -114,7 +133,7 @@ test.serial('concurrent execs run their commands one at a time, in the order the
 test.serial('the command gets FAIRLOCK_NAME and FAIRLOCK_TOKEN, and its exit code is passed on', async (t) => {
   const prefix = newPrefix('cli');
   const name = 'reports {daily}: 100%';
-  const r = await run([
+  const r = await run(t, [
     'exec', name, ...redisArgs(prefix), '--quiet', '--',
     NODE, '-e', 'console.log(JSON.stringify({ name: process.env.FAIRLOCK_NAME, token: process.env.FAIRLOCK_TOKEN })); process.exit(7)',
   ]);
@@ -123,13 +142,13 @@ test.serial('the command gets FAIRLOCK_NAME and FAIRLOCK_TOKEN, and its exit cod
   t.is(env.name, name);
   t.regex(env.token, /^\d+$/);
   t.is(r.stderr, '', '--quiet prints nothing on success');
-  const locks = track(new FairLocks(client, { prefix }));
+  const locks = newLocks(t, client, { prefix });
   const next = await locks.lock(name).acquire({ timeoutMs: 5_000 });
   t.true(next.token > Number(env.token), 'the lock was released and tokens go on increasing');
   await next.release();
   await locks.close();
 
-  const killed = await run(['exec', 'sig', ...redisArgs(prefix), '--quiet', '--', NODE, '-e', "process.kill(process.pid, 'SIGTERM')"]);
+  const killed = await run(t, ['exec', 'sig', ...redisArgs(prefix), '--quiet', '--', NODE, '-e', "process.kill(process.pid, 'SIGTERM')"]);
   t.is(killed.code, 128 + 15, 'a command killed by a signal gives 128 + N');
 });
 
@@ -151,39 +170,39 @@ test.serial('each failure has its own exit code and a one-line message', async (
     ['nonsense'],
     [],
   ]) {
-    const r = await run(args);
+    const r = await run(t, args);
     t.is(r.code, 64, `${args.join(' ')}: ${r.stderr}`);
     if (args.length > 0) oneLine(r, /^fairlock: /);
   }
   // Redis unreachable: 69.
   const closed = `redis://127.0.0.1:${await freePort()}`;
   for (const args of [['exec', 'x', '--redis', closed, '--', 'true'], ['status', 'x', '--redis', closed]]) {
-    const r = await run(args);
+    const r = await run(t, args);
     t.is(r.code, 69, r.stderr);
     oneLine(r, /cannot connect to Redis/);
   }
   // Timed out waiting: 75, and the waiter left the queue.
-  const { locks, lease } = await holdLock(prefix, 'busy');
-  const timedOut = await run(['exec', 'busy', ...redisArgs(prefix), '--quiet', '--timeout', '300ms', '--', 'true']);
+  const { locks, lease } = await holdLock(t, prefix, 'busy');
+  const timedOut = await run(t, ['exec', 'busy', ...redisArgs(prefix), '--quiet', '--timeout', '300ms', '--', 'true']);
   t.is(timedOut.code, 75, timedOut.stderr);
   oneLine(timedOut, /timed out/);
-  const busy = await run(['exec', 'busy', ...redisArgs(prefix), '--quiet', '--timeout', '0', '--', 'true']);
+  const busy = await run(t, ['exec', 'busy', ...redisArgs(prefix), '--quiet', '--timeout', '0', '--', 'true']);
   t.is(busy.code, 75, busy.stderr);
   oneLine(busy, /held or has waiters/);
   t.deepEqual((await locks.inspect('busy')).queue, []);
   await lease.release();
   await locks.close();
   // The command cannot run: 127 not found, 126 not executable; the lock is released either way.
-  const notFound = await run(['exec', 'x', ...redisArgs(prefix), '--quiet', '--', 'fairlock-no-such-command']);
+  const notFound = await run(t, ['exec', 'x', ...redisArgs(prefix), '--quiet', '--', 'fairlock-no-such-command']);
   t.is(notFound.code, 127, notFound.stderr);
   oneLine(notFound, /command not found/);
   const plain = join(dir, 'not-executable');
   writeFileSync(plain, 'echo hi\n');
   chmodSync(plain, 0o644);
-  const denied = await run(['exec', 'x', ...redisArgs(prefix), '--quiet', '--', plain]);
+  const denied = await run(t, ['exec', 'x', ...redisArgs(prefix), '--quiet', '--', plain]);
   t.is(denied.code, 126, denied.stderr);
   oneLine(denied, /cannot execute/);
-  const after = track(new FairLocks(client, { prefix }));
+  const after = newLocks(t, client, { prefix });
   t.is((await after.inspect('x')).holder, null);
   await after.close();
 });
@@ -191,9 +210,9 @@ test.serial('each failure has its own exit code and a one-line message', async (
 test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs nothing', async (t) => {
   const prefix = newPrefix('cli');
   const marker = join(dir, `${prefix}.ran`);
-  const { locks, lease } = await holdLock(prefix, 'w');
+  const { locks, lease } = await holdLock(t, prefix, 'w');
   for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
-    const r = fairlock(['exec', 'w', ...redisArgs(prefix), '--', NODE, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`]);
+    const r = fairlock(t, ['exec', 'w', ...redisArgs(prefix), '--', NODE, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`]);
     await until(async () => (await locks.inspect('w')).queue.length === 1, 'the exec to be queued');
     r.proc.kill(sig);
     const res = await r.done;
@@ -210,15 +229,15 @@ test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs n
 });
 
 test.serial('SIGTERM and --timeout while waiting end within a few seconds even when Redis has gone away', async (t) => {
-  const own = await startRedis({ owned: true });
-  const other = await connect(own.url);
+  const own = await ownRedis(t, { owned: true });
+  const other = await openClient(t, own.url);
   const prefix = newPrefix('cli');
-  const locks = new FairLocks(other, { prefix });
+  const locks = newLocks(t, other, { prefix });
   try {
     await locks.lock('gone').acquire();
-    const r = fairlock(['exec', 'gone', '--redis', own.url, '--prefix', prefix, '--', 'true']);
+    const r = fairlock(t, ['exec', 'gone', '--redis', own.url, '--prefix', prefix, '--', 'true']);
     await until(async () => (await locks.inspect('gone')).queue.length === 1, 'the exec to be queued');
-    const timed = fairlock(['exec', 'gone', '--redis', own.url, '--prefix', prefix, '--timeout', '2s', '--', 'true']);
+    const timed = fairlock(t, ['exec', 'gone', '--redis', own.url, '--prefix', prefix, '--timeout', '2s', '--', 'true']);
     await until(async () => (await locks.inspect('gone')).queue.length === 2, 'the exec with --timeout to be queued');
     const queuedAt = Date.now();
     await own.kill();
@@ -233,18 +252,16 @@ test.serial('SIGTERM and --timeout while waiting end within a few seconds even w
     t.is(res2.code, 75, res2.stderr);
     t.true(Date.now() - queuedAt < 8_000, `timed out after ${Date.now() - queuedAt} ms: ${res2.stderr}`);
   } finally {
-    // Bring Redis back (empty) so that this test's own instance and its subscriber can close.
+    // Bring Redis back (empty) so that this test's own instance and its subscriber close at once at
+    // teardown (which closes the locks, the client and the server whatever happens).
     if (own.pid === undefined) await own.restart().catch(() => undefined);
-    await Promise.race([locks.close().catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
-    await other.disconnect().catch(() => undefined);
-    await own.stop();
   }
 });
 
 test.serial('SIGTERM while the command runs is passed to it; fairlock exits with its code and releases', async (t) => {
   const prefix = newPrefix('cli');
   const ready = join(dir, `${prefix}.ready`);
-  const r = fairlock([
+  const r = fairlock(t, [
     'exec', 'fwd', ...redisArgs(prefix), '--quiet', '--',
     NODE, '-e', `process.on('SIGTERM', () => process.exit(3)); require('fs').writeFileSync(${JSON.stringify(ready)}, 'x'); setInterval(() => {}, 1000)`,
   ]);
@@ -252,7 +269,7 @@ test.serial('SIGTERM while the command runs is passed to it; fairlock exits with
   r.proc.kill('SIGTERM');
   const res = await r.done;
   t.is(res.code, 3, res.stderr);
-  const locks = track(new FairLocks(client, { prefix }));
+  const locks = newLocks(t, client, { prefix });
   t.is((await locks.inspect('fwd')).holder, null);
   await locks.close();
 });
@@ -261,7 +278,7 @@ test.serial('a lost lease stops the command: SIGTERM, SIGKILL after the grace pe
   const prefix = newPrefix('cli');
   const log = join(dir, `${prefix}.lost`);
   // The command ignores SIGTERM, so only SIGKILL can stop it.
-  const r = fairlock([
+  const r = fairlock(t, [
     'exec', 'l', ...redisArgs(prefix), '--lease', '1s', '--grace', '300ms', '--',
     NODE, '-e',
     `const fs = require('fs'); const f = ${JSON.stringify(log)};
@@ -284,13 +301,13 @@ test.serial('a lost lease stops the command: SIGTERM, SIGKILL after the grace pe
 test.serial('status --json parses and matches inspect(); status without a name lists the lock', async (t) => {
   const prefix = newPrefix('cli');
   const name = 'st {x}';
-  const { locks, lease } = await holdLock(prefix, name);
-  const others = [track(new FairLocks(client, { prefix })), track(new FairLocks(client, { prefix }))];
+  const { locks, lease } = await holdLock(t, prefix, name);
+  const others = [newLocks(t, client, { prefix }), newLocks(t, client, { prefix })];
   const waits = others.map((l) => l.lock(name).acquire({ timeoutMs: 30_000 }));
   await until(async () => (await locks.inspect(name)).queue.length === 2, 'two waiters');
   const before = await locks.inspect(name);
 
-  const r = await run(['status', name, ...redisArgs(prefix), '--json']);
+  const r = await run(t, ['status', name, ...redisArgs(prefix), '--json']);
   t.is(r.code, 0, r.stderr);
   const status = JSON.parse(r.stdout) as Awaited<ReturnType<FairLocks['inspect']>> & { name: string; prefix: string };
   const after = await locks.inspect(name);
@@ -305,12 +322,12 @@ test.serial('status --json parses and matches inspect(); status without a name l
   );
   status.queue.forEach((q, i) => t.true(q.waitedMs >= before.queue[i]!.waitedMs && q.waitedMs <= after.queue[i]!.waitedMs));
 
-  const text = await run(['status', name, ...redisArgs(prefix)]);
+  const text = await run(t, ['status', name, ...redisArgs(prefix)]);
   t.is(text.code, 0);
   t.true(text.stdout.includes(String(lease.token)));
   for (const q of after.queue) t.true(text.stdout.includes(q.id));
 
-  const list = await run(['status', ...redisArgs(prefix), '--json']);
+  const list = await run(t, ['status', ...redisArgs(prefix), '--json']);
   t.is(list.code, 0, list.stderr);
   const listed = JSON.parse(list.stdout) as { locks: { name: string; holder: { token: number } | null; queueLength: number }[] };
   t.deepEqual(listed.locks.map((l) => [l.name, l.holder?.token, l.queueLength]), [[name, lease.token, 2]]);
@@ -319,13 +336,13 @@ test.serial('status --json parses and matches inspect(); status without a name l
   // The two waiters entered the queue in either order: each releases as soon as it is granted.
   await Promise.all(waits.map(async (w) => (await w).release()));
   await Promise.all([locks, ...others].map((l) => l.close()));
-  const idle = await run(['status', ...redisArgs(prefix), '--json']);
+  const idle = await run(t, ['status', ...redisArgs(prefix), '--json']);
   t.deepEqual((JSON.parse(idle.stdout) as { locks: unknown[] }).locks, [], 'a released lock is no longer listed');
 });
 
 test.serial('every command has --help', async (t) => {
   for (const args of [['--help'], ['exec', '--help'], ['status', '--help'], ['demo', '--help'], ['help', 'exec']]) {
-    const r = await run(args);
+    const r = await run(t, args);
     t.is(r.code, 0, args.join(' '));
     t.regex(r.stdout, /Usage: fairlock/);
   }
@@ -337,7 +354,7 @@ test.serial('the demo runs its own redis-server, shows grants in queue order and
   // With no redis-server binary (Redis from Docker), point the demo at the test server instead.
   const args = hasRedisBinary() ? ['demo'] : ['demo', '--redis', server.url];
   const startedAt = Date.now();
-  const r = await run(args, { env, limitMs: 30_000 });
+  const r = await run(t, args, { env, limitMs: 30_000 });
   t.is(r.code, 0, r.stdout + r.stderr);
   t.true(Date.now() - startedAt < 20_000);
   t.regex(r.stdout, /FIFO\s+ok/);
@@ -348,7 +365,7 @@ test.serial('the demo runs its own redis-server, shows grants in queue order and
 test.serial('the demo says so and exits 69 when it has no Redis', async (t) => {
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: dir }; // no redis-server on this PATH
   delete env.REDIS_URL;
-  const r = await run(['demo'], { env });
+  const r = await run(t, ['demo'], { env });
   t.is(r.code, 69, r.stdout + r.stderr);
   t.is(lines(r.stderr).length, 1);
   t.regex(r.stderr, /no Redis for the demo/);

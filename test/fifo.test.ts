@@ -1,22 +1,24 @@
 import test from 'ava';
-import { FairLocks } from '../src/index.js';
-import { spawnChild } from './helpers/children.js';
-import { connect, newPrefix } from './helpers/redis.js';
+import { spawnChild, type Child } from './helpers/children.js';
+import { newLocks, openClient } from './helpers/cleanup.js';
+import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
 
 const fx = useRedis();
 
 test('10 waiters in 5 processes are granted exactly in the order they entered the queue', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix });
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix });
   const holder = await locks.lock('q').acquire();
 
-  for (let i = 0; i < 5; i++) fx.children.push(await spawnChild(fx.server.url, prefix));
+  const children: Child[] = [];
+  for (let i = 0; i < 5; i++) children.push(await spawnChild(t, fx.server.url, prefix));
   // Waiter k lives in process k % 5 and asks only after waiter k-1 is in the Redis queue.
-  const waiters = Array.from({ length: 10 }, (_, k) => ({ child: fx.children[k % 5]!, req: `w${k}` }));
+  const waiters = Array.from({ length: 10 }, (_, k) => ({ child: children[k % 5]!, req: `w${k}` }));
   for (const [k, w] of waiters.entries()) {
-    w.child.send({ op: 'acquire', req: w.req, name: 'q', timeoutMs: 60_000 });
+    // orderKey: each grant INCRs it while holding, so Redis numbers the grants in the order they happened.
+    w.child.send({ op: 'acquire', req: w.req, name: 'q', timeoutMs: 60_000, orderKey: `${prefix}:order` });
     const queued = await w.child.expect(w.req, 'queued');
     t.is(queued.ev === 'queued' && queued.position, k + 1);
   }
@@ -26,18 +28,23 @@ test('10 waiters in 5 processes are granted exactly in the order they entered th
   await holder.release();
   const order: string[] = [];
   const tokens: number[] = [];
+  const counts: number[] = [];
   for (const w of waiters) {
     // Each granted waiter releases at once; the next in line must be the next one granted.
     const granted = await Promise.race(
       waiters.filter((x) => !order.includes(x.req)).map((x) => x.child.expect(x.req, 'granted', 20_000).then((e) => ({ x, e }))),
     );
     order.push(granted.x.req);
-    if (granted.e.ev === 'granted') tokens.push(granted.e.token);
+    if (granted.e.ev === 'granted') {
+      tokens.push(granted.e.token);
+      counts.push(granted.e.order ?? NaN);
+    }
     granted.x.child.send({ op: 'release', req: granted.x.req });
     await granted.x.child.expect(granted.x.req, 'released');
     void w;
   }
   t.deepEqual(order, waiters.map((w) => w.req));
+  t.deepEqual(counts, waiters.map((_, k) => k + 1), 'Redis counted the grants in this order');
   t.deepEqual(tokens, [...tokens].sort((a, b) => a - b));
   t.is(new Set(tokens).size, tokens.length);
   await locks.close();
@@ -46,9 +53,9 @@ test('10 waiters in 5 processes are granted exactly in the order they entered th
 
 test('re-acquiring right after a release goes to the back of the queue', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const a = new FairLocks(client, { prefix });
-  const b = new FairLocks(client, { prefix });
+  const client = await openClient(t, fx.server.url);
+  const a = newLocks(t, client, { prefix });
+  const b = newLocks(t, client, { prefix });
   const first = await a.lock('r').acquire();
   let queued!: () => void;
   const isQueued = new Promise<void>((r) => (queued = r));

@@ -1,7 +1,8 @@
 import test from 'ava';
-import { FairLocks } from '../src/index.js';
+import { performance } from 'node:perf_hooks';
 import { spawnChild } from './helpers/children.js';
-import { connect, newPrefix } from './helpers/redis.js';
+import { newLocks, openClient } from './helpers/cleanup.js';
+import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
 
 const fx = useRedis();
@@ -10,12 +11,11 @@ const FAST = { leaseMs: 800, livenessMs: 800, heartbeatMs: 200 };
 
 test('a waiter killed with SIGKILL is skipped; the next live waiter is granted', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix, ...FAST });
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix, ...FAST });
   const holder = await locks.lock('k').acquire();
-  const doomed = await spawnChild(fx.server.url, prefix, FAST);
-  const survivor = await spawnChild(fx.server.url, prefix, FAST);
-  fx.children.push(doomed, survivor);
+  const doomed = await spawnChild(t, fx.server.url, prefix, FAST);
+  const survivor = await spawnChild(t, fx.server.url, prefix, FAST);
   doomed.send({ op: 'acquire', req: 'd', name: 'k' });
   await doomed.expect('d', 'queued');
   survivor.send({ op: 'acquire', req: 's', name: 'k' });
@@ -34,13 +34,13 @@ test('a waiter killed with SIGKILL is skipped; the next live waiter is granted',
 
 test('a holder killed with SIGKILL stops blocking the queue after its lease', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix, ...FAST });
-  const dead = await spawnChild(fx.server.url, prefix, FAST);
-  fx.children.push(dead);
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix, ...FAST });
+  const dead = await spawnChild(t, fx.server.url, prefix, FAST);
   dead.send({ op: 'acquire', req: 'h', name: 'k' });
   await dead.expect('h', 'granted');
   let queuedAt = 0;
+  // In-process waiter: the kill and the grant are both timed on this process's clock.
   const waiting = locks.lock('k').acquire({ onQueued: () => (queuedAt = performance.now()) });
   await new Promise((r) => setTimeout(r, 100));
   const killedAt = performance.now();

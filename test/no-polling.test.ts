@@ -1,8 +1,9 @@
-import test from 'ava';
-import { FairLocks } from '../src/index.js';
+import { performance } from 'node:perf_hooks';
+import test, { type ExecutionContext } from 'ava';
 import type { RedisClient } from '../src/scripts.js';
 import { spawnChild, stopAll, type Child } from './helpers/children.js';
-import { connect, newPrefix } from './helpers/redis.js';
+import { newLocks, openClient } from './helpers/cleanup.js';
+import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
 
 const fx = useRedis({ owned: true }); // counts every command the server runs: no other tenants
@@ -25,13 +26,12 @@ async function commandCalls(client: RedisClient): Promise<{ total: number; scrip
 }
 
 /** W waiters spread over PROCS processes wait on a held lock; count what Redis runs meanwhile. */
-async function measure(client: RedisClient, waiters: number, windowMs: number) {
+async function measure(t: ExecutionContext, client: RedisClient, waiters: number, windowMs: number) {
   const prefix = newPrefix();
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const holder = await locks.lock('busy').acquire();
   const procs: Child[] = [];
-  for (let i = 0; i < PROCS; i++) procs.push(await spawnChild(fx.server.url, prefix, OPTS));
-  fx.children.push(...procs);
+  for (let i = 0; i < PROCS; i++) procs.push(await spawnChild(t, fx.server.url, prefix, OPTS));
   for (let w = 0; w < waiters; w++) procs[w % PROCS]!.send({ op: 'acquire', req: `w${w}`, name: 'busy', timeoutMs: 120_000 });
   for (let w = 0; w < waiters; w++) await procs[w % PROCS]!.expect(`w${w}`, 'queued', 30_000);
   {
@@ -50,9 +50,9 @@ async function measure(client: RedisClient, waiters: number, windowMs: number) {
 }
 
 test('while 200 waiters wait, Redis runs only the per-process heartbeats, not work per waiter', async (t) => {
-  const client = await connect(fx.server.url);
-  const few = await measure(client, 20, 2_000);
-  const many = await measure(client, 200, 2_000);
+  const client = await openClient(t, fx.server.url);
+  const few = await measure(t, client, 20, 2_000);
+  const many = await measure(t, client, 200, 2_000);
   t.is(few.queue, 20);
   t.is(many.queue, 200);
   // One heartbeat script per process per lock per period; the holder's process beats too.

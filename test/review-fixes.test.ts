@@ -1,11 +1,11 @@
 /** Regressions for bugs a review of the core found (each test failed before its fix). */
 import test from 'ava';
 import { createClient } from 'redis';
-import { FairLocks } from '../src/index.js';
 import { lockKeys } from '../src/keys.js';
-import { Scripts } from '../src/scripts.js';
+import { Scripts, type RedisClient } from '../src/scripts.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
+import { newLocks, track } from './helpers/cleanup.js';
 
 const fx = useRedis();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -30,7 +30,7 @@ test('a grant to a waiter whose lease is shorter than a heartbeat outlives that 
   const prefix = newPrefix();
   const s = new Scripts(fx.client, prefix);
   const keys = lockKeys(prefix, 'g');
-  const sub = createClient({ url: fx.server.url });
+  const sub = track(t, createClient({ url: fx.server.url }) as RedisClient);
   await sub.connect();
   const messages: string[] = [];
   await sub.subscribe(`${prefix}:wake:w`, (m) => messages.push(m));
@@ -53,7 +53,7 @@ test('a grant to a waiter whose lease is shorter than a heartbeat outlives that 
 });
 
 test('extend() on a nested (reentrant) lease moves the outer lease deadline too', async (t) => {
-  const locks = new FairLocks(fx.client, { prefix: newPrefix() });
+  const locks = newLocks(t, fx.client, { prefix: newPrefix() });
   const lock = locks.lock('n');
   await t.throwsAsync(
     lock.using(
@@ -71,7 +71,7 @@ test('extend() on a nested (reentrant) lease moves the outer lease deadline too'
 });
 
 test('extend() to a lease shorter than the heartbeat period keeps an auto-renewed lease alive', async (t) => {
-  const locks = new FairLocks(fx.client, { prefix: newPrefix() }); // heartbeat 1000 ms
+  const locks = newLocks(t, fx.client, { prefix: newPrefix() }); // heartbeat 1000 ms
   const lease = await locks.lock('s').acquire();
   await lease.extend(600);
   await sleep(1_500);

@@ -1,7 +1,8 @@
 import test from 'ava';
-import { FairLocks, LockAbortedError, LockTimeoutError } from '../src/index.js';
+import { LockAbortedError, LockTimeoutError } from '../src/index.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
+import { newLocks } from './helpers/cleanup.js';
 
 const fx = useRedis();
 
@@ -12,7 +13,7 @@ function queuedSignal(): { onQueued: () => void; queued: Promise<void> } {
 }
 
 test('a waiter that times out leaves the queue and the one behind it is granted next', async (t) => {
-  const locks = new FairLocks(fx.client, { prefix: newPrefix() });
+  const locks = newLocks(t, fx.client, { prefix: newPrefix() });
   const lock = locks.lock('x');
   const holder = await lock.acquire();
   const a = queuedSignal();
@@ -33,7 +34,7 @@ test('a waiter that times out leaves the queue and the one behind it is granted 
 });
 
 test('an aborted waiter leaves the queue with LockAbortedError carrying the reason', async (t) => {
-  const locks = new FairLocks(fx.client, { prefix: newPrefix() });
+  const locks = newLocks(t, fx.client, { prefix: newPrefix() });
   const lock = locks.lock('x');
   const holder = await lock.acquire();
   const controller = new AbortController();
@@ -54,8 +55,8 @@ test('an aborted waiter leaves the queue with LockAbortedError carrying the reas
 
 test('a timeout racing the grant never leaves the lock stuck (many rounds)', async (t) => {
   const prefix = newPrefix();
-  const holderSide = new FairLocks(fx.client, { prefix });
-  const waiterSide = new FairLocks(fx.client, { prefix });
+  const holderSide = newLocks(t, fx.client, { prefix });
+  const waiterSide = newLocks(t, fx.client, { prefix });
   const rounds = 150;
   let granted = 0;
   let timedOut = 0;

@@ -1,14 +1,14 @@
 import test from 'ava';
-import { FairLocks } from '../src/index.js';
 import { lockKeys } from '../src/keys.js';
 import { Scripts } from '../src/scripts.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
+import { newLocks } from './helpers/cleanup.js';
 
 const fx = useRedis();
 
 test('tryAcquire gets a free lock and returns null while it is held', async (t) => {
-  const locks = new FairLocks(fx.client, { prefix: newPrefix() });
+  const locks = newLocks(t, fx.client, { prefix: newPrefix() });
   const lease = await locks.lock('t').tryAcquire();
   t.truthy(lease);
   t.is(await locks.lock('t').tryAcquire(), null);
@@ -21,8 +21,8 @@ test('tryAcquire gets a free lock and returns null while it is held', async (t) 
 
 test('tryAcquire returns null while anyone is queued, even when the lock is momentarily free', async (t) => {
   const prefix = newPrefix();
-  const waiterSide = new FairLocks(fx.client, { prefix, heartbeatMs: 2_000, livenessMs: 10_000 });
-  const third = new FairLocks(fx.client, { prefix });
+  const waiterSide = newLocks(t, fx.client, { prefix, heartbeatMs: 2_000, livenessMs: 10_000 });
+  const third = newLocks(t, fx.client, { prefix });
   // An owner nobody watches (as if its process froze) takes a 150 ms lease straight from the script;
   // it runs out in Redis while the waiter's heartbeat has not yet come round to notice.
   const granted = await new Scripts(fx.client, prefix).acquire(lockKeys(prefix, 'm'), 'frozen:1:150:0', 10_000, 'try');

@@ -4,10 +4,10 @@
  * (braces, spaces, unicode, 1 KiB) work and keep all their keys in one cluster slot.
  */
 import test from 'ava';
-import { FairLocks } from '../../src/index.js';
 import { lockKeys } from '../../src/keys.js';
-import { connect, newPrefix, startRedis } from '../helpers/redis.js';
+import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
+import { newLocks, openClient, ownRedis } from '../helpers/cleanup.js';
 
 const OPTS = { leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 };
 const fx = useRedis();
@@ -17,7 +17,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 for (const part of ['owner', 'queue', 'sessions', 'counter'] as const) {
   test.serial(`a wrong-type ${part} key: BAD_KEY naming the key; other locks unaffected`, async (t) => {
     const prefix = newPrefix();
-    const locks = new FairLocks(fx.client, { prefix, ...OPTS });
+    const locks = newLocks(t, fx.client, { prefix, ...OPTS });
     const keys = lockKeys(prefix, 'bad');
     // A type none of the scripts expects for this key.
     if (part === 'owner') await fx.client.hSet(keys.owner, 'x', '1');
@@ -53,8 +53,8 @@ for (const part of ['owner', 'queue', 'sessions', 'counter'] as const) {
 
 test.serial('a key corrupted while a waiter waits (no timeout): the wait fails with BAD_KEY instead of hanging', async (t) => {
   const prefix = newPrefix();
-  const locks = new FairLocks(fx.client, { prefix, ...OPTS });
-  const other = new FairLocks(fx.client, { prefix, ...OPTS });
+  const locks = newLocks(t, fx.client, { prefix, ...OPTS });
+  const other = newLocks(t, fx.client, { prefix, ...OPTS });
   const keys = lockKeys(prefix, 'rot');
   const lease = await locks.lock('rot').acquire();
   const waiting = other.lock('rot').acquire(); // no timeout: only the library can end this wait
@@ -89,11 +89,11 @@ const NAMES = [
 ];
 
 test.serial('awkward names: each lock works and its keys share one cluster slot', async (t) => {
-  const cluster = await startRedis({ cluster: true });
-  const cc = await connect(cluster.url);
+  const cluster = await ownRedis(t, { cluster: true });
+  const cc = await openClient(t, cluster.url);
   try {
     const prefix = newPrefix();
-    const locks = new FairLocks(fx.client, { prefix, ...OPTS });
+    const locks = newLocks(t, fx.client, { prefix, ...OPTS });
     const slots = new Map<number, string>();
     for (const name of NAMES) {
       const keys = lockKeys(prefix, name);

@@ -7,9 +7,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
-import { FairLocks } from '../../src/index.js';
 import { spawnChild, type Child } from '../helpers/children.js';
-import { connect, newPrefix } from '../helpers/redis.js';
+import { newLocks, openClient } from '../helpers/cleanup.js';
+import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
 
 // lease > liveness, so that "a second full lease" would be clearly visible in the stall.
@@ -19,21 +19,23 @@ const SLACK = 1500; // < leaseMs - livenessMs - heartbeatMs, so the bound still 
 
 const fx = useRedis();
 
-const wall = () => performance.timeOrigin + performance.now(); // the clock of the children's `at`
+// Durations use this process's clock at both ends: the kill is stamped here, and a grant is stamped
+// here when its event arrives (children.ts `receivedAt`), so a measured delay is an upper bound.
+const now = () => performance.now();
 
 interface W {
   child: Child;
   req: string;
 }
 
-/** Spawns n fx.children, each queues one waiter on `name` in turn; returns them in queue order. */
-async function queue(prefix: string, name: string, n: number, firstLeaseMs?: number): Promise<W[]> {
-  const made = await Promise.all(Array.from({ length: n }, () => spawnChild(fx.server.url, prefix, OPTS)));
-  fx.children.push(...made);
+/** Spawns n children, each queues one waiter on `name` in turn; returns them in queue order. */
+async function queue(t: ExecutionContext, prefix: string, name: string, n: number, firstLeaseMs?: number): Promise<W[]> {
+  const made = await Promise.all(Array.from({ length: n }, () => spawnChild(t, fx.server.url, prefix, OPTS)));
   const ws: W[] = [];
   for (const [i, child] of made.entries()) {
     const req = `w${i}`;
-    child.send({ op: 'acquire', req, name, timeoutMs: 30_000, leaseMs: i === 0 ? firstLeaseMs : undefined });
+    // orderKey: each grant INCRs it while holding, so Redis numbers the grants in the order they happened.
+    child.send({ op: 'acquire', req, name, timeoutMs: 30_000, leaseMs: i === 0 ? firstLeaseMs : undefined, orderKey: `${prefix}:order` });
     // The first one may find the lock free (it is then the holder).
     const q = await child.waitFor((e) => e.req === req && (e.ev === 'queued' || e.ev === 'granted'), 15_000, `queued ${req}`);
     if (q.ev === 'queued' && q.position > i + 1) throw new Error(`w${i} queued at ${q.position}`);
@@ -42,42 +44,45 @@ async function queue(prefix: string, name: string, n: number, firstLeaseMs?: num
   return ws;
 }
 
-/** Each survivor releases as soon as it is granted; checks FIFO (by time and token) and the bound. */
+/**
+ * Each survivor releases as soon as it is granted; checks FIFO and the bound. Grant order is Redis's
+ * count of grants (`order`), never a comparison of two processes' clocks; tokens must rise with it.
+ */
 async function served(t: ExecutionContext, survivors: W[], killedAt: number, bound = BOUND): Promise<void> {
   const grants = await Promise.all(
     survivors.map(async (w) => {
       const e = await w.child.expect(w.req, 'granted', 15_000);
       w.child.send({ op: 'release', req: w.req });
       await w.child.expect(w.req, 'released');
-      return { at: e.at, token: e.ev === 'granted' ? e.token : NaN, req: w.req };
+      return { receivedAt: e.receivedAt, order: e.ev === 'granted' ? (e.order ?? NaN) : NaN, token: e.ev === 'granted' ? e.token : NaN, req: w.req };
     }),
   );
   for (let i = 1; i < grants.length; i++) {
-    t.true(grants[i]!.at > grants[i - 1]!.at, `${grants[i]!.req} granted after ${grants[i - 1]!.req}`);
+    t.true(grants[i]!.order > grants[i - 1]!.order, `${grants[i]!.req} granted after ${grants[i - 1]!.req} (grant #${grants[i]!.order} vs #${grants[i - 1]!.order})`);
     t.true(grants[i]!.token > grants[i - 1]!.token, `${grants[i]!.req} holds a higher token than ${grants[i - 1]!.req}`);
   }
-  // Survivors release at once, so the last one is served within the bound too.
-  const last = grants[grants.length - 1]!.at - killedAt;
+  // Survivors release at once, so the last one is served within the bound too (parent's clock at both ends).
+  const last = Math.max(...grants.map((g) => g.receivedAt)) - killedAt;
   t.log(`last survivor granted ${last.toFixed(0)} ms after the kill (bound ${bound} ms + slack ${SLACK} ms)`);
   t.true(last <= bound + SLACK, `last survivor granted ${last.toFixed(0)} ms after the kill`);
 }
 
 test.serial('SIGKILL of the holder: the queue is served in order within lease + one heartbeat', async (t) => {
   const prefix = newPrefix();
-  const [holder, ...waiters] = await queue(prefix, 'K', 4);
+  const [holder, ...waiters] = await queue(t, prefix, 'K', 4);
   await holder!.child.expect(holder!.req, 'granted');
-  const killedAt = wall();
+  const killedAt = now();
   await holder!.child.stop();
   await served(t, waiters, killedAt);
 });
 
 test.serial('SIGKILL of the head waiter: the holder\'s release skips it within its liveness + one heartbeat', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const lease = await locks.lock('H').acquire();
-  const [head, ...rest] = await queue(prefix, 'H', 3);
-  const killedAt = wall();
+  const [head, ...rest] = await queue(t, prefix, 'H', 3);
+  const killedAt = now();
   await head!.child.stop();
   await lease.release(); // head still looks alive: it gets a grant that lasts only until its liveness deadline
   await served(t, rest, killedAt, OPTS.livenessMs + OPTS.heartbeatMs);
@@ -87,11 +92,11 @@ test.serial('SIGKILL of the head waiter: the holder\'s release skips it within i
 
 test.serial('SIGKILL of a middle waiter: the others are served in order, the dead one is skipped', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const lease = await locks.lock('M').acquire();
-  const ws = await queue(prefix, 'M', 4);
-  const killedAt = wall();
+  const ws = await queue(t, prefix, 'M', 4);
+  const killedAt = now();
   await ws[1]!.child.stop();
   await lease.release();
   await served(t, [ws[0]!, ws[2]!, ws[3]!], killedAt, OPTS.livenessMs + OPTS.heartbeatMs);
@@ -102,9 +107,9 @@ test.serial('SIGKILL of a middle waiter: the others are served in order, the dea
 
 test.serial('SIGKILL of the holder and the head waiter at once: no second full lease is added to the stall', async (t) => {
   const prefix = newPrefix();
-  const [holder, head, ...rest] = await queue(prefix, 'B', 5);
+  const [holder, head, ...rest] = await queue(t, prefix, 'B', 5);
   await holder!.child.expect(holder!.req, 'granted');
-  const killedAt = wall();
+  const killedAt = now();
   await Promise.all([holder!.child.stop(), head!.child.stop()]);
   await served(t, rest, killedAt);
   t.false(head!.child.events.some((e) => e.ev === 'granted'));
@@ -114,9 +119,9 @@ test.serial('SIGKILL of a short-lease holder and the head waiter at once: the he
   const prefix = newPrefix();
   // The holder's lease (300 ms) runs out while the dead head still looks alive (liveness 600 ms): the
   // head is granted, but only until its liveness deadline, not for its 3000 ms lease.
-  const [holder, head, ...rest] = await queue(prefix, 'S', 5, 300);
+  const [holder, head, ...rest] = await queue(t, prefix, 'S', 5, 300);
   await holder!.child.expect(holder!.req, 'granted');
-  const killedAt = wall();
+  const killedAt = now();
   await Promise.all([holder!.child.stop(), head!.child.stop()]);
   await served(t, rest, killedAt, Math.max(300, OPTS.livenessMs) + OPTS.heartbeatMs);
 });

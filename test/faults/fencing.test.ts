@@ -4,29 +4,22 @@
  * across a Redis restart that lost all data (tickets are seeded from Redis TIME).
  */
 import test from 'ava';
-import { FairLocks } from '../../src/index.js';
-import { spawnChild, stopAll, type Child } from '../helpers/children.js';
+import { disposeAll, spawnChild, stopAll } from '../helpers/children.js';
+import { newLocks, openClient, ownRedis } from '../helpers/cleanup.js';
 import { fencedLog, fencedWrite } from '../helpers/fenced.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import { newPrefix } from '../helpers/redis.js';
 
 const OPTS = { leaseMs: 400, livenessMs: 600, heartbeatMs: 150 };
-const servers: RedisServer[] = [];
-const children: Child[] = [];
-test.after.always(async () => {
-  for (const c of children) c.signal('SIGCONT');
-  await stopAll(children);
-  await Promise.all(servers.map((s) => s.stop()));
-});
+// Each test stops its own servers and children (cleanup.ts); this sweeps up any child left over.
+test.after.always(() => disposeAll());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.serial('a paused holder that writes after resuming is rejected by the fenced store; the new holder\'s write stands', async (t) => {
-  const server = await startRedis();
-  servers.push(server);
+  const server = await ownRedis(t);
   const prefix = newPrefix();
   const store = `${prefix}:store`;
-  const [holder, next] = await Promise.all([spawnChild(server.url, prefix, OPTS), spawnChild(server.url, prefix, OPTS)]);
-  children.push(holder, next);
+  const [holder, next] = await Promise.all([spawnChild(t, server.url, prefix, OPTS), spawnChild(t, server.url, prefix, OPTS)]);
   holder.send({ op: 'acquire', req: 'h', name: 'F' });
   await holder.expect('h', 'granted');
   holder.send({ op: 'write', req: 'h', key: store, value: 'holder-1' });
@@ -48,20 +41,19 @@ test.serial('a paused holder that writes after resuming is rejected by the fence
   t.true(w2.ev === 'wrote' && w2.aborted, 'the stale holder could have known: its signal was aborted');
   t.true(w2.ev === 'wrote' && !w2.accepted, 'the stale write was rejected');
 
-  const client = await connect(server.url);
+  const client = await openClient(t, server.url);
   t.deepEqual((await fencedLog(client, store)).map((e) => e.value), ['holder-1', 'next-1']);
   await client.quit();
   await stopAll([holder, next]);
 });
 
 test.serial('tokens strictly increase across Redis restarts that lost all data', async (t) => {
-  const server = await startRedis({ owned: true }); // no AOF, no RDB: a restart comes back empty
-  const storeServer = await startRedis({ owned: true }); // the fenced store outlives the lock server
-  servers.push(server, storeServer);
+  const server = await ownRedis(t, { owned: true }); // no AOF, no RDB: a restart comes back empty
+  const storeServer = await ownRedis(t, { owned: true }); // the fenced store outlives the lock server
   const prefix = newPrefix();
-  const client = await connect(server.url);
-  const storeClient = await connect(storeServer.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const client = await openClient(t, server.url);
+  const storeClient = await openClient(t, storeServer.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const lock = locks.lock('T');
   const tokens: number[] = [];
   const take = async () => {

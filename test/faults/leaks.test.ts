@@ -4,9 +4,9 @@
  * keys, each with an expiry; any other key still there carries an expiry and is gone soon after.
  */
 import test from 'ava';
-import { FairLocks } from '../../src/index.js';
 import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
+import { newLocks } from '../helpers/cleanup.js';
 
 const OPTS = { leaseMs: 1000, livenessMs: 600, heartbeatMs: 200 };
 const N = 1000;
@@ -40,7 +40,7 @@ async function onlyCounters(t: import('ava').ExecutionContext, prefix: string, l
 
 test.serial(`${N} distinct locks taken one by one and released`, async (t) => {
   const prefix = newPrefix();
-  const locks = new FairLocks(fx.client, { prefix, ...OPTS });
+  const locks = newLocks(t, fx.client, { prefix, ...OPTS });
   for (let i = 0; i < N; i++) await (await locks.lock(`seq-${i}`).acquire()).release();
   await onlyCounters(t, prefix, N);
   await locks.close();
@@ -48,8 +48,8 @@ test.serial(`${N} distinct locks taken one by one and released`, async (t) => {
 
 test.serial(`${N} distinct locks held at once while heartbeats run, contended, then released`, async (t) => {
   const prefix = newPrefix();
-  const a = new FairLocks(fx.client, { prefix, ...OPTS });
-  const b = new FairLocks(fx.client, { prefix, ...OPTS });
+  const a = newLocks(t, fx.client, { prefix, ...OPTS });
+  const b = newLocks(t, fx.client, { prefix, ...OPTS });
   const names = Array.from({ length: N }, (_, i) => `all-${i}`);
   const held = await Promise.all(names.map((n) => a.lock(n).acquire()));
   // Every tenth lock gets a waiter from another instance; every twentieth waiter gives up by timeout.
@@ -69,8 +69,8 @@ test.serial(`${N} distinct locks held at once while heartbeats run, contended, t
 
 test.serial('closing instances with waits and leases open leaves only counters', async (t) => {
   const prefix = newPrefix();
-  const a = new FairLocks(fx.client, { prefix, ...OPTS });
-  const b = new FairLocks(fx.client, { prefix, ...OPTS });
+  const a = newLocks(t, fx.client, { prefix, ...OPTS });
+  const b = newLocks(t, fx.client, { prefix, ...OPTS });
   const names = Array.from({ length: 100 }, (_, i) => `close-${i}`);
   await Promise.all(names.map((n) => a.lock(n).acquire()));
   const waits = names.map((n) => b.lock(n).acquire().catch((e: Error) => e));

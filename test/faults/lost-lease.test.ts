@@ -3,10 +3,10 @@
  * looks after resuming, while the next waiter already got it; a waiter hung past its liveness (even
  * one granted while hung) re-enters the queue when it resumes and is granted, never waiting forever.
  */
-import test from 'ava';
-import { FairLocks } from '../../src/index.js';
+import test, { type ExecutionContext } from 'ava';
 import { spawnChild, stopAll, type Child } from '../helpers/children.js';
-import { connect, newPrefix } from '../helpers/redis.js';
+import { newLocks, openClient } from '../helpers/cleanup.js';
+import { newPrefix } from '../helpers/redis.js';
 import type { Event } from '../helpers/worker.js';
 import { useRedis } from '../helpers/fixture.js';
 
@@ -16,16 +16,14 @@ const fx = useRedis();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const token = (e: Event) => (e.ev === 'granted' ? e.token : NaN);
 
-async function spawn(n: number, options = OPTS): Promise<Child[]> {
-  const made = await Promise.all(Array.from({ length: n }, () => spawnChild(fx.server.url, prefix, options)));
-  fx.children.push(...made);
-  return made;
+async function spawn(t: ExecutionContext, n: number, options = OPTS): Promise<Child[]> {
+  return Promise.all(Array.from({ length: n }, () => spawnChild(t, fx.server.url, prefix, options)));
 }
 let prefix = newPrefix();
 
 test.serial('a holder SIGSTOPped past its lease sees its signal aborted right after SIGCONT; the next waiter got the lock meanwhile', async (t) => {
   prefix = newPrefix();
-  const [holder, waiter] = await spawn(2);
+  const [holder, waiter] = await spawn(t, 2);
   holder!.send({ op: 'acquire', req: 'h', name: 'L' });
   const h = await holder!.expect('h', 'granted');
   waiter!.send({ op: 'acquire', req: 'w', name: 'L', timeoutMs: 20_000 });
@@ -58,8 +56,8 @@ test.serial('a holder SIGSTOPped past its lease sees its signal aborted right af
 
 test.serial('in process: signal.aborted reads the clock, so a blocked event loop sees the loss before any timer runs', async (t) => {
   const p = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix: p, ...OPTS });
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix: p, ...OPTS });
   const lease = await locks.lock('busy').acquire();
   t.false(lease.signal.aborted);
   const until = Date.now() + OPTS.leaseMs * 2;
@@ -75,10 +73,10 @@ test.serial('in process: signal.aborted reads the clock, so a blocked event loop
 
 test.serial('a waiter SIGSTOPped past its liveness is skipped, then re-enters on SIGCONT and is granted', async (t) => {
   prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const holder = await locks.lock('W').acquire();
-  const [a, b] = await spawn(2);
+  const [a, b] = await spawn(t, 2);
   a!.send({ op: 'acquire', req: 'a', name: 'W', timeoutMs: 20_000 });
   await a!.expect('a', 'queued');
   b!.send({ op: 'acquire', req: 'b', name: 'W', timeoutMs: 20_000 });
@@ -107,11 +105,11 @@ test.serial('a waiter SIGSTOPped past its liveness is skipped, then re-enters on
 
 test.serial('a waiter granted while SIGSTOPped: the grant runs out at its liveness, the next waiter gets it, and on SIGCONT it re-enters and is granted later', async (t) => {
   prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const holder = await locks.lock('G').acquire();
   // lease > liveness, so the grant to the hung waiter is capped by its liveness, not its lease.
-  const [a, b] = await spawn(2, { leaseMs: 2000, livenessMs: 800, heartbeatMs: 150 });
+  const [a, b] = await spawn(t, 2, { leaseMs: 2000, livenessMs: 800, heartbeatMs: 150 });
   a!.send({ op: 'acquire', req: 'a', name: 'G', timeoutMs: 20_000 });
   await a!.expect('a', 'queued');
   b!.send({ op: 'acquire', req: 'b', name: 'G', timeoutMs: 20_000 });
@@ -142,7 +140,7 @@ test.serial('a waiter granted while SIGSTOPped: the grant runs out at its livene
 test.serial('a holder paused past its liveness but within its lease keeps the lock: owner validity is the lease only', async (t) => {
   prefix = newPrefix();
   const opts = { leaseMs: 3000, livenessMs: 600, heartbeatMs: 150 };
-  const [holder, waiter] = await spawn(2, opts);
+  const [holder, waiter] = await spawn(t, 2, opts);
   holder!.send({ op: 'acquire', req: 'h', name: 'V' });
   await holder!.expect('h', 'granted');
   waiter!.send({ op: 'acquire', req: 'w', name: 'V', timeoutMs: 20_000 });

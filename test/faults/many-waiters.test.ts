@@ -4,9 +4,10 @@
  * skipped after one liveness, and nothing is left behind.
  */
 import test from 'ava';
-import { FairLocks, type Lease } from '../../src/index.js';
+import type { Lease } from '../../src/index.js';
 import { spawnChild } from '../helpers/children.js';
-import { connect, newPrefix } from '../helpers/redis.js';
+import { newLocks, openClient } from '../helpers/cleanup.js';
+import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
 
 const OPTS = { leaseMs: 2000, livenessMs: 800, heartbeatMs: 200 };
@@ -15,8 +16,8 @@ const fx = useRedis();
 test('1,000 waiters around 300 of a killed process: every survivor granted in queue order', async (t) => {
   t.timeout(60_000);
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const lock = locks.lock('many');
   const holder = await lock.acquire();
 
@@ -42,8 +43,7 @@ test('1,000 waiters around 300 of a killed process: every survivor granted in qu
     return done;
   };
   const first = await enqueue(500);
-  const child = await spawnChild(fx.server.url, prefix, OPTS);
-  fx.children.push(child);
+  const child = await spawnChild(t, fx.server.url, prefix, OPTS);
   for (let i = 0; i < 300; i++) child.send({ op: 'acquire', req: `c${i}`, name: 'many', timeoutMs: 50_000 });
   await child.waitFor((e) => e.req === 'c299' && e.ev === 'queued', 20_000, 'child queued');
   const second = await enqueue(500);

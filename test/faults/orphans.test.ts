@@ -6,19 +6,19 @@
  * so such an orphan was renewed forever and the session's own next waiter waited forever.
  */
 import test from 'ava';
-import { FairLocks } from '../../src/index.js';
 import { lockKeys } from '../../src/keys.js';
 import { Scripts } from '../../src/scripts.js';
-import { connect, newPrefix } from '../helpers/redis.js';
+import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
+import { newLocks, openClient } from '../helpers/cleanup.js';
 
 const OPTS = { leaseMs: 600, livenessMs: 600, heartbeatMs: 150 };
 const fx = useRedis();
 
 test('an owner its session no longer tracks is not renewed: the session\'s next waiter gets the lock within a lease', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const keys = lockKeys(prefix, 'o');
   // The orphan: a grant to this session's id that the FairLocks instance never saw (as after a
   // release whose command died with its connection).
@@ -38,8 +38,8 @@ test('an owner its session no longer tracks is not renewed: the session\'s next 
 
 test('a lease whose release failed is not renewed by the beats its session keeps sending for the lock', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const client = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const lock = locks.lock('f');
   const first = await lock.acquire();
   const second = lock.acquire({ timeoutMs: 5_000 }); // same session, same lock: its beats go on
@@ -63,9 +63,9 @@ test('a lease whose release failed is not renewed by the beats its session keeps
 
 test('a release whose connection is killed before Redis ran it is sent again on the reconnected client', async (t) => {
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const admin = await connect(fx.server.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const client = await openClient(t, fx.server.url);
+  const admin = await openClient(t, fx.server.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const lease = await locks.lock('k').acquire();
   const waiting = locks.lock('k').acquire({ timeoutMs: 10_000 });
   const id = await client.clientId();
@@ -88,9 +88,9 @@ test('a hand-off to a lease longer than liveness (autoRenew off) is confirmed to
   // out, and on a loaded 2-core machine 450 ms was sometimes not enough. Still lease > liveness.
   const opts = { ...OPTS, livenessMs: 1_200 };
   const prefix = newPrefix();
-  const client = await connect(fx.server.url);
-  const a = new FairLocks(client, { prefix, ...opts });
-  const b = new FairLocks(client, { prefix, ...opts });
+  const client = await openClient(t, fx.server.url);
+  const a = newLocks(t, client, { prefix, ...opts });
+  const b = newLocks(t, client, { prefix, ...opts });
   const first = await a.lock('c').acquire();
   const pending = b.lock('c').acquire({ leaseMs: 2500, autoRenew: false, timeoutMs: 5_000 });
   await new Promise((r) => setTimeout(r, 2 * opts.heartbeatMs));

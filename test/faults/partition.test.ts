@@ -4,9 +4,9 @@
  * the owner: before the lease could have been granted to anyone else.
  */
 import test from 'ava';
-import { FairLocks } from '../../src/index.js';
 import { lockKeys } from '../../src/keys.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import { newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import { newLocks, openClient, scopeOf } from '../helpers/cleanup.js';
 
 // A 20% drift margin (160 ms) leaves room for the admin round trip that reads PTTL after the abort.
 const OPTS = { leaseMs: 800, livenessMs: 600, heartbeatMs: 150, driftFactor: 0.2 };
@@ -20,15 +20,16 @@ test.after.always(async () => {
 
 test('a holder cut off from Redis aborts its signal while Redis still names it the owner', async (t) => {
   const prefix = newPrefix();
-  const admin = await connect(server.url);
-  const client = await connect(server.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
+  const admin = await openClient(t, server.url);
+  const client = await openClient(t, server.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const keys = lockKeys(prefix, 'p');
   const lease = await locks.lock('p').acquire();
   await new Promise((r) => setTimeout(r, 2 * OPTS.heartbeatMs)); // a few renewals went through
 
   // Only the admin connection may stay: cut the others and refuse their reconnects.
   await admin.sendCommand(['CONFIG', 'SET', 'maxclients', '1']);
+  scopeOf(t).add(() => admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000'])); // first thing at teardown
   await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']);
   await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
   const cutAt = Date.now();

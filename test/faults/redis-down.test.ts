@@ -1,15 +1,16 @@
 import test from 'ava';
-import { FairLocks, LockAbortedError, LockTimeoutError } from '../../src/index.js';
+import { LockAbortedError, LockTimeoutError } from '../../src/index.js';
 import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
+import { newLocks } from '../helpers/cleanup.js';
 
 const fx = useRedis({ owned: true }); // this file freezes the server
 
 test('timeout and abort still reject while Redis does not answer; the cancel lands once it does', async (t) => {
   const prefix = newPrefix();
   const opts = { prefix, heartbeatMs: 200, livenessMs: 600 };
-  const holderSide = new FairLocks(fx.client, opts);
-  const waiterSide = new FairLocks(fx.client, opts);
+  const holderSide = newLocks(t, fx.client, opts);
+  const waiterSide = newLocks(t, fx.client, opts);
   const holder = await holderSide.lock('down').acquire();
   const queued: Promise<void>[] = [];
   const ctrl = new AbortController();

@@ -4,34 +4,27 @@
  * tokens above every token handed out before; nothing hangs. Restarted with AOF (appendfsync always):
  * holder and queue survive and the hand-off goes on. SCRIPT FLUSH: the next call reloads the script.
  */
-import test from 'ava';
-import { FairLocks } from '../../src/index.js';
-import { spawnChild, stopAll, type Child } from '../helpers/children.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import test, { type ExecutionContext } from 'ava';
+import { disposeAll, spawnChild, stopAll, type Child } from '../helpers/children.js';
+import { newLocks, openClient, ownRedis } from '../helpers/cleanup.js';
+import { newPrefix } from '../helpers/redis.js';
 import type { Event } from '../helpers/worker.js';
 
-const servers: RedisServer[] = [];
-const children: Child[] = [];
-test.after.always(async () => {
-  await stopAll(children);
-  await Promise.all(servers.map((s) => s.stop()));
-});
+// Each test stops its own servers and children (cleanup.ts); this sweeps up any child left over.
+test.after.always(() => disposeAll());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tokenOf = (e: Event) => (e.ev === 'granted' ? e.token : NaN);
 
-async function spawn(url: string, prefix: string, n: number, options: Record<string, number>): Promise<Child[]> {
-  const made = await Promise.all(Array.from({ length: n }, () => spawnChild(url, prefix, options)));
-  children.push(...made);
-  return made;
+async function spawn(t: ExecutionContext, url: string, prefix: string, n: number, options: Record<string, number>): Promise<Child[]> {
+  return Promise.all(Array.from({ length: n }, () => spawnChild(t, url, prefix, options)));
 }
 
 test.serial('restarted empty: the holder sees LockLostError, waiters re-enter and are granted with higher tokens, nothing hangs', async (t) => {
-  const server = await startRedis({ owned: true });
-  servers.push(server);
+  const server = await ownRedis(t, { owned: true });
   const prefix = newPrefix();
   const opts = { leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 };
-  const [holder, ...waiters] = await spawn(server.url, prefix, 4, opts);
+  const [holder, ...waiters] = await spawn(t, server.url, prefix, 4, opts);
   holder!.send({ op: 'acquire', req: 'h', name: 'R' });
   const hTok = tokenOf(await holder!.expect('h', 'granted'));
   for (const [i, w] of waiters.entries()) {
@@ -70,12 +63,11 @@ test.serial('restarted empty: the holder sees LockLostError, waiters re-enter an
 });
 
 test.serial('restarted empty: an in-process waiter and holder on a shared client recover by themselves', async (t) => {
-  const server = await startRedis({ owned: true });
-  servers.push(server);
+  const server = await ownRedis(t, { owned: true });
   const prefix = newPrefix();
-  const client = await connect(server.url);
-  const a = new FairLocks(client, { prefix, leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 });
-  const b = new FairLocks(client, { prefix, leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 });
+  const client = await openClient(t, server.url);
+  const a = newLocks(t, client, { prefix, leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 });
+  const b = newLocks(t, client, { prefix, leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 });
   const lease = await a.lock('X').acquire();
   const waiting = b.lock('X').acquire({ timeoutMs: 10_000 });
   await sleep(100);
@@ -96,18 +88,17 @@ test.serial('restarted empty: an in-process waiter and holder on a shared client
 });
 
 test.serial('restarted with AOF (appendfsync always): holder and queue survive, the hand-off goes on in order', async (t) => {
-  const server = await startRedis({ owned: true, appendonly: true });
-  servers.push(server);
+  const server = await ownRedis(t, { owned: true, appendonly: true });
   const prefix = newPrefix();
   const opts = { leaseMs: 3000, livenessMs: 3000, heartbeatMs: 300 };
-  const [holder, ...waiters] = await spawn(server.url, prefix, 3, opts);
+  const [holder, ...waiters] = await spawn(t, server.url, prefix, 3, opts);
   holder!.send({ op: 'acquire', req: 'h', name: 'A' });
   const hTok = tokenOf(await holder!.expect('h', 'granted'));
   for (const [i, w] of waiters.entries()) {
     w.send({ op: 'acquire', req: `w${i}`, name: 'A', timeoutMs: 20_000 });
     await w.expect(`w${i}`, 'queued');
   }
-  const admin = await connect(server.url);
+  const admin = await openClient(t, server.url);
   const before = await admin.zRange(`${prefix}:{A}:queue`, 0, -1);
   await server.kill();
   await server.restart();
@@ -134,12 +125,11 @@ test.serial('restarted with AOF (appendfsync always): holder and queue survive, 
 });
 
 test.serial('SCRIPT FLUSH: the next call reloads the script, also in the middle of a hand-off', async (t) => {
-  const server = await startRedis();
-  servers.push(server);
+  const server = await ownRedis(t);
   const prefix = newPrefix();
-  const client = await connect(server.url);
-  const admin = await connect(server.url);
-  const locks = new FairLocks(client, { prefix, leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 });
+  const client = await openClient(t, server.url);
+  const admin = await openClient(t, server.url);
+  const locks = newLocks(t, client, { prefix, leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 });
   const cached = async () => Number(/number_of_cached_scripts:(\d+)/.exec(String(await admin.sendCommand(['INFO', 'memory'])))![1]);
   const lock = locks.lock('S');
   await (await lock.acquire()).release();

@@ -4,39 +4,37 @@
  * one heartbeat of the missed message, and the subscriber reconnects and resubscribes by itself.
  */
 import { performance } from 'node:perf_hooks';
-import test from 'ava';
-import { FairLocks } from '../../src/index.js';
+import test, { type ExecutionContext } from 'ava';
 import { wakeChannel } from '../../src/keys.js';
-import { spawnChild, stopAll, type Child } from '../helpers/children.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import type { RedisClient } from '../../src/scripts.js';
+import { disposeAll, spawnChild } from '../helpers/children.js';
+import { newLocks, openClient, scopeOf, track } from '../helpers/cleanup.js';
+import { newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
 
 const OPTS = { leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 };
 const SLACK = 1500;
 let server: RedisServer;
-const children: Child[] = [];
 test.before(async () => {
   server = await startRedis();
 });
-const closers: (() => Promise<unknown>)[] = [];
 test.after.always(async () => {
-  await Promise.all(closers.map((c) => c().catch(() => undefined)));
-  await stopAll(children);
+  await disposeAll();
   await server?.stop();
 });
 
-const wall = () => performance.timeOrigin + performance.now();
+// This process's clock only: a hand-off is stamped here, a child's grant when its event arrives here
+// (children.ts `receivedAt`), so "granted N ms after the hand-off" is an upper bound.
+const now = () => performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A holder in this process and n child waiters queued in order; `fault` runs before each hand-off. */
-async function handOffs(t: import('ava').ExecutionContext, name: string, n: number, fault: (admin: Awaited<ReturnType<typeof connect>>) => Promise<number>) {
+async function handOffs(t: ExecutionContext, name: string, n: number, fault: (admin: RedisClient) => Promise<number>) {
   const prefix = newPrefix();
-  const admin = await connect(server.url);
-  const client = await connect(server.url);
-  const locks = new FairLocks(client, { prefix, ...OPTS });
-  closers.push(() => locks.close(), () => client.disconnect(), () => admin.disconnect());
+  const admin = await openClient(t, server.url);
+  const client = await openClient(t, server.url);
+  const locks = newLocks(t, client, { prefix, ...OPTS });
   const lease = await locks.lock(name).acquire();
-  const made = await Promise.all(Array.from({ length: n }, () => spawnChild(server.url, prefix, OPTS)));
-  children.push(...made);
+  const made = await Promise.all(Array.from({ length: n }, () => spawnChild(t, server.url, prefix, OPTS)));
   for (const [i, c] of made.entries()) {
     c.send({ op: 'acquire', req: `w${i}`, name, timeoutMs: 30_000 });
     await c.expect(`w${i}`, 'queued');
@@ -44,11 +42,11 @@ async function handOffs(t: import('ava').ExecutionContext, name: string, n: numb
   const tokens: number[] = [];
   for (const [i, c] of made.entries()) {
     const extra = await fault(admin);
-    const releasedAt = wall();
+    const releasedAt = now();
     if (i === 0) await lease.release();
     else made[i - 1]!.send({ op: 'release', req: `w${i - 1}` });
     const g = await c.expect(`w${i}`, 'granted', 10_000);
-    const late = g.at - releasedAt;
+    const late = g.receivedAt - releasedAt;
     t.true(late <= extra + 2 * OPTS.heartbeatMs + SLACK, `w${i} granted ${late.toFixed(0)} ms after the hand-off`);
     t.log(`w${i} granted ${late.toFixed(0)} ms after the hand-off`);
     if (g.ev === 'granted') tokens.push(g.token);
@@ -76,18 +74,17 @@ test.serial('CLIENT KILL TYPE pubsub before every hand-off: each waiter is still
   t.deepEqual([...channels].sort(), [...made.map((c) => c.sessionId), locks.sessionId].map((id) => wakeChannel(prefix, id)).sort());
 
   // A later hand-off without faults: granted by the wake-up message again (no heartbeat needed).
-  const slow = await spawnChild(server.url, prefix, { leaseMs: 10_000, livenessMs: 20_000, heartbeatMs: 10_000 });
-  children.push(slow);
+  const slow = await spawnChild(t, server.url, prefix, { leaseMs: 10_000, livenessMs: 20_000, heartbeatMs: 10_000 });
   made[0]!.send({ op: 'acquire', req: 'again', name: 'K', timeoutMs: 30_000 });
   await made[0]!.expect('again', 'granted');
   slow.send({ op: 'acquire', req: 's', name: 'K', timeoutMs: 30_000 });
   await slow.expect('s', 'queued');
   await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
   await sleep(1000); // let every subscriber reconnect
-  const releasedAt = wall();
+  const releasedAt = now();
   made[0]!.send({ op: 'release', req: 'again' });
   const g = await slow.expect('s', 'granted', 8_000);
-  t.true(g.at - releasedAt < 5_000, 'woken by the message, long before its 10 s heartbeat');
+  t.true(g.receivedAt - releasedAt < 5_000, 'woken by the message, long before its 10 s heartbeat');
   await locks.close();
   await client.quit();
   await admin.quit();
@@ -107,20 +104,19 @@ test.serial('CLIENT PAUSE (ALL and WRITE) at every hand-off: each waiter is gran
 
 test.serial('a wake-up lost while the subscriber is down for long is recovered by the next heartbeat', async (t) => {
   const prefix = newPrefix();
-  const admin = await connect(server.url);
-  const holderClient = await connect(server.url);
+  const admin = await openClient(t, server.url);
+  const holderClient = await openClient(t, server.url);
   // The waiter's subscriber (a duplicate of this client) retries a failed reconnect only every 2 s.
   const { createClient } = await import('redis');
-  const waiterClient = createClient({ url: server.url, socket: { reconnectStrategy: () => 2_000 } });
+  const waiterClient = track(t, createClient({ url: server.url, socket: { reconnectStrategy: () => 2_000 } }) as RedisClient);
   waiterClient.on('error', () => undefined);
   await waiterClient.connect();
-  const holders = new FairLocks(holderClient, { prefix, ...OPTS });
-  const waiters = new FairLocks(waiterClient as never, { prefix, ...OPTS });
-  closers.push(() => holders.close(), () => waiters.close(), () => holderClient.disconnect(), () => waiterClient.disconnect(), () => admin.disconnect());
+  const holders = newLocks(t, holderClient, { prefix, ...OPTS });
+  const waiters = newLocks(t, waiterClient, { prefix, ...OPTS });
 
   const lease = await holders.lock('L').acquire();
   let queuedAt = 0;
-  const pending = waiters.lock('L').acquire({ timeoutMs: 10_000, onQueued: () => (queuedAt = wall()) });
+  const pending = waiters.lock('L').acquire({ timeoutMs: 10_000, onQueued: () => (queuedAt = now()) });
   while (!queuedAt) await sleep(5);
   // Kill both subscribers and keep them out: a full server refuses their reconnects for a while.
   const info = await admin.sendCommand(['INFO', 'clients']);
@@ -128,15 +124,15 @@ test.serial('a wake-up lost while the subscriber is down for long is recovered b
   const maxclients = (await admin.sendCommand(['CONFIG', 'GET', 'maxclients'])) as string[];
   const subscribers = String(await admin.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub'])).trim().split('\n').length;
   await admin.sendCommand(['CONFIG', 'SET', 'maxclients', String(connected - subscribers)]);
-  closers.unshift(() => admin.sendCommand(['CONFIG', 'SET', 'maxclients', maxclients[1]!]));
+  scopeOf(t).add(() => admin.sendCommand(['CONFIG', 'SET', 'maxclients', maxclients[1]!])); // before admin closes
   t.true(Number(await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub'])) >= 2);
   await sleep(50);
   const channel = wakeChannel(prefix, waiters.sessionId);
   t.is(Number(((await admin.sendCommand(['PUBSUB', 'NUMSUB', channel])) as unknown[])[1]), 0, 'nobody listens: the wake-up will be lost');
-  const releasedAt = wall();
+  const releasedAt = now();
   await lease.release();
   const got = await pending;
-  const late = wall() - releasedAt;
+  const late = now() - releasedAt;
   t.log(`granted ${late.toFixed(0)} ms after the lost wake-up`);
   t.true(late < 2_000, 'recovered by the heartbeat, before the subscriber could come back');
   t.true(late <= 2 * OPTS.heartbeatMs + SLACK);

@@ -1,9 +1,12 @@
 /**
  * A child process that holds one FairLocks and does what its parent test tells it over IPC.
- * Every event it sends carries `at`: wall-clock ms with sub-ms precision (one clock for all
- * processes on this machine), so the parent can order events across processes.
+ * Its events carry no clock stamp: two processes' clocks are never compared (a fresh process's
+ * performance.timeOrigin can be tens of ms off). The parent stamps each event on arrival with its
+ * own clock (children.ts `receivedAt`). Order across processes comes from Redis instead: with
+ * `orderKey`, a granted waiter INCRs that key while it holds the lock and reports the count as
+ * `order`; a contender brackets its critical section with INCRs of `seqKey` (`startSeq`, `endSeq`).
+ * Redis runs commands one at a time, so these numbers are one total order for all processes.
  */
-import { performance } from 'node:perf_hooks';
 import { FairLocks, type Lease } from '../../src/index.js';
 import type { RedisClient } from '../../src/scripts.js';
 import { fencedWrite } from './fenced.js';
@@ -11,39 +14,38 @@ import { connect } from './redis.js';
 
 export type Command =
   | { op: 'init'; url: string; prefix: string; options?: Record<string, number> }
-  | { op: 'acquire'; req: string; name: string; timeoutMs?: number; leaseMs?: number; autoRenew?: boolean }
+  /** With `orderKey`: once granted, INCR it (while holding) and report the count as the grant's `order`. */
+  | { op: 'acquire'; req: string; name: string; timeoutMs?: number; leaseMs?: number; autoRenew?: boolean; orderKey?: string }
   | { op: 'release'; req: string }
   | { op: 'check'; req: string }
-  | { op: 'contend'; req: string; name: string; contenders: number; rounds: number; holdMs: number; counterKey: string }
+  /** Each section: INCR seqKey, INCR counterKey (overlap when > 1), hold, DECR counterKey, INCR seqKey. */
+  | { op: 'contend'; req: string; name: string; contenders: number; rounds: number; holdMs: number; counterKey: string; seqKey: string }
   | { op: 'close'; req: string }
   /** Reads the lease's signal, then writes to the fenced store with its token (whatever the signal said). */
   | { op: 'write'; req: string; key: string; value: string; storeUrl?: string };
 
-export type Event = { at: number; req?: string } & (
+export type Event = { req?: string } & (
   | { ev: 'ready'; pid: number; sessionId: string }
   | { ev: 'queued'; position: number }
-  | { ev: 'granted'; token: number }
+  /** `order`: the value of INCR orderKey right after the grant (when the acquire gave an orderKey). */
+  | { ev: 'granted'; token: number; order?: number }
   | { ev: 'released' }
   | { ev: 'lost' }
   | { ev: 'checked'; aborted: boolean }
   | { ev: 'error'; name: string; code: string; message: string }
-  | { ev: 'section'; token: number; start: number; end: number; overlap: boolean }
+  /** startSeq/endSeq: INCR seqKey on entering and before leaving; Redis's order, not a clock. */
+  | { ev: 'section'; token: number; startSeq: number; endSeq: number; overlap: boolean }
   | { ev: 'done' }
   | { ev: 'wrote'; token: number; aborted: boolean; accepted: boolean }
 );
-
-export const now = (): number => performance.timeOrigin + performance.now();
 
 let client: RedisClient;
 let locks: FairLocks;
 const leases = new Map<string, Lease>();
 const stores = new Map<string, Promise<RedisClient>>();
 
-/** Omit<Event, 'at'> for each member of the union (a plain Omit would merge them). */
-type Unstamped = Event extends infer E ? (E extends unknown ? Omit<E, 'at'> : never) : never;
-
-function send(e: Unstamped): void {
-  process.send?.({ at: now(), ...e });
+function send(e: Event): void {
+  process.send?.(e);
 }
 
 function fail(req: string | undefined, err: unknown): void {
@@ -56,13 +58,13 @@ async function contend(c: Extract<Command, { op: 'contend' }>): Promise<void> {
   const one = async () => {
     for (let i = 0; i < c.rounds; i++) {
       const lease = await lock.acquire({ timeoutMs: 60_000 });
-      const start = now();
+      const startSeq = await client.incr(c.seqKey);
       // Anyone else inside raises the counter above 1: that is an overlap.
       const inside = await client.incr(c.counterKey);
       if (c.holdMs > 0) await new Promise((r) => setTimeout(r, c.holdMs));
       await client.decr(c.counterKey);
-      const end = now();
-      send({ req: c.req, ev: 'section', token: lease.token, start, end, overlap: inside !== 1 });
+      const endSeq = await client.incr(c.seqKey);
+      send({ req: c.req, ev: 'section', token: lease.token, startSeq, endSeq, overlap: inside !== 1 });
       await lease.release();
     }
   };
@@ -85,7 +87,8 @@ async function handle(c: Command): Promise<void> {
       });
       leases.set(c.req, lease);
       lease.signal.addEventListener('abort', () => send({ req: c.req, ev: 'lost' }), { once: true });
-      send({ req: c.req, ev: 'granted', token: lease.token });
+      const order = c.orderKey ? await client.incr(c.orderKey) : undefined;
+      send({ req: c.req, ev: 'granted', token: lease.token, ...(order === undefined ? {} : { order }) });
       return;
     }
     case 'release':
