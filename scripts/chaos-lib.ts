@@ -52,7 +52,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RedisClient } from '../src/scripts.js';
+import type { RedisClient } from '../test/helpers/redis-client.js';
 import { fencedLog } from '../test/helpers/fenced.js';
 import { connect, newPrefix, startRedis, type RedisServer } from '../test/helpers/redis.js';
 import type { WorkerInit, WorkerMessage } from './chaos-worker.js';

@@ -19,7 +19,7 @@
  */
 import { createClient } from 'redis';
 import { FairLocks } from '../src/index.js';
-import type { RedisClient } from '../src/scripts.js';
+import type { RedisClient } from '../test/helpers/redis-client.js';
 import { fencedWrite } from '../test/helpers/fenced.js';
 
 export interface WorkerInit {

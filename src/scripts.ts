@@ -1,15 +1,11 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { RedisClientType } from 'redis';
 import { FairLockError } from './errors.js';
 import type { LockKeys } from './keys.js';
 import { adaptClient } from './redis/adapt.js';
 import type { RedisClientLike, RedisSeam } from './redis/seam.js';
 
-/** A node-redis v4 client, as the tests and scripts of this repository make them. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type RedisClient = RedisClientType<any, any, any>;
 
 const NAMES = ['acquire', 'release', 'cancel', 'heartbeat', 'extend', 'inspect'] as const;
 type ScriptName = (typeof NAMES)[number];

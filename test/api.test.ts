@@ -9,7 +9,7 @@ import {
   LockTimeoutError,
   NotHolderError,
 } from '../src/index.js';
-import type { RedisClient } from '../src/scripts.js';
+import type { RedisClient } from './helpers/redis-client.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
 import { newLocks } from './helpers/cleanup.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import type { FairLocks, Lease } from '../src/index.js';
 import { lockKeys } from '../src/keys.js';
-import type { RedisClient } from '../src/scripts.js';
+import type { RedisClient } from './helpers/redis-client.js';
 import { closeClient, newLocks, openClient, ownRedis, scopeOf, trackDuplicates } from './helpers/cleanup.js';
 import { connect, freePort, hasRedisBinary, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
 

@@ -8,7 +8,7 @@ import test from 'ava';
 import { createClient } from 'redis';
 import { FairLocks, InvalidArgumentError } from '../src/index.js';
 import { lockKeys } from '../src/keys.js';
-import type { RedisClient } from '../src/scripts.js';
+import type { RedisClient } from './helpers/redis-client.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
 

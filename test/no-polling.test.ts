@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
-import type { RedisClient } from '../src/scripts.js';
+import type { RedisClient } from './helpers/redis-client.js';
 import { spawnChild, stopAll, type Child } from './helpers/children.js';
 import { newLocks, openClient } from './helpers/cleanup.js';
 import { newPrefix } from './helpers/redis.js';

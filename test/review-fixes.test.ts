@@ -2,7 +2,8 @@
 import test from 'ava';
 import { createClient } from 'redis';
 import { lockKeys } from '../src/keys.js';
-import { Scripts, type RedisClient } from '../src/scripts.js';
+import { Scripts } from '../src/scripts.js';
+import type { RedisClient } from './helpers/redis-client.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
 import { newLocks, track } from './helpers/cleanup.js';

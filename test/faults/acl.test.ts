@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { createClient } from 'redis';
 import { FairLocks, FairLockError } from '../../src/index.js';
-import type { RedisClient } from '../../src/scripts.js';
+import type { RedisClient } from '../helpers/redis-client.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
 

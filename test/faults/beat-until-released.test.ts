@@ -6,7 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { FairLocks } from '../../src/index.js';
-import type { RedisClient } from '../../src/scripts.js';
+import type { RedisClient } from '../helpers/redis-client.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
 

@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
 import { wakeChannel } from '../../src/keys.js';
-import type { RedisClient } from '../../src/scripts.js';
+import type { RedisClient } from '../helpers/redis-client.js';
 import { disposeAll, spawnChild } from '../helpers/children.js';
 import { newLocks, openClient, scopeOf, track } from '../helpers/cleanup.js';
 import { newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';

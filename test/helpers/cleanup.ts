@@ -11,7 +11,7 @@
  */
 import type { ExecutionContext } from 'ava';
 import { FairLocks, type FairLocksOptions } from '../../src/index.js';
-import type { RedisClient } from '../../src/scripts.js';
+import type { RedisClient } from './redis-client.js';
 import { connect, startRedis, type RedisServer, type StartOptions } from './redis.js';
 
 /** How long one closer may take before the teardown moves on (the work goes on unawaited). */

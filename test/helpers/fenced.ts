@@ -4,7 +4,7 @@
  * rejected, so a stale holder (paused past its lease) cannot overwrite a newer holder's data.
  * It may live on a different Redis than the locks (e.g. to survive a lock-server restart).
  */
-import type { RedisClient } from '../../src/scripts.js';
+import type { RedisClient } from './redis-client.js';
 
 const WRITE = `
 local max = redis.call('HGET', KEYS[1], 'max')

@@ -6,7 +6,7 @@
  * the server. Each test closes what it made itself through test/helpers/cleanup.ts.
  */
 import test from 'ava';
-import type { RedisClient } from '../../src/scripts.js';
+import type { RedisClient } from './redis-client.js';
 import { disposeAll, type Child } from './children.js';
 import { closeClient, settleWithin, trackDuplicates, CLOSE_LIMIT_MS } from './cleanup.js';
 import { connect, startRedis, type RedisServer, type StartOptions } from './redis.js';

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import { freePort, startLocalRedis, type LocalRedis } from '../../src/cli/redis-server.js';
-import type { RedisClient } from '../../src/scripts.js';
+import type { RedisClient } from './redis-client.js';
 
 export interface RedisServer {
   url: string;

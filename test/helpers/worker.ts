@@ -8,7 +8,7 @@
  * Redis runs commands one at a time, so these numbers are one total order for all processes.
  */
 import { FairLocks, type Lease } from '../../src/index.js';
-import type { RedisClient } from '../../src/scripts.js';
+import type { RedisClient } from './redis-client.js';
 import { fencedWrite } from './fenced.js';
 import { connect } from './redis.js';
 
