@@ -7,6 +7,7 @@ set -euo pipefail   # pipefail: a failing ava run fails this script although its
 cd "$(dirname "$0")/.."
 
 npm run build
+npm run lint   # type-checks src, tests, scripts, and test/types/ (every client against the published types)
 
 passed=0
 log=$(mktemp)
