@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { ADAPTERS } from '../scripts/bench/adapters/index.js';
+import { parseArgs } from '../scripts/bench/config.js';
 import type { BenchResults } from '../scripts/bench/results.js';
 
 const finiteOrNull = (x: unknown) => x === null || (typeof x === 'number' && Number.isFinite(x));
@@ -32,7 +32,10 @@ test('npm run bench -- --quick completes and writes sane JSON', async (t) => {
 
     const r = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as BenchResults;
     t.true(r.meta.quick);
-    t.deepEqual(r.libs.map((l) => l.id), ADAPTERS.map((a) => a.id));
+    t.deepEqual(r.libs.map((l) => l.id), parseArgs(['--quick']).libs);
+    // fairlock runs on both client kinds, each row on its own client, peers unchanged
+    t.deepEqual(r.libs.slice(0, 2).map((l) => [l.id, l.client]), [['fairlock (node-redis 4)', 'node-redis 4'], ['fairlock (ioredis 5)', 'ioredis 5']]);
+    t.true(r.libs.some((l) => l.id === 'redlock'));
     for (const l of r.libs) {
       t.deepEqual(l.errors, [], `${l.id} reported errors`);
       for (const L of [l.loopback, l.relay]) {
@@ -43,7 +46,7 @@ test('npm run bench -- --quick completes and writes sane JSON', async (t) => {
       t.is(l.contention.length, 2, `${l.id}: a contention run per hold time`);
       for (const c of [...l.contention, l.think!]) {
         t.true(Number.isInteger(c.grants) && c.grants >= 0, `${l.id}: grants`);
-        t.true(finiteOrNull(c.commandsPerGrant) && finiteOrNull(c.jain) && finiteOrNull(c.heldShare), `${l.id}: contention figures`);
+        t.true(finiteOrNull(c.commandsPerGrant) && finiteOrNull(c.clientCpuUsPerGrant) && finiteOrNull(c.jain) && finiteOrNull(c.heldShare), `${l.id}: contention figures`);
       }
       t.true(l.contention.some((c) => c.grants > 0), `${l.id}: someone got the lock`);
       t.true(l.waiters.length > 0 && l.waiters.every((w) => finiteOrNull(w.commandsPerSec)), `${l.id}: waiters`);

@@ -1,8 +1,10 @@
 /** Command-line options of `npm run bench`, with the defaults of a full run and of `--quick`. */
-import { ADAPTERS } from './adapters/index.js';
+import { CLIENT_FAMILIES, DEFAULT_CLIENTS, QUICK_CLIENTS } from './adapters/clients.js';
+import { LIBRARIES, rowsFor } from './adapters/index.js';
 
 export interface BenchConfig {
   quick: boolean;
+  /** The rows to run, in order: each peer, and fairlock once per client family (adapter ids). */
   libs: string[];
   procs: number;
   contenders: number;
@@ -29,7 +31,9 @@ const USAGE = `usage: npm run bench -- [options]
   --quick               tiny numbers (smoke test; does not touch docs/)
   --procs N             worker processes for the contention runs (default 4)
   --contenders N        contenders per process (default 4)
-  --libs a,b            only these (${ADAPTERS.map((a) => a.id).join(', ')})
+  --libs a,b            only these (${LIBRARIES.join(', ')})
+  --clients a,b         fairlock's rows, one per client (${CLIENT_FAMILIES.map((f) => f.slug).join(', ')}, or all;
+                        default ${DEFAULT_CLIENTS.join(',')}; with --quick ${QUICK_CLIENTS.join(',')})
   --out DIR             where latest.json goes (default bench-results)
   --docs / --no-docs    write docs/bench.json, docs/bench.svg, docs/bench.md (default: on for full runs)
   --relay-delay MS      delay per chunk each way in the relay (default 2)
@@ -49,11 +53,11 @@ export function parseArgs(argv: string[]): BenchConfig {
     }
     if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
     const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
-    const takesValue = ['procs', 'contenders', 'libs', 'out', 'relay-delay', 'duration', 'think-hold'].includes(k);
+    const takesValue = ['procs', 'contenders', 'libs', 'clients', 'out', 'relay-delay', 'duration', 'think-hold'].includes(k);
     if (takesValue) flags.set(k, v ?? argv[++i] ?? '');
     else flags.set(k, true);
   }
-  const known = ['quick', 'procs', 'contenders', 'libs', 'out', 'docs', 'no-docs', 'relay-delay', 'duration', 'think-hold', 'no-progress'];
+  const known = ['quick', 'procs', 'contenders', 'libs', 'clients', 'out', 'docs', 'no-docs', 'relay-delay', 'duration', 'think-hold', 'no-progress'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k}\n${USAGE}`);
   const quick = flags.has('quick') || process.env.BENCH_QUICK === '1';
   const int = (k: string, d: number, min = 1) => {
@@ -63,12 +67,16 @@ export function parseArgs(argv: string[]): BenchConfig {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${k} must be an integer >= ${min}, got "${String(v)}"`);
     return n;
   };
-  const libs = typeof flags.get('libs') === 'string' ? String(flags.get('libs')).split(',').filter(Boolean) : ADAPTERS.map((a) => a.id);
-  for (const l of libs) if (!ADAPTERS.some((a) => a.id === l)) throw new Error(`unknown library "${l}"\n${USAGE}`);
+  const list = (k: string) => (typeof flags.get(k) === 'string' ? String(flags.get(k)).split(',').filter(Boolean) : undefined);
+  const libs = list('libs') ?? [...LIBRARIES];
+  for (const l of libs) if (!LIBRARIES.includes(l)) throw new Error(`unknown library "${l}"\n${USAGE}`);
+  let clients = list('clients') ?? (quick ? QUICK_CLIENTS : DEFAULT_CLIENTS);
+  if (clients.includes('all')) clients = CLIENT_FAMILIES.map((f) => f.slug);
+  for (const s of clients) if (!CLIENT_FAMILIES.some((f) => f.slug === s)) throw new Error(`unknown client "${s}"\n${USAGE}`);
   const durationMs = int('duration', quick ? 150 : 1_000, 50);
   return {
     quick,
-    libs,
+    libs: rowsFor(libs, [...new Set(clients)]),
     procs: int('procs', quick ? 2 : 4),
     contenders: int('contenders', quick ? 2 : 4),
     outDir: typeof flags.get('out') === 'string' ? String(flags.get('out')) : 'bench-results',

@@ -37,6 +37,8 @@ export interface ContendResult {
   grantsPerSec: number;
   commandsPerGrant: number | null;
   cpuUsPerGrant: number | null;
+  /** CPU of the worker processes over the run per grant (µs): the lock library, its Redis client, the bench loop. */
+  clientCpuUsPerGrant: number | null;
   commandsByName: Record<string, number>;
   /** Microseconds inside each command per grant (INFO commandstats usec; a script's includes its commands). */
   commandUsPerGrant: Record<string, number>;
@@ -149,6 +151,7 @@ export async function runContention(
     grantsPerSec: round((n / o.durationMs) * 1000, 1)!,
     commandsPerGrant: n ? round(d.commands / n, 2) : null,
     cpuUsPerGrant: n ? round((d.cpuSeconds * 1e6) / n, 1) : null,
+    clientCpuUsPerGrant: n ? round(all.reduce((a, r) => a + (r.ok ? (r.cpuUs ?? 0) : 0), 0) / n, 1) : null,
     commandsByName: d.byCommand,
     commandUsPerGrant: Object.fromEntries(Object.entries(d.usecByCommand).map(([k, v]) => [k, n ? round(v / n, 2)! : 0])),
     overtook: ov.overtook,

@@ -1,15 +1,15 @@
 /** docs/bench.md: the README section (command, machine, tables, chart, targets). */
-import type { BenchResults, LibResult } from './results.js';
+import { isFairlock, type BenchResults, type LibResult } from './results.js';
 import { renderMarkdown, tables } from './tables.js';
 
 const f1 = (x: number | null | undefined, d = 1) => (x == null ? 'n/a' : x.toFixed(d));
 
 /** A few sentences on what this run shows, with its own figures. */
 function summary(r: BenchResults): string {
-  const f = r.libs.find((l) => l.id === 'fairlock');
+  const f = r.libs.find(isFairlock);
   if (!f) return '';
-  const peers = r.libs.filter((l) => l.id !== 'fairlock');
-  const hot = (l: LibResult) => l.contention.find((c) => c.holdMs === 1) ?? l.contention[0];
+  const peers = r.libs.filter((l) => !isFairlock(l));
+  if (!peers.length) return byClient(r);
   const fh = hot(f);
   const worstJain = Math.min(...peers.map((l) => hot(l)?.jain ?? 1));
   const wMax = Math.max(...f.waiters.map((w) => w.waiters));
@@ -21,7 +21,7 @@ function summary(r: BenchResults): string {
       ? 'no grant passed a waiter that was already queued'
       : `${fh?.fifoViolations ?? 'n/a'} grants passed a waiter that was already queued`;
   const rh = f.relay?.handoff.p50 && f.relay.ping.p50 ? f.relay.handoff.p50 / f.relay.ping.p50 : null;
-  return `In short: fairlock grants in queue order (Jain ${f1(fh?.jain, 3)} over ${r.meta.procs * r.meta.contenders} contenders,
+  return `In short, on ${f.client}: fairlock grants in queue order (Jain ${f1(fh?.jain, 3)} over ${r.meta.procs * r.meta.contenders} contenders,
 ${fifo}) while the peers let the contender that just released take the lock again
 (Jain down to ${f1(worstJain, 2)}, waits up to ${f1(longest / 1000, 1)} s). A release hands the lock on
 in about one round trip (${f1(rh, 2)}x PING through the relay), and waiting costs Redis nothing per waiter:
@@ -30,6 +30,23 @@ ${pollers.length ? `reach ${pollers.map((l) => `${Math.round(at(l)!).toLocaleStr
 The price is Redis work per grant: two Lua scripts (${f1(fh?.commandsPerGrant)} commands counted, ${f1(fh?.cpuUsPerGrant, 0)} us of Redis CPU)
 against a SET and a small delete script for the simplest peers, and, with no hold time, fewer grants/s than
 peers whose releasing process simply grabs the lock again.
+${byClient(r)}`;
+}
+
+const hot = (l: LibResult) => l.contention.find((c) => c.holdMs === 1) ?? l.contention[0];
+
+/** What the user's client adds, if fairlock ran on more than one. */
+function byClient(r: BenchResults): string {
+  const rows = r.libs.filter(isFairlock);
+  if (rows.length < 2) return '';
+  const x = (a: number | null | undefined, b: number | null | undefined) => (a != null && b ? `${(a / b).toFixed(2)}x` : 'n/a');
+  const one = (l: LibResult) =>
+    `- ${l.client}: ${x(l.loopback?.acquireRelease.p50, l.loopback?.ping.p50)} / ${x(l.loopback?.handoff.p50, l.loopback?.ping.p50)}, ` +
+    `${f1(hot(l)?.grantsPerSec, 0)} grants/s, ${f1(hot(l)?.clientCpuUsPerGrant, 0)} us`;
+  return `\nBy client: loopback acquire+release / hand-off as multiples of that client's own PING p50, then grants/s
+and the workers' CPU per grant on one hot lock (hold 1 ms):
+
+${rows.map(one).join('\n')}
 `;
 }
 
@@ -47,8 +64,8 @@ ${m.command}
 Measured on ${m.cpu} (${m.cores} cores, shared and noisy), ${m.os}, Node ${m.node}, Redis ${m.redis} on
 loopback, ${m.date.slice(0, 16).replace('T', ' ')} UTC; the whole run took ${Math.round(m.elapsedSec)} s. The bench
 starts its own \`redis-server\` on a free port (or uses \`REDIS_URL\`), runs every library behind the same
-small adapter (\`scripts/bench/adapters/\`), and writes the raw figures to \`bench-results/latest.json\`
-(this run: [docs/bench.json](docs/bench.json)).
+small adapter (\`scripts/bench/adapters/\`), fairlock once per Redis client (\`--clients\`), and writes
+the raw figures to \`bench-results/latest.json\` (this run: [docs/bench.json](docs/bench.json)).
 
 ![hand-off latency and Redis commands per grant](docs/bench.svg)
 
@@ -57,6 +74,10 @@ ${summary(r)}
 ${renderMarkdown(tables(r))}
 How to read it:
 
+- **Clients**: fairlock has one row per Redis client it ran on, \`fairlock (node-redis 4)\`, \`fairlock (ioredis 5)\`, …
+  (node-redis 6 RESP3 is \`createClient({ RESP: 3 })\`). Each row's PING is sent on that row's own client,
+  so its ratios are to its own client's round trip. The peers run on the client they are used with
+  (\`client\` in the JSON). The targets below are checked on the first fairlock row.
 - **Latency** runs in one process with one clock. *Hand-off* is the time from the holder's
   \`release()\` call to the waiter's \`acquire()\` resolving (the waiter had been waiting a few ms).
   Ratios are to the PING p50 of the library's own client, measured interleaved with the lock calls.
@@ -66,7 +87,9 @@ How to read it:
   per uncontended acquire+release. Each hand-off loop is bounded in time (1 s), so a library that
   polls every 3 s shows none; \`(n=…)\` marks figures from fewer than 10 hand-offs.
 - **Redis commands and CPU per grant** come from \`INFO commandstats\` and \`INFO cpu\` deltas over the
-  contention run; commands run inside Lua scripts count too, so a script is not free.
+  contention run; commands run inside Lua scripts count too, so a script is not free. *Client CPU / grant*
+  is the worker processes' own CPU (\`process.cpuUsage()\`) over the run per grant: the lock library, its
+  Redis client and the bench's loop, which is the same for every row.
 - **Clocks**: the contenders live in ${m.procs} worker processes, and two processes' clocks are never
   compared raw (a fresh Node process's clock can be several ms off). Each worker's offset is measured
   against the parent by IPC ping-pong (best of 20 round trips, right after it starts and before and
@@ -95,7 +118,7 @@ How to read it:
   3 x 100 ms are re-tried until acquired; redis-semaphore polls every 10 ms; simple-redis-mutex wakes
   every waiter with one PUBLISH per release; the classic \`SET NX PX\` loop polls every 50 ms or 3 s.
 
-fairlock's targets, this run:
+fairlock's targets, this run (${r.libs.find(isFairlock)?.id ?? 'fairlock'}):
 
 | target | goal | this run | |
 | --- | --- | --- | --- |

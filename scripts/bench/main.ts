@@ -15,12 +15,15 @@ import { startPool, stopPool, type Worker } from './pool.js';
 import { startBenchRedis, type BenchRedis } from './redis-server.js';
 import { RedisStats } from './redis-stats.js';
 import { spawnRelay, type Relay } from './relay.js';
-import type { BenchResults, LibResult } from './results.js';
+import { isFairlock, type BenchResults, type LibResult } from './results.js';
 import { round } from './stats.js';
 import { chart } from './svg.js';
 import { renderTerminal, tables } from './tables.js';
 import { checkTargets } from './targets.js';
 import { runWaiters } from './waiters.js';
+
+/** Commands a latency run makes that are not the lock's: its PINGs, and what clients send on connecting. */
+const HANDSHAKE = ['ping', 'hello', 'client|setinfo', 'client|setname', 'select'];
 
 const STEPS_PER_LIB = (c: BenchConfig) => 3 + c.holds.length + 1 + c.waiters.length;
 
@@ -35,7 +38,8 @@ async function benchLib(
 ): Promise<LibResult> {
   const adapter = adapterById(id);
   const res: LibResult = { id, label: adapter.label, client: adapter.client, wakeup: adapter.wakeup, contention: [], waiters: [], errors: [] };
-  const prefix = `bench-${id}`;
+  // a key prefix may not hold spaces: `fairlock (ioredis 5)` -> `bench-fairlock-ioredis-5`
+  const prefix = `bench-${id.replace(/[^A-Za-z0-9]+/g, '-').replace(/-$/, '')}`;
   const attempt = async (what: string, f: () => Promise<void>) => {
     step(`${id}: ${what}`);
     try {
@@ -51,8 +55,9 @@ async function benchLib(
     const d = RedisStats.delta(s0, s1);
     // the uncontended loop alone is not isolated here; count per grant over the whole latency run
     const grants = L.acquireRelease.n + L.handoff.n * 2 + c.loopback.warmup + 1;
-    const pings = d.byCommand['ping'] ?? 0;
-    res.loopback = { ...L, commandsPerGrant: round((d.commands - pings) / grants, 2), cpuUsPerGrant: null };
+    // neither the PINGs nor the connection handshakes, which differ by client family
+    const other = HANDSHAKE.reduce((a, k) => a + (d.byCommand[k] ?? 0), 0);
+    res.loopback = { ...L, commandsPerGrant: round((d.commands - other) / grants, 2), cpuUsPerGrant: null };
   });
   await attempt(`latency, relay ${c.relayDelayMs} ms`, async () => {
     res.relay = await measureLatency(adapter, relay.url, prefix, c.relay, relay);
@@ -62,6 +67,7 @@ async function benchLib(
   let pool: Worker[] = shared ?? [];
   await attempt(`${c.procs} worker processes`, async () => {
     if (!shared) pool = await startPool(c.procs);
+    await Promise.all(pool.map((w) => w.call({ op: 'warm', lib: id }, 30_000)));
   });
   try {
     if (pool.length) {
@@ -176,7 +182,7 @@ async function main(): Promise<void> {
     }
     console.log(renderTerminal(tables(results)));
     if (results.targets.length) {
-      console.log('\nfairlock targets');
+      console.log(`\nfairlock targets (${libs.find(isFairlock)?.id})`);
       for (const t of results.targets) console.log(`  ${t.met === null ? ' n/a' : t.met ? '  ok' : 'MISS'}  ${t.what}: ${t.value} (goal ${t.goal})`);
     }
     const errors = libs.flatMap((l) => l.errors.map((e) => `${l.id}: ${e}`));

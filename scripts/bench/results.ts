@@ -43,3 +43,6 @@ export interface BenchResults {
   libs: LibResult[];
   targets: Target[];
 }
+
+/** fairlock's rows, one per client family (`fairlock (node-redis 4)`, ...); older runs had one, `fairlock`. */
+export const isFairlock = (l: { id: string }): boolean => l.id === 'fairlock' || l.id.startsWith('fairlock (');

@@ -1,5 +1,5 @@
 /** docs/bench.svg, written by hand: hand-off latency and Redis commands per grant, per library. */
-import type { BenchResults } from './results.js';
+import { isFairlock, type BenchResults } from './results.js';
 
 interface Bar {
   label: string;
@@ -12,7 +12,7 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 /** One horizontal bar panel on a log10 axis. */
 function panel(x0: number, y0: number, width: number, title: string, bars: Bar[], unit: (v: number) => string): string {
   const rowH = 26;
-  const labelW = 150;
+  const labelW = 200; // fits `fairlock (node-redis 6 RESP3)`
   const plotW = width - labelW - 70;
   const vals = bars.map((b) => b.value).filter((v): v is number => v !== null && v > 0);
   const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...vals, 1))));
@@ -28,7 +28,7 @@ function panel(x0: number, y0: number, width: number, title: string, bars: Bar[]
   }
   bars.forEach((b, i) => {
     const y = top + i * rowH;
-    const cls = b.label === 'fairlock' ? 'bar me' : 'bar';
+    const cls = isFairlock({ id: b.label }) ? 'bar me' : 'bar';
     parts.push(`<text x="${labelW - 8}" y="${y + rowH / 2 + 4}" class="lb" text-anchor="end">${esc(b.label)}</text>`);
     if (b.value !== null && b.value > 0) {
       const w = Math.max(1, sx(b.value) - labelW);
@@ -51,7 +51,7 @@ export function chart(r: BenchResults): string {
     const v = l.contention.find((c) => c.holdMs === hold)?.commandsPerGrant ?? null;
     return { label: l.id, value: v, text: v === null ? '' : v.toFixed(1) };
   });
-  const width = 1000;
+  const width = 1100;
   const height = 110 + r.libs.length * 26;
   const sub = `${r.meta.procs}x${r.meta.contenders} contenders, Node ${r.meta.node}, Redis ${r.meta.redis}, ${r.meta.cores} cores, ${r.meta.date.slice(0, 10)}`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">
@@ -63,8 +63,8 @@ export function chart(r: BenchResults): string {
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="20" y="24" class="t">fairlock vs peers (log scales, shorter is better)</text>
 <text x="20" y="40" class="s">${esc(sub)}; hand-off: release() call to the next acquire() resolving, one process</text>
-${panel(20, 70, 480, 'Hand-off latency p50, loopback', hand, time)}
-${panel(510, 70, 480, `Redis commands per grant (hot lock, hold ${hold} ms)`, cmds, (v) => (v >= 1 ? String(+v.toFixed(0)) : String(+v.toFixed(2))))}
+${panel(20, 70, 530, 'Hand-off latency p50, loopback', hand, time)}
+${panel(560, 70, 530, `Redis commands per grant (hot lock, hold ${hold} ms)`, cmds, (v) => (v >= 1 ? String(+v.toFixed(0)) : String(+v.toFixed(2))))}
 </svg>
 `;
 }

@@ -27,7 +27,7 @@ export function tables(r: BenchResults): Table[] {
   const main = holds.includes(1) ? 1 : holds[0]!;
   return [
     {
-      title: 'Latency on loopback (one process; ratios to the same client\'s PING p50)',
+      title: 'Latency on loopback (one process; ratios to the PING p50 of each row\'s own client)',
       headers: ['library', 'PING p50 / p99', 'acquire+release p50 / p99', 'x PING', 'hand-off p50 / p99', 'x PING', 'Redis cmds / grant'],
       rows: r.libs.map((l) => {
         const L = l.loopback;
@@ -65,6 +65,7 @@ export function tables(r: BenchResults): Table[] {
         ...holds.map((h) => `grants/s hold ${h} ms`),
         'Redis cmds / grant',
         'Redis CPU / grant',
+        'client CPU / grant',
         'overtaking grants',
         'FIFO breaks',
         'longest wait',
@@ -80,6 +81,7 @@ export function tables(r: BenchResults): Table[] {
           ...holds.map((h) => big(cont(l, h)?.grantsPerSec)),
           n(c?.commandsPerGrant, 1),
           c?.cpuUsPerGrant == null ? 'n/a' : `${c.cpuUsPerGrant.toFixed(0)} us`,
+          us(c?.clientCpuUsPerGrant == null ? null : c.clientCpuUsPerGrant / 1000),
           c ? `${c.overtook} (${pct(c.overtakingShare)})` : 'n/a',
           c?.fifoViolations == null ? '-' : String(c.fifoViolations),
           c?.maxWaitMs == null ? 'n/a' : `${ms1(c.maxWaitMs)} ms`,

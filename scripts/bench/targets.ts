@@ -1,11 +1,12 @@
 /** fairlock's targets (issue 3), checked against one run's figures. */
-import type { LibResult, Target } from './results.js';
+import { isFairlock, type LibResult, type Target } from './results.js';
 
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b ? a / b : null);
 const fx = (x: number | null, d = 2) => (x === null ? 'n/a' : x.toFixed(d));
 
+/** Checked on fairlock's first row (node-redis 4 unless --clients says otherwise); the other clients' rows are in the tables. */
 export function checkTargets(libs: LibResult[]): Target[] {
-  const f = libs.find((l) => l.id === 'fairlock');
+  const f = libs.find(isFairlock);
   if (!f) return [];
   const out: Target[] = [];
   const add = (what: string, goal: string, x: number | null, ok: (x: number) => boolean, value = fx(x)) =>
@@ -37,7 +38,7 @@ export function checkTargets(libs: LibResult[]): Target[] {
   add('think 10 ms: share of time held', '>= 90%', f.think?.heldShare ?? null, (x) => x >= 0.9, f.think?.heldShare == null ? 'n/a' : `${(f.think.heldShare * 100).toFixed(1)}%`);
   add('client round trips per uncontended grant (relay chunks)', '2', r?.roundTripsPerGrant ?? null, (x) => Math.round(x * 10) / 10 <= 2);
   const cpu = (lib: LibResult) => lib.contention.find((c) => c.holdMs === 1)?.cpuUsPerGrant ?? null;
-  const peers = libs.filter((x) => x.id !== 'fairlock').map(cpu).filter((x): x is number => x !== null);
+  const peers = libs.filter((x) => !isFairlock(x)).map(cpu).filter((x): x is number => x !== null);
   const mine = cpu(f);
   out.push({
     what: 'Redis CPU per grant (hold 1 ms) vs cheapest peer',

@@ -27,13 +27,15 @@ export type WorkerCommand =
       maxGrants: number;
     }
   | { op: 'prepare'; id: number; lib: string; url: string; prefix: string; name: string }
+  /** Loads the library's client module before the first timed run (adapter.warm). */
+  | { op: 'warm'; id: number; lib: string }
   | { op: 'wait'; id: number; name: string; count: number }
   | { op: 'unwait'; id: number }
   /** Answered at once with this process's now(): one round of the parent's offset measurement. */
   | { op: 'clock'; id: number };
 
 export type WorkerReply =
-  | { id: number; ok: true; grants?: Grant[]; pending?: Pending[]; granted?: number; clock?: number }
+  | { id: number; ok: true; grants?: Grant[]; pending?: Pending[]; granted?: number; clock?: number; cpuUs?: number }
   | { id: number; ok: false; error: string };
 
 // Abandoned waits of destroyed clients reject later (some libraries do not catch their own).
@@ -51,6 +53,7 @@ async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<Wo
   const waits: ({ start: number; queuedAt?: number } | undefined)[] = [];
   const end = c.startAt + c.durationMs;
   await sleep(c.startAt - now());
+  const cpu0 = process.cpuUsage(); // this process's CPU over the run: the client's (and fairlock's) JS per grant
   let total = 0;
   const loop = async (i: number) => {
     const who = `${process.pid}:${i}`;
@@ -77,6 +80,7 @@ async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<Wo
   };
   const loops = Promise.all(Array.from({ length: c.contenders }, (_, i) => loop(i).catch(() => undefined)));
   await sleep(end - now());
+  const cpu = process.cpuUsage(cpu0);
   const drained = await within(loops.then(() => true), c.drainMs);
   const at = now();
   const pending: Pending[] = waits.flatMap((w, i) =>
@@ -84,7 +88,12 @@ async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<Wo
   );
   if (drained) await client.close();
   else await client.destroy();
-  return { id: c.id, ok: true, grants, pending };
+  return { id: c.id, ok: true, grants, pending, cpuUs: cpu.user + cpu.system };
+}
+
+async function warm(c: Extract<WorkerCommand, { op: 'warm' }>): Promise<WorkerReply> {
+  await adapterById(c.lib).warm?.();
+  return { id: c.id, ok: true };
 }
 
 let waiting: { client: LockClient; granted: number } | undefined;
@@ -122,7 +131,12 @@ process.on('message', (c: WorkerCommand) => {
     process.send!({ id: c.id, ok: true, clock: now() } satisfies WorkerReply);
     return;
   }
-  const run = c.op === 'contend' ? contend(c) : c.op === 'prepare' ? prepare(c) : c.op === 'wait' ? wait(c) : unwait(c);
+  const run =
+    c.op === 'contend' ? contend(c)
+    : c.op === 'prepare' ? prepare(c)
+    : c.op === 'warm' ? warm(c)
+    : c.op === 'wait' ? wait(c)
+    : unwait(c);
   run.then(
     (r) => process.send!(r),
     (err: unknown) => process.send!({ id: c.id, ok: false, error: String((err as Error)?.stack ?? err) }),

@@ -1,39 +1,43 @@
-import { createClient } from 'redis';
 import { FairLocks } from '../../../src/index.js';
+import type { ClientFamily } from './clients.js';
 import type { Adapter, LockClient } from './types.js';
 
-/** fairlock with its defaults: FIFO queue in Lua, one PUBLISH wakes the next holder. */
-export const fairlock: Adapter = {
-  id: 'fairlock',
-  label: 'fairlock (defaults: lease 5 s, heartbeat 1 s)',
-  client: 'node-redis 4',
-  wakeup: 'direct hand-off + PUBLISH to the next waiter',
-  async create(url, prefix): Promise<LockClient> {
-    const client = createClient({ url, socket: { reconnectStrategy: false } });
-    client.on('error', () => undefined);
-    await client.connect();
-    const locks = new FairLocks(client as never, { prefix });
-    let closed = false;
-    return {
-      async acquire(name, hooks) {
-        const onQueued = hooks?.onQueued;
-        const lease = await locks.lock(name).acquire(onQueued ? { timeoutMs: 600_000, onQueued } : { timeoutMs: 600_000 });
-        return { release: () => lease.release(), token: lease.token };
-      },
-      ping: async () => void (await client.ping()),
-      async close() {
-        if (closed) return;
-        closed = true;
-        await locks.close().catch(() => undefined);
-        await client.quit().catch(() => undefined);
-      },
-      async destroy() {
-        if (closed) return;
-        closed = true;
-        // close() cancels every wait with one script each; bounded so a dead server cannot hang us.
-        await Promise.race([locks.close().catch(() => undefined), new Promise((r) => setTimeout(r, 3_000))]);
-        await client.disconnect().catch(() => undefined);
-      },
-    };
-  },
-};
+/**
+ * fairlock with its defaults (FIFO queue in Lua, one PUBLISH wakes the next holder) on one client
+ * family: the row `fairlock (<family>)`. Its PING, the floor of its latency ratios, is on that client.
+ */
+export function fairlockOn(family: ClientFamily): Adapter {
+  return {
+    id: `fairlock (${family.name})`,
+    label: 'fairlock (defaults: lease 5 s, heartbeat 1 s)',
+    client: family.name,
+    wakeup: 'direct hand-off + PUBLISH to the next waiter',
+    warm: async () => void (await family.load()),
+    async create(url, prefix): Promise<LockClient> {
+      const client = await family.connect(url);
+      const locks = new FairLocks(client.raw as never, { prefix });
+      let closed = false;
+      return {
+        async acquire(name, hooks) {
+          const onQueued = hooks?.onQueued;
+          const lease = await locks.lock(name).acquire(onQueued ? { timeoutMs: 600_000, onQueued } : { timeoutMs: 600_000 });
+          return { release: () => lease.release(), token: lease.token };
+        },
+        ping: async () => void (await client.ping()),
+        async close() {
+          if (closed) return;
+          closed = true;
+          await locks.close().catch(() => undefined);
+          await client.quit().catch(() => undefined);
+        },
+        async destroy() {
+          if (closed) return;
+          closed = true;
+          // close() cancels every wait with one script each; bounded so a dead server cannot hang us.
+          await Promise.race([locks.close().catch(() => undefined), new Promise((r) => setTimeout(r, 3_000))]);
+          await client.disconnect().catch(() => undefined);
+        },
+      };
+    },
+  };
+}

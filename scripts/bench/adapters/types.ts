@@ -32,6 +32,8 @@ export interface Adapter {
   /** How a waiter learns the lock is free. */
   wakeup: string;
   create(url: string, prefix: string): Promise<LockClient>;
+  /** Loads what create() loads lazily, so that a worker's first timed run does not pay for it. */
+  warm?(): Promise<void>;
 }
 
 /** Thrown into the retry loops of polling adapters once their client is destroyed. */
