@@ -1,5 +1,6 @@
 import test from 'ava';
 import { spawnChild, type Child } from './helpers/children.js';
+import { clientFamilies } from './helpers/clients.js';
 import { newLocks, openClient } from './helpers/cleanup.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
@@ -14,6 +15,8 @@ test('10 waiters in 5 processes are granted exactly in the order they entered th
 
   const children: Child[] = [];
   for (let i = 0; i < 5; i++) children.push(await spawnChild(t, fx.server.url, prefix));
+  const expected = clientFamilies(fx.server.url).find((f) => f.id === (process.env.FAIRLOCK_TEST_CLIENT || 'redis4'))?.name;
+  t.true(children.every((c) => c.family === expected), `the children lock through ${expected} (FAIRLOCK_TEST_CLIENT)`);
   // Waiter k lives in process k % 5 and asks only after waiter k-1 is in the Redis queue.
   const waiters = Array.from({ length: 10 }, (_, k) => ({ child: children[k % 5]!, req: `w${k}` }));
   for (const [k, w] of waiters.entries()) {

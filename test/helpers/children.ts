@@ -50,6 +50,8 @@ export class Child {
   /** Why no more events will come (the child exited or was disposed); undefined while it runs. */
   private gone: string | undefined;
   sessionId = '';
+  /** The client family the child's FairLocks runs on (FAIRLOCK_TEST_CLIENT, else node-redis 4). */
+  family = '';
 
   constructor(readonly proc: ChildProcess) {
     live.add(this);
@@ -162,7 +164,10 @@ export async function spawnChild(t: ExecutionContext | Scope, url: string, prefi
   scope.add(() => child.dispose());
   child.send({ op: 'init', url, prefix, options });
   const ready = await child.waitFor((e) => e.ev === 'ready', 20_000, 'ready');
-  if (ready.ev === 'ready') child.sessionId = ready.sessionId;
+  if (ready.ev === 'ready') {
+    child.sessionId = ready.sessionId;
+    child.family = ready.family;
+  }
   return child;
 }
 

@@ -54,17 +54,32 @@ function ioredis(family: string, make: () => Any): () => Promise<TestClient> {
   };
 }
 
-/** The families the client tests run: every supported major, and RESP3 where the client has it. */
-export function clientFamilies(url: string): { name: string; connect: () => Promise<TestClient> }[] {
+/**
+ * The families the client tests run: every supported major, and RESP3 where the client has it. `id`
+ * is what FAIRLOCK_TEST_CLIENT takes (the same names as the bench's --clients).
+ */
+export function clientFamilies(url: string): { id: string; name: string; connect: () => Promise<TestClient> }[] {
   const socket = { reconnectStrategy: reconnect };
   return [
-    { name: 'node-redis 4', connect: nodeRedis('node-redis 4', () => createClient4({ url, socket })) },
-    { name: 'node-redis 5', connect: nodeRedis('node-redis 5', () => createClient5({ url, socket })) },
-    { name: 'node-redis 6', connect: nodeRedis('node-redis 6', () => createClient6({ url, socket })) },
-    { name: 'node-redis 6 RESP3', connect: nodeRedis('node-redis 6 RESP3', () => createClient6({ url, socket, RESP: 3 })) },
-    { name: 'ioredis 5', connect: ioredis('ioredis 5', () => new IORedis5(url, { retryStrategy: reconnect })) },
-    { name: 'ioredis 6', connect: ioredis('ioredis 6', () => new IORedis6(url, { retryStrategy: reconnect })) },
+    { id: 'redis4', name: 'node-redis 4', connect: nodeRedis('node-redis 4', () => createClient4({ url, socket })) },
+    { id: 'redis5', name: 'node-redis 5', connect: nodeRedis('node-redis 5', () => createClient5({ url, socket })) },
+    { id: 'redis6', name: 'node-redis 6', connect: nodeRedis('node-redis 6', () => createClient6({ url, socket })) },
+    { id: 'redis6-resp3', name: 'node-redis 6 RESP3', connect: nodeRedis('node-redis 6 RESP3', () => createClient6({ url, socket, RESP: 3 })) },
+    { id: 'ioredis5', name: 'ioredis 5', connect: ioredis('ioredis 5', () => new IORedis5(url, { retryStrategy: reconnect })) },
+    { id: 'ioredis6', name: 'ioredis 6', connect: ioredis('ioredis 6', () => new IORedis6(url, { retryStrategy: reconnect })) },
   ];
+}
+
+/**
+ * The client the forked processes of the multi-process tests lock through: FAIRLOCK_TEST_CLIENT
+ * (`npm test` sets ioredis5 for its second Node), else node-redis 4 (undefined: the worker's own client).
+ */
+export async function childLockClient(url: string): Promise<TestClient | undefined> {
+  const id = process.env.FAIRLOCK_TEST_CLIENT;
+  if (!id || id === 'redis4') return undefined;
+  const family = clientFamilies(url).find((f) => f.id === id);
+  if (!family) throw new Error(`FAIRLOCK_TEST_CLIENT=${id}: expected one of ${clientFamilies(url).map((f) => f.id).join(', ')}`);
+  return family.connect();
 }
 
 async function within(p: Promise<unknown>, ms = 3_000): Promise<void> {

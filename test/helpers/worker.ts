@@ -10,6 +10,7 @@
 import { FairLocks, type Lease } from '../../src/index.js';
 import type { RedisClient } from './redis-client.js';
 import { fencedWrite } from './fenced.js';
+import { childLockClient, type TestClient } from './clients.js';
 import { connect } from './redis.js';
 
 export type Command =
@@ -25,7 +26,7 @@ export type Command =
   | { op: 'write'; req: string; key: string; value: string; storeUrl?: string };
 
 export type Event = { req?: string } & (
-  | { ev: 'ready'; pid: number; sessionId: string }
+  | { ev: 'ready'; pid: number; sessionId: string; family: string }
   | { ev: 'queued'; position: number }
   /** `order`: the value of INCR orderKey right after the grant (when the acquire gave an orderKey). */
   | { ev: 'granted'; token: number; order?: number }
@@ -40,6 +41,8 @@ export type Event = { req?: string } & (
 );
 
 let client: RedisClient;
+/** The client FairLocks runs on, when FAIRLOCK_TEST_CLIENT names another family than `client`'s. */
+let lockClient: TestClient | undefined;
 let locks: FairLocks;
 const leases = new Map<string, Lease>();
 const stores = new Map<string, Promise<RedisClient>>();
@@ -75,8 +78,9 @@ async function handle(c: Command): Promise<void> {
   switch (c.op) {
     case 'init':
       client = await connect(c.url);
-      locks = new FairLocks(client, { prefix: c.prefix, ...(c.options ?? {}) });
-      send({ ev: 'ready', pid: process.pid, sessionId: locks.sessionId });
+      lockClient = await childLockClient(c.url);
+      locks = new FairLocks(lockClient?.client ?? client, { prefix: c.prefix, ...(c.options ?? {}) });
+      send({ ev: 'ready', pid: process.pid, sessionId: locks.sessionId, family: lockClient?.family ?? 'node-redis 4' });
       return;
     case 'acquire': {
       const lease = await locks.lock(c.name).acquire({
@@ -115,6 +119,7 @@ async function handle(c: Command): Promise<void> {
     }
     case 'close':
       await locks.close();
+      await lockClient?.close();
       await client.quit();
       send({ req: c.req, ev: 'done' });
       return;
