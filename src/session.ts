@@ -117,19 +117,18 @@ export class LockState {
   }
 
   /** Runs the release script for `id`; if it fails, the heartbeat retries it. */
-  async releaseInRedis(id: string): ReturnType<Scripts['release']> {
-    try {
-      return await this.session.scripts.release(this.keys, id);
-    } catch (err) {
-      this.retryRelease(id);
-      throw err;
-    }
+  releaseInRedis(id: string): ReturnType<Scripts['release']> {
+    return this.orRetry(id, this.session.scripts.release(this.keys, id));
   }
 
-  /** Runs the cancel script for `id`; if it fails, the heartbeat retries it. */
-  async cancelInRedis(id: string): ReturnType<Scripts['cancel']> {
+  /** Runs the cancel script for `id`; if it fails, the heartbeat retries it (as a release). */
+  cancelInRedis(id: string): ReturnType<Scripts['cancel']> {
+    return this.orRetry(id, this.session.scripts.cancel(this.keys, id));
+  }
+
+  private async orRetry<T>(id: string, call: Promise<T>): Promise<T> {
     try {
-      return await this.session.scripts.cancel(this.keys, id);
+      return await call;
     } catch (err) {
       this.retryRelease(id);
       throw err;

@@ -13,6 +13,7 @@ import type { RedisClient } from './helpers/redis-client.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
 import { newLocks } from './helpers/cleanup.js';
+import { whenQueued } from './helpers/queued.js';
 
 const fx = useRedis();
 
@@ -71,10 +72,9 @@ test('inspect shows the holder, the lease left and the queue in order', async (t
   const positions: number[] = [];
   const waits = [];
   for (let i = 0; i < 3; i++) {
-    let queued!: () => void;
-    const p = new Promise<void>((r) => (queued = r));
-    waits.push(lock.acquire({ onQueued: (pos) => (positions.push(pos), queued()) }));
-    await p;
+    const q = whenQueued();
+    waits.push(lock.acquire({ onQueued: q.onQueued }));
+    positions.push(await q.queued);
   }
   const info = await locks.inspect('i');
   t.is(info.holder?.id, lease.id);
@@ -94,10 +94,9 @@ test('close() rejects waits with ClosedError, releases leases and leaves the cli
   const locks = newLocks(t, fx.client, { prefix });
   const held = await locks.lock('c1').acquire();
   const blocker = await other.lock('c2').acquire();
-  let queued!: () => void;
-  const q = new Promise<void>((r) => (queued = r));
-  const waiting = locks.lock('c2').acquire({ onQueued: () => queued() });
-  await q;
+  const q = whenQueued();
+  const waiting = locks.lock('c2').acquire({ onQueued: q.onQueued });
+  await q.queued;
   await locks.close();
   await t.throwsAsync(waiting, { instanceOf: ClosedError });
   t.true(held.signal.aborted === false, 'a released lease is not a lost one');
@@ -125,15 +124,16 @@ test('a lease that runs out aborts its signal with LockLostError; release then r
 });
 
 test('extend() keeps an unrenewed lease alive; auto-renew keeps a short lease alive', async (t) => {
-  const locks = fresh(t, { heartbeatMs: 50, livenessMs: 200 });
-  const manual = await locks.lock('e1').acquire({ leaseMs: 600, autoRenew: false });
+  // Leases several times their renewal period, so a loaded machine's late timers do not lose them.
+  const locks = fresh(t, { heartbeatMs: 100, livenessMs: 400 });
+  const manual = await locks.lock('e1').acquire({ leaseMs: 3_000, autoRenew: false });
   for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 1_200));
     await manual.extend();
   }
-  t.false(manual.signal.aborted);
-  const auto = await locks.lock('e2').acquire({ leaseMs: 150 });
-  await new Promise((r) => setTimeout(r, 500));
+  t.false(manual.signal.aborted, 'kept by extend() past its first lease');
+  const auto = await locks.lock('e2').acquire({ leaseMs: 1_500 });
+  await new Promise((r) => setTimeout(r, 3_500));
   t.false(auto.signal.aborted, 'renewed by the heartbeat');
   t.true((await locks.inspect('e2')).holder!.leaseLeftMs > 0);
   await manual.release();

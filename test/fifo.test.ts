@@ -4,6 +4,7 @@ import { clientFamilies } from './helpers/clients.js';
 import { newLocks, openClient } from './helpers/cleanup.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
+import { whenQueued } from './helpers/queued.js';
 
 const fx = useRedis();
 
@@ -60,10 +61,9 @@ test('re-acquiring right after a release goes to the back of the queue', async (
   const a = newLocks(t, client, { prefix });
   const b = newLocks(t, client, { prefix });
   const first = await a.lock('r').acquire();
-  let queued!: () => void;
-  const isQueued = new Promise<void>((r) => (queued = r));
-  const bWaits = b.lock('r').acquire({ onQueued: () => queued() });
-  await isQueued;
+  const q = whenQueued();
+  const bWaits = b.lock('r').acquire({ onQueued: q.onQueued });
+  await q.queued;
   await first.release();
   const again = a.lock('r').acquire();
   const bLease = await bWaits;

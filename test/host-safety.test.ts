@@ -11,6 +11,7 @@ import { lockKeys } from '../src/keys.js';
 import type { RedisClient } from './helpers/redis-client.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
+import { whenQueued } from './helpers/queued.js';
 
 const fx = useRedis();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -39,12 +40,11 @@ test('malformed wake-up messages are ignored; the waiter is granted by the real 
     await Promise.all([a.close(), b.close()]);
   });
   const holder = await a.lock('w').acquire();
-  let queued!: () => void;
-  const inQueue = new Promise<void>((r) => (queued = r));
+  const q = whenQueued();
   let granted = false;
-  const waiting = b.lock('w').acquire({ onQueued: () => queued() });
+  const waiting = b.lock('w').acquire({ onQueued: q.onQueued });
   void waiting.then(() => (granted = true), () => undefined);
-  await inQueue;
+  await q.queued;
   const [entry] = (await a.inspect('w')).queue;
   const id = entry!.id;
   const ticket = Number(await fx.client.zScore(lockKeys(prefix, 'w').queue, id));

@@ -3,23 +3,18 @@ import { LockAbortedError, LockTimeoutError } from '../src/index.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
 import { newLocks } from './helpers/cleanup.js';
+import { whenQueued } from './helpers/queued.js';
 
 const fx = useRedis();
-
-function queuedSignal(): { onQueued: () => void; queued: Promise<void> } {
-  let onQueued!: () => void;
-  const queued = new Promise<void>((r) => (onQueued = r));
-  return { onQueued, queued };
-}
 
 test('a waiter that times out leaves the queue and the one behind it is granted next', async (t) => {
   const locks = newLocks(t, fx.client, { prefix: newPrefix() });
   const lock = locks.lock('x');
   const holder = await lock.acquire();
-  const a = queuedSignal();
+  const a = whenQueued();
   const timedOut = lock.acquire({ timeoutMs: 300, onQueued: a.onQueued });
   await a.queued;
-  const b = queuedSignal();
+  const b = whenQueued();
   const behind = lock.acquire({ onQueued: b.onQueued });
   await b.queued;
   const err = await t.throwsAsync(timedOut, { instanceOf: LockTimeoutError });
@@ -38,7 +33,7 @@ test('an aborted waiter leaves the queue with LockAbortedError carrying the reas
   const lock = locks.lock('x');
   const holder = await lock.acquire();
   const controller = new AbortController();
-  const a = queuedSignal();
+  const a = whenQueued();
   const aborted = lock.acquire({ signal: controller.signal, onQueued: a.onQueued });
   await a.queued;
   const reason = new Error('no longer needed');
@@ -63,7 +58,7 @@ test('a timeout racing the grant never leaves the lock stuck (many rounds)', asy
   for (let i = 0; i < rounds; i++) {
     const name = `race${i % 5}`;
     const holder = await holderSide.lock(name).acquire();
-    const q = queuedSignal();
+    const q = whenQueued();
     const waiting = waiterSide.lock(name).acquire({ timeoutMs: 5 + (i % 7), onQueued: q.onQueued });
     const outcome = waiting.then(
       (l) => l,

@@ -7,6 +7,7 @@ import test from 'ava';
 import { FairLocks, LockTimeoutError } from '../src/index.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
+import { whenQueued } from './helpers/queued.js';
 
 const fx = useRedis();
 
@@ -34,10 +35,9 @@ test('on a held lock, or a free one with a waiter queued, timeoutMs 0 rejects at
   }
   t.deepEqual((await locks.inspect('busy')).queue, [], 'no entry was left in the queue');
   // A queued waiter keeps its turn: a timeoutMs 0 attempt does not barge when the holder leaves.
-  let queued!: () => void;
-  const inQueue = new Promise<void>((r) => (queued = r));
-  const waiter = lock.acquire({ onQueued: () => queued() });
-  await inQueue;
+  const q = whenQueued();
+  const waiter = lock.acquire({ onQueued: q.onQueued });
+  await q.queued;
   const release = holder.release();
   await t.throwsAsync(lock.acquire({ timeoutMs: 0 }), { instanceOf: LockTimeoutError });
   await release;

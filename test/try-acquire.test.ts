@@ -4,6 +4,7 @@ import { Scripts } from '../src/scripts.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
 import { newLocks } from './helpers/cleanup.js';
+import { whenQueued } from './helpers/queued.js';
 
 const fx = useRedis();
 
@@ -27,10 +28,9 @@ test('tryAcquire returns null while anyone is queued, even when the lock is mome
   // it runs out in Redis while the waiter's heartbeat has not yet come round to notice.
   const granted = await new Scripts(fx.client, prefix).acquire(lockKeys(prefix, 'm'), 'frozen:1:150:0', 10_000, 'try');
   t.is(granted.kind, 'granted');
-  let queued!: () => void;
-  const isQueued = new Promise<void>((r) => (queued = r));
-  const waiting = waiterSide.lock('m').acquire({ onQueued: () => queued() });
-  await isQueued;
+  const q = whenQueued();
+  const waiting = waiterSide.lock('m').acquire({ onQueued: q.onQueued });
+  await q.queued;
   await new Promise((r) => setTimeout(r, 300));
   const owner = await fx.client.get(`${prefix}:{m}:owner`);
   t.is(owner, null, 'the owner key has expired: the lock is free in Redis');

@@ -10,6 +10,7 @@ import { FairLocks, FairLockError } from '../../src/index.js';
 import type { RedisClient } from '../helpers/redis-client.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
+import { whenQueued } from '../helpers/queued.js';
 
 const fx = useRedis({ owned: true }); // ACL SETUSER changes the server: never a user's own Redis
 const OPTS = { leaseMs: 2_000, livenessMs: 1_000, heartbeatMs: 200 };
@@ -47,22 +48,23 @@ test.serial('every operation works under exactly the rule README gives', async (
   const prefix = newPrefix();
   const client = await asUser(t, readmeRule(prefix, 'locker'));
   t.is(await client.sendCommand(['ACL', 'WHOAMI']).catch(() => 'denied'), 'denied', 'the user is really limited');
-  const a = new FairLocks(client, { prefix, ...OPTS });
-  const b = new FairLocks(client, { prefix, ...OPTS });
+  // Slow heartbeats: a hand-off well under one of them was woken by the message.
+  const opts = { ...OPTS, heartbeatMs: 1_500, livenessMs: 4_000 };
+  const a = new FairLocks(client, { prefix, ...opts });
+  const b = new FairLocks(client, { prefix, ...opts });
   track(t, a, b);
   const lease = await a.lock('x').acquire();
-  let queued!: () => void;
-  const inQueue = new Promise<void>((r) => (queued = r));
-  const waiting = b.lock('x').acquire({ onQueued: () => queued() });
-  await inQueue;
+  const q = whenQueued();
+  const waiting = b.lock('x').acquire({ onQueued: q.onQueued });
+  await q.queued;
   t.is((await a.inspect('x')).queue.length, 1);
   t.is(await b.lock('x').tryAcquire(), null);
   await lease.extend(3_000);
-  await new Promise((r) => setTimeout(r, 3 * OPTS.heartbeatMs)); // heartbeats run under the user too
+  await new Promise((r) => setTimeout(r, opts.heartbeatMs + 500)); // heartbeats run under the user too
   const t0 = performance.now();
   await lease.release();
   const next = await waiting;
-  t.true(performance.now() - t0 < OPTS.heartbeatMs, 'woken by the wake-up message, not a heartbeat');
+  t.true(performance.now() - t0 < opts.heartbeatMs, 'woken by the wake-up message, not a heartbeat');
   t.true(next.token > lease.token);
   await next.release();
   const timedOut = await b.lock('x').acquire({ timeoutMs: 0 });
@@ -80,10 +82,9 @@ test.serial('without the publish right a release still hands on and resolves; th
   const b = new FairLocks(client, { prefix, ...OPTS });
   track(t, a, b);
   const lease = await a.lock('p').acquire();
-  let queued!: () => void;
-  const inQueue = new Promise<void>((r) => (queued = r));
-  const waiting = b.lock('p').acquire({ timeoutMs: 10_000, onQueued: () => queued() });
-  await inQueue;
+  const q = whenQueued();
+  const waiting = b.lock('p').acquire({ timeoutMs: 10_000, onQueued: q.onQueued });
+  await q.queued;
   await t.notThrowsAsync(lease.release(), 'the lock was handed on, so the release succeeded');
   const next = await waiting;
   t.true(next.token > lease.token);
@@ -98,10 +99,9 @@ test.serial('a command the user lacks is NO_PERMISSION quoting Redis, not BAD_KE
   const b = new FairLocks(client, { prefix, ...OPTS });
   track(t, a, b);
   const lease = await a.lock('z').acquire();
-  let queued!: () => void;
-  const inQueue = new Promise<void>((r) => (queued = r));
-  b.lock('z').acquire({ timeoutMs: 2_000, onQueued: () => queued() }).catch(() => undefined);
-  await inQueue;
+  const q = whenQueued();
+  b.lock('z').acquire({ timeoutMs: 2_000, onQueued: q.onQueued }).catch(() => undefined);
+  await q.queued;
   const err = await t.throwsAsync(lease.release(), { instanceOf: FairLockError });
   t.is((err as FairLockError).code, 'NO_PERMISSION', err?.message);
   t.regex(err!.message, /NOPERM|can't run this command/, 'it quotes Redis');

@@ -9,6 +9,7 @@ import { FairLocks } from '../../src/index.js';
 import type { RedisClient } from '../helpers/redis-client.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
+import { whenQueued } from '../helpers/queued.js';
 
 const fx = useRedis();
 const OPTS = { leaseMs: 5_000, livenessMs: 1_000, heartbeatMs: 100 };
@@ -29,12 +30,6 @@ async function flakyClient(t: ExecutionContext): Promise<{ client: RedisClient; 
   return { client, failNext: (id) => (failFor = id) };
 }
 
-function queued(): { p: Promise<void>; onQueued: () => void } {
-  let onQueued!: () => void;
-  const p = new Promise<void>((r) => (onQueued = r));
-  return { p, onQueued };
-}
-
 test.serial('a release that did not reach Redis is retried by the next heartbeat: the next waiter gets the lock long before the lease ends', async (t) => {
   const prefix = newPrefix();
   const flaky = await flakyClient(t);
@@ -44,9 +39,9 @@ test.serial('a release that did not reach Redis is retried by the next heartbeat
     await Promise.all([a.close(), b.close()]);
   });
   const lease = await a.lock('r').acquire();
-  const q = queued();
+  const q = whenQueued();
   const waiting = b.lock('r').acquire({ timeoutMs: 20_000, onQueued: q.onQueued });
-  await q.p;
+  await q.queued;
   flaky.failNext(lease.id);
   const t0 = performance.now();
   await t.throwsAsync(lease.release(), { message: /simulated/ });
@@ -67,18 +62,18 @@ test.serial('a wait given up whose cancel did not reach Redis leaves the queue a
     await Promise.all([a.close(), b.close()]);
   });
   const lease = await a.lock('c').acquire();
-  const q = queued();
+  const q = whenQueued();
   const controller = new AbortController();
   const waiting = b.lock('c').acquire({ signal: controller.signal, onQueued: q.onQueued });
-  await q.p;
+  await q.queued;
   const [entry] = (await a.inspect('c')).queue;
   flaky.failNext(entry!.id);
   controller.abort();
   await t.throwsAsync(waiting);
   // Keep b's session beating on the lock for another, later waiter of its own.
-  const q2 = queued();
+  const q2 = whenQueued();
   const later = b.lock('c').acquire({ timeoutMs: 20_000, onQueued: q2.onQueued });
-  await q2.p;
+  await q2.queued;
   for (let i = 0; i < 50 && (await a.inspect('c')).queue.some((e) => e.id === entry!.id); i++) {
     await new Promise((r) => setTimeout(r, 20));
   }

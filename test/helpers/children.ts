@@ -163,7 +163,8 @@ export async function spawnChild(t: ExecutionContext | Scope, url: string, prefi
   const child = new Child(proc);
   scope.add(() => child.dispose());
   child.send({ op: 'init', url, prefix, options });
-  const ready = await child.waitFor((e) => e.ev === 'ready', 20_000, 'ready');
+  // Generous: on a loaded 2-core machine a fresh tsx child took over 20 s to connect and report.
+  const ready = await child.waitFor((e) => e.ev === 'ready', 60_000, 'ready');
   if (ready.ev === 'ready') {
     child.sessionId = ready.sessionId;
     child.family = ready.family;
