@@ -10,6 +10,13 @@ import { Scripts } from './scripts.js';
 import { Session } from './session.js';
 import { Wakeups } from './wakeups.js';
 
+/** Waits for `p` (never rejects) but no longer than `ms`. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 function describeError(err: unknown): string {
   try {
     return err instanceof Error ? `${err.name}: ${err.message}` : describe(err);
@@ -42,7 +49,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
   private closing: Promise<void> | undefined;
 
   constructor(client: RedisClientLike, options?: FairLocksOptions) {
-    super();
+    super({ captureRejections: true }); // an async listener that rejects reaches the method below, not the host
     const redis = adaptClient(client);
     const resolved = resolveOptions(options);
     const scripts = new Scripts(redis, resolved.prefix);
@@ -62,6 +69,11 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
       (message) => this.session.onWake(message),
       () => this.session.beatAll(),
     );
+  }
+
+  /** @internal A listener's rejected promise (captureRejections): a warning, never a crash. */
+  override [EventEmitter.captureRejectionSymbol](err: Error, event: unknown, ..._args: unknown[]): void {
+    process.emitWarning(`a '${String(event)}' listener of FairLocks rejected: ${describeError(err)}`, 'FairLockWarning');
   }
 
   /** This instance's session id: the first part of every waiter and holder id it creates. */
@@ -101,11 +113,17 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     const states = [...this.session.locks.values()];
     const waiters = states.flatMap((s) => [...s.waiters.values()]);
     const leases = states.flatMap((s) => [...s.leases]);
-    await Promise.all([
-      ...waiters.map((w) => w.giveUp(new ClosedError(`FairLocks closed while waiting for the lock "${w.state.name}"`))),
-      ...leases.map((l) => l.release().catch(() => undefined)),
-    ]);
+    // Bounded like a give-up: while Redis does not answer, close() still returns after about one
+    // liveness period (the releases still run if Redis comes back; unreleased leases run out).
+    const bound = this.session.options.livenessMs;
+    await within(
+      Promise.all([
+        ...waiters.map((w) => w.giveUp(new ClosedError(`FairLocks closed while waiting for the lock "${w.state.name}"`))),
+        ...leases.map((l) => l.release().catch(() => undefined)),
+      ]),
+      bound,
+    );
     this.session.stop();
-    await this.wakeups.close();
+    await this.wakeups.close(bound);
   }
 }

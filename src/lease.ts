@@ -106,6 +106,9 @@ export class Lease implements AsyncDisposable {
       this.lose('Redis no longer names this lease the owner');
       throw this.lostError!;
     }
+    // Released or lost while the call was in flight: tracking it again would beat for it for ever.
+    if (this.lostError) throw this.lostError;
+    if (this.releasing) throw new NotHolderError(`lease on "${this.name}" was released while extend() ran`);
     this.leaseMs = value;
     this.renewed(reply.exp, reply, true);
     this.state.leaseHeld(this); // a shorter lease may need a shorter heartbeat period

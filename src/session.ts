@@ -86,6 +86,8 @@ export class LockState {
   private timerPeriod = 0;
   /** One heartbeat in flight per lock; a beat after a reconnect waits for the regular one. */
   private readonly beating = new Mutex();
+  /** Redis time until which the last reply that refreshed this session on this lock proves it alive. */
+  private liveUntil = 0;
 
   constructor(readonly session: Session, readonly name: string) {
     this.keys = lockKeys(session.options.prefix, name);
@@ -135,11 +137,12 @@ export class LockState {
     }
   }
 
+  /** Hands `id` to the state the session now has for this name (this one, or a newer one if this went idle). */
   private retryRelease(id: string): void {
     if (this.session.isStopped) return;
-    this.unreleased.add(id);
-    this.session.locks.set(this.name, this);
-    this.schedule();
+    const current = this.session.state(this.name);
+    current.unreleased.add(id);
+    current.schedule();
   }
 
   stopTimer(): void {
@@ -164,11 +167,13 @@ export class LockState {
         // A key of the wrong type will not heal by retrying: fail this lock's leases and waits now
         // (naming the key) instead of letting leases run out silently and waits hang until timeout.
         if ((err as { code?: unknown })?.code === 'BAD_KEY') {
+          this.unreleased.clear(); // nothing can be released through a bad key: do not pile them up
           for (const lease of [...this.leases]) lease.lose((err as Error).message, err);
           for (const waiter of [...this.waiters.values()]) void waiter.giveUp(err as Error);
         }
         return;
       }
+      const lapsed = this.refreshed(reply.now, reply.lapsed);
       const owner = reply.owner;
       for (const lease of [...this.leases]) {
         if (owner?.id === lease.id) lease.renewed(owner.exp, reply);
@@ -181,8 +186,21 @@ export class LockState {
         return;
       }
       if (owner) this.waiters.get(owner.id)?.grant({ token: owner.token, exp: owner.exp, sample: reply });
-      if (reply.lapsed) await this.reenter();
+      if (lapsed) await this.reenter();
     });
+  }
+
+  /**
+   * A script refreshed this session's liveness on this lock at Redis time `now`: did the session
+   * lapse before it? Redis says so only to the first run of the script; a repeated run (a retry
+   * after a dropped connection, or ioredis resending by itself) finds the session fresh. So the
+   * client also counts a lapse when `now` is past what the previous reply proved. A false "lapsed"
+   * costs one idempotent acquire per waiter; a missed one left a reaped waiter waiting for ever.
+   */
+  refreshed(now: number, redisSaysLapsed: boolean): boolean {
+    const lapsed = redisSaysLapsed || (this.liveUntil > 0 && now >= this.liveUntil);
+    this.liveUntil = Math.max(this.liveUntil, now + this.session.options.livenessMs);
+    return lapsed;
   }
 
   /** After a lapse: every waiter (but `except`) runs the idempotent acquire again, re-entering if reaped. */

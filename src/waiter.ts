@@ -77,11 +77,13 @@ export class Waiter {
     this.ticket = reply.ticket;
     // Our session had lapsed and this call revived it: the heartbeat will not report the lapse, so
     // the session's other waiters on this lock (maybe reaped as dead) must check where they stand now.
-    if (reply.lapsed) this.state.reenter(this);
+    if (this.state.refreshed(reply.now, reply.lapsed)) this.state.reenter(this);
     if (!this.queuedOnce) {
       this.queuedOnce = true;
       try {
-        this.options.onQueued?.(reply.position);
+        // An async callback's rejection must not become an unhandled rejection in the host either.
+        const result: unknown = this.options.onQueued?.(reply.position);
+        if (result instanceof Promise) result.catch(() => undefined);
       } catch {
         // a throwing callback must not leave a waiter in the queue that nobody listens to
       }

@@ -55,13 +55,14 @@ export class Wakeups {
     this.ready = true;
   }
 
-  async close(): Promise<void> {
+  /** Unsubscribes and quits; after `boundMs` without an answer, drops the connection instead. */
+  async close(boundMs: number): Promise<void> {
     await this.mutex.runExclusive(async () => {
       const sub = this.sub;
       this.sub = undefined;
       this.ready = false;
       this.connecting = undefined;
-      await sub?.close();
+      await sub?.close(boundMs);
     });
   }
 }

@@ -83,3 +83,32 @@ test('a throwing lost listener becomes a warning, not an uncaught exception', as
   t.is(calls, 1);
   t.true(warnings.some((w) => w.includes('listener bug')), warnings.join('; '));
 });
+
+test('an async onQueued and an async lost listener that reject become nothing worse than a warning', async (t) => {
+  const locks = new FairLocks(fx.client, { prefix: newPrefix() });
+  t.teardown(() => locks.close());
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  t.teardown(() => void process.off('warning', onWarning));
+  locks.on('lost', async () => {
+    throw new Error('async listener bug');
+  });
+  const holder = await locks.lock('q').acquire();
+  const q = whenQueued();
+  const waiting = locks.lock('q').acquire({
+    timeoutMs: 10_000,
+    onQueued: async (position) => {
+      q.onQueued(position);
+      throw new Error('async onQueued bug');
+    },
+  });
+  await q.queued;
+  const short = await locks.lock('l').acquire({ leaseMs: 50, autoRenew: false });
+  await sleep(200);
+  t.true(short.signal.aborted);
+  await holder.release();
+  await (await waiting).release();
+  await sleep(50);
+  t.true(warnings.some((w) => w.includes('async listener bug')), warnings.join('; '));
+});

@@ -13,7 +13,7 @@ test('a waiter killed with SIGKILL is skipped; the next live waiter is granted',
   const prefix = newPrefix();
   const client = await openClient(t, fx.server.url);
   const locks = newLocks(t, client, { prefix, ...FAST });
-  const holder = await locks.lock('k').acquire();
+  const holder = await locks.lock('k').acquire({ leaseMs: 10_000 }); // long: spawning children on a loaded machine must not lose it
   const doomed = await spawnChild(t, fx.server.url, prefix, FAST);
   const survivor = await spawnChild(t, fx.server.url, prefix, FAST);
   doomed.send({ op: 'acquire', req: 'd', name: 'k' });

@@ -50,6 +50,6 @@ if mode == 'try' then return { 0, now, o.exp - now } end
 local t = next_ticket(now_us)
 call('ZADD', K_QUEUE, t, id)
 local lapsed = refresh_session()
-call('PEXPIRE', K_QUEUE, liveness * 2)
-call('PEXPIRE', K_SESSIONS, liveness * 2)
+keep_alive(K_QUEUE, liveness * 2)
+keep_alive(K_SESSIONS, liveness * 2)
 return { 2, now, t, call('ZCARD', K_QUEUE), lapsed }

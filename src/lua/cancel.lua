@@ -13,8 +13,9 @@ local _, now = clock()
 if call('ZREM', K_QUEUE, id) == 1 then return { 1, now } end
 local o = owner_or_next(now, prefix)
 if o and o.id == id then
-  if not grant_next(now, prefix, id) then remember_release(id) end
+  grant_next(now, prefix, id)
+  remember_release(id)
   return { 3, now }
 end
-if (o and o.prev == id) or call('HGET', K_COUNTER, 'r') == id then return { 2, now } end
+if (o and o.prev == id) or released_before(id) then return { 2, now } end
 return { 0, now }

@@ -5,7 +5,7 @@
     KEYS[1] owner     string "id token exp lease renew granted prev confirmed" with PX = exp - now
     KEYS[2] queue     zset   waiter id -> ticket (microseconds from Redis TIME, strictly increasing)
     KEYS[3] sessions  zset   session id -> liveness deadline (ms, Redis clock)
-    KEYS[4] counter   hash   t = last ticket handed out, r = id of the last holder whose release left the lock idle
+    KEYS[4] counter   hash   t = last ticket handed out, r = the last ids that gave the lock up (newest first)
   A waiter id is "session:seq:leaseMs:renew" so a hand-off knows the lease to grant and the channel to wake.
   Every reply is {code, now, ...}: now is Redis's clock in ms, which the client uses to bound the
   clock offset.
@@ -129,10 +129,32 @@ local function confirm(o, now, prefix)
   return set_exp(o, now + o.lease, now, prefix)
 end
 
--- The last holder that left the lock idle, so that a repeated release answers "already". Best
--- effort: the lock was already released, so a failure here must not make the release look failed.
+-- The last RELEASES_KEPT ids that gave the lock up (released, or cancelled after a grant), so that
+-- a repeated release answers "already" also after other hand-offs happened in between (the next
+-- owner's `prev` only covers one). Best effort: the lock was already given up, so a failure here
+-- must not make the release look failed.
+local RELEASES_KEPT = 8
 local function remember_release(id)
-  redis.pcall('HSET', K_COUNTER, 'r', id)
+  local ok, list = pcall(redis.call, 'HGET', K_COUNTER, 'r')
+  if not ok then return end
+  local kept = { id }
+  for other in string.gmatch(list or '', '%S+') do
+    if #kept >= RELEASES_KEPT then break end
+    if other ~= id then kept[#kept + 1] = other end
+  end
+  redis.pcall('HSET', K_COUNTER, 'r', table.concat(kept, ' '))
+  redis.pcall('PEXPIRE', K_COUNTER, COUNTER_TTL_MS)
+end
+
+local function released_before(id)
+  local list = call('HGET', K_COUNTER, 'r')
+  return list and string.find(' ' .. list .. ' ', ' ' .. id .. ' ', 1, true) ~= nil
+end
+
+-- Shared keys: a session with a short liveness must not shorten the expiry that a session with a
+-- longer one relies on (PEXPIRE alone would, and the queue could vanish under a live waiter).
+local function keep_alive(key, ms)
+  if call('PTTL', key) < ms then call('PEXPIRE', key, ms) end
 end
 
 local function sid_of(id)

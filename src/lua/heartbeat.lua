@@ -20,12 +20,19 @@
   element names the queue key when it is of the wrong type (the client then fails its waits)
 ]]
 local sid, liveness, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+-- The deadline a holder may use: an unconfirmed grant may be cut back to g + lease by its confirmation.
+local function usable_exp(o)
+  if o.c == '0' then return math.min(o.exp, o.g + o.lease) end
+  return o.exp
+end
 local _, now = clock()
 local before = call('ZSCORE', K_SESSIONS, sid)
 local lapsed = (not before) or tonumber(before) <= now
 -- Refresh first: this session is alive right now, so its waiter at the head may be granted below.
 call('ZADD', K_SESSIONS, now + liveness, sid)
-call('PEXPIRE', K_SESSIONS, liveness * 2)
+keep_alive(K_SESSIONS, liveness * 2)
+-- Dead sessions go now: a lock that never goes idle would otherwise keep every session it ever had.
+call('ZREMRANGEBYSCORE', K_SESSIONS, '-inf', now)
 -- ZCARD, not a bare PEXPIRE (which works on any type): a queue key turned into another type is
 -- reported at once, so this session's waits fail at this beat instead of once the holder's lease has
 -- run out; the beat still renews the holder's lease (the holder is not the key's victim).
@@ -40,10 +47,10 @@ if bad_queue then
     end
   end
   if not o then return { lapsed and 1 or 0, now, '', 0, 0, K_QUEUE } end
-  return { lapsed and 1 or 0, now, o.id, o.token, o.exp, K_QUEUE }
+  return { lapsed and 1 or 0, now, o.id, o.token, usable_exp(o), K_QUEUE }
 end
 if type(queued) == 'table' then error(queued) end
-if queued > 0 then call('PEXPIRE', K_QUEUE, liveness * 2) end
+if queued > 0 then keep_alive(K_QUEUE, liveness * 2) end
 -- "-id": a lease or wait of this session given up whose release or cancel did not get through
 -- (beat until released): leave the queue, and hand the lock on below if it was granted.
 for i = 4, #ARGV do
@@ -55,7 +62,7 @@ if o and sid_of(o.id) == sid then
     if ARGV[i] == '-' .. o.id then
       local id = o.id
       o = grant_next(now, prefix, id)
-      if not o then remember_release(id) end
+      remember_release(id)
       break
     end
   end
@@ -77,4 +84,4 @@ if o and sid_of(o.id) == sid then
   end
 end
 if not o then return { lapsed and 1 or 0, now, '', 0, 0 } end
-return { lapsed and 1 or 0, now, o.id, o.token, o.exp }
+return { lapsed and 1 or 0, now, o.id, o.token, usable_exp(o) }

@@ -11,8 +11,9 @@ local id, prefix = ARGV[1], ARGV[2]
 local _, now = clock()
 local o = owner_or_next(now, prefix)
 if o and o.id == id then
-  if not grant_next(now, prefix, id) then remember_release(id) end
+  grant_next(now, prefix, id)
+  remember_release(id)
   return { 1, now }
 end
-if (o and o.prev == id) or call('HGET', K_COUNTER, 'r') == id then return { 2, now } end
+if (o and o.prev == id) or released_before(id) then return { 2, now } end
 return { 0, now }

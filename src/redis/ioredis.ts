@@ -1,5 +1,6 @@
 /** The seam for ioredis 5 and 6. */
 import { debug } from '../debug.js';
+import { settledWithin } from './settled.js';
 import type { IORedisClientLike, RedisSeam, Subscription } from './seam.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ioredis is an optional peer: typed by shape only */
@@ -45,13 +46,12 @@ export class IORedisSeam implements RedisSeam {
     }
     ready = true;
     return {
-      close: async () => {
-        try {
+      close: async (boundMs) => {
+        const graceful = (async () => {
           await sub.unsubscribe(channel);
           await sub.quit();
-        } catch {
-          sub.disconnect();
-        }
+        })().catch(() => sub.disconnect());
+        if (!(await settledWithin(graceful, boundMs))) sub.disconnect();
       },
     };
   }

@@ -1,6 +1,7 @@
 /** The seam for node-redis 4, 5 and 6: their `sendCommand`, `duplicate` and `subscribe` agree. */
 import { debug } from '../debug.js';
 import type { NodeRedisClientLike, RedisSeam, Subscription } from './seam.js';
+import { settledWithin } from './settled.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the three majors' types differ; only the shared shape is used */
 type AnyNodeRedis = NodeRedisClientLike & Record<string, any>;
@@ -40,13 +41,12 @@ export class NodeRedisSeam implements RedisSeam {
     }
     ready = true;
     return {
-      close: async () => {
-        try {
-          await sub.unsubscribe(channel);
-        } catch {
-          // closing anyway
-        }
-        await closeQuietly(sub, true);
+      close: async (boundMs) => {
+        const graceful = (async () => {
+          await sub.unsubscribe(channel).catch(() => undefined);
+          await closeQuietly(sub, true);
+        })();
+        if (!(await settledWithin(graceful, boundMs))) await closeQuietly(sub, false);
       },
     };
   }

@@ -20,8 +20,8 @@ export interface RedisSeam {
 }
 
 export interface Subscription {
-  /** Unsubscribes and closes the subscriber connection; never rejects. */
-  close(): Promise<void>;
+  /** Unsubscribes and quits the subscriber connection, or drops it after `boundMs`; never rejects. */
+  close(boundMs: number): Promise<void>;
 }
 
 export type ClientFamily = 'node-redis' | 'ioredis';

@@ -75,7 +75,7 @@ test.serial('a waiter SIGSTOPped past its liveness is skipped, then re-enters on
   prefix = newPrefix();
   const client = await openClient(t, fx.server.url);
   const locks = newLocks(t, client, { prefix, ...OPTS });
-  const holder = await locks.lock('W').acquire();
+  const holder = await locks.lock('W').acquire({ leaseMs: 10_000 }); // not the point here: long, so a loaded machine cannot lose it
   const [a, b] = await spawn(t, 2);
   a!.send({ op: 'acquire', req: 'a', name: 'W', timeoutMs: 20_000 });
   await a!.expect('a', 'queued');
@@ -107,7 +107,7 @@ test.serial('a waiter granted while SIGSTOPped: the grant runs out at its livene
   prefix = newPrefix();
   const client = await openClient(t, fx.server.url);
   const locks = newLocks(t, client, { prefix, ...OPTS });
-  const holder = await locks.lock('G').acquire();
+  const holder = await locks.lock('G').acquire({ leaseMs: 10_000 }); // not the point here: long, so a loaded machine cannot lose it
   // lease > liveness, so the grant to the hung waiter is capped by its liveness, not its lease.
   const [a, b] = await spawn(t, 2, { leaseMs: 2000, livenessMs: 800, heartbeatMs: 150 });
   a!.send({ op: 'acquire', req: 'a', name: 'G', timeoutMs: 20_000 });

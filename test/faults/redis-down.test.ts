@@ -3,6 +3,7 @@ import { LockAbortedError, LockTimeoutError } from '../../src/index.js';
 import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newLocks } from '../helpers/cleanup.js';
+import { whenQueued } from '../helpers/queued.js';
 
 const fx = useRedis({ owned: true }); // this file freezes the server
 
@@ -38,4 +39,27 @@ test('timeout and abort still reject while Redis does not answer; the cancel lan
   await holder.release();
   t.is((await holderSide.inspect('down')).holder, null);
   await Promise.all([holderSide.close(), waiterSide.close()]);
+});
+
+test('close() returns within about one liveness period while Redis does not answer', async (t) => {
+  const prefix = newPrefix();
+  const opts = { prefix, heartbeatMs: 200, livenessMs: 600 };
+  const locks = newLocks(t, fx.client, opts);
+  const other = newLocks(t, fx.client, opts);
+  const held = await other.lock('c').acquire();
+  await locks.lock('h').acquire(); // a lease close() must release
+  const q = whenQueued();
+  const waiting = locks.lock('c').acquire({ onQueued: q.onQueued }); // a wait close() must cancel
+  await q.queued;
+  process.kill(fx.server.pid!, 'SIGSTOP');
+  try {
+    const started = performance.now();
+    await locks.close();
+    const took = performance.now() - started;
+    t.true(took < opts.livenessMs * 2 + 3_000, `close() returned after ${took.toFixed(0)} ms`);
+    await t.throwsAsync(waiting, { code: 'CLOSED' });
+  } finally {
+    process.kill(fx.server.pid!, 'SIGCONT');
+  }
+  await held.release();
 });

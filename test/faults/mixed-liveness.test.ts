@@ -1,5 +1,5 @@
 /**
- * Review repro: every beat and enqueue sets the TTL of the shared queue and sessions keys to its own
+ * Found by a review; fixed: every beat and enqueue sets the TTL of the shared queue and sessions keys to its own
  * session's livenessMs x 2 (PEXPIRE overwrites, also downwards). A session with a short livenessMs
  * that waits briefly on a lock leaves both keys with a short TTL; they expire under a healthy waiter
  * A of a session with a longer livenessMs, whose next beat is still seconds away. C, which calls
@@ -10,11 +10,11 @@ import { FairLocks } from '../../src/index.js';
 import { lockKeys } from '../../src/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
-import { sleep, until } from './proxy.js';
+import { sleep, until } from '../helpers/proxy.js';
 
 const fx = useRedis();
 
-test('a short-liveness session shortens the TTL of keys a long-liveness waiter depends on', async (t) => {
+test('a short-liveness session does not shorten the TTL of keys a long-liveness waiter depends on: FIFO holds', async (t) => {
   const prefix = newPrefix();
   const keys = lockKeys(prefix, 'L');
   const H = new FairLocks(fx.client, { prefix, livenessMs: 20_000, heartbeatMs: 5_000 });

@@ -1,5 +1,5 @@
 /**
- * Review repro: Lease.extend() calls state.leaseHeld(this) after its reply without checking that the
+ * Found by a review; fixed: Lease.extend() calls state.leaseHeld(this) after its reply without checking that the
  * lease was released meanwhile. extend() racing release() puts the released lease back into the
  * LockState: the state never goes idle and beats for that lock until close().
  */
@@ -7,11 +7,11 @@ import test from 'ava';
 import { FairLocks } from '../../src/index.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
-import { sleep } from './proxy.js';
+import { sleep } from '../helpers/proxy.js';
 
 const fx = useRedis();
 
-test('extend() racing release() leaves the released lease tracked and beating', async (t) => {
+test('extend() racing release() does not bring the released lease back: the lock stops beating', async (t) => {
   const prefix = newPrefix();
   const F = new FairLocks(fx.client, { prefix, heartbeatMs: 100, livenessMs: 1000 });
   try {

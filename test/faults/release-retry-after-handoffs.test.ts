@@ -1,5 +1,5 @@
 /**
- * Review repro: a release whose reply is lost is sent again (Scripts.run retries after a dropped
+ * Found by a review; fixed: a release whose reply is lost is sent again (Scripts.run retries after a dropped
  * connection; ioredis resends by itself). release.lua recognises its own repeat only while the
  * next owner's `prev` still names it, or when the lock went idle. If the next owner has handed on
  * again before the repeat runs, the repeat answers "not holder" and release() rejects with
@@ -9,11 +9,11 @@ import test from 'ava';
 import { FairLocks } from '../../src/index.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
-import { scriptSha, sleep, startProxy, until } from './proxy.js';
+import { scriptSha, sleep, startProxy, until } from '../helpers/proxy.js';
 
 const fx = useRedis();
 
-test('a repeated release after two hand-offs answers not-holder', async (t) => {
+test('a release repeated after two hand-offs answers already released, not a false loss', async (t) => {
   const prefix = newPrefix();
   const proxy = await startProxy(fx.server.port);
   const ch = await connect(proxy.url);

@@ -1,5 +1,5 @@
 /**
- * Review helper: a TCP proxy in front of Redis that can
+ * A TCP proxy in front of Redis that can
  *  - hold: stop forwarding both ways (a partition; sockets stay open, data is buffered),
  *  - heal: forward what was buffered,
  *  - dropReplyAfter(pattern): the next request chunk that contains `pattern` is forwarded to Redis,

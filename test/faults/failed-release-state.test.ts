@@ -1,5 +1,5 @@
 /**
- * Review repro: LockState.retryRelease() does `session.locks.set(name, this)`. If the state had gone
+ * Found by a review; fixed: LockState.retryRelease() does `session.locks.set(name, this)`. If the state had gone
  * idle (and was dropped from session.locks) when its release started, and a new acquire() of the same
  * name made a new LockState meanwhile, the failed release puts the old state back over the new one.
  * The new state's waiter is then invisible to close() (it is never rejected: it hangs) and to beatAll().
@@ -12,12 +12,12 @@ import test from 'ava';
 import { FairLocks } from '../../src/index.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
-import { scriptSha, sleep, until } from './proxy.js';
+import { scriptSha, sleep, until } from '../helpers/proxy.js';
 
 const fx = useRedis();
 const RELEASE = scriptSha('release');
 
-test('a failed release re-registers a stale LockState over a live one; close() then leaves a waiter pending', async (t) => {
+test('a release that failed after its lock state went idle is retried by the live state; close() ends every waiter', async (t) => {
   const prefix = newPrefix();
   const real = await connect(fx.server.url);
   let gate: Promise<void> | undefined;

@@ -1,5 +1,5 @@
 /**
- * Review repro: a heartbeat that finds the queue key of the wrong type reports an UNCONFIRMED grant
+ * Found by a review; fixed: a heartbeat that finds the queue key of the wrong type reports an UNCONFIRMED grant
  * of its own session with its raw Redis exp (the session's liveness deadline), and the client takes
  * it as the lease's deadline (lease.renewed in LockState.beat runs before the badQueue check).
  * Once the key is repaired, the confirming beat cuts Redis's exp back to now + lease, which the client
@@ -11,7 +11,7 @@ import { FairLocks } from '../../src/index.js';
 import { lockKeys } from '../../src/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
-import { sleep, startProxy, until } from './proxy.js';
+import { sleep, startProxy, until } from '../helpers/proxy.js';
 
 const fx = useRedis();
 

@@ -1,5 +1,5 @@
 /**
- * Review repro: heartbeat.lua's `lapsed` bit is not safe to run twice. A session X is partitioned
+ * Found by a review; fixed: heartbeat.lua's `lapsed` bit is not safe to run twice. A session X is partitioned
  * longer than its liveness; meanwhile the holder releases and the hand-off reaps X's waiter as dead
  * (the lock goes idle). When the partition heals, X's buffered heartbeat runs (lapsed = 1, and it
  * refreshes the session), but the connection drops before the reply: the retried heartbeat answers
@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { FairLocks } from '../../src/index.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
-import { scriptSha, sleep, startProxy, until } from './proxy.js';
+import { scriptSha, sleep, startProxy, until } from '../helpers/proxy.js';
 
 const fx = useRedis();
 const HEARTBEAT = scriptSha('heartbeat');

@@ -1,5 +1,5 @@
 /**
- * Review repro (normal path, no bad key): heartbeat.lua's named-confirm branch for an unconfirmed
+ * Found by a review (normal path, no bad key); fixed: heartbeat.lua's named-confirm branch for an unconfirmed
  * non-renewed grant sets exp = g + lease; when that is already past, set_exp hands the lock on, and
  * if the next live waiter belongs to the SAME session, the reply reports that new unconfirmed grant
  * with its raw exp (the session's liveness deadline). The client makes a lease with that deadline.
@@ -14,11 +14,11 @@ import { FairLocks } from '../../src/index.js';
 import { lockKeys } from '../../src/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
-import { scriptBody, sleep, startProxy, until } from './proxy.js';
+import { scriptBody, sleep, startProxy, until } from '../helpers/proxy.js';
 
 const fx = useRedis();
 
-test('a same-session grant made by the confirming beat is reported with the liveness deadline', async (t) => {
+test('a grant the confirming beat hands on to the same session is reported with the deadline its holder may use, not the liveness deadline', async (t) => {
   const prefix = newPrefix();
   const keys = lockKeys(prefix, 'L');
   const proxy = await startProxy(fx.server.port);
