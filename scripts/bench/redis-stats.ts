@@ -1,7 +1,14 @@
 /** INFO snapshots: commands run (every command, also those inside scripts), CPU and memory. */
 import { createClient } from 'redis';
+import { now } from './clock.js';
 
 export interface Snapshot {
+  /**
+   * When Redis ran the INFO, on Redis's own clock (`server_time_usec`, ms): the instant its counters
+   * were read, so two snapshots' `at` bound exactly the window their deltas cover. Only ever
+   * compared with another snapshot's `at` of the same server. (A server too old to say: the
+   * midpoint of our request's round trip, on our clock.)
+   */
   at: number;
   /** Sum of `calls` over INFO commandstats, without INFO itself. */
   commands: number;
@@ -14,6 +21,7 @@ export interface Snapshot {
 }
 
 export interface Delta {
+  /** Between the two INFOs, on Redis's clock: the window the counts cover. */
   seconds: number;
   commands: number;
   byCommand: Record<string, number>;
@@ -33,7 +41,9 @@ export class RedisStats {
   }
 
   async snapshot(): Promise<Snapshot> {
+    const sent = now();
     const text = await this.client.info('all');
+    const got = now();
     const byCommand: Record<string, number> = {};
     const usecByCommand: Record<string, number> = {};
     let commands = 0;
@@ -44,7 +54,9 @@ export class RedisStats {
       commands += Number(m[2]);
     }
     const field = (name: string) => Number(new RegExp(`^${name}:(\\S+)`, 'm').exec(text)?.[1] ?? NaN);
-    return { at: Date.now(), commands, byCommand, usecByCommand, cpu: field('used_cpu_sys') + field('used_cpu_user'), usedMemory: field('used_memory') };
+    const serverMs = field('server_time_usec') / 1000;
+    const at = Number.isFinite(serverMs) ? serverMs : (sent + got) / 2;
+    return { at, commands, byCommand, usecByCommand, cpu: field('used_cpu_sys') + field('used_cpu_user'), usedMemory: field('used_memory') };
   }
 
   static delta(a: Snapshot, b: Snapshot): Delta {
