@@ -23,6 +23,8 @@ export interface BenchConfig {
   think: { holdMs: number; thinkMs: number };
   waiters: number[];
   waitWindowMs: number;
+  /** How long the waiters may take to get queued before the window starts anyway (reported if hit). */
+  waitQueueCapMs: number;
   slackMs: number;
   progress: boolean;
 }
@@ -95,6 +97,7 @@ export function parseArgs(argv: string[]): BenchConfig {
     think: { holdMs: int('think-hold', 1, 0), thinkMs: 10 },
     waiters: quick ? [10] : [10, 100, 1_000, 10_000],
     waitWindowMs: quick ? 200 : 2_000,
+    waitQueueCapMs: quick ? 10_000 : 30_000,
     slackMs: 2,
     progress: !flags.has('no-progress') && !quick,
   };

@@ -82,7 +82,7 @@ async function benchLib(
       });
       for (const w of c.waiters) {
         await attempt(`${w} waiters`, async () => {
-          res.waiters.push(await runWaiters(pool, stats, adapter, redis.url, prefix, w, { counts: c.waiters, windowMs: c.waitWindowMs }));
+          res.waiters.push(await runWaiters(pool, stats, adapter, redis.url, prefix, w, { counts: c.waiters, windowMs: c.waitWindowMs, queueCapMs: c.waitQueueCapMs }));
         });
       }
     } else {
@@ -162,6 +162,7 @@ async function main(): Promise<void> {
         os: `${osType()} ${release()}`,
         relayDelayMs: c.relayDelayMs,
         waitWindowMs: c.waitWindowMs,
+        waitQueueCapMs: c.waitQueueCapMs,
         thinkHoldMs: c.think.holdMs,
         procs: c.procs,
         contenders: c.contenders,

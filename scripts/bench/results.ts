@@ -34,6 +34,8 @@ export interface BenchResults {
     os: string;
     relayDelayMs: number;
     waitWindowMs: number;
+    /** Older runs: absent. */
+    waitQueueCapMs?: number;
     thinkHoldMs: number;
     procs: number;
     contenders: number;

@@ -2,6 +2,12 @@
  * W waiters on a lock that stays held: Redis commands per second while they wait (blocking must
  * not be polling) and Redis memory per waiter. The waiters are spread over the worker processes;
  * the holder is in this process.
+ *
+ * The window counts waiting only, not enqueuing: where the library tells (fairlock's onQueued) it
+ * starts once every worker has answered that all its waiters are in the queue, so every enqueue
+ * script has run before the INFO that opens the window (no clocks compared, the order is causal).
+ * Where it cannot (polling peers have no queue), it starts after a fixed settle delay, and the row
+ * says so (`windowFrom`).
  */
 import type { Adapter } from './adapters/types.js';
 import { now, sleep } from './clock.js';
@@ -12,6 +18,8 @@ import { round } from './stats.js';
 export interface WaitersOptions {
   counts: number[];
   windowMs: number;
+  /** How long the workers may take to get all their waiters queued; the window then starts anyway. */
+  queueCapMs: number;
 }
 
 export interface WaitersResult {
@@ -22,7 +30,18 @@ export interface WaitersResult {
   commandsByName: Record<string, number>;
   /** Waiters that got the lock anyway (e.g. the holder's TTL ran out): should be 0. */
   grantedWhileHeld: number;
+  /** What the window waited for: every waiter queued (onQueued), or a settle delay (library cannot tell). */
+  windowFrom: 'queued' | 'settle';
+  /** Waiters in the queue when the window started (below `waiters`: the cap was hit); null if the library cannot tell. */
+  queued: number | null;
+  /** From sending the waits to all queued (or to the settle delay's end), on this process's clock. */
+  readyMs: number;
+  /** The window, on Redis's clock: between the two INFOs whose deltas give the rates. */
+  windowSec: number;
 }
+
+/** For libraries that cannot say when their waiters are set: enough for a few thousand first tries. */
+const settleMs = (w: number) => Math.min(800, 100 + w / 15);
 
 export async function runWaiters(
   pool: Worker[],
@@ -42,24 +61,30 @@ export async function runWaiters(
     await Promise.all(active.map((worker) => worker.call({ op: 'prepare', lib: adapter.id, url, prefix, name }, 15_000)));
     await sleep(50);
     const s0 = await stats.snapshot();
-    await Promise.all(active.map((worker, i) => worker.call({ op: 'wait', name, count: shares[i]! }, 30_000)));
-    // let every waiter get into its steady state (enqueued, or polling)
-    await sleep(Math.min(800, 100 + w / 15));
+    const t0 = now();
+    const waits = await Promise.all(
+      active.map((worker, i) => worker.call({ op: 'wait', name, count: shares[i]!, capMs: o.queueCapMs }, o.queueCapMs + 15_000)),
+    );
+    const queued = adapter.reportsQueued ? waits.reduce((a, r) => a + (r.ok ? (r.queued ?? 0) : 0), 0) : null;
+    if (queued === null) await sleep(settleMs(w));
+    const readyMs = now() - t0;
     const s1 = await stats.snapshot();
-    const t1 = now();
     await sleep(o.windowMs);
     const s2 = await stats.snapshot();
-    const seconds = (now() - t1) / 1000;
     const replies = await Promise.all(active.map((worker) => worker.call({ op: 'unwait' }, 15_000)));
     const d = RedisStats.delta(s1, s2);
     await held.release().catch(() => undefined);
     return {
       waiters: w,
-      commandsPerSec: round(d.commands / seconds, 1)!,
-      cpuShare: round(d.cpuSeconds / seconds, 4)!,
+      commandsPerSec: round(d.commands / d.seconds, 1)!,
+      cpuShare: round(d.cpuSeconds / d.seconds, 4)!,
       bytesPerWaiter: round((s1.usedMemory - s0.usedMemory) / w, 1),
-      commandsByName: Object.fromEntries(Object.entries(d.byCommand).map(([k, v]) => [k, round(v / seconds, 1)!])),
+      commandsByName: Object.fromEntries(Object.entries(d.byCommand).map(([k, v]) => [k, round(v / d.seconds, 1)!])),
       grantedWhileHeld: replies.reduce((a, r) => a + (r.ok ? (r.granted ?? 0) : 0), 0),
+      windowFrom: queued === null ? 'settle' : 'queued',
+      queued,
+      readyMs: round(readyMs, 0)!,
+      windowSec: round(d.seconds, 3)!,
     };
   } finally {
     await holder.destroy();

@@ -29,13 +29,18 @@ export type WorkerCommand =
   | { op: 'prepare'; id: number; lib: string; url: string; prefix: string; name: string }
   /** Loads the library's client module before the first timed run (adapter.warm). */
   | { op: 'warm'; id: number; lib: string }
-  | { op: 'wait'; id: number; name: string; count: number }
+  /**
+   * Starts `count` waits on `name`. Answered once every one is in the queue (its onQueued fired, or
+   * it ended) or `capMs` have passed, with how many were queued; at once, with no count, for a
+   * library that cannot tell (adapter.reportsQueued).
+   */
+  | { op: 'wait'; id: number; name: string; count: number; capMs: number }
   | { op: 'unwait'; id: number }
   /** Answered at once with this process's now(): one round of the parent's offset measurement. */
   | { op: 'clock'; id: number };
 
 export type WorkerReply =
-  | { id: number; ok: true; grants?: Grant[]; pending?: Pending[]; granted?: number; clock?: number; cpuUs?: number }
+  | { id: number; ok: true; grants?: Grant[]; pending?: Pending[]; granted?: number; queued?: number; clock?: number; cpuUs?: number }
   | { id: number; ok: false; error: string };
 
 // Abandoned waits of destroyed clients reject later (some libraries do not catch their own).
@@ -96,12 +101,13 @@ async function warm(c: Extract<WorkerCommand, { op: 'warm' }>): Promise<WorkerRe
   return { id: c.id, ok: true };
 }
 
-let waiting: { client: LockClient; granted: number } | undefined;
+let waiting: { client: LockClient; reportsQueued: boolean; granted: number } | undefined;
 
 /** Connects (and opens whatever a first acquire opens) before the parent's memory baseline. */
 async function prepare(c: Extract<WorkerCommand, { op: 'prepare' }>): Promise<WorkerReply> {
-  const client = await adapterById(c.lib).create(c.url, c.prefix);
-  waiting = { client, granted: 0 };
+  const adapter = adapterById(c.lib);
+  const client = await adapter.create(c.url, c.prefix);
+  waiting = { client, reportsQueued: adapter.reportsQueued === true, granted: 0 };
   await (await client.acquire(`${c.name}:warm`)).release();
   return { id: c.id, ok: true };
 }
@@ -109,14 +115,25 @@ async function prepare(c: Extract<WorkerCommand, { op: 'prepare' }>): Promise<Wo
 async function wait(c: Extract<WorkerCommand, { op: 'wait' }>): Promise<WorkerReply> {
   const state = waiting;
   if (!state) throw new Error('wait before prepare');
-  const client = state.client;
+  let queued = 0;
+  let placed = 0; // waits that are queued, or ended (granted or failed): none of them enqueues any more
+  let allPlaced!: () => void;
+  const done = new Promise<void>((r) => (allPlaced = r));
   for (let i = 0; i < c.count; i++) {
-    client.acquire(c.name).then(
-      () => state.granted++, // should not happen while the parent holds the lock
-      () => undefined,
+    let counted = false;
+    const place = () => {
+      if (counted) return;
+      counted = true;
+      if (++placed === c.count) allPlaced();
+    };
+    state.client.acquire(c.name, { onQueued: () => (queued++, place()) }).then(
+      () => (state.granted++, place()), // should not happen while the parent holds the lock
+      place,
     );
   }
-  return { id: c.id, ok: true };
+  if (!state.reportsQueued) return { id: c.id, ok: true };
+  await within(done, c.capMs);
+  return { id: c.id, ok: true, queued };
 }
 
 async function unwait(c: Extract<WorkerCommand, { op: 'unwait' }>): Promise<WorkerReply> {

@@ -12,6 +12,7 @@ export function fairlockOn(family: ClientFamily): Adapter {
     label: 'fairlock (defaults: lease 5 s, heartbeat 1 s)',
     client: family.name,
     wakeup: 'direct hand-off + PUBLISH to the next waiter',
+    reportsQueued: true,
     warm: async () => void (await family.load()),
     async create(url, prefix): Promise<LockClient> {
       const client = await family.connect(url);

@@ -31,6 +31,8 @@ export interface Adapter {
   client: string;
   /** How a waiter learns the lock is free. */
   wakeup: string;
+  /** Calls `onQueued` once a waiter is in its queue, so a bench can tell when enqueuing is over. */
+  reportsQueued?: boolean;
   create(url: string, prefix: string): Promise<LockClient>;
   /** Loads what create() loads lazily, so that a worker's first timed run does not pay for it. */
   warm?(): Promise<void>;
