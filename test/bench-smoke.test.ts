@@ -50,6 +50,12 @@ test('npm run bench -- --quick completes and writes sane JSON', async (t) => {
       }
       t.true(l.contention.some((c) => c.grants > 0), `${l.id}: someone got the lock`);
       t.true(l.waiters.length > 0 && l.waiters.every((w) => finiteOrNull(w.commandsPerSec)), `${l.id}: waiters`);
+      for (const w of l.waiters) {
+        // fairlock's window opens once all its waiters are queued; the peers' after a settle delay
+        const fair = l.id.startsWith('fairlock');
+        t.deepEqual([w.windowFrom, w.queued], fair ? ['queued', w.waiters] : ['settle', null], `${l.id}: waiters' window`);
+        t.true(w.windowSec > 0 && w.readyMs >= 0, `${l.id}: waiters' window`);
+      }
     }
     t.true(r.targets.length > 0);
     t.regex(output, /fairlock targets/);

@@ -110,6 +110,12 @@ How to read it:
   of the run during which someone held the lock (the rest is hand-off gaps and polling sleep).
 - **Waiters**: W acquires waiting on a lock that stays held, spread over ${m.procs} processes; commands per
   second over a ${m.waitWindowMs / 1000} s window while they wait, and Redis memory per waiter (\`used_memory\` delta / W).
+  The window is the span between two \`INFO\`s, timed by Redis's own clock, and counts waiting, not
+  enqueuing: for fairlock it opens once every waiter's \`onQueued\` has fired (*all queued*; the wait for
+  that is capped at ${(m.waitQueueCapMs ?? 0) / 1000} s, and a cell then says how many were queued), for
+  the peers, which have no queue to report, after a fixed settle delay (*settle delay*, up to 0.8 s);
+  *window from* gives the longest time that took. Either way it opens no sooner than 0.5 s after the
+  waits were sent, so that its edges fall between the 1 s heartbeats the first waits started.
   fairlock's figure is its heartbeats: one script per process and lock per second, whatever W.
   The 3 s poller's waiters all poll in step, so a 2 s window may catch one round of polls or none.
   At 10,000 waiters the polling peers are held back by their own processes' CPU (${m.cores} cores for

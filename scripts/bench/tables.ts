@@ -1,5 +1,6 @@
 /** The result tables, as rows of strings: rendered for the terminal and as Markdown. */
 import type { BenchResults, LibResult } from './results.js';
+import type { WaitersResult } from './waiters.js';
 
 export interface Table {
   title: string;
@@ -18,6 +19,22 @@ const big = (v: number | null | undefined) => (v == null ? 'n/a' : v >= 1000 ? M
 
 /** Memory deltas of a few bytes either way are noise (allocator, client buffers). */
 const bytes = (v: number | null | undefined) => (v == null ? 'n/a' : Math.abs(v) < 16 ? '~0' : v.toFixed(0));
+
+/** The rate; if the queue cap was hit, how many waiters were queued when the window started. */
+function waitCell(x: WaitersResult | undefined): string {
+  if (!x) return 'n/a';
+  const short = x.queued != null && x.queued < x.waiters ? ` (${x.queued.toLocaleString('en-US')} queued)` : '';
+  return `${big(x.commandsPerSec)}${short}`;
+}
+
+/** What the rows' windows waited for, and how long that took at most (older runs: not recorded). */
+function windowFrom(ws: WaitersResult[]): string {
+  const ready = Math.max(...ws.map((x) => x.readyMs ?? NaN));
+  const upTo = Number.isFinite(ready) ? ` (<= ${ms1(ready)} ms)` : '';
+  if (ws.length && ws.every((x) => x.windowFrom === 'queued')) return `all queued${upTo}`;
+  if (ws.length && ws.every((x) => x.windowFrom === 'settle')) return `settle delay${upTo}`;
+  return 'n/a';
+}
 
 export function tables(r: BenchResults): Table[] {
   const holds = [...new Set(r.libs.flatMap((l) => l.contention.map((c) => c.holdMs)))];
@@ -94,11 +111,17 @@ export function tables(r: BenchResults): Table[] {
     },
     {
       title: 'W waiters on a held lock: Redis commands per second while they wait, Redis memory per waiter',
-      headers: ['library', ...waiters.map((w) => `cmds/s W=${w.toLocaleString('en-US')}`), `bytes / waiter (W=${Math.max(...waiters).toLocaleString('en-US')})`],
+      headers: [
+        'library',
+        ...waiters.map((w) => `cmds/s W=${w.toLocaleString('en-US')}`),
+        `bytes / waiter (W=${Math.max(...waiters).toLocaleString('en-US')})`,
+        'window from',
+      ],
       rows: r.libs.map((l) => [
         l.id,
-        ...waiters.map((w) => big(l.waiters.find((x) => x.waiters === w)?.commandsPerSec)),
+        ...waiters.map((w) => waitCell(l.waiters.find((x) => x.waiters === w))),
         bytes(l.waiters.find((x) => x.waiters === Math.max(...waiters))?.bytesPerWaiter),
+        windowFrom(l.waiters),
       ]),
     },
   ];
