@@ -114,8 +114,8 @@ How to read it:
   enqueuing: for fairlock it opens once every waiter's \`onQueued\` has fired (*all queued*; the wait for
   that is capped at ${(m.waitQueueCapMs ?? 0) / 1000} s, and a cell then says how many were queued), for
   the peers, which have no queue to report, after a fixed settle delay (*settle delay*, up to 0.8 s);
-  *window from* gives the longest time that took. Either way it opens no sooner than 0.5 s after the
-  waits were sent, so that its edges fall between the 1 s heartbeats the first waits started.
+  *window from* gives the longest time that took. Either way it opens 0.5 s after that point: fairlock's
+  1 s heartbeats are in phase with it, and a window opened right then would end right on a beat.
   fairlock's figure is its heartbeats: one script per process and lock per second, whatever W.
   The 3 s poller's waiters all poll in step, so a 2 s window may catch one round of polls or none.
   At 10,000 waiters the polling peers are held back by their own processes' CPU (${m.cores} cores for

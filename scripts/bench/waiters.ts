@@ -44,10 +44,11 @@ export interface WaitersResult {
 const settleMs = (w: number) => Math.min(800, 100 + w / 15);
 
 /**
- * The window never opens sooner than this after the waits were sent, queued or not. The first wait of
- * a process starts its heartbeat timer (1 s); a 2 s window opened a few ms later ends right on the
- * second beat and catches it or not by chance (seen: 25 instead of 41 commands/s at W = 10). Half a
- * period puts both edges between beats.
+ * The window opens this long after the waiters are set. fairlock's heartbeats (1 s, one per process)
+ * are in phase with that moment: with few waiters their timers start with the first wait, with
+ * 10,000 the first beat queues behind the enqueue scripts and the next ones follow 1 s apart. A 2 s
+ * window opened right then ends right on a beat and catches it or not by chance (seen: 25 instead of
+ * 41 commands/s at W = 10, 37 at W = 10,000); half a period later both edges fall between beats.
  */
 const PHASE_MS = 500;
 
@@ -76,7 +77,7 @@ export async function runWaiters(
     const queued = adapter.reportsQueued ? waits.reduce((a, r) => a + (r.ok ? (r.queued ?? 0) : 0), 0) : null;
     if (queued === null) await sleep(settleMs(w));
     const readyMs = now() - t0;
-    await sleep(PHASE_MS - readyMs);
+    await sleep(PHASE_MS);
     const s1 = await stats.snapshot();
     await sleep(o.windowMs);
     const s2 = await stats.snapshot();
