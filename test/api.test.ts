@@ -132,11 +132,11 @@ test('extend() keeps an unrenewed lease alive; auto-renew keeps a short lease al
     await manual.extend();
   }
   t.false(manual.signal.aborted, 'kept by extend() past its first lease');
+  await manual.release();
   const auto = await locks.lock('e2').acquire({ leaseMs: 1_500 });
   await new Promise((r) => setTimeout(r, 3_500));
   t.false(auto.signal.aborted, 'renewed by the heartbeat');
   t.true((await locks.inspect('e2')).holder!.leaseLeftMs > 0);
-  await manual.release();
   await auto.release();
   await auto.release(); // a second release is harmless
   await t.throwsAsync(auto.extend(), { instanceOf: NotHolderError });
