@@ -10,7 +10,7 @@ import { FairLocks, LockLostError, LockTimeoutError, type FairLocksOptions } fro
 import { clientFamilies, type TestClient } from './helpers/clients.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
-import { whenQueued } from './helpers/queued.js';
+import { whenAborted, whenQueued } from './helpers/queued.js';
 
 const fx = useRedis({ owned: true }); // pauses, freezes and restarts the server
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -161,7 +161,7 @@ for (const family of clientFamilies('redis://placeholder')) {
     const opts = { prefix, leaseMs: 1_000, heartbeatMs: 200, livenessMs: 1_000 };
     const [a, b] = [x.locks(opts), x.locks(opts)];
     const holder = await a.lock('r').acquire();
-    const lost = new Promise<unknown>((r) => holder.signal.addEventListener('abort', () => r(holder.signal.reason), { once: true }));
+    const lost = whenAborted(holder.signal);
     const q = whenQueued();
     const waiting = b.lock('r').acquire({ timeoutMs: 15_000, onQueued: q.onQueued });
     await q.queued;

@@ -7,6 +7,7 @@ import test from 'ava';
 import { lockKeys } from '../../src/keys.js';
 import { newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
 import { newLocks, openClient, scopeOf } from '../helpers/cleanup.js';
+import { whenAborted } from '../helpers/queued.js';
 
 // A 20% drift margin (160 ms) leaves room for the admin round trip that reads PTTL after the abort.
 const OPTS = { leaseMs: 800, livenessMs: 600, heartbeatMs: 150, driftFactor: 0.2 };
@@ -34,9 +35,7 @@ test('a holder cut off from Redis aborts its signal while Redis still names it t
   await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
   const cutAt = Date.now();
 
-  const reason = await new Promise<unknown>((resolve) => {
-    lease.signal.addEventListener('abort', () => resolve(lease.signal.reason), { once: true });
-  });
+  const reason = await whenAborted(lease.signal);
   // Right at the abort, Redis must still hold the key: nobody else can have been granted yet.
   const pttl = await admin.pTTL(keys.owner);
   const owner = await admin.get(keys.owner);

@@ -12,6 +12,7 @@ import type { RedisClient } from './redis-client.js';
 import { fencedWrite } from './fenced.js';
 import { childLockClient, type TestClient } from './clients.js';
 import { connect } from './redis.js';
+import { whenAborted } from './queued.js';
 
 export type Command =
   | { op: 'init'; url: string; prefix: string; options?: Record<string, number> }
@@ -90,7 +91,7 @@ async function handle(c: Command): Promise<void> {
         onQueued: (position) => send({ req: c.req, ev: 'queued', position }),
       });
       leases.set(c.req, lease);
-      lease.signal.addEventListener('abort', () => send({ req: c.req, ev: 'lost' }), { once: true });
+      void whenAborted(lease.signal).then(() => send({ req: c.req, ev: 'lost' }));
       const order = c.orderKey ? await client.incr(c.orderKey) : undefined;
       send({ req: c.req, ev: 'granted', token: lease.token, ...(order === undefined ? {} : { order }) });
       return;
