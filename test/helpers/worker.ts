@@ -1,7 +1,7 @@
 /**
  * A child process that holds one FairLocks and does what its parent test tells it over IPC.
  * Its events carry no clock stamp: two processes' clocks are never compared (a fresh process's
- * performance.timeOrigin can be tens of ms off). The parent stamps each event on arrival with its
+ * process clock origin can be tens of ms off). The parent stamps each event on arrival with its
  * own clock (children.ts `receivedAt`). Order across processes comes from Redis instead: with
  * `orderKey`, a granted waiter INCRs that key while it holds the lock and reports the count as
  * `order`; a contender brackets its critical section with INCRs of `seqKey` (`startSeq`, `endSeq`).
