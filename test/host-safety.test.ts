@@ -4,7 +4,7 @@
  * ignored, and a throwing `lost` listener becomes a process warning. ava fails a file on any uncaught
  * exception, so each test here also proves that nothing escaped.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createClient } from 'redis';
 import { FairLocks, InvalidArgumentError } from '../src/index.js';
 import { lockKeys } from '../src/keys.js';
@@ -14,6 +14,16 @@ import { newPrefix } from './helpers/redis.js';
 import { whenQueued } from './helpers/queued.js';
 
 const fx = useRedis();
+
+/** The messages of the process warnings emitted while the test runs. */
+function captureWarnings(t: ExecutionContext): string[] {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  t.teardown(() => void process.off('warning', onWarning));
+  return warnings;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('a node-redis client made with legacyMode: true is refused with a clear InvalidArgumentError', async (t) => {
@@ -67,10 +77,7 @@ test('malformed wake-up messages are ignored; the waiter is granted by the real 
 test('a throwing lost listener becomes a warning, not an uncaught exception', async (t) => {
   const locks = new FairLocks(fx.client, { prefix: newPrefix() });
   t.teardown(() => locks.close());
-  const warnings: string[] = [];
-  const onWarning = (w: Error) => warnings.push(w.message);
-  process.on('warning', onWarning);
-  t.teardown(() => void process.off('warning', onWarning));
+  const warnings = captureWarnings(t);
   let calls = 0;
   locks.on('lost', () => {
     calls++;
@@ -87,10 +94,7 @@ test('a throwing lost listener becomes a warning, not an uncaught exception', as
 test('an async onQueued and an async lost listener that reject become nothing worse than a warning', async (t) => {
   const locks = new FairLocks(fx.client, { prefix: newPrefix() });
   t.teardown(() => locks.close());
-  const warnings: string[] = [];
-  const onWarning = (w: Error) => warnings.push(w.message);
-  process.on('warning', onWarning);
-  t.teardown(() => void process.off('warning', onWarning));
+  const warnings = captureWarnings(t);
   locks.on('lost', async () => {
     throw new Error('async listener bug');
   });
