@@ -1,7 +1,11 @@
-/** Every error fairlock throws is a FairLockError with a stable string `code`. */
+import type { FairLockErrorCode } from './protocol/codes.js';
+
+export type { FairLockErrorCode } from './protocol/codes.js';
+
+/** Every error fairlock throws is a FairLockError with a stable `code` (see FairLockErrorCode). */
 export class FairLockError extends Error {
-  readonly code: string;
-  constructor(message: string, code = 'FAIRLOCK_ERROR', options?: { cause?: unknown }) {
+  readonly code: FairLockErrorCode;
+  constructor(message: string, code: FairLockErrorCode = 'INTERNAL', options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -48,4 +52,42 @@ export class ClosedError extends FairLockError {
   constructor(message = 'FairLocks is closed', options?: { cause?: unknown }) {
     super(message, 'CLOSED', options);
   }
+}
+
+/**
+ * The name is busy as another kind (lock, semaphore, read-write lock) or with another limit: a busy
+ * name keeps the kind and limit it has; an idle one takes the new ones.
+ */
+export class LimitMismatchError extends FairLockError {
+  /** What Redis holds for the name, e.g. "semaphore 3". */
+  readonly current: string;
+  /** What this request asked for, e.g. "semaphore 2". */
+  readonly requested: string;
+  constructor(name: string, current: string, requested: { kind: string; limit: number }, options?: { cause?: unknown }) {
+    const asked = `${requested.kind} ${requested.limit}`;
+    super(`"${name}" is busy as ${describeKind(current)}; this request asked for ${describeKind(asked)}`, 'LIMIT_MISMATCH', options);
+    this.current = current;
+    this.requested = asked;
+  }
+}
+
+/** The request would wait for a grant its own `using()` scope holds (a write asked inside a read of the same name). */
+export class WouldDeadlockError extends FairLockError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'WOULD_DEADLOCK', options);
+  }
+}
+
+function describeKind(kindLimit: string): string {
+  const [kind, limit] = kindLimit.split(' ');
+  if (kind === 'semaphore') return `a semaphore of ${limit} permits`;
+  if (kind === 'rw') return 'a read-write lock';
+  if (kind === 'lock') return 'a lock';
+  return JSON.stringify(kindLimit);
+}
+
+/** `err` as a FairLockError: itself if it is one, else a REDIS_ERROR saying what failed. */
+export function asFairLockError(err: unknown, what: string): FairLockError {
+  if (err instanceof FairLockError) return err;
+  return new FairLockError(`${what}: ${String((err as Error)?.message ?? err)}`, 'REDIS_ERROR', { cause: err });
 }

@@ -1,14 +1,25 @@
 import { EventEmitter } from 'node:events';
-import { ClosedError, InvalidArgumentError } from './errors.js';
-import { FairLock } from './fair-lock.js';
-import { lockKeys, wakeChannel } from './keys.js';
-import type { Lease } from './lease.js';
-import { checkName, checkObject, describe, resolveOptions, type AcquireOptions, type FairLocksOptions } from './options.js';
+import type { Lease } from './client/lease.js';
+import { Session } from './client/session.js';
+import { Wakeups } from './client/wakeups.js';
+import { ClosedError, type LockLostError } from './errors.js';
+import { FairLock, type Engine } from './primitives/lock.js';
+import { FairReadWriteLock } from './primitives/read-write.js';
+import { FairSemaphore } from './primitives/semaphore.js';
+import {
+  checkName,
+  checkObject,
+  checkPermits,
+  describe,
+  resolveOptions,
+  type AcquireOptions,
+  type FairLocksOptions,
+  type SemaphoreOptions,
+} from './options.js';
+import { lockKeys, parseWaiterId, wakeChannel, type Kind } from './protocol/keys.js';
+import { Scripts } from './protocol/scripts.js';
 import { adaptClient } from './redis/adapt.js';
 import type { RedisClientLike } from './redis/seam.js';
-import { Scripts } from './scripts.js';
-import { Session } from './session.js';
-import { Wakeups } from './wakeups.js';
 
 /** Waits for `p` (never rejects) but no longer than `ms`. */
 async function within(p: Promise<unknown>, ms: number): Promise<void> {
@@ -25,15 +36,45 @@ function describeError(err: unknown): string {
   }
 }
 
-/** What `inspect()` reports about one lock. */
+/** One grant as `inspect()` reports it. */
+export interface HolderInfo {
+  id: string;
+  token: number;
+  /** Redis time left on the lease, in ms (for a hand-off not yet confirmed: the most it may use). */
+  leaseLeftMs: number;
+  weight: number;
+  /** 'read' or 'write' on a read-write lock; undefined otherwise. */
+  mode: 'read' | 'write' | undefined;
+}
+
+/** One live waiter as `inspect()` reports it. */
+export interface WaiterInfo {
+  id: string;
+  /** 1 = next. */
+  position: number;
+  waitedMs: number;
+  weight: number;
+  mode: 'read' | 'write' | undefined;
+}
+
+/** What `inspect()` reports about one name. */
 export interface LockInfo {
-  holder: { id: string; token: number; leaseLeftMs: number } | null;
-  queue: { id: string; position: number; waitedMs: number }[];
+  /** What the name is in Redis now; undefined when Redis knows nothing of it. */
+  kind: Kind | undefined;
+  /** Permits of a semaphore, 1 for a lock, undefined for a read-write lock or an unknown name. */
+  limit: number | undefined;
+  /** Permits free now (limit - held weights); undefined for a read-write lock or an unknown name. */
+  available: number | undefined;
+  /** Every grant, oldest token first. */
+  holders: HolderInfo[];
+  /** The first of `holders` (for a plain lock: the holder), or null. */
+  holder: HolderInfo | null;
+  queue: WaiterInfo[];
 }
 
 export interface FairLocksEvents {
   /** A lease this instance held was lost (its signal is aborted with the same error). */
-  lost: [lease: Lease, error: Error];
+  lost: [lease: Lease, error: LockLostError];
 }
 
 /** The most queue entries `inspect()` returns. */
@@ -55,7 +96,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     const scripts = new Scripts(redis, resolved.prefix);
     // A throwing listener must neither break the heartbeat or the deadline timer that reports the
     // loss, nor crash the host: it becomes a process warning.
-    const emitLost = (lease: Lease, err: Error) => {
+    const emitLost = (lease: Lease, err: LockLostError) => {
       try {
         this.emit('lost', lease, err);
       } catch (listenerErr) {
@@ -84,16 +125,45 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
   /** A handle on the lock `name`; `options` are defaults for its acquires. No I/O. */
   lock(name: string, options?: AcquireOptions): FairLock {
     this.internals();
-    return new FairLock(this, checkName(name), checkObject(options, 'lock options'));
+    return new FairLock(this.engine, checkName(name), checkObject(options, 'lock options') ?? {}, { kind: 'lock', limit: 1, mode: 'x' });
   }
 
-  /** The holder and the live queue of `name`, in order. */
+  /**
+   * A handle on the fair counting semaphore `name` of `options.permits` permits; the other options
+   * are defaults for its acquires. A busy name keeps the limit it has (LimitMismatchError). No I/O.
+   */
+  semaphore(name: string, options: SemaphoreOptions): FairSemaphore {
+    this.internals();
+    const { permits, ...defaults } = checkObject(options, 'semaphore options') ?? ({} as Partial<SemaphoreOptions>);
+    const limit = checkPermits(permits, 'options.permits');
+    return new FairSemaphore(this.engine, checkName(name), defaults, { kind: 'semaphore', limit, mode: 'x' });
+  }
+
+  /** The fair read-write lock `name`: `.read()` and `.write()` give its two handles. No I/O. */
+  readWrite(name: string, options?: AcquireOptions): FairReadWriteLock {
+    this.internals();
+    return new FairReadWriteLock(this.engine, checkName(name), checkObject(options, 'read-write options') ?? {});
+  }
+
+  /** The holders and the live queue of `name`, in order. */
   async inspect(name: string): Promise<LockInfo> {
     const { session } = this.internals();
     const reply = await session.scripts.inspect(lockKeys(session.options.prefix, checkName(name)), INSPECT_LIMIT);
+    const [kindText, limitText] = reply.kindLimit.split(' ');
+    const kind = kindText === 'lock' || kindText === 'semaphore' || kindText === 'rw' ? kindText : undefined;
+    const limit = kind === 'lock' || kind === 'semaphore' ? Number(limitText) : undefined;
+    const modeOf = (id: string) => ({ weight: parseWaiterId(id).weight, mode: kind === 'rw' ? (parseWaiterId(id).mode === 'w' ? 'write' as const : 'read' as const) : undefined });
+    const holders = reply.holders
+      .map((h) => ({ id: h.id, token: h.token, leaseLeftMs: Math.max(0, h.exp - reply.now), ...modeOf(h.id) }))
+      .sort((a, b) => a.token - b.token);
+    const used = holders.reduce((sum, h) => sum + h.weight, 0);
     return {
-      holder: reply.owner ? { id: reply.owner.id, token: reply.owner.token, leaseLeftMs: Math.max(0, reply.owner.exp - reply.now) } : null,
-      queue: reply.queue.map((e, i) => ({ id: e.id, position: i + 1, waitedMs: Math.max(0, reply.now - Math.floor(e.ticket / 1000)) })),
+      kind,
+      limit,
+      available: limit === undefined ? undefined : Math.max(0, limit - used),
+      holders,
+      holder: holders[0] ?? null,
+      queue: reply.queue.map((e, i) => ({ id: e.id, position: i + 1, waitedMs: Math.max(0, reply.now - Math.floor(e.ticket / 1000)), ...modeOf(e.id) })),
     };
   }
 
@@ -103,11 +173,13 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     return this.closing;
   }
 
-  /** @internal the parts FairLock needs; throws ClosedError once closed. */
-  internals(): { session: Session; wakeups: Wakeups } {
+  /** The parts the handles need; throws ClosedError once closed. */
+  private internals(): { session: Session; wakeups: Wakeups } {
     if (this.closing) throw new ClosedError('this FairLocks instance is closed');
     return { session: this.session, wakeups: this.wakeups };
   }
+
+  private readonly engine: Engine = () => this.internals();
 
   private async shutdown(): Promise<void> {
     const states = [...this.session.locks.values()];

@@ -1,7 +1,17 @@
-export { FairLocks, type LockInfo, type FairLocksEvents } from './fair-locks.js';
-export { FairLock } from './fair-lock.js';
-export { Lease } from './lease.js';
-export { DEFAULTS, type FairLocksOptions, type AcquireOptions } from './options.js';
+export { FairLocks, type LockInfo, type HolderInfo, type WaiterInfo, type FairLocksEvents } from './fair-locks.js';
+export type { FairLock } from './primitives/lock.js';
+export type { FairSemaphore } from './primitives/semaphore.js';
+export type { FairReadWriteLock } from './primitives/read-write.js';
+export type { Lease } from './client/lease.js';
+export type { Kind } from './protocol/keys.js';
+export {
+  DEFAULTS,
+  MAX_PERMITS,
+  type FairLocksOptions,
+  type AcquireOptions,
+  type SemaphoreAcquireOptions,
+  type SemaphoreOptions,
+} from './options.js';
 export {
   FairLockError,
   LockTimeoutError,
@@ -10,4 +20,8 @@ export {
   NotHolderError,
   InvalidArgumentError,
   ClosedError,
+  LimitMismatchError,
+  WouldDeadlockError,
+  type FairLockErrorCode,
 } from './errors.js';
+export { ERROR_CODES } from './protocol/codes.js';

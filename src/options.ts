@@ -30,6 +30,21 @@ export interface AcquireOptions {
   onQueued?: (position: number) => void;
 }
 
+/** Options of one semaphore `acquire`, `tryAcquire` or `using` call. */
+export interface SemaphoreAcquireOptions extends AcquireOptions {
+  /** Permits to take: a positive integer, at most the semaphore's permits. @default 1 */
+  weight?: number;
+}
+
+/** `locks.semaphore(name, options)`: the limit, and defaults for its acquires. */
+export interface SemaphoreOptions extends SemaphoreAcquireOptions {
+  /** How many permits may be held at once: a positive integer. Required. */
+  permits: number;
+}
+
+/** The most permits a semaphore may have (weights and limits travel as integers through Lua). */
+export const MAX_PERMITS = 1_000_000;
+
 export type ResolvedOptions = Required<FairLocksOptions>;
 
 export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
@@ -114,10 +129,29 @@ export interface ResolvedAcquire {
   autoRenew: boolean;
   reentrant: boolean;
   onQueued: ((position: number) => void) | undefined;
+  /** Permits taken: 1 but for a semaphore. */
+  weight: number;
 }
 
-export function resolveAcquire(options: AcquireOptions | undefined, defaults: ResolvedOptions): ResolvedAcquire {
+/** A positive integer up to MAX_PERMITS, else InvalidArgumentError naming `what`. */
+export function checkPermits(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_PERMITS) {
+    throw new InvalidArgumentError(`${what} must be an integer from 1 to ${MAX_PERMITS}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** `permits`: the semaphore's limit (weight is refused for anything else). */
+export function resolveAcquire(options: SemaphoreAcquireOptions | undefined, defaults: ResolvedOptions, permits?: number): ResolvedAcquire {
   const o = checkObject(options, 'acquire options') ?? {};
+  let weight = 1;
+  if (o.weight !== undefined) {
+    if (permits === undefined) throw new InvalidArgumentError('options.weight applies to semaphores only');
+    weight = checkPermits(o.weight, 'options.weight');
+    if (weight > permits) {
+      throw new InvalidArgumentError(`options.weight (${weight}) is more than the semaphore's permits (${permits}): it could never be granted`);
+    }
+  }
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new InvalidArgumentError('options.signal must be an AbortSignal');
@@ -135,6 +169,7 @@ export function resolveAcquire(options: AcquireOptions | undefined, defaults: Re
     autoRenew: o.autoRenew ?? true,
     reentrant: o.reentrant ?? false,
     onQueued: o.onQueued,
+    weight,
   };
 }
 

@@ -7,7 +7,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { createClient } from 'redis';
 import { FairLocks, InvalidArgumentError } from '../src/index.js';
-import { lockKeys } from '../src/keys.js';
+import { lockKeys } from '../src/protocol/keys.js';
 import type { RedisClient } from './helpers/redis-client.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';

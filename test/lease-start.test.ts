@@ -7,14 +7,21 @@
  */
 import test from 'ava';
 import { FairLocks } from '../src/index.js';
-import { lockKeys } from '../src/keys.js';
-import { Scripts } from '../src/scripts.js';
+import { lockKeys } from '../src/protocol/keys.js';
+import { Scripts } from '../src/protocol/scripts.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
 import { whenQueued } from './helpers/queued.js';
+import { holdersAt, redisNow } from './helpers/state.js';
 
 const fx = useRedis();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Redis time left on the holder entry of the lock in the state hash (the first one); -2 when there is none (as PTTL of a missing key). */
+async function holderLeftMs(stateKey: string): Promise<number> {
+  const [h] = await holdersAt(fx.client, stateKey);
+  return h ? h.exp - (await redisNow(fx.client)) : -2;
+}
 
 test('a { leaseMs: 300, autoRenew: false } lease granted by a hand-off frees the lock about 300 ms later, not at the liveness deadline', async (t) => {
   const prefix = newPrefix();
@@ -38,12 +45,12 @@ test('a { leaseMs: 300, autoRenew: false } lease granted by a hand-off frees the
   t.true(lease.remainingMs <= 300, `the holder is told at most its lease (${lease.remainingMs} ms)`);
   // b's first heartbeat (every 100 ms) confirms the grant: Redis then cuts it back to grant time +
   // lease, where it was the liveness deadline (5 s) before. Or the lease ran out and b released it.
-  let pttl = await fx.client.pTTL(lockKeys(prefix, 's').owner);
+  let pttl = await holderLeftMs(lockKeys(prefix, 's').state);
   for (let i = 0; i < 100 && pttl > 300; i++) {
     await sleep(20);
-    pttl = await fx.client.pTTL(lockKeys(prefix, 's').owner);
+    pttl = await holderLeftMs(lockKeys(prefix, 's').state);
   }
-  t.true(pttl <= 300, `Redis cut the grant back to grant time + lease once confirmed (PTTL ${pttl} ms)`);
+  t.true(pttl <= 300, `Redis cut the grant back to grant time + lease once confirmed (${pttl} ms left)`);
   t.true(lease.remainingMs <= 300, `the client did not move its deadline out (${lease.remainingMs} ms left)`);
   const after = await next; // b never releases: its lease must run out by itself
   const waited = performance.now() - grantedAt;
@@ -59,56 +66,56 @@ test('heartbeat confirmation: a named grant ends at grant time + lease, an unnam
   const s = new Scripts(fx.client, prefix);
   const keys = lockKeys(prefix, 'c');
   const now = async () => (await fx.client.time()).getTime();
-  t.is((await s.acquire(keys, 'h:1:5000:1', 5_000, 'wait')).kind, 'granted');
+  t.is((await s.acquire(keys, 'h:1:5000:1:1:x', 5_000, 'wait', 'lock', 1)).kind, 'granted');
 
   // Named (the client took the wake-up): cut back to grant time + lease.
-  await s.acquire(keys, 'a:1:300:0', 5_000, 'wait');
-  await s.release(keys, 'h:1:5000:1'); // hand-off to a:1, unconfirmed: lives until a's liveness deadline
+  await s.acquire(keys, 'a:1:300:0:1:x', 5_000, 'wait', 'lock', 1);
+  await s.release(keys, 'h:1:5000:1:1:x'); // hand-off to a:1, unconfirmed: lives until a's liveness deadline
   const grantedAt = await now();
-  t.true((await fx.client.pTTL(keys.owner)) > 3_000, 'unconfirmed: until the liveness deadline');
+  t.true((await holderLeftMs(keys.state)) > 3_000, 'unconfirmed: until the liveness deadline');
   await sleep(100);
-  const named = await s.heartbeat(keys, 'a', 5_000, ['a:1:300:0']);
-  t.is(named.owner?.id, 'a:1:300:0');
-  t.true(named.owner!.exp <= grantedAt + 300 + 5, `named: grant time + lease (${named.owner!.exp - grantedAt} ms after the grant)`);
-  t.true((await fx.client.pTTL(keys.owner)) <= 300 - 90);
-  const again = await s.heartbeat(keys, 'a', 5_000, ['a:1:300:0']);
-  t.is(again.owner?.exp, named.owner?.exp, 'not renewed (autoRenew off)');
-  await s.release(keys, 'a:1:300:0');
+  const named = await s.heartbeat(keys, 'a', 5_000, ['a:1:300:0:1:x']);
+  t.is(named.holders[0]?.id, 'a:1:300:0:1:x');
+  t.true(named.holders[0]!.exp <= grantedAt + 300 + 5, `named: grant time + lease (${named.holders[0]!.exp - grantedAt} ms after the grant)`);
+  t.true((await holderLeftMs(keys.state)) <= 300 - 90);
+  const again = await s.heartbeat(keys, 'a', 5_000, ['a:1:300:0:1:x']);
+  t.is(again.holders[0]?.exp, named.holders[0]?.exp, 'not renewed (autoRenew off)');
+  await s.release(keys, 'a:1:300:0:1:x');
 
   // Unnamed (the wake-up was lost): the lease starts at the beat that reports it, once.
-  await s.acquire(keys, 'h:2:5000:1', 5_000, 'wait');
-  await s.acquire(keys, 'b:1:300:0', 5_000, 'wait');
-  await s.release(keys, 'h:2:5000:1');
+  await s.acquire(keys, 'h:2:5000:1:1:x', 5_000, 'wait', 'lock', 1);
+  await s.acquire(keys, 'b:1:300:0:1:x', 5_000, 'wait', 'lock', 1);
+  await s.release(keys, 'h:2:5000:1:1:x');
   await sleep(400); // longer than the lease: cutting to grant time + lease would lose a healthy waiter's turn
   const unnamed = await s.heartbeat(keys, 'b', 5_000);
-  t.is(unnamed.owner?.id, 'b:1:300:0', 'still granted: the waiter learns it from this reply');
-  t.is(unnamed.owner!.exp - unnamed.now, 300, 'beat time + lease');
+  t.is(unnamed.holders[0]?.id, 'b:1:300:0:1:x', 'still granted: the waiter learns it from this reply');
+  t.is(unnamed.holders[0]!.exp - unnamed.now, 300, 'beat time + lease');
   await sleep(100);
   const second = await s.heartbeat(keys, 'b', 5_000);
-  t.is(second.owner?.exp, unnamed.owner?.exp, 'confirmed once: later beats that do not name it do not renew it');
+  t.is(second.holders[0]?.exp, unnamed.holders[0]?.exp, 'confirmed once: later beats that do not name it do not renew it');
   await sleep(300);
   const gone = await s.heartbeat(keys, 'b', 5_000);
-  t.is(gone.owner, null, 'it ran out a lease after the beat');
+  t.deepEqual(gone.holders, [], 'it ran out a lease after the beat');
 
   // Named and auto-renewed: a full lease from the beat.
-  await s.acquire(keys, 'h:3:5000:1', 5_000, 'wait');
-  await s.acquire(keys, 'r:1:300:1', 5_000, 'wait');
-  await s.release(keys, 'h:3:5000:1');
-  const renewed = await s.heartbeat(keys, 'r', 5_000, ['r:1:300:1']);
-  t.true(renewed.owner!.exp - renewed.now === 300, 'renewed: beat time + lease');
-  await s.release(keys, 'r:1:300:1');
+  await s.acquire(keys, 'h:3:5000:1:1:x', 5_000, 'wait', 'lock', 1);
+  await s.acquire(keys, 'r:1:300:1:1:x', 5_000, 'wait', 'lock', 1);
+  await s.release(keys, 'h:3:5000:1:1:x');
+  const renewed = await s.heartbeat(keys, 'r', 5_000, ['r:1:300:1:1:x']);
+  t.true(renewed.holders[0]!.exp - renewed.now === 300, 'renewed: beat time + lease');
+  await s.release(keys, 'r:1:300:1:1:x');
 });
 
 test('an acquire that finds its own unconfirmed grant confirms it from now', async (t) => {
   const prefix = newPrefix();
   const s = new Scripts(fx.client, prefix);
   const keys = lockKeys(prefix, 'q');
-  await s.acquire(keys, 'h:1:5000:1', 5_000, 'wait');
-  await s.acquire(keys, 'w:1:300:0', 5_000, 'wait');
-  await s.release(keys, 'h:1:5000:1');
+  await s.acquire(keys, 'h:1:5000:1:1:x', 5_000, 'wait', 'lock', 1);
+  await s.acquire(keys, 'w:1:300:0:1:x', 5_000, 'wait', 'lock', 1);
+  await s.release(keys, 'h:1:5000:1:1:x');
   await sleep(400);
-  const reply = await s.acquire(keys, 'w:1:300:0', 5_000, 'wait');
+  const reply = await s.acquire(keys, 'w:1:300:0:1:x', 5_000, 'wait', 'lock', 1);
   t.is(reply.kind, 'granted');
   if (reply.kind === 'granted') t.is(reply.exp - reply.now, 300);
-  t.true((await fx.client.pTTL(keys.owner)) <= 300);
+  t.true((await holderLeftMs(keys.state)) <= 300);
 });

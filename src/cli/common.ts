@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import { InvalidArgumentError as UsageError, Option } from 'commander';
 import ms from 'ms';
 import type { createClient as CreateClient } from 'redis';
-import { DEFAULTS, FairLockError, InvalidArgumentError, LockTimeoutError } from '../index.js';
+import { DEFAULTS, FairLockError, InvalidArgumentError, LimitMismatchError, LockTimeoutError } from '../index.js';
 
 /**
  * Exit codes of fairlock itself. `exec` otherwise exits with its command's code (128 + N when the
@@ -23,6 +23,11 @@ export const EXIT = Object.freeze({
   TIMEOUT: 75,
   /** The lease was lost while the command ran; the command was terminated. */
   LOCK_LOST: 76,
+  /**
+   * The name is busy as another kind (lock, semaphore, read-write lock) or as a semaphore of other
+   * permits (the library's LIMIT_MISMATCH; sysexits EX_CONFIG: the users of one name disagree).
+   */
+  LIMIT_MISMATCH: 78,
   /** The command was found but could not be run (as in shells). */
   CANNOT_EXECUTE: 126,
   /** The command was not found (as in shells). */
@@ -212,6 +217,12 @@ function looksLikeConnectionError(err: unknown): boolean {
 export function toCliError(err: unknown): CliError {
   if (err instanceof CliError) return err;
   if (err instanceof LockTimeoutError) return new CliError(EXIT.TIMEOUT, err.message);
+  if (err instanceof LimitMismatchError) {
+    return new CliError(
+      EXIT.LIMIT_MISMATCH,
+      `${err.message} (a busy name keeps its kind and permits: use the same --permits, --read/--write as its other users, or another name)`,
+    );
+  }
   if (err instanceof InvalidArgumentError) {
     // The library names its options; say which command-line option that was.
     return new CliError(EXIT.USAGE, err.message.replace(/\boptions\.(leaseMs|prefix|timeoutMs)\b/g, (_, o: string) => `--${o.replace(/Ms$/, '')}`));

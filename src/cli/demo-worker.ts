@@ -1,31 +1,61 @@
 /**
  * A worker process of `fairlock demo`, forked by demo.ts. It takes orders over IPC ("acquire, hold
- * for N ms, release") and reports each step with a timestamp from the system-wide monotonic clock,
- * so that the parent can compare times across processes.
+ * for N ms, release", or "take a permit" ... "release") and reports each step with a timestamp from
+ * the system-wide monotonic clock (for the timeline's display; the demo decides order from tokens).
  */
 import { loadNodeRedis, type Client } from './common.js';
-import { FairLocks } from '../index.js';
+import { FairLocks, type FairLock, type Lease } from '../index.js';
 import { clock, type DemoOrder, type DemoReport } from './demo-protocol.js';
 
 const send = (r: DemoReport) => process.send?.(r);
 let locks: FairLocks | undefined;
 let client: Client | undefined;
 let name = 'demo';
+let permits: number | undefined;
+/** The permit held after a `take`, until the `release` order. */
+let held: Lease | undefined;
 
-async function acquire(holdMs: number): Promise<void> {
-  const lock = locks!.lock(name);
+function handle(): FairLock {
+  return permits === undefined ? locks!.lock(name) : locks!.semaphore(name, { permits });
+}
+
+/** Waits for a grant, reporting "queued" if it had to wait; resolves with the lease and when it was asked. */
+async function wait(): Promise<{ lease: Lease; asked: number; queued: boolean }> {
   const asked = clock();
   let queued = false;
-  const lease = await lock.acquire({
+  const lease = await handle().acquire({
     timeoutMs: 10_000,
     onQueued: (position) => {
       queued = true;
       send({ ev: 'queued', position, at: clock() });
     },
   });
+  return { lease, asked, queued };
+}
+
+async function acquire(holdMs: number): Promise<void> {
+  const { lease, asked, queued } = await wait();
   const at = clock();
   send({ ev: 'granted', token: lease.token, at, immediate: !queued, waitedMs: at - asked });
   await new Promise((r) => setTimeout(r, holdMs)); // the "work"
+  send({ ev: 'releasing', at: clock() });
+  await lease.release();
+  send({ ev: 'released', at: clock() });
+}
+
+async function take(): Promise<void> {
+  const { lease, asked, queued } = await wait();
+  const at = clock();
+  held = lease;
+  // Redis's own list of holders, read while this one holds: the demo checks it against the permits.
+  const info = await locks!.inspect(name);
+  send({ ev: 'granted', token: lease.token, at, immediate: !queued, waitedMs: at - asked, holders: info.holders.map((h) => h.token) });
+}
+
+async function release(): Promise<void> {
+  const lease = held;
+  held = undefined;
+  if (!lease) throw new Error('told to release while holding nothing');
   send({ ev: 'releasing', at: clock() });
   await lease.release();
   send({ ev: 'released', at: clock() });
@@ -35,6 +65,7 @@ process.on('message', (order: DemoOrder) => {
   const run = async () => {
     if (order.op === 'init') {
       name = order.name;
+      permits = order.permits;
       const createClient = await loadNodeRedis();
       client = createClient({ url: order.url }) as Client;
       client.on('error', () => undefined);
@@ -43,6 +74,10 @@ process.on('message', (order: DemoOrder) => {
       send({ ev: 'ready' });
     } else if (order.op === 'acquire') {
       await acquire(order.holdMs);
+    } else if (order.op === 'take') {
+      await take();
+    } else if (order.op === 'release') {
+      await release();
     } else {
       await locks?.close();
       await client?.quit();

@@ -1,6 +1,7 @@
 /**
  * `fairlock demo`: a few worker processes contend for one lock; a live timeline shows who waits,
  * who holds and how fast the lock is handed on, and a summary checks that grants followed the queue.
+ * `fairlock demo --permits N`: the same with a fair semaphore of N permits, N holders at a time.
  * Without --redis/REDIS_URL it starts its own redis-server on a free loopback port and stops it after.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -17,6 +18,8 @@ export interface DemoOptions {
   workers: number;
   rounds: number;
   hold: number;
+  /** Contend for a fair semaphore of this many permits instead of a lock. */
+  permits?: number;
 }
 
 /** The whole demo, Redis start-up included, must end within this. */
@@ -27,18 +30,27 @@ const MAX_HOLDING_MS = 10_000;
 
 export function demoCommand(): Command {
   const cmd = new Command('demo')
-    .summary('watch worker processes share one lock in FIFO order')
+    .summary('watch worker processes share one lock (or semaphore) in FIFO order')
     .description(
       'Forks worker processes that contend for one lock and prints a live timeline: who waits, who ' +
         'holds, the hand-off latency, and a summary that checks that grants followed the queue order. ' +
+        'With --permits N they take one permit each of a fair semaphore of N permits instead: N hold at ' +
+        'a time (a holder lets go only once all N permits are held, or at the end), and the summary ' +
+        'checks the FIFO order from the fencing tokens and the holder count from Redis\'s own holder list. ' +
         'Without --redis or REDIS_URL it starts its own redis-server on a free loopback port.',
     )
     .addOption(new Option('--redis <url>', 'use this Redis instead of starting one').env('REDIS_URL'))
     .option('--prefix <prefix>', 'key prefix for the demo lock', 'fairlock-demo')
     .addOption(new Option('--workers <n>', 'worker processes').argParser(parseCount(2, 8)).default(4))
     .addOption(new Option('--rounds <n>', 'times each worker takes the lock').argParser(parseCount(1, 5)).default(2))
-    .addOption(new Option('--hold <duration>', 'how long a worker holds the lock').argParser(parseDuration).default(250, '250ms'));
-  cmd.addHelpText('after', '\nExit codes: 0 grants followed the queue; 1 they did not; 64 bad usage; 69 no Redis; 70 internal error or over 15s.');
+    .addOption(new Option('--hold <duration>', 'how long a worker holds the lock').argParser(parseDuration).default(250, '250ms'))
+    .addOption(new Option('--permits <n>', 'use a fair semaphore of N permits (fewer than --workers) instead of a lock').argParser(parseCount(1, 7)));
+  cmd.addHelpText(
+    'after',
+    '\nExamples:\n  fairlock demo\n  fairlock demo --permits 2 --workers 5\n\n' +
+      'Exit codes: 0 grants followed the queue (and, with --permits, never more holders than permits);\n' +
+      '  1 they did not; 64 bad usage; 69 no Redis; 70 internal error or over 15s.',
+  );
   cmd.action(async (options: DemoOptions) => {
     process.exitCode = await runDemo(options);
   });
@@ -128,6 +140,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     if (options.workers * options.rounds * options.hold > MAX_HOLDING_MS) {
       throw new CliError(EXIT.USAGE, `--workers x --rounds x --hold must stay under ${formatMs(MAX_HOLDING_MS)} so that the demo ends within ${formatMs(DEMO_LIMIT_MS)}`);
     }
+    const permits = options.permits;
+    if (permits !== undefined && permits >= options.workers) {
+      throw new CliError(EXIT.USAGE, `--permits (${permits}) must be fewer than --workers (${options.workers}), else nobody ever waits`);
+    }
     let url = options.redis;
     if (url) {
       await closeRedis(await connectRedis(url));
@@ -135,7 +151,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       redis = await startRedis();
       url = redis.url;
     }
-    out(`fairlock demo: ${options.workers} worker processes take the lock "${LOCK}" ${options.rounds} times each, holding it ~${formatMs(options.hold)}`);
+    if (permits === undefined) {
+      out(`fairlock demo: ${options.workers} worker processes take the lock "${LOCK}" ${options.rounds} times each, holding it ~${formatMs(options.hold)}`);
+    } else {
+      out(
+        `fairlock demo: ${options.workers} worker processes take one permit of the semaphore "${LOCK}" of ${permits} permits ` +
+          `${times(options.rounds)} each; a holder lets go after ~${formatMs(options.hold)}, but not before ${permits === 2 ? 'both' : `all ${permits}`} permits are held, so that ${permits} hold at a time`,
+      );
+    }
     out(`redis: ${redactUrl(url)}${redis ? ` (a redis-server the demo started, pid ${redis.pid}; stopped at the end)` : ''}\n`);
 
     const ext = extname(fileURLToPath(import.meta.url)); // .js when built, .ts when run through tsx
@@ -154,9 +177,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       }
     });
     const ready = workers.map((w) => w.next((r) => r.ev === 'ready'));
-    for (const w of workers) w.send({ op: 'init', url, prefix: options.prefix, name: LOCK });
+    for (const w of workers) w.send({ op: 'init', url, prefix: options.prefix, name: LOCK, ...(permits !== undefined && { permits }) });
     await Promise.race([Promise.all(ready), timedOut, failure]);
-    const summary = await Promise.race([contend(workers, options), timedOut, failure]);
+    const run = permits === undefined ? contend(workers, options) : contendPermits(workers, options, permits);
+    const summary = await Promise.race([run, timedOut, failure]);
     finished = true;
     return summary;
   } catch (err) {
@@ -282,4 +306,145 @@ async function contend(workers: Worker[], options: DemoOptions): Promise<number>
   for (const v of violations) out(`  violation     ${v}`);
   for (const w of workers) w.send({ op: 'quit' });
   return fifo ? EXIT.OK : EXIT.DEMO_FAILED;
+}
+
+/** A grant of the semaphore run, as its holder reported it. */
+interface PermitGrant {
+  worker: Worker;
+  token: number;
+  /** The holder's clock: for the timeline only. */
+  at: number;
+  /** Tokens of every holder in Redis, read by this holder while it held. */
+  holders: number[];
+}
+
+/**
+ * The semaphore run: every worker takes one permit `options.rounds` times. The demo decides when a
+ * holder lets go (after ~hold, and only once all permits are held or no more grants are to come), so
+ * `permits` holders hold at a time. Checked without comparing the clocks of two processes: FIFO from
+ * the fencing tokens (grant order) against the order the demo sent the workers to the queue; the
+ * holder count from Redis's own holder list (read by each new holder while it held) and from the
+ * holders the demo has not yet told to let go. Resolves with the exit code.
+ */
+async function contendPermits(workers: Worker[], options: DemoOptions, permits: number): Promise<number> {
+  const t0 = clock();
+  const stamp = (at: number) => `${((at - t0) / 1000).toFixed(3).padStart(7)}s`;
+  /** The queue as the demo knows it: workers are sent to the queue one at a time, so this is Redis's order. */
+  const queue: Worker[] = [];
+  const entered: string[] = [];
+  const grants: PermitGrant[] = [];
+  const workerOf = new Map<number, Worker>();
+  /** Granted and not yet told to let go (so surely holding), with when their hold time is up. */
+  const holding = new Map<Worker, { grant: PermitGrant; due: boolean; timer: NodeJS.Timeout }>();
+  const violations: string[] = [];
+  let full = 0;
+  let most = 0;
+  let released = 0;
+  const total = workers.length * options.rounds;
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+  const labels = (ws: Iterable<Worker>) => [...ws].map((w) => w.label).join(' ') || 'none';
+  const waiting = () => `queue: ${queue.length ? labels(queue) : 'empty'}`;
+  const line = (at: number, w: Worker, what: string, extra = '') => out(`${stamp(at)}  ${w.label.padEnd(3)} ${what.padEnd(32)} ${extra}`);
+
+  let door = Promise.resolve();
+  const enter = (w: Worker) => {
+    door = door.then(async () => {
+      const arrived = w.next((r) => r.ev === 'queued' || r.ev === 'granted');
+      w.send({ op: 'take' });
+      await arrived;
+    });
+  };
+
+  /** No more grants are to come: every worker holds, or has had all its rounds. */
+  const lastGrants = () => workers.every((w) => holding.has(w) || w.grants >= options.rounds);
+  /** Tells holders whose time is up to let go, oldest first, while all permits are held (or at the end). */
+  const letGo = () => {
+    const due = [...holding.entries()].filter(([, h]) => h.due).sort((a, b) => a[1].grant.token - b[1].grant.token);
+    for (const [w] of due) {
+      if (holding.size < permits && !lastGrants()) return;
+      holding.delete(w);
+      w.send({ op: 'release' });
+    }
+  };
+
+  const onGranted = (w: Worker, r: Extract<DemoReport, { ev: 'granted' }>) => {
+    const g: PermitGrant = { worker: w, token: r.token, at: r.at, holders: r.holders ?? [] };
+    if (workerOf.has(r.token)) violations.push(`token ${r.token} was given twice (${workerOf.get(r.token)!.label} and ${w.label})`);
+    workerOf.set(r.token, w);
+    if (!r.immediate) {
+      const i = queue.indexOf(w);
+      if (i >= 0) queue.splice(i, 1);
+    }
+    if (holding.size + 1 > permits) {
+      violations.push(`${w.label} got a permit while ${labels(holding.keys())} still held all ${permits}`);
+    }
+    if (!g.holders.includes(r.token)) violations.push(`Redis did not list ${w.label} (token ${r.token}) among the holders while it held`);
+    if (g.holders.length > permits) violations.push(`Redis listed ${g.holders.length} holders of ${permits} permits: tokens ${g.holders.join(' ')}`);
+    most = Math.max(most, g.holders.length);
+    if (g.holders.length === permits) full++;
+    grants.push(g);
+    w.grants++;
+    const hold = Math.round(options.hold * (0.7 + 0.6 * Math.random()));
+    const timer = setTimeout(() => {
+      const h = holding.get(w);
+      if (h) h.due = true;
+      letGo();
+    }, hold);
+    holding.set(w, { grant: g, due: false, timer });
+    const inRedis = [...g.holders].sort((a, b) => a - b).map((t) => workerOf.get(t)?.label ?? `token ${t}`);
+    const how = r.immediate ? 'a permit was free' : `waited ${formatMs(r.waitedMs)}`;
+    line(r.at, w, `HOLDS    token ${r.token}`, `${how}; holders in Redis: ${inRedis.join(' ')} (${g.holders.length} of ${permits}); ${waiting()}`);
+    letGo();
+  };
+
+  for (const w of workers) {
+    w.on((r) => {
+      if (r.ev === 'queued') {
+        queue.push(w);
+        entered.push(w.label);
+        line(r.at, w, `waits    position ${r.position}`, waiting());
+      } else if (r.ev === 'granted') {
+        if (r.immediate) entered.push(w.label);
+        onGranted(w, r);
+      } else if (r.ev === 'releasing') {
+        const g = grants.findLast((x) => x.worker === w);
+        line(r.at, w, 'releases', `held ${formatMs(r.at - (g?.at ?? r.at))}; still holding: ${labels(holding.keys())}`);
+      } else if (r.ev === 'released') {
+        released++;
+        if (released === total) finish();
+        else if (w.grants < options.rounds) setTimeout(() => enter(w), 30 + Math.random() * 120);
+        letGo();
+      }
+    });
+  }
+
+  const order = [...workers].sort(() => Math.random() - 0.5);
+  out(`${'time'.padStart(8)}  who event${' '.repeat(28)}  detail`);
+  for (const w of order) enter(w);
+  await finished;
+  for (const h of holding.values()) clearTimeout(h.timer);
+
+  const byToken = [...grants].sort((a, b) => a.token - b.token);
+  const grantOrder = byToken.map((g) => g.worker.label);
+  const fifo = grantOrder.join(' ') === entered.join(' ');
+  const counted = !violations.some((v) => /held all|holders of/.test(v));
+  const tokensOk = !violations.some((v) => /token .* given twice|did not list/.test(v));
+  const mark = (ok: boolean) => (ok ? 'ok' : 'FAILED');
+  out('\nsummary');
+  out(`  queue order   ${entered.join(' ')}`);
+  out(`  grant order   ${grantOrder.join(' ')}   (by fencing token)`);
+  out(`  FIFO          ${mark(fifo)}: ${grants.length} grants, in the order the workers entered the queue`);
+  out(`  tokens        ${mark(tokensOk)}: one per grant, each listed by Redis among the holders (${byToken[0]?.token} .. ${byToken.at(-1)?.token})`);
+  const holders = (n: number) => `${n} holder${n === 1 ? '' : 's'}`;
+  out(`  permits       ${mark(counted)}: never more than ${holders(permits)} at once (most seen in Redis: ${most})`);
+  const atATime = `${permits === 1 ? 'one' : permits === 2 ? 'two' : permits} at a time`;
+  out(`  ${atATime.padEnd(14)}${mark(full > 0)}: Redis listed ${holders(permits)} together after ${full} of ${grants.length} grants`);
+  for (const v of violations) out(`  violation     ${v}`);
+  for (const w of workers) w.send({ op: 'quit' });
+  return fifo && counted && tokensOk && full > 0 ? EXIT.OK : EXIT.DEMO_FAILED;
+}
+
+function times(n: number): string {
+  return n === 1 ? 'once' : n === 2 ? 'twice' : `${n} times`;
 }

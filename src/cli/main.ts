@@ -22,7 +22,7 @@ function configure(c: Command, hint: (text: string) => string): Command {
 
 function program(): Command {
   const p = configure(new Command('fairlock'), () => ' (see fairlock --help)')
-    .description('A fair, FIFO, blocking distributed lock on Redis with fencing tokens.')
+    .description('Fair, FIFO, blocking distributed locks, semaphores and read-write locks on Redis, with fencing tokens.')
     .version(version, '-V, --version');
   // `fairlock exec NAME ls -la`: the command's own options were taken for ours.
   const execHint = (text: string) =>

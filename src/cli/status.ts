@@ -1,10 +1,11 @@
 /**
- * `fairlock status [NAME]`: the holder and queue of one lock, or the locks under the prefix.
+ * `fairlock status [NAME]`: the kind, holders and queue of one name (lock, semaphore or read-write
+ * lock), or the names under the prefix.
  * Read only: it uses `inspect()`, and SCAN (bounded) to find lock names for the listing.
  */
 import { Command, Option } from 'commander';
 import { FairLocks, type LockInfo } from '../index.js';
-import { unescapeName } from '../keys.js';
+import { unescapeName } from '../protocol/keys.js';
 import { bounded, closeRedis, connectRedis, formatMs, parseCount, redisOptions, say, toCliError, type Client } from './common.js';
 
 export interface StatusOptions {
@@ -24,6 +25,12 @@ export interface LockStatus extends LockInfo {
 /** One line of `status --json` without a name. */
 export interface LockSummary {
   name: string;
+  kind: LockInfo['kind'];
+  limit: LockInfo['limit'];
+  available: LockInfo['available'];
+  /** How many grants are held (a semaphore or the read side of a read-write lock may have several). */
+  holderCount: number;
+  /** The oldest grant (lowest token), or null. */
   holder: LockInfo['holder'];
   queueLength: number;
 }
@@ -34,15 +41,18 @@ const SCAN_MAX_MS = 10_000;
 
 export function statusCommand(): Command {
   const cmd = new Command('status')
-    .summary('show the holder and queue of a lock, or list the locks')
+    .summary('show the holders and queue of a lock, semaphore or read-write lock, or list them')
     .description(
-      'With NAME: the holder (id, fencing token, lease left) and the queue in order, with how long ' +
-        'each waiter has waited. Without NAME: the locks under the prefix that are held or have waiters ' +
-        '(found with a bounded SCAN), with their queue lengths.',
+      'With NAME: its kind (lock, semaphore of N permits with how many are free, or read-write lock), ' +
+        'every holder (id, fencing token, lease left, and its weight or read/write mode) and the queue ' +
+        'in order, with how long each waiter has waited and what it asks for. Without NAME: the names ' +
+        'under the prefix that are held or have waiters (found with a bounded SCAN), with their kind, ' +
+        'number of holders, the oldest holder\'s token and lease left, and queue length. ' +
+        '--json prints what inspect() returns.',
     )
-    .argument('[name]', 'lock name')
+    .argument('[name]', 'lock, semaphore or read-write lock name')
     .option('--json', 'print JSON instead of text')
-    .option('--all', 'without NAME: also list idle locks (only their token counter is left)')
+    .option('--all', 'without NAME: also list idle names (only their token counter and kind are left)')
     .addOption(new Option('--limit <n>', 'without NAME: list at most this many locks').argParser(parseCount(1, 100_000)).default(1_000));
   for (const o of redisOptions()) cmd.addOption(o);
   cmd.addHelpText('after', '\nExamples:\n  fairlock status nightly-report\n  fairlock status --json\n\nExit codes: 0 ok; 64 bad usage; 69 Redis unreachable; 70 internal error.');
@@ -67,7 +77,17 @@ export async function runStatus(name: string | undefined, options: StatusOptions
       const rows: LockSummary[] = [];
       for (const n of names) {
         const info = await locks.inspect(n);
-        if (info.holder || info.queue.length > 0 || options.all) rows.push({ name: n, holder: info.holder, queueLength: info.queue.length });
+        if (info.holders.length > 0 || info.queue.length > 0 || options.all) {
+          rows.push({
+            name: n,
+            kind: info.kind,
+            limit: info.limit,
+            available: info.available,
+            holderCount: info.holders.length,
+            holder: info.holder,
+            queueLength: info.queue.length,
+          });
+        }
       }
       const out = { prefix: options.prefix, locks: rows, truncated };
       process.stdout.write(options.json ? JSON.stringify(out, null, 2) + '\n' : formatList(out));
@@ -87,7 +107,7 @@ export async function runStatus(name: string | undefined, options: StatusOptions
 async function listNames(client: Client, options: StatusOptions): Promise<{ names: string[]; truncated: boolean }> {
   const head = `${options.prefix}:{`;
   const pattern = `${globEscape(head)}*`;
-  const wanted = options.all ? /^(owner|queue|counter)$/ : /^(owner|queue)$/;
+  const wanted = /^(state|queue)$/; // idle names keep only their state (the token counter)
   const names = new Set<string>();
   const until = Date.now() + SCAN_MAX_MS;
   let cursor = '0';
@@ -116,14 +136,56 @@ function globEscape(s: string): string {
   return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
+/** "lock", "semaphore of 3 permits", "read-write lock", or "name" when Redis knows nothing of it. */
+function kindTitle(s: Pick<LockInfo, 'kind' | 'limit'>): string {
+  if (s.kind === 'semaphore') return `semaphore of ${s.limit} permit${s.limit === 1 ? '' : 's'}`;
+  if (s.kind === 'rw') return 'read-write lock';
+  if (s.kind === 'lock') return 'lock';
+  return 'name';
+}
+
+/** The short kind of the listing: lock, semaphore/3, rw, or - when Redis knows nothing of it. */
+function kindColumn(s: Pick<LockInfo, 'kind' | 'limit'>): string {
+  if (s.kind === 'semaphore') return `semaphore/${s.limit}`;
+  return s.kind ?? '-';
+}
+
+/** "weight 2", "read", "write", or "" for a plain lock. */
+function share(s: Pick<LockInfo, 'kind'>, x: { weight: number; mode: 'read' | 'write' | undefined }): string {
+  if (x.mode !== undefined) return x.mode;
+  if (s.kind === 'semaphore') return `weight ${x.weight}`;
+  return '';
+}
+
 export function formatLock(s: LockStatus): string {
-  const lines = [`lock "${s.name}" (prefix ${s.prefix})`];
-  if (s.holder) lines.push(`holder  ${s.holder.id}  token ${s.holder.token}  lease left ${formatMs(s.holder.leaseLeftMs)}`);
-  else lines.push('holder  none (the lock is free)');
+  const head = `${kindTitle(s)} "${s.name}" (prefix ${s.prefix})`;
+  const lines: string[] = [];
+  if (s.kind === 'semaphore') {
+    lines.push(`${head}: ${s.available} of ${s.limit} permits available`);
+  } else if (s.kind === 'rw') {
+    const mode = s.holders.some((h) => h.mode === 'write') ? 'held for writing' : s.holders.length > 0 ? 'held for reading' : 'free';
+    lines.push(`${head}: ${mode}`);
+  } else if (s.kind === undefined && s.holders.length === 0 && s.queue.length === 0) {
+    lines.push(`${head}: free (Redis holds nothing for it: never used, or idle for a day)`);
+  } else {
+    lines.push(head);
+  }
+  const cols = (parts: string[]) => parts.filter(Boolean).join('  ');
+  if (s.holders.length === 0) {
+    lines.push(`holders none${s.kind === 'lock' ? ' (the lock is free)' : s.kind === 'semaphore' ? ' (all permits are free)' : ''}`);
+  } else if (s.kind === 'lock' && s.holders.length === 1) {
+    const h = s.holders[0]!;
+    lines.push(`holder  ${cols([`token ${h.token}`, `lease left ${formatMs(h.leaseLeftMs)}`, h.id])}`);
+  } else {
+    lines.push(`holders ${s.holders.length}, oldest token first:`);
+    for (const h of s.holders) {
+      lines.push(`  ${cols([`token ${h.token}`, share(s, h), `lease left ${formatMs(h.leaseLeftMs)}`, h.id])}`);
+    }
+  }
   if (s.queue.length === 0) lines.push('queue   empty');
   else {
     lines.push(`queue   ${s.queue.length} waiting, next first:`);
-    for (const w of s.queue) lines.push(`  ${String(w.position).padStart(3)}. ${w.id}  waited ${formatMs(w.waitedMs)}`);
+    for (const w of s.queue) lines.push(`  ${String(w.position).padStart(3)}. ${cols([w.id, share(s, w), `waited ${formatMs(w.waitedMs)}`])}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -131,12 +193,15 @@ export function formatLock(s: LockStatus): string {
 function formatList(out: { prefix: string; locks: LockSummary[]; truncated: boolean }): string {
   if (out.locks.length === 0) return `no locks are held or waited for under the prefix "${out.prefix}"\n`;
   const width = Math.min(40, Math.max(4, ...out.locks.map((l) => l.name.length)));
-  const lines = [`${'NAME'.padEnd(width)}  ${'TOKEN'.padEnd(18)}  ${'LEASE LEFT'.padEnd(10)}  QUEUE`];
-  for (const l of out.locks) {
+  const kinds = out.locks.map((l) => kindColumn(l));
+  const kindWidth = Math.max(4, ...kinds.map((k) => k.length));
+  const lines = [`${'NAME'.padEnd(width)}  ${'KIND'.padEnd(kindWidth)}  HOLDERS  ${'TOKEN'.padEnd(18)}  ${'LEASE LEFT'.padEnd(10)}  QUEUE`];
+  out.locks.forEach((l, i) => {
     const token = l.holder ? String(l.holder.token) : '-';
     const left = l.holder ? formatMs(l.holder.leaseLeftMs) : 'free';
-    lines.push(`${l.name.padEnd(width)}  ${token.padEnd(18)}  ${left.padEnd(10)}  ${l.queueLength}`);
-  }
+    lines.push(`${l.name.padEnd(width)}  ${kinds[i]!.padEnd(kindWidth)}  ${String(l.holderCount).padEnd(7)}  ${token.padEnd(18)}  ${left.padEnd(10)}  ${l.queueLength}`);
+  });
+  if (out.locks.some((l) => l.holderCount > 1)) lines.push('(TOKEN and LEASE LEFT: those of the oldest holder; status NAME lists them all)');
   if (out.truncated) lines.push(`(list cut short: more locks may exist; see --limit)`);
   return lines.join('\n') + '\n';
 }

@@ -1,15 +1,16 @@
 /**
  * A key of the wrong type fails what needs it, at once, and nothing more: a queue key corrupted while
  * a waiter waits fails that wait at the waiter's next heartbeat (not once the holder's lease has run
- * out) while the holder keeps renewing; a release that already handed the lock on or freed it
- * resolves even when a later, best-effort step meets a bad key.
+ * out) while the holder keeps renewing; a state hash corrupted on an idle name fails the next
+ * acquire of that name, naming the key.
  */
 import test from 'ava';
 import { FairLocks, FairLockError } from '../../src/index.js';
-import { lockKeys } from '../../src/keys.js';
+import { lockKeys } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
 import { whenQueued } from '../helpers/queued.js';
+import { holdersAt, redisNow } from '../helpers/state.js';
 
 const fx = useRedis();
 const OPTS = { leaseMs: 5_000, livenessMs: 1_000, heartbeatMs: 200 };
@@ -33,26 +34,27 @@ test.serial('a queue key corrupted mid-wait fails the wait at its next heartbeat
   const err = await t.throwsAsync(waiting, { instanceOf: FairLockError });
   t.is(err?.code, 'BAD_KEY');
   t.true(err!.message.includes(keys.queue), err!.message);
-  t.truthy(await fx.client.get(keys.owner), 'the wait failed while the holder still held (a holder that renews would have made it wait for ever before)');
+  const held = async () => (await holdersAt(fx.client, keys.state)).find((h) => h.id === lease.id);
+  t.truthy(await held(), 'the wait failed while the holder still held (a holder that renews would have made it wait for ever before)');
   await sleep(HOLDER.leaseMs + 500); // longer than its lease: only renewals can have kept it
   t.false(lease.signal.aborted, 'the holder keeps renewing');
-  t.true((await fx.client.pTTL(keys.owner)) > 0, 'renewed in Redis too');
+  t.true((await held())!.exp > (await redisNow(fx.client)), 'renewed in Redis too');
   await fx.client.del(keys.queue);
   await lease.release();
 });
 
-test.serial('a release resolves when the best-effort "last releaser" note meets a wrong-type counter; the next acquire names the key', async (t) => {
+test.serial('a wrong-type state key on an idle name: the next acquire fails with BAD_KEY naming the key', async (t) => {
   const prefix = newPrefix();
   const locks = new FairLocks(fx.client, { prefix, ...OPTS });
   t.teardown(() => locks.close());
   const keys = lockKeys(prefix, 'c');
   const lease = await locks.lock('c').acquire();
-  await fx.client.del(keys.counter);
-  await fx.client.set(keys.counter, 'garbage');
-  await t.notThrowsAsync(lease.release(), 'the lock was freed, so the release succeeded');
-  t.is(await fx.client.get(keys.owner), null);
+  await t.notThrowsAsync(lease.release());
+  t.deepEqual(await holdersAt(fx.client, keys.state), [], 'the name is idle: only its state hash is left');
+  await fx.client.del(keys.state);
+  await fx.client.set(keys.state, 'garbage');
   const err = await t.throwsAsync(locks.lock('c').acquire({ timeoutMs: 1_000 }), { instanceOf: FairLockError });
   t.is(err?.code, 'BAD_KEY');
-  t.true(err!.message.includes(keys.counter), err!.message);
-  await fx.client.del(keys.counter);
+  t.true(err!.message.includes(keys.state), err!.message);
+  await fx.client.del(keys.state);
 });

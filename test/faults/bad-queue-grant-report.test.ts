@@ -8,10 +8,11 @@
  */
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';
-import { lockKeys } from '../../src/keys.js';
+import { lockKeys } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
 import { sleep, startProxy, until } from '../helpers/proxy.js';
+import { holdersAt, redisNow } from '../helpers/state.js';
 
 const fx = useRedis();
 
@@ -33,22 +34,28 @@ for (const corrupt of [true, false]) {
       await la.release();
       const lb = await pb; // from the wake-up: unconfirmed in Redis (c=0), exp = liveness deadline
       const g = Date.now();
-      t.log('owner after hand-off:', await fx.client.get(keys.owner), 'pttl', await fx.client.pTTL(keys.owner));
+      // B's holder entry in the state hash ("token exp lease granted confirmed"), and its time left in Redis.
+      const entry = async () => (await holdersAt(fx.client, keys.state)).find((h) => h.id === lb.id);
+      const described = async () => {
+        const h = await entry();
+        return h ? `${JSON.stringify(h)} left ${h.exp - (await redisNow(fx.client))} ms` : 'none';
+      };
+      t.log('holder after hand-off:', await described());
       t.log(`B remainingMs right after the grant: ${Math.round(lb.remainingMs)}`);
       if (corrupt) {
         await fx.client.set(keys.queue, 'not a zset'); // the fault: a key of the wrong type under the prefix
         await until(() => lb.remainingMs > 4_000, 2_500, 50); // B's beat (period 1 s) hits the bad-queue branch
         t.log(`B remainingMs after a bad-queue beat: ${Math.round(lb.remainingMs)} (lease is 3000)`);
         await fx.client.del(keys.queue); // repaired
-        const before = await fx.client.get(keys.owner);
-        await until(async () => (await fx.client.get(keys.owner)) !== before, 2_500, 50); // next normal beat confirms
-        t.log('owner after the confirming beat:', await fx.client.get(keys.owner), 'pttl', await fx.client.pTTL(keys.owner));
+        const before = JSON.stringify(await entry());
+        await until(async () => JSON.stringify(await entry()) !== before, 2_500, 50); // next normal beat confirms
+        t.log('holder after the confirming beat:', await described());
       } else {
         await sleep(2_000);
       }
       proxy.hold(); // B is partitioned from Redis (its process goes on)
       t.log(`partition at +${Date.now() - g} ms; B remainingMs ${Math.round(lb.remainingMs)}`);
-      t.true(await until(async () => (await fx.client.exists(keys.owner)) === 0, 8_000, 50), 'Redis lets the lease run out');
+      t.true(await until(async () => ((await entry())?.exp ?? 0) <= (await redisNow(fx.client)), 8_000, 50), 'Redis lets the lease run out');
       const lc = await C.lock('L').tryAcquire();
       t.truthy(lc, 'C holds the lock now');
       const bAborted = lb.signal.aborted;

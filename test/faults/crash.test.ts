@@ -1,5 +1,5 @@
 /**
- * Crashes (DESIGN §2.5): SIGKILL of the holder, of the head waiter, of a middle waiter, and of the
+ * Crashes: SIGKILL of the holder, of the head waiter, of a middle waiter, and of the
  * holder and the head waiter at once. Every surviving waiter is granted, in FIFO order among the
  * survivors, no later than max(lease, liveness) + one heartbeat after the kill (plus generous slack:
  * this is a bound, not a benchmark). A dead head waiter must not add a second full lease to the stall:

@@ -1,5 +1,5 @@
 /**
- * Fencing end to end (DESIGN §2.1): a fenced store that rejects a write with a token lower than the
+ * Fencing end to end: a fenced store that rejects a write with a token lower than the
  * highest it has seen turns a stale holder's late write into a rejected one; and tokens keep rising
  * across a Redis restart that lost all data (tickets are seeded from Redis TIME).
  */

@@ -1,12 +1,13 @@
 /**
- * No leaks (DESIGN §2.7): after 1,000 distinct locks are taken and released (held all at once while
- * heartbeats run, contended, and given up by timeout), SCAN of the prefix finds only the `:counter`
- * keys, each with an expiry; any other key still there carries an expiry and is gone soon after.
+ * No leaks: after 1,000 distinct locks are taken and released (held all at once while heartbeats
+ * run, contended, and given up by timeout), SCAN of the prefix finds only the `:state` hashes, each
+ * with an expiry and no holder left; any other key still there carries an expiry and is gone soon after.
  */
 import test from 'ava';
 import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newLocks } from '../helpers/cleanup.js';
+import { holdersAt } from '../helpers/state.js';
 
 const OPTS = { leaseMs: 1000, livenessMs: 600, heartbeatMs: 200 };
 const N = 1000;
@@ -20,21 +21,22 @@ async function scan(prefix: string): Promise<string[]> {
   return keys;
 }
 
-/** Every key under the prefix has an expiry; non-counter keys are gone within 2 x liveness + slack. */
-async function onlyCounters(t: import('ava').ExecutionContext, prefix: string, locks: number): Promise<void> {
+/** Every key under the prefix has an expiry; keys other than the `:state` hashes are gone within 2 x liveness + slack. */
+async function onlyStates(t: import('ava').ExecutionContext, prefix: string, locks: number): Promise<void> {
   const keys = await scan(prefix);
   for (const k of keys) {
     const ttl = await fx.client.pTTL(k);
     if (!(ttl > 0)) t.fail(`${k} has no expiry (PTTL ${ttl})`);
   }
-  const others = () => scan(prefix).then((ks) => ks.filter((k) => !k.endsWith(':counter')));
+  const others = () => scan(prefix).then((ks) => ks.filter((k) => !k.endsWith(':state')));
   for (let i = 0; i < 40 && (await others()).length > 0; i++) await sleep(100);
-  t.deepEqual(await others(), [], 'only counters are left');
-  const counters = (await scan(prefix)).filter((k) => k.endsWith(':counter'));
-  t.is(counters.length, locks);
-  for (const k of counters.slice(0, 50)) {
+  t.deepEqual(await others(), [], 'only the :state hashes are left');
+  const states = (await scan(prefix)).filter((k) => k.endsWith(':state'));
+  t.is(states.length, locks);
+  for (const k of states.slice(0, 50)) {
     const ttl = await fx.client.pTTL(k);
     t.true(ttl > 0 && ttl <= 86_400_000, `${k} expires within a day`);
+    t.deepEqual(await holdersAt(fx.client, k), [], `${k} holds no grant`);
   }
 }
 
@@ -42,7 +44,7 @@ test.serial(`${N} distinct locks taken one by one and released`, async (t) => {
   const prefix = newPrefix();
   const locks = newLocks(t, fx.client, { prefix, ...OPTS });
   for (let i = 0; i < N; i++) await (await locks.lock(`seq-${i}`).acquire()).release();
-  await onlyCounters(t, prefix, N);
+  await onlyStates(t, prefix, N);
   await locks.close();
 });
 
@@ -62,12 +64,12 @@ test.serial(`${N} distinct locks held at once while heartbeats run, contended, t
   const outcomes = await Promise.all(waits.filter((w) => w !== undefined));
   for (const o of outcomes) if (!(o instanceof Error)) await o.release();
   t.is(outcomes.filter((o) => o instanceof Error).length, N / 20, 'the timed-out waiters, and only those, failed');
-  await onlyCounters(t, prefix, N);
+  await onlyStates(t, prefix, N);
   await a.close();
   await b.close();
 });
 
-test.serial('closing instances with waits and leases open leaves only counters', async (t) => {
+test.serial('closing instances with waits and leases open leaves only the :state hashes', async (t) => {
   const prefix = newPrefix();
   const a = newLocks(t, fx.client, { prefix, ...OPTS });
   const b = newLocks(t, fx.client, { prefix, ...OPTS });
@@ -78,5 +80,5 @@ test.serial('closing instances with waits and leases open leaves only counters',
   await b.close();
   t.true((await Promise.all(waits)).every((e) => e instanceof Error && (e as { code?: string }).code === 'CLOSED'));
   await a.close();
-  await onlyCounters(t, prefix, names.length);
+  await onlyStates(t, prefix, names.length);
 });

@@ -1,5 +1,5 @@
 /**
- * Lost leases (DESIGN §2.5, §2.6): a holder hung past its lease learns it lost the lock as soon as it
+ * Lost leases: a holder hung past its lease learns it lost the lock as soon as it
  * looks after resuming, while the next waiter already got it; a waiter hung past its liveness (even
  * one granted while hung) re-enters the queue when it resumes and is granted, never waiting forever.
  */

@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';
-import { lockKeys } from '../../src/keys.js';
+import { lockKeys } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
 import { sleep, until } from '../helpers/proxy.js';

@@ -6,8 +6,8 @@
  * so such an orphan was renewed forever and the session's own next waiter waited forever.
  */
 import test from 'ava';
-import { lockKeys } from '../../src/keys.js';
-import { Scripts } from '../../src/scripts.js';
+import { lockKeys } from '../../src/protocol/keys.js';
+import { Scripts } from '../../src/protocol/scripts.js';
 import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newLocks, openClient } from '../helpers/cleanup.js';
@@ -15,15 +15,15 @@ import { newLocks, openClient } from '../helpers/cleanup.js';
 const OPTS = { leaseMs: 600, livenessMs: 600, heartbeatMs: 150 };
 const fx = useRedis();
 
-test('an owner its session no longer tracks is not renewed: the session\'s next waiter gets the lock within a lease', async (t) => {
+test('a holder its session no longer tracks is not renewed: the session\'s next waiter gets the lock within a lease', async (t) => {
   const prefix = newPrefix();
   const client = await openClient(t, fx.server.url);
   const locks = newLocks(t, client, { prefix, ...OPTS });
   const keys = lockKeys(prefix, 'o');
   // The orphan: a grant to this session's id that the FairLocks instance never saw (as after a
   // release whose command died with its connection).
-  const orphan = `${locks.sessionId}:zz:${OPTS.leaseMs}:1`;
-  const r = await new Scripts(client, prefix).acquire(keys, orphan, OPTS.livenessMs, 'wait');
+  const orphan = `${locks.sessionId}:zz:${OPTS.leaseMs}:1:1:x`;
+  const r = await new Scripts(client, prefix).acquire(keys, orphan, OPTS.livenessMs, 'wait', 'lock', 1);
   t.is(r.kind, 'granted');
   const started = Date.now();
   const lease = await locks.lock('o').acquire({ timeoutMs: 5_000 });
@@ -47,7 +47,7 @@ test('a lease whose release failed is not renewed by the beats its session keeps
   const orig = client.sendCommand.bind(client);
   let fail = true;
   (client as unknown as { sendCommand: typeof client.sendCommand }).sendCommand = ((args: string[], ...rest: unknown[]) => {
-    if (fail && args[0] === 'EVALSHA' && args.length > 7 && args[7] === first.id) {
+    if (fail && args[0] === 'EVALSHA' && args.length > 6 && args[6] === first.id) {
       fail = false;
       return Promise.reject(new Error('connection lost (simulated)'));
     }

@@ -1,15 +1,16 @@
 /**
- * Honest loss under a partition (DESIGN §2.6): the holder's connections are cut and kept out, so its
+ * Honest loss under a partition: the holder's connections are cut and kept out, so its
  * renewals cannot get through. Its signal must abort on its local deadline, while Redis still names it
- * the owner: before the lease could have been granted to anyone else.
+ * the holder: before the lease could have been granted to anyone else.
  */
 import test from 'ava';
-import { lockKeys } from '../../src/keys.js';
+import { lockKeys } from '../../src/protocol/keys.js';
 import { newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
 import { newLocks, openClient, scopeOf } from '../helpers/cleanup.js';
 import { whenAborted } from '../helpers/queued.js';
+import { holdersAt, redisNow } from '../helpers/state.js';
 
-// A 20% drift margin (160 ms) leaves room for the admin round trip that reads PTTL after the abort.
+// A 20% drift margin (160 ms) leaves room for the admin round trips that read the holder entry after the abort.
 const OPTS = { leaseMs: 800, livenessMs: 600, heartbeatMs: 150, driftFactor: 0.2 };
 let server: RedisServer;
 test.before(async () => {
@@ -19,7 +20,7 @@ test.after.always(async () => {
   await server?.stop();
 });
 
-test('a holder cut off from Redis aborts its signal while Redis still names it the owner', async (t) => {
+test('a holder cut off from Redis aborts its signal while Redis still names it the holder', async (t) => {
   const prefix = newPrefix();
   const admin = await openClient(t, server.url);
   const client = await openClient(t, server.url);
@@ -36,12 +37,12 @@ test('a holder cut off from Redis aborts its signal while Redis still names it t
   const cutAt = Date.now();
 
   const reason = await whenAborted(lease.signal);
-  // Right at the abort, Redis must still hold the key: nobody else can have been granted yet.
-  const pttl = await admin.pTTL(keys.owner);
-  const owner = await admin.get(keys.owner);
-  t.log(`aborted ${Date.now() - cutAt} ms after the cut; Redis lease left then: ${pttl} ms`);
-  t.true(pttl > 0, `the owner key still lives in Redis (PTTL ${pttl})`);
-  t.true(owner?.startsWith(`${lease.id} `), 'and still names this lease');
+  // Right at the abort, Redis must still hold the grant: nobody else can have been granted yet.
+  const entries = await holdersAt(admin, keys.state);
+  const left = entries.length > 0 ? entries[0]!.exp - (await redisNow(admin)) : -2;
+  t.log(`aborted ${Date.now() - cutAt} ms after the cut; Redis lease left then: ${left} ms`);
+  t.true(left > 0, `the holder entry still lives in Redis (${left} ms left)`);
+  t.deepEqual(entries.map((h) => h.id), [lease.id], 'and it is this lease');
   t.is((reason as { code?: string }).code, 'LOCK_LOST');
   t.true(Date.now() - cutAt <= OPTS.leaseMs + 1500, 'aborted within about one lease of the cut');
 

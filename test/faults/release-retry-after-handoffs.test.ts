@@ -10,6 +10,7 @@ import { FairLocks } from '../../src/index.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
 import { scriptSha, sleep, startProxy, until } from '../helpers/proxy.js';
+import { holders } from '../helpers/state.js';
 
 const fx = useRedis();
 
@@ -36,7 +37,7 @@ test('a release repeated after two hand-offs answers already released, not a fal
     proxy.onDrop = () => {
       proxy.closeFor(400);
       t.log(`reply dropped at +${Date.now() - t0}`);
-      void fx.client.get(`${prefix}:{L}:owner`).then((o) => t.log(`owner at drop: ${o}`));
+      void holders(fx.client, prefix, 'L').then((h) => t.log(`holders at drop: ${JSON.stringify(h.map((e) => e.id))}`));
     };
     void p2.then(() => t.log(`W2 released at +${Date.now() - t0}`)); // H's client needs a few hundred ms to reconnect (a network blip)
     const res = await lh.release().finally(() => t.log(`H release settled at +${Date.now() - t0}`)).then(

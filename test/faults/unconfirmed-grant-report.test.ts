@@ -11,10 +11,11 @@
  */
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';
-import { lockKeys } from '../../src/keys.js';
+import { lockKeys } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
 import { scriptBody, sleep, startProxy, until } from '../helpers/proxy.js';
+import { holdersAt, redisNow } from '../helpers/state.js';
 
 const fx = useRedis();
 
@@ -51,10 +52,11 @@ test('a grant the confirming beat hands on to the same session is reported with 
     t.log('W2 at', Date.now());
 
     await sleep(50);
-    t.log(`W2 granted (lease 1000): remainingMs ${Math.round(l2.remainingMs)}; owner ${await fx.client.get(keys.owner)}`);
+    const entry = async () => JSON.stringify((await holdersAt(fx.client, keys.state)).find((h) => h.id === l2.id) ?? null);
+    t.log(`W2 granted (lease 1000): remainingMs ${Math.round(l2.remainingMs)}; holder entry ${await entry()}`);
     // X's regular beats (period min(5000, 1000/3)) confirm W2 at now + 1000; then X is partitioned.
     await sleep(800);
-    t.log(`before the partition: W2 remainingMs ${Math.round(l2.remainingMs)}, owner pttl ${await fx.client.pTTL(keys.owner)}`);
+    t.log(`before the partition: W2 remainingMs ${Math.round(l2.remainingMs)}, holder entry ${await entry()} at Redis time ${await redisNow(fx.client)}`);
     proxy.hold();
     const gotY = await until(() => yGot, 6_000, 20);
     t.log(`Y holds: ${gotY}; W2 signal.aborted=${l2.signal.aborted}, W2 remainingMs=${Math.round(l2.remainingMs)}`);

@@ -1,11 +1,11 @@
 /**
- * Lost wake-ups (DESIGN §2.5): the subscriber connections are killed (CLIENT KILL TYPE pubsub) or
+ * Lost wake-ups: the subscriber connections are killed (CLIENT KILL TYPE pubsub) or
  * Redis is paused (CLIENT PAUSE) right at each hand-off. Every waiter is still granted within about
  * one heartbeat of the missed message, and the subscriber reconnects and resubscribes by itself.
  */
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
-import { wakeChannel } from '../../src/keys.js';
+import { wakeChannel } from '../../src/protocol/keys.js';
 import type { RedisClient } from '../helpers/redis-client.js';
 import { disposeAll, spawnChild } from '../helpers/children.js';
 import { newLocks, openClient, scopeOf, track } from '../helpers/cleanup.js';

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { luaReplyConstants } from '../../src/protocol/codes.js';
 
 interface Conn {
   down: net.Socket;
@@ -129,10 +130,10 @@ export async function startProxy(target: number): Promise<Proxy> {
   return new Proxy(target).start();
 }
 
-/** The body fairlock loads for script `name` (common.lua + the script). */
+/** The body fairlock loads for script `name` (as src/protocol/scripts.ts builds it: the reply codes, common.lua, the script; types.lua alone). */
 export function scriptBody(name: string): string {
-  const read = (n: string) => readFileSync(new URL(`../../src/lua/${n}.lua`, import.meta.url), 'utf8');
-  return `${read('common')}\n${read(name)}`;
+  const read = (n: string) => readFileSync(new URL(`../../src/protocol/lua/${n}.lua`, import.meta.url), 'utf8');
+  return name === 'types' ? read(name) : `${luaReplyConstants()}\n${read('common')}\n${read(name)}`;
 }
 
 /** The SHA fairlock sends with EVALSHA for script `name`. */

@@ -13,11 +13,13 @@ import { fencedWrite } from './fenced.js';
 import { childLockClient, type TestClient } from './clients.js';
 import { connect } from './redis.js';
 import { whenAborted } from './queued.js';
+import { handleFor, type Req } from '../properties/subjects.js';
 
 export type Command =
   | { op: 'init'; url: string; prefix: string; options?: Record<string, number> }
   /** With `orderKey`: once granted, INCR it (while holding) and report the count as the grant's `order`. */
-  | { op: 'acquire'; req: string; name: string; timeoutMs?: number; leaseMs?: number; autoRenew?: boolean; orderKey?: string }
+  /** `request`: what to acquire (default: the plain lock `name`); see properties/subjects.ts. */
+  | { op: 'acquire'; req: string; name: string; timeoutMs?: number; leaseMs?: number; autoRenew?: boolean; orderKey?: string; request?: Req }
   | { op: 'release'; req: string }
   | { op: 'check'; req: string }
   /** Each section: INCR seqKey, INCR counterKey (overlap when > 1), hold, DECR counterKey, INCR seqKey. */
@@ -84,7 +86,7 @@ async function handle(c: Command): Promise<void> {
       send({ ev: 'ready', pid: process.pid, sessionId: locks.sessionId, family: lockClient?.family ?? 'node-redis 4' });
       return;
     case 'acquire': {
-      const lease = await locks.lock(c.name).acquire({
+      const lease = await handleFor(locks, c.name, c.request ?? { kind: 'lock' }).acquire({
         timeoutMs: c.timeoutMs,
         leaseMs: c.leaseMs,
         autoRenew: c.autoRenew,

@@ -1,96 +1,70 @@
-import { randomBytes } from 'node:crypto';
 import { Mutex } from 'async-mutex';
-import { debug } from './debug.js';
-import { lockKeys, type LockKeys } from './keys.js';
-import type { Lease } from './lease.js';
-import type { ResolvedOptions } from './options.js';
-import { badKeyError, type Scripts } from './scripts.js';
-import type { Waiter } from './waiter.js';
+import { debug } from '../debug.js';
+import type { LockLostError } from '../errors.js';
+import type { ResolvedOptions } from '../options.js';
+import { lockKeys, type LockKeys } from '../protocol/keys.js';
+import { badKeyError, type Scripts } from '../protocol/scripts.js';
+import type { Stamped } from './clock.js';
+import type { HeldLease, Lease } from './lease.js';
+import type { Request, Waiter, WaiterHost } from './waiter.js';
 
-/**
- * The session of one FairLocks instance: a random id, the locks it waits on or holds, and one
- * heartbeat per such lock (per lock, not per waiter, so Redis load does not grow with waiters).
- */
-export class Session {
-  readonly id = randomBytes(8).toString('hex');
-  readonly locks = new Map<string, LockState>();
+/** What the per-name state needs from its session. */
+export interface SessionContext {
+  readonly id: string;
+  readonly options: ResolvedOptions;
+  readonly scripts: Scripts;
+  readonly isStopped: boolean;
   /** Waiters by id, so that a wake-up message finds its promise. */
-  readonly waiters = new Map<string, Waiter>();
-  private seq = 0;
-  private stopped = false;
-
-  constructor(
-    readonly scripts: Scripts,
-    readonly options: ResolvedOptions,
-    readonly emitLost: (lease: Lease, err: Error) => void,
-  ) {}
-
-  /** "session:seq:leaseMs:renew": the release script reads the lease and the channel from it. */
-  nextWaiterId(leaseMs: number, autoRenew: boolean): string {
-    return `${this.id}:${(++this.seq).toString(36)}:${leaseMs}:${autoRenew ? 1 : 0}`;
-  }
-
-  state(name: string): LockState {
-    let state = this.locks.get(name);
-    if (!state) {
-      state = new LockState(this, name);
-      this.locks.set(name, state);
-    }
-    return state;
-  }
-
-  /**
-   * A wake-up "waiterId token exp" from the subscriber. Unknown ids are stale and ignored, and so is
-   * anything malformed: it arrives from the network and must never throw into the subscriber. A
-   * grant it carries that never reaches a waiter is found by the next heartbeat.
-   */
-  onWake(message: unknown): void {
-    try {
-      const text = typeof message === 'string' ? message : Buffer.isBuffer(message) ? message.toString() : undefined;
-      const m = text === undefined ? null : /^(\S+) (\d+) (\d+)$/.exec(text);
-      const waiter = m ? this.waiters.get(m[1]!) : undefined;
-      debug('wake %s %s', text ?? typeof message, waiter ? '' : '(no such waiter)');
-      waiter?.grant({ token: Number(m![2]), exp: Number(m![3]) });
-    } catch (err) {
-      debug('wake-up ignored: %s', (err as Error)?.message);
-    }
-  }
-
-  /** After the subscriber reconnects: a grant published meanwhile was lost, so look now. */
-  beatAll(): void {
-    for (const state of this.locks.values()) void state.beat();
-  }
-
-  get isStopped(): boolean {
-    return this.stopped;
-  }
-
-  stop(): void {
-    this.stopped = true;
-    for (const state of this.locks.values()) state.stopTimer();
-  }
+  readonly waiters: Map<string, Waiter>;
+  readonly locks: Map<string, LockState>;
+  state(name: string): LockState;
+  emitLost(lease: Lease, err: LockLostError): void;
 }
 
-/** What one session has on one lock: its waiters, its leases, and the heartbeat that serves them. */
-export class LockState {
+/** What one session has on one name: its waiters, its leases, and the heartbeat that serves them. */
+export class LockState implements WaiterHost {
   readonly keys: LockKeys;
   readonly waiters = new Map<string, Waiter>();
-  readonly leases = new Set<Lease>();
+  readonly leases = new Set<HeldLease>();
   /**
-   * Ids of leases given up (released or lost) whose release script did not get through: the
-   * heartbeat goes on for them and releases them in Redis ("beat until released"), so a grant its
-   * process no longer wants never outlives the next beat.
+   * Ids of grants given up (released or lost) whose release in Redis is still to do: the heartbeat
+   * goes on for them and releases them in Redis ("beat until released"), so a grant its process no
+   * longer wants never outlives the next beat.
    */
   private readonly unreleased = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private timerPeriod = 0;
-  /** One heartbeat in flight per lock; a beat after a reconnect waits for the regular one. */
+  /** One heartbeat in flight per name; a beat after a reconnect waits for the regular one. */
   private readonly beating = new Mutex();
-  /** Redis time until which the last reply that refreshed this session on this lock proves it alive. */
+  /** Redis time until which the last reply that refreshed this session on this name proves it alive. */
   private liveUntil = 0;
 
-  constructor(readonly session: Session, readonly name: string) {
+  constructor(readonly session: SessionContext, readonly name: string) {
     this.keys = lockKeys(session.options.prefix, name);
+  }
+
+  get livenessMs(): number {
+    return this.session.options.livenessMs;
+  }
+
+  get driftFactor(): number {
+    return this.session.options.driftFactor;
+  }
+
+  toLocal(redisMs: number, sample?: Stamped): number {
+    return this.session.scripts.clock.toLocal(redisMs, sample);
+  }
+
+  emitLost(lease: Lease, err: LockLostError): void {
+    this.session.emitLost(lease, err);
+  }
+
+  acquireInRedis(id: string, mode: 'wait' | 'try', r: Request): ReturnType<Scripts['acquire']> {
+    return this.session.scripts.acquire(this.keys, id, this.livenessMs, mode, r.kind, r.limit);
+  }
+
+  extendInRedis(id: string, ms: number): ReturnType<Scripts['extend']> {
+    return this.session.scripts.extend(this.keys, id, ms);
   }
 
   addWaiter(waiter: Waiter): void {
@@ -105,7 +79,7 @@ export class LockState {
     this.settle();
   }
 
-  leaseHeld(lease: Lease): void {
+  leaseHeld(lease: HeldLease): void {
     this.leases.add(lease);
     this.session.locks.set(this.name, this);
     // a short auto-renewed lease may need a shorter period than the running timer's
@@ -113,7 +87,7 @@ export class LockState {
     this.schedule();
   }
 
-  leaseGone(lease: Lease): void {
+  leaseGone(lease: HeldLease): void {
     this.leases.delete(lease);
     this.settle();
   }
@@ -126,6 +100,14 @@ export class LockState {
   /** Runs the cancel script for `id`; if it fails, the heartbeat retries it (as a release). */
   cancelInRedis(id: string): ReturnType<Scripts['cancel']> {
     return this.orRetry(id, this.session.scripts.cancel(this.keys, id));
+  }
+
+  releaseLater(id: string): void {
+    if (this.session.isStopped) return;
+    this.retryRelease(id);
+    const current = this.session.state(this.name);
+    current.stopTimer();
+    current.schedule(0);
   }
 
   private async orRetry<T>(id: string, call: Promise<T>): Promise<T> {
@@ -158,40 +140,41 @@ export class LockState {
       try {
         const held = [...new Set([...this.leases].map((l) => l.id))];
         const dropped = [...this.unreleased];
-        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.session.options.livenessMs, [...held, ...dropped.map((id) => `-${id}`)]);
+        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, [...held, ...dropped.map((id) => `-${id}`)]);
         // The script released each of them if Redis still named it: either way it is gone now.
         for (const id of dropped) this.unreleased.delete(id);
         if (dropped.length > 0) this.settle();
       } catch (err) {
         debug('heartbeat %s failed: %s', this.name, (err as Error).message);
-        // A key of the wrong type will not heal by retrying: fail this lock's leases and waits now
+        // A key of the wrong type will not heal by retrying: fail this name's leases and waits now
         // (naming the key) instead of letting leases run out silently and waits hang until timeout.
         if ((err as { code?: unknown })?.code === 'BAD_KEY') {
           this.unreleased.clear(); // nothing can be released through a bad key: do not pile them up
-          for (const lease of [...this.leases]) lease.lose((err as Error).message, err);
+          for (const lease of [...this.leases]) lease.markLost((err as Error).message, err, false);
           for (const waiter of [...this.waiters.values()]) void waiter.giveUp(err as Error);
         }
         return;
       }
       const lapsed = this.refreshed(reply.now, reply.lapsed);
-      const owner = reply.owner;
+      const holders = new Map(reply.holders.map((h) => [h.id, h]));
       for (const lease of [...this.leases]) {
-        if (owner?.id === lease.id) lease.renewed(owner.exp, reply);
+        const h = holders.get(lease.id);
+        if (h) lease.renewed(h.exp, reply);
         // Only a beat sent after we learned of the grant can prove the grant is gone.
-        else if (lease.grantedAt < reply.sentAt) lease.lose(owner ? 'Redis names another owner' : 'Redis has no owner for it');
+        else if (lease.grantedAt < reply.sentAt) lease.markLost('Redis no longer names it a holder', undefined, false);
       }
       if (reply.badQueue) {
         const err = badKeyError(reply.badQueue, 'WRONGTYPE: not a sorted set');
         for (const waiter of [...this.waiters.values()]) void waiter.giveUp(err);
         return;
       }
-      if (owner) this.waiters.get(owner.id)?.grant({ token: owner.token, exp: owner.exp, sample: reply });
+      for (const h of reply.holders) this.waiters.get(h.id)?.grant({ token: h.token, exp: h.exp, sample: reply });
       if (lapsed) await this.reenter();
     });
   }
 
   /**
-   * A script refreshed this session's liveness on this lock at Redis time `now`: did the session
+   * A script refreshed this session's liveness on this name at Redis time `now`: did the session
    * lapse before it? Redis says so only to the first run of the script; a repeated run (a retry
    * after a dropped connection, or ioredis resending by itself) finds the session fresh. So the
    * client also counts a lapse when `now` is past what the previous reply proved. A false "lapsed"
@@ -199,7 +182,7 @@ export class LockState {
    */
   refreshed(now: number, redisSaysLapsed: boolean): boolean {
     const lapsed = redisSaysLapsed || (this.liveUntil > 0 && now >= this.liveUntil);
-    this.liveUntil = Math.max(this.liveUntil, now + this.session.options.livenessMs);
+    this.liveUntil = Math.max(this.liveUntil, now + this.livenessMs);
     return lapsed;
   }
 
@@ -221,9 +204,9 @@ export class LockState {
     return ms;
   }
 
-  private schedule(): void {
+  private schedule(delay?: number): void {
     if (this.timer || this.idle || this.session.isStopped) return;
-    this.timerPeriod = this.period();
+    this.timerPeriod = delay ?? this.period();
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.beat().finally(() => this.schedule());

@@ -1,8 +1,29 @@
-import { FairLockError } from './errors.js';
-import { Lease, localDeadline } from './lease.js';
-import type { ResolvedAcquire } from './options.js';
-import { monotonic, type Stamped } from './scripts.js';
-import type { LockState } from './session.js';
+import { asFairLockError, LimitMismatchError } from '../errors.js';
+import type { ResolvedAcquire } from '../options.js';
+import type { Kind, Mode } from '../protocol/keys.js';
+import type { AcquireReply, CancelReply } from '../protocol/scripts.js';
+import { monotonic, type Stamped } from './clock.js';
+import { HeldLease, localDeadline, type LeaseHost } from './lease.js';
+
+/** What one acquire asks the engine for. */
+export interface Request {
+  kind: Kind;
+  /** The name's limit: permits of a semaphore, 1 for a lock, 0 for a read-write lock. */
+  limit: number;
+  weight: number;
+  mode: Mode;
+}
+
+/** What a waiter needs from the per-name state of its session. */
+export interface WaiterHost extends LeaseHost {
+  readonly livenessMs: number;
+  acquireInRedis(id: string, mode: 'wait' | 'try', request: Request): Promise<AcquireReply>;
+  cancelInRedis(id: string): Promise<CancelReply>;
+  /** A reply refreshed the session on this name at Redis time `now`: true if it had lapsed before. */
+  refreshed(now: number, redisSaysLapsed: boolean): boolean;
+  reenter(except?: Waiter): Promise<void>;
+  waiterGone(waiter: Waiter): void;
+}
 
 /** A grant as the waiter learns it: from the acquire reply, a wake-up message or a heartbeat. */
 export interface Grant {
@@ -19,21 +40,22 @@ type Phase = 'new' | 'enqueuing' | 'queued' | 'cancelling' | 'done';
  * applied once the reply says which ticket the waiter holds (a grant for another ticket is stale).
  */
 export class Waiter {
-  readonly promise: Promise<Lease>;
+  readonly promise: Promise<HeldLease>;
   private phase: Phase = 'new';
   private ticket: number | undefined;
   private early: Grant | undefined;
   private queuedOnce = false;
   private inflight: Promise<void> = Promise.resolve();
-  private resolve!: (lease: Lease) => void;
+  private resolve!: (lease: HeldLease) => void;
   private reject!: (err: unknown) => void;
 
   constructor(
-    readonly state: LockState,
+    readonly state: WaiterHost,
     readonly id: string,
     private readonly options: ResolvedAcquire,
+    private readonly request: Request,
   ) {
-    this.promise = new Promise<Lease>((resolve, reject) => {
+    this.promise = new Promise<HeldLease>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
@@ -54,22 +76,26 @@ export class Waiter {
   }
 
   private async runEnqueue(): Promise<void> {
-    const { session, keys } = this.state;
     let reply;
     try {
-      reply = await session.scripts.acquire(keys, this.id, session.options.livenessMs, 'wait');
+      reply = await this.state.acquireInRedis(this.id, 'wait', this.request);
     } catch (err) {
       if (this.phase !== 'enqueuing') return;
       // The script may or may not have run: leave the queue if we got in, then fail the caller.
       this.finish('done');
       this.state.cancelInRedis(this.id).catch(() => undefined);
-      this.reject(err instanceof FairLockError ? err : new FairLockError(String(err), 'REDIS_ERROR', { cause: err }));
+      this.reject(asFairLockError(err, 'entering the queue failed'));
       return;
     }
     if (this.phase !== 'enqueuing') return; // gave up meanwhile; giveUp() cancels after this reply
     if (reply.kind === 'granted') {
       this.phase = 'queued';
       this.grant({ token: reply.token, exp: reply.exp, sample: reply });
+      return;
+    }
+    if (reply.kind === 'refused') {
+      this.finish('done');
+      this.reject(new LimitMismatchError(this.state.name, reply.current, this.request));
       return;
     }
     if (reply.kind !== 'queued') return;
@@ -106,7 +132,8 @@ export class Waiter {
       void this.enqueue();
       return;
     }
-    const lease = new Lease(this.state, this.id, g.token, g.exp, g.sample, this.options.leaseMs, this.options.autoRenew);
+    const { kind, weight, mode } = this.request;
+    const lease = new HeldLease(this.state, this.id, g.token, g.exp, g.sample, this.options.leaseMs, this.options.autoRenew, kind, weight, mode);
     this.state.leaseHeld(lease);
     this.finish('done');
     this.resolve(lease);
@@ -116,7 +143,6 @@ export class Waiter {
   async giveUp(err: Error): Promise<void> {
     if (!this.waiting) return;
     this.phase = 'cancelling';
-    const { session } = this.state;
     const cleanup = (async () => {
       await this.inflight;
       await this.state.cancelInRedis(this.id); // releases at once if the grant raced ahead
@@ -125,7 +151,7 @@ export class Waiter {
     // The caller is not kept waiting for that: after one liveness period it gets its error anyway; a
     // grant to the abandoned id is not renewed by the heartbeat and runs out within that liveness.
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([cleanup, new Promise((r) => (timer = setTimeout(r, session.options.livenessMs)))]);
+    await Promise.race([cleanup, new Promise((r) => (timer = setTimeout(r, this.state.livenessMs)))]);
     clearTimeout(timer);
     this.finish('done');
     this.reject(err);

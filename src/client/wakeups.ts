@@ -1,6 +1,6 @@
 import { Mutex } from 'async-mutex';
-import { debug } from './debug.js';
-import type { RedisSeam, Subscription } from './redis/seam.js';
+import { debug } from '../debug.js';
+import type { RedisSeam, Subscription } from '../redis/seam.js';
 
 /**
  * The one subscriber connection of a FairLocks instance, on the one channel of its session.

@@ -1,0 +1,75 @@
+import { randomBytes } from 'node:crypto';
+import { debug } from '../debug.js';
+import type { LockLostError } from '../errors.js';
+import type { ResolvedOptions } from '../options.js';
+import { waiterId, type Mode } from '../protocol/keys.js';
+import type { Scripts } from '../protocol/scripts.js';
+import type { Lease } from './lease.js';
+import { LockState, type SessionContext } from './lock-state.js';
+import type { Waiter } from './waiter.js';
+
+/**
+ * The session of one FairLocks instance: a random id, the names it waits on or holds, and one
+ * heartbeat per such name (per name, not per waiter, so Redis load does not grow with waiters).
+ */
+export class Session implements SessionContext {
+  readonly id = randomBytes(8).toString('hex');
+  readonly locks = new Map<string, LockState>();
+  readonly waiters = new Map<string, Waiter>();
+  private seq = 0;
+  private stopped = false;
+
+  constructor(
+    readonly scripts: Scripts,
+    readonly options: ResolvedOptions,
+    private readonly onLost: (lease: Lease, err: LockLostError) => void,
+  ) {}
+
+  nextWaiterId(leaseMs: number, autoRenew: boolean, weight: number, mode: Mode): string {
+    return waiterId(this.id, ++this.seq, leaseMs, autoRenew, weight, mode);
+  }
+
+  state(name: string): LockState {
+    let state = this.locks.get(name);
+    if (!state) {
+      state = new LockState(this, name);
+      this.locks.set(name, state);
+    }
+    return state;
+  }
+
+  emitLost(lease: Lease, err: LockLostError): void {
+    this.onLost(lease, err);
+  }
+
+  /**
+   * A wake-up "waiterId token exp" from the subscriber. Unknown ids are stale and ignored, and so is
+   * anything malformed: it arrives from the network and must never throw into the subscriber. A
+   * grant it carries that never reaches a waiter is found by the next heartbeat.
+   */
+  onWake(message: unknown): void {
+    try {
+      const text = typeof message === 'string' ? message : Buffer.isBuffer(message) ? message.toString() : undefined;
+      const m = text === undefined ? null : /^(\S+) (\d+) (\d+)$/.exec(text);
+      const waiter = m ? this.waiters.get(m[1]!) : undefined;
+      debug('wake %s %s', text ?? typeof message, waiter ? '' : '(no such waiter)');
+      waiter?.grant({ token: Number(m![2]), exp: Number(m![3]) });
+    } catch (err) {
+      debug('wake-up ignored: %s', (err as Error)?.message);
+    }
+  }
+
+  /** After the subscriber reconnects: a grant published meanwhile was lost, so look now. */
+  beatAll(): void {
+    for (const state of this.locks.values()) void state.beat();
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const state of this.locks.values()) state.stopTimer();
+  }
+}

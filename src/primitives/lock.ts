@@ -1,0 +1,186 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Session } from '../client/session.js';
+import { HeldLease, NestedLease, type Lease } from '../client/lease.js';
+import { Waiter, type Request } from '../client/waiter.js';
+import type { Wakeups } from '../client/wakeups.js';
+import {
+  asFairLockError,
+  InvalidArgumentError,
+  LimitMismatchError,
+  LockAbortedError,
+  LockTimeoutError,
+  WouldDeadlockError,
+} from '../errors.js';
+import {
+  checkObject,
+  describe,
+  resolveAcquire,
+  type AcquireOptions,
+  type ResolvedAcquire,
+  type SemaphoreAcquireOptions,
+} from '../options.js';
+import { lockKeys } from '../protocol/keys.js';
+
+/** The parts of a FairLocks instance a handle uses; throws ClosedError once it is closed. */
+export type Engine = () => { session: Session; wakeups: Wakeups };
+
+/** Leases held by the `using()` callbacks the current async context runs in, by session and name. */
+const held = new AsyncLocalStorage<ReadonlyMap<string, Lease>>();
+
+/**
+ * A handle on one name: a lock, one side of a read-write lock, or (as FairSemaphore) a semaphore.
+ * Cheap: no I/O until acquire.
+ */
+export class FairLock {
+  /** @internal */
+  constructor(
+    private readonly engine: Engine,
+    readonly name: string,
+    private readonly defaults: SemaphoreAcquireOptions,
+    /** @internal */
+    protected readonly spec: Omit<Request, 'weight'>,
+  ) {}
+
+  /** Waits in FIFO order and resolves with the lease. */
+  async acquire(options?: AcquireOptions): Promise<Lease> {
+    const { o, request } = this.resolve(options);
+    const nested = this.nested(o);
+    if (nested) return nested;
+    if (o.timeoutMs === 0) {
+      // One attempt that never queues, exactly: a 0 ms timer would race the enqueue reply.
+      const lease = await this.attempt(o, request);
+      if (lease) return lease;
+      throw new LockTimeoutError(`${this.what} is busy and timeoutMs is 0 (one attempt, no wait)`);
+    }
+    // One deadline and one abort listener for the whole call: the subscriber's first connect
+    // (node-redis keeps retrying a refused one) and then the wait in the queue.
+    const stop = giveUpTrigger(o, this.what);
+    try {
+      const { session, wakeups } = this.engine();
+      await Promise.race([
+        wakeups.start().catch((err: unknown) => {
+          throw asFairLockError(err, 'cannot connect the wake-up subscriber');
+        }),
+        stop.fired,
+      ]);
+      this.engine(); // closed while connecting?
+      const state = session.state(this.name);
+      const waiter = new Waiter(state, session.nextWaiterId(o.leaseMs, o.autoRenew, request.weight, request.mode), o, request);
+      state.addWaiter(waiter);
+      stop.fired.catch((err: Error) => void waiter.giveUp(err));
+      void waiter.enqueue();
+      return await waiter.promise;
+    } finally {
+      stop.dispose();
+    }
+  }
+
+  /** One attempt: a lease if the request fits and nobody is queued, else null. Never barges. */
+  async tryAcquire(options?: Omit<AcquireOptions, 'timeoutMs' | 'onQueued'>): Promise<Lease | null> {
+    const { o, request } = this.resolve(options);
+    const nested = this.nested(o);
+    if (nested) return nested;
+    return this.attempt(o, request);
+  }
+
+  private async attempt(o: ResolvedAcquire, request: Request): Promise<Lease | null> {
+    const { session } = this.engine();
+    const id = session.nextWaiterId(o.leaseMs, o.autoRenew, request.weight, request.mode);
+    const keys = lockKeys(session.options.prefix, this.name);
+    const reply = await session.scripts.acquire(keys, id, session.options.livenessMs, 'try', request.kind, request.limit);
+    if (reply.kind === 'refused') throw new LimitMismatchError(this.name, reply.current, request);
+    if (reply.kind !== 'granted') return null; // no local state was made, so nothing to clean up
+    const state = session.state(this.name);
+    const lease = new HeldLease(state, id, reply.token, reply.exp, reply, o.leaseMs, o.autoRenew, request.kind, request.weight, request.mode);
+    try {
+      this.engine(); // closed meanwhile: close() did not see this lease, and nothing would renew it
+    } catch (err) {
+      await state.releaseInRedis(id).catch(() => undefined);
+      throw err;
+    }
+    state.leaseHeld(lease);
+    return lease;
+  }
+
+  /**
+   * Acquires, runs `fn`, and always releases. Inside `fn`, `acquire({ reentrant: true })` of this
+   * name returns a nested lease at once. Rejects with LockLostError if the lease was lost while `fn` ran.
+   */
+  async using<T>(fn: (lease: Lease) => Promise<T> | T, options?: AcquireOptions): Promise<T> {
+    if (typeof fn !== 'function') throw new InvalidArgumentError(`using() needs a function, got ${describe(fn)}`);
+    const lease = await this.acquire(options);
+    const scope = new Map(held.getStore() ?? []);
+    scope.set(this.scopeKey(), lease);
+    let result: T;
+    try {
+      result = await held.run(scope, () => fn(lease));
+    } catch (err) {
+      await lease.release().catch(() => undefined);
+      throw err;
+    }
+    await lease.release();
+    return result;
+  }
+
+  private resolve(options: AcquireOptions | undefined): { o: ResolvedAcquire; request: Request } {
+    const { session } = this.engine();
+    // Checked before the spread: spreading a string or null into the defaults would hide it.
+    const given = checkObject(options, 'acquire options');
+    const merged = given === undefined ? this.defaults : { ...this.defaults, ...given };
+    const o = resolveAcquire(merged, session.options, this.spec.kind === 'semaphore' ? this.spec.limit : undefined);
+    if (o.signal?.aborted) throw new LockAbortedError(`gave up waiting for ${this.what}: aborted`, { cause: o.signal.reason });
+    return { o, request: { ...this.spec, weight: o.weight } };
+  }
+
+  /**
+   * A lease to return at once from the current `using()` scope of this name: a nested one when
+   * asked (`reentrant`) or when a read is asked inside a write (a downgrade: the write covers it).
+   * A write asked inside a read would wait for that read for ever: refused.
+   */
+  private nested(o: ResolvedAcquire): Lease | undefined {
+    const outer = held.getStore()?.get(this.scopeKey());
+    if (!outer?.held) return undefined;
+    const mode = this.spec.mode;
+    if (mode === 'w' && outer.mode === 'read') {
+      throw new WouldDeadlockError(`a write of "${this.name}" was asked inside a read of it: it would wait for that read for ever`);
+    }
+    if (mode === 'r' && outer.mode === 'write') return new NestedLease(outer, 'read');
+    return o.reentrant ? new NestedLease(outer) : undefined;
+  }
+
+  /** For messages: 'the lock "x"', 'the semaphore "x"', 'the read side of "x"'. */
+  private get what(): string {
+    const { kind, mode } = this.spec;
+    if (kind === 'rw') return `the ${mode === 'w' ? 'write' : 'read'} side of "${this.name}"`;
+    return `the ${kind} "${this.name}"`;
+  }
+
+  private scopeKey(): string {
+    return `${this.engine().session.id}\u0000${this.name}`;
+  }
+}
+
+/**
+ * Rejects `fired` with a LockTimeoutError when `timeoutMs` (counted from now) runs out, or with a
+ * LockAbortedError when the signal aborts; `dispose()` stops both.
+ */
+function giveUpTrigger(o: ResolvedAcquire, what: string): { fired: Promise<never>; dispose(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const fired = new Promise<never>((_, reject) => {
+    if (o.timeoutMs !== undefined) {
+      const timeoutMs = o.timeoutMs;
+      timer = setTimeout(() => reject(new LockTimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+    }
+    onAbort = () => reject(new LockAbortedError(`gave up waiting for ${what}: aborted`, { cause: o.signal?.reason }));
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  fired.catch(() => undefined); // it may fire while nothing awaits it; each user attaches its own handler
+  return {
+    fired,
+    dispose() {
+      clearTimeout(timer);
+      if (onAbort) o.signal?.removeEventListener('abort', onAbort);
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * Key and channel names. Every key of one name shares one hash tag, so each script touches one
+ * cluster slot. The name is escaped so that it can hold no brace: Redis takes the hash tag from the
+ * first "{" to the next "}", and a raw "}" in a name would end the tag early.
+ */
+export interface LockKeys {
+  /** hash: holders, ticket counter, kind and limit, last releasers (see lua/common.lua) */
+  state: string;
+  /** zset: waiter id -> ticket */
+  queue: string;
+  /** zset: session id -> liveness deadline */
+  sessions: string;
+}
+
+export function escapeName(name: string): string {
+  return name.replace(/[%{}]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+export function unescapeName(escaped: string): string {
+  return escaped.replace(/%(25|7B|7D)/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+export function lockKeys(prefix: string, name: string): LockKeys {
+  const base = `${prefix}:{${escapeName(name)}}`;
+  return { state: `${base}:state`, queue: `${base}:queue`, sessions: `${base}:sessions` };
+}
+
+/** The channel on which a session is told that one of its waiters now holds a grant. */
+export function wakeChannel(prefix: string, sessionId: string): string {
+  return `${prefix}:wake:${sessionId}`;
+}
+
+/** What a request asks of the engine: the name's kind and limit, and its own weight and mode. */
+export type Kind = 'lock' | 'semaphore' | 'rw';
+export type Mode = 'x' | 'r' | 'w';
+
+/** "session:seq:leaseMs:renew:weight:mode": the engine reads the request from the id itself. */
+export function waiterId(sessionId: string, seq: number, leaseMs: number, autoRenew: boolean, weight: number, mode: Mode): string {
+  return `${sessionId}:${seq.toString(36)}:${leaseMs}:${autoRenew ? 1 : 0}:${weight}:${mode}`;
+}
+
+/** The weight and mode an id carries (weight 1, mode x for anything unparsable). */
+export function parseWaiterId(id: string): { weight: number; mode: Mode } {
+  const m = /:(\d+):([xrw])$/.exec(id);
+  return m ? { weight: Number(m[1]), mode: m[2] as Mode } : { weight: 1, mode: 'x' };
+}

@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ClockBound, monotonic, type Stamped } from '../client/clock.js';
+import { FairLockError, InvalidArgumentError } from '../errors.js';
+import { adaptClient } from '../redis/adapt.js';
+import type { RedisClientLike, RedisSeam } from '../redis/seam.js';
+import { LUA_ERRORS, REPLY, luaReplyConstants } from './codes.js';
+import type { Kind, LockKeys } from './keys.js';
+
+const NAMES = ['acquire', 'release', 'cancel', 'heartbeat', 'extend', 'inspect', 'types'] as const;
+type ScriptName = (typeof NAMES)[number];
+
+interface Script {
+  body: string;
+  sha: string;
+}
+
+/** Loaded once per process: each script is the reply codes, common.lua, then its own file. */
+const SCRIPTS: Record<ScriptName, Script> = (() => {
+  const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+  const prelude = `${luaReplyConstants()}\n${read('common')}`;
+  const out = {} as Record<ScriptName, Script>;
+  for (const name of NAMES) {
+    const body = name === 'types' ? read(name) : `${prelude}\n${read(name)}`;
+    out[name] = { body, sha: createHash('sha1').update(body).digest('hex') };
+  }
+  return out;
+})();
+
+/** A grant as Redis reports it: the holder's id, its fencing token and the deadline it may use. */
+export interface HolderReport {
+  id: string;
+  token: number;
+  exp: number;
+}
+
+export type AcquireReply =
+  | ({ kind: 'granted'; token: number; exp: number } & Stamped)
+  | ({ kind: 'queued'; ticket: number; position: number; lapsed: boolean } & Stamped)
+  | ({ kind: 'busy'; heldLeftMs: number } & Stamped)
+  | ({ kind: 'refused'; current: string } & Stamped);
+
+export type ReleaseReply = { kind: 'released' | 'already' | 'not-holder' } & Stamped;
+export type CancelReply = { kind: 'cancelled' | 'released' | 'already' | 'not-found' } & Stamped;
+export type HeartbeatReply = {
+  lapsed: boolean;
+  /** This session's holders of the name. */
+  holders: HolderReport[];
+  /** The queue key, when it holds another type: the session's waits on this name must fail. */
+  badQueue?: string;
+} & Stamped;
+export type ExtendReply = ({ kind: 'extended'; exp: number } | { kind: 'not-holder' }) & Stamped;
+export interface InspectReply extends Stamped {
+  /** "kind limit" of the name, or "" when Redis has none (idle for a day, or never used). */
+  kindLimit: string;
+  holders: HolderReport[];
+  queue: { id: string; ticket: number }[];
+}
+
+/**
+ * The only caller of EVALSHA. Turns raw replies into typed results and Redis errors into
+ * FairLockErrors, and keeps the clock bound (every reply is {code, now, ...}).
+ */
+export class Scripts {
+  readonly clock = new ClockBound();
+  private readonly redis: RedisSeam;
+
+  /** `client`: a seam, or any client FairLocks accepts. */
+  constructor(client: RedisSeam | RedisClientLike, private readonly prefix: string) {
+    this.redis = isSeam(client) ? client : adaptClient(client);
+  }
+
+  async acquire(keys: LockKeys, id: string, livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number): Promise<AcquireReply> {
+    const { r, sentAt } = await this.run('acquire', keys, [id, livenessMs, mode, this.prefix, `${kind} ${limit}`]);
+    const code = num(r[0]);
+    const now = num(r[1]);
+    const C = REPLY.acquire;
+    if (code === C.granted) return { kind: 'granted', now, token: num(r[2]), exp: num(r[3]), sentAt };
+    if (code === C.queued) return { kind: 'queued', now, ticket: num(r[2]), position: num(r[3]), lapsed: num(r[4]) === 1, sentAt };
+    if (code === C.refused) return { kind: 'refused', now, current: String(r[2]), sentAt };
+    return { kind: 'busy', now, heldLeftMs: num(r[2]), sentAt };
+  }
+
+  async release(keys: LockKeys, id: string): Promise<ReleaseReply> {
+    const { r, sentAt } = await this.run('release', keys, [id, this.prefix]);
+    const C = REPLY.release;
+    const code = num(r[0]);
+    const kind = code === C.released ? 'released' : code === C.already ? 'already' : 'not-holder';
+    return { kind, now: num(r[1]), sentAt };
+  }
+
+  async cancel(keys: LockKeys, id: string): Promise<CancelReply> {
+    const { r, sentAt } = await this.run('cancel', keys, [id, this.prefix]);
+    const C = REPLY.cancel;
+    const code = num(r[0]);
+    const kind = code === C.left ? 'cancelled' : code === C.released ? 'released' : code === C.already ? 'already' : 'not-found';
+    return { kind, now: num(r[1]), sentAt };
+  }
+
+  /** `ids`: the leases the session holds on this name (only those are renewed), and "-id" for given-up ones. */
+  async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, ids: readonly string[] = []): Promise<HeartbeatReply> {
+    const { r, sentAt } = await this.run('heartbeat', keys, [sessionId, livenessMs, this.prefix, ...ids]);
+    return { lapsed: num(r[0]) === 1, now: num(r[1]), holders: holders(r[2]), sentAt, ...(r[3] ? { badQueue: String(r[3]) } : {}) };
+  }
+
+  async extend(keys: LockKeys, id: string, ms: number): Promise<ExtendReply> {
+    const { r, sentAt } = await this.run('extend', keys, [id, ms, this.prefix]);
+    if (num(r[0]) === REPLY.extend.extended) return { kind: 'extended', now: num(r[1]), exp: num(r[2]), sentAt };
+    return { kind: 'not-holder', now: num(r[1]), sentAt };
+  }
+
+  async inspect(keys: LockKeys, limit: number): Promise<InspectReply> {
+    const { r, sentAt } = await this.run('inspect', keys, [limit]);
+    const flat = r[4] as unknown[];
+    const queue: { id: string; ticket: number }[] = [];
+    for (let i = 0; i < flat.length; i += 2) queue.push({ id: String(flat[i]), ticket: num(flat[i + 1]) });
+    return { now: num(r[1]), kindLimit: String(r[2]), holders: holders(r[3]), queue, sentAt };
+  }
+
+  private async run(name: ScriptName, keys: LockKeys, args: (string | number)[]): Promise<{ r: unknown[]; sentAt: number }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.runOnce(name, keys, args);
+      } catch (err) {
+        // Every script is safe to run twice (see their headers): a call whose connection dropped
+        // before its reply came is sent once more (on the reconnected client) instead of failing a
+        // wait or leaving a release undone. Errors Redis answered are not retried.
+        if (attempt < 2 && this.redis.droppedConnection(err)) continue;
+        throw await this.toFairLockError(err, name, keys);
+      }
+    }
+  }
+
+  private async runOnce(name: ScriptName, keys: LockKeys, args: (string | number)[]): Promise<{ r: unknown[]; sentAt: number }> {
+    const script = SCRIPTS[name];
+    const tail = ['3', keys.state, keys.queue, keys.sessions, ...args.map(String)];
+    const sentAt = monotonic();
+    let reply: unknown;
+    try {
+      reply = await this.redis.send(['EVALSHA', script.sha, ...tail]);
+    } catch (err) {
+      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+      reply = await this.redis.send(['EVAL', script.body, ...tail]);
+    }
+    const r = reply as unknown[];
+    if (name !== 'types') this.clock.observe({ now: num(r[1]), sentAt });
+    return { r, sentAt };
+  }
+
+  /** Redis's error as a FairLockError; a WRONGTYPE is diagnosed by types.lua so that BAD_KEY names the key. */
+  private async toFairLockError(err: unknown, script: ScriptName, keys: LockKeys): Promise<FairLockError> {
+    if (err instanceof FairLockError) return err;
+    const message = String((err as Error)?.message ?? err);
+    const bad = new RegExp(`${LUA_ERRORS.badKey} (\\S+) ([^\\n]*?)(?: script:|$)`).exec(message);
+    if (bad) return badKeyError(bad[1]!, (bad[2] ?? '').trim(), err);
+    const badArg = new RegExp(`${LUA_ERRORS.badArg} ([^\\n]*?)(?: script:|$)`).exec(message);
+    if (badArg) return new InvalidArgumentError(`the ${script} script refused its arguments: ${(badArg[1] ?? '').trim()}`, { cause: err });
+    if (/^WRONGTYPE/.test(message) && script !== 'types') {
+      try {
+        const { r } = await this.runOnce('types', keys, []);
+        if (r.length >= 2) return badKeyError(String(r[0]), `WRONGTYPE: it is a ${String(r[1])}`, err);
+      } catch {
+        // the diagnosis failed too: report the first error as it was
+      }
+    }
+    // Redis 7.2+ answers NOPERM; 7.0 says so in words.
+    if (/\bNOPERM\b|user executing the script can't run|no permissions to/.test(message)) {
+      return new FairLockError(`Redis refused a command of the ${script} script to this user (ACL; README lists the rule fairlock needs): ${message}`, 'NO_PERMISSION', { cause: err });
+    }
+    return new FairLockError(`Redis call ${script} failed: ${message}`, 'REDIS_ERROR', { cause: err });
+  }
+}
+
+function isSeam(x: RedisSeam | RedisClientLike): x is RedisSeam {
+  return typeof (x as RedisSeam).send === 'function' && typeof (x as RedisSeam).droppedConnection === 'function';
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' ? v : Number(v);
+}
+
+function holders(v: unknown): HolderReport[] {
+  const flat = (Array.isArray(v) ? v : []) as unknown[];
+  const out: HolderReport[] = [];
+  for (let i = 0; i + 2 < flat.length; i += 3) out.push({ id: String(flat[i]), token: num(flat[i + 1]), exp: num(flat[i + 2]) });
+  return out;
+}
+
+/** The error a wait fails with when the key `key` is not what fairlock expects. */
+export function badKeyError(key: string, detail: string, cause?: unknown): FairLockError {
+  return new FairLockError(`Redis key ${key} is not what fairlock expects (${detail})`, 'BAD_KEY', cause === undefined ? undefined : { cause });
+}

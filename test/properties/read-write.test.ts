@@ -1,0 +1,4 @@
+import { propertySuite } from './suite.js';
+import { SUBJECTS } from './subjects.js';
+
+propertySuite(SUBJECTS[3]!);

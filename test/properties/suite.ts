@@ -1,0 +1,269 @@
+/**
+ * The properties every primitive of the queue engine keeps, as one suite built from a Subject
+ * (subjects.ts): the lock, semaphore(1), semaphore(3) with mixed weights, the read-write lock.
+ * Each test file calls `propertySuite(subject)` once. Order is decided from Redis (inspect(), tokens),
+ * never by comparing clocks; every wait is bounded.
+ */
+import { setMaxListeners } from 'node:events';
+import test from 'ava';
+import { FairLocks, type Lease, LockAbortedError, LockTimeoutError } from '../../src/index.js';
+import { lockKeys } from '../../src/protocol/keys.js';
+import { Scripts } from '../../src/protocol/scripts.js';
+import { spawnChild } from '../helpers/children.js';
+import { newLocks, openClient, ownRedis } from '../helpers/cleanup.js';
+import { useRedis } from '../helpers/fixture.js';
+import { whenQueued } from '../helpers/queued.js';
+import { newPrefix } from '../helpers/redis.js';
+import type { RedisClient } from '../helpers/redis-client.js';
+import { describeReq, grantReady, handleFor, type Req, type Subject } from './subjects.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves when `p` settles, or with 'pending' after `ms` (bounded). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const r = await Promise.race([p, new Promise<'pending'>((res) => (timer = setTimeout(() => res('pending'), ms)))]);
+  clearTimeout(timer);
+  return r;
+}
+
+
+export function propertySuite(subject: Subject): void {
+  const fx = useRedis();
+  const title = (what: string) => `${subject.title}: ${what}`;
+  const opts = { heartbeatMs: 200, livenessMs: 1_000, leaseMs: 10_000 };
+
+  /** Queues requests one after another behind `held` (each in the Redis queue before the next is made). */
+  async function queueUp(locks: FairLocks, name: string, reqs: readonly Req[], options: { timeoutMs?: number; signal?: AbortSignal } = {}) {
+    const out: Promise<Lease>[] = [];
+    for (const r of reqs) {
+      const q = whenQueued();
+      const p = handleFor(locks, name, r).acquire({ ...options, onQueued: q.onQueued });
+      p.catch(() => undefined);
+      const first = await Promise.race([q.queued.then(() => 'queued' as const), p.then(() => 'granted' as const)]);
+      if (first !== 'queued') throw new Error(`${describeReq(r)} was granted at once although it should have queued`);
+      out.push(p);
+    }
+    return out;
+  }
+
+  test(title('grants follow the queue exactly as the rule says: from the head while the head fits'), async (t) => {
+    const prefix = newPrefix();
+    const locks = newLocks(t, fx.client, { prefix, ...opts });
+    const name = 'fifo';
+    const reqs = Array.from({ length: 10 }, (_, i) => subject.request(i));
+    const blocker = await handleFor(locks, name, subject.blocker).acquire();
+    const pending = await queueUp(locks, name, reqs, { timeoutMs: 60_000 });
+    // The model: who holds and who waits, from the rule alone.
+    let heldIdx: number[] = [];
+    let waiting = reqs.map((_, i) => i);
+    const leases = new Map<number, Lease>();
+    const step = async (why: string) => {
+      const granted = grantReady(heldIdx.map((i) => reqs[i]!), waiting.map((i) => reqs[i]!)).map((k) => waiting[k]!);
+      for (const i of granted) {
+        const lease = await within(pending[i]!, 15_000);
+        if (lease === 'pending') throw new Error(`${why}: request ${i} (${describeReq(reqs[i]!)}) was not granted`);
+        leases.set(i, lease);
+      }
+      heldIdx = [...heldIdx, ...granted];
+      waiting = waiting.filter((i) => !granted.includes(i));
+      // Redis agrees: exactly these hold, exactly these wait, in order.
+      const info = await locks.inspect(name);
+      t.deepEqual(info.holders.map((h) => h.id).sort(), heldIdx.map((i) => leases.get(i)!.id).sort(), `${why}: holders`);
+      t.is(info.queue.length, waiting.length, `${why}: ${waiting.length} still queued`);
+      t.true(allowedNow(subject, heldIdx.map((i) => reqs[i]!)), `${why}: the held set is allowed`);
+    };
+    await blocker.release();
+    await step('after the blocker released');
+    const tokens: number[] = [];
+    for (let round = 0; heldIdx.length > 0 && round < 50; round++) {
+      const first = heldIdx[0]!;
+      const lease = leases.get(first)!;
+      tokens.push(lease.token);
+      await lease.release();
+      heldIdx = heldIdx.slice(1);
+      await step(`after request ${first} released`);
+    }
+    t.is(waiting.length, 0, 'everybody was served');
+    // Tokens follow the queue order, which is the grant order.
+    const all = reqs.map((_, i) => leases.get(i)!.token);
+    for (let i = 1; i < all.length; i++) t.true(all[i]! > all[i - 1]!, `token ${i} above token ${i - 1}`);
+    t.true(all[0]! > blocker.token);
+  });
+
+  test(title('never more than allowed at once, under contention from 3 sessions'), async (t) => {
+    const prefix = newPrefix();
+    const name = 'excl';
+    const instances = [0, 1, 2].map(() => newLocks(t, fx.client, { prefix, ...opts }));
+    const held: Req[] = [];
+    let violations = 0;
+    let grants = 0;
+    const tokens = new Set<number>();
+    const worker = async (w: number) => {
+      for (let round = 0; round < 6; round++) {
+        const r = subject.request(w * 7 + round);
+        const lease = await handleFor(instances[w % 3]!, name, r).acquire({ timeoutMs: 60_000 });
+        held.push(r);
+        grants++;
+        tokens.add(lease.token);
+        if (!subject.allowed(held)) violations++;
+        await sleep(3 + ((w * 5 + round) % 7));
+        held.splice(held.indexOf(r), 1); // before the release is sent: this interval lies inside Redis's
+        await lease.release();
+      }
+    };
+    await Promise.all(Array.from({ length: 9 }, (_, w) => worker(w)));
+    t.is(violations, 0);
+    t.is(tokens.size, grants, 'every grant has its own token');
+    t.is((await instances[0]!.inspect(name)).holders.length, 0);
+  });
+
+  test(title('tryAcquire and timeoutMs 0 never pass a queued waiter, even when they would fit'), async (t) => {
+    const prefix = newPrefix();
+    const locks = newLocks(t, fx.client, { prefix, ...opts });
+    const other = newLocks(t, fx.client, { prefix, ...opts });
+    const [heldReq, headReq, tryReq] = subject.bargeCase;
+    const holder = await handleFor(locks, 'b', heldReq).acquire();
+    const [head] = await queueUp(locks, 'b', [headReq], { timeoutMs: 60_000 });
+    t.is(await handleFor(other, 'b', tryReq).tryAcquire(), null);
+    await t.throwsAsync(handleFor(other, 'b', tryReq).acquire({ timeoutMs: 0 }), { instanceOf: LockTimeoutError });
+    const info = await locks.inspect('b');
+    t.is(info.queue.length, 1, 'only the head is queued');
+    t.is(info.holders.length, 1);
+    await holder.release();
+    const lease = await head!;
+    t.true(lease.token > holder.token);
+    await lease.release();
+  });
+
+  test(title('a waiter that times out or is aborted leaves no ghost, and one that held others back lets them in'), async (t) => {
+    const prefix = newPrefix();
+    const locks = newLocks(t, fx.client, { prefix, ...opts });
+    const [heldReq, headReq, behindReq] = subject.bargeCase;
+    const holder = await handleFor(locks, 'g', heldReq).acquire();
+    const abort = new AbortController();
+    const [timingOut] = await queueUp(locks, 'g', [headReq], { timeoutMs: 600 });
+    const [aborted] = await queueUp(locks, 'g', [headReq], { signal: abort.signal });
+    const [behind] = await queueUp(locks, 'g', [behindReq], { timeoutMs: 60_000 });
+    await t.throwsAsync(timingOut!, { instanceOf: LockTimeoutError });
+    abort.abort(new Error('changed my mind'));
+    await t.throwsAsync(aborted!, { instanceOf: LockAbortedError });
+    // With the two heads gone, the one behind fits now if it fits beside the holder.
+    const fitsBeside = subject.allowed([heldReq, behindReq]);
+    const got = await within(behind!, fitsBeside ? 15_000 : 500);
+    if (fitsBeside) t.not(got, 'pending', 'granted once the heads that held it back left');
+    else t.is(got, 'pending');
+    const info = await locks.inspect('g');
+    t.deepEqual(info.queue.map((q) => q.id).length, fitsBeside ? 0 : 1, 'no ghost of the two that gave up');
+    await holder.release();
+    const lease = got === 'pending' ? await behind! : got;
+    await lease.release();
+    t.is((await locks.inspect('g')).holders.length, 0);
+    const again = await handleFor(locks, 'g', subject.blocker).tryAcquire();
+    t.truthy(again, 'free for anyone afterwards');
+    await again?.release();
+  });
+
+  test(title('a repeated release frees nothing twice'), async (t) => {
+    const prefix = newPrefix();
+    const locks = newLocks(t, fx.client, { prefix, ...opts });
+    const scripts = new Scripts(fx.client, prefix);
+    const keys = lockKeys(prefix, 'r');
+    const [heldReq, headReq] = subject.bargeCase;
+    const a = await handleFor(locks, 'r', heldReq).acquire();
+    const b = subject.allowed([heldReq, heldReq]) ? await handleFor(locks, 'r', heldReq).acquire() : undefined;
+    const queued = await queueUp(locks, 'r', [headReq, headReq, headReq], { timeoutMs: 60_000 });
+    await a.release();
+    for (let i = 0; i < 3; i++) t.is((await scripts.release(keys, a.id)).kind, 'already');
+    t.is((await scripts.cancel(keys, a.id)).kind, 'already');
+    const held = [...(b ? [heldReq] : [])];
+    const expected = grantReady(held, [headReq, headReq, headReq]).length;
+    const info = await locks.inspect('r');
+    t.is(info.holders.length, held.length + expected, 'only what one release frees was granted');
+    t.is(info.queue.length, 3 - expected);
+    await b?.release();
+    for (const p of queued) await (await p).release();
+  });
+
+  test(title('tokens strictly increase in grant order, whatever the request'), async (t) => {
+    const prefix = newPrefix();
+    const locks = newLocks(t, fx.client, { prefix, ...opts });
+    let last = 0;
+    for (let i = 0; i < 12; i++) {
+      const lease = await handleFor(locks, 'tok', subject.request(i)).acquire();
+      t.true(lease.token > last, `grant ${i} (${describeReq(subject.request(i))})`);
+      last = lease.token;
+      await lease.release();
+    }
+  });
+
+  test(title('a lost wake-up (subscriber killed at the hand-off) is recovered by the heartbeat'), async (t) => {
+    const prefix = newPrefix();
+    const admin = await openClient(t, fx.server.url);
+    const locks = newLocks(t, fx.client, { prefix, ...opts });
+    const waiterSide = newLocks(t, await openClient(t, fx.server.url), { prefix, ...opts });
+    const holder = await handleFor(locks, 'w', subject.blocker).acquire();
+    const [waiting] = await queueUp(waiterSide, 'w', [subject.request(0)], { timeoutMs: 60_000 });
+    await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+    await holder.release();
+    const lease = await within(waiting!, 20_000);
+    t.not(lease, 'pending');
+    if (lease !== 'pending') await lease.release();
+  });
+
+  test(title('no polling: Redis work while waiters wait does not grow with their number'), async (t) => {
+    const prefix = newPrefix();
+    const server = await ownRedis(t, { owned: true }); // its own server: the other tests' calls would count
+    const client = await openClient(t, server.url);
+    const locks = newLocks(t, client, { prefix, ...opts });
+    const count = async (waiters: number) => {
+      const name = `np${waiters}`;
+      const h = await handleFor(locks, name, subject.blocker).acquire();
+      const abort = new AbortController();
+      setMaxListeners(waiters + 5, abort.signal); // one signal for all the waiters of this test
+      const queued = await queueUp(locks, name, Array.from({ length: waiters }, (_, i) => subject.request(i)), { signal: abort.signal });
+      await sleep(2 * opts.heartbeatMs);
+      const before = await evalCalls(client);
+      await sleep(1_200);
+      const calls = (await evalCalls(client)) - before;
+      abort.abort();
+      await Promise.allSettled(queued);
+      await h.release();
+      return calls;
+    };
+    const few = await count(2);
+    const many = await count(20);
+    t.log(`script calls in 1.2 s: ${few} with 2 waiters, ${many} with 20`);
+    // One heartbeat per name per session (plus the holder's own renewals), not one per waiter.
+    t.true(many <= few + 4, `${many} calls with 20 waiters vs ${few} with 2`);
+  });
+
+  test(title('liveness: SIGKILL of the holder and of the head waiter; the next waiter is granted'), async (t) => {
+    const prefix = newPrefix();
+    const childOpts = { heartbeatMs: 200, livenessMs: 1_000, leaseMs: 1_500 };
+    const [c0, c1, c2] = await Promise.all([0, 1, 2].map(() => spawnChild(t, fx.server.url, prefix, childOpts)));
+    c0!.send({ op: 'acquire', req: 'h', name: 'live', request: subject.blocker, timeoutMs: 60_000 });
+    await c0!.expect('h', 'granted', 30_000);
+    c1!.send({ op: 'acquire', req: 'head', name: 'live', request: subject.blocker, timeoutMs: 60_000 });
+    await c1!.expect('head', 'queued', 30_000);
+    c2!.send({ op: 'acquire', req: 'next', name: 'live', request: subject.request(1), timeoutMs: 60_000 });
+    await c2!.expect('next', 'queued', 30_000);
+    await Promise.all([c0!.stop(), c1!.stop()]);
+    const g = await c2!.expect('next', 'granted', 30_000);
+    t.is(g.ev, 'granted');
+    const h = c0!.events.find((e) => e.ev === 'granted');
+    if (g.ev === 'granted' && h?.ev === 'granted') t.true(g.token > h.token, 'the token rises past the dead holder\'s');
+  });
+}
+
+/** Script calls the server ran so far (EVALSHA and EVAL). */
+async function evalCalls(client: RedisClient): Promise<number> {
+  const info = await client.info('commandstats');
+  let n = 0;
+  for (const m of info.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)) n += Number(m[2]);
+  return n;
+}
+
+function allowedNow(subject: Subject, held: Req[]): boolean {
+  return subject.allowed(held);
+}

@@ -1,0 +1,138 @@
+/**
+ * inspect.lua, driven directly (src/protocol/lua/inspect.lua states the contract): read only; the
+ * name's "kind limit", its holders with the deadline each may use (an unconfirmed hand-off reports
+ * min(exp, granted + lease)), and the live part of the queue in order (waiters of dead sessions left
+ * out), at most `limit` entries.
+ */
+import test from 'ava';
+import { lockKeys, waiterId } from '../../src/protocol/keys.js';
+import { Scripts, type AcquireReply } from '../../src/protocol/scripts.js';
+import { useRedis } from '../helpers/fixture.js';
+import { newPrefix } from '../helpers/redis.js';
+
+const fx = useRedis();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const LIVENESS = 10_000;
+
+function setup() {
+  const prefix = newPrefix();
+  return { prefix, keys: lockKeys(prefix, 'n'), s: new Scripts(fx.client, prefix) };
+}
+
+function expectKind<K extends AcquireReply['kind']>(r: AcquireReply, kind: K): Extract<AcquireReply, { kind: K }> {
+  if (r.kind !== kind) throw new Error(`expected a ${kind} reply, got ${JSON.stringify(r)}`);
+  return r as Extract<AcquireReply, { kind: K }>;
+}
+
+/** Everything under the name's keys, to show that inspect wrote nothing. */
+async function snapshot(keys: ReturnType<typeof lockKeys>) {
+  return {
+    state: await fx.client.hGetAll(keys.state),
+    queue: await fx.client.zRangeWithScores(keys.queue, 0, -1),
+    sessions: await fx.client.zRangeWithScores(keys.sessions, 0, -1),
+  };
+}
+
+test('an unused name: no kind, no holders, no queue, and nothing written', async (t) => {
+  const { s, keys } = setup();
+  const r = await s.inspect(keys, 10);
+  t.is(r.kindLimit, '');
+  t.deepEqual(r.holders, []);
+  t.deepEqual(r.queue, []);
+  t.true(r.now > 0);
+  t.is(await fx.client.exists([keys.state, keys.queue, keys.sessions]), 0);
+});
+
+test('the kind and limit, and the holders with their deadlines', async (t) => {
+  const { s, keys } = setup();
+  const a = waiterId('a', 1, 5_000, true, 2, 'x');
+  const b = waiterId('b', 1, 3_000, false, 1, 'x');
+  const ga = expectKind(await s.acquire(keys, a, LIVENESS, 'wait', 'semaphore', 3), 'granted');
+  const gb = expectKind(await s.acquire(keys, b, LIVENESS, 'wait', 'semaphore', 3), 'granted');
+  const r = await s.inspect(keys, 10);
+  t.is(r.kindLimit, 'semaphore 3');
+  t.deepEqual(
+    [...r.holders].sort((x, y) => x.token - y.token),
+    [
+      { id: a, token: ga.token, exp: ga.exp },
+      { id: b, token: gb.token, exp: gb.exp },
+    ],
+  );
+  t.deepEqual(r.queue, []);
+
+  const rw = setup();
+  expectKind(await rw.s.acquire(rw.keys, waiterId('r', 1, 5_000, true, 1, 'r'), LIVENESS, 'wait', 'rw', 0), 'granted');
+  t.is((await rw.s.inspect(rw.keys, 10)).kindLimit, 'rw 0');
+});
+
+test('an unconfirmed hand-off is reported with min(exp, granted + lease), and left unconfirmed', async (t) => {
+  const { s, keys } = setup();
+  const h = waiterId('h', 1, 5_000, true, 1, 'x');
+  const w = waiterId('w', 1, 300, false, 1, 'x');
+  expectKind(await s.acquire(keys, h, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const qw = expectKind(await s.acquire(keys, w, LIVENESS, 'wait', 'lock', 1), 'queued');
+  const rel = await s.release(keys, h);
+  const deadline = await fx.client.zScore(keys.sessions, 'w');
+  t.is(await fx.client.hGet(keys.state, w), `${qw.ticket} ${deadline} 300 ${rel.now} 0`, 'in Redis: until the session deadline');
+  const before = await snapshot(keys);
+  const r = await s.inspect(keys, 10);
+  t.deepEqual(r.holders, [{ id: w, token: qw.ticket, exp: rel.now + 300 }], 'the deadline the holder may use');
+  t.deepEqual(await snapshot(keys), before, 'read only');
+
+  // A session deadline sooner than granted + lease is reported as it is.
+  const n = setup();
+  const h2 = waiterId('h', 1, 5_000, true, 1, 'x');
+  const w2 = waiterId('w', 1, 60_000, false, 1, 'x');
+  expectKind(await n.s.acquire(n.keys, h2, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const q2 = expectKind(await n.s.acquire(n.keys, w2, LIVENESS, 'wait', 'lock', 1), 'queued');
+  await n.s.release(n.keys, h2);
+  t.deepEqual((await n.s.inspect(n.keys, 10)).holders, [{ id: w2, token: q2.ticket, exp: q2.now + LIVENESS }]);
+});
+
+test('a holder whose deadline passed is left out but not deleted (read only)', async (t) => {
+  const { s, keys } = setup();
+  const a = waiterId('a', 1, 100, false, 1, 'x');
+  expectKind(await s.acquire(keys, a, LIVENESS, 'wait', 'lock', 1), 'granted');
+  await sleep(300);
+  const r = await s.inspect(keys, 10);
+  t.deepEqual(r.holders, []);
+  t.is(r.kindLimit, 'lock 1');
+  t.true(await fx.client.hExists(keys.state, a), 'the entry stays until a writing script drops it');
+});
+
+test('the live queue only, in order, with tickets; at most limit entries', async (t) => {
+  const { s, keys } = setup();
+  const h = waiterId('h', 1, 5_000, true, 1, 'x');
+  expectKind(await s.acquire(keys, h, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const a = waiterId('a', 1, 5_000, true, 1, 'x');
+  const d1 = waiterId('d', 1, 5_000, true, 1, 'x');
+  const b = waiterId('b', 1, 5_000, true, 1, 'x');
+  const d2 = waiterId('d', 2, 5_000, true, 1, 'x');
+  const c = waiterId('c', 1, 5_000, true, 1, 'x');
+  const qa = expectKind(await s.acquire(keys, a, LIVENESS, 'wait', 'lock', 1), 'queued');
+  expectKind(await s.acquire(keys, d1, 100, 'wait', 'lock', 1), 'queued');
+  const qb = expectKind(await s.acquire(keys, b, LIVENESS, 'wait', 'lock', 1), 'queued');
+  expectKind(await s.acquire(keys, d2, 100, 'wait', 'lock', 1), 'queued');
+  const qc = expectKind(await s.acquire(keys, c, LIVENESS, 'wait', 'lock', 1), 'queued');
+  await sleep(300); // session d's 100 ms liveness runs out
+  const before = await snapshot(keys);
+  const all = await s.inspect(keys, 100);
+  t.deepEqual(all.queue, [
+    { id: a, ticket: qa.ticket },
+    { id: b, ticket: qb.ticket },
+    { id: c, ticket: qc.ticket },
+  ]);
+  t.is(before.queue.length, 5, 'the dead waiters are still queued in Redis');
+  t.deepEqual(await snapshot(keys), before, 'read only');
+
+  t.deepEqual(
+    (await s.inspect(keys, 2)).queue,
+    [
+      { id: a, ticket: qa.ticket },
+      { id: b, ticket: qb.ticket },
+    ],
+    'limit 2: two live entries (the dead one between them not counted)',
+  );
+  t.deepEqual((await s.inspect(keys, 1)).queue, [{ id: a, ticket: qa.ticket }]);
+  t.deepEqual((await s.inspect(keys, 0)).queue, []);
+});

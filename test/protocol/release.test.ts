@@ -1,0 +1,178 @@
+/**
+ * release.lua, driven directly (src/protocol/lua/release.lua states the contract): a holder gives
+ * its grant up (released), a repeat answers already (the last 8 releasers are kept), anyone else is
+ * not a holder; the waiters that now fit are granted and woken by one PUBLISH each on their
+ * session's channel; dead waiters at the head are skipped; a repeated release frees nothing twice.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { lockKeys, wakeChannel, waiterId } from '../../src/protocol/keys.js';
+import { Scripts, type AcquireReply } from '../../src/protocol/scripts.js';
+import { useRedis } from '../helpers/fixture.js';
+import { newPrefix } from '../helpers/redis.js';
+import { holdersAt } from '../helpers/state.js';
+
+const fx = useRedis();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const LIVENESS = 10_000;
+
+function setup() {
+  const prefix = newPrefix();
+  return { prefix, keys: lockKeys(prefix, 'n'), s: new Scripts(fx.client, prefix) };
+}
+
+function expectKind<K extends AcquireReply['kind']>(r: AcquireReply, kind: K): Extract<AcquireReply, { kind: K }> {
+  if (r.kind !== kind) throw new Error(`expected a ${kind} reply, got ${JSON.stringify(r)}`);
+  return r as Extract<AcquireReply, { kind: K }>;
+}
+
+async function heldIds(stateKey: string): Promise<string[]> {
+  return (await holdersAt(fx.client, stateKey)).map((h) => h.id);
+}
+
+async function queued(key: string): Promise<string[]> {
+  return fx.client.zRange(key, 0, -1);
+}
+
+/** A subscriber (a duplicate of the fixture's client) on `channels`, closed when the test ends. */
+async function subscribe(t: ExecutionContext, channels: string[]) {
+  const sub = fx.client.duplicate();
+  sub.on('error', () => undefined);
+  t.teardown(() => (sub.isOpen ? sub.disconnect().catch(() => undefined) : undefined));
+  await sub.connect();
+  const messages: { channel: string; message: string }[] = [];
+  await sub.subscribe(channels, (message, channel) => {
+    messages.push({ channel, message });
+  });
+  return {
+    messages,
+    /** Resolves once `n` messages came, or after 5 s (the test then sees fewer). */
+    async received(n: number) {
+      for (let i = 0; i < 250 && messages.length < n; i++) await sleep(20);
+      return messages;
+    },
+  };
+}
+
+test('released, then already on a repeat; not-holder for an id that never held (or only waits)', async (t) => {
+  const { s, keys } = setup();
+  const idA = waiterId('a', 1, 5_000, true, 1, 'x');
+  const idB = waiterId('b', 1, 5_000, true, 1, 'x');
+  expectKind(await s.acquire(keys, idA, LIVENESS, 'wait', 'lock', 1), 'granted');
+  t.is((await s.release(keys, waiterId('z', 1, 5_000, true, 1, 'x'))).kind, 'not-holder');
+  const r = await s.release(keys, idA);
+  t.is(r.kind, 'released');
+  t.true(r.now > 0);
+  t.false(await fx.client.hExists(keys.state, idA), 'the holder entry is gone');
+  t.is(await fx.client.hGet(keys.state, 'r'), idA, 'remembered as a releaser');
+  t.is((await s.release(keys, idA)).kind, 'already');
+  t.is((await s.release(keys, idA)).kind, 'already', 'and again');
+
+  // A waiter is not a holder: its release answers not-holder and it stays queued.
+  const idC = waiterId('c', 1, 5_000, true, 1, 'x');
+  expectKind(await s.acquire(keys, idB, LIVENESS, 'wait', 'lock', 1), 'granted');
+  expectKind(await s.acquire(keys, idC, LIVENESS, 'wait', 'lock', 1), 'queued');
+  t.is((await s.release(keys, idC)).kind, 'not-holder');
+  t.deepEqual(await queued(keys.queue), [idC]);
+  t.deepEqual(await heldIds(keys.state), [idB]);
+});
+
+test('the last 8 releasers answer already after other hand-offs; the 9th back answers not-holder', async (t) => {
+  const { s, keys } = setup();
+  const ids = Array.from({ length: 10 }, (_, i) => waiterId(`w${i}`, 1, 5_000, true, 1, 'x'));
+  expectKind(await s.acquire(keys, ids[0]!, LIVENESS, 'wait', 'lock', 1), 'granted');
+  for (const id of ids.slice(1)) expectKind(await s.acquire(keys, id, LIVENESS, 'wait', 'lock', 1), 'queued');
+  // ids[0..8] each release in turn, each handing off to the next
+  for (const [i, id] of ids.slice(0, 9).entries()) {
+    t.is((await s.release(keys, id)).kind, 'released', `hand-off ${i}`);
+    t.deepEqual(await heldIds(keys.state), [ids[i + 1]!]);
+  }
+  t.is(await fx.client.hGet(keys.state, 'r'), ids.slice(1, 9).reverse().join(' '), 'the 8 newest releasers, newest first');
+  t.is((await s.release(keys, ids[0]!)).kind, 'not-holder', '9 hand-offs back: forgotten');
+  for (let back = 1; back <= 8; back++) {
+    t.is((await s.release(keys, ids[9 - back]!)).kind, 'already', `${back} back`);
+  }
+  t.deepEqual(await heldIds(keys.state), [ids[9]!], 'none of the repeats touched the holder');
+  t.is(await fx.client.hGet(keys.state, 'r'), ids.slice(1, 9).reverse().join(' '), 'repeats do not reorder the list');
+});
+
+test('a hand-off grants the next waiter and wakes it: PUBLISH "id token exp" on <prefix>:wake:<session>', async (t) => {
+  const { prefix, s, keys } = setup();
+  const idH = waiterId('h', 1, 5_000, true, 1, 'x');
+  const idW = waiterId('w', 1, 3_000, true, 1, 'x');
+  const idV = waiterId('v', 1, 3_000, true, 1, 'x');
+  t.is(wakeChannel(prefix, 'w'), `${prefix}:wake:w`);
+  const sub = await subscribe(t, [`${prefix}:wake:w`, `${prefix}:wake:v`, `${prefix}:wake:h`]);
+  expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const w = expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
+  expectKind(await s.acquire(keys, idV, LIVENESS, 'wait', 'lock', 1), 'queued');
+  const rel = await s.release(keys, idH);
+  t.is(rel.kind, 'released');
+  const messages = await sub.received(1);
+  t.deepEqual(messages, [{ channel: `${prefix}:wake:w`, message: `${idW} ${w.ticket} ${rel.now + 3_000}` }], 'min(session deadline, now + lease)');
+  const deadline = await fx.client.zScore(keys.sessions, 'w');
+  t.is(deadline, w.now + LIVENESS);
+  t.is(await fx.client.hGet(keys.state, idW), `${w.ticket} ${deadline} 3000 ${rel.now} 0`, 'unconfirmed, until the session deadline');
+  t.deepEqual(await queued(keys.queue), [idV]);
+});
+
+test('the wake-up names the session deadline when it comes before now + lease', async (t) => {
+  const { prefix, s, keys } = setup();
+  const idH = waiterId('h', 1, 5_000, true, 1, 'x');
+  const idW = waiterId('w', 1, 60_000, true, 1, 'x');
+  const sub = await subscribe(t, [`${prefix}:wake:w`]);
+  expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const w = expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
+  await s.release(keys, idH);
+  const messages = await sub.received(1);
+  t.deepEqual(messages, [{ channel: `${prefix}:wake:w`, message: `${idW} ${w.ticket} ${w.now + LIVENESS}` }]);
+});
+
+test('a dead waiter at the head (its session deadline passed) is dropped, the next live one granted', async (t) => {
+  const { prefix, s, keys } = setup();
+  const idH = waiterId('h', 1, 5_000, true, 1, 'x');
+  const idD = waiterId('d', 1, 5_000, true, 1, 'x');
+  const idW = waiterId('w', 1, 5_000, true, 1, 'x');
+  const sub = await subscribe(t, [`${prefix}:wake:d`, `${prefix}:wake:w`]);
+  expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
+  expectKind(await s.acquire(keys, idD, 100, 'wait', 'lock', 1), 'queued');
+  const w = expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
+  await sleep(300); // d's 100 ms liveness runs out
+  t.is((await s.release(keys, idH)).kind, 'released');
+  t.deepEqual(await heldIds(keys.state), [idW]);
+  t.is((await holdersAt(fx.client, keys.state))[0]?.token, w.ticket);
+  t.is(await fx.client.exists(keys.queue), 0, 'the dead waiter left the queue');
+  // Messages of one subscriber connection arrive in publish order: d's would have come first.
+  const messages = await sub.received(1);
+  t.deepEqual(
+    messages.map((m) => m.channel),
+    [`${prefix}:wake:w`],
+    'only the live waiter is woken',
+  );
+});
+
+test('a repeated release frees nothing twice: on a semaphore the next waiter is not granted by the repeat', async (t) => {
+  const { s, keys } = setup();
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((sid) => waiterId(sid, 1, 5_000, true, 1, 'x')) as [string, string, string, string];
+  expectKind(await s.acquire(keys, a, LIVENESS, 'wait', 'semaphore', 2), 'granted');
+  expectKind(await s.acquire(keys, b, LIVENESS, 'wait', 'semaphore', 2), 'granted');
+  expectKind(await s.acquire(keys, c, LIVENESS, 'wait', 'semaphore', 2), 'queued');
+  expectKind(await s.acquire(keys, d, LIVENESS, 'wait', 'semaphore', 2), 'queued');
+  t.is((await s.release(keys, a)).kind, 'released');
+  t.deepEqual(await heldIds(keys.state), [b, c]);
+  t.is((await s.release(keys, a)).kind, 'already');
+  t.is((await s.release(keys, a)).kind, 'already');
+  t.deepEqual(await heldIds(keys.state), [b, c], 'still 2 permits used');
+  t.deepEqual(await queued(keys.queue), [d], 'd still waits');
+});
+
+test('a holder whose lease ran out is dropped by the next release, which grants on; its own release then answers not-holder', async (t) => {
+  const { s, keys } = setup();
+  const idH = waiterId('h', 1, 100, false, 1, 'x');
+  const idW = waiterId('w', 1, 5_000, true, 1, 'x');
+  expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
+  expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
+  await sleep(300);
+  t.is((await s.release(keys, waiterId('z', 1, 5_000, true, 1, 'x'))).kind, 'not-holder');
+  t.deepEqual(await heldIds(keys.state), [idW], 'the expired entry is deleted and the waiter granted');
+  t.is((await s.release(keys, idH)).kind, 'not-holder', 'a lease that ran out was not given up by its holder');
+});
