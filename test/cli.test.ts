@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import type { FairLocks, Lease } from '../src/index.js';
-import { lockKeys } from '../src/keys.js';
+import { lockKeys } from '../src/protocol/keys.js';
 import type { RedisClient } from './helpers/redis-client.js';
 import { closeClient, newLocks, openClient, ownRedis, scopeOf, trackDuplicates } from './helpers/cleanup.js';
 import { connect, freePort, hasRedisBinary, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
@@ -130,17 +130,21 @@ test.serial('concurrent execs run their commands one at a time, in the order the
   await locks.close();
 });
 
-test.serial('the command gets FAIRLOCK_NAME and FAIRLOCK_TOKEN, and its exit code is passed on', async (t) => {
+test.serial('the command gets FAIRLOCK_NAME, FAIRLOCK_TOKEN and FAIRLOCK_KIND, and its exit code is passed on', async (t) => {
   const prefix = newPrefix('cli');
   const name = 'reports {daily}: 100%';
-  const r = await run(t, [
-    'exec', name, ...redisArgs(prefix), '--quiet', '--',
-    NODE, '-e', 'console.log(JSON.stringify({ name: process.env.FAIRLOCK_NAME, token: process.env.FAIRLOCK_TOKEN })); process.exit(7)',
-  ]);
+  const print = 'const e = process.env; console.log(JSON.stringify({ name: e.FAIRLOCK_NAME, token: e.FAIRLOCK_TOKEN, kind: e.FAIRLOCK_KIND, weight: e.FAIRLOCK_WEIGHT, mode: e.FAIRLOCK_MODE }))';
+  // An outer exec's FAIRLOCK_WEIGHT / FAIRLOCK_MODE must not leak into an inner plain lock's command.
+  const r = await run(t, ['exec', name, ...redisArgs(prefix), '--quiet', '--', NODE, '-e', `${print}; process.exit(7)`], {
+    env: { ...process.env, FAIRLOCK_WEIGHT: '5', FAIRLOCK_MODE: 'write' },
+  });
   t.is(r.code, 7, r.stderr);
-  const env = JSON.parse(r.stdout) as { name: string; token: string };
+  const env = JSON.parse(r.stdout) as { name: string; token: string; kind: string; weight?: string; mode?: string };
   t.is(env.name, name);
   t.regex(env.token, /^\d+$/);
+  t.is(env.kind, 'lock');
+  t.is(env.weight, undefined);
+  t.is(env.mode, undefined);
   t.is(r.stderr, '', '--quiet prints nothing on success');
   const locks = newLocks(t, client, { prefix });
   const next = await locks.lock(name).acquire({ timeoutMs: 5_000 });
@@ -205,6 +209,28 @@ test.serial('each failure has its own exit code and a one-line message', async (
   const after = newLocks(t, client, { prefix });
   t.is((await after.inspect('x')).holder, null);
   await after.close();
+});
+
+test.serial('--permits, --weight, --read and --write that make no sense together: exit 64 with a one-line message', async (t) => {
+  const prefix = newPrefix('cli');
+  for (const [args, re] of [
+    [['--read', '--write'], /option '--read' cannot be used with option '--write'/],
+    [['--read', '--permits', '2'], /option '--read' cannot be used with option '--permits/],
+    [['--write', '--weight', '1'], /option '--write' cannot be used with option '--weight/],
+    [['--weight', '2'], /--weight needs --permits/],
+    [['--permits', '2', '--weight', '3'], /--weight 3 is more than --permits 2/],
+    [['--permits', '0'], /--permits <n>' argument '0' is invalid/],
+    [['--permits', '1.5'], /--permits <n>' argument '1.5' is invalid/],
+  ] as const) {
+    const r = await run(t, ['exec', 'x', ...redisArgs(prefix), ...args, '--', 'true']);
+    t.is(r.code, 64, `${args.join(' ')}: ${r.stderr}`);
+    t.is(lines(r.stderr).length, 1, r.stderr);
+    t.regex(r.stderr, /^fairlock: /);
+    t.regex(r.stderr, re);
+  }
+  const demo = await run(t, ['demo', '--permits', '4', '--workers', '4']);
+  t.is(demo.code, 64, demo.stderr);
+  t.regex(demo.stderr, /--permits \(4\) must be fewer than --workers \(4\)/);
 });
 
 test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs nothing', async (t) => {
@@ -286,8 +312,12 @@ test.serial('a lost lease stops the command: SIGTERM, SIGKILL after the grace pe
      fs.appendFileSync(f, 'pid ' + process.pid + '\\n'); setInterval(() => {}, 1000)`,
   ]);
   await until(() => existsSync(log), 'the command to start');
-  // Redis forgets the owner: the next heartbeat (every lease/3) finds the lease gone.
-  await client.del(lockKeys(prefix, 'l').owner);
+  // Redis forgets the holder: the next heartbeat (every lease/3) finds the lease gone.
+  const inspector = newLocks(t, client, { prefix });
+  const holder = (await inspector.inspect('l')).holder;
+  t.truthy(holder, 'the exec holds the lock');
+  t.is(await client.hDel(lockKeys(prefix, 'l').state, holder!.id), 1);
+  await inspector.close();
   const res = await r.done;
   t.is(res.code, 76, res.stderr);
   t.regex(res.stderr, /lost the lock "l"/);
@@ -296,6 +326,188 @@ test.serial('a lost lease stops the command: SIGTERM, SIGKILL after the grace pe
   t.regex(written, /term/);
   const pid = Number(/pid (\d+)/.exec(written)![1]);
   t.throws(() => process.kill(pid, 0), undefined, 'the command is gone');
+});
+
+/**
+ * A command for exec that appends "k token kind weight mode" to file `f`, then waits (polling, at
+ * most 30 s) until the file `${f}.go.k` exists and exits 0. Whether it has started is read from `f`.
+ */
+const HOLD =
+  "const fs=require('fs');const [f,k]=process.argv.slice(1);const e=process.env;" +
+  "fs.appendFileSync(f,[k,e.FAIRLOCK_TOKEN,e.FAIRLOCK_KIND,e.FAIRLOCK_WEIGHT??'-',e.FAIRLOCK_MODE??'-'].join(' ')+'\\n');" +
+  "const end=Date.now()+30000;(function w(){if(fs.existsSync(f+'.go.'+k))return;if(Date.now()>end)process.exit(9);setTimeout(w,20)})()";
+
+/** Runs exec NAME with `flags` and the HOLD command as worker `k`; `go(k)` lets it finish. */
+function holder(t: ExecutionContext, prefix: string, name: string, file: string, k: string, flags: string[]): Run {
+  return fairlock(t, ['exec', name, ...redisArgs(prefix), '--quiet', ...flags, '--', NODE, '-e', HOLD, file, k], { limitMs: 60_000 });
+}
+const go = (file: string, k: string) => writeFileSync(`${file}.go.${k}`, '');
+/** The lines HOLD commands wrote, by worker: [token, kind, weight, mode]. */
+function commandsRun(file: string): Map<string, { token: number; kind: string; weight: string; mode: string }> {
+  const out = new Map<string, { token: number; kind: string; weight: string; mode: string }>();
+  if (!existsSync(file)) return out;
+  for (const l of lines(readFileSync(file, 'utf8'))) {
+    const [k, token, kind, weight, mode] = l.split(' ') as [string, string, string, string, string];
+    out.set(k, { token: Number(token), kind, weight, mode });
+  }
+  return out;
+}
+
+test.serial('exec --permits: two commands hold a semaphore of 2 at once, a third (--weight 2) waits for both', async (t) => {
+  const prefix = newPrefix('cli');
+  const file = join(dir, `${prefix}.sem`);
+  const locks = newLocks(t, client, { prefix });
+  const a = holder(t, prefix, 'sem', file, 'a', ['--permits', '2']);
+  const b = holder(t, prefix, 'sem', file, 'b', ['--permits', '2', '--weight', '1']);
+  // Both commands run at the same time: each has written its line and neither may finish yet.
+  await until(() => commandsRun(file).size === 2, 'both commands to run together', 30_000);
+  const c = holder(t, prefix, 'sem', file, 'c', ['--permits', '2', '--weight', '2']);
+  await until(async () => (await locks.inspect('sem')).queue.length === 1, 'the third exec to be queued', 30_000);
+  const info = await locks.inspect('sem');
+  t.is(info.kind, 'semaphore');
+  t.is(info.limit, 2);
+  t.is(info.available, 0);
+  t.deepEqual(info.queue.map((q) => q.weight), [2]);
+  // One permit comes free: not enough for the weight-2 waiter.
+  go(file, 'a');
+  const ra = await a.done;
+  t.is(ra.code, 0, ra.stderr);
+  const half = await locks.inspect('sem');
+  t.is(half.holders.length, 1);
+  t.is(half.queue.length, 1);
+  t.false(commandsRun(file).has('c'), 'the weight-2 command waits while one permit is held');
+  go(file, 'b');
+  go(file, 'c');
+  const [rb, rc] = await Promise.all([b.done, c.done]);
+  t.is(rb.code, 0, rb.stderr);
+  t.is(rc.code, 0, rc.stderr);
+  const seen = commandsRun(file);
+  t.deepEqual([...seen.keys()].sort(), ['a', 'b', 'c']);
+  t.is([...seen.keys()][2], 'c', 'a and b ran first (in either order: they started together)');
+  t.deepEqual([seen.get('a')!.kind, seen.get('a')!.weight, seen.get('a')!.mode], ['semaphore', '1', '-']);
+  t.deepEqual([seen.get('c')!.kind, seen.get('c')!.weight, seen.get('c')!.mode], ['semaphore', '2', '-']);
+  t.true(seen.get('c')!.token > Math.max(seen.get('a')!.token, seen.get('b')!.token), 'the waiter was granted after both');
+  t.deepEqual((await locks.inspect('sem')).holders, []);
+  await locks.close();
+});
+
+test.serial('exec --read / --write: two readers together, the writer alone, a later reader after the writer', async (t) => {
+  const prefix = newPrefix('cli');
+  const file = join(dir, `${prefix}.rw`);
+  const locks = newLocks(t, client, { prefix });
+  const r1 = holder(t, prefix, 'cfg', file, 'r1', ['--read']);
+  const r2 = holder(t, prefix, 'cfg', file, 'r2', ['--read']);
+  await until(() => commandsRun(file).size === 2, 'both readers to run together', 30_000);
+  const w = holder(t, prefix, 'cfg', file, 'w', ['--write']);
+  await until(async () => (await locks.inspect('cfg')).queue.length === 1, 'the writer to be queued', 30_000);
+  // A reader that comes after a queued writer waits behind it.
+  const r3 = holder(t, prefix, 'cfg', file, 'r3', ['--read']);
+  await until(async () => (await locks.inspect('cfg')).queue.length === 2, 'the third reader to be queued', 30_000);
+  t.deepEqual((await locks.inspect('cfg')).queue.map((q) => q.mode), ['write', 'read']);
+  go(file, 'r1');
+  t.is((await r1.done).code, 0);
+  t.false(commandsRun(file).has('w'), 'the writer waits while a reader holds');
+  go(file, 'r2');
+  t.is((await r2.done).code, 0);
+  await until(() => commandsRun(file).has('w'), 'the writer to run', 30_000);
+  const during = await locks.inspect('cfg');
+  t.deepEqual(during.holders.map((h) => h.mode), ['write'], 'the writer holds alone');
+  t.false(commandsRun(file).has('r3'), 'the later reader waits for the writer');
+  go(file, 'w');
+  go(file, 'r3');
+  const [rw, rr3] = await Promise.all([w.done, r3.done]);
+  t.is(rw.code, 0, rw.stderr);
+  t.is(rr3.code, 0, rr3.stderr);
+  const seen = commandsRun(file);
+  t.deepEqual([...seen.keys()].slice(0, 2).sort(), ['r1', 'r2'], 'the readers ran first (in either order)');
+  t.deepEqual([...seen.keys()].slice(2), ['w', 'r3']);
+  t.deepEqual([seen.get('r1')!.kind, seen.get('r1')!.weight, seen.get('r1')!.mode], ['rw', '-', 'read']);
+  t.deepEqual([seen.get('w')!.kind, seen.get('w')!.weight, seen.get('w')!.mode], ['rw', '-', 'write']);
+  const tok = (k: string) => seen.get(k)!.token;
+  t.true(tok('w') > Math.max(tok('r1'), tok('r2')) && tok('r3') > tok('w'), 'tokens follow the grant order');
+  await locks.close();
+});
+
+test.serial('a name busy as another kind or limit: exit 78 and a message that says what it is', async (t) => {
+  const prefix = newPrefix('cli');
+  const locks = newLocks(t, client, { prefix });
+  const sem = await locks.semaphore('pool', { permits: 3 }).acquire({ timeoutMs: 10_000 });
+  const lock = await locks.lock('plain').acquire({ timeoutMs: 10_000 });
+  for (const [name, flags, re] of [
+    ['pool', ['--permits', '2'], /"pool" is busy as a semaphore of 3 permits; this request asked for a semaphore of 2 permits/],
+    ['pool', ['--permits', '2', '--timeout', '0'], /"pool" is busy as a semaphore of 3 permits/],
+    ['pool', [], /"pool" is busy as a semaphore of 3 permits; this request asked for a lock/],
+    ['plain', ['--read'], /"plain" is busy as a lock; this request asked for a read-write lock/],
+  ] as const) {
+    const r = await run(t, ['exec', name, ...redisArgs(prefix), ...flags, '--', 'true']);
+    t.is(r.code, 78, `${name} ${flags.join(' ')}: ${r.stderr}`);
+    t.is(lines(r.stderr).length, 1, r.stderr);
+    t.regex(r.stderr, re);
+  }
+  // The same permits are fine while busy.
+  const same = await run(t, ['exec', 'pool', ...redisArgs(prefix), '--quiet', '--permits', '3', '--', 'true']);
+  t.is(same.code, 0, same.stderr);
+  await Promise.all([sem.release(), lock.release()]);
+  await locks.close();
+});
+
+test.serial('status of a semaphore and of a read-write lock: kind, every holder, the queue with weights and modes', async (t) => {
+  const prefix = newPrefix('cli');
+  const locks = newLocks(t, client, { prefix });
+  const waiters = newLocks(t, client, { prefix });
+  const pool = locks.semaphore('pool', { permits: 3 });
+  const big = await pool.acquire({ weight: 2, timeoutMs: 10_000 });
+  const small = await pool.acquire({ timeoutMs: 10_000 });
+  const semWait = waiters.semaphore('pool', { permits: 3 }).acquire({ weight: 2, timeoutMs: 60_000 });
+  const rw = locks.readWrite('cfg');
+  const readers = [await rw.read().acquire({ timeoutMs: 10_000 }), await rw.read().acquire({ timeoutMs: 10_000 })];
+  const writeWait = waiters.readWrite('cfg').write().acquire({ timeoutMs: 60_000 });
+  await until(async () => (await locks.inspect('cfg')).queue.length === 1, 'the writer to be queued');
+  const readWait = waiters.readWrite('cfg').read().acquire({ timeoutMs: 60_000 });
+  await until(async () => (await locks.inspect('cfg')).queue.length === 2 && (await locks.inspect('pool')).queue.length === 1, 'all waiters queued');
+
+  const semText = await run(t, ['status', 'pool', ...redisArgs(prefix)]);
+  t.is(semText.code, 0, semText.stderr);
+  t.regex(semText.stdout, /^semaphore of 3 permits "pool" .*: 0 of 3 permits available$/m);
+  t.regex(semText.stdout, new RegExp(`token ${big.token}  weight 2  lease left \\S+  ${big.id}`));
+  t.regex(semText.stdout, new RegExp(`token ${small.token}  weight 1  lease left \\S+  ${small.id}`));
+  t.regex(semText.stdout, /queue {3}1 waiting[^\n]*\n +1\. \S+  weight 2  waited /);
+  const semJson = JSON.parse((await run(t, ['status', 'pool', ...redisArgs(prefix), '--json'])).stdout) as Awaited<ReturnType<FairLocks['inspect']>>;
+  t.like(semJson, { kind: 'semaphore', limit: 3, available: 0 });
+  t.deepEqual(semJson.holders.map((h) => [h.token, h.weight]), [[big.token, 2], [small.token, 1]].sort((x, y) => x[0]! - y[0]!));
+  t.deepEqual(semJson.queue.map((q) => q.weight), [2]);
+
+  const rwText = await run(t, ['status', 'cfg', ...redisArgs(prefix)]);
+  t.is(rwText.code, 0, rwText.stderr);
+  t.regex(rwText.stdout, /^read-write lock "cfg" .*: held for reading$/m);
+  for (const r of readers) t.regex(rwText.stdout, new RegExp(`token ${r.token}  read  lease left \\S+  ${r.id}`));
+  t.regex(rwText.stdout, /queue {3}2 waiting[^\n]*\n +1\. \S+  write  waited [^\n]*\n +2\. \S+  read  waited /);
+  const rwJson = JSON.parse((await run(t, ['status', 'cfg', ...redisArgs(prefix), '--json'])).stdout) as Awaited<ReturnType<FairLocks['inspect']>>;
+  t.is(rwJson.kind, 'rw');
+  t.deepEqual(rwJson.holders.map((h) => h.mode), ['read', 'read']);
+  t.deepEqual(rwJson.queue.map((q) => q.mode), ['write', 'read']);
+
+  const list = await run(t, ['status', ...redisArgs(prefix), '--json']);
+  t.is(list.code, 0, list.stderr);
+  const listed = (JSON.parse(list.stdout) as { locks: { name: string; kind: string; limit?: number; holderCount: number; holder: { token: number } | null; queueLength: number }[] }).locks;
+  t.deepEqual(
+    listed.map((l) => [l.name, l.kind, l.limit, l.holderCount, l.holder?.token, l.queueLength]),
+    [
+      ['cfg', 'rw', undefined, 2, Math.min(...readers.map((r) => r.token)), 2],
+      ['pool', 'semaphore', 3, 2, Math.min(big.token, small.token), 1],
+    ],
+  );
+  const listText = await run(t, ['status', ...redisArgs(prefix)]);
+  t.regex(listText.stdout, /^NAME +KIND +HOLDERS +TOKEN +LEASE LEFT +QUEUE$/m);
+  t.regex(listText.stdout, new RegExp(`^cfg +rw +2 +${Math.min(...readers.map((r) => r.token))} +\\S+ +2$`, 'm'));
+  t.regex(listText.stdout, new RegExp(`^pool +semaphore/3 +2 +${Math.min(big.token, small.token)} +\\S+ +1$`, 'm'));
+
+  await Promise.all([big, small, ...readers].map((l) => l.release()));
+  // The queued writer is granted first, then the reader behind it.
+  const w = await writeWait;
+  await w.release();
+  await Promise.all([semWait, readWait].map(async (p) => (await p).release()));
+  await Promise.all([locks.close(), waiters.close()]);
 });
 
 test.serial('status --json parses and matches inspect(); status without a name lists the lock', async (t) => {
@@ -345,6 +557,11 @@ test.serial('every command has --help', async (t) => {
     const r = await run(t, args);
     t.is(r.code, 0, args.join(' '));
     t.regex(r.stdout, /Usage: fairlock/);
+    if (args.includes('exec')) {
+      t.regex(r.stdout, /--permits <n>[\s\S]*--weight <w>[\s\S]*--read[\s\S]*--write/);
+      t.regex(r.stdout, /\S\n\nExit codes:\n/, 'a blank line between the examples and "Exit codes:"');
+      t.regex(r.stdout, /\b78 NAME is busy as another kind/);
+    }
   }
 });
 
@@ -360,6 +577,20 @@ test.serial('the demo runs its own redis-server, shows grants in queue order and
   t.regex(r.stdout, /FIFO\s+ok/);
   t.regex(r.stdout, /HOLDS/);
   t.regex(r.stdout, /hand-off/);
+});
+
+test.serial('demo --permits 2: two holders at a time, grants in queue order by token, exits 0', async (t) => {
+  const env = { ...process.env };
+  delete env.REDIS_URL;
+  const args = hasRedisBinary() ? ['demo', '--permits', '2'] : ['demo', '--permits', '2', '--redis', server.url];
+  const r = await run(t, args, { env, limitMs: 30_000 });
+  t.is(r.code, 0, r.stdout + r.stderr);
+  t.regex(r.stdout, /semaphore "demo" of 2 permits/);
+  t.regex(r.stdout, /HOLDS .*holders in Redis: w\d w\d \(2 of 2\)/);
+  t.regex(r.stdout, /FIFO\s+ok/);
+  t.regex(r.stdout, /permits\s+ok: never more than 2 holders at once/);
+  t.regex(r.stdout, /two at a time\s+ok/);
+  t.notRegex(r.stdout, /FAILED|violation/);
 });
 
 test.serial('the demo says so and exits 69 when it has no Redis', async (t) => {
