@@ -1,6 +1,8 @@
 /**
- * One chaos process (forked by chaos-lib.ts): `contenders` loops, each taking a random lock of
- * `locks`, writing to the fenced store at the start and end of its critical section.
+ * One chaos process (forked by chaos-lib.ts): `contenders` loops, each taking a random name of
+ * `locks` (as a lock, as a semaphore of `permits` with a random weight from 1 to `maxWeight`, or
+ * as a read-write lock, for reading with probability `readRatio`), writing to the fenced store at
+ * the start and end of its critical section (a semaphore's holders have no store: see chaos-check.ts).
  *
  * The evidence is not sent to the driver with timestamps (clocks of two processes are never
  * compared): every step is appended, in the order this process takes it, to one Redis list, the
@@ -18,9 +20,10 @@
  * the lock connections, named `chaos-<pid>`). IPC carries only control: init, ready, stop, done.
  */
 import { createClient } from 'redis';
-import { FairLocks } from '../src/index.js';
+import { FairLocks, type Lease } from '../src/index.js';
 import type { RedisClient } from '../test/helpers/redis-client.js';
 import { fencedWrite } from '../test/helpers/fenced.js';
+import type { ChaosKind } from './chaos-check.js';
 
 export interface WorkerInit {
   op: 'init';
@@ -28,6 +31,13 @@ export interface WorkerInit {
   prefix: string;
   /** The Redis list of the event log. */
   logKey: string;
+  kind: ChaosKind;
+  /** Permits of each semaphore (kind 'semaphore'). */
+  permits: number;
+  /** A semaphore acquire takes a random weight from 1 to this. */
+  maxWeight: number;
+  /** Probability that a read-write lock acquire is a read. */
+  readRatio: number;
   options: { leaseMs: number; livenessMs: number; heartbeatMs: number };
   locks: string[];
   contenders: number;
@@ -42,6 +52,27 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ipc = (m: WorkerMessage) => process.send?.(m);
 /** Log fields are separated by single spaces; a message (last field) may contain any text. */
 const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim();
+
+/**
+ * The fenced store of a read-write lock (same layout as test/helpers/fenced.ts: the hash keeps the
+ * highest token of a write, `w`, and of a read, `r`; the list `key:log` every accepted write). A
+ * read is refused below the highest write's token (a later write was granted, so this read's grant
+ * is over); a write below the highest write's or read's token. Reads do not order each other.
+ */
+const RW_WRITE = `
+local t = tonumber(ARGV[1])
+local w = tonumber(redis.call('HGET', KEYS[1], 'w') or '0')
+local r = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
+if t < w or (ARGV[3] == 'w' and t < r) then return 0 end
+if ARGV[3] == 'w' then redis.call('HSET', KEYS[1], 'w', ARGV[1])
+elseif t > r then redis.call('HSET', KEYS[1], 'r', ARGV[1]) end
+redis.call('RPUSH', KEYS[2], ARGV[1] .. ' ' .. ARGV[2])
+return 1`;
+
+async function rwFencedWrite(client: RedisClient, key: string, token: number, value: string, mode: 'r' | 'w'): Promise<boolean> {
+  const r = await client.sendCommand(['EVAL', RW_WRITE, '2', key, `${key}:log`, String(token), value, mode]);
+  return Number(r) === 1;
+}
 
 let running = true;
 
@@ -81,18 +112,26 @@ async function main(init: WorkerInit): Promise<void> {
   await append(`ready ${pid}`);
   ipc({ ev: 'ready' });
 
-  const write = (key: string, token: number, value: string) => fencedWrite(store, key, token, value).catch(() => false);
+  const write = (key: string, token: number, value: string, mode: 'x' | 'r' | 'w') =>
+    (mode === 'x' ? fencedWrite(store, key, token, value) : rwFencedWrite(store, key, token, value, mode)).catch(() => false);
   const loop = async (c: number) => {
     for (let seq = 0; running; seq++) {
       const lock = init.locks[Math.floor(Math.random() * init.locks.length)]!;
       const op = `${pid}-${c}-${seq}`;
-      await append(`call ${pid} ${op} ${lock}`);
-      let lease;
+      // What this acquire takes; logged on `call` and `enter` (the checker's exclusion rule needs it).
+      const weight = init.kind === 'semaphore' ? 1 + Math.floor(Math.random() * init.maxWeight) : 1;
+      const mode = init.kind === 'rw' ? (Math.random() < init.readRatio ? 'r' : 'w') : 'x';
+      const extra = init.kind === 'semaphore' ? ` weight=${weight}` : init.kind === 'rw' ? ` mode=${mode === 'r' ? 'read' : 'write'}` : '';
+      await append(`call ${pid} ${op} ${lock}${extra}`);
+      let lease: Lease;
       try {
-        lease = await locks.lock(lock).acquire({
+        const options = {
           timeoutMs: init.acquireTimeoutMs,
-          onQueued: (position) => void append(`queued ${pid} ${op} ${lock} ${position}`),
-        });
+          onQueued: (position: number) => void append(`queued ${pid} ${op} ${lock} ${position}`),
+        };
+        if (init.kind === 'semaphore') lease = await locks.semaphore(lock, { permits: init.permits }).acquire({ ...options, weight });
+        else if (init.kind === 'rw') lease = await (mode === 'r' ? locks.readWrite(lock).read() : locks.readWrite(lock).write()).acquire(options);
+        else lease = await locks.lock(lock).acquire(options);
       } catch (err) {
         const e = err as { code?: string; message?: string };
         await append(`acqerr ${pid} ${op} ${lock} ${e.code || '?'} ${oneLine(e.message ?? String(err))}`);
@@ -100,12 +139,13 @@ async function main(init: WorkerInit): Promise<void> {
         continue;
       }
       const token = lease.token;
-      await append(`enter ${pid} ${op} ${lock} ${token}`);
+      await append(`enter ${pid} ${op} ${lock} ${token}${extra}`);
       const entered = !lease.signal.aborted; // read after `enter` landed
       const key = `${init.prefix}:store:${lock}`;
-      await write(key, token, `${op} b`);
+      const fenced = init.kind !== 'semaphore';
+      if (fenced) await write(key, token, `${op} b`, mode);
       await sleep(Math.random() * init.holdMaxMs);
-      await write(key, token, `${op} e`);
+      if (fenced) await write(key, token, `${op} e`, mode);
       await append(`leave ${pid} ${op} ${lock} ${token} entered=${entered ? 1 : 0}`);
       const held = !lease.signal.aborted; // read after `leave` landed
       void append(`verdict ${pid} ${op} ${lock} ${token} held=${held ? 1 : 0}`);

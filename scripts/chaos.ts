@@ -1,12 +1,14 @@
 /**
- * `npm run chaos -- [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--log-file F]`
+ * `npm run chaos -- [--kind lock|semaphore|rw] [--permits 3] [--max-weight 2] [--read-ratio 0.8]
+ *                   [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--log-file F]`
  * Runs the chaos driver of chaos-lib.ts against a redis-server of its own and prints a one-line
- * summary; exits 1 on any violation. The evidence is an event log kept in Redis (see chaos-lib.ts);
- * it is written to --log-file, or to a temporary file when a violation is found.
+ * summary; exits 1 on any violation. The evidence is an event log kept in Redis (see chaos-lib.ts,
+ * and chaos-check.ts for its lines and the checks); it is written to --log-file, or to a temporary
+ * file when a violation is found.
  */
 import { Command } from 'commander';
 import ms from 'ms';
-import { CHAOS_DEFAULTS, runChaos, summary, totalViolations } from './chaos-lib.js';
+import { CHAOS_DEFAULTS, runChaos, summary, totalViolations, type ChaosKind } from './chaos-lib.js';
 
 const duration = (v: string): number => {
   const n = /^\d+$/.test(v) ? Number(v) : ms(v as ms.StringValue);
@@ -19,9 +21,23 @@ const count = (v: string): number => {
   return n;
 };
 
+const ratio = (v: string): number => {
+  const n = Number(v.endsWith('%') ? v.slice(0, -1) : v) / (v.endsWith('%') ? 100 : 1);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new Error(`not a ratio from 0 to 1 (or 0% to 100%): ${v}`);
+  return n;
+};
+const kind = (v: string): ChaosKind => {
+  if (v !== 'lock' && v !== 'semaphore' && v !== 'rw') throw new Error(`--kind is lock, semaphore or rw, not ${v}`);
+  return v;
+};
+
 const program = new Command()
   .name('chaos')
   .description('fairlock under random kills, pauses and disconnects, checked for safety, liveness and FIFO')
+  .option('-k, --kind <kind>', 'what the processes contend for: lock, semaphore or rw (read-write lock)', kind, CHAOS_DEFAULTS.kind)
+  .option('--permits <n>', 'permits of each semaphore (--kind semaphore)', count, CHAOS_DEFAULTS.permits)
+  .option('--max-weight <n>', 'semaphore acquires take a random weight from 1 to n (default: permits - 1, at least 1)', count)
+  .option('--read-ratio <r>', 'share of read-write lock acquires that are reads, e.g. 0.8 or 80% (--kind rw)', ratio, CHAOS_DEFAULTS.readRatio)
   .option('-d, --duration <time>', 'how long faults are injected (e.g. 60s, 5m)', duration, CHAOS_DEFAULTS.durationMs)
   .option('-p, --processes <n>', 'contending processes', count, CHAOS_DEFAULTS.processes)
   .option('-l, --locks <n>', 'distinct locks', count, CHAOS_DEFAULTS.locks)
@@ -30,13 +46,20 @@ const program = new Command()
   .option('--lease <ms>', 'leaseMs of every process', duration, CHAOS_DEFAULTS.leaseMs)
   .option('--liveness <ms>', 'livenessMs of every process', duration, CHAOS_DEFAULTS.livenessMs)
   .option('--heartbeat <ms>', 'heartbeatMs of every process', duration, CHAOS_DEFAULTS.heartbeatMs)
+  .option('--seconds <n>', 'how long faults are injected, in seconds (the same as --duration <n>s)', count)
   .option('--log-file <path>', 'write the event log and the fenced stores here')
   .option('-v, --verbose', 'print every violation found')
   .parse();
 
 const o = program.opts();
+const maxWeight: number = o.maxWeight ?? Math.max(1, o.permits - 1);
+if (o.kind === 'semaphore' && maxWeight > o.permits) program.error(`--max-weight (${maxWeight}) is more than --permits (${o.permits})`);
 const result = await runChaos({
-  durationMs: o.duration,
+  kind: o.kind,
+  permits: o.permits,
+  maxWeight,
+  readRatio: o.readRatio,
+  durationMs: o.seconds !== undefined ? o.seconds * 1000 : o.duration,
   processes: o.processes,
   locks: o.locks,
   contenders: o.contenders,

@@ -1,16 +1,18 @@
 /**
- * A short, bounded chaos run (the long one is `npm run chaos`): processes contend for a few locks
- * while they are killed, paused and disconnected at random; the checker of scripts/chaos-lib.ts
- * finds, from the Redis-ordered event log and the fenced store alone (never from clocks of two
- * processes), no overlap of sections believed held, no reused or falling token, no rejected or
- * interleaved fenced write of a valid holder, no live waiter left waiting, and no FIFO inversion
- * among waiters whose process saw no fault. The checker itself is shown, on made-up logs, to catch
- * each kind of violation and to excuse what the properties excuse.
+ * Short, bounded chaos runs (the long ones are `npm run chaos -- --kind lock|semaphore|rw`):
+ * processes contend for a few locks (then semaphores, then read-write locks) while they are killed,
+ * paused and disconnected at random; the checker of scripts/chaos-check.ts finds, from the
+ * Redis-ordered event log and the fenced store alone (never from clocks of two processes), no
+ * overlap of sections believed held (more weight than permits, a writer beside anyone), no reused
+ * or falling token, no rejected or interleaved fenced write of a valid holder, no live waiter left
+ * waiting, and no FIFO inversion among waiters whose process saw no fault. The checker itself is
+ * shown, on made-up logs, to catch each kind of violation and to excuse what the properties excuse.
+ * The runs are serial: three at once would starve each other on two cores.
  */
 import test from 'ava';
 import { check, runChaos, summary, totalViolations } from '../../scripts/chaos-lib.js';
 
-test('chaos: kills, pauses and disconnects for 15 s break no property', async (t) => {
+test.serial('chaos: kills, pauses and disconnects for 15 s break no property', async (t) => {
   t.timeout(90_000);
   const result = await runChaos({ durationMs: 15_000, processes: 4, locks: 3, contenders: 2, acquireTimeoutMs: 20_000, log: (l) => t.log(l) });
   t.log(summary(result));
@@ -20,6 +22,24 @@ test('chaos: kills, pauses and disconnects for 15 s break no property', async (t
   t.true(result.kills + result.pauses + result.disconnects > 10, 'faults were injected');
   t.true(result.fifoPairs > 0, 'FIFO was checked on some pairs');
 });
+
+for (const [kind, extra] of [
+  ['semaphore', { permits: 3, maxWeight: 2 }],
+  ['rw', { readRatio: 0.8 }],
+] as const) {
+  test.serial(`chaos: a ${kind} under kills, pauses and disconnects for 5 s breaks no property`, async (t) => {
+    t.timeout(60_000);
+    const started = Date.now();
+    const result = await runChaos({ kind, ...extra, durationMs: 5_000, processes: 3, locks: 2, contenders: 2, acquireTimeoutMs: 20_000, log: (l) => t.log(l) });
+    t.log(`${summary(result)} in ${Date.now() - started} ms`);
+    for (const d of result.details) t.log(d);
+    t.is(result.kind, kind);
+    t.is(totalViolations(result), 0);
+    t.true(result.grants > 50, 'the names kept changing hands');
+    t.true(result.kills + result.pauses + result.disconnects > 3, 'faults were injected');
+    t.true(result.fifoPairs > 0, 'FIFO was checked on some pairs');
+  });
+}
 
 // Made-up event logs (one line per RPUSH, in Redis order) of processes 1, 2, 3 on lock L.
 type Store = Map<string, { token: number; value: string }[]>;
@@ -187,4 +207,116 @@ test('checker: the FIFO pair count agrees with a brute-force count on random log
   t.is(r.fifoPairs, (20_000 * 19_999) / 2);
   t.is(totalViolations(r), 0);
   t.log(`checked 20000 acquires in ${(performance.now() - started).toFixed(0)} ms`);
+});
+
+// Made-up logs of a semaphore of 3 permits and of a read-write lock: `call` and `enter` carry what
+// the acquire takes (weight=N, mode=read|write), and the first line the run's kind.
+const semaphore = 'kind semaphore 3';
+const rw = 'kind rw 0';
+/** A section taking `extra` ("weight=2", "mode=read"): call, enter, leave, verdict (held). */
+const take = (pid: number, op: string, token: number, extra: string) => ({
+  call: `call ${pid} ${op} L ${extra}`,
+  enter: `enter ${pid} ${op} L ${token} ${extra}`,
+  end: leave(pid, op, token),
+});
+/** No store kept for L: its checks are left out (they have a test of their own). */
+const noStore: Store = new Map();
+/** Sections that all enter, in this order, before any of them leaves. */
+const together = (...xs: ReturnType<typeof take>[]) => [...xs.map((x) => x.call), ...xs.map((x) => x.enter), ...xs.flatMap((x) => x.end)];
+
+test('checker: a semaphore holds weights up to its permits, and not one more', (t) => {
+  const atLimit = check([semaphore, ...together(take(1, 'a', 10, 'weight=2'), take(2, 'b', 11, 'weight=1')), ...done], store());
+  t.is(totalViolations(atLimit), 0, atLimit.details.join('; '));
+  t.is(atLimit.kind, 'semaphore');
+  t.is(atLimit.limit, 3);
+  const ones = check([semaphore, ...together(take(1, 'a', 10, 'weight=1'), take(2, 'b', 11, 'weight=1'), take(3, 'c', 12, 'weight=1')), ...done], store());
+  t.is(totalViolations(ones), 0, 'three of one permit each');
+
+  const over = check([semaphore, ...together(take(1, 'a', 10, 'weight=2'), take(2, 'b', 11, 'weight=2')), ...done], store());
+  t.is(over.violations.overlap, 1, over.details.join('; '));
+  t.is(totalViolations(over), 1);
+  t.regex(over.details[0]!, /do not fit 3 permits/);
+  const fourth = check([semaphore, ...together(take(1, 'a', 10, 'weight=1'), take(2, 'b', 11, 'weight=1'), take(3, 'c', 12, 'weight=1'), take(1, 'd', 13, 'weight=1')), ...done], store());
+  t.is(fourth.violations.overlap, 1, 'a fourth permit');
+  // Without a kind line the log is a lock's: two sections of weight 1 together are one too many.
+  t.is(check([...together(take(1, 'a', 10, 'weight=1'), take(2, 'b', 11, 'weight=1')), ...done], store()).violations.overlap, 1);
+  // A section that knew of its loss (held=0) counts for nothing.
+  const a = take(1, 'a', 10, 'weight=2');
+  const lost = check([semaphore, a.call, a.enter, ...together(take(2, 'b', 11, 'weight=2')), ...leave(1, 'a', 10, 1, 0), ...done], store());
+  t.is(totalViolations(lost), 0, lost.details.join('; '));
+});
+
+test('checker: holders of a semaphore may enter out of token order, unless they could not be held together', (t) => {
+  // b (token 10) was granted with a (token 11), by one release; b's process logged `enter` later.
+  const fits = check([semaphore, ...together(take(1, 'a', 11, 'weight=2'), take(2, 'b', 10, 'weight=1')), ...done], store());
+  t.is(totalViolations(fits), 0, fits.details.join('; '));
+  // b's grant came first yet b enters after a left: b was held at a's enter, 2 + 2 > 3.
+  const a = take(1, 'a', 11, 'weight=2');
+  const b = take(2, 'b', 10, 'weight=2');
+  const late = check([semaphore, a.call, b.call, a.enter, ...a.end, b.enter, ...b.end, ...done], store());
+  t.is(late.violations.token, 1, late.details.join('; '));
+  t.is(totalViolations(late), 1);
+  // The same with weights that fit: no violation.
+  const c = take(2, 'c', 10, 'weight=1');
+  t.is(totalViolations(check([semaphore, a.call, c.call, a.enter, ...a.end, c.enter, ...c.end, ...done], store())), 0);
+  // A small request must not pass a big one queued before it: the big one (token 10) enters after the
+  // small one (token 11) entered, so it was held beside it, and 3 + 1 > 3.
+  const big = take(1, 'big', 10, 'weight=3');
+  const small = take(2, 'small', 11, 'weight=1');
+  const passed = check([semaphore, big.call, 'queued 1 big L 1', small.call, small.enter, ...small.end, big.enter, ...big.end, ...done], store());
+  t.is(passed.violations.token, 1, passed.details.join('; '));
+  t.is(totalViolations(passed), 1, 'the tokens themselves are in call order: no fifo violation');
+  // Had the small one been the later caller with the lower token, that is a fifo violation.
+  const lower = take(2, 'small', 9, 'weight=1');
+  const jumped = check([semaphore, big.call, 'queued 1 big L 1', lower.call, lower.enter, ...lower.end, big.enter, ...big.end, ...done], store());
+  t.is(jumped.violations.fifo, 1, jumped.details.join('; '));
+  t.is(totalViolations(jumped), 1);
+  // Nor may a caller get a lower token than a grant made before its call (no queueing involved).
+  const first = take(1, 'first', 11, 'weight=1');
+  const next = take(2, 'next', 10, 'weight=1');
+  const granted = check([semaphore, first.call, first.enter, next.call, next.enter, ...first.end, ...next.end, ...done], store());
+  t.is(granted.violations.token, 1, granted.details.join('; '));
+  t.is(totalViolations(granted), 1);
+  t.is(granted.tokenPairs, 1);
+});
+
+test('checker: a read-write lock holds readers together, never a writer beside anyone', (t) => {
+  const readers = check([rw, ...together(take(1, 'a', 10, 'mode=read'), take(2, 'b', 11, 'mode=read'), take(3, 'c', 12, 'mode=read')), ...done], noStore);
+  t.is(totalViolations(readers), 0, readers.details.join('; '));
+  t.is(readers.kind, 'rw');
+  // Readers may log `enter` out of token order (one release granted them all).
+  const reversed = check([rw, ...together(take(1, 'a', 12, 'mode=read'), take(2, 'b', 11, 'mode=read'), take(3, 'c', 10, 'mode=read')), ...done], noStore);
+  t.is(totalViolations(reversed), 0, reversed.details.join('; '));
+
+  const writerInReader = check([rw, ...together(take(1, 'a', 10, 'mode=read'), take(2, 'b', 11, 'mode=write')), ...done], noStore);
+  t.is(writerInReader.violations.overlap, 1, writerInReader.details.join('; '));
+  t.is(totalViolations(writerInReader), 1);
+  const readerInWriter = check([rw, ...together(take(1, 'a', 10, 'mode=write'), take(2, 'b', 11, 'mode=read')), ...done], noStore);
+  t.is(readerInWriter.violations.overlap, 1, readerInWriter.details.join('; '));
+  const twoWriters = check([rw, ...together(take(1, 'a', 10, 'mode=write'), take(2, 'b', 11, 'mode=write')), ...done], noStore);
+  t.is(twoWriters.violations.overlap, 1, twoWriters.details.join('; '));
+
+  // A reader that passed a queued writer: the writer (token 10) enters after the reader (token 11)
+  // entered, so it was held beside it.
+  const w = take(1, 'w', 10, 'mode=write');
+  const r = take(2, 'r', 11, 'mode=read');
+  const passed = check([rw, w.call, 'queued 1 w L 1', r.call, r.enter, ...r.end, w.enter, ...w.end, ...done], noStore);
+  t.is(passed.violations.token, 1, passed.details.join('; '));
+  t.is(totalViolations(passed), 1);
+});
+
+test('checker: the fenced store of a read-write lock', (t) => {
+  const log = [rw, ...together(take(1, 'a', 10, 'mode=read'), take(2, 'b', 11, 'mode=read')), ...done];
+  const entries = (...xs: [number, string][]) => new Map([['L', xs.map(([token, value]) => ({ token, value }))]]);
+  const interleavedReads = check(log, entries([10, 'a b'], [11, 'b b'], [10, 'a e'], [11, 'b e']));
+  t.is(totalViolations(interleavedReads), 0, interleavedReads.details.join('; '));
+  const missing = check(log, entries([10, 'a b'], [11, 'b b'], [11, 'b e']));
+  t.is(missing.violations.fenced, 1, 'a held reader whose "e" write was refused');
+  const w = take(3, 'w', 12, 'mode=write');
+  const afterWrite = [rw, ...together(take(1, 'a', 10, 'mode=read'), take(2, 'b', 11, 'mode=read')), w.call, w.enter, ...w.end, ...done];
+  const ok = check(afterWrite, entries([10, 'a b'], [11, 'b b'], [10, 'a e'], [11, 'b e'], [12, 'w b'], [12, 'w e']));
+  t.is(totalViolations(ok), 0, ok.details.join('; '));
+  const inside = check(afterWrite, entries([10, 'a b'], [11, 'b b'], [10, 'a e'], [12, 'w b'], [11, 'b e'], [12, 'w e']));
+  t.is(inside.violations.fenced, 2, `a read's write inside a write's, and the write's inside the read's: ${inside.details.join('; ')}`);
+  t.is(totalViolations(check([semaphore, ...together(take(1, 'a', 10, 'weight=1')), ...done], store())), 0, 'a semaphore has no store to check');
 });

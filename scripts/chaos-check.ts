@@ -1,0 +1,488 @@
+/**
+ * The chaos checker: a pure function of the event log and the fenced stores' accepted-writes logs
+ * (the driver that makes them is chaos-lib.ts; the worker that writes most lines is chaos-worker.ts).
+ *
+ * The log is one Redis list, so positions in it are a real-time order (see chaos-lib.ts). Lines:
+ *   kind K L                      the run's primitive, first line: "lock 1", "semaphore <permits>",
+ *                                 "rw 0" (a log without one is a lock's)
+ *   spawn P | ready P | done P | exit P code signal           process P's life (driver / worker)
+ *   kill P F | pause P F | resume P F | disconnect P F | disconnected P F
+ *                                 fault F (f1, f2, ...) of P, logged by the driver before (kill,
+ *                                 pause, disconnect) or after (resume, disconnected) it acts
+ *   settled P F                   one liveness period (driver's own clock) after fault F ended
+ *   call P op lock [weight=N] [mode=read|write]   before acquire() is called (weight: permits of a
+ *                                 semaphore acquire, default 1; mode: the side of a read-write lock)
+ *   queued P op lock position     from onQueued: the enqueue script has run in Redis
+ *   enter P op lock token [weight=N] [mode=..]    after acquire() resolved, before the section
+ *   leave P op lock token entered=0|1   after the section; entered: signal not aborted when read
+ *                                 right after `enter` landed
+ *   verdict P op lock token held=0|1    signal not aborted when read after `leave` landed; a lease
+ *                                 only goes from held to lost, so held=1 proves it was believed
+ *                                 held at every moment from `enter` to `leave` in the log
+ *   acqerr P op lock code message | relerr P op lock token code
+ *
+ * "Fit" is the primitive's exclusion rule, applied to a set of sections held at one moment: a lock
+ * fits one; a semaphore fits when the weights add up to at most its permits; a read-write lock fits
+ * any number of reads, or one write alone.
+ * Violations:
+ *   - overlap: at the `enter` (entered=1) of a section, that section and the sections with held=1
+ *     open there (`enter` before, `leave` after it) do not fit (all believed they held when that
+ *     `enter` landed); also a lease believed lost at `enter` yet held at `leave` (a lost lease came
+ *     back).
+ *   - token: a token entered twice on a lock. And a token lower than one entered before it: the
+ *     engine grants in ticket (= token) order, so when B (entered=1) enters after A with
+ *     token(B) < token(A), B was granted no later than A, before A's `enter`, and was held (B still
+ *     believed it at its own `enter`) from A's `enter` to its own: B counts as held over that span,
+ *     and a point of it where the held sections do not fit is a violation (either the grants were
+ *     out of order or Redis held more than fits). For a lock any such B is one (this is "tokens
+ *     increase in the order they are entered"); for a semaphore or a read-write lock, holders that
+ *     may be held together can log their `enter` in either order. Also: `enter` of A before `call`
+ *     of B on one lock, both entered, and token(B) < token(A) (a later caller got a lower token
+ *     than a grant already made), for the A that the fifo check below does not cover.
+ *   - fenced: for a lock, a section with held=1 whose `b` or `e` write is missing from the accepted
+ *     log (a store that refuses a token lower than the highest seen), or two holders' writes
+ *     interleaved in it. For a read-write lock the store refuses a read whose token is lower than
+ *     the highest write's, and a write whose token is lower than the highest read's or write's; a
+ *     section with held=1 must see both writes accepted, and the writes of two sections that do
+ *     not fit together must not interleave. A semaphore is not fenced (its holders are concurrent;
+ *     tokens do not order them): no store.
+ *   - liveness: a process that was never killed whose acquire failed with LOCK_TIMEOUT, whose `call`
+ *     has no outcome (enter or acqerr), or that never logged `done`.
+ *   - fifo: `queued` of A precedes `call` of B on one lock in the log, both entered, and yet
+ *     token(B) < token(A); excused when a fault window of A's process (from the kill/pause/
+ *     disconnect line of a fault to its `settled` line, or to the end for a kill) overlaps A's
+ *     wait from `queued` to `enter`: a faulted waiter may lose its place by re-entering.
+ */
+
+export type ChaosKind = 'lock' | 'semaphore' | 'rw';
+
+export interface ChaosResult {
+  kind: ChaosKind;
+  /** Permits of a semaphore (1 for a lock, 0 for a read-write lock). */
+  limit: number;
+  grants: number;
+  sections: number;
+  kills: number;
+  pauses: number;
+  disconnects: number;
+  lost: number;
+  acquireErrors: number;
+  /** Acquire errors by code (a disconnect can fail an acquire whose script reply was lost). */
+  errorCodes: Record<string, number>;
+  fifoPairs: number;
+  /** Pairs (enter of A before call of B) checked for a later caller's lower token, beyond fifoPairs. */
+  tokenPairs: number;
+  violations: { overlap: number; token: number; fenced: number; liveness: number; fifo: number };
+  details: string[];
+}
+
+export const totalViolations = (r: ChaosResult): number => Object.values(r.violations).reduce((a, b) => a + b, 0);
+
+export function summary(r: ChaosResult): string {
+  const v = r.violations;
+  const kind = r.kind === 'semaphore' ? `semaphore permits=${r.limit}` : r.kind;
+  return (
+    `chaos (${kind}): grants=${r.grants} sections=${r.sections} kills=${r.kills} pauses=${r.pauses} disconnects=${r.disconnects} ` +
+    `lost-leases=${r.lost} acquire-errors=${r.acquireErrors}${r.acquireErrors ? JSON.stringify(r.errorCodes) : ''} ` +
+    `fifo-pairs-checked=${r.fifoPairs} token-pairs-checked=${r.tokenPairs} ` +
+    `violations=${totalViolations(r)} (overlap=${v.overlap} token=${v.token} fenced=${v.fenced} liveness=${v.liveness} fifo=${v.fifo})`
+  );
+}
+
+/** One acquire call, put together from its lines (positions are indices in the event log). */
+interface Op {
+  op: string;
+  pid: number;
+  lock: string;
+  /** Permits taken (1 for a lock and for either side of a read-write lock). */
+  weight: number;
+  /** 'r' or 'w' on a read-write lock, 'x' otherwise. */
+  mode: 'x' | 'r' | 'w';
+  call?: number;
+  queued?: number;
+  enter?: number;
+  token?: number;
+  leave?: number;
+  entered?: boolean;
+  verdict?: number;
+  held?: boolean;
+  acqerr?: { at: number; code: string; message: string };
+}
+
+interface Pid {
+  pid: number;
+  killed: boolean;
+  done: boolean;
+  exit?: string;
+  /** Fault windows by fault id: from the kill/pause/disconnect line to the settled line (or the end). */
+  faults: Map<string, { from: number; to: number }>;
+}
+
+/** Number of elements of the ascending array `xs` that are < x. */
+function countBelow(xs: number[], x: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * For each A of `as` (with its position `at`) counts the B of `bs` whose `call` comes after `at`
+ * (the pairs) and, among them, those with a token lower than A's (the inversions). Fenwick tree over
+ * token ranks: O(n log n).
+ */
+function inversions(
+  as: { at: number; o: Op }[],
+  bs: Op[],
+  tokens: number[],
+  onBad: (a: { at: number; o: Op }, bad: number, worst: Op) => void,
+): number {
+  const sortedAs = [...as].sort((x, y) => y.at - x.at);
+  const sortedBs = [...bs].sort((x, y) => y.call! - x.call!);
+  const rank = (t: number) => countBelow(tokens, t) + 1; // 1-based
+  const tree = new Array<number>(tokens.length + 1).fill(0);
+  const add = (i: number) => {
+    for (; i < tree.length; i += i & -i) tree[i]!++;
+  };
+  const below = (i: number) => {
+    let s = 0;
+    for (; i > 0; i -= i & -i) s += tree[i]!;
+    return s;
+  };
+  let pairs = 0;
+  let j = 0;
+  for (const a of sortedAs) {
+    for (; j < sortedBs.length && sortedBs[j]!.call! > a.at; j++) add(rank(sortedBs[j]!.token!));
+    pairs += j;
+    const bad = below(rank(a.o.token!) - 1);
+    if (bad > 0) onBad(a, bad, sortedBs.slice(0, j).reduce((m, x) => (x.token! < m.token! ? x : m)));
+  }
+  return pairs;
+}
+
+/** Goes over the logs; see the header of this file for what each violation means. */
+export function check(log: readonly string[], fenced: Map<string, { token: number; value: string }[]>): ChaosResult {
+  const details: string[] = [];
+  const notes: string[] = [];
+  const v = { overlap: 0, token: 0, fenced: 0, liveness: 0, fifo: 0 };
+  const flag = (kind: keyof typeof v, msg: string) => {
+    v[kind]++;
+    if (details.length < 50) details.push(`${kind}: ${msg}`);
+  };
+  const note = (msg: string) => {
+    if (notes.length < 10) notes.push(`note: ${msg}`);
+  };
+  const line = (at: number | undefined) => (at === undefined ? '(none)' : `#${at} "${log[at]}"`);
+
+  // Set by the kind line (a callback below: written as a cast so that TypeScript does not narrow it).
+  let kind = 'lock' as ChaosKind;
+  let limit = 1;
+  let kindAt: number | undefined;
+  const ops = new Map<string, Op>();
+  const pids = new Map<number, Pid>();
+  const pidOf = (pid: number): Pid => {
+    let p = pids.get(pid);
+    if (!p) pids.set(pid, (p = { pid, killed: false, done: false, faults: new Map() }));
+    return p;
+  };
+  const counts = { kills: 0, pauses: 0, disconnects: 0 };
+  let releaseErrors = 0;
+  /** Reads the optional weight= and mode= fields of a call or enter line into `o` (first seen wins). */
+  const extras = (o: Op, fields: string[], at: number) => {
+    for (const f of fields) {
+      const w = /^weight=(\d+)$/.exec(f);
+      const m = /^mode=(read|write)$/.exec(f);
+      if (w) o.weight = Number(w[1]);
+      else if (m) o.mode = m[1] === 'read' ? 'r' : 'w';
+      else note(`unknown field "${f}" in ${line(at)}`);
+    }
+  };
+
+  log.forEach((text, at) => {
+    const f = text.split(' ');
+    const what = f[0]!;
+    if (what === 'kind') {
+      const k = f[1];
+      const n = Number(f[2]);
+      if ((k === 'lock' || k === 'semaphore' || k === 'rw') && Number.isInteger(n) && kindAt === undefined) {
+        [kind, limit, kindAt] = [k, k === 'lock' ? 1 : n, at];
+      } else note(`${line(at)} is not a first, readable kind line`);
+      return;
+    }
+    const pid = Number(f[1]);
+    if (!Number.isInteger(pid)) {
+      note(`unreadable log line ${line(at)}`);
+      return;
+    }
+    const p = pidOf(pid);
+    switch (what) {
+      case 'spawn':
+      case 'ready':
+      case 'resume':
+      case 'disconnected':
+        return;
+      case 'done':
+        p.done = true;
+        return;
+      case 'exit':
+        p.exit = f.slice(2).join(' ');
+        return;
+      case 'settled': {
+        const w = p.faults.get(f[2] ?? '');
+        if (w && w.to === Infinity) w.to = at;
+        else note(`${line(at)} settles no open fault`);
+        return;
+      }
+      case 'kill':
+      case 'pause':
+      case 'disconnect':
+        if (what === 'kill') p.killed = true;
+        counts[what === 'kill' ? 'kills' : what === 'pause' ? 'pauses' : 'disconnects']++;
+        if (!p.faults.has(f[2] ?? '')) p.faults.set(f[2] ?? '', { from: at, to: Infinity });
+        else note(`${line(at)} reuses a fault id`);
+        return;
+    }
+    const [opName, lock] = [f[2], f[3]];
+    if (opName === undefined || lock === undefined) {
+      note(`unreadable log line ${line(at)}`);
+      return;
+    }
+    let o = ops.get(opName);
+    if (!o) ops.set(opName, (o = { op: opName, pid, lock, weight: 1, mode: 'x' }));
+    // A line repeated (a retried append whose first attempt landed) keeps its first position.
+    switch (what) {
+      case 'call':
+        if (o.call === undefined) {
+          o.call = at;
+          extras(o, f.slice(4), at);
+        }
+        break;
+      case 'queued':
+        o.queued ??= at;
+        break;
+      case 'enter':
+        if (o.enter === undefined) {
+          [o.enter, o.token] = [at, Number(f[4])];
+          if (o.call === undefined) extras(o, f.slice(5), at);
+        }
+        break;
+      case 'leave':
+        if (o.leave === undefined) [o.leave, o.entered] = [at, f[5] === 'entered=1'];
+        break;
+      case 'verdict':
+        if (o.verdict === undefined) [o.verdict, o.held] = [at, f[5] === 'held=1'];
+        break;
+      case 'acqerr':
+        o.acqerr ??= { at, code: f[4] ?? '?', message: f.slice(5).join(' ') };
+        break;
+      case 'relerr':
+        releaseErrors++;
+        break;
+      default:
+        note(`unknown log line ${line(at)}`);
+    }
+  });
+  if (kindAt !== undefined && kindAt !== 0) note(`the kind line ${line(kindAt)} is not the first line`);
+
+  // The primitive's exclusion rule for sections held at one moment (see the header).
+  const fits = (xs: readonly Op[]): boolean => {
+    if (kind === 'rw') return xs.length <= 1 || xs.every((o) => o.mode === 'r');
+    return xs.reduce((sum, o) => sum + o.weight, 0) <= limit;
+  };
+  const describeOp = (o: Op) =>
+    `${o.op} (token ${o.token}${kind === 'semaphore' ? `, weight ${o.weight}` : ''}${kind === 'rw' ? `, ${o.mode === 'r' ? 'read' : 'write'}` : ''})`;
+  const all = [...ops.values()];
+  for (const o of all) {
+    if (kind === 'semaphore' && (o.weight < 1 || o.weight > limit)) note(`${o.op} takes weight ${o.weight} of ${limit} permits`);
+    if (kind === 'rw' && o.mode === 'x' && o.call !== undefined) note(`${o.op} on a read-write lock has no mode (counted as a write)`);
+  }
+
+  const byLock = new Map<string, Op[]>();
+  for (const o of all) {
+    if (o.enter === undefined) continue;
+    const list = byLock.get(o.lock);
+    if (list) list.push(o);
+    else byLock.set(o.lock, [o]);
+  }
+  for (const list of byLock.values()) list.sort((a, b) => a.enter! - b.enter!);
+
+  for (const [lock, entered] of byLock) {
+    // Tokens: each entered once per lock.
+    const seen = new Map<number, Op>();
+    for (const o of entered) {
+      const first = seen.get(o.token!);
+      if (first) flag('token', `${lock}: token ${o.token} entered twice: ${line(first.enter)} and ${line(o.enter)}`);
+      else seen.set(o.token!, o);
+    }
+
+    // since(B), for B with entered=1: the first `enter` of a section with a higher token than B's
+    // that entered before B; B is held from there to its own `enter` (see the header).
+    const prefixMax: number[] = [];
+    entered.forEach((o, i) => prefixMax.push(Math.max(i > 0 ? prefixMax[i - 1]! : -Infinity, o.token!)));
+    const since = new Map<Op, Op>();
+    entered.forEach((b, j) => {
+      if (!b.entered || j === 0 || prefixMax[j - 1]! <= b.token!) return;
+      let lo = 0;
+      let hi = j - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (prefixMax[mid]! > b.token!) hi = mid;
+        else lo = mid + 1;
+      }
+      since.set(b, entered[lo]!);
+    });
+    const early = [...since.keys()].sort((x, y) => since.get(x)!.enter! - since.get(y)!.enter!);
+
+    // Sweep the enters in log order, keeping the sections with held=1 still open, and the sections
+    // known held before their own enter.
+    let open: Op[] = [];
+    let pre: Op[] = [];
+    let k = 0;
+    const reported = new Set<Op>();
+    for (const x of entered) {
+      const p = x.enter!;
+      open = open.filter((a) => a.leave! > p);
+      for (; k < early.length && since.get(early[k]!)!.enter! <= p; k++) pre.push(early[k]!);
+      pre = pre.filter((b) => b.enter! > p);
+      if (x.held && !x.entered) flag('overlap', `${lock}: ${x.op} was believed lost at ${line(x.enter)} yet held at ${line(x.verdict)}`);
+      // A reused token is flagged above, not again as an overlap.
+      const others = open.filter((a) => a.token !== x.token);
+      const base = x.entered ? [...others, x] : others;
+      if (x.entered && !fits(base)) {
+        flag(
+          'overlap',
+          `${lock}: ${line(x.enter)} (entered=1) lies inside the held=1 section${others.length > 1 ? 's' : ''} ` +
+            others.map((a) => `${line(a.enter)} .. ${line(a.leave)}`).join(', ') +
+            (kind === 'lock' ? '' : `: ${base.map(describeOp).join(' + ')} do not fit ${kind === 'rw' ? 'a read-write lock' : `${limit} permits`}`),
+        );
+      } else if (fits(base)) {
+        const ahead = pre.filter((b) => b.token !== x.token && !reported.has(b));
+        if (ahead.length > 0 && !fits([...base, ...ahead])) {
+          for (const b of ahead) {
+            reported.add(b);
+            flag(
+              'token',
+              `${lock}: ${line(b.enter)} (entered=1) comes after ${line(since.get(b)!.enter)} with a lower token: its grant came first, ` +
+                `so it was held at ${line(p)}, beside ${base.map(describeOp).join(' + ') || 'nothing else'}` +
+                (kind === 'lock' ? ' (the token fell)' : `, and ${[...base, ...ahead].map(describeOp).join(' + ')} do not fit`),
+            );
+          }
+        }
+      }
+      if (x.held && x.leave !== undefined) open.push(x);
+    }
+  }
+
+  // Fenced store: a holder believed valid to its end had both writes accepted; the writes of two
+  // holders that cannot be held together do not interleave.
+  if (kind !== 'semaphore') {
+    for (const [lock, entries] of fenced) {
+      const accepted = new Set(entries.map((e) => `${e.token} ${e.value}`));
+      for (const o of byLock.get(lock) ?? []) {
+        if (!o.held) continue;
+        for (const w of ['b', 'e']) {
+          if (!accepted.has(`${o.token} ${o.op} ${w}`)) flag('fenced', `${lock}: ${o.op} (token ${o.token}) held to ${line(o.verdict)} yet its "${w}" write is not in the store's accepted log`);
+        }
+      }
+      const spans = new Map<string, { first: number; last: number }>();
+      entries.forEach((e, i) => {
+        const op = e.value.split(' ')[0]!;
+        const s = spans.get(op);
+        if (s) s.last = i;
+        else spans.set(op, { first: i, last: i });
+      });
+      const opOf = (name: string): Op => ops.get(name) ?? { op: name, pid: 0, lock, weight: 1, mode: 'x' };
+      for (const [op, s] of spans) {
+        const mine = opOf(op);
+        for (let i = s.first + 1; i < s.last; i++) {
+          const e = entries[i]!;
+          const other = e.value.split(' ')[0]!;
+          if (other === op || fits([mine, opOf(other)])) continue;
+          flag('fenced', `${lock}: store write #${i} "${e.token} ${e.value}" lies between the writes #${s.first} and #${s.last} of ${op}`);
+          break;
+        }
+      }
+    }
+  }
+
+  // Liveness: every acquire of a process that was never killed ended, and not in a timeout.
+  for (const o of all) {
+    if (pids.get(o.pid)?.killed) continue;
+    if (o.call !== undefined && o.enter === undefined && o.acqerr === undefined) flag('liveness', `${o.lock}: ${line(o.call)} of a live process has no outcome`);
+    if (o.acqerr?.code === 'LOCK_TIMEOUT') flag('liveness', `${o.lock}: ${line(o.acqerr.at)} (a process that was never killed)`);
+  }
+  for (const p of pids.values()) {
+    if (!p.killed && !p.done) flag('liveness', `process ${p.pid} was never killed yet did not log "done"${p.exit ? ` (exit ${p.exit})` : ''}`);
+  }
+
+  // FIFO: queued(A) before call(B) on one lock, both entered, A's wait free of faults of its
+  // process => token(A) < token(B). And, for every other entered A: enter(A) before call(B) =>
+  // token(A) < token(B) (a grant's token is fixed; no fault excuses that one).
+  const faultedDuring = (pid: number, from: number, to: number): boolean => {
+    for (const w of pids.get(pid)?.faults.values() ?? []) if (w.from < to && w.to > from) return true;
+    return false;
+  };
+  let fifoPairs = 0;
+  let tokenPairs = 0;
+  for (const [lock, entered] of byLock) {
+    const fifo = entered.filter((a) => a.queued !== undefined && !faultedDuring(a.pid, a.queued, a.enter!));
+    const fifoSet = new Set(fifo);
+    const rest = entered.filter((a) => !fifoSet.has(a));
+    const bs = entered.filter((b) => b.call !== undefined);
+    const tokens = [...new Set(entered.map((o) => o.token!))].sort((x, y) => x - y);
+    fifoPairs += inversions(
+      fifo.map((o) => ({ at: o.queued!, o })),
+      bs,
+      tokens,
+      (a, bad, b) => {
+        v.fifo += bad;
+        if (details.length < 50) {
+          details.push(
+            `fifo: ${lock}: ${line(a.o.queued)} precedes ${line(b.call)}, yet ${line(b.enter)} has a lower token than ${line(a.o.enter)}` +
+              (bad > 1 ? ` (and ${bad - 1} more called after A queued got in first)` : ''),
+          );
+        }
+      },
+    );
+    tokenPairs += inversions(
+      rest.map((o) => ({ at: o.enter!, o })),
+      bs,
+      tokens,
+      (a, bad, b) => {
+        v.token += bad;
+        if (details.length < 50) {
+          details.push(
+            `token: ${lock}: ${line(a.o.enter)} precedes ${line(b.call)}, yet ${line(b.enter)} has a lower token` +
+              (bad > 1 ? ` (and ${bad - 1} more called after A entered)` : ''),
+          );
+        }
+      },
+    );
+  }
+
+  const errors = all.filter((o) => o.acqerr !== undefined);
+  for (const o of errors.slice(0, 10)) details.push(`note (not a violation): ${line(o.acqerr!.at)}`);
+  if (releaseErrors) details.push(`note (not a violation): ${releaseErrors} release errors`);
+  details.push(...notes);
+  const verdicts = all.filter((o) => o.verdict !== undefined);
+  return {
+    kind,
+    limit: kind === 'rw' ? 0 : limit,
+    grants: all.filter((o) => o.enter !== undefined).length,
+    sections: verdicts.length,
+    kills: counts.kills,
+    pauses: counts.pauses,
+    disconnects: counts.disconnects,
+    lost: verdicts.filter((o) => !o.held).length,
+    acquireErrors: errors.length,
+    errorCodes: errors.reduce<Record<string, number>>((m, o) => ((m[o.acqerr!.code] = (m[o.acqerr!.code] ?? 0) + 1), m), {}),
+    fifoPairs,
+    tokenPairs,
+    violations: v,
+    details,
+  };
+}
