@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { parseArgs } from '../scripts/bench/config.js';
+import { SCENARIOS, parseArgs } from '../scripts/bench/config.js';
 import type { BenchResults } from '../scripts/bench/results.js';
 
 const finiteOrNull = (x: unknown) => x === null || (typeof x === 'number' && Number.isFinite(x));
@@ -57,6 +57,33 @@ test('npm run bench -- --quick completes and writes sane JSON', async (t) => {
         t.true(w.windowSec > 0 && w.readyMs >= 0, `${l.id}: waiters' window`);
       }
     }
+    // the semaphore scenario: every library that has one (fairlock's rows, redis-semaphore); the
+    // read-write one: fairlock's rows only. Figures present and finite, no holder over the limit.
+    t.deepEqual(r.meta.scenarios, [...SCENARIOS]);
+    const withSem = r.libs.filter((l) => l.kinds?.semaphore).map((l) => l.id);
+    t.deepEqual(withSem, [...r.libs.filter((l) => l.id.startsWith('fairlock')).map((l) => l.id), 'redis-semaphore']);
+    for (const l of r.libs) {
+      t.is(l.semaphore !== undefined, withSem.includes(l.id), `${l.id}: a semaphore run iff it has a semaphore`);
+      t.is(l.rw !== undefined, l.id.startsWith('fairlock'), `${l.id}: a read-write run iff it has a read-write lock`);
+      for (const c of [l.semaphore, l.rw]) {
+        if (!c) continue;
+        // no count is asserted: a window of 150 ms on a loaded machine may see no grant at all
+        t.true(Number.isInteger(c.grants) && c.grants >= 0, `${l.id} ${c.kind}: grants`);
+        t.true(Number.isFinite(c.grantsPerSec) && [c.maxWaitMs, c.jain, c.heldShare].every(finiteOrNull), `${l.id} ${c.kind}: figures`);
+        t.true(finiteOrNull(c.commandsPerGrant) && finiteOrNull(c.cpuUsPerGrant), `${l.id} ${c.kind}: Redis figures`);
+        t.is(c.violations, 0, `${l.id} ${c.kind}: a holder overlapped others it excludes`);
+        t.false('incrby' in c.commandsByName, `${l.id} ${c.kind}: the check's commands are not counted`);
+      }
+      if (l.semaphore) t.is(l.semaphore.permits, r.meta.semaphore!.permits);
+      const x = l.rw?.rw;
+      if (!x) continue;
+      t.true([x.readsPerSec, x.writesPerSec].every((v) => Number.isFinite(v)) && [x.readerMaxWaitMs, x.writerMaxWaitMs].every(finiteOrNull), `${l.id}: read-write figures`);
+      t.is(x.reads + x.writes, l.rw!.grants, `${l.id}: reads + writes = grants`);
+      t.true(x.longestWriter === null || (Number.isFinite(x.longestWriter.waitMs) && (x.longestWriter.queuedAhead ?? 0) >= 0), `${l.id}: longest writer`);
+      t.is(x.unresolved, 0, `${l.id}: what was ahead of every granted writer is known from the tokens`);
+    }
+    t.regex(output, /Fair semaphore: 2 permits/);
+    t.regex(output, /Read-write lock: 90% reads, 10% writes/);
     t.true(r.targets.length > 0);
     t.regex(output, /fairlock targets/);
   } finally {

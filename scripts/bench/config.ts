@@ -2,8 +2,14 @@
 import { CLIENT_FAMILIES, DEFAULT_CLIENTS, QUICK_CLIENTS } from './adapters/clients.js';
 import { LIBRARIES, rowsFor } from './adapters/index.js';
 
+/** The scenarios, in the order a row runs them (`--scenarios`). */
+export const SCENARIOS = ['latency', 'relay', 'contention', 'think', 'semaphore', 'rw', 'waiters'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
 export interface BenchConfig {
   quick: boolean;
+  /** The scenarios to run (default: all); the others' figures are absent from the results. */
+  scenarios: Scenario[];
   /** The rows to run, in order: each peer, and fairlock once per client family (adapter ids). */
   libs: string[];
   procs: number;
@@ -22,6 +28,10 @@ export interface BenchConfig {
   holds: number[];
   think: { holdMs: number; thinkMs: number };
   waiters: number[];
+  /** A fair semaphore: `contenders` in all, spread over the worker processes, each holding `holdMs`. */
+  semaphore: { permits: number; contenders: number; holdMs: number };
+  /** A read-write lock: `contenders` in all, each asking for a write with probability `writeShare`. */
+  rw: { contenders: number; writeShare: number; holdMs: number };
   waitWindowMs: number;
   /** How long the waiters may take to get queued before the window starts anyway (reported if hit). */
   waitQueueCapMs: number;
@@ -41,6 +51,10 @@ const USAGE = `usage: npm run bench -- [options]
   --relay-delay MS      delay per chunk each way in the relay (default 2)
   --duration MS         length of each contention run (default 1000)
   --think-hold MS       hold time in the think scenario (default 1; the pause is 10 ms)
+  --scenarios a,b       only these (${SCENARIOS.join(', ')}; default all; then no docs/ unless --docs)
+  --permits N           the semaphore scenario's permits (default 4; --quick 2)
+  --sem-contenders N    the semaphore scenario's contenders in all (default 16; --quick 4)
+  --rw-contenders N     the read-write scenario's contenders in all (default 16; --quick 4)
   --no-progress         no progress bar
 Set REDIS_URL=redis://127.0.0.1:PORT to use a server you run (loopback only); otherwise the bench
 starts its own redis-server on a free port and stops it at the end.`;
@@ -55,11 +69,12 @@ export function parseArgs(argv: string[]): BenchConfig {
     }
     if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
     const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
-    const takesValue = ['procs', 'contenders', 'libs', 'clients', 'out', 'relay-delay', 'duration', 'think-hold'].includes(k);
+    const takesValue = ['procs', 'contenders', 'libs', 'clients', 'out', 'relay-delay', 'duration', 'think-hold', 'scenarios', 'permits', 'sem-contenders', 'rw-contenders'].includes(k);
     if (takesValue) flags.set(k, v ?? argv[++i] ?? '');
     else flags.set(k, true);
   }
-  const known = ['quick', 'procs', 'contenders', 'libs', 'clients', 'out', 'docs', 'no-docs', 'relay-delay', 'duration', 'think-hold', 'no-progress'];
+  const known = ['quick', 'procs', 'contenders', 'libs', 'clients', 'out', 'docs', 'no-docs', 'relay-delay', 'duration', 'think-hold', 'no-progress',
+    'scenarios', 'permits', 'sem-contenders', 'rw-contenders'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k}\n${USAGE}`);
   const quick = flags.has('quick') || process.env.BENCH_QUICK === '1';
   const int = (k: string, d: number, min = 1) => {
@@ -76,13 +91,17 @@ export function parseArgs(argv: string[]): BenchConfig {
   if (clients.includes('all')) clients = CLIENT_FAMILIES.map((f) => f.slug);
   for (const s of clients) if (!CLIENT_FAMILIES.some((f) => f.slug === s)) throw new Error(`unknown client "${s}"\n${USAGE}`);
   const durationMs = int('duration', quick ? 150 : 1_000, 50);
+  const scenarios = (list('scenarios') ?? [...SCENARIOS]) as Scenario[];
+  for (const x of scenarios) if (!SCENARIOS.includes(x)) throw new Error(`unknown scenario "${x}"\n${USAGE}`);
+  const all = SCENARIOS.every((x) => scenarios.includes(x));
   return {
     quick,
+    scenarios: SCENARIOS.filter((x) => scenarios.includes(x)),
     libs: rowsFor(libs, [...new Set(clients)]),
     procs: int('procs', quick ? 2 : 4),
     contenders: int('contenders', quick ? 2 : 4),
     outDir: typeof flags.get('out') === 'string' ? String(flags.get('out')) : 'bench-results',
-    docs: flags.has('docs') ? true : flags.has('no-docs') ? false : !quick,
+    docs: flags.has('docs') ? true : flags.has('no-docs') ? false : !quick && all,
     relayDelayMs: int('relay-delay', 2, 0),
     loopback: quick
       ? { uncontended: 20, handoffs: 5, settleMs: 3, capMs: 120, warmup: 3 }
@@ -96,6 +115,8 @@ export function parseArgs(argv: string[]): BenchConfig {
     holds: [0, 1],
     think: { holdMs: int('think-hold', 1, 0), thinkMs: 10 },
     waiters: quick ? [10] : [10, 100, 1_000, 10_000],
+    semaphore: { permits: int('permits', quick ? 2 : 4), contenders: int('sem-contenders', quick ? 4 : 16), holdMs: 1 },
+    rw: { contenders: int('rw-contenders', quick ? 4 : 16), writeShare: 0.1, holdMs: 1 },
     waitWindowMs: quick ? 200 : 2_000,
     waitQueueCapMs: quick ? 10_000 : 30_000,
     slackMs: 2,

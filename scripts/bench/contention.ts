@@ -8,11 +8,16 @@
  * two stamps. Orders across processes: fencing tokens where the library has them, else converted
  * stamps that must be apart by more than both offsets' uncertainty (see stats.ts passedWaiters).
  */
+import { randomBytes } from 'node:crypto';
 import type { Adapter } from './adapters/types.js';
 import { marginMs, now, sleep, spanOffsets, toChild, toParent, type ClockOffset } from './clock.js';
 import type { Worker } from './pool.js';
 import { RedisStats } from './redis-stats.js';
-import { fifoViolations, heldMs, jain, overtaking, round, type Acquire } from './stats.js';
+import { fifoViolations, heldMs, jain, overtaking, round, rwStats, type Acquire, type RwStats } from './stats.js';
+import type { ContendKind } from './worker.js';
+
+/** The check's own commands (worker.ts `checkKey`), left out of the per-grant counts. */
+const CHECK_COMMANDS = ['incrby', 'decrby'];
 
 export interface ContendOptions {
   contenders: number;
@@ -24,9 +29,17 @@ export interface ContendOptions {
   maxGrants: number;
   /** A grant overtook a waiter that started waiting more than this much earlier. */
   slackMs: number;
+  /** What is contended for (default: the lock). */
+  kind?: ContendKind;
+  /** Count holders that overlapped others they exclude (worker.ts `checkKey`; its commands are not counted). */
+  check?: boolean;
 }
 
 export interface ContendResult {
+  /** 'lock' (older runs: absent), 'semaphore' or 'rw'. */
+  kind?: 'lock' | 'semaphore' | 'rw';
+  permits?: number;
+  writeShare?: number;
   procs: number;
   contenders: number;
   holdMs: number;
@@ -63,6 +76,14 @@ export interface ContendResult {
   jain: number | null;
   /** Share of the window the lock was held: one process's hold intervals, clipped to the window with the offsets. */
   heldShare: number | null;
+  /**
+   * Holders that found others holding that they exclude (more than `permits` permits, a read with a
+   * write, a write with anyone), decided by Redis's order of INCRBY/DECRBY around each hold. Null
+   * when not checked.
+   */
+  violations?: number | null;
+  /** Read-write runs: by side, and what each writer had ahead of it. */
+  rw?: RwStats;
   pendingAtEnd: number;
   clock: ContendClock;
 }
@@ -101,13 +122,15 @@ export async function runContention(
   o: ContendOptions,
 ): Promise<ContendResult> {
   const before = await measureAll(pool);
+  const checkKey = o.check ? `${prefix}:bench-check:${name}:${randomBytes(4).toString('hex')}` : undefined;
   const startAt = now() + o.leadMs;
   const end = startAt + o.durationMs;
   const replies = Promise.all(
     pool.map((w, i) =>
       w.call(
         { op: 'contend', lib: adapter.id, url, prefix, name, contenders: o.contenders, holdMs: o.holdMs, thinkMs: o.thinkMs,
-          startAt: toChild(startAt, before[i]!), durationMs: o.durationMs, drainMs: o.drainMs, maxGrants: o.maxGrants },
+          startAt: toChild(startAt, before[i]!), durationMs: o.durationMs, drainMs: o.drainMs, maxGrants: o.maxGrants, seed: i,
+          ...(o.kind ? { kind: o.kind } : {}), ...(checkKey ? { checkKey } : {}) },
         o.durationMs + o.drainMs + 15_000,
       ),
     ),
@@ -123,16 +146,24 @@ export async function runContention(
     if (!r.ok) return [];
     const p = (t: number) => toParent(t, offsets[proc]!);
     const queued = (q: number | undefined) => (q === undefined ? {} : { queuedAt: p(q) });
+    const side = (x: { mode?: 'r' | 'w'; position?: number }) => ({ ...(x.mode ? { mode: x.mode } : {}), ...(x.position === undefined ? {} : { position: x.position }) });
     return [
       ...(r.grants ?? []).map((g) => ({
-        proc, contender: g.contender, start: p(g.start), got: p(g.got), rel: p(g.rel), ...queued(g.queuedAt), ...(g.token === undefined ? {} : { token: g.token }),
+        proc, contender: g.contender, start: p(g.start), got: p(g.got), rel: p(g.rel), ...queued(g.queuedAt), ...(g.token === undefined ? {} : { token: g.token }), ...side(g),
       })),
-      ...(r.pending ?? []).map((w) => ({ proc, contender: w.contender, start: p(w.start), got: Infinity, rel: Infinity, ...queued(w.queuedAt) })),
+      ...(r.pending ?? []).map((w) => ({
+        proc, contender: w.contender, start: p(w.start), got: Infinity, rel: Infinity, ...queued(w.queuedAt), ...side(w), waitedMs: w.waitedMs,
+      })),
     ];
   });
   const pendingAtEnd = all.reduce((a, r) => a + (r.ok ? (r.pending?.length ?? 0) : 0), 0);
   const inWindow = acquires.filter((g) => g.got >= startAt && g.got <= end);
   const d = RedisStats.delta(s1, s2);
+  for (const k of CHECK_COMMANDS) {
+    d.commands -= d.byCommand[k] ?? 0;
+    delete d.byCommand[k];
+    delete d.usecByCommand[k];
+  }
   const perContender = new Map<string, number>();
   for (const w of pool) for (let i = 0; i < o.contenders; i++) perContender.set(`${w.pid}:${i}`, 0);
   for (const g of inWindow) perContender.set(g.contender, (perContender.get(g.contender) ?? 0) + 1);
@@ -141,7 +172,11 @@ export async function runContention(
   const margin = marginMs(offsets);
   const ov = overtaking(acquires, o.slackMs, margin);
   const n = inWindow.length;
+  const violations = o.check ? all.reduce((a, r) => a + (r.ok ? (r.violations ?? 0) : 0), 0) : null;
   return {
+    kind: o.kind?.type ?? 'lock',
+    ...(o.kind?.type === 'semaphore' ? { permits: o.kind.permits } : {}),
+    ...(o.kind?.type === 'rw' ? { writeShare: o.kind.writeShare } : {}),
     procs: pool.length,
     contenders: o.contenders,
     holdMs: o.holdMs,
@@ -161,6 +196,8 @@ export async function runContention(
     maxWaitMs: waits.length ? round(Math.max(...waits), 1) : null,
     jain: round(jain([...perContender.values()]), 4),
     heldShare: round(heldMs(acquires, startAt, end) / o.durationMs, 4),
+    violations,
+    ...(o.kind?.type === 'rw' ? { rw: rwStats(acquires, startAt, end) } : {}),
     pendingAtEnd,
     clock: {
       uncertaintyMs: round(Math.max(...offsets.map((x) => x.uncertaintyMs)), 3)!,

@@ -108,6 +108,19 @@ How to read it:
   grants per contender: 1.0 is perfectly even.
 - **Think**: every contender holds ${m.thinkHoldMs} ms, then pauses 10 ms before asking again; *held* is the share
   of the run during which someone held the lock (the rest is hand-off gaps and polling sleep).
+- **Fair semaphore**: ${m.semaphore ? `${m.semaphore.contenders} contenders (spread over the ${m.procs} processes) share ${m.semaphore.permits} permits, each holding ${m.semaphore.holdMs} ms` : 'contenders share a few permits'}
+  then asking again; rows for the libraries that have a semaphore (redis-semaphore's \`Semaphore\`, which
+  retries every 10 ms). *Permits in use* is the sum of the hold intervals over the run's length (the
+  limit at best). *Over-limit holds* checks mutual exclusion without clocks: every holder \`INCRBY\`s a
+  key right after its grant and \`DECRBY\`s it right before its release, and counts a reply over the
+  limit; those two commands are left out of the per-grant counts (their round trips are in the hold).
+  Overtaking, FIFO breaks and Jain as above.
+- **Read-write**: ${m.rw ? `${m.rw.contenders} contenders, each asking for a write with probability ${m.rw.writeShare} (a seeded draw) and a read otherwise, holding ${m.rw.holdMs} ms` : 'contenders asking for reads and a few writes'};
+  fairlock only (no peer has a read-write lock). A writer waits for what was ahead of it, never for
+  readers that came later: *queued ahead* gives, for the writer that waited longest, its queue position
+  minus one when it queued and how many of those were reads. Which requests those were is decided from
+  fencing tokens, not clocks: a hand-off grant's token is its ticket, and a FIFO queue holds exactly the
+  latest queued tickets below the writer's. *Violations*: the same INCRBY check, a write counting for all.
 - **Waiters**: W acquires waiting on a lock that stays held, spread over ${m.procs} processes; commands per
   second over a ${m.waitWindowMs / 1000} s window while they wait, and Redis memory per waiter (\`used_memory\` delta / W).
   The window is the span between two \`INFO\`s, timed by Redis's own clock, and counts waiting, not

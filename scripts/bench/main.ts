@@ -7,7 +7,7 @@ import { cpus, release, type as osType } from 'node:os';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { adapterById } from './adapters/index.js';
-import { parseArgs, type BenchConfig } from './config.js';
+import { parseArgs, type BenchConfig, type Scenario } from './config.js';
 import { runContention } from './contention.js';
 import { markdown } from './docs.js';
 import { measureLatency } from './latency.js';
@@ -25,19 +25,32 @@ import { runWaiters } from './waiters.js';
 /** Commands a latency run makes that are not the lock's: its PINGs, and what clients send on connecting. */
 const HANDSHAKE = ['ping', 'hello', 'client|setinfo', 'client|setname', 'select'];
 
-const STEPS_PER_LIB = (c: BenchConfig) => 3 + c.holds.length + 1 + c.waiters.length;
+/** Progress steps of one row: each scenario it runs (and the worker start, if it needs workers). */
+function stepsOf(id: string, c: BenchConfig): number {
+  const a = adapterById(id);
+  const has = (x: Scenario) => c.scenarios.includes(x);
+  const pooled = (has('contention') ? c.holds.length : 0) + (has('think') ? 1 : 0) + (has('waiters') ? c.waiters.length : 0) +
+    (has('semaphore') && a.kinds?.semaphore ? 1 : 0) + (has('rw') && a.kinds?.rw ? 1 : 0);
+  return (has('latency') ? 1 : 0) + (has('relay') ? 1 : 0) + (pooled ? 1 + pooled : 0);
+}
+
+/** The contenders per process for `total` contenders in all over `procs` processes (at least one each). */
+const perProc = (total: number, procs: number) => Math.max(1, Math.round(total / procs));
 
 async function benchLib(
   id: string,
   c: BenchConfig,
   redis: BenchRedis,
-  relay: Relay,
+  relay: Relay | undefined,
   stats: RedisStats,
   step: (what: string) => void,
   shared?: Worker[],
 ): Promise<LibResult> {
   const adapter = adapterById(id);
-  const res: LibResult = { id, label: adapter.label, client: adapter.client, wakeup: adapter.wakeup, contention: [], waiters: [], errors: [] };
+  const res: LibResult = {
+    id, label: adapter.label, client: adapter.client, wakeup: adapter.wakeup, ...(adapter.kinds ? { kinds: adapter.kinds } : {}), contention: [], waiters: [], errors: [],
+  };
+  const has = (x: Scenario) => c.scenarios.includes(x);
   // a key prefix may not hold spaces: `fairlock (ioredis 5)` -> `bench-fairlock-ioredis-5`
   const prefix = `bench-${id.replace(/[^A-Za-z0-9]+/g, '-').replace(/-$/, '')}`;
   const attempt = async (what: string, f: () => Promise<void>) => {
@@ -48,7 +61,7 @@ async function benchLib(
       res.errors.push(`${what}: ${String((err as Error)?.message ?? err)}`);
     }
   };
-  await attempt('latency, loopback', async () => {
+  if (has('latency')) await attempt('latency, loopback', async () => {
     const s0 = await stats.snapshot();
     const L = await measureLatency(adapter, redis.url, prefix, c.loopback);
     const s1 = await stats.snapshot();
@@ -59,12 +72,17 @@ async function benchLib(
     const other = HANDSHAKE.reduce((a, k) => a + (d.byCommand[k] ?? 0), 0);
     res.loopback = { ...L, commandsPerGrant: round((d.commands - other) / grants, 2), cpuUsPerGrant: null };
   });
-  await attempt(`latency, relay ${c.relayDelayMs} ms`, async () => {
+  if (relay) await attempt(`latency, relay ${c.relayDelayMs} ms`, async () => {
     res.relay = await measureLatency(adapter, relay.url, prefix, c.relay, relay);
   });
   // Fresh workers per library (a peer's abandoned waiters must not load the next one's run),
   // except in --quick, where one pool serves every library to keep the smoke test short.
   let pool: Worker[] = shared ?? [];
+  const pooledSteps = stepsOf(id, c) - (has('latency') ? 1 : 0) - (has('relay') ? 1 : 0);
+  if (pooledSteps === 0) {
+    if (redis.owned) await stats.flushAll();
+    return res;
+  }
   await attempt(`${c.procs} worker processes`, async () => {
     if (!shared) pool = await startPool(c.procs);
     await Promise.all(pool.map((w) => w.call({ op: 'warm', lib: id }, 30_000)));
@@ -72,21 +90,44 @@ async function benchLib(
   try {
     if (pool.length) {
       const base = { contenders: c.contenders, thinkMs: 0, durationMs: c.durationMs, leadMs: c.leadMs, drainMs: c.drainMs, maxGrants: 500_000, slackMs: c.slackMs };
-      for (const holdMs of c.holds) {
-        await attempt(`${c.procs}x${c.contenders}, hold ${holdMs} ms`, async () => {
-          res.contention.push(await runContention(pool, stats, adapter, redis.url, prefix, `hot-${holdMs}`, { ...base, holdMs }));
+      if (has('contention')) {
+        for (const holdMs of c.holds) {
+          await attempt(`${c.procs}x${c.contenders}, hold ${holdMs} ms`, async () => {
+            res.contention.push(await runContention(pool, stats, adapter, redis.url, prefix, `hot-${holdMs}`, { ...base, holdMs }));
+          });
+        }
+      }
+      if (has('think')) {
+        await attempt(`think ${c.think.thinkMs} ms`, async () => {
+          res.think = await runContention(pool, stats, adapter, redis.url, prefix, 'think', { ...base, ...c.think });
         });
       }
-      await attempt(`think ${c.think.thinkMs} ms`, async () => {
-        res.think = await runContention(pool, stats, adapter, redis.url, prefix, 'think', { ...base, ...c.think });
-      });
-      for (const w of c.waiters) {
-        await attempt(`${w} waiters`, async () => {
-          res.waiters.push(await runWaiters(pool, stats, adapter, redis.url, prefix, w, { counts: c.waiters, windowMs: c.waitWindowMs, queueCapMs: c.waitQueueCapMs }));
+      if (has('semaphore') && adapter.kinds?.semaphore) {
+        const s = c.semaphore;
+        const per = perProc(s.contenders, pool.length);
+        await attempt(`semaphore of ${s.permits}, ${pool.length}x${per}`, async () => {
+          res.semaphore = await runContention(pool, stats, adapter, redis.url, prefix, 'sem', {
+            ...base, contenders: per, holdMs: s.holdMs, kind: { type: 'semaphore', permits: s.permits }, check: true,
+          });
         });
+      }
+      if (has('rw') && adapter.kinds?.rw) {
+        const per = perProc(c.rw.contenders, pool.length);
+        await attempt(`read-write ${Math.round((1 - c.rw.writeShare) * 100)}/${Math.round(c.rw.writeShare * 100)}, ${pool.length}x${per}`, async () => {
+          res.rw = await runContention(pool, stats, adapter, redis.url, prefix, 'rw', {
+            ...base, contenders: per, holdMs: c.rw.holdMs, kind: { type: 'rw', writeShare: c.rw.writeShare }, check: true,
+          });
+        });
+      }
+      if (has('waiters')) {
+        for (const w of c.waiters) {
+          await attempt(`${w} waiters`, async () => {
+            res.waiters.push(await runWaiters(pool, stats, adapter, redis.url, prefix, w, { counts: c.waiters, windowMs: c.waitWindowMs, queueCapMs: c.waitQueueCapMs }));
+          });
+        }
       }
     } else {
-      for (let i = 0; i < c.holds.length + 1 + c.waiters.length; i++) step(`${id}: skipped`);
+      for (let i = 0; i < pooledSteps - 1; i++) step(`${id}: skipped`);
     }
   } finally {
     for (const w of pool) res.errors.push(...w.errors.splice(0));
@@ -131,8 +172,8 @@ async function main(): Promise<void> {
   try {
     stats = await RedisStats.connect(redis.url);
     if (redis.owned) await stats.flushAll();
-    relay = await spawnRelay(redis.url, c.relayDelayMs);
-    const total = c.libs.length * STEPS_PER_LIB(c);
+    if (c.scenarios.includes('relay')) relay = await spawnRelay(redis.url, c.relayDelayMs);
+    const total = c.libs.reduce((a, id) => a + stepsOf(id, c), 0);
     if (c.progress && process.stderr.isTTY !== undefined) {
       bar = new cliProgress.SingleBar(
         { format: 'bench [{bar}] {value}/{total} | {eta_formatted} left | {step}', stream: process.stderr, hideCursor: true, etaBuffer: 20 },
@@ -146,7 +187,8 @@ async function main(): Promise<void> {
       else if (!c.quick || process.env.BENCH_TRACE) console.error(`[${++done}/${total}] ${((Date.now() - started) / 1000).toFixed(1)} s ${what}`);
     };
     const libs: LibResult[] = [];
-    shared = c.quick ? await startPool(c.procs) : undefined;
+    const pooled = c.libs.some((id) => stepsOf(id, c) > (c.scenarios.includes('latency') ? 1 : 0) + (c.scenarios.includes('relay') ? 1 : 0));
+    shared = c.quick && pooled ? await startPool(c.procs) : undefined;
     for (const id of c.libs) libs.push(await benchLib(id, c, redis, relay, stats, step, shared));
     bar?.update(total, { step: 'done' });
     bar?.stop();
@@ -166,11 +208,14 @@ async function main(): Promise<void> {
         thinkHoldMs: c.think.holdMs,
         procs: c.procs,
         contenders: c.contenders,
+        scenarios: c.scenarios,
+        semaphore: c.semaphore,
+        rw: c.rw,
         quick: c.quick,
         elapsedSec: round((Date.now() - started) / 1000, 1)!,
       },
       libs,
-      targets: checkTargets(libs),
+      targets: checkTargets(libs, c.scenarios),
     };
     mkdirSync(c.outDir, { recursive: true });
     const json = `${JSON.stringify(results, null, 2)}\n`;

@@ -8,12 +8,11 @@
  *   fairlock  lock.acquire() + lease.release()
  * and reads Redis's own usec_per_call for the scripts from INFO commandstats.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { createClient } from 'redis';
 import { FairLocks as FairLocksSrc } from '../../src/index.js';
-import { lockKeys } from '../../src/keys.js';
+import { newProtocol, shaOf } from './lua-bodies.js';
 import { dist } from './stats.js';
 import { startBenchRedis } from './redis-server.js';
 
@@ -26,15 +25,13 @@ const redis = await startBenchRedis();
 try {
   const client = createClient({ url: redis.url });
   await client.connect();
-  const read = (n: string) => readFileSync(new URL(`../../src/lua/${n}.lua`, import.meta.url), 'utf8');
-  const common = read('common');
-  const body = (n: string) => `${common}\n${read(n)}`;
+  // the scripts as src/protocol/scripts.ts builds them (the same SHAs: fairlock's calls below hit them)
+  const p = newProtocol();
   const sha = async (b: string) => String(await client.sendCommand(['SCRIPT', 'LOAD', b]));
-  const acq = await sha(body('acquire'));
-  const rel = await sha(body('release'));
+  const acq = await sha(p.body('acquire'));
+  const rel = await sha(p.body('release'));
   const noop = await sha(`local t = redis.call('TIME') return {1, tonumber(t[1])}`);
-  const keys = lockKeys('p', 'raw');
-  const k4 = ['4', keys.owner, keys.queue, keys.sessions, keys.counter];
+  const keys = p.keys('p', 'raw');
   const sid = randomBytes(8).toString('hex');
   const locks = new FairLocks(client as never, { prefix: 'f' });
   const lock = locks.lock('x');
@@ -52,9 +49,9 @@ try {
       await client.sendCommand(['EVALSHA', noop, '0']);
     }],
     ['raw2', async () => {
-      const id = `${sid}:${(++seq).toString(36)}:5000:1`;
-      await client.sendCommand(['EVALSHA', acq, ...k4, id, '5000', 'wait', 'p']);
-      await client.sendCommand(['EVALSHA', rel, ...k4, id, 'p']);
+      const id = p.id(sid, ++seq);
+      await client.sendCommand(['EVALSHA', acq, ...keys, id, ...p.acquireArgs(5000, 'wait', 'p')]);
+      await client.sendCommand(['EVALSHA', rel, ...keys, id, 'p']);
     }],
     ['fairlock', async () => (await lock.acquire()).release()],
   ];
@@ -72,9 +69,9 @@ try {
     out[k] = { p50_us: Math.round(d.p50! * 1000), p99_us: Math.round(d.p99! * 1000), x_ping: +(d.p50! / dist(t.ping!).p50!).toFixed(2) };
   }
   console.log(JSON.stringify(out, null, 1));
-  console.log(stats.split('\n').filter((l) => /evalsha|ping|cmdstat_(get|set|zscore|zcard|hset|hget|pexpire|zpopmin|del|time|publish)/.test(l)).join('\n'));
+  console.log(stats.split('\n').filter((l) => /evalsha|ping|cmdstat_(time|hgetall|hset|hdel|pexpire|pttl|zrange|zrem|zscore|zadd|zcard|zrank|publish)/.test(l)).join('\n'));
   console.log(`client process CPU per iteration (all four steps): ${((cpu.user + cpu.system) / N).toFixed(0)} us`);
-  console.log(`script sizes: acquire ${body('acquire').length} B, release ${body('release').length} B; sha check ${createHash('sha1').update(body('acquire')).digest('hex') === acq}`);
+  console.log(`script sizes: acquire ${p.body('acquire').length} B, release ${p.body('release').length} B; sha check ${shaOf(p.body('acquire')) === acq}`);
   await locks.close();
   await client.quit();
 } finally {

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { createClient } from 'redis';
 import { FairLocks as FairLocksSrc } from '../../src/index.js';
 import { sleep } from './clock.js';
+import { newProtocol, shaOf } from './lua-bodies.js';
 import { startBenchRedis } from './redis-server.js';
 import { spawnRelay } from './relay.js';
 import { dist } from './stats.js';
@@ -84,10 +85,9 @@ try {
   // Redis-side time per script, by what it did (slowlog: every command with its duration)
   const log = (await cx.sendCommand(['SLOWLOG', 'GET', '100000'])) as [number, number, number, string[]][];
   const shas = new Map<string, string>();
-  const read = (n: string) => import('node:fs').then((fs) => fs.readFileSync(new URL(`../../src/lua/${n}.lua`, import.meta.url), 'utf8'));
-  const common = await read('common');
-  const { createHash } = await import('node:crypto');
-  for (const n of ['acquire', 'release']) shas.set(createHash('sha1').update(`${common}\n${await read(n)}`).digest('hex'), n);
+  // the SHAs fairlock sends (src/protocol/scripts.ts builds the bodies the same way)
+  const p = newProtocol();
+  for (const n of ['acquire', 'release', 'heartbeat', 'cancel'] as const) shas.set(shaOf(p.body(n)), n);
   shas.set(pubSha, 'publish-floor');
   const by = new Map<string, number[]>();
   for (const [, , us, args] of log) {

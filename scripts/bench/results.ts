@@ -12,6 +12,12 @@ export interface LibResult {
   relay?: LatencyResult;
   contention: ContendResult[];
   think?: ContendResult;
+  /** The fair-semaphore scenario (libraries with a semaphore: Adapter.kinds). */
+  semaphore?: ContendResult;
+  /** The read-write scenario (libraries with a read-write lock). */
+  rw?: ContendResult;
+  /** What the library used for those, when it has them (Adapter.kinds). */
+  kinds?: { semaphore?: string; rw?: string };
   waiters: WaitersResult[];
   errors: string[];
 }
@@ -39,6 +45,10 @@ export interface BenchResults {
     thinkHoldMs: number;
     procs: number;
     contenders: number;
+    /** The scenarios run (older runs: absent, all of the time). */
+    scenarios?: string[];
+    semaphore?: { permits: number; contenders: number; holdMs: number };
+    rw?: { contenders: number; writeShare: number; holdMs: number };
     quick: boolean;
     elapsedSec: number;
   };

@@ -33,6 +33,10 @@ export interface Grant {
   rel: number;
   queuedAt?: number;
   token?: number;
+  /** Read-write runs: which side was asked for. */
+  mode?: 'r' | 'w';
+  /** The queue position onQueued reported (1 = next); absent when granted at once. */
+  position?: number;
 }
 
 /** An acquire still waiting at the end, on its process's clock; `waitedMs` measured there too. */
@@ -41,6 +45,8 @@ export interface Pending {
   start: number;
   queuedAt?: number;
   waitedMs: number;
+  mode?: 'r' | 'w';
+  position?: number;
 }
 
 /**
@@ -56,6 +62,10 @@ export interface Acquire {
   rel: number;
   queuedAt?: number;
   token?: number;
+  mode?: 'r' | 'w';
+  position?: number;
+  /** Still waiting at the end: how long so far, on its own process's clock. */
+  waitedMs?: number;
 }
 
 /** Last index i with xs[i] < bound (xs sorted ascending), or -1. */
@@ -162,6 +172,84 @@ export function heldMs(acquires: Acquire[], from: number, to: number): number {
   let sum = 0;
   for (const a of acquires) if (Number.isFinite(a.got)) sum += Math.max(0, Math.min(a.rel, to) - Math.max(a.got, from));
   return sum;
+}
+
+/** A read-write run's figures: throughput by side, and what each writer had ahead of it. */
+export interface RwStats {
+  /** Grants inside the run's window. */
+  reads: number;
+  writes: number;
+  readsPerSec: number;
+  writesPerSec: number;
+  /** Longest wait of a reader / a writer (still waiting at the end counts with its wait so far). */
+  readerMaxWaitMs: number | null;
+  writerMaxWaitMs: number | null;
+  writerWaitP50Ms: number | null;
+  /**
+   * The writer that waited longest, and what was queued ahead of it when it queued: `queuedAhead`
+   * = its onQueued position - 1 (0 when granted at once; null when still waiting at the end and not
+   * yet queued), of which `readsAhead` reads (null when that cannot be resolved from the tokens,
+   * e.g. it was still waiting at the end).
+   */
+  longestWriter: { waitMs: number; queuedAhead: number | null; readsAhead: number | null; granted: boolean } | null;
+  /** Of every writer, the most reads that were queued ahead of it. */
+  maxReadsAheadOfWriter: number | null;
+  /** Writers that were queued (not granted at once). */
+  writersQueued: number;
+  /** Queued writers whose reads ahead could not be resolved from the tokens (should be 0 for granted ones). */
+  unresolved: number;
+}
+
+/**
+ * Read-write figures. What was ahead of a writer W when it queued is decided from tokens, no clock:
+ * in a strict FIFO queue every enqueue appends and every grant takes the head, so the queue when W
+ * joined held exactly the `position - 1` queued requests with the largest tickets below W's. A
+ * fairlock hand-off grant's token IS the request's ticket, so for a granted W those are the
+ * `position - 1` queued acquires (onQueued fired) with the largest tokens below W's token (each of
+ * them was granted before W: FIFO).
+ */
+export function rwStats(acquires: Acquire[], from: number, to: number): RwStats {
+  const inWindow = acquires.filter((a) => a.got >= from && a.got <= to);
+  const seconds = (to - from) / 1000;
+  const wait = (a: Acquire) => (Number.isFinite(a.got) ? a.got - a.start : (a.waitedMs ?? 0));
+  const queued = acquires
+    .filter((a) => a.queuedAt !== undefined && a.token !== undefined && Number.isFinite(a.got))
+    .sort((x, y) => x.token! - y.token!);
+  const index = new Map(queued.map((a, i) => [a, i]));
+  const readers = acquires.filter((a) => a.mode === 'r');
+  const writers = acquires.filter((a) => a.mode === 'w');
+  let longest: RwStats['longestWriter'] = null;
+  let maxReads: number | null = null;
+  let unresolved = 0;
+  let writersQueued = 0;
+  for (const w of writers) {
+    const isQueued = w.position !== undefined;
+    const granted = Number.isFinite(w.got);
+    if (isQueued) writersQueued++;
+    const ahead = isQueued ? w.position! - 1 : granted ? 0 : null;
+    let reads: number | null = isQueued || !granted ? null : 0;
+    const i = index.get(w);
+    if (ahead !== null && isQueued && i !== undefined && i - ahead >= 0) reads = queued.slice(i - ahead, i).filter((a) => a.mode === 'r').length;
+    if (isQueued && reads === null && granted) unresolved++;
+    if (reads !== null) maxReads = Math.max(maxReads ?? 0, reads);
+    const ms = wait(w);
+    if (!longest || ms > longest.waitMs) longest = { waitMs: ms, queuedAhead: ahead, readsAhead: reads, granted };
+  }
+  const maxOf = (xs: Acquire[]) => (xs.length ? Math.max(...xs.map(wait)) : null);
+  const r1 = (x: number | null) => round(x, 1);
+  return {
+    reads: inWindow.filter((a) => a.mode === 'r').length,
+    writes: inWindow.filter((a) => a.mode === 'w').length,
+    readsPerSec: round(inWindow.filter((a) => a.mode === 'r').length / seconds, 1)!,
+    writesPerSec: round(inWindow.filter((a) => a.mode === 'w').length / seconds, 1)!,
+    readerMaxWaitMs: r1(maxOf(readers)),
+    writerMaxWaitMs: r1(maxOf(writers)),
+    writerWaitP50Ms: r1(dist(writers.map(wait)).p50),
+    longestWriter: longest && { ...longest, waitMs: r1(longest.waitMs)! },
+    maxReadsAheadOfWriter: maxReads,
+    writersQueued,
+    unresolved,
+  };
 }
 
 export const round = (x: number | null | undefined, digits = 2): number | null =>

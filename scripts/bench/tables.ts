@@ -1,4 +1,5 @@
 /** The result tables, as rows of strings: rendered for the terminal and as Markdown. */
+import type { ContendResult } from './contention.js';
 import type { BenchResults, LibResult } from './results.js';
 import type { WaitersResult } from './waiters.js';
 
@@ -36,14 +37,87 @@ function windowFrom(ws: WaitersResult[]): string {
   return 'n/a';
 }
 
+/** "3 (2 reads)": what was queued ahead of the writer that waited longest. */
+function ahead(c: ContendResult | undefined): string {
+  const w = c?.rw?.longestWriter;
+  if (!w) return 'n/a';
+  if (w.queuedAhead === null) return 'not queued yet, still waiting';
+  return `${w.queuedAhead} (${w.readsAhead ?? '?'} reads)${w.granted ? '' : ', still waiting'}`;
+}
+
+/** Tables for the semaphore and read-write scenarios: a row per library that has the primitive. */
+function kindTables(r: BenchResults): Table[] {
+  const out: Table[] = [];
+  const sem = r.libs.filter((l) => l.kinds?.semaphore && (l.semaphore || l.errors.length));
+  const s0 = sem.find((l) => l.semaphore)?.semaphore;
+  if (s0) {
+    out.push({
+      title: `Fair semaphore: ${s0.permits} permits, ${s0.procs}x${s0.contenders} contenders (processes x contenders), each holding ${s0.holdMs} ms`,
+      headers: ['library', 'grants/s', 'longest wait', 'Jain', 'overtaking grants', 'FIFO breaks', 'permits in use (avg)', 'over-limit holds', 'Redis cmds / grant', 'Redis CPU / grant'],
+      rows: sem.map((l) => {
+        const c = l.semaphore;
+        return [
+          l.id,
+          big(c?.grantsPerSec),
+          c?.maxWaitMs == null ? 'n/a' : `${ms1(c.maxWaitMs)} ms`,
+          n(c?.jain, 3),
+          c ? `${c.overtook} (${pct(c.overtakingShare)})` : 'n/a',
+          c?.fifoViolations == null ? '-' : String(c.fifoViolations),
+          n(c?.heldShare, 2),
+          c?.violations == null ? 'n/a' : String(c.violations),
+          n(c?.commandsPerGrant, 1),
+          c?.cpuUsPerGrant == null ? 'n/a' : `${c.cpuUsPerGrant.toFixed(0)} us`,
+        ];
+      }),
+    });
+  }
+  const rw = r.libs.filter((l) => l.kinds?.rw && (l.rw || l.errors.length));
+  const r0 = rw.find((l) => l.rw)?.rw;
+  if (r0) {
+    const w = r0.writeShare ?? 0;
+    const without = r.libs.filter((l) => !l.kinds?.rw).map((l) => l.id);
+    out.push({
+      title:
+        `Read-write lock: ${Math.round((1 - w) * 100)}% reads, ${Math.round(w * 100)}% writes, ${r0.procs}x${r0.contenders} contenders, each holding ${r0.holdMs} ms` +
+        (without.length ? ` (${without.join(', ')}: no read-write lock)` : ''),
+      headers: [
+        'library', 'reads/s', 'writes/s', 'longest wait: reader', 'writer', 'writer wait p50',
+        'queued ahead of the longest-waiting writer', 'most reads ahead of a writer', 'FIFO breaks', 'violations', 'Jain', 'Redis cmds / grant',
+      ],
+      rows: rw.map((l) => {
+        const c = l.rw;
+        const x = c?.rw;
+        return [
+          l.id,
+          big(x?.readsPerSec),
+          big(x?.writesPerSec),
+          x?.readerMaxWaitMs == null ? 'n/a' : `${ms1(x.readerMaxWaitMs)} ms`,
+          x?.writerMaxWaitMs == null ? 'n/a' : `${ms1(x.writerMaxWaitMs)} ms`,
+          x?.writerWaitP50Ms == null ? 'n/a' : `${ms1(x.writerWaitP50Ms)} ms`,
+          ahead(c),
+          x?.maxReadsAheadOfWriter == null ? 'n/a' : String(x.maxReadsAheadOfWriter),
+          c?.fifoViolations == null ? '-' : String(c.fifoViolations),
+          c?.violations == null ? 'n/a' : String(c.violations),
+          n(c?.jain, 3),
+          n(c?.commandsPerGrant, 1),
+        ];
+      }),
+    });
+  }
+  return out;
+}
+
 export function tables(r: BenchResults): Table[] {
+  // a run of some scenarios only (--scenarios) leaves the others' tables out
+  const ran = (k: 'loopback' | 'relay' | 'contention' | 'waiters') =>
+    r.libs.some((l) => (k === 'contention' ? l.contention.length > 0 || l.think : k === 'waiters' ? l.waiters.length > 0 : l[k]));
   const holds = [...new Set(r.libs.flatMap((l) => l.contention.map((c) => c.holdMs)))];
   const waiters = [...new Set(r.libs.flatMap((l) => l.waiters.map((w) => w.waiters)))];
   const shape = `${r.meta.procs}x${r.meta.contenders}`;
   const cont = (l: LibResult, h: number) => l.contention.find((c) => c.holdMs === h);
   const main = holds.includes(1) ? 1 : holds[0]!;
-  return [
-    {
+  const base: (Table | false)[] = [
+    ran('loopback') && {
       title: 'Latency on loopback (one process; ratios to the PING p50 of each row\'s own client)',
       headers: ['library', 'PING p50 / p99', 'acquire+release p50 / p99', 'x PING', 'hand-off p50 / p99', 'x PING', 'Redis cmds / grant'],
       rows: r.libs.map((l) => {
@@ -59,7 +133,7 @@ export function tables(r: BenchResults): Table[] {
         ];
       }),
     },
-    {
+    ran('relay') && {
       title: `Latency through a relay delaying every chunk ${r.meta.relayDelayMs} ms each way (round trips decide)`,
       headers: ['library', 'PING p50', 'acquire+release p50', 'x PING', 'hand-off p50 / p99', 'x PING', 'round trips / grant'],
       rows: r.libs.map((l) => {
@@ -75,7 +149,7 @@ export function tables(r: BenchResults): Table[] {
         ];
       }),
     },
-    {
+    ran('contention') && {
       title: `One hot lock, ${shape} (processes x contenders); fairness and Redis cost from the hold ${main} ms run`,
       headers: [
         'library',
@@ -109,7 +183,7 @@ export function tables(r: BenchResults): Table[] {
         ];
       }),
     },
-    {
+    ran('waiters') && {
       title: 'W waiters on a held lock: Redis commands per second while they wait, Redis memory per waiter',
       headers: [
         'library',
@@ -125,6 +199,7 @@ export function tables(r: BenchResults): Table[] {
       ]),
     },
   ];
+  return [...base.filter((t): t is Table => t !== false), ...kindTables(r)];
 }
 
 export function renderTerminal(ts: Table[]): string {

@@ -4,8 +4,9 @@
  * process's offset with `clock` ping-pongs and converts, and times it sends here (`startAt`) are
  * already converted to this process's clock. Durations it reports (`waitedMs`) are measured here.
  */
+import { createClient } from 'redis';
 import { adapterById } from './adapters/index.js';
-import type { LockClient } from './adapters/types.js';
+import type { AcquireHooks, LockClient } from './adapters/types.js';
 import { now, sleep, within } from './clock.js';
 import type { Grant, Pending } from './stats.js';
 
@@ -25,6 +26,16 @@ export type WorkerCommand =
       durationMs: number;
       drainMs: number;
       maxGrants: number;
+      /** What to contend for: the lock (default), a semaphore's permits, or a read-write lock's sides. */
+      kind?: ContendKind;
+      /**
+       * A Redis key every holder INCRBYs after its grant and DECRBYs before its release (a permit or
+       * a read 1, a write 1,000,000): a reply over the limit is a holder that overlapped others it
+       * must exclude (Redis orders the two, no clock). These commands are left out of the counts.
+       */
+      checkKey?: string;
+      /** Seeds the read/write draws (the worker's index). */
+      seed?: number;
     }
   | { op: 'prepare'; id: number; lib: string; url: string; prefix: string; name: string }
   /** Loads the library's client module before the first timed run (adapter.warm). */
@@ -39,8 +50,24 @@ export type WorkerCommand =
   /** Answered at once with this process's now(): one round of the parent's offset measurement. */
   | { op: 'clock'; id: number };
 
+export type ContendKind = { type: 'semaphore'; permits: number } | { type: 'rw'; writeShare: number };
+
+/** The weight a holder adds to the check key: a write excludes everyone, so it counts for all. */
+export const CHECK_WRITE = 1_000_000;
+
 export type WorkerReply =
-  | { id: number; ok: true; grants?: Grant[]; pending?: Pending[]; granted?: number; queued?: number; clock?: number; cpuUs?: number }
+  | {
+      id: number;
+      ok: true;
+      grants?: Grant[];
+      pending?: Pending[];
+      granted?: number;
+      queued?: number;
+      clock?: number;
+      cpuUs?: number;
+      /** Holders that found the check key over the limit (see `checkKey`). */
+      violations?: number;
+    }
   | { id: number; ok: false; error: string };
 
 // Abandoned waits of destroyed clients reject later (some libraries do not catch their own).
@@ -52,24 +79,68 @@ process.on('uncaughtException', (err) => {
 });
 process.on('disconnect', () => process.exit(0));
 
+/** A small seeded PRNG (mulberry32): the read/write draws of a run repeat with its seeds. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<WorkerReply> {
   const client = await adapterById(c.lib).create(c.url, c.prefix);
+  const kind = c.kind;
+  if (kind?.type === 'semaphore' && !client.semaphore) throw new Error(`${c.lib} has no semaphore`);
+  if (kind?.type === 'rw' && !client.readWrite) throw new Error(`${c.lib} has no read-write lock`);
+  const checker = c.checkKey ? createClient({ url: c.url, socket: { reconnectStrategy: false } }) : undefined;
+  checker?.on('error', () => undefined);
+  await checker?.connect();
+  const limit = kind?.type === 'semaphore' ? kind.permits : 1;
+  let violations = 0;
   const grants: Grant[] = [];
-  const waits: ({ start: number; queuedAt?: number } | undefined)[] = [];
+  const waits: ({ start: number; queuedAt?: number; position?: number; mode?: 'r' | 'w' } | undefined)[] = [];
   const end = c.startAt + c.durationMs;
+  const acquireOne = (name: string, mode: 'r' | 'w' | undefined, hooks?: AcquireHooks) =>
+    kind?.type === 'semaphore'
+      ? client.semaphore!(name, kind.permits, hooks)
+      : kind?.type === 'rw'
+        ? client.readWrite!(name, mode === 'w' ? 'write' : 'read', hooks)
+        : client.acquire(name, hooks);
+  // One grant of the same kind on a name of its own before the window: the library's connections
+  // (fairlock's subscriber), its scripts in Redis and its code paths are warm when the run starts,
+  // so a short run does not measure a first use. Bounded by the lead time; a slow one just ends late.
+  await within((async () => (await acquireOne(`${c.name}:warm`, 'r')).release())().catch(() => undefined), c.startAt - now());
   await sleep(c.startAt - now());
   const cpu0 = process.cpuUsage(); // this process's CPU over the run: the client's (and fairlock's) JS per grant
   let total = 0;
   const loop = async (i: number) => {
     const who = `${process.pid}:${i}`;
+    const draw = prng((c.seed ?? 0) * 1_000 + i + 1);
     while (now() < end && total < c.maxGrants) {
-      const w: { start: number; queuedAt?: number } = { start: now() };
+      const mode = kind?.type === 'rw' ? (draw() < kind.writeShare ? 'w' : 'r') : undefined;
+      const w: { start: number; queuedAt?: number; position?: number; mode?: 'r' | 'w' } = { start: now(), ...(mode ? { mode } : {}) };
       waits[i] = w;
-      const held = await client.acquire(c.name, { onQueued: () => (w.queuedAt ??= now()) });
+      const hooks = {
+        onQueued: (position: number) => {
+          w.queuedAt ??= now();
+          w.position ??= position;
+        },
+      };
+      const held = await acquireOne(c.name, mode, hooks);
       const got = now();
       waits[i] = undefined;
+      const weight = mode === 'w' ? CHECK_WRITE : 1;
+      if (checker) {
+        const v = Number(await checker.incrBy(c.checkKey!, weight));
+        if (mode === 'w' ? v !== CHECK_WRITE : mode === 'r' ? v >= CHECK_WRITE : v > limit) violations++;
+      }
       if (c.holdMs > 0) await sleep(c.holdMs);
       const rel = now();
+      if (checker) await checker.decrBy(c.checkKey!, weight);
       await held.release();
       grants.push({
         contender: who,
@@ -78,6 +149,8 @@ async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<Wo
         rel,
         ...(w.queuedAt === undefined ? {} : { queuedAt: w.queuedAt }),
         ...(held.token === undefined ? {} : { token: held.token }),
+        ...(mode ? { mode } : {}),
+        ...(w.position === undefined ? {} : { position: w.position }),
       });
       total++;
       if (c.thinkMs > 0) await sleep(c.thinkMs);
@@ -89,11 +162,21 @@ async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<Wo
   const drained = await within(loops.then(() => true), c.drainMs);
   const at = now();
   const pending: Pending[] = waits.flatMap((w, i) =>
-    w ? [{ contender: `${process.pid}:${i}`, start: w.start, waitedMs: at - w.start, ...(w.queuedAt === undefined ? {} : { queuedAt: w.queuedAt }) }] : [],
+    w
+      ? [{
+          contender: `${process.pid}:${i}`,
+          start: w.start,
+          waitedMs: at - w.start,
+          ...(w.queuedAt === undefined ? {} : { queuedAt: w.queuedAt }),
+          ...(w.mode ? { mode: w.mode } : {}),
+          ...(w.position === undefined ? {} : { position: w.position }),
+        }]
+      : [],
   );
   if (drained) await client.close();
   else await client.destroy();
-  return { id: c.id, ok: true, grants, pending, cpuUs: cpu.user + cpu.system };
+  await checker?.quit().catch(() => undefined);
+  return { id: c.id, ok: true, grants, pending, cpuUs: cpu.user + cpu.system, ...(checker ? { violations } : {}) };
 }
 
 async function warm(c: Extract<WorkerCommand, { op: 'warm' }>): Promise<WorkerReply> {

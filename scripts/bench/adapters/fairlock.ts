@@ -1,6 +1,6 @@
-import { FairLocks } from '../../../src/index.js';
+import { FairLocks, type Lease } from '../../../src/index.js';
 import type { ClientFamily } from './clients.js';
-import type { Adapter, LockClient } from './types.js';
+import type { AcquireHooks, Adapter, Held, LockClient } from './types.js';
 
 /**
  * fairlock with its defaults (FIFO queue in Lua, one PUBLISH wakes the next holder) on one client
@@ -13,17 +13,18 @@ export function fairlockOn(family: ClientFamily): Adapter {
     client: family.name,
     wakeup: 'direct hand-off + PUBLISH to the next waiter',
     reportsQueued: true,
+    kinds: { semaphore: 'locks.semaphore(name, { permits })', rw: 'locks.readWrite(name)' },
     warm: async () => void (await family.load()),
     async create(url, prefix): Promise<LockClient> {
       const client = await family.connect(url);
       const locks = new FairLocks(client.raw as never, { prefix });
       let closed = false;
+      const options = (hooks?: AcquireHooks) => (hooks?.onQueued ? { timeoutMs: 600_000, onQueued: hooks.onQueued } : { timeoutMs: 600_000 });
+      const held = (lease: Lease): Held => ({ release: () => lease.release(), token: lease.token });
       return {
-        async acquire(name, hooks) {
-          const onQueued = hooks?.onQueued;
-          const lease = await locks.lock(name).acquire(onQueued ? { timeoutMs: 600_000, onQueued } : { timeoutMs: 600_000 });
-          return { release: () => lease.release(), token: lease.token };
-        },
+        acquire: async (name, hooks) => held(await locks.lock(name).acquire(options(hooks))),
+        semaphore: async (name, permits, hooks) => held(await locks.semaphore(name, { permits }).acquire(options(hooks))),
+        readWrite: async (name, mode, hooks) => held(await locks.readWrite(name)[mode]().acquire(options(hooks))),
         ping: async () => void (await client.ping()),
         async close() {
           if (closed) return;

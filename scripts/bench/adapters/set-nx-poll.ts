@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import { Destroyed, sleep, type Adapter, type LockClient } from './types.js';
 
-const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+/** The release: compare-and-delete (also what scripts/bench/cost.ts measures as the baseline). */
+export const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
 /** The classic seed pattern: SET key token NX PX, polled with a sleep; compare-and-delete to release. */
 export function setNxPoll(pollMs: number): Adapter {

@@ -16,6 +16,10 @@ export interface AcquireHooks {
 export interface LockClient {
   /** Blocks until `name` is held (peers with a retry limit are retried until they get it). */
   acquire(name: string, hooks?: AcquireHooks): Promise<Held>;
+  /** One permit of the counting semaphore `name` of `permits` permits (Adapter.kinds has 'semaphore'). */
+  semaphore?(name: string, permits: number, hooks?: AcquireHooks): Promise<Held>;
+  /** One side of the read-write lock `name` (Adapter.kinds has 'rw'). */
+  readWrite?(name: string, mode: 'read' | 'write', hooks?: AcquireHooks): Promise<Held>;
   /** One PING on this library's own client: the floor its latencies are compared with. */
   ping(): Promise<void>;
   /** Graceful: releases what it holds, closes its connections. */
@@ -33,6 +37,8 @@ export interface Adapter {
   wakeup: string;
   /** Calls `onQueued` once a waiter is in its queue, so a bench can tell when enqueuing is over. */
   reportsQueued?: boolean;
+  /** What else the library offers besides a lock, each behind a LockClient method, and how it does it. */
+  kinds?: { semaphore?: string; rw?: string };
   create(url: string, prefix: string): Promise<LockClient>;
   /** Loads what create() loads lazily, so that a worker's first timed run does not pay for it. */
   warm?(): Promise<void>;
