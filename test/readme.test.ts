@@ -57,3 +57,10 @@ test.serial('the await using example runs through tsx', async (t) => {
   t.regex(out, /await using: token \d{16}/);
   t.regex(out, /free again: true/);
 });
+
+test.serial('the three primitives example runs with node', async (t) => {
+  const out = await run(block('primitives'), 'mjs');
+  t.regex(out, /semaphore: 0 permits left/);
+  t.regex(out, /readers together: read read/);
+  t.regex(out, /downgrade shares the token: true/);
+});
