@@ -20,38 +20,49 @@ test.after.always(async () => {
   await server?.stop();
 });
 
+/** Every await of this test is bounded: a hang (one was seen once in CI, on Node 24, under load) fails naming its step. */
+async function step<T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`step "${what}" took over ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 test('a holder cut off from Redis aborts its signal while Redis still names it the holder', async (t) => {
   const prefix = newPrefix();
-  const admin = await openClient(t, server.url);
-  const client = await openClient(t, server.url);
+  const admin = await step('open admin', openClient(t, server.url));
+  const client = await step('open client', openClient(t, server.url));
   const locks = newLocks(t, client, { prefix, ...OPTS });
   const keys = lockKeys(prefix, 'p');
-  const lease = await locks.lock('p').acquire();
+  const lease = await step('first acquire', locks.lock('p').acquire());
   await new Promise((r) => setTimeout(r, 2 * OPTS.heartbeatMs)); // a few renewals went through
 
   // Only the admin connection may stay: cut the others and refuse their reconnects.
-  await admin.sendCommand(['CONFIG', 'SET', 'maxclients', '1']);
+  await step('maxclients 1', admin.sendCommand(['CONFIG', 'SET', 'maxclients', '1']));
   scopeOf(t).add(() => admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000'])); // first thing at teardown
-  await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']);
-  await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+  await step('kill normal', admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']));
+  await step('kill pubsub', admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']));
   const cutAt = Date.now();
 
-  const reason = await whenAborted(lease.signal);
+  const reason = await step('the abort', whenAborted(lease.signal));
   // Right at the abort, Redis must still hold the grant: nobody else can have been granted yet.
-  const entries = await holdersAt(admin, keys.state);
-  const left = entries.length > 0 ? entries[0]!.exp - (await redisNow(admin)) : -2;
+  const entries = await step('read the holders', holdersAt(admin, keys.state));
+  const left = entries.length > 0 ? entries[0]!.exp - (await step('read TIME', redisNow(admin))) : -2;
   t.log(`aborted ${Date.now() - cutAt} ms after the cut; Redis lease left then: ${left} ms`);
   t.true(left > 0, `the holder entry still lives in Redis (${left} ms left)`);
   t.deepEqual(entries.map((h) => h.id), [lease.id], 'and it is this lease');
   t.is((reason as { code?: string }).code, 'LOCK_LOST');
   t.true(Date.now() - cutAt <= OPTS.leaseMs + 1500, 'aborted within about one lease of the cut');
 
-  await admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000']);
-  await t.throwsAsync(lease.release(), { code: 'LOCK_LOST' } as never);
-  const next = await locks.lock('p').acquire({ timeoutMs: 5_000 });
+  await step('maxclients back', admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000']));
+  await t.throwsAsync(step('the release', lease.release()), { code: 'LOCK_LOST' } as never);
+  const next = await step('the next acquire', locks.lock('p').acquire({ timeoutMs: 5_000 }));
   t.true(next.token > lease.token);
-  await next.release();
-  await locks.close();
-  await client.quit();
-  await admin.quit();
+  await step('the next release', next.release());
+  await step('close', locks.close());
+  await step('quit client', client.quit());
+  await step('quit admin', admin.quit());
 });
