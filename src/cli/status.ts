@@ -5,8 +5,8 @@
  */
 import { Command, Option } from 'commander';
 import { FairLocks, type LockInfo } from '../index.js';
-import { unescapeName } from '../protocol/keys.js';
 import { bounded, closeRedis, connectRedis, formatMs, parseCount, redisOptions, say, toCliError, type Client } from './common.js';
+import { kindColumn, listNames } from './listing.js';
 
 export interface StatusOptions {
   redis: string;
@@ -73,7 +73,7 @@ export async function runStatus(name: string | undefined, options: StatusOptions
       const status: LockStatus = { name, prefix: options.prefix, ...info };
       process.stdout.write(options.json ? JSON.stringify(status, null, 2) + '\n' : formatLock(status));
     } else {
-      const { names, truncated } = await listNames(client, options);
+      const { names, truncated } = await listNames(client, options.prefix, { limit: options.limit, maxCalls: SCAN_MAX_CALLS, maxMs: SCAN_MAX_MS });
       const rows: LockSummary[] = [];
       for (const n of names) {
         const info = await locks.inspect(n);
@@ -103,51 +103,12 @@ export async function runStatus(name: string | undefined, options: StatusOptions
   }
 }
 
-/** Lock names under the prefix, from a SCAN bounded in calls, time and names. Sorted. */
-async function listNames(client: Client, options: StatusOptions): Promise<{ names: string[]; truncated: boolean }> {
-  const head = `${options.prefix}:{`;
-  const pattern = `${globEscape(head)}*`;
-  const wanted = /^(state|queue)$/; // idle names keep only their state (the token counter)
-  const names = new Set<string>();
-  const until = Date.now() + SCAN_MAX_MS;
-  let cursor = '0';
-  let truncated = false;
-  for (let calls = 0; ; calls++) {
-    if (calls >= SCAN_MAX_CALLS || Date.now() > until || names.size >= options.limit) {
-      truncated = true;
-      break;
-    }
-    const [next, keys] = (await client.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000'])) as [string, string[]];
-    for (const key of keys) {
-      // ${prefix}:{escaped name}:suffix; an escaped name holds no brace.
-      const close = key.indexOf('}', head.length);
-      if (!key.startsWith(head) || close < 0 || key[close + 1] !== ':') continue;
-      if (!wanted.test(key.slice(close + 2))) continue;
-      if (names.size < options.limit) names.add(unescapeName(key.slice(head.length, close)));
-      else truncated = true;
-    }
-    cursor = String(next);
-    if (cursor === '0') break;
-  }
-  return { names: [...names].sort(), truncated };
-}
-
-function globEscape(s: string): string {
-  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
-}
-
 /** "lock", "semaphore of 3 permits", "read-write lock", or "name" when Redis knows nothing of it. */
 function kindTitle(s: Pick<LockInfo, 'kind' | 'limit'>): string {
   if (s.kind === 'semaphore') return `semaphore of ${s.limit} permit${s.limit === 1 ? '' : 's'}`;
   if (s.kind === 'rw') return 'read-write lock';
   if (s.kind === 'lock') return 'lock';
   return 'name';
-}
-
-/** The short kind of the listing: lock, semaphore/3, rw, or - when Redis knows nothing of it. */
-function kindColumn(s: Pick<LockInfo, 'kind' | 'limit'>): string {
-  if (s.kind === 'semaphore') return `semaphore/${s.limit}`;
-  return s.kind ?? '-';
 }
 
 /** "weight 2", "read", "write", or "" for a plain lock. */
