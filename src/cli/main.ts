@@ -6,6 +6,7 @@ import { EXIT, say } from './common.js';
 import { demoCommand } from './demo.js';
 import { execCommand } from './exec.js';
 import { statusCommand } from './status.js';
+import { topCommand } from './top.js';
 
 /** The package's version: package.json sits two levels up from both src/cli and dist/cli. */
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -29,6 +30,7 @@ function program(): Command {
     /unknown option/.test(text) ? ' (put -- before the command: fairlock exec NAME [options] -- COMMAND [ARGS...])' : ' (see fairlock exec --help)';
   p.addCommand(configure(execCommand(), execHint));
   p.addCommand(configure(statusCommand(), () => ' (see fairlock status --help)'));
+  p.addCommand(configure(topCommand(), () => ' (see fairlock top --help)'));
   p.addCommand(configure(demoCommand(), () => ' (see fairlock demo --help)'));
   return p;
 }

@@ -1,0 +1,296 @@
+/**
+ * `fairlock top`: a live view of the names under a prefix that are held or have waiters, redrawn
+ * every --interval. Read only: the same bounded SCAN as `fairlock status` (src/cli/listing.ts), then
+ * per name `inspect()` and one HMGET of its holder entries (for how long each has held), and one TIME
+ * per refresh. Every duration shown comes from Redis's clock, never from this process's.
+ */
+import { Command, InvalidArgumentError as UsageError, Option } from 'commander';
+import { FairLocks, type LockInfo } from '../index.js';
+import { lockKeys } from '../protocol/keys.js';
+import { EXIT, bounded, closeRedis, connectRedis, formatMs, parseCount, parseDuration, redisOptions, say, toCliError, type Client } from './common.js';
+import { kindColumn, listNames } from './listing.js';
+
+export interface TopOptions {
+  redis: string;
+  prefix: string;
+  json?: boolean;
+  interval: number;
+  limit: number;
+}
+
+/** One holder as `top --json` prints it. */
+export interface TopHolder {
+  id: string;
+  token: number;
+  /** Redis time since the grant (ms), or null when the entry went away between the two reads. */
+  heldMs: number | null;
+  leaseLeftMs: number;
+  weight: number;
+  mode: 'read' | 'write' | undefined;
+}
+
+/** One name as `top --json` prints it. */
+export interface TopRow {
+  name: string;
+  kind: LockInfo['kind'];
+  limit: LockInfo['limit'];
+  available: LockInfo['available'];
+  holders: TopHolder[];
+  queueLength: number;
+  /** How long the waiter that has waited longest has waited (ms), or null with an empty queue. */
+  oldestWaitMs: number | null;
+  /**
+   * Grants per second over the last minute (or since top started): grant ids (holders, and the last 8
+   * that gave a grant up, which the name's state keeps) not seen at the refresh before; null in the
+   * first snapshot.
+   */
+  grantsPerSec: number | null;
+  /** More grants may have been made than counted (more than 8 given up between two refreshes). */
+  grantsLowerBound: boolean;
+}
+
+export interface TopSnapshot {
+  prefix: string;
+  locks: TopRow[];
+  /** The SCAN or --limit cut the listing short: more names may exist. */
+  truncated: boolean;
+}
+
+/** Per refresh: at most this many SCAN calls (COUNT 1000 each), for at most this long. */
+const SCAN_MAX_CALLS = 100;
+const SCAN_MAX_MS = 2_000;
+/** The window of the grant rate. */
+const RATE_WINDOW_MS = 60_000;
+
+const ESC = '\x1b[';
+const ALT_SCREEN_ON = '\x1b[?1049h';
+const ALT_SCREEN_OFF = '\x1b[?1049l';
+const CURSOR_HIDE = '\x1b[?25l';
+const CURSOR_SHOW = '\x1b[?25h';
+const HOME_CLEAR = `${ESC}H${ESC}2J`;
+
+export function topCommand(): Command {
+  const cmd = new Command('top')
+    .summary('a live view of the locks, semaphores and read-write locks under a prefix')
+    .description(
+      'Every --interval: the names under the prefix that are held or have waiters (found with a bounded ' +
+        'SCAN, at most --limit names inspected), each with its kind, holders (token, how long held, lease ' +
+        'left), queue length, how long the oldest waiter has waited, and new grants per second seen over ' +
+        'the last minute. On a terminal it redraws in place (q or Ctrl-C quits); otherwise it prints a ' +
+        'snapshot every --interval until stopped. --json prints one snapshot and exits.',
+    )
+    .option('--json', 'print one snapshot as JSON and exit')
+    .addOption(new Option('--interval <duration>', 'time between refreshes').argParser(parseInterval).default(1_000, '1s'))
+    .addOption(new Option('--limit <n>', 'inspect at most this many names per refresh').argParser(parseCount(1, 10_000)).default(100));
+  for (const o of redisOptions()) cmd.addOption(o);
+  cmd.addHelpText(
+    'after',
+    '\nExamples:\n  fairlock top\n  fairlock top --prefix jobs --interval 500ms\n  fairlock top --json\n\nExit codes: 0 ok (q, Ctrl-C, SIGINT or SIGTERM); 64 bad usage; 69 Redis unreachable; 70 internal error.',
+  );
+  cmd.action(async (options: TopOptions) => {
+    process.exitCode = await runTop(options);
+  });
+  return cmd;
+}
+
+function parseInterval(value: string): number {
+  const n = parseDuration(value);
+  if (n < 100) throw new UsageError('at least 100ms');
+  return n;
+}
+
+/**
+ * The grant ids a name's state hash names: its holders' and, in field `r`, the last ids that gave a
+ * grant up (src/protocol/lua/common.lua keeps RELEASES_KEPT of them). An id names one grant, so the
+ * ids not seen at the previous refresh are the grants made since: all of them while at most this
+ * many were given up between two refreshes, a lower bound when more were.
+ */
+const RELEASES_KEPT = 8;
+
+/** Counts, per name, the grant ids first seen at each refresh over the last minute (this process's clock). */
+class GrantRate {
+  private readonly known = new Map<string, Set<string>>();
+  private readonly events = new Map<string, { at: number; count: number; lowerBound: boolean }[]>();
+  private first: number | undefined;
+
+  /** Records one refresh of `name`; returns grants per second, or null at the first refresh. */
+  observe(name: string, holderIds: string[], released: string[], now: number): { perSec: number | null; lowerBound: boolean } {
+    this.first ??= now;
+    const before = this.known.get(name);
+    const ids = [...new Set([...holderIds, ...released])];
+    const events = (this.events.get(name) ?? []).filter((e) => e.at > now - RATE_WINDOW_MS);
+    if (before) {
+      const count = ids.filter((id) => !before.has(id)).length;
+      // Every kept release is new: more may have been given up than the hash remembers.
+      const lowerBound = released.length >= RELEASES_KEPT && released.every((id) => !before.has(id));
+      if (count > 0) events.push({ at: now, count, lowerBound });
+    } else if (now > this.first) {
+      // A name that appeared after the first refresh: every grant it names is new.
+      if (ids.length > 0) events.push({ at: now, count: ids.length, lowerBound: released.length >= RELEASES_KEPT });
+    }
+    this.known.set(name, new Set(ids));
+    this.events.set(name, events);
+    if (now === this.first) return { perSec: null, lowerBound: false };
+    const total = events.reduce((n, e) => n + e.count, 0);
+    return { perSec: total / (Math.min(RATE_WINDOW_MS, now - this.first) / 1000), lowerBound: events.some((e) => e.lowerBound) };
+  }
+
+  /** Forgets names not listed this time (memory stays bounded by --limit). */
+  keep(names: Set<string>): void {
+    for (const name of this.known.keys()) if (!names.has(name)) this.known.delete(name);
+    for (const name of this.events.keys()) if (!names.has(name)) this.events.delete(name);
+  }
+}
+
+async function redisNowMs(client: Client): Promise<number> {
+  const [sec, usec] = (await client.sendCommand(['TIME'])) as [string, string];
+  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+}
+
+/** One refresh: bounded SCAN, then inspect() and the holders' grant times of at most --limit names. */
+async function snapshot(client: Client, locks: FairLocks, options: TopOptions, grants: GrantRate | undefined, now: number): Promise<TopSnapshot> {
+  const { names, truncated } = await listNames(client, options.prefix, { limit: options.limit, maxCalls: SCAN_MAX_CALLS, maxMs: SCAN_MAX_MS });
+  const rows: TopRow[] = [];
+  for (const name of names) {
+    const info = await locks.inspect(name);
+    // A holder entry is "token exp lease granted confirmed" (src/protocol/lua/common.lua): granted is
+    // Redis's clock at the grant, so Redis's TIME minus it is how long it has been held.
+    const ids = info.holders.map((h) => h.id);
+    const [r, ...granted] = (await client.sendCommand(['HMGET', lockKeys(options.prefix, name).state, 'r', ...ids])) as (string | null)[];
+    const rate = grants?.observe(name, ids, r ? r.split(' ') : [], now) ?? { perSec: null, lowerBound: false };
+    if (info.holders.length === 0 && info.queue.length === 0) continue;
+    const redisNow = info.holders.length > 0 ? await redisNowMs(client) : 0;
+    const holders = info.holders.map((h, i): TopHolder => {
+      const m = /^(\d+) \d+ \d+ (\d+) [01]$/.exec(granted[i] ?? '');
+      const heldMs = m && Number(m[1]) === h.token ? Math.max(0, redisNow - Number(m[2])) : null;
+      return { id: h.id, token: h.token, heldMs, leaseLeftMs: h.leaseLeftMs, weight: h.weight, mode: h.mode };
+    });
+    rows.push({
+      name,
+      kind: info.kind,
+      limit: info.limit,
+      available: info.available,
+      holders,
+      queueLength: info.queue.length,
+      oldestWaitMs: info.queue.length > 0 ? Math.max(...info.queue.map((w) => w.waitedMs)) : null,
+      grantsPerSec: rate.perSec,
+      grantsLowerBound: rate.lowerBound,
+    });
+  }
+  grants?.keep(new Set(names));
+  return { prefix: options.prefix, locks: rows, truncated };
+}
+
+/** The screen (or plain snapshot) of one refresh, at most `rows` lines of at most `cols` characters. */
+export function formatTop(s: TopSnapshot, head: string, cols: number, rows: number): string {
+  const lines = [head];
+  if (s.locks.length === 0) lines.push(`no locks are held or waited for under the prefix "${s.prefix}"`);
+  else {
+    const width = Math.min(40, Math.max(4, ...s.locks.map((l) => l.name.length)));
+    const kinds = s.locks.map((l) => kindColumn(l));
+    const kindWidth = Math.max(4, ...kinds.map((k) => k.length));
+    lines.push(`${'NAME'.padEnd(width)}  ${'KIND'.padEnd(kindWidth)}  HOLDERS  QUEUE  OLDEST WAIT  GRANTS/S`);
+    s.locks.forEach((l, i) => {
+      const wait = l.oldestWaitMs === null ? '-' : formatMs(l.oldestWaitMs);
+      const rate = l.grantsPerSec === null ? '-' : `${l.grantsLowerBound ? '>' : ''}${l.grantsPerSec.toFixed(2)}`;
+      lines.push(
+        `${l.name.padEnd(width)}  ${kinds[i]!.padEnd(kindWidth)}  ${String(l.holders.length).padEnd(7)}  ${String(l.queueLength).padEnd(5)}  ${wait.padEnd(11)}  ${rate}`,
+      );
+      const max = 3;
+      for (const h of l.holders.slice(0, max)) {
+        const share = h.mode ?? (l.kind === 'semaphore' ? `weight ${h.weight}` : '');
+        const held = h.heldMs === null ? '-' : formatMs(h.heldMs);
+        lines.push(`    token ${h.token}  held ${held}  lease left ${formatMs(h.leaseLeftMs)}${share ? `  ${share}` : ''}  ${h.id}`);
+      }
+      if (l.holders.length > max) lines.push(`    ... and ${l.holders.length - max} more holders`);
+    });
+  }
+  if (s.truncated) lines.push('(list cut short: more names may exist; see --limit)');
+  if (lines.length > rows) lines.splice(rows - 1, lines.length, `... ${lines.length - rows + 1} more lines (a taller terminal shows them)`);
+  return lines.map((l) => (l.length > cols ? l.slice(0, Math.max(0, cols - 1)) + '…' : l)).join('\n') + '\n';
+}
+
+export async function runTop(options: TopOptions): Promise<number> {
+  let client: Client | undefined;
+  let locks: FairLocks | undefined;
+  try {
+    client = await connectRedis(options.redis);
+    locks = new FairLocks(client, { prefix: options.prefix });
+    if (options.json) {
+      const s = await snapshot(client, locks, options, undefined, Date.now());
+      process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+      return EXIT.OK;
+    }
+    return await live(client, locks, options);
+  } catch (err) {
+    const e = toCliError(err);
+    say(e.message);
+    return e.exitCode;
+  } finally {
+    if (locks) await bounded(locks.close(), 2_000);
+    await closeRedis(client);
+  }
+}
+
+/** Refreshes until q, Ctrl-C, SIGINT or SIGTERM; restores the terminal on the way out. */
+async function live(client: Client, locks: FairLocks, options: TopOptions): Promise<number> {
+  const out = process.stdout;
+  const tty = out.isTTY === true;
+  const stdin = process.stdin;
+  const keys = tty && stdin.isTTY === true;
+  const rate = new GrantRate();
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const onKey = (data: Buffer) => {
+    const k = data.toString();
+    if (k.includes('q') || k.includes('Q') || k.includes('\x03')) stop();
+  };
+  const onSignal = () => stop();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let restored = !tty;
+  const restore = () => {
+    if (restored) return;
+    restored = true;
+    if (keys) {
+      stdin.off('data', onKey);
+      stdin.setRawMode(false);
+      stdin.pause();
+    }
+    out.write(CURSOR_SHOW + ALT_SCREEN_OFF);
+  };
+  process.once('exit', restore); // whatever happens, never leave the terminal in the alternate screen
+  if (tty) {
+    out.write(ALT_SCREEN_ON + CURSOR_HIDE + HOME_CLEAR);
+    if (keys) {
+      stdin.setRawMode(true);
+      stdin.on('data', onKey);
+      stdin.resume();
+    }
+  }
+  try {
+    for (;;) {
+      const now = Date.now();
+      const clock = new Date().toISOString().slice(11, 19);
+      const head = `fairlock top  prefix ${options.prefix}  every ${formatMs(options.interval)}  ${clock} UTC${tty ? (keys ? '  (q quits)' : '  (Ctrl-C quits)') : ''}`;
+      let text: string;
+      try {
+        const s = await snapshot(client, locks, options, rate, now);
+        text = formatTop(s, head, tty ? out.columns || 80 : Number.MAX_SAFE_INTEGER, tty ? out.rows || 24 : Number.MAX_SAFE_INTEGER);
+      } catch (err) {
+        text = `${head}\nRedis error (retrying every ${formatMs(options.interval)}): ${toCliError(err).message}\n`;
+      }
+      out.write(tty ? `${ESC}H${text.replace(/\n/g, `${ESC}K\n`)}${ESC}J` : `${text}\n`);
+      let timer: NodeJS.Timeout | undefined;
+      const done = await Promise.race([stopped.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), options.interval)))]);
+      clearTimeout(timer);
+      if (done) break;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    restore();
+    process.off('exit', restore);
+  }
+  return EXIT.OK;
+}

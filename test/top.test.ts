@@ -1,0 +1,174 @@
+/**
+ * `fairlock top` (the built binary, node dist/cli/main.js) against a real redis-server: under a
+ * pseudo-terminal made by `script` (util-linux) it draws the workload's names, kinds, holder counts
+ * and queue lengths in the alternate screen, quits on `q` with exit code 0 and leaves the alternate
+ * screen; `--json` prints one snapshot. Every process started here runs in a group of its own and is
+ * killed by PID when the test ends.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
+import type { TopSnapshot } from '../src/cli/top.js';
+import { newLocks, scopeOf } from './helpers/cleanup.js';
+import { useRedis } from './helpers/fixture.js';
+import { freePort, newPrefix } from './helpers/redis.js';
+
+const fx = useRedis();
+const BIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const NODE = process.execPath;
+
+/** `script` from util-linux: the pseudo-terminal (.ci/run installs it when missing). */
+function scriptBinary(): string | undefined {
+  try {
+    const path = execFileSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' }).trim();
+    return /util-linux/.test(execFileSync(path, ['--version'], { encoding: 'utf8' })) ? path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Proc {
+  proc: ChildProcess;
+  output: () => string;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** Starts a process in a group of its own, killed (the whole group, by PID) after 12 s or when `t` ends. */
+function start(t: ExecutionContext, file: string, args: string[]): Proc {
+  const proc = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const kill = () => {
+    try {
+      if (proc.pid && proc.exitCode === null && proc.signalCode === null) process.kill(-proc.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const limit = setTimeout(kill, 12_000);
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    proc.once('close', (code, signal) => {
+      clearTimeout(limit);
+      resolve({ code, signal, stdout, stderr });
+    }),
+  );
+  scopeOf(t).add(() => (kill(), done));
+  return { proc, output: () => stdout, done };
+}
+
+/** Polls until `check` holds; fails after `timeoutMs`. */
+async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 8_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A lock held, a semaphore of 2 with 2 holders and 1 waiter, a read-write lock with 2 readers. */
+async function workload(t: ExecutionContext, prefix: string) {
+  const locks = newLocks(t, fx.client, { prefix });
+  await locks.lock('build').acquire({ timeoutMs: 5_000 });
+  const gpu = locks.semaphore('gpu', { permits: 2 });
+  await gpu.acquire({ timeoutMs: 5_000 });
+  await gpu.acquire({ timeoutMs: 5_000 });
+  const abort = new AbortController();
+  const waiting = gpu.acquire({ signal: abort.signal, timeoutMs: 20_000 }).catch(() => undefined);
+  scopeOf(t).add(() => (abort.abort(), waiting)); // runs before locks.close (last in, first out)
+  const config = locks.readWrite('config');
+  await config.read().acquire({ timeoutMs: 5_000 });
+  await config.read().acquire({ timeoutMs: 5_000 });
+  await until(async () => (await locks.inspect('gpu')).queue.length === 1, 'the third gpu request to queue');
+}
+
+const ALT_ON = '\x1b[?1049h';
+const ALT_OFF = '\x1b[?1049l';
+// eslint-disable-next-line no-control-regex
+const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+
+test('top draws the names, kinds, holders and queues on a terminal, and q restores the terminal', async (t) => {
+  const script = scriptBinary();
+  if (!script) {
+    t.fail('`script` from util-linux is missing: it makes the pseudo-terminal of this test (apt-get install -y bsdutils; .ci/run does it)');
+    return;
+  }
+  const prefix = newPrefix('top');
+  await workload(t, prefix);
+  const command = `stty cols 160 rows 40 && exec '${NODE}' '${BIN}' top --redis ${fx.server.url} --prefix ${prefix} --interval 200ms`;
+  const top = start(t, script, ['-qfec', command, '/dev/null']);
+  // The last frame: what follows the last cursor-home.
+  const screen = () => plain(top.output().split('\x1b[H').at(-1) ?? '');
+  const row = (name: string) => screen().split('\n').find((l) => l.startsWith(`${name} `)) ?? '';
+  await until(() => /^build +lock +1 +0 /.test(row('build')) && /^gpu +semaphore\/2 +2 +1 /.test(row('gpu')) && /^config +rw +2 +0 /.test(row('config')), `the three names on the screen:\n${screen()}`);
+  t.true(top.output().includes(ALT_ON), 'drawn in the alternate screen');
+  const s = screen();
+  t.regex(s, /NAME +KIND +HOLDERS +QUEUE +OLDEST WAIT +GRANTS\/S/);
+  t.regex(row('gpu'), /^gpu +semaphore\/2 +2 +1 +\d+(ms|\.\d+s) /, 'the oldest wait of the queued request');
+  t.is((s.match(/^ +token \d+ +held \d.* +lease left .* +read +/gm) ?? []).length, 2, 'both readers with token, held for and lease left');
+  t.is((s.match(/^ +token \d+ +held .* +weight 1 +/gm) ?? []).length, 2, 'both semaphore holders');
+
+  top.proc.stdin!.write('q');
+  const r = await top.done;
+  t.is(r.code, 0, r.stderr);
+  const out = r.stdout;
+  t.true(out.lastIndexOf(ALT_OFF) > out.lastIndexOf(ALT_ON), 'left the alternate screen');
+  t.true(out.lastIndexOf('\x1b[?25h') > out.lastIndexOf('\x1b[?25l'), 'showed the cursor again');
+});
+
+test('top --json prints one snapshot and exits', async (t) => {
+  const prefix = newPrefix('top');
+  await workload(t, prefix);
+  const r = await start(t, NODE, [BIN, 'top', '--json', '--redis', fx.server.url, '--prefix', prefix]).done;
+  t.is(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout) as TopSnapshot;
+  t.is(s.prefix, prefix);
+  t.false(s.truncated);
+  const byName = Object.fromEntries(s.locks.map((l) => [l.name, l]));
+  t.deepEqual(Object.keys(byName).sort(), ['build', 'config', 'gpu']);
+  t.is(byName.build!.kind, 'lock');
+  t.is(byName.gpu!.kind, 'semaphore');
+  t.is(byName.gpu!.limit, 2);
+  t.is(byName.config!.kind, 'rw');
+  t.deepEqual(s.locks.map((l) => [l.name, l.holders.length, l.queueLength]).sort(), [['build', 1, 0], ['config', 2, 0], ['gpu', 2, 1]]);
+  t.true(byName.gpu!.oldestWaitMs! >= 0);
+  t.is(byName.build!.oldestWaitMs, null);
+  for (const l of s.locks) {
+    t.is(l.grantsPerSec, null, 'one snapshot cannot know a rate');
+    for (const h of l.holders) t.true(Number.isSafeInteger(h.token) && h.heldMs !== null && h.heldMs >= 0 && h.leaseLeftMs > 0, JSON.stringify(h));
+  }
+  t.deepEqual(byName.config!.holders.map((h) => h.mode), ['read', 'read']);
+});
+
+test('top without a terminal prints plain snapshots until SIGTERM, then exits 0', async (t) => {
+  const prefix = newPrefix('top');
+  await workload(t, prefix);
+  const top = start(t, NODE, [BIN, 'top', '--redis', fx.server.url, '--prefix', prefix, '--interval', '200ms']);
+  await until(() => (top.output().match(/^fairlock top /gm) ?? []).length >= 2, `two snapshots:\n${top.output()}`);
+  top.proc.kill('SIGTERM');
+  const r = await top.done;
+  t.is(r.code, 0, r.stderr);
+  t.false(r.stdout.includes('\x1b'), 'no escape sequences');
+  const last = r.stdout.split(/^fairlock top /m).at(-1)!;
+  t.regex(last, /^gpu +semaphore\/2 +2 +1 /m);
+  t.regex(last, /^gpu .* 0\.00$/m, 'no grants on gpu since the first snapshot');
+});
+
+test('top: --help, bad usage 64, Redis unreachable 69, each failure one line', async (t) => {
+  const help = await start(t, NODE, [BIN, 'top', '--help']).done;
+  t.is(help.code, 0, help.stderr);
+  t.regex(help.stdout, /--interval <duration>/);
+  const closed = `redis://127.0.0.1:${await freePort()}`;
+  for (const [args, code, message] of [
+    [['top', '--interval', '10ms'], 64, /at least 100ms/],
+    [['top', '--limit', '0'], 64, /--limit/],
+    [['top', '--json', '--redis', closed], 69, /cannot connect to Redis/],
+    [['top', '--redis', closed], 69, /cannot connect to Redis/],
+  ] as const) {
+    const r = await start(t, NODE, [BIN, ...args]).done;
+    t.is(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, new RegExp(`^fairlock: .*${message.source}.*\\n$`));
+  }
+});
