@@ -46,9 +46,9 @@ for major in $others; do
     continue
   fi
   # test/protocol/ drives the Lua scripts directly, test/bench-smoke.test.ts keeps the bench from
-  # rotting and test/examples.test.ts runs the recipes under examples/: what they prove does not
-  # depend on Node's version, so the second run leaves them out (it keeps the whole gate within its
-  # time budget).
+  # rotting and test/examples.test.ts runs the recipes under examples/ (fenced-sqlite.mjs on Node 24
+  # already): what they prove does not depend on Node's version, so the second run leaves them out
+  # (it keeps the whole gate within its time budget).
   run_suite "$node_bin" "${FAIRLOCK_TEST_CLIENT_2:-ioredis5}" $(ls test/*.test.ts test/*/*.test.ts | grep -v -e '^test/protocol/' -e '^test/bench-smoke' -e '^test/examples')
 done
 
