@@ -39,7 +39,7 @@ test.before(() => {
 });
 
 test('every file under examples/ has a test here', (t) => {
-  t.deepEqual(readdirSync(`${root}/examples`).sort(), ['fenced-sqlite.mjs', 'one-machine-job.mjs']);
+  t.deepEqual(readdirSync(`${root}/examples`).sort(), ['bullmq-tenant-cap.mjs', 'fenced-sqlite.mjs', 'one-machine-job.mjs']);
 });
 
 test.serial('one-machine-job: the interval job runs, never on two machines at once', async (t) => {
@@ -47,6 +47,13 @@ test.serial('one-machine-job: the interval job runs, never on two machines at on
   t.regex(out, /machine-\d ran the job \(fencing token \d+\)/);
   t.regex(out, /overlapping runs: 0\n/);
   t.regex(out, /ok: the job ran on one machine at a time/);
+});
+
+test.serial('bullmq-tenant-cap: every job finishes, no tenant runs more than 2 jobs at once', async (t) => {
+  const out = await run('bullmq-tenant-cap.mjs');
+  t.regex(out, /jobs done: 13\/13; most of one tenant's jobs running at once: \{"acme":[12],"globex":[12]\} \(cap 2\)/);
+  t.regex(out, /acme's jobs in the order they got a permit \(by token\):( acme#\d+){10}\n/);
+  t.regex(out, /ok: no tenant ever had more than 2 jobs running across both workers/);
 });
 
 test.serial('fenced-sqlite: the stale holder\'s UPDATE is refused by the fence', async (t) => {
