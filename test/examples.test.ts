@@ -6,7 +6,7 @@
  * this Node when it has it, else on Node 24 from scripts/node.sh.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
@@ -38,8 +38,11 @@ test.before(() => {
   if (!existsSync(`${root}/dist/index.js`)) throw new Error('run `npm run build` first (npm test does)');
 });
 
-test('every file under examples/ has a test here', (t) => {
-  t.deepEqual(readdirSync(`${root}/examples`).sort(), ['bullmq-tenant-cap.mjs', 'fenced-sqlite.mjs', 'one-machine-job.mjs']);
+test('every file under examples/ has a test here and a line in README\'s Recipes section', (t) => {
+  const files = readdirSync(`${root}/examples`).sort();
+  t.deepEqual(files, ['bullmq-tenant-cap.mjs', 'fenced-sqlite.mjs', 'one-machine-job.mjs']);
+  const recipes = /\n## Recipes\n([\s\S]*?)\n## /.exec(readFileSync(`${root}/README.md`, 'utf8'))?.[1] ?? '';
+  for (const file of files) t.true(recipes.includes(`- [\`examples/${file}\`](examples/${file}): `), file);
 });
 
 test.serial('one-machine-job: the interval job runs, never on two machines at once', async (t) => {
