@@ -105,11 +105,16 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     // callers only when `wants(event)`: with nobody listening an event costs one listenerCount.
     const sink: EventSink = {
       wants: (event) => this.listenerCount(event) > 0,
+      // Each listener on its own (emit() would skip the listeners after one that throws, e.g. the
+      // metrics' own); a rejected promise is caught here as captureRejections would.
       fire: (event, ...args) => {
-        try {
-          (this.emit as (e: FairLocksEventName, ...a: unknown[]) => boolean)(event, ...args);
-        } catch (listenerErr) {
-          process.emitWarning(`a '${event}' listener of FairLocks threw: ${describeError(listenerErr)}`, 'FairLockWarning');
+        for (const listener of this.rawListeners(event) as ((...a: unknown[]) => unknown)[]) {
+          try {
+            const result = listener.apply(this, args);
+            if (result instanceof Promise) result.catch((err: unknown) => this.listenerRejected(err, event));
+          } catch (listenerErr) {
+            process.emitWarning(`a '${event}' listener of FairLocks threw: ${describeError(listenerErr)}`, 'FairLockWarning');
+          }
         }
       },
     };
@@ -124,6 +129,10 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
 
   /** @internal A listener's rejected promise (captureRejections): a warning, never a crash. */
   override [EventEmitter.captureRejectionSymbol](err: Error, event: unknown, ..._args: unknown[]): void {
+    this.listenerRejected(err, event);
+  }
+
+  private listenerRejected(err: unknown, event: unknown): void {
     process.emitWarning(`a '${String(event)}' listener of FairLocks rejected: ${describeError(err)}`, 'FairLockWarning');
   }
 
