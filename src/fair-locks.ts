@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
-import type { Lease } from './client/lease.js';
+import type { EventSink, FairLocksEventName, FairLocksEvents } from './client/event-map.js';
 import { Session } from './client/session.js';
 import { Wakeups } from './client/wakeups.js';
-import { ClosedError, type LockLostError } from './errors.js';
+import { ClosedError } from './errors.js';
 import { FairLock, type Engine } from './primitives/lock.js';
 import { FairReadWriteLock } from './primitives/read-write.js';
 import { FairSemaphore } from './primitives/semaphore.js';
@@ -72,10 +72,16 @@ export interface LockInfo {
   queue: WaiterInfo[];
 }
 
-export interface FairLocksEvents {
-  /** A lease this instance held was lost (its signal is aborted with the same error). */
-  lost: [lease: Lease, error: LockLostError];
-}
+export type { FairLocksEvents, FairLocksEventName } from './client/event-map.js';
+export type {
+  QueuedEvent,
+  GrantedEvent,
+  ReleasedEvent,
+  TimeoutEvent,
+  AbortedEvent,
+  RedisErrorEvent,
+  RedisOperation,
+} from './client/events.js';
 
 /** The most queue entries `inspect()` returns. */
 const INSPECT_LIMIT = 10_000;
@@ -94,16 +100,25 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     const redis = adaptClient(client);
     const resolved = resolveOptions(options);
     const scripts = new Scripts(redis, resolved.prefix);
-    // A throwing listener must neither break the heartbeat or the deadline timer that reports the
-    // loss, nor crash the host: it becomes a process warning.
-    const emitLost = (lease: Lease, err: LockLostError) => {
-      try {
-        this.emit('lost', lease, err);
-      } catch (listenerErr) {
-        process.emitWarning(`a 'lost' listener of FairLocks threw: ${describeError(listenerErr)}`, 'FairLockWarning');
-      }
+    // A throwing listener must neither break the heartbeat, the deadline timer that reports a loss or
+    // the grant path, nor crash the host: it becomes a process warning. Payloads are built by the
+    // callers only when `wants(event)`: with nobody listening an event costs one listenerCount.
+    const sink: EventSink = {
+      wants: (event) => this.listenerCount(event) > 0,
+      // Each listener on its own (emit() would skip the listeners after one that throws, e.g. the
+      // metrics' own); a rejected promise is caught here as captureRejections would.
+      fire: (event, ...args) => {
+        for (const listener of this.rawListeners(event) as ((...a: unknown[]) => unknown)[]) {
+          try {
+            const result = listener.apply(this, args);
+            if (result instanceof Promise) result.catch((err: unknown) => this.listenerRejected(err, event));
+          } catch (listenerErr) {
+            process.emitWarning(`a '${event}' listener of FairLocks threw: ${describeError(listenerErr)}`, 'FairLockWarning');
+          }
+        }
+      },
     };
-    this.session = new Session(scripts, resolved, emitLost);
+    this.session = new Session(scripts, resolved, sink);
     this.wakeups = new Wakeups(
       redis,
       wakeChannel(resolved.prefix, this.session.id),
@@ -114,7 +129,18 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
 
   /** @internal A listener's rejected promise (captureRejections): a warning, never a crash. */
   override [EventEmitter.captureRejectionSymbol](err: Error, event: unknown, ..._args: unknown[]): void {
+    this.listenerRejected(err, event);
+  }
+
+  private listenerRejected(err: unknown, event: unknown): void {
     process.emitWarning(`a '${String(event)}' listener of FairLocks rejected: ${describeError(err)}`, 'FairLockWarning');
+  }
+
+  /** @internal The waiters this instance has per name now (local state, no I/O): the metrics' queue gauge. */
+  localWaiters(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const [name, state] of this.session.locks) if (state.waiters.size > 0) counts.set(name, state.waiters.size);
+    return counts;
   }
 
   /** This instance's session id: the first part of every waiter and holder id it creates. */

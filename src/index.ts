@@ -1,4 +1,18 @@
-export { FairLocks, type LockInfo, type HolderInfo, type WaiterInfo, type FairLocksEvents } from './fair-locks.js';
+export {
+  FairLocks,
+  type LockInfo,
+  type HolderInfo,
+  type WaiterInfo,
+  type FairLocksEvents,
+  type FairLocksEventName,
+  type QueuedEvent,
+  type GrantedEvent,
+  type ReleasedEvent,
+  type TimeoutEvent,
+  type AbortedEvent,
+  type RedisErrorEvent,
+  type RedisOperation,
+} from './fair-locks.js';
 export type { FairLock } from './primitives/lock.js';
 export type { FairSemaphore } from './primitives/semaphore.js';
 export type { FairReadWriteLock } from './primitives/read-write.js';
@@ -25,3 +39,4 @@ export {
   type FairLockErrorCode,
 } from './errors.js';
 export { ERROR_CODES } from './protocol/codes.js';
+export { instrument, OTHER_NAME, type MetricsOptions, type MeterLike, type MetricAttributes, type Instrumentation } from './metrics.js';

@@ -64,3 +64,12 @@ test.serial('the three primitives example runs with node', async (t) => {
   t.regex(out, /readers together: read read/);
   t.regex(out, /downgrade shares the token: true/);
 });
+
+test.serial('the events and metrics example runs with node', async (t) => {
+  const out = await run(block('events'), 'mjs');
+  t.regex(out, /granted report: token true, waited true/);
+  t.regex(out, /timeout on report after >= 100 ms/);
+  t.regex(out, /second acquire: LOCK_TIMEOUT/);
+  t.regex(out, /fairlock\.grants 1 \{"name":"report","kind":"lock"\}/);
+  t.regex(out, /fairlock\.timeouts 1 \{"name":"report","kind":"lock"\}/);
+});

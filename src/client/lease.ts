@@ -3,6 +3,7 @@ import { checkDuration } from '../options.js';
 import type { Kind, Mode } from '../protocol/keys.js';
 import type { ExtendReply, ReleaseReply } from '../protocol/scripts.js';
 import { monotonic, type Stamped } from './clock.js';
+import type { ReleaseSink } from './events.js';
 
 /**
  * A grant held: of a lock, of permits of a semaphore, or of a read or write side of a read-write
@@ -44,6 +45,7 @@ export interface Lease extends AsyncDisposable {
 export interface LeaseHost {
   readonly name: string;
   readonly driftFactor: number;
+  readonly events: ReleaseSink;
   toLocal(redisMs: number, sample?: Stamped): number;
   leaseHeld(lease: HeldLease): void;
   leaseGone(lease: HeldLease): void;
@@ -177,6 +179,7 @@ export class HeldLease implements Lease {
   }
 
   private async doRelease(): Promise<void> {
+    const releasedAt = monotonic();
     clearTimeout(this.timer);
     this.host.leaseGone(this);
     if (this.checkDeadline()) throw this.lostError!;
@@ -184,6 +187,11 @@ export class HeldLease implements Lease {
     if (reply.kind === 'not-holder') {
       this.markLost('Redis named other holders at release', undefined, false);
       throw this.lostError!;
+    }
+    const events = this.host.events;
+    if (events.wants('released')) {
+      const { name, id, token, kind, weight, mode } = this;
+      events.fire('released', { name, id, token, heldMs: releasedAt - this.grantedAt, kind, weight, mode, releasedAt });
     }
   }
 

@@ -5,6 +5,8 @@ import type { ResolvedOptions } from '../options.js';
 import { lockKeys, type LockKeys } from '../protocol/keys.js';
 import { badKeyError, type Scripts } from '../protocol/scripts.js';
 import type { Stamped } from './clock.js';
+import type { EventSink } from './event-map.js';
+import type { RedisOperation } from './events.js';
 import type { HeldLease, Lease } from './lease.js';
 import type { Request, Waiter, WaiterHost } from './waiter.js';
 
@@ -17,6 +19,7 @@ export interface SessionContext {
   /** Waiters by id, so that a wake-up message finds its promise. */
   readonly waiters: Map<string, Waiter>;
   readonly locks: Map<string, LockState>;
+  readonly events: EventSink;
   state(name: string): LockState;
   emitLost(lease: Lease, err: LockLostError): void;
 }
@@ -55,8 +58,17 @@ export class LockState implements WaiterHost {
     return this.session.scripts.clock.toLocal(redisMs, sample);
   }
 
+  get events(): EventSink {
+    return this.session.events;
+  }
+
   emitLost(lease: Lease, err: LockLostError): void {
     this.session.emitLost(lease, err);
+  }
+
+  /** Reports a failed Redis call as a `redisError` event (only when someone listens). */
+  redisFailed(operation: RedisOperation, error: unknown): void {
+    if (this.session.events.wants('redisError')) this.session.events.fire('redisError', { name: this.name, operation, error });
   }
 
   acquireInRedis(id: string, mode: 'wait' | 'try', r: Request): ReturnType<Scripts['acquire']> {
@@ -94,12 +106,12 @@ export class LockState implements WaiterHost {
 
   /** Runs the release script for `id`; if it fails, the heartbeat retries it. */
   releaseInRedis(id: string): ReturnType<Scripts['release']> {
-    return this.orRetry(id, this.session.scripts.release(this.keys, id));
+    return this.orRetry(id, 'release', this.session.scripts.release(this.keys, id));
   }
 
   /** Runs the cancel script for `id`; if it fails, the heartbeat retries it (as a release). */
   cancelInRedis(id: string): ReturnType<Scripts['cancel']> {
-    return this.orRetry(id, this.session.scripts.cancel(this.keys, id));
+    return this.orRetry(id, 'cancel', this.session.scripts.cancel(this.keys, id));
   }
 
   releaseLater(id: string): void {
@@ -110,10 +122,11 @@ export class LockState implements WaiterHost {
     current.schedule(0);
   }
 
-  private async orRetry<T>(id: string, call: Promise<T>): Promise<T> {
+  private async orRetry<T>(id: string, operation: RedisOperation, call: Promise<T>): Promise<T> {
     try {
       return await call;
     } catch (err) {
+      this.redisFailed(operation, err);
       this.retryRelease(id);
       throw err;
     }
@@ -146,6 +159,7 @@ export class LockState implements WaiterHost {
         if (dropped.length > 0) this.settle();
       } catch (err) {
         debug('heartbeat %s failed: %s', this.name, (err as Error).message);
+        this.redisFailed('heartbeat', err);
         // A key of the wrong type will not heal by retrying: fail this name's leases and waits now
         // (naming the key) instead of letting leases run out silently and waits hang until timeout.
         if ((err as { code?: unknown })?.code === 'BAD_KEY') {

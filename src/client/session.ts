@@ -4,6 +4,7 @@ import type { LockLostError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import { waiterId, type Mode } from '../protocol/keys.js';
 import type { Scripts } from '../protocol/scripts.js';
+import { NO_EVENTS, type EventSink } from './event-map.js';
 import type { Lease } from './lease.js';
 import { LockState, type SessionContext } from './lock-state.js';
 import type { Waiter } from './waiter.js';
@@ -22,7 +23,8 @@ export class Session implements SessionContext {
   constructor(
     readonly scripts: Scripts,
     readonly options: ResolvedOptions,
-    private readonly onLost: (lease: Lease, err: LockLostError) => void,
+    /** Where events go (FairLocks); payloads are built only when `events.wants(event)`. */
+    readonly events: EventSink = NO_EVENTS,
   ) {}
 
   nextWaiterId(leaseMs: number, autoRenew: boolean, weight: number, mode: Mode): string {
@@ -39,7 +41,7 @@ export class Session implements SessionContext {
   }
 
   emitLost(lease: Lease, err: LockLostError): void {
-    this.onLost(lease, err);
+    this.events.fire('lost', lease, err);
   }
 
   /**

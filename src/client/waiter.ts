@@ -1,8 +1,10 @@
-import { asFairLockError, LimitMismatchError } from '../errors.js';
+import { asFairLockError, LimitMismatchError, LockAbortedError, LockTimeoutError } from '../errors.js';
 import type { ResolvedAcquire } from '../options.js';
 import type { Kind, Mode } from '../protocol/keys.js';
 import type { AcquireReply, CancelReply } from '../protocol/scripts.js';
 import { monotonic, type Stamped } from './clock.js';
+import type { EventSink } from './event-map.js';
+import { eventMode, type RedisOperation } from './events.js';
 import { HeldLease, localDeadline, type LeaseHost } from './lease.js';
 
 /** What one acquire asks the engine for. */
@@ -23,6 +25,8 @@ export interface WaiterHost extends LeaseHost {
   refreshed(now: number, redisSaysLapsed: boolean): boolean;
   reenter(except?: Waiter): Promise<void>;
   waiterGone(waiter: Waiter): void;
+  redisFailed(operation: RedisOperation, error: unknown): void;
+  readonly events: EventSink;
 }
 
 /** A grant as the waiter learns it: from the acquire reply, a wake-up message or a heartbeat. */
@@ -41,6 +45,8 @@ type Phase = 'new' | 'enqueuing' | 'queued' | 'cancelling' | 'done';
  */
 export class Waiter {
   readonly promise: Promise<HeldLease>;
+  /** Local monotonic time the wait began (what the events' waitedMs counts from). */
+  readonly startedAt: number;
   private phase: Phase = 'new';
   private ticket: number | undefined;
   private early: Grant | undefined;
@@ -54,7 +60,9 @@ export class Waiter {
     readonly id: string,
     private readonly options: ResolvedAcquire,
     private readonly request: Request,
+    startedAt = monotonic(),
   ) {
+    this.startedAt = startedAt;
     this.promise = new Promise<HeldLease>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -81,6 +89,7 @@ export class Waiter {
       reply = await this.state.acquireInRedis(this.id, 'wait', this.request);
     } catch (err) {
       if (this.phase !== 'enqueuing') return;
+      this.state.redisFailed('enqueue', err);
       // The script may or may not have run: leave the queue if we got in, then fail the caller.
       this.finish('done');
       this.state.cancelInRedis(this.id).catch(() => undefined);
@@ -106,6 +115,11 @@ export class Waiter {
     if (this.state.refreshed(reply.now, reply.lapsed)) this.state.reenter(this);
     if (!this.queuedOnce) {
       this.queuedOnce = true;
+      const events = this.state.events;
+      if (events.wants('queued')) {
+        const { kind, weight, mode } = this.request;
+        events.fire('queued', { name: this.state.name, id: this.id, position: reply.position, kind, weight, mode: eventMode(mode) });
+      }
       try {
         // An async callback's rejection must not become an unhandled rejection in the host either.
         const result: unknown = this.options.onQueued?.(reply.position);
@@ -136,6 +150,10 @@ export class Waiter {
     const lease = new HeldLease(this.state, this.id, g.token, g.exp, g.sample, this.options.leaseMs, this.options.autoRenew, kind, weight, mode);
     this.state.leaseHeld(lease);
     this.finish('done');
+    const events = this.state.events;
+    if (events.wants('granted')) {
+      events.fire('granted', { name: this.state.name, id: this.id, token: g.token, waitedMs: lease.grantedAt - this.startedAt, kind, weight, mode: lease.mode });
+    }
     this.resolve(lease);
   }
 
@@ -143,6 +161,7 @@ export class Waiter {
   async giveUp(err: Error): Promise<void> {
     if (!this.waiting) return;
     this.phase = 'cancelling';
+    const waitedMs = monotonic() - this.startedAt;
     const cleanup = (async () => {
       await this.inflight;
       await this.state.cancelInRedis(this.id); // releases at once if the grant raced ahead
@@ -154,7 +173,20 @@ export class Waiter {
     await Promise.race([cleanup, new Promise((r) => (timer = setTimeout(r, this.state.livenessMs)))]);
     clearTimeout(timer);
     this.finish('done');
+    this.reportGiveUp(err, waitedMs);
     this.reject(err);
+  }
+
+  /** `timeout` or `aborted` by the error's type (a close or a bad key emits neither). */
+  private reportGiveUp(err: Error, waitedMs: number): void {
+    const events = this.state.events;
+    const { name } = this.state;
+    const { kind } = this.request;
+    if (err instanceof LockTimeoutError) {
+      if (events.wants('timeout')) events.fire('timeout', { name, id: this.id, waitedMs, kind });
+    } else if (err instanceof LockAbortedError) {
+      if (events.wants('aborted')) events.fire('aborted', { name, id: this.id, waitedMs, reason: err.cause, kind });
+    }
   }
 
   private finish(phase: Phase): void {

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Session } from '../client/session.js';
 import { HeldLease, NestedLease, type Lease } from '../client/lease.js';
 import { Waiter, type Request } from '../client/waiter.js';
+import { monotonic } from '../client/clock.js';
 import type { Wakeups } from '../client/wakeups.js';
 import {
   asFairLockError,
@@ -54,6 +55,7 @@ export class FairLock {
     }
     // One deadline and one abort listener for the whole call: the subscriber's first connect
     // (node-redis keeps retrying a refused one) and then the wait in the queue.
+    const startedAt = monotonic();
     const stop = giveUpTrigger(o, this.what);
     try {
       const { session, wakeups } = this.engine();
@@ -65,7 +67,7 @@ export class FairLock {
       ]);
       this.engine(); // closed while connecting?
       const state = session.state(this.name);
-      const waiter = new Waiter(state, session.nextWaiterId(o.leaseMs, o.autoRenew, request.weight, request.mode), o, request);
+      const waiter = new Waiter(state, session.nextWaiterId(o.leaseMs, o.autoRenew, request.weight, request.mode), o, request, startedAt);
       state.addWaiter(waiter);
       stop.fired.catch((err: Error) => void waiter.giveUp(err));
       void waiter.enqueue();
@@ -85,6 +87,7 @@ export class FairLock {
 
   private async attempt(o: ResolvedAcquire, request: Request): Promise<Lease | null> {
     const { session } = this.engine();
+    const startedAt = monotonic();
     const id = session.nextWaiterId(o.leaseMs, o.autoRenew, request.weight, request.mode);
     const keys = lockKeys(session.options.prefix, this.name);
     const reply = await session.scripts.acquire(keys, id, session.options.livenessMs, 'try', request.kind, request.limit);
@@ -99,6 +102,10 @@ export class FairLock {
       throw err;
     }
     state.leaseHeld(lease);
+    if (session.events.wants('granted')) {
+      const { token, kind, weight, mode } = lease;
+      session.events.fire('granted', { name: this.name, id, token, waitedMs: lease.grantedAt - startedAt, kind, weight, mode });
+    }
     return lease;
   }
 

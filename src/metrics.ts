@@ -1,0 +1,140 @@
+/**
+ * OpenTelemetry metrics for a FairLocks instance, built on its events. `@opentelemetry/api` is an
+ * optional peer dependency: this module only imports it (dynamically) when `instrument()` is called
+ * without a meter, so a user who never calls it needs no such package. Without a registered meter
+ * provider the global API hands out no-op instruments: nothing is recorded.
+ */
+import type { FairLocks } from './fair-locks.js';
+import type { FairLocksEvents } from './client/event-map.js';
+import { monotonic } from './client/clock.js';
+import { InvalidArgumentError } from './errors.js';
+import { checkObject, describe } from './options.js';
+
+/** The attributes every fairlock metric point carries (redis errors: `operation` too). */
+export type MetricAttributes = Record<string, string>;
+
+/** The parts of an OpenTelemetry `Meter` fairlock uses (structural: no type import of @opentelemetry/api). */
+export interface MeterLike {
+  createHistogram(name: string, options?: { unit?: string; description?: string }): { record(value: number, attributes?: MetricAttributes): void };
+  createCounter(name: string, options?: { unit?: string; description?: string }): { add(value: number, attributes?: MetricAttributes): void };
+  createObservableGauge(name: string, options?: { unit?: string; description?: string }): {
+    addCallback(cb: (result: { observe(value: number, attributes?: MetricAttributes): void }) => void): void;
+    removeCallback(cb: (result: { observe(value: number, attributes?: MetricAttributes): void }) => void): void;
+  };
+}
+
+export interface MetricsOptions {
+  /** The meter to record with. @default metrics.getMeter('fairlock') of @opentelemetry/api (the global provider) */
+  meter?: MeterLike;
+  /** The most distinct lock names recorded as themselves; names seen after them are recorded as "other". @default 100 */
+  maxNames?: number;
+}
+
+/** What `instrument()` returns: `stop()` removes its listeners and its gauge callback. */
+export interface Instrumentation {
+  stop(): void;
+}
+
+/** The name attribute's value for names beyond the cardinality guard. */
+export const OTHER_NAME = 'other';
+
+/**
+ * Records fairlock's metrics for `locks` (see README, "Events and metrics"). Listens to the events
+ * of `locks`, so each event's payload is built only while instrumented.
+ */
+export async function instrument(locks: FairLocks, options?: MetricsOptions): Promise<Instrumentation> {
+  const o = checkObject(options, 'metrics options') ?? {};
+  const maxNames = o.maxNames ?? 100;
+  if (!Number.isInteger(maxNames) || maxNames < 0) throw new InvalidArgumentError(`options.maxNames must be a non-negative integer, got ${describe(maxNames)}`);
+  let meter = o.meter;
+  if (meter === undefined) {
+    const api = (await import('@opentelemetry/api')) as { metrics: { getMeter(name: string): MeterLike } };
+    meter = api.metrics.getMeter('fairlock');
+  }
+
+  const known = new Set<string>();
+  const nameOf = (name: string): string => {
+    if (known.has(name)) return name;
+    if (known.size < maxNames) {
+      known.add(name);
+      return name;
+    }
+    return OTHER_NAME;
+  };
+
+  const wait = meter.createHistogram('fairlock.wait', { unit: 'ms', description: 'From an acquire call to its grant, in this process' });
+  const hold = meter.createHistogram('fairlock.hold', { unit: 'ms', description: 'From a grant to its release() call' });
+  const handoff = meter.createHistogram('fairlock.handoff', {
+    unit: 'ms',
+    description: 'From a release() call in this process to the next grant, in this process, of a waiter queued before it',
+  });
+  const grants = meter.createCounter('fairlock.grants', { description: 'Grants this process received' });
+  const losses = meter.createCounter('fairlock.losses', { description: 'Leases this process lost' });
+  const timeouts = meter.createCounter('fairlock.timeouts', { description: 'Acquires that gave up after timeoutMs' });
+  const aborts = meter.createCounter('fairlock.aborts', { description: 'Acquires that gave up on their signal' });
+  const redisErrors = meter.createCounter('fairlock.redis_errors', { description: 'Failed Redis calls' });
+  const queue = meter.createObservableGauge('fairlock.queue.length', { description: "This process's own waiters per name (local state, no Redis call)" });
+
+  // Hand-off: the last release() call per name, and the last grant per name of a waiter that began
+  // waiting before it. The grant's wake-up may arrive before the release's reply: either order pairs.
+  const released = new Map<string, number>();
+  const grantedAfter = new Map<string, { at: number; startedAt: number }>();
+  const pair = (name: string, attrs: MetricAttributes): void => {
+    const r = released.get(name);
+    const g = grantedAfter.get(name);
+    if (r === undefined || g === undefined) return;
+    if (g.startedAt <= r && g.at >= r) {
+      handoff.record(g.at - r, attrs);
+      released.delete(name);
+      grantedAfter.delete(name);
+    } else if (g.at < r) grantedAfter.delete(name);
+  };
+
+  const listeners: { [E in keyof FairLocksEvents]?: (...args: FairLocksEvents[E]) => void } = {
+    granted: (e) => {
+      const attrs = { name: nameOf(e.name), kind: e.kind };
+      wait.record(e.waitedMs, attrs);
+      grants.add(1, attrs);
+      const at = monotonic();
+      grantedAfter.set(e.name, { at, startedAt: at - e.waitedMs });
+      pair(e.name, attrs);
+    },
+    released: (e) => {
+      const attrs = { name: nameOf(e.name), kind: e.kind };
+      hold.record(e.heldMs, attrs);
+      released.set(e.name, e.releasedAt);
+      pair(e.name, attrs);
+    },
+    lost: (lease) => losses.add(1, { name: nameOf(lease.name), kind: lease.kind }),
+    timeout: (e) => timeouts.add(1, { name: nameOf(e.name), kind: e.kind }),
+    aborted: (e) => aborts.add(1, { name: nameOf(e.name), kind: e.kind }),
+    redisError: (e) => redisErrors.add(1, { name: nameOf(e.name), operation: e.operation }),
+  };
+  const on = locks.on.bind(locks) as (event: string, fn: (...args: never[]) => void) => unknown;
+  const off = locks.off.bind(locks) as (event: string, fn: (...args: never[]) => void) => unknown;
+  for (const [event, fn] of Object.entries(listeners)) on(event, fn as (...args: never[]) => void);
+
+  // At collection time, from this process's own state: no Redis call, so collecting costs nothing
+  // on Redis (waiters of other processes are not counted: their own process reports them).
+  const reported = new Set<string>();
+  const observe = (result: { observe(value: number, attributes?: MetricAttributes): void }) => {
+    const totals = new Map<string, number>();
+    for (const [name, n] of locks.localWaiters()) {
+      const key = nameOf(name);
+      totals.set(key, (totals.get(key) ?? 0) + n);
+    }
+    for (const name of reported) if (!totals.has(name)) totals.set(name, 0); // a queue that emptied reads 0
+    for (const [name, n] of totals) {
+      reported.add(name);
+      result.observe(n, { name });
+    }
+  };
+  queue.addCallback(observe);
+
+  return {
+    stop() {
+      for (const [event, fn] of Object.entries(listeners)) off(event, fn as (...args: never[]) => void);
+      queue.removeCallback(observe);
+    },
+  };
+}
