@@ -2,15 +2,21 @@
  * What a user gets and reads: the published tarball holds the licence, the docs and dist/ but no
  * tests; README's error-code table covers every code; the generated API reference (docs/api/) has a
  * page for every name dist/index.d.ts exports and none for anything else; README's option, lease and
- * inspect tables name every member of the public types. Needs no Redis; reads the built dist/.
+ * inspect tables name every member of the public types; the clients README's compatibility table says
+ * are refused are refused. Needs no Redis (nothing here connects); reads the built dist/.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { Cluster as IORedisCluster5 } from 'ioredis';
+import { Cluster as IORedisCluster6 } from 'ioredis-v6';
+import { createCluster as createCluster4 } from 'redis';
+import { createClientPool as createClientPool5, createCluster as createCluster5 } from 'redis-v5';
+import { createClientPool as createClientPool6, createCluster as createCluster6 } from 'redis-v6';
 import ts from 'typescript';
-import { ERROR_CODES } from '../src/index.js';
+import { ERROR_CODES, FairLocks, InvalidArgumentError } from '../src/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const readme = readFileSync(`${root}/README.md`, 'utf8');
@@ -93,4 +99,22 @@ test('README\'s AcquireOptions, Lease and LockInfo tables name every member of t
   t.deepEqual(names('**`Lease`**').filter((n) => n !== undefined), members('Lease').sort());
   t.deepEqual(names('**`LockInfo`**'), members('LockInfo').sort());
   for (const extra of ['weight', 'permits']) t.regex(readme, new RegExp(`\\*\\*\`Semaphore(Acquire)?Options\`\\*\\*[^*]*adds \`${extra}\``));
+});
+
+test('the clients README\'s compatibility table lists as refused are refused at once, by name', (t) => {
+  const nowhere = 'redis://127.0.0.1:1'; // never connected: each is made and refused without I/O
+  const refused: [string, () => unknown, RegExp][] = [
+    ['ioredis 5 Cluster', () => new IORedisCluster5([nowhere], { lazyConnect: true }), /Cluster/],
+    ['ioredis 6 Cluster', () => new IORedisCluster6([nowhere], { lazyConnect: true }), /Cluster/],
+    ['node-redis 4 createCluster()', () => createCluster4({ rootNodes: [{ url: nowhere }] }), /Cluster/],
+    ['node-redis 5 createCluster()', () => createCluster5({ rootNodes: [{ url: nowhere }] }), /Cluster/],
+    ['node-redis 6 createCluster()', () => createCluster6({ rootNodes: [{ url: nowhere }] }), /Cluster/],
+    ['node-redis 5 createClientPool()', () => createClientPool5({ url: nowhere }), /pool/],
+    ['node-redis 6 createClientPool()', () => createClientPool6({ url: nowhere }), /pool/],
+  ];
+  for (const [what, make, message] of refused) {
+    t.throws(() => new FairLocks(make() as never), { instanceOf: InvalidArgumentError, message }, what);
+  }
+  t.regex(readme, /\| Redis Cluster clients \(node-redis `createCluster\(\)`, ioredis `Cluster`\) \|[^\n]*\*\*refused\*\*/);
+  t.regex(readme, /\| node-redis `createClientPool\(\)`[^\n]*\*\*refused\*\*/);
 });
