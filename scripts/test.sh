@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 npm run build
 npm run lint   # type-checks src, tests, scripts, and test/types/ (every client against the published types)
+npm run check:docs     # docs/api/ is what TypeDoc makes of the types now; dist/index.d.ts type-checks alone
 npm run check:cycles   # no import circle in src/ (madge)
 
 passed=0

@@ -4,6 +4,7 @@ export type { FairLockErrorCode } from './protocol/codes.js';
 
 /** Every error fairlock throws is a FairLockError with a stable `code` (see FairLockErrorCode). */
 export class FairLockError extends Error {
+  /** Stable across versions: branch on this, not on the message or the class name. */
   readonly code: FairLockErrorCode;
   constructor(message: string, code: FairLockErrorCode = 'INTERNAL', options?: { cause?: unknown }) {
     super(message, options);

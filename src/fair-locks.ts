@@ -38,10 +38,13 @@ function describeError(err: unknown): string {
 
 /** One grant as `inspect()` reports it. */
 export interface HolderInfo {
+  /** The grant's waiter id, "session:seq:...": its first part is the holder's {@link FairLocks.sessionId}. */
   id: string;
+  /** The grant's fencing token. */
   token: number;
   /** Redis time left on the lease, in ms (for a hand-off not yet confirmed: the most it may use). */
   leaseLeftMs: number;
+  /** Permits held: 1 for a lock and for either side of a read-write lock. */
   weight: number;
   /** 'read' or 'write' on a read-write lock; undefined otherwise. */
   mode: 'read' | 'write' | undefined;
@@ -49,11 +52,15 @@ export interface HolderInfo {
 
 /** One live waiter as `inspect()` reports it. */
 export interface WaiterInfo {
+  /** The waiter's id, "session:seq:...": its first part is the waiting {@link FairLocks.sessionId}. */
   id: string;
   /** 1 = next. */
   position: number;
+  /** How long it has been queued, on Redis's clock, in ms. */
   waitedMs: number;
+  /** Permits asked: 1 for a lock and for either side of a read-write lock. */
   weight: number;
+  /** 'read' or 'write' on a read-write lock; undefined otherwise. */
   mode: 'read' | 'write' | undefined;
 }
 
@@ -69,6 +76,7 @@ export interface LockInfo {
   holders: HolderInfo[];
   /** The first of `holders` (for a plain lock: the holder), or null. */
   holder: HolderInfo | null;
+  /** The live waiters in queue order (dead ones left out), at most 10,000. */
   queue: WaiterInfo[];
 }
 
@@ -87,8 +95,10 @@ export type {
 const INSPECT_LIMIT = 10_000;
 
 /**
- * The entry point: one per process is typical. Takes a connected node-redis v4 client (left open on
- * close), makes its own subscriber with `client.duplicate()`, and owns one session.
+ * The entry point: one per process is typical. Takes a node-redis 4, 5 or 6 client (connected) or an
+ * ioredis 5 or 6 client, which `close()` leaves open; makes its own subscriber with
+ * `client.duplicate()`, and owns one session. Refuses at once a cluster or pool client, node-redis's
+ * `legacyMode`, an unconnected node-redis client and a closed ioredis one (InvalidArgumentError).
  */
 export class FairLocks extends EventEmitter<FairLocksEvents> {
   private readonly session: Session;

@@ -18,6 +18,7 @@ export type { FairSemaphore } from './primitives/semaphore.js';
 export type { FairReadWriteLock } from './primitives/read-write.js';
 export type { Lease } from './client/lease.js';
 export type { Kind } from './protocol/keys.js';
+export type { RedisClientLike, NodeRedisClientLike, IORedisClientLike } from './redis/seam.js';
 export {
   DEFAULTS,
   MAX_PERMITS,

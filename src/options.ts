@@ -47,7 +47,8 @@ export const MAX_PERMITS = 1_000_000;
 
 export type ResolvedOptions = Required<FairLocksOptions>;
 
-export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
+/** The default of every {@link FairLocksOptions} field, frozen. */
+export const DEFAULTS: Readonly<Required<FairLocksOptions>> = Object.freeze({
   prefix: 'fairlock',
   leaseMs: 5_000,
   livenessMs: 5_000,

@@ -22,7 +22,7 @@ import {
 } from '../options.js';
 import { lockKeys } from '../protocol/keys.js';
 
-/** The parts of a FairLocks instance a handle uses; throws ClosedError once it is closed. */
+/** @internal The parts of a FairLocks instance a handle uses; throws ClosedError once it is closed. */
 export type Engine = () => { session: Session; wakeups: Wakeups };
 
 /** Leases held by the `using()` callbacks the current async context runs in, by session and name. */
@@ -36,6 +36,7 @@ export class FairLock {
   /** @internal */
   constructor(
     private readonly engine: Engine,
+    /** The name this handle locks. */
     readonly name: string,
     private readonly defaults: SemaphoreAcquireOptions,
     /** @internal */

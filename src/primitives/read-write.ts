@@ -9,6 +9,7 @@ export class FairReadWriteLock {
   /** @internal */
   constructor(
     private readonly engine: Engine,
+    /** The name this handle locks. */
     readonly name: string,
     private readonly defaults: AcquireOptions,
   ) {}

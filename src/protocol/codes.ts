@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   INTERNAL: 'INTERNAL',
 } as const;
 
+/** The `code` of a {@link FairLockError}: one of the keys of {@link ERROR_CODES}. */
 export type FairLockErrorCode = keyof typeof ERROR_CODES;
 
 /** The first element of each script's reply. */

@@ -30,15 +30,21 @@ export type ClientFamily = 'node-redis' | 'ioredis';
 
 /** A node-redis 4, 5 or 6 client (`createClient()` from 'redis'), connected. */
 export interface NodeRedisClientLike {
+  /** Sends the scripts (EVALSHA, EVAL). */
   sendCommand(args: any, ...rest: any[]): Promise<any>;
+  /** Makes the subscriber connection for wake-ups. */
   duplicate(...args: any[]): any;
+  /** Must be true: connect the client first. */
   readonly isOpen: boolean;
 }
 
 /** An ioredis 5 or 6 client (`new Redis()` from 'ioredis'). */
 export interface IORedisClientLike {
+  /** Sends the scripts (EVALSHA, EVAL). */
   call(...args: any[]): Promise<any>;
+  /** Makes the subscriber connection for wake-ups. */
   duplicate(...args: any[]): any;
+  /** Anything but 'end' (a client closed with quit() or disconnect()). */
   readonly status: string;
 }
 
