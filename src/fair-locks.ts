@@ -83,6 +83,7 @@ export interface LockInfo {
 export type { FairLocksEvents, FairLocksEventName } from './client/event-map.js';
 export type {
   QueuedEvent,
+  EventMode,
   GrantedEvent,
   ReleasedEvent,
   TimeoutEvent,

@@ -6,6 +6,7 @@ export {
   type FairLocksEvents,
   type FairLocksEventName,
   type QueuedEvent,
+  type EventMode,
   type GrantedEvent,
   type ReleasedEvent,
   type TimeoutEvent,

@@ -15,14 +15,26 @@ export type MetricAttributes = Record<string, string>;
 
 /** The parts of an OpenTelemetry `Meter` fairlock uses (structural: no type import of @opentelemetry/api). */
 export interface MeterLike {
-  createHistogram(name: string, options?: { unit?: string; description?: string }): { record(value: number, attributes?: MetricAttributes): void };
-  createCounter(name: string, options?: { unit?: string; description?: string }): { add(value: number, attributes?: MetricAttributes): void };
+  /** Makes a histogram (an OpenTelemetry `Meter` has it). */
+  createHistogram(name: string, options?: { unit?: string; description?: string }): {
+    /** Records one value. */
+    record(value: number, attributes?: MetricAttributes): void;
+  };
+  /** Makes a counter (an OpenTelemetry `Meter` has it). */
+  createCounter(name: string, options?: { unit?: string; description?: string }): {
+    /** Adds to the count. */
+    add(value: number, attributes?: MetricAttributes): void;
+  };
+  /** Makes an observable gauge (an OpenTelemetry `Meter` has it). */
   createObservableGauge(name: string, options?: { unit?: string; description?: string }): {
+    /** Registers the callback that observes the gauge at collection time. */
     addCallback(cb: (result: { observe(value: number, attributes?: MetricAttributes): void }) => void): void;
+    /** Removes a callback added before. */
     removeCallback(cb: (result: { observe(value: number, attributes?: MetricAttributes): void }) => void): void;
   };
 }
 
+/** Options of `instrument()`. */
 export interface MetricsOptions {
   /** The meter to record with. @default metrics.getMeter('fairlock') of @opentelemetry/api (the global provider) */
   meter?: MeterLike;
@@ -32,6 +44,7 @@ export interface MetricsOptions {
 
 /** What `instrument()` returns: `stop()` removes its listeners and its gauge callback. */
 export interface Instrumentation {
+  /** Stops recording: removes the listeners and the gauge callback. */
   stop(): void;
 }
 

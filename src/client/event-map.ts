@@ -4,16 +4,23 @@ import type { Lease } from './lease.js';
 
 /** The events of FairLocks: `locks.on('granted', (e) => ...)`. */
 export interface FairLocksEvents {
+  /** A waiter of this instance entered the Redis queue. */
   queued: [event: QueuedEvent];
+  /** A grant reached this instance. */
   granted: [event: GrantedEvent];
+  /** Redis confirmed a release of this instance. */
   released: [event: ReleasedEvent];
   /** A lease this instance held was lost (its signal is aborted with the same error). */
   lost: [lease: Lease, error: LockLostError];
+  /** An acquire of this instance gave up after its timeoutMs. */
   timeout: [event: TimeoutEvent];
+  /** An acquire of this instance gave up because its signal aborted. */
   aborted: [event: AbortedEvent];
+  /** A Redis call of this instance failed. */
   redisError: [event: RedisErrorEvent];
 }
 
+/** The name of an event of FairLocks. */
 export type FairLocksEventName = keyof FairLocksEvents;
 
 /**
