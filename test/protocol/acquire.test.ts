@@ -6,33 +6,16 @@
  */
 import test from 'ava';
 import { FairLockError } from '../../src/errors.js';
-import { lockKeys, waiterId } from '../../src/protocol/keys.js';
-import { Scripts, type AcquireReply } from '../../src/protocol/scripts.js';
+import { waiterId } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
-import { newPrefix } from '../helpers/redis.js';
 import { holdersAt } from '../helpers/state.js';
+import { sleep, LIVENESS, expectKind, kit } from './kit.js';
 
 const fx = useRedis();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const LIVENESS = 10_000;
-
-function setup() {
-  const prefix = newPrefix();
-  return { prefix, keys: lockKeys(prefix, 'n'), s: new Scripts(fx.client, prefix) };
-}
-
-/** `r` narrowed to the reply kind `kind`; throws (failing the test) on another kind. */
-function expectKind<K extends AcquireReply['kind']>(r: AcquireReply, kind: K): Extract<AcquireReply, { kind: K }> {
-  if (r.kind !== kind) throw new Error(`expected a ${kind} reply, got ${JSON.stringify(r)}`);
-  return r as Extract<AcquireReply, { kind: K }>;
-}
+const { setup, heldIds } = kit(fx);
 
 async function queueOf(key: string): Promise<{ value: string; score: number }[]> {
   return fx.client.zRangeWithScores(key, 0, -1);
-}
-
-async function heldIds(stateKey: string): Promise<string[]> {
-  return (await holdersAt(fx.client, stateKey)).map((h) => h.id);
 }
 
 test('a free name is granted at once: token = the ticket, exp = now + lease, entry "token exp lease g 1"', async (t) => {

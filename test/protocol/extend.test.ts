@@ -5,26 +5,15 @@
  * 24 h idle TTL.
  */
 import test from 'ava';
-import { lockKeys, waiterId } from '../../src/protocol/keys.js';
-import { Scripts, type AcquireReply, type ExtendReply } from '../../src/protocol/scripts.js';
+import { waiterId } from '../../src/protocol/keys.js';
+import { type ExtendReply } from '../../src/protocol/scripts.js';
 import { useRedis } from '../helpers/fixture.js';
-import { newPrefix } from '../helpers/redis.js';
 import { holdersAt, redisNow, type HolderEntry } from '../helpers/state.js';
+import { sleep, LIVENESS, expectKind, kit } from './kit.js';
 
 const fx = useRedis();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const LIVENESS = 10_000;
+const { setup } = kit(fx);
 const DAY = 86_400_000;
-
-function setup() {
-  const prefix = newPrefix();
-  return { prefix, keys: lockKeys(prefix, 'n'), s: new Scripts(fx.client, prefix) };
-}
-
-function expectKind<K extends AcquireReply['kind']>(r: AcquireReply, kind: K): Extract<AcquireReply, { kind: K }> {
-  if (r.kind !== kind) throw new Error(`expected a ${kind} reply, got ${JSON.stringify(r)}`);
-  return r as Extract<AcquireReply, { kind: K }>;
-}
 
 function extended(r: ExtendReply): Extract<ExtendReply, { kind: 'extended' }> {
   if (r.kind !== 'extended') throw new Error(`expected extended, got ${JSON.stringify(r)}`);

@@ -8,24 +8,13 @@
  */
 import test from 'ava';
 import { lockKeys, waiterId } from '../../src/protocol/keys.js';
-import { Scripts, type AcquireReply, type HolderReport } from '../../src/protocol/scripts.js';
+import { Scripts, type HolderReport } from '../../src/protocol/scripts.js';
 import { useRedis } from '../helpers/fixture.js';
-import { newPrefix } from '../helpers/redis.js';
 import { holdersAt, type HolderEntry } from '../helpers/state.js';
+import { sleep, LIVENESS, expectKind, kit } from './kit.js';
 
 const fx = useRedis();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const LIVENESS = 10_000;
-
-function setup() {
-  const prefix = newPrefix();
-  return { prefix, keys: lockKeys(prefix, 'n'), s: new Scripts(fx.client, prefix) };
-}
-
-function expectKind<K extends AcquireReply['kind']>(r: AcquireReply, kind: K): Extract<AcquireReply, { kind: K }> {
-  if (r.kind !== kind) throw new Error(`expected a ${kind} reply, got ${JSON.stringify(r)}`);
-  return r as Extract<AcquireReply, { kind: K }>;
-}
+const { setup } = kit(fx);
 
 const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 const sorted = (hs: HolderReport[]) => [...hs].sort(byId);

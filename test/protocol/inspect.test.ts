@@ -6,23 +6,11 @@
  */
 import test from 'ava';
 import { lockKeys, waiterId } from '../../src/protocol/keys.js';
-import { Scripts, type AcquireReply } from '../../src/protocol/scripts.js';
 import { useRedis } from '../helpers/fixture.js';
-import { newPrefix } from '../helpers/redis.js';
+import { sleep, LIVENESS, expectKind, kit } from './kit.js';
 
 const fx = useRedis();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const LIVENESS = 10_000;
-
-function setup() {
-  const prefix = newPrefix();
-  return { prefix, keys: lockKeys(prefix, 'n'), s: new Scripts(fx.client, prefix) };
-}
-
-function expectKind<K extends AcquireReply['kind']>(r: AcquireReply, kind: K): Extract<AcquireReply, { kind: K }> {
-  if (r.kind !== kind) throw new Error(`expected a ${kind} reply, got ${JSON.stringify(r)}`);
-  return r as Extract<AcquireReply, { kind: K }>;
-}
+const { setup } = kit(fx);
 
 /** Everything under the name's keys, to show that inspect wrote nothing. */
 async function snapshot(keys: ReturnType<typeof lockKeys>) {

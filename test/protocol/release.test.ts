@@ -5,33 +5,13 @@
  * session's channel; dead waiters at the head are skipped; a repeated release frees nothing twice.
  */
 import test, { type ExecutionContext } from 'ava';
-import { lockKeys, wakeChannel, waiterId } from '../../src/protocol/keys.js';
-import { Scripts, type AcquireReply } from '../../src/protocol/scripts.js';
+import { wakeChannel, waiterId } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
-import { newPrefix } from '../helpers/redis.js';
 import { holdersAt } from '../helpers/state.js';
+import { sleep, LIVENESS, expectKind, kit } from './kit.js';
 
 const fx = useRedis();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const LIVENESS = 10_000;
-
-function setup() {
-  const prefix = newPrefix();
-  return { prefix, keys: lockKeys(prefix, 'n'), s: new Scripts(fx.client, prefix) };
-}
-
-function expectKind<K extends AcquireReply['kind']>(r: AcquireReply, kind: K): Extract<AcquireReply, { kind: K }> {
-  if (r.kind !== kind) throw new Error(`expected a ${kind} reply, got ${JSON.stringify(r)}`);
-  return r as Extract<AcquireReply, { kind: K }>;
-}
-
-async function heldIds(stateKey: string): Promise<string[]> {
-  return (await holdersAt(fx.client, stateKey)).map((h) => h.id);
-}
-
-async function queued(key: string): Promise<string[]> {
-  return fx.client.zRange(key, 0, -1);
-}
+const { setup, heldIds, queued } = kit(fx);
 
 /** A subscriber (a duplicate of the fixture's client) on `channels`, closed when the test ends. */
 async function subscribe(t: ExecutionContext, channels: string[]) {

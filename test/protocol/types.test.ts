@@ -12,9 +12,9 @@ import { lockKeys, waiterId, type LockKeys } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
+import { LIVENESS } from './kit.js';
 
 const fx = useRedis();
-const LIVENESS = 10_000;
 
 type Which = keyof LockKeys;
 interface Ctx {
