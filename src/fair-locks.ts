@@ -16,7 +16,7 @@ import {
   type FairLocksOptions,
   type SemaphoreOptions,
 } from './options.js';
-import { lockKeys, parseWaiterId, wakeChannel, type Kind } from './protocol/keys.js';
+import { lockKeys, parseWaiterId, type Kind } from './protocol/keys.js';
 import { Scripts } from './protocol/scripts.js';
 import { adaptClient } from './redis/adapt.js';
 import type { RedisClientLike } from './redis/seam.js';
@@ -132,10 +132,12 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     this.session = new Session(scripts, resolved, sink);
     this.wakeups = new Wakeups(
       redis,
-      wakeChannel(resolved.prefix, this.session.id),
+      resolved.prefix,
+      this.session.id,
       (message) => this.session.onWake(message),
       () => this.session.beatAll(),
     );
+    this.session.wake = this.wakeups;
   }
 
   /** @internal A listener's rejected promise (captureRejections): a warning, never a crash. */

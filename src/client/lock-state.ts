@@ -20,8 +20,20 @@ export interface SessionContext {
   readonly waiters: Map<string, Waiter>;
   readonly locks: Map<string, LockState>;
   readonly events: EventSink;
+  /** The wake-up subscriber's per-name channels (a cluster's sharded pub/sub). */
+  readonly wake: WakeWatcher;
   state(name: string): LockState;
   emitLost(lease: Lease, err: LockLostError): void;
+}
+
+/** Per-name wake-up channels: on a cluster, a name's shard channel is subscribed while the session waits on it. */
+export interface WakeWatcher {
+  readonly sharded: boolean;
+  /** Resolves true when this call subscribed the channel (a grant published before may have been missed). */
+  watch(name: string): Promise<boolean>;
+  unwatch(name: string): void;
+  /** A beat found a grant whose wake-up never came: subscribe again, on the slot's owner now. */
+  refresh(name: string): void;
 }
 
 /** What one session has on one name: its waiters, its leases, and the heartbeat that serves them. */
@@ -41,6 +53,8 @@ export class LockState implements WaiterHost {
   private readonly beating = new Mutex();
   /** Redis time until which the last reply that refreshed this session on this name proves it alive. */
   private liveUntil = 0;
+  /** On a cluster: this state asked for the name's shard channel. */
+  private watching = false;
 
   constructor(readonly session: SessionContext, readonly name: string) {
     this.keys = lockKeys(session.options.prefix, name);
@@ -83,6 +97,25 @@ export class LockState implements WaiterHost {
     this.waiters.set(waiter.id, waiter);
     this.session.waiters.set(waiter.id, waiter);
     this.schedule();
+  }
+
+  /**
+   * A waiter of this name is queued: on a cluster, subscribe the name's shard channel, then beat once
+   * so that a grant published before the subscription took is found now, not at the next beat.
+   */
+  watchWakeups(): void {
+    const wake = this.session.wake;
+    if (!wake.sharded || this.watching) return;
+    this.watching = true;
+    wake.watch(this.name).then(
+      (fresh) => {
+        if (fresh && !this.idle) void this.beat();
+      },
+      (err: unknown) => {
+        this.watching = false; // the next waiter tries again; meanwhile the heartbeat finds grants
+        debug('subscribing the wake-ups of %s failed: %s', this.name, (err as Error)?.message);
+      },
+    );
   }
 
   waiterGone(waiter: Waiter): void {
@@ -153,7 +186,9 @@ export class LockState implements WaiterHost {
       try {
         const held = [...new Set([...this.leases].map((l) => l.id))];
         const dropped = [...this.unreleased];
-        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, [...held, ...dropped.map((id) => `-${id}`)]);
+        const newest = this.newestQueued();
+        const ids = [...held, ...dropped.map((id) => `-${id}`), ...(newest ? [`?${newest}`] : [])];
+        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, ids);
         // The script released each of them if Redis still named it: either way it is gone now.
         for (const id of dropped) this.unreleased.delete(id);
         if (dropped.length > 0) this.settle();
@@ -182,7 +217,14 @@ export class LockState implements WaiterHost {
         for (const waiter of [...this.waiters.values()]) void waiter.giveUp(err);
         return;
       }
-      for (const h of reply.holders) this.waiters.get(h.id)?.grant({ token: h.token, exp: h.exp, sample: reply });
+      let missed = false;
+      for (const h of reply.holders) {
+        const waiter = this.waiters.get(h.id);
+        if (!waiter?.waiting) continue;
+        waiter.grant({ token: h.token, exp: h.exp, sample: reply });
+        missed ||= !waiter.waiting;
+      }
+      if (missed && this.watching) this.session.wake.refresh(this.name);
       if (lapsed) await this.reenter();
     });
   }
@@ -208,6 +250,16 @@ export class LockState implements WaiterHost {
     await Promise.all(others.map((w) => w.enqueue()));
   }
 
+  /** The id of this session's newest waiter in this name's queue (the heartbeat checks Redis still has it). */
+  private newestQueued(): string | undefined {
+    let newest: Waiter | undefined;
+    for (const w of this.waiters.values()) {
+      const ticket = w.queuedTicket;
+      if (ticket !== undefined && (newest === undefined || ticket > newest.queuedTicket!)) newest = w;
+    }
+    return newest?.id;
+  }
+
   private get idle(): boolean {
     return this.waiters.size === 0 && this.leases.size === 0 && this.unreleased.size === 0;
   }
@@ -231,6 +283,10 @@ export class LockState implements WaiterHost {
   private settle(): void {
     if (!this.idle) return;
     this.stopTimer();
+    if (this.watching) {
+      this.watching = false;
+      this.session.wake.unwatch(this.name);
+    }
     if (this.session.locks.get(this.name) === this) this.session.locks.delete(this.name);
   }
 }

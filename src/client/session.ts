@@ -6,8 +6,15 @@ import { waiterId, type Mode } from '../protocol/keys.js';
 import type { Scripts } from '../protocol/scripts.js';
 import { NO_EVENTS, type EventSink } from './event-map.js';
 import type { Lease } from './lease.js';
-import { LockState, type SessionContext } from './lock-state.js';
+import { LockState, type SessionContext, type WakeWatcher } from './lock-state.js';
 import type { Waiter } from './waiter.js';
+
+const NO_WATCH: WakeWatcher = {
+  sharded: false,
+  watch: () => Promise.resolve(false),
+  unwatch: () => undefined,
+  refresh: () => undefined,
+};
 
 /**
  * The session of one FairLocks instance: a random id, the names it waits on or holds, and one
@@ -19,6 +26,8 @@ export class Session implements SessionContext {
   readonly waiters = new Map<string, Waiter>();
   private seq = 0;
   private stopped = false;
+  /** Set by FairLocks once its wake-up subscriber exists. */
+  wake: WakeWatcher = NO_WATCH;
 
   constructor(
     readonly scripts: Scripts,

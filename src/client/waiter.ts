@@ -24,6 +24,8 @@ export interface WaiterHost extends LeaseHost {
   /** A reply refreshed the session on this name at Redis time `now`: true if it had lapsed before. */
   refreshed(now: number, redisSaysLapsed: boolean): boolean;
   reenter(except?: Waiter): Promise<void>;
+  /** The waiter is in the queue now: make sure its wake-up can reach this process. */
+  watchWakeups(): void;
   waiterGone(waiter: Waiter): void;
   redisFailed(operation: RedisOperation, error: unknown): void;
   readonly events: EventSink;
@@ -69,6 +71,11 @@ export class Waiter {
     });
   }
 
+  /** The ticket Redis queued this waiter with, while it waits in the queue; else undefined. */
+  get queuedTicket(): number | undefined {
+    return this.phase === 'queued' ? this.ticket : undefined;
+  }
+
   get waiting(): boolean {
     return this.phase === 'new' || this.phase === 'enqueuing' || this.phase === 'queued';
   }
@@ -110,6 +117,7 @@ export class Waiter {
     if (reply.kind !== 'queued') return;
     this.phase = 'queued';
     this.ticket = reply.ticket;
+    this.state.watchWakeups();
     // Our session had lapsed and this call revived it: the heartbeat will not report the lapse, so
     // the session's other waiters on this lock (maybe reaped as dead) must check where they stand now.
     if (this.state.refreshed(reply.now, reply.lapsed)) this.state.reenter(this);

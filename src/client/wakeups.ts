@@ -1,27 +1,52 @@
 import { Mutex } from 'async-mutex';
 import { debug } from '../debug.js';
-import type { RedisSeam, Subscription } from '../redis/seam.js';
+import { shardWakeChannel } from '../protocol/keys.js';
+import type { RedisSeam, ShardSubscriber, Subscription } from '../redis/seam.js';
+
+/** How long a name's shard channel stays subscribed after its last waiter: a busy name is not re-subscribed at every wait. */
+const SHARD_IDLE_MS = 30_000;
+
+/** One shard channel's wanted and actual state; `chain` runs its SSUBSCRIBE / SUNSUBSCRIBE one at a time. */
+interface ShardChannel {
+  want: boolean;
+  on: boolean;
+  chain: Promise<unknown>;
+  idle: NodeJS.Timeout | undefined;
+}
 
 /**
- * The one subscriber connection of a FairLocks instance, on the one channel of its session.
- * Release scripts publish "waiterId token exp" there; the session routes it to the waiting promise.
- * node-redis resubscribes by itself after a reconnect; a message published while the connection was
- * down is lost, so `onReconnect` runs a heartbeat at once to find grants that happened meanwhile.
+ * The wake-up subscriber of a FairLocks instance. Release scripts publish "waiterId token exp"; the
+ * session routes it to the waiting promise. A message published while the subscriber was away is
+ * lost, so the heartbeat (and `onReconnect`, at once) finds the grants that happened meanwhile.
+ *
+ * One Redis: one connection on the one channel of the session (PUBLISH).
+ * A cluster: sharded pub/sub, one channel per name and session in the name's slot (SPUBLISH), so a
+ * wake-up stays in the shard that owns the name. A name's channel is subscribed when the session
+ * first queues on it (then a beat finds a grant made before the subscription took) and dropped
+ * SHARD_IDLE_MS after the session stops using the name.
  */
 export class Wakeups {
   private sub: Subscription | undefined;
+  private shard: ShardSubscriber | undefined;
+  private readonly channels = new Map<string, ShardChannel>();
   private connecting: Promise<void> | undefined;
   private readonly mutex = new Mutex();
   private ready = false;
+  private closed = false;
 
   constructor(
     private readonly redis: RedisSeam,
-    private readonly channel: string,
+    private readonly prefix: string,
+    private readonly sessionId: string,
     private readonly onMessage: (message: unknown) => void,
     private readonly onReconnect: () => void,
   ) {}
 
-  /** Connects and subscribes once; every waiter awaits this before it enters a queue. */
+  get sharded(): boolean {
+    return this.redis.cluster;
+  }
+
+  /** Connects (and on one Redis subscribes) once; every waiter awaits this before it enters a queue. */
   start(): Promise<void> {
     if (this.ready) return Promise.resolve();
     this.connecting ??= this.mutex
@@ -34,32 +59,106 @@ export class Wakeups {
   }
 
   private async connect(): Promise<void> {
-    this.sub = await this.redis.subscribe(
-      this.channel,
-      (message) => {
-        try {
-          this.onMessage(message);
-        } catch (err) {
-          debug('wake-up handler failed: %s', (err as Error)?.message);
-        }
-      },
-      () => {
+    const deliver = (message: unknown) => {
+      try {
+        this.onMessage(message);
+      } catch (err) {
+        debug('wake-up handler failed: %s', (err as Error)?.message);
+      }
+    };
+    if (this.redis.cluster) {
+      this.shard = await this.redis.shardSubscriber((_channel, message) => deliver(message));
+    } else {
+      this.sub = await this.redis.subscribe(`${this.prefix}:wake:${this.sessionId}`, deliver, () => {
         debug('subscriber reconnected');
         try {
           this.onReconnect();
         } catch (err) {
           debug('beat after reconnect failed: %s', (err as Error)?.message);
         }
-      },
-    );
+      });
+    }
     this.ready = true;
+  }
+
+  /**
+   * Cluster: makes sure the shard channel of `name` is subscribed. Resolves true when this call
+   * subscribed it (a grant published before may have been missed: the caller beats once).
+   */
+  async watch(name: string): Promise<boolean> {
+    if (!this.redis.cluster || this.closed) return false;
+    const channel = shardWakeChannel(this.prefix, name, this.sessionId);
+    let c = this.channels.get(channel);
+    if (!c) {
+      c = { want: true, on: false, chain: Promise.resolve(), idle: undefined };
+      this.channels.set(channel, c);
+    }
+    clearTimeout(c.idle);
+    c.idle = undefined;
+    c.want = true;
+    if (c.on) return false;
+    await this.sync(channel, c);
+    return true;
+  }
+
+  /** Cluster: the session no longer waits on `name`; its channel goes after SHARD_IDLE_MS unless watched again. */
+  unwatch(name: string): void {
+    const channel = shardWakeChannel(this.prefix, name, this.sessionId);
+    const c = this.channels.get(channel);
+    if (!c || c.idle) return;
+    c.idle = setTimeout(() => {
+      c.idle = undefined;
+      c.want = false;
+      this.sync(channel, c).catch(() => undefined);
+    }, SHARD_IDLE_MS);
+    c.idle.unref();
+  }
+
+  /**
+   * Cluster: a beat found a grant whose wake-up did not come. The client library may be subscribed
+   * on a node that no longer owns the slot (a failover or a migration it did not follow): subscribe
+   * again, which goes to the slot's owner now.
+   */
+  refresh(name: string): void {
+    const c = this.channels.get(shardWakeChannel(this.prefix, name, this.sessionId));
+    if (!c?.on) return;
+    const channel = shardWakeChannel(this.prefix, name, this.sessionId);
+    debug('re-subscribing %s', channel);
+    c.on = false;
+    c.chain = c.chain
+      .then(() => this.shard?.remove(channel))
+      .catch(() => undefined)
+      .then(() => this.sync(channel, c))
+      .catch(() => undefined);
+  }
+
+  /** Brings one channel to what is wanted, after the operations already queued on it. */
+  private sync(channel: string, c: ShardChannel): Promise<void> {
+    const step = c.chain.then(async () => {
+      if (this.closed) return;
+      if (c.want && !c.on) {
+        await this.start();
+        await this.shard!.add(channel);
+        c.on = true;
+      } else if (!c.want && c.on) {
+        c.on = false;
+        await this.shard?.remove(channel);
+      }
+      if (!c.want && !c.on && this.channels.get(channel) === c) this.channels.delete(channel);
+    });
+    c.chain = step.catch(() => undefined);
+    return step;
   }
 
   /** Unsubscribes and quits; after `boundMs` without an answer, drops the connection instead. */
   async close(boundMs: number): Promise<void> {
+    this.closed = true;
+    for (const c of this.channels.values()) clearTimeout(c.idle);
+    this.channels.clear();
     await this.mutex.runExclusive(async () => {
-      const sub = this.sub;
+      const sub = this.sub ?? this.shard;
       this.sub = undefined;
+      this.shard = undefined;
       this.ready = false;
       this.connecting = undefined;
       await sub?.close(boundMs);

@@ -44,3 +44,8 @@ export function parseWaiterId(id: string): { weight: number; mode: Mode } {
   const m = /:(\d+):([xrw])$/.exec(id);
   return m ? { weight: Number(m[1]), mode: m[2] as Mode } : { weight: 1, mode: 'x' };
 }
+
+/** On a cluster: the shard channel of one name and session, in the name's slot (SPUBLISH / SSUBSCRIBE). */
+export function shardWakeChannel(prefix: string, name: string, sessionId: string): string {
+  return `${prefix}:{${escapeName(name)}}:wake:${sessionId}`;
+}

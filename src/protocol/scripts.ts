@@ -35,7 +35,7 @@ export interface HolderReport {
 }
 
 export type AcquireReply =
-  | ({ kind: 'granted'; token: number; exp: number } & Stamped)
+  | ({ kind: 'granted'; token: number; exp: number; /** Replicas that acked the grant (durability only). */ acked?: number } & Stamped)
   | ({ kind: 'queued'; ticket: number; position: number; lapsed: boolean } & Stamped)
   | ({ kind: 'busy'; heldLeftMs: number } & Stamped)
   | ({ kind: 'refused'; current: string } & Stamped);
@@ -44,6 +44,8 @@ export type ReleaseReply = { kind: 'released' | 'already' | 'not-holder' } & Sta
 export type CancelReply = { kind: 'cancelled' | 'released' | 'already' | 'not-found' } & Stamped;
 export type HeartbeatReply = {
   lapsed: boolean;
+  /** Replicas that acked this beat and every write before it (durability only). */
+  acked?: number;
   /** This session's holders of the name. */
   holders: HolderReport[];
   /** The queue key, when it holds another type: the session's waits on this name must fail. */
@@ -66,23 +68,32 @@ export class Scripts {
   private readonly redis: RedisSeam;
 
   /** `client`: a seam, or any client FairLocks accepts. */
-  constructor(client: RedisSeam | RedisClientLike, private readonly prefix: string) {
+  /** The scripts' `wake` argument (see common.lua): the prefix, or '' for shard channels on a cluster. */
+  private readonly wake: string;
+
+  constructor(client: RedisSeam | RedisClientLike, prefix: string) {
     this.redis = isSeam(client) ? client : adaptClient(client);
+    this.wake = this.redis.cluster ? '' : prefix;
   }
 
-  async acquire(keys: LockKeys, id: string, livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number): Promise<AcquireReply> {
-    const { r, sentAt } = await this.run('acquire', keys, [id, livenessMs, mode, this.prefix, `${kind} ${limit}`]);
+  /** True on a cluster client: wake-ups come on one shard channel per name (see keys.ts). */
+  get cluster(): boolean {
+    return this.redis.cluster;
+  }
+
+  async acquire(keys: LockKeys, id: string, livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number, durability?: Durability): Promise<AcquireReply> {
+    const { r, sentAt, acked } = await this.run('acquire', keys, [id, livenessMs, mode, this.wake, `${kind} ${limit}`], durability);
     const code = num(r[0]);
     const now = num(r[1]);
     const C = REPLY.acquire;
-    if (code === C.granted) return { kind: 'granted', now, token: num(r[2]), exp: num(r[3]), sentAt };
+    if (code === C.granted) return { kind: 'granted', now, token: num(r[2]), exp: num(r[3]), sentAt, ...(acked === undefined ? {} : { acked }) };
     if (code === C.queued) return { kind: 'queued', now, ticket: num(r[2]), position: num(r[3]), lapsed: num(r[4]) === 1, sentAt };
     if (code === C.refused) return { kind: 'refused', now, current: String(r[2]), sentAt };
     return { kind: 'busy', now, heldLeftMs: num(r[2]), sentAt };
   }
 
   async release(keys: LockKeys, id: string): Promise<ReleaseReply> {
-    const { r, sentAt } = await this.run('release', keys, [id, this.prefix]);
+    const { r, sentAt } = await this.run('release', keys, [id, this.wake]);
     const C = REPLY.release;
     const code = num(r[0]);
     const kind = code === C.released ? 'released' : code === C.already ? 'already' : 'not-holder';
@@ -90,21 +101,31 @@ export class Scripts {
   }
 
   async cancel(keys: LockKeys, id: string): Promise<CancelReply> {
-    const { r, sentAt } = await this.run('cancel', keys, [id, this.prefix]);
+    const { r, sentAt } = await this.run('cancel', keys, [id, this.wake]);
     const C = REPLY.cancel;
     const code = num(r[0]);
     const kind = code === C.left ? 'cancelled' : code === C.released ? 'released' : code === C.already ? 'already' : 'not-found';
     return { kind, now: num(r[1]), sentAt };
   }
 
-  /** `ids`: the leases the session holds on this name (only those are renewed), and "-id" for given-up ones. */
-  async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, ids: readonly string[] = []): Promise<HeartbeatReply> {
-    const { r, sentAt } = await this.run('heartbeat', keys, [sessionId, livenessMs, this.prefix, ...ids]);
-    return { lapsed: num(r[0]) === 1, now: num(r[1]), holders: holders(r[2]), sentAt, ...(r[3] ? { badQueue: String(r[3]) } : {}) };
+  /**
+   * `ids`: the leases the session holds on this name (only those are renewed), "-id" for given-up
+   * ones, and "?id" for its newest waiter (reported as a lapse when Redis lost it).
+   */
+  async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, ids: readonly string[] = [], durability?: Durability): Promise<HeartbeatReply> {
+    const { r, sentAt, acked } = await this.run('heartbeat', keys, [sessionId, livenessMs, this.wake, ...ids], durability);
+    return {
+      lapsed: num(r[0]) === 1,
+      now: num(r[1]),
+      holders: holders(r[2]),
+      sentAt,
+      ...(r[3] ? { badQueue: String(r[3]) } : {}),
+      ...(acked === undefined ? {} : { acked }),
+    };
   }
 
   async extend(keys: LockKeys, id: string, ms: number): Promise<ExtendReply> {
-    const { r, sentAt } = await this.run('extend', keys, [id, ms, this.prefix]);
+    const { r, sentAt } = await this.run('extend', keys, [id, ms, this.wake]);
     if (num(r[0]) === REPLY.extend.extended) return { kind: 'extended', now: num(r[1]), exp: num(r[2]), sentAt };
     return { kind: 'not-holder', now: num(r[1]), sentAt };
   }
@@ -117,34 +138,45 @@ export class Scripts {
     return { now: num(r[1]), kindLimit: String(r[2]), holders: holders(r[3]), queue, sentAt };
   }
 
-  private async run(name: ScriptName, keys: LockKeys, args: (string | number)[]): Promise<{ r: unknown[]; sentAt: number }> {
+  private async run(name: ScriptName, keys: LockKeys, args: (string | number)[], durability?: Durability): Promise<Ran> {
+    let clusterRetries = 0;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.runOnce(name, keys, args);
+        return await this.runOnce(name, keys, args, durability);
       } catch (err) {
         // Every script is safe to run twice (see their headers): a call whose connection dropped
         // before its reply came is sent once more (on the reconnected client) instead of failing a
-        // wait or leaving a release undone. Errors Redis answered are not retried.
+        // wait or leaving a release undone. Errors Redis answered are not retried, but for a
+        // cluster's passing states: TRYAGAIN (the name's slot is migrating and its keys are split
+        // between two masters for a moment) and CLUSTERDOWN (a failover is under way).
         if (attempt < 2 && this.redis.droppedConnection(err)) continue;
+        if (clusterRetries < CLUSTER_RETRY_DELAYS_MS.length && /^(TRYAGAIN|CLUSTERDOWN)\b/.test(String((err as Error)?.message))) {
+          await sleep(CLUSTER_RETRY_DELAYS_MS[clusterRetries++]!);
+          continue;
+        }
         throw await this.toFairLockError(err, name, keys);
       }
     }
   }
 
-  private async runOnce(name: ScriptName, keys: LockKeys, args: (string | number)[]): Promise<{ r: unknown[]; sentAt: number }> {
+  private async runOnce(name: ScriptName, keys: LockKeys, args: (string | number)[], durability?: Durability): Promise<Ran> {
     const script = SCRIPTS[name];
     const tail = ['3', keys.state, keys.queue, keys.sessions, ...args.map(String)];
     const sentAt = monotonic();
-    let reply: unknown;
+    const send = async (command: string[]): Promise<{ reply: unknown; acked?: number }> => {
+      if (!durability) return { reply: await this.redis.send(command, keys.state) };
+      return this.redis.sendAndWait(command, keys.state, durability.replicas, durability.timeoutMs);
+    };
+    let out: { reply: unknown; acked?: number };
     try {
-      reply = await this.redis.send(['EVALSHA', script.sha, ...tail]);
+      out = await send(['EVALSHA', script.sha, ...tail]);
     } catch (err) {
       if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-      reply = await this.redis.send(['EVAL', script.body, ...tail]);
+      out = await send(['EVAL', script.body, ...tail]);
     }
-    const r = reply as unknown[];
+    const r = out.reply as unknown[];
     if (name !== 'types') this.clock.observe({ now: num(r[1]), sentAt });
-    return { r, sentAt };
+    return { r, sentAt, ...(out.acked === undefined ? {} : { acked: out.acked }) };
   }
 
   /** Redis's error as a FairLockError; a WRONGTYPE is diagnosed by types.lua so that BAD_KEY names the key. */
@@ -163,12 +195,38 @@ export class Scripts {
         // the diagnosis failed too: report the first error as it was
       }
     }
+    if (/^(MOVED|ASK) /.test(message)) {
+      return new FairLockError(
+        `Redis call ${script} failed: ${message} (this Redis is a cluster node that does not own the name's slot: pass a cluster client, createCluster() or new Cluster())`,
+        'REDIS_ERROR',
+        { cause: err },
+      );
+    }
     // Redis 7.2+ answers NOPERM; 7.0 says so in words.
     if (/\bNOPERM\b|user executing the script can't run|no permissions to/.test(message)) {
       return new FairLockError(`Redis refused a command of the ${script} script to this user (ACL; README lists the rule fairlock needs): ${message}`, 'NO_PERMISSION', { cause: err });
     }
     return new FairLockError(`Redis call ${script} failed: ${message}`, 'REDIS_ERROR', { cause: err });
   }
+}
+
+/** The waits between retries of a script refused with TRYAGAIN or CLUSTERDOWN: about 6 s in all, a failover's usual length. */
+const CLUSTER_RETRY_DELAYS_MS = [25, 50, 100, 200, 400, 800, 1_000, 1_500, 2_000];
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+interface Ran {
+  r: unknown[];
+  sentAt: number;
+  acked?: number;
+}
+
+/** `WAIT replicas timeoutMs` after a script, so that its writes (and every earlier one) reached replicas. */
+export interface Durability {
+  replicas: number;
+  timeoutMs: number;
 }
 
 function isSeam(x: RedisSeam | RedisClientLike): x is RedisSeam {

@@ -5,17 +5,23 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { describe } from '../options.js';
-import { IORedisSeam } from './ioredis.js';
-import { NodeRedisSeam } from './node-redis.js';
-import type { IORedisClientLike, NodeRedisClientLike, RedisSeam } from './seam.js';
+import { IORedisClusterSeam, IORedisSeam } from './ioredis.js';
+import { NodeRedisClusterSeam, NodeRedisSeam } from './node-redis.js';
+import type { IORedisClientLike, NodeRedisClientLike, NodeRedisClusterLike, RedisSeam } from './seam.js';
 
-const ACCEPTED = 'a node-redis 4, 5 or 6 client (createClient() from "redis", connected) or an ioredis 5 or 6 client (new Redis() from "ioredis")';
+const ACCEPTED =
+  'a node-redis 4, 5 or 6 client (createClient() or createCluster() from "redis", connected) or an ioredis 5 or 6 client (new Redis() or new Cluster() from "ioredis")';
 
 export function adaptClient(client: unknown): RedisSeam {
   const c = client as Record<string, unknown> | null;
   if (!c || typeof c !== 'object') throw new InvalidArgumentError(`client must be ${ACCEPTED}, got ${describe(client)}`);
-  if (c.isCluster === true || ('masters' in c && typeof c.nodeClient === 'function')) {
-    throw new InvalidArgumentError('client is a Redis Cluster client, which fairlock does not support yet: pass a client of one Redis server');
+  if (c.isCluster === true && typeof c.call === 'function' && typeof c.duplicate === 'function' && typeof c.status === 'string') {
+    if (c.status === 'end') throw new InvalidArgumentError('client (ioredis Cluster) was closed with quit() or disconnect(): pass a client that is open');
+    return new IORedisClusterSeam(client as IORedisClientLike);
+  }
+  if ('masters' in c && typeof c.nodeClient === 'function' && typeof c.sendCommand === 'function' && typeof c.duplicate === 'function') {
+    if (c.isOpen !== true) throw new InvalidArgumentError('client (node-redis cluster) is not connected: await cluster.connect() first');
+    return new NodeRedisClusterSeam(client as NodeRedisClusterLike);
   }
   if (typeof c.execute === 'function' && typeof c.sendCommand === 'function' && typeof c.duplicate !== 'function') {
     throw new InvalidArgumentError('client is a node-redis client pool, which cannot make the dedicated subscriber connection fairlock needs: pass a client (createClient())');

@@ -1,30 +1,46 @@
-/** The seam for ioredis 5 and 6. */
+/** The seams for ioredis 5 and 6: `new Redis()` and `new Cluster()`. */
 import { debug } from '../debug.js';
 import { settledWithin } from './settled.js';
-import type { IORedisClientLike, RedisSeam, Subscription } from './seam.js';
+import type { IORedisClientLike, RedisSeam, ShardSubscriber, Subscription } from './seam.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ioredis is an optional peer: typed by shape only */
 type AnyIORedis = IORedisClientLike & Record<string, any>;
 
+/**
+ * ioredis resends the commands in flight after a reconnect by itself (autoResendUnfulfilledCommands);
+ * what reaches us is a command given up on: the connection was closed, or it was retried
+ * maxRetriesPerRequest times while Redis was unreachable.
+ */
+function droppedConnection(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; code?: unknown } | undefined;
+  return e?.message === 'Connection is closed.' || e?.code === 'EPIPE' || e?.code === 'ECONNRESET';
+}
+
+function send(client: AnyIORedis, args: readonly string[]): Promise<unknown> {
+  const [command, ...rest] = args;
+  return client.call(command!, ...rest);
+}
+
 export class IORedisSeam implements RedisSeam {
   readonly family = 'ioredis' as const;
+  readonly cluster = false;
 
   constructor(private readonly client: AnyIORedis) {}
 
   send(args: readonly string[]): Promise<unknown> {
-    const [command, ...rest] = args;
-    return this.client.call(command!, ...rest);
+    return send(this.client, args);
   }
 
-  /**
-   * ioredis resends the commands in flight after a reconnect by itself (autoResendUnfulfilledCommands);
-   * what reaches us is a command given up on: the connection was closed, or it was retried
-   * maxRetriesPerRequest times while Redis was unreachable.
-   */
-  droppedConnection(err: unknown): boolean {
-    const e = err as { name?: string; message?: string; code?: unknown } | undefined;
-    return e?.message === 'Connection is closed.' || e?.code === 'EPIPE' || e?.code === 'ECONNRESET';
+  async sendAndWait(args: readonly string[], _key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
+    // One connection writes commands in call order: WAIT goes out right behind the script (one round trip).
+    const script = this.send(args);
+    const wait = this.client.call('WAIT', String(replicas), String(timeoutMs)) as Promise<unknown>;
+    wait.catch(() => undefined); // when the script fails, its error is the one reported
+    const reply = await script;
+    return { reply, acked: Number(await wait) };
   }
+
+  droppedConnection = droppedConnection;
 
   async subscribe(channel: string, onMessage: (message: unknown) => void, onReconnect: () => void): Promise<Subscription> {
     // Whatever the user's client was told, the subscriber must connect now, queue while offline and
@@ -51,6 +67,66 @@ export class IORedisSeam implements RedisSeam {
           await sub.unsubscribe(channel);
           await sub.quit();
         })().catch(() => sub.disconnect());
+        if (!(await settledWithin(graceful, boundMs))) sub.disconnect();
+      },
+    };
+  }
+
+  shardSubscriber(): Promise<ShardSubscriber> {
+    return Promise.reject(new Error('sharded wake-ups are for cluster clients'));
+  }
+}
+
+/** ioredis's `new Cluster()`: it routes EVALSHA by its keys, follows MOVED/ASK and retries TRYAGAIN/CLUSTERDOWN. */
+export class IORedisClusterSeam implements RedisSeam {
+  readonly family = 'ioredis' as const;
+  readonly cluster = true;
+
+  constructor(private readonly client: AnyIORedis) {}
+
+  send(args: readonly string[]): Promise<unknown> {
+    return send(this.client, args);
+  }
+
+  async sendAndWait(args: readonly string[], _key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
+    // A keyless WAIT alone would go to any node; in a pipeline it goes with the script's key.
+    const [command, ...rest] = args;
+    const results = (await this.client
+      .pipeline()
+      .call(command!, ...rest)
+      .call('WAIT', String(replicas), String(timeoutMs))
+      .exec()) as [Error | null, unknown][];
+    const [scriptErr, reply] = results[0]!;
+    if (scriptErr) throw scriptErr;
+    const [waitErr, acked] = results[1]!;
+    if (waitErr) throw waitErr;
+    return { reply, acked: Number(acked) };
+  }
+
+  droppedConnection = droppedConnection;
+
+  subscribe(): Promise<Subscription> {
+    return Promise.reject(new Error('a cluster client takes sharded wake-ups'));
+  }
+
+  /**
+   * A duplicate with `shardedSubscribers`: one subscriber connection per master, each SSUBSCRIBE
+   * sent to its slot's owner, re-subscribed when the topology changes. A message published
+   * meanwhile is lost: the heartbeat finds that grant.
+   */
+  async shardSubscriber(onMessage: (channel: string, message: unknown) => void): Promise<ShardSubscriber> {
+    const sub = this.client.duplicate([], { shardedSubscribers: true, lazyConnect: false, enableOfflineQueue: true }) as AnyIORedis;
+    sub.on('error', (err: Error) => debug('sharded subscriber error: %s', err?.message));
+    sub.on('smessage', (channel: string, message: unknown) => onMessage(channel, message));
+    return {
+      add: async (channel) => {
+        await sub.ssubscribe(channel);
+      },
+      remove: async (channel) => {
+        await sub.sunsubscribe(channel);
+      },
+      close: async (boundMs) => {
+        const graceful = sub.quit().catch(() => sub.disconnect());
         if (!(await settledWithin(graceful, boundMs))) sub.disconnect();
       },
     };

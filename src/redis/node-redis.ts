@@ -1,13 +1,24 @@
-/** The seam for node-redis 4, 5 and 6: their `sendCommand`, `duplicate` and `subscribe` agree. */
+/** The seams for node-redis 4, 5 and 6: their `sendCommand`, `duplicate` and (s)subscribe agree. */
 import { debug } from '../debug.js';
-import type { NodeRedisClientLike, RedisSeam, Subscription } from './seam.js';
+import type { NodeRedisClientLike, NodeRedisClusterLike, RedisSeam, ShardSubscriber, Subscription } from './seam.js';
 import { settledWithin } from './settled.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the three majors' types differ; only the shared shape is used */
 type AnyNodeRedis = NodeRedisClientLike & Record<string, any>;
+type AnyNodeCluster = NodeRedisClusterLike & Record<string, any>;
+
+/**
+ * node-redis rejects the commands in flight with SocketClosedUnexpectedlyError when the socket
+ * drops; a write to a socket the server just closed fails with EPIPE or ECONNRESET.
+ */
+function droppedConnection(err: unknown): boolean {
+  const e = err as { constructor?: { name?: string }; name?: string; code?: unknown } | undefined;
+  return e?.constructor?.name === 'SocketClosedUnexpectedlyError' || e?.name === 'SocketClosedUnexpectedlyError' || e?.code === 'EPIPE' || e?.code === 'ECONNRESET';
+}
 
 export class NodeRedisSeam implements RedisSeam {
   readonly family = 'node-redis' as const;
+  readonly cluster = false;
 
   constructor(private readonly client: AnyNodeRedis) {}
 
@@ -15,14 +26,16 @@ export class NodeRedisSeam implements RedisSeam {
     return this.client.sendCommand([...args]);
   }
 
-  /**
-   * node-redis rejects the commands in flight with SocketClosedUnexpectedlyError when the socket
-   * drops; a write to a socket the server just closed fails with EPIPE or ECONNRESET.
-   */
-  droppedConnection(err: unknown): boolean {
-    const e = err as { constructor?: { name?: string }; name?: string; code?: unknown } | undefined;
-    return e?.constructor?.name === 'SocketClosedUnexpectedlyError' || e?.name === 'SocketClosedUnexpectedlyError' || e?.code === 'EPIPE' || e?.code === 'ECONNRESET';
+  async sendAndWait(args: readonly string[], _key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
+    // One connection writes commands in call order: WAIT goes out right behind the script (one round trip).
+    const script = this.send(args);
+    const wait = this.client.sendCommand(['WAIT', String(replicas), String(timeoutMs)]) as Promise<unknown>;
+    wait.catch(() => undefined); // when the script fails, its error is the one reported
+    const reply = await script;
+    return { reply, acked: Number(await wait) };
   }
+
+  droppedConnection = droppedConnection;
 
   async subscribe(channel: string, onMessage: (message: unknown) => void, onReconnect: () => void): Promise<Subscription> {
     const sub = this.client.duplicate() as AnyNodeRedis;
@@ -47,6 +60,61 @@ export class NodeRedisSeam implements RedisSeam {
           await closeQuietly(sub, true);
         })();
         if (!(await settledWithin(graceful, boundMs))) await closeQuietly(sub, false);
+      },
+    };
+  }
+
+  shardSubscriber(): Promise<ShardSubscriber> {
+    return Promise.reject(new Error('sharded wake-ups are for cluster clients'));
+  }
+}
+
+/** node-redis's `createCluster()`: scripts go to the master of their first key's slot. */
+export class NodeRedisClusterSeam implements RedisSeam {
+  readonly family = 'node-redis' as const;
+  readonly cluster = true;
+
+  constructor(private readonly client: AnyNodeCluster) {}
+
+  send(args: readonly string[], key: string): Promise<unknown> {
+    return this.client.sendCommand(key, false, [...args]);
+  }
+
+  async sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
+    // The cluster client keeps one connection per master; routed by the same key, WAIT takes the
+    // script's connection. Sent after the reply: a redirect may have moved the script to another master.
+    const reply = await this.send(args, key);
+    const acked = await this.client.sendCommand(key, false, ['WAIT', String(replicas), String(timeoutMs)]);
+    return { reply, acked: Number(acked) };
+  }
+
+  droppedConnection = droppedConnection;
+
+  subscribe(): Promise<Subscription> {
+    return Promise.reject(new Error('a cluster client takes sharded wake-ups'));
+  }
+
+  /**
+   * node-redis keeps one sharded subscriber connection per master in the duplicate, sends each
+   * SSUBSCRIBE to the channel's slot owner, follows MOVED, and re-subscribes a channel whose slot
+   * migrated (Redis then sends SUNSUBSCRIBE). A message published meanwhile is lost: the heartbeat
+   * finds that grant.
+   */
+  async shardSubscriber(onMessage: (channel: string, message: unknown) => void): Promise<ShardSubscriber> {
+    const sub = this.client.duplicate() as AnyNodeCluster;
+    sub.on('error', (err: Error) => debug('sharded subscriber error: %s', err?.message));
+    try {
+      await sub.connect();
+    } catch (err) {
+      await closeQuietly(sub as unknown as AnyNodeRedis, false);
+      throw err;
+    }
+    const listener = (message: unknown, channel: unknown) => onMessage(String(channel), message);
+    return {
+      add: (channel) => sub.sSubscribe(channel, listener),
+      remove: (channel) => sub.sUnsubscribe(channel, listener),
+      close: async (boundMs) => {
+        if (!(await settledWithin(closeQuietly(sub as unknown as AnyNodeRedis, true), boundMs))) await closeQuietly(sub as unknown as AnyNodeRedis, false);
       },
     };
   }

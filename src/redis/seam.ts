@@ -1,27 +1,49 @@
 /**
  * The client seam: everything fairlock needs from a Redis client, so that node-redis 4, 5 and 6 and
- * ioredis 5 and 6 can serve behind one small interface. The rest of the library sees only this.
+ * ioredis 5 and 6, each as a single-server client or a cluster client, can serve behind one small
+ * interface. The rest of the library sees only this.
  */
 
 /** What fairlock needs from the user's client. */
 export interface RedisSeam {
   /** 'node-redis' or 'ioredis': for messages and for the few places where they behave differently. */
   readonly family: ClientFamily;
-  /** Sends one command (EVALSHA, EVAL) and resolves its raw reply. */
-  send(args: readonly string[]): Promise<unknown>;
+  /**
+   * True for a Redis Cluster client: each script runs on the master of its name's slot (routed by
+   * `key`), and wake-ups go over sharded pub/sub, one channel per name in that name's slot.
+   */
+  readonly cluster: boolean;
+  /** Sends one command (EVALSHA, EVAL) and resolves its raw reply; `key` (its first key) routes it on a cluster. */
+  send(args: readonly string[], key: string): Promise<unknown>;
+  /**
+   * Sends `args` (a script that writes), then `WAIT replicas timeoutMs` on the same connection, so
+   * the count covers that script's writes. Resolves the script's reply and how many replicas acked.
+   */
+  sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }>;
   /** True when `err` says the connection dropped before the reply came: the command may or may not have run. */
   droppedConnection(err: unknown): boolean;
   /**
    * Opens a dedicated subscriber connection (made from the user's client, which is left alone) on
    * `channel`. `onMessage` gets every message; `onReconnect` runs each time the subscriber is back
-   * after a drop (a message published meanwhile was lost).
+   * after a drop (a message published meanwhile was lost). Single-server clients only.
    */
   subscribe(channel: string, onMessage: (message: unknown) => void, onReconnect: () => void): Promise<Subscription>;
+  /**
+   * Opens a dedicated sharded subscriber (a duplicate of the user's cluster client) that follows
+   * each channel's slot to the master that owns it. Cluster clients only.
+   */
+  shardSubscriber(onMessage: (channel: string, message: unknown) => void): Promise<ShardSubscriber>;
 }
 
 export interface Subscription {
   /** Unsubscribes and quits the subscriber connection, or drops it after `boundMs`; never rejects. */
   close(boundMs: number): Promise<void>;
+}
+
+/** Sharded subscriptions (SSUBSCRIBE), one channel at a time. */
+export interface ShardSubscriber extends Subscription {
+  add(channel: string): Promise<void>;
+  remove(channel: string): Promise<void>;
 }
 
 export type ClientFamily = 'node-redis' | 'ioredis';
@@ -38,7 +60,17 @@ export interface NodeRedisClientLike {
   readonly isOpen: boolean;
 }
 
-/** An ioredis 5 or 6 client (`new Redis()` from 'ioredis'). */
+/** A node-redis 4, 5 or 6 cluster client (`createCluster()` from 'redis'), connected. */
+export interface NodeRedisClusterLike {
+  /** Sends the scripts to the master of their first key's slot. */
+  sendCommand(firstKey: any, isReadonly: any, args: any, ...rest: any[]): Promise<any>;
+  /** Makes the sharded subscriber for wake-ups. */
+  duplicate(...args: any[]): any;
+  /** Must be true: connect the cluster client first. */
+  readonly isOpen: boolean;
+}
+
+/** An ioredis 5 or 6 client (`new Redis()` from 'ioredis'), or cluster client (`new Cluster()`). */
 export interface IORedisClientLike {
   /** Sends the scripts (EVALSHA, EVAL). */
   call(...args: any[]): Promise<any>;
@@ -49,4 +81,4 @@ export interface IORedisClientLike {
 }
 
 /** Any client `new FairLocks(client)` accepts. */
-export type RedisClientLike = NodeRedisClientLike | IORedisClientLike;
+export type RedisClientLike = NodeRedisClientLike | NodeRedisClusterLike | IORedisClientLike;

@@ -6,7 +6,7 @@
   ARGV[1] waiter id "session:seq:leaseMs:renew:weight:mode"
   ARGV[2] liveness ms (the session's deadline is refreshed when it queues)
   ARGV[3] "wait" or "try"
-  ARGV[4] prefix (wake-up channels of waiters granted on the way)
+  ARGV[4] wake: the prefix of the wake-up channels, or '' on a cluster (see common.lua)
   ARGV[5] the name's kind and limit as the caller sees it, "lock 1" | "semaphore N" | "rw 0": an idle
           name takes it, a busy name with another one refuses the request
   Returns:

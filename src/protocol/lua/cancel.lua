@@ -5,7 +5,7 @@
   Safe to repeat.
   KEYS: see common.lua (state, queue, sessions)
   ARGV[1] waiter id
-  ARGV[2] prefix (wake-up channels)
+  ARGV[2] wake: the prefix of the wake-up channels, or '' on a cluster (see common.lua)
   Returns: {1, now} left the queue | {3, now} was granted, released now |
            {2, now} already released | {0, now} not found (never queued, or reaped as dead)
 ]]

@@ -26,6 +26,10 @@
   waiter's session liveness deadline, so a lost wake-up is still found by the next heartbeat; the
   session's first heartbeat (or acquire) confirms it: a grant the client names (it took the wake-up)
   then ends at granted + lease, one it does not name at beat time + lease. Never later.
+  Wake-ups: the scripts that may grant take a `wake` argument. A prefix means one channel per session,
+  "prefix:wake:SESSION", sent with PUBLISH (one Redis). An empty string (a cluster) means one channel
+  per name and session, "prefix:{name}:wake:SESSION", in the name's slot, sent with SPUBLISH: the
+  message stays in the shard that owns the name instead of going to every node.
   Commands go through plain redis.call: a key of the wrong type fails the script with WRONGTYPE, and
   the client then runs types.lua to name the key (the diagnosis costs nothing on the hot path).
 ]]
@@ -160,8 +164,12 @@ end
 
 -- A publish that fails (an ACL without that channel) is a lost wake-up: the heartbeat recovers it,
 -- and the script's writes before it must not be reported as a failure.
-local function wake(channel, message)
-  redis.pcall('PUBLISH', channel, message)
+local function wake(wake_arg, sid, message)
+  if wake_arg == '' then
+    redis.pcall('SPUBLISH', string.sub(K_STATE, 1, -7) .. ':wake:' .. sid, message)
+  else
+    redis.pcall('PUBLISH', wake_arg .. ':wake:' .. sid, message)
+  end
 end
 
 local function fits(s, req)
@@ -183,7 +191,7 @@ end
 -- The grant rule (see the header). In Redis a hand-off grant lasts until the waiter's session
 -- liveness deadline; the wake-up tells the waiter min(that deadline, now + its lease), so its own
 -- lease never ends after Redis's. Returns true when it saw the queue empty.
-local function grant_ready(s, prefix)
+local function grant_ready(s, wake_arg)
   while not full(s) do
     local head = call('ZRANGE', K_QUEUE, 0, 0, 'WITHSCORES')
     if #head == 0 then return true end
@@ -195,7 +203,7 @@ local function grant_ready(s, prefix)
       req.token, req.exp, req.g, req.c = tonumber(head[2]), alive, now, '0'
       add_holder(s, req)
       put_holder(s, req)
-      wake(prefix .. ':wake:' .. req.sid, string.format('%s %d %d', req.id, req.token, math.min(req.exp, now + req.lease)))
+      wake(wake_arg, req.sid, string.format('%s %d %d', req.id, req.token, math.min(req.exp, now + req.lease)))
     end
   end
   return false

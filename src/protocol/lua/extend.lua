@@ -3,7 +3,7 @@
   KEYS: see common.lua (state, queue, sessions)
   ARGV[1] holder's waiter id
   ARGV[2] ms
-  ARGV[3] prefix (wake-up channels of waiters granted after an expired holder was dropped)
+  ARGV[3] wake: the prefix of the wake-up channels, or '' on a cluster (see common.lua)
   Returns: {1, now, exp} extended | {0, now} not a holder
 ]]
 local id, ms, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]

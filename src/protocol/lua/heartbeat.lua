@@ -11,9 +11,14 @@
   KEYS: see common.lua (state, queue, sessions)
   ARGV[1] session id
   ARGV[2] liveness ms
-  ARGV[3] prefix (wake-up channels)
-  ARGV[4..] ids of the leases the session holds on this name, and "-id" for a lease or wait it gave
-            up whose release or cancel did not get through: it leaves the queue, or is released
+  ARGV[3] wake: the prefix of the wake-up channels, or '' on a cluster (see common.lua)
+  ARGV[4..] ids of the leases the session holds on this name, "-id" for a lease or wait it gave
+            up whose release or cancel did not get through (it leaves the queue, or is released),
+            and "?id" for the session's newest waiter on this name: when it is neither queued nor a
+            holder, Redis lost it (a failover to a replica that had not received the enqueue, a
+            restart without the data) and the beat reports a lapse, so every waiter runs acquire.lua
+            again. Checking the newest suffices: a replica holds a prefix of the master's writes, so
+            if the last enqueue survived, the earlier ones did too.
   Returns: {lapsed 0|1, now, {id1, token1, exp1, ...} of this session's holders[, bad queue key]}:
   the fourth element names the queue key when it is of the wrong type (the client then fails its
   waits; the leases are still renewed, the holders are not the key's victims)
@@ -28,9 +33,12 @@ keep_alive(K_SESSIONS, liveness * 2)
 -- Dead sessions go now: a name that never goes idle would otherwise keep every session it ever had.
 call('ZREMRANGEBYSCORE', K_SESSIONS, '-inf', now)
 
-local named, dropped = {}, {}
+local named, dropped, newest = {}, {}, nil
 for i = 4, #ARGV do
-  if string.sub(ARGV[i], 1, 1) == '-' then dropped[string.sub(ARGV[i], 2)] = true else named[ARGV[i]] = true end
+  local c = string.sub(ARGV[i], 1, 1)
+  if c == '-' then dropped[string.sub(ARGV[i], 2)] = true
+  elseif c == '?' then newest = string.sub(ARGV[i], 2)
+  else named[ARGV[i]] = true end
 end
 
 local s = load()
@@ -65,6 +73,7 @@ if bad_queue then
   serve()
 else
   if queued > 0 then keep_alive(K_QUEUE, liveness * 2) end
+  if newest and not s.holders[newest] and not call('ZSCORE', K_QUEUE, newest) then lapsed = true end
   for id in pairs(dropped) do call('ZREM', K_QUEUE, id) end
   serve()
   local n = s.n

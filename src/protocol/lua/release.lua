@@ -4,7 +4,7 @@
   Safe to repeat: a second run for a release that already happened answers 2, not "not holder".
   KEYS: see common.lua (state, queue, sessions)
   ARGV[1] holder's waiter id
-  ARGV[2] prefix (wake-up channels)
+  ARGV[2] wake: the prefix of the wake-up channels, or '' on a cluster (see common.lua)
   Returns: {1, now} released | {2, now} already released by this id | {0, now} not a holder
 ]]
 local id, prefix = ARGV[1], ARGV[2]
