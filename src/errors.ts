@@ -79,6 +79,22 @@ export class WouldDeadlockError extends FairLockError {
   }
 }
 
+/**
+ * `durability` was asked and the grant reached fewer replicas than required before the timeout: a
+ * failover now could lose it, so fairlock released it rather than hand over a grant that may vanish.
+ */
+export class NotReplicatedError extends FairLockError {
+  /** Replicas that acknowledged the grant (WAIT's answer). */
+  readonly acked: number;
+  /** Replicas `durability.replicas` asked for. */
+  readonly required: number;
+  constructor(what: string, acked: number, required: number, timeoutMs: number, options?: { cause?: unknown }) {
+    super(`${what} was granted, but only ${acked} of the ${required} replicas asked for acknowledged it within ${timeoutMs} ms: the grant was released`, 'NOT_REPLICATED', options);
+    this.acked = acked;
+    this.required = required;
+  }
+}
+
 function describeKind(kindLimit: string): string {
   const [kind, limit] = kindLimit.split(' ');
   if (kind === 'semaphore') return `a semaphore of ${limit} permits`;

@@ -19,7 +19,7 @@ export type { FairSemaphore } from './primitives/semaphore.js';
 export type { FairReadWriteLock } from './primitives/read-write.js';
 export type { Lease } from './client/lease.js';
 export type { Kind } from './protocol/keys.js';
-export type { RedisClientLike, NodeRedisClientLike, IORedisClientLike } from './redis/seam.js';
+export type { RedisClientLike, NodeRedisClientLike, NodeRedisClusterLike, IORedisClientLike } from './redis/seam.js';
 export {
   DEFAULTS,
   MAX_PERMITS,
@@ -27,6 +27,7 @@ export {
   type AcquireOptions,
   type SemaphoreAcquireOptions,
   type SemaphoreOptions,
+  type Durability,
 } from './options.js';
 export {
   FairLockError,
@@ -38,6 +39,7 @@ export {
   ClosedError,
   LimitMismatchError,
   WouldDeadlockError,
+  NotReplicatedError,
   type FairLockErrorCode,
 } from './errors.js';
 export { ERROR_CODES } from './protocol/codes.js';

@@ -12,6 +12,21 @@ export interface FairLocksOptions {
   heartbeatMs?: number;
   /** Fraction of a lease kept as a safety margin for clock drift and timer lateness. @default 0.01 */
   driftFactor?: number;
+  /** Default durability of every acquire (see {@link Durability}). @default { replicas: 0, timeoutMs: 1000 }: no WAIT */
+  durability?: Durability;
+}
+
+/**
+ * Durable grants: before `acquire()` resolves, `WAIT replicas timeoutMs` on the connection that ran
+ * the grant (or, for a hand-off, the new holder's confirming beat) proves that `replicas` replicas
+ * have it, so a failover to one of them keeps the grant. Fewer in time: the grant is released and the
+ * call rejects with NotReplicatedError. WAIT holds that connection's later commands meanwhile.
+ */
+export interface Durability {
+  /** Replicas that must have the grant: 0 turns WAIT off. */
+  replicas: number;
+  /** How long WAIT may take. @default 1000 */
+  timeoutMs?: number;
 }
 
 /** Options of one `acquire`, `tryAcquire` or `using` call. */
@@ -28,6 +43,8 @@ export interface AcquireOptions {
   reentrant?: boolean;
   /** Called once the waiter is in the Redis queue, with its position (1 = next). */
   onQueued?: (position: number) => void;
+  /** Replicas that must have the grant before it is returned. @default the instance's durability */
+  durability?: Durability;
 }
 
 /** Options of one semaphore `acquire`, `tryAcquire` or `using` call. */
@@ -45,7 +62,13 @@ export interface SemaphoreOptions extends SemaphoreAcquireOptions {
 /** The most permits a semaphore may have (weights and limits travel as integers through Lua). */
 export const MAX_PERMITS = 1_000_000;
 
-export type ResolvedOptions = Required<FairLocksOptions>;
+export type ResolvedOptions = Omit<Required<FairLocksOptions>, 'durability'> & { durability: ResolvedDurability | undefined };
+
+/** Durability as the scripts take it; undefined when no replica is asked for. */
+export interface ResolvedDurability {
+  replicas: number;
+  timeoutMs: number;
+}
 
 /** The default of every {@link FairLocksOptions} field, frozen. */
 export const DEFAULTS: Readonly<Required<FairLocksOptions>> = Object.freeze({
@@ -54,7 +77,22 @@ export const DEFAULTS: Readonly<Required<FairLocksOptions>> = Object.freeze({
   livenessMs: 5_000,
   heartbeatMs: 1_000,
   driftFactor: 0.01,
+  durability: Object.freeze({ replicas: 0, timeoutMs: 1_000 }),
 });
+
+/** The most replicas `durability.replicas` may ask for. */
+const MAX_REPLICAS = 1_000;
+
+function resolveDurability(value: unknown, what: string): ResolvedDurability | undefined {
+  const d = checkObject(value as Durability | undefined, what);
+  if (d === undefined) return undefined;
+  if (typeof d.replicas !== 'number' || !Number.isInteger(d.replicas) || d.replicas < 0 || d.replicas > MAX_REPLICAS) {
+    throw new InvalidArgumentError(`${what}.replicas must be an integer from 0 to ${MAX_REPLICAS}, got ${describe(d.replicas)}`);
+  }
+  // WAIT's 0 means "for ever": a bounded wait is the point, so 0 is refused like any short duration.
+  const timeoutMs = d.timeoutMs === undefined ? DEFAULTS.durability.timeoutMs! : checkDuration(d.timeoutMs, `${what}.timeoutMs`, 1);
+  return d.replicas === 0 ? undefined : { replicas: d.replicas, timeoutMs };
+}
 
 /** The smallest duration fairlock accepts for a lease, liveness or heartbeat, in ms. */
 const MIN_MS = 10;
@@ -120,7 +158,8 @@ export function resolveOptions(options: FairLocksOptions | undefined): ResolvedO
   if (typeof driftFactor !== 'number' || !(driftFactor >= 0 && driftFactor < 0.5)) {
     throw new InvalidArgumentError(`options.driftFactor must be a number in [0, 0.5), got ${describe(driftFactor)}`);
   }
-  return { prefix, heartbeatMs, livenessMs, leaseMs: checkDuration(o.leaseMs, 'options.leaseMs'), driftFactor };
+  const durability = resolveDurability(o.durability, 'options.durability');
+  return { prefix, heartbeatMs, livenessMs, leaseMs: checkDuration(o.leaseMs, 'options.leaseMs'), driftFactor, durability };
 }
 
 export interface ResolvedAcquire {
@@ -132,6 +171,8 @@ export interface ResolvedAcquire {
   onQueued: ((position: number) => void) | undefined;
   /** Permits taken: 1 but for a semaphore. */
   weight: number;
+  /** WAIT after the grant; undefined for none. */
+  durability: ResolvedDurability | undefined;
 }
 
 /** A positive integer up to MAX_PERMITS, else InvalidArgumentError naming `what`. */
@@ -171,6 +212,7 @@ export function resolveAcquire(options: SemaphoreAcquireOptions | undefined, def
     reentrant: o.reentrant ?? false,
     onQueued: o.onQueued,
     weight,
+    durability: o.durability === undefined ? defaults.durability : resolveDurability(o.durability, 'options.durability'),
   };
 }
 

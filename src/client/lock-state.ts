@@ -1,7 +1,7 @@
 import { Mutex } from 'async-mutex';
 import { debug } from '../debug.js';
 import type { LockLostError } from '../errors.js';
-import type { ResolvedOptions } from '../options.js';
+import type { ResolvedDurability, ResolvedOptions } from '../options.js';
 import { lockKeys, type LockKeys } from '../protocol/keys.js';
 import { badKeyError, type Scripts } from '../protocol/scripts.js';
 import type { Stamped } from './clock.js';
@@ -85,8 +85,14 @@ export class LockState implements WaiterHost {
     if (this.session.events.wants('redisError')) this.session.events.fire('redisError', { name: this.name, operation, error });
   }
 
-  acquireInRedis(id: string, mode: 'wait' | 'try', r: Request): ReturnType<Scripts['acquire']> {
-    return this.session.scripts.acquire(this.keys, id, this.livenessMs, mode, r.kind, r.limit);
+  acquireInRedis(id: string, mode: 'wait' | 'try', r: Request, durability?: ResolvedDurability): ReturnType<Scripts['acquire']> {
+    return this.session.scripts.acquire(this.keys, id, this.livenessMs, mode, r.kind, r.limit, durability);
+  }
+
+  async confirmReplicated(id: string, durability: ResolvedDurability): Promise<{ acked: number; holds: boolean }> {
+    const held = [...new Set([...this.leases].map((l) => l.id))];
+    const reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, held, durability);
+    return { acked: reply.acked ?? 0, holds: reply.holders.some((h) => h.id === id) };
   }
 
   extendInRedis(id: string, ms: number): ReturnType<Scripts['extend']> {

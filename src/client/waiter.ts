@@ -1,5 +1,5 @@
-import { asFairLockError, LimitMismatchError, LockAbortedError, LockTimeoutError } from '../errors.js';
-import type { ResolvedAcquire } from '../options.js';
+import { asFairLockError, LimitMismatchError, LockAbortedError, LockLostError, LockTimeoutError, NotReplicatedError } from '../errors.js';
+import type { ResolvedAcquire, ResolvedDurability } from '../options.js';
 import type { Kind, Mode } from '../protocol/keys.js';
 import type { AcquireReply, CancelReply } from '../protocol/scripts.js';
 import { monotonic, type Stamped } from './clock.js';
@@ -19,7 +19,9 @@ export interface Request {
 /** What a waiter needs from the per-name state of its session. */
 export interface WaiterHost extends LeaseHost {
   readonly livenessMs: number;
-  acquireInRedis(id: string, mode: 'wait' | 'try', request: Request): Promise<AcquireReply>;
+  acquireInRedis(id: string, mode: 'wait' | 'try', request: Request, durability?: ResolvedDurability): Promise<AcquireReply>;
+  /** Beats with WAIT after it: how many replicas have this session's writes on the name, and whether `id` still holds. */
+  confirmReplicated(id: string, durability: ResolvedDurability): Promise<{ acked: number; holds: boolean }>;
   cancelInRedis(id: string): Promise<CancelReply>;
   /** A reply refreshed the session on this name at Redis time `now`: true if it had lapsed before. */
   refreshed(now: number, redisSaysLapsed: boolean): boolean;
@@ -36,9 +38,12 @@ export interface Grant {
   token: number;
   exp: number;
   sample?: Stamped;
+  /** Replicas that acked it, when the acquire script ran with WAIT. */
+  acked?: number;
 }
 
-type Phase = 'new' | 'enqueuing' | 'queued' | 'cancelling' | 'done';
+/** 'confirming': granted, waiting for WAIT to prove the grant reached the replicas asked for. */
+type Phase = 'new' | 'enqueuing' | 'queued' | 'confirming' | 'cancelling' | 'done';
 
 /**
  * One caller waiting for a lock. It is registered with its session before its enqueue script is
@@ -93,7 +98,7 @@ export class Waiter {
   private async runEnqueue(): Promise<void> {
     let reply;
     try {
-      reply = await this.state.acquireInRedis(this.id, 'wait', this.request);
+      reply = await this.state.acquireInRedis(this.id, 'wait', this.request, this.options.durability);
     } catch (err) {
       if (this.phase !== 'enqueuing') return;
       this.state.redisFailed('enqueue', err);
@@ -106,7 +111,7 @@ export class Waiter {
     if (this.phase !== 'enqueuing') return; // gave up meanwhile; giveUp() cancels after this reply
     if (reply.kind === 'granted') {
       this.phase = 'queued';
-      this.grant({ token: reply.token, exp: reply.exp, sample: reply });
+      this.grant({ token: reply.token, exp: reply.exp, sample: reply, ...(reply.acked === undefined ? {} : { acked: reply.acked }) });
       return;
     }
     if (reply.kind === 'refused') {
@@ -157,12 +162,51 @@ export class Waiter {
     const { kind, weight, mode } = this.request;
     const lease = new HeldLease(this.state, this.id, g.token, g.exp, g.sample, this.options.leaseMs, this.options.autoRenew, kind, weight, mode);
     this.state.leaseHeld(lease);
+    const durability = this.options.durability;
+    if (durability) {
+      this.phase = 'confirming';
+      void this.confirm(lease, durability, g.acked);
+      return;
+    }
+    this.deliver(lease);
+  }
+
+  private deliver(lease: HeldLease): void {
     this.finish('done');
     const events = this.state.events;
     if (events.wants('granted')) {
-      events.fire('granted', { name: this.state.name, id: this.id, token: g.token, waitedMs: lease.grantedAt - this.startedAt, kind, weight, mode: lease.mode });
+      const { kind, weight } = this.request;
+      events.fire('granted', { name: this.state.name, id: this.id, token: lease.token, waitedMs: lease.grantedAt - this.startedAt, kind, weight, mode: lease.mode });
     }
     this.resolve(lease);
+  }
+
+  /**
+   * Durable grants: an immediate grant came with WAIT's count; a hand-off is confirmed by a beat
+   * with WAIT after it (a replica that has the beat has the release that granted before it too).
+   * Too few replicas: the grant is released and the caller told, not handed a grant that a failover
+   * could take back.
+   */
+  private async confirm(lease: HeldLease, durability: ResolvedDurability, acked: number | undefined): Promise<void> {
+    let failure: Error;
+    try {
+      let count = acked;
+      if (count === undefined) {
+        const r = await this.state.confirmReplicated(this.id, durability);
+        if (!r.holds) throw new LockLostError(`the grant of "${this.state.name}" ran out before it could be confirmed on ${durability.replicas} replicas`);
+        count = r.acked;
+      }
+      if (count >= durability.replicas) {
+        this.deliver(lease);
+        return;
+      }
+      failure = new NotReplicatedError(`${this.request.kind === "rw" ? "the read-write lock" : `the ${this.request.kind}`} "${this.state.name}"`, count, durability.replicas, durability.timeoutMs);
+    } catch (err) {
+      failure = asFairLockError(err, 'confirming the grant on replicas failed');
+    }
+    await lease.release().catch(() => undefined);
+    this.finish('done');
+    this.reject(failure);
   }
 
   /** Timeout, abort or close: leave the queue (after the enqueue reply) and reject with `err`. */

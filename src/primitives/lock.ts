@@ -10,6 +10,7 @@ import {
   LimitMismatchError,
   LockAbortedError,
   LockTimeoutError,
+  NotReplicatedError,
   WouldDeadlockError,
 } from '../errors.js';
 import {
@@ -91,10 +92,14 @@ export class FairLock {
     const startedAt = monotonic();
     const id = session.nextWaiterId(o.leaseMs, o.autoRenew, request.weight, request.mode);
     const keys = lockKeys(session.options.prefix, this.name);
-    const reply = await session.scripts.acquire(keys, id, session.options.livenessMs, 'try', request.kind, request.limit);
+    const reply = await session.scripts.acquire(keys, id, session.options.livenessMs, 'try', request.kind, request.limit, o.durability);
     if (reply.kind === 'refused') throw new LimitMismatchError(this.name, reply.current, request);
     if (reply.kind !== 'granted') return null; // no local state was made, so nothing to clean up
     const state = session.state(this.name);
+    if (o.durability && (reply.acked ?? 0) < o.durability.replicas) {
+      await state.releaseInRedis(id).catch(() => undefined);
+      throw new NotReplicatedError(this.what, reply.acked ?? 0, o.durability.replicas, o.durability.timeoutMs);
+    }
     const lease = new HeldLease(state, id, reply.token, reply.exp, reply, o.leaseMs, o.autoRenew, request.kind, request.weight, request.mode);
     try {
       this.engine(); // closed meanwhile: close() did not see this lease, and nothing would renew it

@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   WOULD_DEADLOCK: 'WOULD_DEADLOCK',
   /** A key under the prefix is not what fairlock expects (wrong type or malformed); the message names it. */
   BAD_KEY: 'BAD_KEY',
+  /** A grant did not reach `durability.replicas` replicas within `durability.timeoutMs`; it was released. */
+  NOT_REPLICATED: 'NOT_REPLICATED',
   /** Redis refused a command to this user (ACL). */
   NO_PERMISSION: 'NO_PERMISSION',
   /** Redis failed the call or could not be reached. */
