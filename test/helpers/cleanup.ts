@@ -12,6 +12,7 @@
 import type { ExecutionContext } from 'ava';
 import { FairLocks, type FairLocksOptions } from '../../src/index.js';
 import type { RedisClient } from './redis-client.js';
+import type { RedisClientLike } from '../../src/redis/seam.js';
 import { connect, startRedis, type RedisServer, type StartOptions } from './redis.js';
 
 /** How long one closer may take before the teardown moves on (the work goes on unawaited). */
@@ -103,7 +104,18 @@ export function trackDuplicates<C extends RedisClient>(client: C): C {
 /** Disconnects `client` and its tracked duplicates; never rejects. */
 export async function closeClient(client: RedisClient): Promise<void> {
   const all = [...(duplicates.get(client) ?? []), client];
-  await Promise.all(all.map((c) => (c.isOpen ? c.disconnect().catch(() => undefined) : undefined)));
+  // node-redis (client or cluster) has isOpen; ioredis (Redis or Cluster) only disconnect().
+  await Promise.all(
+    all.map(async (c) => {
+      const any = c as unknown as { isOpen?: boolean; disconnect?: () => unknown };
+      if (any.isOpen === false || typeof any.disconnect !== 'function') return;
+      try {
+        await any.disconnect();
+      } catch {
+        // already closed
+      }
+    }),
+  );
 }
 
 /** A connected client (see redis.ts `connect`), disconnected when the test ends. */
@@ -117,9 +129,9 @@ export async function openClient(t: ExecutionContext | Scope, url: string): Prom
 // ---- FairLocks ----
 
 /** A FairLocks on `client`, closed when the test ends (bounded: a dead Redis cannot hang it). */
-export function newLocks(t: ExecutionContext | Scope, client: RedisClient, options?: FairLocksOptions): FairLocks {
+export function newLocks(t: ExecutionContext | Scope, client: RedisClient | RedisClientLike, options?: FairLocksOptions): FairLocks {
   const scope = scopeOf(t);
-  trackDuplicates(client); // in case the client came from elsewhere (e.g. the fixture)
+  trackDuplicates(client as RedisClient); // in case the client came from elsewhere (e.g. the fixture); any family
   const locks = new FairLocks(client, options);
   scope.add(() => locks.close());
   return locks;

@@ -3,11 +3,11 @@
  * the same checks against every client. Each comes with `close()` (never rejects, bounded) and
  * `killCommandConnection()`: the CLIENT KILL of its command connection that a network fault would be.
  */
-import { Redis as IORedis5 } from 'ioredis';
-import { Redis as IORedis6 } from 'ioredis-v6';
-import { createClient as createClient4 } from 'redis';
-import { createClient as createClient5 } from 'redis-v5';
-import { createClient as createClient6 } from 'redis-v6';
+import { Cluster as IORedisCluster5, Redis as IORedis5 } from 'ioredis';
+import { Cluster as IORedisCluster6, Redis as IORedis6 } from 'ioredis-v6';
+import { createClient as createClient4, createCluster as createCluster4 } from 'redis';
+import { createClient as createClient5, createCluster as createCluster5 } from 'redis-v5';
+import { createClient as createClient6, createCluster as createCluster6 } from 'redis-v6';
 import type { RedisClientLike } from '../../src/redis/seam.js';
 
 export interface TestClient {
@@ -70,12 +70,52 @@ export function clientFamilies(url: string): { id: string; name: string; connect
   ];
 }
 
+/** `cluster://host:port,host:port,...`: how a test hands a cluster to a child process (as a URL). */
+export function clusterUrl(nodes: readonly { host: string; port: number }[]): string {
+  return `cluster://${nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+}
+
+export function parseClusterUrl(url: string): { host: string; port: number }[] | undefined {
+  if (!url.startsWith('cluster://')) return undefined;
+  return url
+    .slice('cluster://'.length)
+    .split(',')
+    .map((hp) => ({ host: hp.slice(0, hp.lastIndexOf(':')), port: Number(hp.slice(hp.lastIndexOf(':') + 1)) }));
+}
+
+/**
+ * Cluster clients of every family, for a cluster given as a `cluster://` URL. The ids are those of
+ * clientFamilies (FAIRLOCK_TEST_CLIENT picks one for the children of the cluster tests too).
+ */
+export function clusterFamilies(url: string): { id: string; name: string; connect: () => Promise<TestClient> }[] {
+  const nodes = parseClusterUrl(url);
+  if (!nodes) throw new Error(`not a cluster:// URL: ${url}`);
+  const rootNodes = nodes.map((n) => ({ url: `redis://${n.host}:${n.port}` }));
+  const defaults = { socket: { reconnectStrategy: reconnect } };
+  const io = { clusterRetryStrategy: reconnect };
+  return [
+    { id: 'redis4', name: 'node-redis 4 cluster', connect: nodeRedis('node-redis 4 cluster', () => createCluster4({ rootNodes, defaults })) },
+    { id: 'redis5', name: 'node-redis 5 cluster', connect: nodeRedis('node-redis 5 cluster', () => createCluster5({ rootNodes, defaults })) },
+    { id: 'redis6', name: 'node-redis 6 cluster', connect: nodeRedis('node-redis 6 cluster', () => createCluster6({ rootNodes, defaults })) },
+    { id: 'ioredis5', name: 'ioredis 5 Cluster', connect: ioredis('ioredis 5 Cluster', () => new IORedisCluster5(nodes, io)) },
+    { id: 'ioredis6', name: 'ioredis 6 Cluster', connect: ioredis('ioredis 6 Cluster', () => new IORedisCluster6(nodes, io)) },
+  ];
+}
+
+/** A connected cluster client of family `id` (default node-redis 4). */
+export function connectCluster(url: string, id = 'redis4'): Promise<TestClient> {
+  const family = clusterFamilies(url).find((f) => f.id === id);
+  if (!family) throw new Error(`no cluster client "${id}": expected one of ${clusterFamilies(url).map((f) => f.id).join(', ')}`);
+  return family.connect();
+}
+
 /**
  * The client the forked processes of the multi-process tests lock through: FAIRLOCK_TEST_CLIENT
  * (`npm test` sets ioredis5 for its second Node), else node-redis 4 (undefined: the worker's own client).
  */
 export async function childLockClient(url: string): Promise<TestClient | undefined> {
   const id = process.env.FAIRLOCK_TEST_CLIENT;
+  if (parseClusterUrl(url)) return connectCluster(url, id ?? 'redis4');
   if (!id || id === 'redis4') return undefined;
   const family = clientFamilies(url).find((f) => f.id === id);
   if (!family) throw new Error(`FAIRLOCK_TEST_CLIENT=${id}: expected one of ${clientFamilies(url).map((f) => f.id).join(', ')}`);

@@ -10,7 +10,7 @@
 import { FairLocks, type Lease } from '../../src/index.js';
 import type { RedisClient } from './redis-client.js';
 import { fencedWrite } from './fenced.js';
-import { childLockClient, type TestClient } from './clients.js';
+import { childLockClient, connectCluster, parseClusterUrl, type TestClient } from './clients.js';
 import { connect } from './redis.js';
 import { whenAborted } from './queued.js';
 import { handleFor, type Req } from '../properties/subjects.js';
@@ -80,7 +80,8 @@ async function contend(c: Extract<Command, { op: 'contend' }>): Promise<void> {
 async function handle(c: Command): Promise<void> {
   switch (c.op) {
     case 'init':
-      client = await connect(c.url);
+      // On a cluster the child's own counters (orderKey, seqKey) go through a node-redis 4 cluster client.
+      client = parseClusterUrl(c.url) ? ((await connectCluster(c.url, 'redis4')).client as unknown as RedisClient) : await connect(c.url);
       lockClient = await childLockClient(c.url);
       locks = new FairLocks(lockClient?.client ?? client, { prefix: c.prefix, ...(c.options ?? {}) });
       send({ ev: 'ready', pid: process.pid, sessionId: locks.sessionId, family: lockClient?.family ?? 'node-redis 4' });

@@ -10,12 +10,11 @@ import { FairLocks, type Lease, LockAbortedError, LockTimeoutError } from '../..
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
 import { spawnChild } from '../helpers/children.js';
-import { newLocks, openClient, ownRedis } from '../helpers/cleanup.js';
-import { useRedis } from '../helpers/fixture.js';
+import { newLocks } from '../helpers/cleanup.js';
 import { whenQueued } from '../helpers/queued.js';
 import { newPrefix } from '../helpers/redis.js';
-import type { RedisClient } from '../helpers/redis-client.js';
 import { describeReq, grantReady, handleFor, type Req, type Subject } from './subjects.js';
+import { standaloneTarget, type Target } from './target.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -28,9 +27,13 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
 }
 
 
-export function propertySuite(subject: Subject): void {
-  const fx = useRedis();
-  const title = (what: string) => `${subject.title}: ${what}`;
+/** The lock names the suite's tests use (a cluster target spreads them over its masters). */
+export const SUITE_NAMES = ['fifo', 'excl', 'b', 'g', 'r', 'tok', 'w', 'np2', 'np20', 'live'] as const;
+
+/** `target`: where it runs (default: one Redis of the file's own, or REDIS_URL). */
+export function propertySuite(subject: Subject, target: Target = standaloneTarget()): void {
+  const title = (what: string) => `${subject.title}${target.label}: ${what}`;
+  const n = (base: (typeof SUITE_NAMES)[number]) => target.name(base);
   const opts = { heartbeatMs: 200, livenessMs: 1_000, leaseMs: 10_000 };
 
   /** Queues requests one after another behind `held` (each in the Redis queue before the next is made). */
@@ -49,8 +52,8 @@ export function propertySuite(subject: Subject): void {
 
   test(title('grants follow the queue exactly as the rule says: from the head while the head fits'), async (t) => {
     const prefix = newPrefix();
-    const locks = newLocks(t, fx.client, { prefix, ...opts });
-    const name = 'fifo';
+    const locks = newLocks(t, target.client, { prefix, ...opts });
+    const name = n('fifo');
     const reqs = Array.from({ length: 10 }, (_, i) => subject.request(i));
     const blocker = await handleFor(locks, name, subject.blocker).acquire();
     const pending = await queueUp(locks, name, reqs, { timeoutMs: 60_000 });
@@ -93,8 +96,8 @@ export function propertySuite(subject: Subject): void {
 
   test(title('never more than allowed at once, under contention from 3 sessions'), async (t) => {
     const prefix = newPrefix();
-    const name = 'excl';
-    const instances = [0, 1, 2].map(() => newLocks(t, fx.client, { prefix, ...opts }));
+    const name = n('excl');
+    const instances = [0, 1, 2].map(() => newLocks(t, target.client, { prefix, ...opts }));
     const held: Req[] = [];
     let violations = 0;
     let grants = 0;
@@ -120,14 +123,15 @@ export function propertySuite(subject: Subject): void {
 
   test(title('tryAcquire and timeoutMs 0 never pass a queued waiter, even when they would fit'), async (t) => {
     const prefix = newPrefix();
-    const locks = newLocks(t, fx.client, { prefix, ...opts });
-    const other = newLocks(t, fx.client, { prefix, ...opts });
+    const locks = newLocks(t, target.client, { prefix, ...opts });
+    const other = newLocks(t, target.client, { prefix, ...opts });
     const [heldReq, headReq, tryReq] = subject.bargeCase;
-    const holder = await handleFor(locks, 'b', heldReq).acquire();
-    const [head] = await queueUp(locks, 'b', [headReq], { timeoutMs: 60_000 });
-    t.is(await handleFor(other, 'b', tryReq).tryAcquire(), null);
-    await t.throwsAsync(handleFor(other, 'b', tryReq).acquire({ timeoutMs: 0 }), { instanceOf: LockTimeoutError });
-    const info = await locks.inspect('b');
+    const b = n('b');
+    const holder = await handleFor(locks, b, heldReq).acquire();
+    const [head] = await queueUp(locks, b, [headReq], { timeoutMs: 60_000 });
+    t.is(await handleFor(other, b, tryReq).tryAcquire(), null);
+    await t.throwsAsync(handleFor(other, b, tryReq).acquire({ timeoutMs: 0 }), { instanceOf: LockTimeoutError });
+    const info = await locks.inspect(b);
     t.is(info.queue.length, 1, 'only the head is queued');
     t.is(info.holders.length, 1);
     await holder.release();
@@ -138,13 +142,14 @@ export function propertySuite(subject: Subject): void {
 
   test(title('a waiter that times out or is aborted leaves no ghost, and one that held others back lets them in'), async (t) => {
     const prefix = newPrefix();
-    const locks = newLocks(t, fx.client, { prefix, ...opts });
+    const locks = newLocks(t, target.client, { prefix, ...opts });
     const [heldReq, headReq, behindReq] = subject.bargeCase;
-    const holder = await handleFor(locks, 'g', heldReq).acquire();
+    const g = n('g');
+    const holder = await handleFor(locks, g, heldReq).acquire();
     const abort = new AbortController();
-    const [timingOut] = await queueUp(locks, 'g', [headReq], { timeoutMs: 600 });
-    const [aborted] = await queueUp(locks, 'g', [headReq], { signal: abort.signal });
-    const [behind] = await queueUp(locks, 'g', [behindReq], { timeoutMs: 60_000 });
+    const [timingOut] = await queueUp(locks, g, [headReq], { timeoutMs: 600 });
+    const [aborted] = await queueUp(locks, g, [headReq], { signal: abort.signal });
+    const [behind] = await queueUp(locks, g, [behindReq], { timeoutMs: 60_000 });
     await t.throwsAsync(timingOut!, { instanceOf: LockTimeoutError });
     abort.abort(new Error('changed my mind'));
     await t.throwsAsync(aborted!, { instanceOf: LockAbortedError });
@@ -153,32 +158,33 @@ export function propertySuite(subject: Subject): void {
     const got = await within(behind!, fitsBeside ? 15_000 : 500);
     if (fitsBeside) t.not(got, 'pending', 'granted once the heads that held it back left');
     else t.is(got, 'pending');
-    const info = await locks.inspect('g');
+    const info = await locks.inspect(g);
     t.deepEqual(info.queue.map((q) => q.id).length, fitsBeside ? 0 : 1, 'no ghost of the two that gave up');
     await holder.release();
     const lease = got === 'pending' ? await behind! : got;
     await lease.release();
-    t.is((await locks.inspect('g')).holders.length, 0);
-    const again = await handleFor(locks, 'g', subject.blocker).tryAcquire();
+    t.is((await locks.inspect(g)).holders.length, 0);
+    const again = await handleFor(locks, g, subject.blocker).tryAcquire();
     t.truthy(again, 'free for anyone afterwards');
     await again?.release();
   });
 
   test(title('a repeated release frees nothing twice'), async (t) => {
     const prefix = newPrefix();
-    const locks = newLocks(t, fx.client, { prefix, ...opts });
-    const scripts = new Scripts(fx.client, prefix);
-    const keys = lockKeys(prefix, 'r');
+    const locks = newLocks(t, target.client, { prefix, ...opts });
+    const scripts = new Scripts(target.client, prefix);
+    const r = n('r');
+    const keys = lockKeys(prefix, r);
     const [heldReq, headReq] = subject.bargeCase;
-    const a = await handleFor(locks, 'r', heldReq).acquire();
-    const b = subject.allowed([heldReq, heldReq]) ? await handleFor(locks, 'r', heldReq).acquire() : undefined;
-    const queued = await queueUp(locks, 'r', [headReq, headReq, headReq], { timeoutMs: 60_000 });
+    const a = await handleFor(locks, r, heldReq).acquire();
+    const b = subject.allowed([heldReq, heldReq]) ? await handleFor(locks, r, heldReq).acquire() : undefined;
+    const queued = await queueUp(locks, r, [headReq, headReq, headReq], { timeoutMs: 60_000 });
     await a.release();
     for (let i = 0; i < 3; i++) t.is((await scripts.release(keys, a.id)).kind, 'already');
     t.is((await scripts.cancel(keys, a.id)).kind, 'already');
     const held = [...(b ? [heldReq] : [])];
     const expected = grantReady(held, [headReq, headReq, headReq]).length;
-    const info = await locks.inspect('r');
+    const info = await locks.inspect(r);
     t.is(info.holders.length, held.length + expected, 'only what one release frees was granted');
     t.is(info.queue.length, 3 - expected);
     await b?.release();
@@ -187,10 +193,10 @@ export function propertySuite(subject: Subject): void {
 
   test(title('tokens strictly increase in grant order, whatever the request'), async (t) => {
     const prefix = newPrefix();
-    const locks = newLocks(t, fx.client, { prefix, ...opts });
+    const locks = newLocks(t, target.client, { prefix, ...opts });
     let last = 0;
     for (let i = 0; i < 12; i++) {
-      const lease = await handleFor(locks, 'tok', subject.request(i)).acquire();
+      const lease = await handleFor(locks, n('tok'), subject.request(i)).acquire();
       t.true(lease.token > last, `grant ${i} (${describeReq(subject.request(i))})`);
       last = lease.token;
       await lease.release();
@@ -199,12 +205,12 @@ export function propertySuite(subject: Subject): void {
 
   test(title('a lost wake-up (subscriber killed at the hand-off) is recovered by the heartbeat'), async (t) => {
     const prefix = newPrefix();
-    const admin = await openClient(t, fx.server.url);
-    const locks = newLocks(t, fx.client, { prefix, ...opts });
-    const waiterSide = newLocks(t, await openClient(t, fx.server.url), { prefix, ...opts });
-    const holder = await handleFor(locks, 'w', subject.blocker).acquire();
-    const [waiting] = await queueUp(waiterSide, 'w', [subject.request(0)], { timeoutMs: 60_000 });
-    await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+    const w = n('w');
+    const locks = newLocks(t, target.client, { prefix, ...opts });
+    const waiterSide = newLocks(t, await target.open(t), { prefix, ...opts });
+    const holder = await handleFor(locks, w, subject.blocker).acquire();
+    const [waiting] = await queueUp(waiterSide, w, [subject.request(0)], { timeoutMs: 60_000 });
+    await target.killSubscribers(t);
     await holder.release();
     const lease = await within(waiting!, 20_000);
     t.not(lease, 'pending');
@@ -213,19 +219,18 @@ export function propertySuite(subject: Subject): void {
 
   test(title('no polling: Redis work while waiters wait does not grow with their number'), async (t) => {
     const prefix = newPrefix();
-    const server = await ownRedis(t, { owned: true }); // its own server: the other tests' calls would count
-    const client = await openClient(t, server.url);
-    const locks = newLocks(t, client, { prefix, ...opts });
-    const count = async (waiters: number) => {
-      const name = `np${waiters}`;
+    const own = await target.own(t); // its own server: the other tests' calls would count
+    const locks = newLocks(t, own.client, { prefix, ...opts });
+    const count = async (waiters: 2 | 20) => {
+      const name = n(`np${waiters}`);
       const h = await handleFor(locks, name, subject.blocker).acquire();
       const abort = new AbortController();
       setMaxListeners(waiters + 5, abort.signal); // one signal for all the waiters of this test
       const queued = await queueUp(locks, name, Array.from({ length: waiters }, (_, i) => subject.request(i)), { signal: abort.signal });
       await sleep(2 * opts.heartbeatMs);
-      const before = await evalCalls(client);
+      const before = await own.evalCalls();
       await sleep(1_200);
-      const calls = (await evalCalls(client)) - before;
+      const calls = (await own.evalCalls()) - before;
       abort.abort();
       await Promise.allSettled(queued);
       await h.release();
@@ -241,12 +246,13 @@ export function propertySuite(subject: Subject): void {
   test(title('liveness: SIGKILL of the holder and of the head waiter; the next waiter is granted'), async (t) => {
     const prefix = newPrefix();
     const childOpts = { heartbeatMs: 200, livenessMs: 1_000, leaseMs: 1_500 };
-    const [c0, c1, c2] = await Promise.all([0, 1, 2].map(() => spawnChild(t, fx.server.url, prefix, childOpts)));
-    c0!.send({ op: 'acquire', req: 'h', name: 'live', request: subject.blocker, timeoutMs: 60_000 });
+    const live = n('live');
+    const [c0, c1, c2] = await Promise.all([0, 1, 2].map(() => spawnChild(t, target.url, prefix, childOpts)));
+    c0!.send({ op: 'acquire', req: 'h', name: live, request: subject.blocker, timeoutMs: 60_000 });
     await c0!.expect('h', 'granted', 30_000);
-    c1!.send({ op: 'acquire', req: 'head', name: 'live', request: subject.blocker, timeoutMs: 60_000 });
+    c1!.send({ op: 'acquire', req: 'head', name: live, request: subject.blocker, timeoutMs: 60_000 });
     await c1!.expect('head', 'queued', 30_000);
-    c2!.send({ op: 'acquire', req: 'next', name: 'live', request: subject.request(1), timeoutMs: 60_000 });
+    c2!.send({ op: 'acquire', req: 'next', name: live, request: subject.request(1), timeoutMs: 60_000 });
     await c2!.expect('next', 'queued', 30_000);
     await Promise.all([c0!.stop(), c1!.stop()]);
     const g = await c2!.expect('next', 'granted', 30_000);
@@ -254,14 +260,6 @@ export function propertySuite(subject: Subject): void {
     const h = c0!.events.find((e) => e.ev === 'granted');
     if (g.ev === 'granted' && h?.ev === 'granted') t.true(g.token > h.token, 'the token rises past the dead holder\'s');
   });
-}
-
-/** Script calls the server ran so far (EVALSHA and EVAL). */
-async function evalCalls(client: RedisClient): Promise<number> {
-  const info = await client.info('commandstats');
-  let n = 0;
-  for (const m of info.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)) n += Number(m[2]);
-  return n;
 }
 
 function allowedNow(subject: Subject, held: Req[]): boolean {

@@ -1,0 +1,13 @@
+/** The lock's property suite on a 3-master Redis Cluster, through node-redis 4's createCluster(). */
+import test from 'ava';
+import { propertySuite, SUITE_NAMES } from '../properties/suite.js';
+import { SUBJECTS } from '../properties/subjects.js';
+import { clusterTarget } from './target.js';
+
+const target = clusterTarget('redis4');
+propertySuite(SUBJECTS[0]!, target);
+
+test('the suite\'s lock names land on all three masters of the cluster', async (t) => {
+  const owners = new Set(await Promise.all(SUITE_NAMES.map((base) => target.masterOf(target.name(base)))));
+  t.deepEqual([...owners].sort(), target.cluster.masters.map((m) => m.port).sort());
+});
