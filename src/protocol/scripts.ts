@@ -150,7 +150,7 @@ export class Scripts {
         // cluster's passing states: TRYAGAIN (the name's slot is migrating and its keys are split
         // between two masters for a moment) and CLUSTERDOWN (a failover is under way).
         if (attempt < 2 && this.redis.droppedConnection(err)) continue;
-        if (clusterRetries < CLUSTER_RETRY_DELAYS_MS.length && /^(TRYAGAIN|CLUSTERDOWN)\b/.test(String((err as Error)?.message))) {
+        if (clusterRetries < CLUSTER_RETRY_DELAYS_MS.length && /\b(TRYAGAIN|CLUSTERDOWN)\b/.test(String((err as Error)?.message))) {
           await sleep(CLUSTER_RETRY_DELAYS_MS[clusterRetries++]!);
           continue;
         }

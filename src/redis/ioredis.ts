@@ -88,19 +88,15 @@ export class IORedisClusterSeam implements RedisSeam {
     return send(this.client, args);
   }
 
-  async sendAndWait(args: readonly string[], _key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
-    // A keyless WAIT alone would go to any node; in a pipeline it goes with the script's key.
-    const [command, ...rest] = args;
-    const results = (await this.client
-      .pipeline()
-      .call(command!, ...rest)
-      .call('WAIT', String(replicas), String(timeoutMs))
-      .exec()) as [Error | null, unknown][];
-    const [scriptErr, reply] = results[0]!;
-    if (scriptErr) throw scriptErr;
-    const [waitErr, acked] = results[1]!;
-    if (waitErr) throw waitErr;
-    return { reply, acked: Number(acked) };
+  async sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
+    // The script alone first, so that ioredis follows MOVED/ASK and retries TRYAGAIN for it (in a
+    // pipeline with WAIT, a redirect of the script alone comes back as an error). Then WAIT, which has
+    // no key: pipelined behind a read of the script's key it goes to that key's master, on the one
+    // connection ioredis keeps per node, the one that ran the script.
+    const reply = await this.send(args);
+    const results = (await this.client.pipeline().call('EXISTS', key).call('WAIT', String(replicas), String(timeoutMs)).exec()) as [Error | null, unknown][];
+    for (const [err] of results) if (err) throw err;
+    return { reply, acked: Number(results[1]![1]) };
   }
 
   droppedConnection = droppedConnection;

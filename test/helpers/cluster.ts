@@ -52,6 +52,8 @@ export interface RedisClusterHandle {
   startupNodes: { host: string; port: number }[];
   /** The node on `port` (e.g. the `killedPort` returned by killMasterOf, to restart it). */
   nodeAt(port: number): ClusterNode;
+  /** The running replica whose link to the master on `masterPort` is up (the one a failover promotes). */
+  replicaOf(masterPort: number): Promise<ClusterNode>;
   /** Port of the master owning the slot of `key`, as a live master sees it now (CLUSTER SLOTS). */
   ownerOf(key: string): Promise<number>;
   /** Slot of `key` (local CRC16 with hash tags, same as CLUSTER KEYSLOT). */
@@ -529,6 +531,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     rootNodes: masters.map((m) => ({ url: m.url })),
     startupNodes: masters.map((m) => ({ host: '127.0.0.1', port: m.port })),
     nodeAt,
+    replicaOf,
     slotOf: keySlot,
     ownerOf: (key) => slotOwner(keySlot(key)),
     waitStable,
