@@ -193,7 +193,9 @@ export class LockState implements WaiterHost {
         const held = [...new Set([...this.leases].map((l) => l.id))];
         const dropped = [...this.unreleased];
         const newest = this.newestQueued();
-        const ids = [...held, ...dropped.map((id) => `-${id}`), ...(newest ? [`?${newest}`] : [])];
+        // On a cluster, while waiters wait: is the wake-up subscription on the node that owns the name?
+        const checkSub = this.watching && this.waiters.size > 0;
+        const ids = [...held, ...dropped.map((id) => `-${id}`), ...(newest ? [`?${newest}`] : []), ...(checkSub ? ['~'] : [])];
         reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, ids);
         // The script released each of them if Redis still named it: either way it is gone now.
         for (const id of dropped) this.unreleased.delete(id);
@@ -230,7 +232,7 @@ export class LockState implements WaiterHost {
         waiter.grant({ token: h.token, exp: h.exp, sample: reply });
         missed ||= !waiter.waiting;
       }
-      if (missed && this.watching) this.session.wake.refresh(this.name);
+      if ((missed || reply.subscribers === 0) && this.watching) this.session.wake.refresh(this.name);
       if (lapsed) await this.reenter();
     });
   }

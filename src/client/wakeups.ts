@@ -120,16 +120,23 @@ export class Wakeups {
    * again, which goes to the slot's owner now.
    */
   refresh(name: string): void {
-    const c = this.channels.get(shardWakeChannel(this.prefix, name, this.sessionId));
-    if (!c?.on) return;
     const channel = shardWakeChannel(this.prefix, name, this.sessionId);
+    const c = this.channels.get(channel);
+    if (!c?.want) return;
     debug('re-subscribing %s', channel);
-    c.on = false;
-    c.chain = c.chain
-      .then(() => this.shard?.remove(channel))
-      .catch(() => undefined)
-      .then(() => this.sync(channel, c))
-      .catch(() => undefined);
+    const step = c.chain.then(async () => {
+      if (this.closed) return;
+      if (c.on) {
+        c.on = false;
+        await this.shard?.remove(channel).catch(() => undefined);
+      }
+      if (c.want) {
+        await this.start();
+        await this.shard!.add(channel);
+        c.on = true;
+      }
+    });
+    c.chain = step.catch((err: unknown) => debug('re-subscribing %s failed: %s', channel, (err as Error)?.message));
   }
 
   /** Brings one channel to what is wanted, after the operations already queued on it. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ClockBound, monotonic, type Stamped } from '../client/clock.js';
+import { debug } from '../debug.js';
 import { FairLockError, InvalidArgumentError } from '../errors.js';
 import { adaptClient } from '../redis/adapt.js';
 import type { RedisClientLike, RedisSeam } from '../redis/seam.js';
@@ -46,6 +47,8 @@ export type HeartbeatReply = {
   lapsed: boolean;
   /** Replicas that acked this beat and every write before it (durability only). */
   acked?: number;
+  /** Connections on the session's shard channel of the name, when asked ("~"); -1 when Redis would not say. */
+  subscribers?: number;
   /** This session's holders of the name. */
   holders: HolderReport[];
   /** The queue key, when it holds another type: the session's waits on this name must fail. */
@@ -110,7 +113,8 @@ export class Scripts {
 
   /**
    * `ids`: the leases the session holds on this name (only those are renewed), "-id" for given-up
-   * ones, and "?id" for its newest waiter (reported as a lapse when Redis lost it).
+   * ones, "?id" for its newest waiter (reported as a lapse when Redis lost it), and "~" on a
+   * cluster to learn whether the session's shard channel of the name has a subscriber on its node.
    */
   async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, ids: readonly string[] = [], durability?: Durability): Promise<HeartbeatReply> {
     const { r, sentAt, acked } = await this.run('heartbeat', keys, [sessionId, livenessMs, this.wake, ...ids], durability);
@@ -121,6 +125,7 @@ export class Scripts {
       sentAt,
       ...(r[3] ? { badQueue: String(r[3]) } : {}),
       ...(acked === undefined ? {} : { acked }),
+      ...(ids.includes('~') ? { subscribers: num(r[4]) } : {}),
     };
   }
 
@@ -151,7 +156,9 @@ export class Scripts {
         // between two masters for a moment) and CLUSTERDOWN (a failover is under way).
         if (attempt < 2 && this.redis.droppedConnection(err)) continue;
         if (clusterRetries < CLUSTER_RETRY_DELAYS_MS.length && /\b(TRYAGAIN|CLUSTERDOWN)\b/.test(String((err as Error)?.message))) {
-          await sleep(CLUSTER_RETRY_DELAYS_MS[clusterRetries++]!);
+          const delay = CLUSTER_RETRY_DELAYS_MS[clusterRetries++]!;
+          debug('%s: %s; again in %d ms', name, String((err as Error)?.message).slice(0, 80), delay);
+          await sleep(delay);
           continue;
         }
         throw await this.toFairLockError(err, name, keys);

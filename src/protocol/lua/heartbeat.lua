@@ -18,10 +18,14 @@
             holder, Redis lost it (a failover to a replica that had not received the enqueue, a
             restart without the data) and the beat reports a lapse, so every waiter runs acquire.lua
             again. Checking the newest suffices: a replica holds a prefix of the master's writes, so
-            if the last enqueue survived, the earlier ones did too.
-  Returns: {lapsed 0|1, now, {id1, token1, exp1, ...} of this session's holders[, bad queue key]}:
-  the fourth element names the queue key when it is of the wrong type (the client then fails its
-  waits; the leases are still renewed, the holders are not the key's victims)
+            if the last enqueue survived, the earlier ones did too. On a cluster, "~" asks how many
+            connections this node has on the session's shard channel of the name: 0 means the
+            client's subscription did not follow the slot here (a migration or failover its client
+            library missed), and the client subscribes again.
+  Returns: {lapsed 0|1, now, {id1, token1, exp1, ...} of this session's holders, bad queue key or '',
+  subscribers or -1}: the fourth element names the queue key when it is of the wrong type (the
+  client then fails its waits; the leases are still renewed, the holders are not the key's
+  victims); the fifth answers "~" (-1 when not asked, or when the user may not run PUBSUB)
 ]]
 local sid, liveness, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 clock()
@@ -33,11 +37,14 @@ keep_alive(K_SESSIONS, liveness * 2)
 -- Dead sessions go now: a name that never goes idle would otherwise keep every session it ever had.
 call('ZREMRANGEBYSCORE', K_SESSIONS, '-inf', now)
 
-local named, dropped, newest = {}, {}, nil
+local named, dropped, newest, subscribers = {}, {}, nil, -1
 for i = 4, #ARGV do
   local c = string.sub(ARGV[i], 1, 1)
   if c == '-' then dropped[string.sub(ARGV[i], 2)] = true
   elseif c == '?' then newest = string.sub(ARGV[i], 2)
+  elseif ARGV[i] == '~' then
+    local r = redis.pcall('PUBSUB', 'SHARDNUMSUB', string.sub(K_STATE, 1, -7) .. ':wake:' .. sid)
+    if type(r) == 'table' and r[2] then subscribers = r[2] end
   else named[ARGV[i]] = true end
 end
 
@@ -91,5 +98,4 @@ for id, h in pairs(s.holders) do
     reply[#reply + 1] = usable_exp(h)
   end
 end
-if bad_queue then return { lapsed and 1 or 0, now, reply, K_QUEUE } end
-return { lapsed and 1 or 0, now, reply }
+return { lapsed and 1 or 0, now, reply, bad_queue and K_QUEUE or '', subscribers }
