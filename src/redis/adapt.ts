@@ -6,11 +6,11 @@
 import { InvalidArgumentError } from '../errors.js';
 import { describe } from '../options.js';
 import { IORedisClusterSeam, IORedisSeam } from './ioredis.js';
-import { NodeRedisClusterSeam, NodeRedisSeam } from './node-redis.js';
+import { NodeRedisClusterSeam, NodeRedisSeam, NodeRedisSentinelSeam } from './node-redis.js';
 import type { IORedisClientLike, NodeRedisClientLike, NodeRedisClusterLike, RedisSeam } from './seam.js';
 
 const ACCEPTED =
-  'a node-redis 4, 5 or 6 client (createClient() or createCluster() from "redis", connected) or an ioredis 5 or 6 client (new Redis() or new Cluster() from "ioredis")';
+  'a node-redis 4, 5 or 6 client (createClient(), createCluster() or createSentinel() from "redis", connected) or an ioredis 5 or 6 client (new Redis() or new Cluster() from "ioredis")';
 
 export function adaptClient(client: unknown): RedisSeam {
   const c = client as Record<string, unknown> | null;
@@ -22,6 +22,10 @@ export function adaptClient(client: unknown): RedisSeam {
   if ('masters' in c && typeof c.nodeClient === 'function' && typeof c.sendCommand === 'function' && typeof c.duplicate === 'function') {
     if (c.isOpen !== true) throw new InvalidArgumentError('client (node-redis cluster) is not connected: await cluster.connect() first');
     return new NodeRedisClusterSeam(client as NodeRedisClusterLike);
+  }
+  if (typeof c.getMasterNode === 'function' && typeof c.getSentinelNode === 'function' && typeof c.acquire === 'function') {
+    if (c.isOpen !== true) throw new InvalidArgumentError('client (node-redis sentinel) is not connected: await sentinel.connect() first');
+    return new NodeRedisSentinelSeam(client as NodeRedisClientLike);
   }
   if (typeof c.execute === 'function' && typeof c.sendCommand === 'function' && typeof c.duplicate !== 'function') {
     throw new InvalidArgumentError('client is a node-redis client pool, which cannot make the dedicated subscriber connection fairlock needs: pass a client (createClient())');

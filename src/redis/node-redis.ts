@@ -120,6 +120,63 @@ export class NodeRedisClusterSeam implements RedisSeam {
   }
 }
 
+/**
+ * node-redis 5 and 6's `createSentinel()`: commands go to the master the sentinels name, through
+ * its pool; it has no duplicate(), so the wake-ups ride on its own subscriber, which follows the
+ * master after a failover.
+ */
+export class NodeRedisSentinelSeam implements RedisSeam {
+  readonly family = 'node-redis' as const;
+  readonly cluster = false;
+
+  constructor(private readonly client: AnyNodeRedis) {}
+
+  send(args: readonly string[]): Promise<unknown> {
+    return this.client.sendCommand(false, [...args]);
+  }
+
+  /** A pool lease: the script and WAIT on one connection, which nobody else uses meanwhile. */
+  async sendAndWait(args: readonly string[], _key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
+    const lease = await this.client.acquire();
+    try {
+      const script = lease.sendCommand([...args]) as Promise<unknown>;
+      const wait = lease.sendCommand(['WAIT', String(replicas), String(timeoutMs)]) as Promise<unknown>;
+      wait.catch(() => undefined);
+      const reply = await script;
+      return { reply, acked: Number(await wait) };
+    } finally {
+      lease.release();
+    }
+  }
+
+  droppedConnection = droppedConnection;
+
+  async subscribe(channel: string, onMessage: (message: unknown) => void, onReconnect: () => void): Promise<Subscription> {
+    const listener = (message: unknown) => onMessage(message);
+    // A new master: what was published while the subscriber moved is lost, so beat at once.
+    const onTopology = (event: { type?: string } | undefined) => {
+      if (event?.type === 'MASTER_CHANGE') onReconnect();
+    };
+    this.client.on('topology-change', onTopology);
+    try {
+      await this.client.subscribe(channel, listener);
+    } catch (err) {
+      this.client.off('topology-change', onTopology);
+      throw err;
+    }
+    return {
+      close: async (boundMs) => {
+        this.client.off('topology-change', onTopology);
+        await settledWithin(this.client.unsubscribe(channel, listener), boundMs);
+      },
+    };
+  }
+
+  shardSubscriber(): Promise<ShardSubscriber> {
+    return Promise.reject(new Error('sharded wake-ups are for cluster clients'));
+  }
+}
+
 /** v5 and v6 name them close()/destroy(); v4 quit()/disconnect(). */
 async function closeQuietly(client: AnyNodeRedis, graceful: boolean): Promise<void> {
   try {
