@@ -32,7 +32,7 @@ export interface WakeWatcher {
   /** Resolves true when this call subscribed the channel (a grant published before may have been missed). */
   watch(name: string): Promise<boolean>;
   unwatch(name: string): void;
-  /** A beat found a grant whose wake-up never came: subscribe again, on the slot's owner now. */
+  /** The name's node has no subscriber on the session's channel: subscribe again, on the slot's owner now. */
   refresh(name: string): void;
 }
 
@@ -85,8 +85,8 @@ export class LockState implements WaiterHost {
     if (this.session.events.wants('redisError')) this.session.events.fire('redisError', { name: this.name, operation, error });
   }
 
-  acquireInRedis(id: string, mode: 'wait' | 'try', r: Request, durability?: ResolvedDurability): ReturnType<Scripts['acquire']> {
-    return this.session.scripts.acquire(this.keys, id, this.livenessMs, mode, r.kind, r.limit, durability);
+  acquireInRedis(id: string, mode: 'wait' | 'try', r: Request): ReturnType<Scripts['acquire']> {
+    return this.session.scripts.acquire(this.keys, id, this.livenessMs, mode, r.kind, r.limit);
   }
 
   async confirmReplicated(id: string, durability: ResolvedDurability): Promise<{ acked: number; holds: boolean }> {
@@ -225,14 +225,10 @@ export class LockState implements WaiterHost {
         for (const waiter of [...this.waiters.values()]) void waiter.giveUp(err);
         return;
       }
-      let missed = false;
-      for (const h of reply.holders) {
-        const waiter = this.waiters.get(h.id);
-        if (!waiter?.waiting) continue;
-        waiter.grant({ token: h.token, exp: h.exp, sample: reply });
-        missed ||= !waiter.waiting;
-      }
-      if ((missed || reply.subscribers === 0) && this.watching) this.session.wake.refresh(this.name);
+      for (const h of reply.holders) this.waiters.get(h.id)?.grant({ token: h.token, exp: h.exp, sample: reply });
+      // Only the node's own count says the subscription is gone: a grant found by a beat is often
+      // just a wake-up still on its way, and re-subscribing then would lose the next one.
+      if (reply.subscribers === 0 && this.watching) this.session.wake.refresh(this.name);
       if (lapsed) await this.reenter();
     });
   }
@@ -286,6 +282,11 @@ export class LockState implements WaiterHost {
       void this.beat().finally(() => this.schedule());
     }, this.timerPeriod);
     this.timer.unref();
+  }
+
+  /** Forgets this state when nothing of the session is left on the name (see settle). */
+  settleIfIdle(): void {
+    this.settle();
   }
 
   private settle(): void {

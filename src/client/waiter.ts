@@ -19,7 +19,7 @@ export interface Request {
 /** What a waiter needs from the per-name state of its session. */
 export interface WaiterHost extends LeaseHost {
   readonly livenessMs: number;
-  acquireInRedis(id: string, mode: 'wait' | 'try', request: Request, durability?: ResolvedDurability): Promise<AcquireReply>;
+  acquireInRedis(id: string, mode: 'wait' | 'try', request: Request): Promise<AcquireReply>;
   /** Beats with WAIT after it: how many replicas have this session's writes on the name, and whether `id` still holds. */
   confirmReplicated(id: string, durability: ResolvedDurability): Promise<{ acked: number; holds: boolean }>;
   cancelInRedis(id: string): Promise<CancelReply>;
@@ -38,11 +38,13 @@ export interface Grant {
   token: number;
   exp: number;
   sample?: Stamped;
-  /** Replicas that acked it, when the acquire script ran with WAIT. */
-  acked?: number;
 }
 
 /** 'confirming': granted, waiting for WAIT to prove the grant reached the replicas asked for. */
+function describeRequest(r: Request): string {
+  return r.kind === 'rw' ? `the ${r.mode === 'w' ? 'write' : 'read'} side of` : `the ${r.kind}`;
+}
+
 type Phase = 'new' | 'enqueuing' | 'queued' | 'confirming' | 'cancelling' | 'done';
 
 /**
@@ -98,7 +100,7 @@ export class Waiter {
   private async runEnqueue(): Promise<void> {
     let reply;
     try {
-      reply = await this.state.acquireInRedis(this.id, 'wait', this.request, this.options.durability);
+      reply = await this.state.acquireInRedis(this.id, 'wait', this.request);
     } catch (err) {
       if (this.phase !== 'enqueuing') return;
       this.state.redisFailed('enqueue', err);
@@ -111,7 +113,7 @@ export class Waiter {
     if (this.phase !== 'enqueuing') return; // gave up meanwhile; giveUp() cancels after this reply
     if (reply.kind === 'granted') {
       this.phase = 'queued';
-      this.grant({ token: reply.token, exp: reply.exp, sample: reply, ...(reply.acked === undefined ? {} : { acked: reply.acked }) });
+      this.grant({ token: reply.token, exp: reply.exp, sample: reply });
       return;
     }
     if (reply.kind === 'refused') {
@@ -165,7 +167,7 @@ export class Waiter {
     const durability = this.options.durability;
     if (durability) {
       this.phase = 'confirming';
-      void this.confirm(lease, durability, g.acked);
+      void this.confirm(lease, durability);
       return;
     }
     this.deliver(lease);
@@ -182,25 +184,21 @@ export class Waiter {
   }
 
   /**
-   * Durable grants: an immediate grant came with WAIT's count; a hand-off is confirmed by a beat
-   * with WAIT after it (a replica that has the beat has the release that granted before it too).
-   * Too few replicas: the grant is released and the caller told, not handed a grant that a failover
-   * could take back.
+   * Durable grants, immediate or handed over, are confirmed by a beat with WAIT right behind it (a
+   * replica that has the beat has every write before it, the grant included). Only a grant waits:
+   * an enqueue that merely queued is not held up by WAIT. Too few replicas: the grant is released
+   * and the caller told, not handed a grant that a failover could take back.
    */
-  private async confirm(lease: HeldLease, durability: ResolvedDurability, acked: number | undefined): Promise<void> {
+  private async confirm(lease: HeldLease, durability: ResolvedDurability): Promise<void> {
     let failure: Error;
     try {
-      let count = acked;
-      if (count === undefined) {
-        const r = await this.state.confirmReplicated(this.id, durability);
-        if (!r.holds) throw new LockLostError(`the grant of "${this.state.name}" ran out before it could be confirmed on ${durability.replicas} replicas`);
-        count = r.acked;
-      }
-      if (count >= durability.replicas) {
+      const r = await this.state.confirmReplicated(this.id, durability);
+      if (!r.holds) throw new LockLostError(`the grant of "${this.state.name}" ran out before it could be confirmed on ${durability.replicas} replicas`);
+      if (r.acked >= durability.replicas) {
         this.deliver(lease);
         return;
       }
-      failure = new NotReplicatedError(`${this.request.kind === "rw" ? "the read-write lock" : `the ${this.request.kind}`} "${this.state.name}"`, count, durability.replicas, durability.timeoutMs);
+      failure = new NotReplicatedError(`${describeRequest(this.request)} "${this.state.name}"`, r.acked, durability.replicas, durability.timeoutMs);
     } catch (err) {
       failure = asFairLockError(err, 'confirming the grant on replicas failed');
     }

@@ -10,6 +10,8 @@ const SHARD_IDLE_MS = 30_000;
 interface ShardChannel {
   want: boolean;
   on: boolean;
+  /** Steps queued on `chain` and not done: a refresh then waits for them instead of adding its own. */
+  busy: number;
   chain: Promise<unknown>;
   idle: NodeJS.Timeout | undefined;
 }
@@ -90,7 +92,7 @@ export class Wakeups {
     const channel = shardWakeChannel(this.prefix, name, this.sessionId);
     let c = this.channels.get(channel);
     if (!c) {
-      c = { want: true, on: false, chain: Promise.resolve(), idle: undefined };
+      c = { want: true, on: false, busy: 0, chain: Promise.resolve(), idle: undefined };
       this.channels.set(channel, c);
     }
     clearTimeout(c.idle);
@@ -115,15 +117,17 @@ export class Wakeups {
   }
 
   /**
-   * Cluster: a beat found a grant whose wake-up did not come. The client library may be subscribed
-   * on a node that no longer owns the slot (a failover or a migration it did not follow): subscribe
-   * again, which goes to the slot's owner now.
+   * Cluster: the node that owns the name has no subscriber on this session's channel (a beat asked
+   * it). The client library is subscribed on a node that no longer owns the slot (a failover or a
+   * migration it did not follow), or not at all: subscribe again, which goes to the slot's owner now.
    */
   refresh(name: string): void {
     const channel = shardWakeChannel(this.prefix, name, this.sessionId);
     const c = this.channels.get(channel);
-    if (!c?.want) return;
+    // A subscription still on its way (a beat saw 0 before it landed) is not refreshed.
+    if (!c?.want || c.busy > 0) return;
     debug('re-subscribing %s', channel);
+    c.busy++;
     const step = c.chain.then(async () => {
       if (this.closed) return;
       if (c.on) {
@@ -136,11 +140,12 @@ export class Wakeups {
         c.on = true;
       }
     });
-    c.chain = step.catch((err: unknown) => debug('re-subscribing %s failed: %s', channel, (err as Error)?.message));
+    c.chain = step.catch((err: unknown) => debug('re-subscribing %s failed: %s', channel, (err as Error)?.message)).finally(() => c.busy--);
   }
 
   /** Brings one channel to what is wanted, after the operations already queued on it. */
   private sync(channel: string, c: ShardChannel): Promise<void> {
+    c.busy++;
     const step = c.chain.then(async () => {
       if (this.closed) return;
       if (c.want && !c.on) {
@@ -153,7 +158,7 @@ export class Wakeups {
       }
       if (!c.want && !c.on && this.channels.get(channel) === c) this.channels.delete(channel);
     });
-    c.chain = step.catch(() => undefined);
+    c.chain = step.catch(() => undefined).finally(() => c.busy--);
     return step;
   }
 

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Session } from '../client/session.js';
 import { HeldLease, NestedLease, type Lease } from '../client/lease.js';
 import { Waiter, type Request } from '../client/waiter.js';
+import type { LockState } from '../client/lock-state.js';
 import { monotonic } from '../client/clock.js';
 import type { Wakeups } from '../client/wakeups.js';
 import {
@@ -9,6 +10,7 @@ import {
   InvalidArgumentError,
   LimitMismatchError,
   LockAbortedError,
+  LockLostError,
   LockTimeoutError,
   NotReplicatedError,
   WouldDeadlockError,
@@ -19,6 +21,7 @@ import {
   resolveAcquire,
   type AcquireOptions,
   type ResolvedAcquire,
+  type ResolvedDurability,
   type SemaphoreAcquireOptions,
 } from '../options.js';
 import { lockKeys } from '../protocol/keys.js';
@@ -92,19 +95,17 @@ export class FairLock {
     const startedAt = monotonic();
     const id = session.nextWaiterId(o.leaseMs, o.autoRenew, request.weight, request.mode);
     const keys = lockKeys(session.options.prefix, this.name);
-    const reply = await session.scripts.acquire(keys, id, session.options.livenessMs, 'try', request.kind, request.limit, o.durability);
+    const reply = await session.scripts.acquire(keys, id, session.options.livenessMs, 'try', request.kind, request.limit);
     if (reply.kind === 'refused') throw new LimitMismatchError(this.name, reply.current, request);
     if (reply.kind !== 'granted') return null; // no local state was made, so nothing to clean up
     const state = session.state(this.name);
-    if (o.durability && (reply.acked ?? 0) < o.durability.replicas) {
-      await state.releaseInRedis(id).catch(() => undefined);
-      throw new NotReplicatedError(this.what, reply.acked ?? 0, o.durability.replicas, o.durability.timeoutMs);
-    }
+    if (o.durability) await this.confirmReplicated(state, id, o.durability);
     const lease = new HeldLease(state, id, reply.token, reply.exp, reply, o.leaseMs, o.autoRenew, request.kind, request.weight, request.mode);
     try {
       this.engine(); // closed meanwhile: close() did not see this lease, and nothing would renew it
     } catch (err) {
       await state.releaseInRedis(id).catch(() => undefined);
+      state.settleIfIdle();
       throw err;
     }
     state.leaseHeld(lease);
@@ -113,6 +114,23 @@ export class FairLock {
       session.events.fire('granted', { name: this.name, id, token, waitedMs: lease.grantedAt - startedAt, kind, weight, mode });
     }
     return lease;
+  }
+
+  /** tryAcquire's durable grant: a beat with WAIT behind it; too few replicas release it (see Waiter.confirm). */
+  private async confirmReplicated(state: LockState, id: string, durability: ResolvedDurability): Promise<void> {
+    let failure: Error;
+    try {
+      const r = await state.confirmReplicated(id, durability);
+      if (r.holds && r.acked >= durability.replicas) return;
+      failure = r.holds
+        ? new NotReplicatedError(this.what, r.acked, durability.replicas, durability.timeoutMs)
+        : new LockLostError(`${this.what} was granted, but the grant ran out before it could be confirmed on ${durability.replicas} replicas`);
+    } catch (err) {
+      failure = asFairLockError(err, 'confirming the grant on replicas failed');
+    }
+    await state.releaseInRedis(id).catch(() => undefined);
+    state.settleIfIdle(); // the state was made for this release only
+    throw failure;
   }
 
   /**

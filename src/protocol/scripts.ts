@@ -36,7 +36,7 @@ export interface HolderReport {
 }
 
 export type AcquireReply =
-  | ({ kind: 'granted'; token: number; exp: number; /** Replicas that acked the grant (durability only). */ acked?: number } & Stamped)
+  | ({ kind: 'granted'; token: number; exp: number } & Stamped)
   | ({ kind: 'queued'; ticket: number; position: number; lapsed: boolean } & Stamped)
   | ({ kind: 'busy'; heldLeftMs: number } & Stamped)
   | ({ kind: 'refused'; current: string } & Stamped);
@@ -71,6 +71,8 @@ export class Scripts {
   private readonly redis: RedisSeam;
 
   /** `client`: a seam, or any client FairLocks accepts. */
+  /** Scripts that ran here once (EVALSHA found them, or EVAL loaded them). */
+  private readonly loaded = new Set<ScriptName>();
   /** The scripts' `wake` argument (see common.lua): the prefix, or '' for shard channels on a cluster. */
   private readonly wake: string;
 
@@ -79,17 +81,12 @@ export class Scripts {
     this.wake = this.redis.cluster ? '' : prefix;
   }
 
-  /** True on a cluster client: wake-ups come on one shard channel per name (see keys.ts). */
-  get cluster(): boolean {
-    return this.redis.cluster;
-  }
-
-  async acquire(keys: LockKeys, id: string, livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number, durability?: Durability): Promise<AcquireReply> {
-    const { r, sentAt, acked } = await this.run('acquire', keys, [id, livenessMs, mode, this.wake, `${kind} ${limit}`], durability);
+  async acquire(keys: LockKeys, id: string, livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number): Promise<AcquireReply> {
+    const { r, sentAt } = await this.run('acquire', keys, [id, livenessMs, mode, this.wake, `${kind} ${limit}`]);
     const code = num(r[0]);
     const now = num(r[1]);
     const C = REPLY.acquire;
-    if (code === C.granted) return { kind: 'granted', now, token: num(r[2]), exp: num(r[3]), sentAt, ...(acked === undefined ? {} : { acked }) };
+    if (code === C.granted) return { kind: 'granted', now, token: num(r[2]), exp: num(r[3]), sentAt };
     if (code === C.queued) return { kind: 'queued', now, ticket: num(r[2]), position: num(r[3]), lapsed: num(r[4]) === 1, sentAt };
     if (code === C.refused) return { kind: 'refused', now, current: String(r[2]), sentAt };
     return { kind: 'busy', now, heldLeftMs: num(r[2]), sentAt };
@@ -175,12 +172,19 @@ export class Scripts {
       return this.redis.sendAndWait(command, keys.state, durability.replicas, durability.timeoutMs);
     };
     let out: { reply: unknown; acked?: number };
-    try {
-      out = await send(['EVALSHA', script.sha, ...tail]);
-    } catch (err) {
-      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+    // WAIT goes out right behind the script: behind an EVALSHA refused with NOSCRIPT it would wait
+    // for nothing (up to timeoutMs when replicas lag), so a script not yet seen loaded goes as EVAL.
+    if (durability && !this.loaded.has(name)) {
       out = await send(['EVAL', script.body, ...tail]);
+    } else {
+      try {
+        out = await send(['EVALSHA', script.sha, ...tail]);
+      } catch (err) {
+        if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+        out = await send(['EVAL', script.body, ...tail]);
+      }
     }
+    this.loaded.add(name);
     const r = out.reply as unknown[];
     if (name !== 'types') this.clock.observe({ now: num(r[1]), sentAt });
     return { r, sentAt, ...(out.acked === undefined ? {} : { acked: out.acked }) };

@@ -4,10 +4,12 @@
  * auto-renewed leases it names (never shortening one), confirms this session's hand-off grants
  * (named: granted + lease, or now + lease when auto-renewed; unnamed: now + lease), gives up the
  * "-id" leases and waits, grants on, reports this session's holders only, and names a queue key of
- * the wrong type while still renewing the holders.
+ * the wrong type while still renewing the holders. "?id" (the newest waiter) reports a lapse when
+ * Redis has that id neither queued nor granted; "~" answers the subscribers of the session's shard
+ * wake-up channel of the name (5th reply element).
  */
 import test from 'ava';
-import { lockKeys, waiterId } from '../../src/protocol/keys.js';
+import { lockKeys, shardWakeChannel, wakeChannel, waiterId } from '../../src/protocol/keys.js';
 import { Scripts, type HolderReport } from '../../src/protocol/scripts.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt, type HolderEntry } from '../helpers/state.js';
@@ -216,4 +218,70 @@ test('a queue key of the wrong type is named in the 4th reply element, and the h
   t.true(hb.now + 5_000 > ga.exp);
   t.is((await entry(keys.state, a))?.exp, hb.now + 5_000, 'renewed in Redis');
   t.is(await fx.client.get(keys.queue), 'not a zset', 'the key is left as it is');
+});
+
+test('"?id": the newest waiter queued or holding is no lapse; an id Redis has neither queued nor granted is', async (t) => {
+  const { s, keys } = setup();
+  const h = waiterId('h', 1, 5_000, true, 1, 'x');
+  const w = waiterId('w', 1, 5_000, true, 1, 'x');
+  expectKind(await s.acquire(keys, h, LIVENESS, 'wait', 'lock', 1), 'granted');
+  expectKind(await s.acquire(keys, w, LIVENESS, 'wait', 'lock', 1), 'queued');
+  t.false((await s.heartbeat(keys, 'w', LIVENESS)).lapsed, 'the session is live (the enqueue refreshed it)');
+  t.false((await s.heartbeat(keys, 'w', LIVENESS, [`?${w}`])).lapsed, 'a queued waiter');
+
+  const gone = waiterId('w', 2, 5_000, true, 1, 'x'); // never enqueued (a failover lost the enqueue)
+  t.true((await s.heartbeat(keys, 'w', LIVENESS, [`?${gone}`])).lapsed, 'neither queued nor a holder');
+  t.false((await s.heartbeat(keys, 'w', LIVENESS)).lapsed, 'the same live session without "?id": no lapse');
+
+  await s.heartbeat(keys, 'h', LIVENESS, [h]); // an immediate grant does not register its session: this beat does
+  t.false((await s.heartbeat(keys, 'h', LIVENESS, [h, `?${h}`])).lapsed, 'an immediate holder');
+  t.is((await s.release(keys, h)).kind, 'released');
+  t.true((await s.heartbeat(keys, 'h', LIVENESS, [`?${h}`])).lapsed, 'a holder that released is neither any more');
+
+  // w was granted by that hand-off (unconfirmed until a beat): a holder, so no lapse.
+  const hb = await s.heartbeat(keys, 'w', LIVENESS, [w, `?${w}`]);
+  t.false(hb.lapsed, 'a hand-off holder');
+  t.deepEqual(hb.holders.map((x) => x.id), [w]);
+
+  // A waiter whose cancel went through is gone from the queue: a lapse.
+  const v = waiterId('w', 3, 5_000, true, 1, 'x');
+  expectKind(await s.acquire(keys, v, LIVENESS, 'wait', 'lock', 1), 'queued');
+  t.false((await s.heartbeat(keys, 'w', LIVENESS, [w, `?${v}`])).lapsed);
+  t.is((await s.cancel(keys, v)).kind, 'cancelled');
+  t.true((await s.heartbeat(keys, 'w', LIVENESS, [w, `?${v}`])).lapsed, 'cancelled: not queued any more');
+  t.deepEqual((await s.heartbeat(keys, 'w', LIVENESS, [w])).holders.map((x) => x.id), [w], 'the holder is untouched by "?id"');
+});
+
+test('"~": subscribers on the session\'s shard channel of the name (PUBSUB SHARDNUMSUB); absent unless asked', async (t) => {
+  const { prefix, s, keys } = setup();
+  const channel = shardWakeChannel(prefix, 'n', 'w');
+  t.is(channel, `${prefix}:{n}:wake:w`);
+  const none = await s.heartbeat(keys, 'w', LIVENESS, ['~']);
+  t.is(none.subscribers, 0, 'nobody subscribed');
+  t.is((await s.heartbeat(keys, 'w', LIVENESS)).subscribers, undefined, 'not asked: no subscribers field');
+
+  const sub = fx.client.duplicate();
+  sub.on('error', () => undefined);
+  t.teardown(() => (sub.isOpen ? sub.disconnect().catch(() => undefined) : undefined));
+  await sub.connect();
+  await sub.sSubscribe(channel, () => undefined);
+  // Other channels do not count: another session's, this session's on another name, a plain one.
+  await sub.sSubscribe(shardWakeChannel(prefix, 'n', 'other'), () => undefined);
+  await sub.sSubscribe(shardWakeChannel(prefix, 'm', 'w'), () => undefined);
+  await sub.subscribe(wakeChannel(prefix, 'w'), () => undefined);
+
+  const one = await s.heartbeat(keys, 'w', LIVENESS, ['~']);
+  t.is(one.subscribers, 1, 'one SSUBSCRIBEd connection');
+  t.false(one.lapsed);
+  t.is((await s.heartbeat(keys, 'other', LIVENESS, ['~'])).subscribers, 1, "the other session's channel");
+  t.is((await s.heartbeat(keys, 'x', LIVENESS, ['~'])).subscribers, 0);
+
+  // "~" with lease ids and "?id": each does its own part.
+  const a = waiterId('w', 1, 5_000, true, 1, 'x');
+  const g = expectKind(await s.acquire(keys, a, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const mixed = await s.heartbeat(keys, 'w', LIVENESS, [a, '~', `?${a}`]);
+  t.deepEqual([mixed.subscribers, mixed.lapsed, mixed.holders], [1, false, [{ id: a, token: g.token, exp: mixed.now + 5_000 }]]);
+
+  await sub.sUnsubscribe(channel);
+  t.is((await s.heartbeat(keys, 'w', LIVENESS, ['~'])).subscribers, 0, 'after SUNSUBSCRIBE');
 });

@@ -2,10 +2,13 @@
  * release.lua, driven directly (src/protocol/lua/release.lua states the contract): a holder gives
  * its grant up (released), a repeat answers already (the last 8 releasers are kept), anyone else is
  * not a holder; the waiters that now fit are granted and woken by one PUBLISH each on their
- * session's channel; dead waiters at the head are skipped; a repeated release frees nothing twice.
+ * session's channel (on a cluster, SPUBLISH on the name's shard channel of that session); dead
+ * waiters at the head are skipped; a repeated release frees nothing twice.
  */
 import test, { type ExecutionContext } from 'ava';
-import { wakeChannel, waiterId } from '../../src/protocol/keys.js';
+import { shardWakeChannel, wakeChannel, waiterId } from '../../src/protocol/keys.js';
+import { Scripts } from '../../src/protocol/scripts.js';
+import type { RedisSeam } from '../../src/redis/seam.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt } from '../helpers/state.js';
 import { sleep, LIVENESS, expectKind, kit } from './kit.js';
@@ -155,4 +158,70 @@ test('a holder whose lease ran out is dropped by the next release, which grants 
   t.is((await s.release(keys, waiterId('z', 1, 5_000, true, 1, 'x'))).kind, 'not-holder');
   t.deepEqual(await heldIds(keys.state), [idW], 'the expired entry is deleted and the waiter granted');
   t.is((await s.release(keys, idH)).kind, 'not-holder', 'a lease that ran out was not given up by its holder');
+});
+
+/**
+ * Scripts over a seam that says `cluster: true` (so its `wake` argument is ''), sending every
+ * command to the fixture's standalone server: the real server runs the scripts, only the wake-up
+ * channel changes. Redis 7 has SSUBSCRIBE and SPUBLISH on a standalone server too.
+ */
+function clusterLikeScripts(prefix: string): Scripts {
+  const seam: RedisSeam = {
+    family: 'node-redis',
+    cluster: true,
+    send: (args) => fx.client.sendCommand([...args]),
+    async sendAndWait(args, _key, replicas, timeoutMs) {
+      const reply = await fx.client.sendCommand([...args]);
+      return { reply, acked: Number(await fx.client.sendCommand(['WAIT', String(replicas), String(timeoutMs)])) };
+    },
+    droppedConnection: () => false,
+    subscribe: () => Promise.reject(new Error('not used here')),
+    shardSubscriber: () => Promise.reject(new Error('not used here')),
+  };
+  return new Scripts(seam, prefix);
+}
+
+test('on a cluster (wake = \'\') a hand-off wakes the waiter with SPUBLISH "id token exp" on <prefix>:{name}:wake:<session>, nothing on the plain channel', async (t) => {
+  const { prefix, keys } = setup();
+  const s = clusterLikeScripts(prefix);
+  const shardChannel = shardWakeChannel(prefix, 'n', 'w');
+  t.is(shardChannel, `${prefix}:{n}:wake:w`);
+  const plainChannel = wakeChannel(prefix, 'w');
+
+  const shard = fx.client.duplicate();
+  shard.on('error', () => undefined);
+  t.teardown(() => (shard.isOpen ? shard.disconnect().catch(() => undefined) : undefined));
+  await shard.connect();
+  const sharded: { channel: string; message: string }[] = [];
+  await shard.sSubscribe([shardChannel, shardWakeChannel(prefix, 'n', 'v')], (message, channel) => {
+    sharded.push({ channel, message });
+  });
+  const plain = await subscribe(t, [plainChannel, wakeChannel(prefix, 'v')]);
+
+  const idH = waiterId('h', 1, 5_000, true, 1, 'x');
+  const idW = waiterId('w', 1, 3_000, true, 1, 'x');
+  const idV = waiterId('v', 1, 3_000, true, 1, 'x');
+  expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const w = expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
+  expectKind(await s.acquire(keys, idV, LIVENESS, 'wait', 'lock', 1), 'queued');
+  const rel = await s.release(keys, idH);
+  t.is(rel.kind, 'released');
+  for (let i = 0; i < 250 && sharded.length < 1; i++) await sleep(20);
+  t.deepEqual(sharded, [{ channel: shardChannel, message: `${idW} ${w.ticket} ${rel.now + 3_000}` }], 'one SPUBLISH, to the granted session only');
+  t.deepEqual(await heldIds(keys.state), [idW]);
+  t.deepEqual(await queued(keys.queue), [idV]);
+
+  // A marker published after the release comes after anything the release published on the plain channel.
+  await fx.client.publish(plainChannel, 'marker');
+  t.deepEqual(await plain.received(1), [{ channel: plainChannel, message: 'marker' }], 'no PUBLISH on the plain channel');
+
+  // The plain Scripts (a prefix as `wake`) on the same keys: PUBLISH, nothing sharded.
+  const standalone = new Scripts(fx.client, prefix);
+  t.is((await standalone.release(keys, idW)).kind, 'released');
+  const both = await plain.received(2);
+  t.is(both.length, 2);
+  t.is(both[1]?.channel, wakeChannel(prefix, 'v'));
+  t.regex(both[1]?.message ?? '', new RegExp(`^${idV} \\d+ \\d+$`));
+  await shard.sSubscribe(shardChannel, () => undefined); // a round trip on the shard connection: anything sent before it has arrived
+  t.is(sharded.length, 1, 'nothing sharded from the plain Scripts');
 });
