@@ -19,7 +19,7 @@ import {
 import { lockKeys, parseWaiterId, type Kind } from './protocol/keys.js';
 import { Scripts } from './protocol/scripts.js';
 import { adaptClient } from './redis/adapt.js';
-import type { RedisClientLike } from './redis/seam.js';
+import type { RedisClientLike, RedisSeam } from './redis/seam.js';
 
 /** Waits for `p` (never rejects) but no longer than `ms`. */
 async function within(p: Promise<unknown>, ms: number): Promise<void> {
@@ -104,11 +104,13 @@ const INSPECT_LIMIT = 10_000;
 export class FairLocks extends EventEmitter<FairLocksEvents> {
   private readonly session: Session;
   private readonly wakeups: Wakeups;
+  /** The client seam: close() closes the connections it made itself (durability's WAIT connection). */
+  private readonly redis: RedisSeam;
   private closing: Promise<void> | undefined;
 
   constructor(client: RedisClientLike, options?: FairLocksOptions) {
     super({ captureRejections: true }); // an async listener that rejects reaches the method below, not the host
-    const redis = adaptClient(client);
+    const redis = (this.redis = adaptClient(client));
     const resolved = resolveOptions(options);
     const scripts = new Scripts(redis, resolved.prefix);
     // A throwing listener must neither break the heartbeat, the deadline timer that reports a loss or
@@ -235,6 +237,6 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
       bound,
     );
     this.session.stop();
-    await this.wakeups.close(bound);
+    await Promise.all([this.wakeups.close(bound), this.redis.close(bound)]);
   }
 }

@@ -10,7 +10,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { performance } from 'node:perf_hooks';
 import { startLocalRedis, type LocalRedis } from '../src/cli/redis-server.js';
-import { FairLocks, InvalidArgumentError, NotReplicatedError, type Durability, type Lease } from '../src/index.js';
+import { ClosedError, FairLocks, InvalidArgumentError, LockTimeoutError, NotReplicatedError, type Durability, type Lease } from '../src/index.js';
 import { lockKeys } from '../src/protocol/keys.js';
 import { newLocks, openClient, scopeOf } from './helpers/cleanup.js';
 import { whenQueued } from './helpers/queued.js';
@@ -473,4 +473,53 @@ test('on a cold script cache a durable acquire sends one WAIT, and a shortfall t
   const tookMs = performance.now() - started;
   t.is(await waitCalls(pair.client), 1, 'one WAIT');
   t.true(tookMs < 900, `one WAIT of 500 ms: ${Math.round(tookMs)} ms`);
+});
+
+test('a durability shortfall never holds up the heartbeats of the other leases: WAIT runs on a connection of its own', async (t) => {
+  const pair = await replicated(t);
+  const prefix = newPrefix();
+  const locks = newLocks(t, pair.client, { prefix, heartbeatMs: 100, livenessMs: 1_000 });
+  const other = newLocks(t, await pair.another(), { prefix, ...opts });
+  await warmUp(locks, other);
+  // A short auto-renewed lease: with its beats stuck behind three WAITs of 1 s it would run out.
+  const plain = await within(locks.lock('plain').acquire({ leaseMs: 600 }), 5_000, 'the plain grant');
+  await pair.cut();
+  const durable = ['d1', 'd2', 'd3'].map((n) => locks.lock(n).acquire({ durability: { replicas: 1, timeoutMs: 1_000 } }));
+  for (const p of durable) await t.throwsAsync(within(p, 10_000, 'the durable acquire'), { instanceOf: NotReplicatedError });
+  t.false(plain.signal.aborted, 'the plain lease was renewed all along');
+  await within(plain.release(), 5_000, 'the plain release');
+});
+
+test('close() while a durable grant waits for its replicas: the acquire rejects with ClosedError, nothing is held', async (t) => {
+  const pair = await replicated(t);
+  const prefix = newPrefix();
+  const locks = newLocks(t, pair.client, { prefix, ...opts });
+  const other = newLocks(t, await pair.another(), { prefix, ...opts });
+  await warmUp(locks, other);
+  await pair.cut();
+  const pending = locks.lock('c').acquire({ durability: { replicas: 1, timeoutMs: 3_000 } });
+  pending.catch(() => undefined);
+  await sleep(300); // granted; its WAIT is under way
+  await within(locks.close(), 10_000, 'close()');
+  await t.throwsAsync(within(pending, 10_000, 'the acquire'), { instanceOf: ClosedError });
+  await pair.resume();
+  await until(async () => (await other.inspect('c')).holders.length === 0, 5_000, 'the grant released');
+  t.pass();
+});
+
+test('timeoutMs bounds the wait for the replicas too: the acquire rejects on time and the grant is released', async (t) => {
+  const pair = await replicated(t);
+  const prefix = newPrefix();
+  const locks = newLocks(t, pair.client, { prefix, ...opts });
+  const other = newLocks(t, await pair.another(), { prefix, ...opts });
+  await warmUp(locks, other);
+  await pair.cut();
+  const started = performance.now();
+  await t.throwsAsync(within(locks.lock('tm').acquire({ timeoutMs: 300, durability: { replicas: 1, timeoutMs: 5_000 } }), 10_000, 'the acquire'), {
+    instanceOf: LockTimeoutError,
+  });
+  t.log(`rejected after ${Math.round(performance.now() - started)} ms (WAIT's own timeout: 5000 ms)`);
+  await pair.resume();
+  await until(async () => (await other.inspect('tm')).holders.length === 0, 10_000, 'the grant released');
+  t.pass();
 });

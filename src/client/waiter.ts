@@ -60,6 +60,8 @@ export class Waiter {
   private ticket: number | undefined;
   private early: Grant | undefined;
   private queuedOnce = false;
+  /** The lease a durable grant is being confirmed for (phase 'confirming'). */
+  private confirming: HeldLease | undefined;
   private inflight: Promise<void> = Promise.resolve();
   private resolve!: (lease: HeldLease) => void;
   private reject!: (err: unknown) => void;
@@ -190,25 +192,40 @@ export class Waiter {
    * and the caller told, not handed a grant that a failover could take back.
    */
   private async confirm(lease: HeldLease, durability: ResolvedDurability): Promise<void> {
+    this.confirming = lease;
     let failure: Error;
     try {
       const r = await this.state.confirmReplicated(this.id, durability);
+      if (this.phase !== 'confirming') return; // given up meanwhile: giveUp() released the lease
       if (!r.holds) throw new LockLostError(`the grant of "${this.state.name}" ran out before it could be confirmed on ${durability.replicas} replicas`);
+      // Released meanwhile (close() releases every lease) or lost: never hand out a lease that is gone.
+      if (!lease.held) throw lease.signal.reason instanceof Error ? lease.signal.reason : new LockLostError(`the grant of "${this.state.name}" was released before it was confirmed`);
       if (r.acked >= durability.replicas) {
         this.deliver(lease);
         return;
       }
       failure = new NotReplicatedError(`${describeRequest(this.request)} "${this.state.name}"`, r.acked, durability.replicas, durability.timeoutMs);
     } catch (err) {
+      if (this.phase !== 'confirming') return;
       failure = asFairLockError(err, 'confirming the grant on replicas failed');
     }
-    await lease.release().catch(() => undefined);
     this.finish('done');
     this.reject(failure);
+    await lease.release().catch(() => undefined);
   }
 
   /** Timeout, abort or close: leave the queue (after the enqueue reply) and reject with `err`. */
   async giveUp(err: Error): Promise<void> {
+    if (this.phase === 'confirming') {
+      // Granted, but the replicas have not confirmed it yet: the caller gets its error now (a WAIT
+      // or a beat held in an offline queue must not hold it), and the grant is released.
+      const waitedMs = monotonic() - this.startedAt;
+      this.finish('done');
+      this.reportGiveUp(err, waitedMs);
+      this.reject(err);
+      await this.confirming?.release().catch(() => undefined);
+      return;
+    }
     if (!this.waiting) return;
     this.phase = 'cancelling';
     const waitedMs = monotonic() - this.startedAt;

@@ -50,6 +50,8 @@ export class Wakeups {
 
   /** Connects (and on one Redis subscribes) once; every waiter awaits this before it enters a queue. */
   start(): Promise<void> {
+    // A step of a channel's chain still running when close() came must not open a new subscriber.
+    if (this.closed) return Promise.reject(new Error('the wake-up subscriber is closed'));
     if (this.ready) return Promise.resolve();
     this.connecting ??= this.mutex
       .runExclusive(() => this.connect())
@@ -69,7 +71,12 @@ export class Wakeups {
       }
     };
     if (this.redis.cluster) {
-      this.shard = await this.redis.shardSubscriber((_channel, message) => deliver(message));
+      const shard = await this.redis.shardSubscriber((_channel, message) => deliver(message));
+      if (this.closed) {
+        await shard.close(1_000); // close() came while it connected
+        throw new Error('the wake-up subscriber is closed');
+      }
+      this.shard = shard;
     } else {
       this.sub = await this.redis.subscribe(`${this.prefix}:wake:${this.sessionId}`, deliver, () => {
         debug('subscriber reconnected');

@@ -98,8 +98,9 @@ export class FairLock {
     const reply = await session.scripts.acquire(keys, id, session.options.livenessMs, 'try', request.kind, request.limit);
     if (reply.kind === 'refused') throw new LimitMismatchError(this.name, reply.current, request);
     if (reply.kind !== 'granted') return null; // no local state was made, so nothing to clean up
+    if (o.durability) await this.confirmReplicated(session.state(this.name), id, o.durability);
+    // Taken after the confirmation: the state of before may have gone idle and been replaced meanwhile.
     const state = session.state(this.name);
-    if (o.durability) await this.confirmReplicated(state, id, o.durability);
     const lease = new HeldLease(state, id, reply.token, reply.exp, reply, o.leaseMs, o.autoRenew, request.kind, request.weight, request.mode);
     try {
       this.engine(); // closed meanwhile: close() did not see this lease, and nothing would renew it

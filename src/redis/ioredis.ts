@@ -1,6 +1,7 @@
 /** The seams for ioredis 5 and 6: `new Redis()` and `new Cluster()`. */
 import { debug } from '../debug.js';
 import { settledWithin } from './settled.js';
+import { OwnConnection } from './own-connection.js';
 import type { IORedisClientLike, RedisSeam, ShardSubscriber, Subscription } from './seam.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ioredis is an optional peer: typed by shape only */
@@ -16,6 +17,24 @@ function droppedConnection(err: unknown): boolean {
   return e?.message === 'Connection is closed.' || e?.code === 'EPIPE' || e?.code === 'ECONNRESET';
 }
 
+/** Resolves `c` once ready (a Redis or a Cluster); an error or end before that rejects and disconnects it. */
+function ready(c: AnyIORedis): Promise<AnyIORedis> {
+  c.on('error', (err: Error) => debug('WAIT connection error: %s', err?.message));
+  if (c.status === 'ready') return Promise.resolve(c);
+  return new Promise((resolve, reject) => {
+    c.once('ready', () => resolve(c));
+    c.once('end', () => reject(new Error('the WAIT connection ended before it was ready')));
+  });
+}
+
+async function quit(c: AnyIORedis, graceful: boolean): Promise<void> {
+  if (!graceful) {
+    c.disconnect();
+    return;
+  }
+  await c.quit().catch(() => c.disconnect());
+}
+
 function send(client: AnyIORedis, args: readonly string[]): Promise<unknown> {
   const [command, ...rest] = args;
   return client.call(command!, ...rest);
@@ -24,6 +43,10 @@ function send(client: AnyIORedis, args: readonly string[]): Promise<unknown> {
 export class IORedisSeam implements RedisSeam {
   readonly family = 'ioredis' as const;
   readonly cluster = false;
+  private readonly waiter = new OwnConnection<AnyIORedis>(
+    () => ready(this.client.duplicate({ lazyConnect: false, enableOfflineQueue: true }) as AnyIORedis),
+    quit,
+  );
 
   constructor(private readonly client: AnyIORedis) {}
 
@@ -31,10 +54,15 @@ export class IORedisSeam implements RedisSeam {
     return send(this.client, args);
   }
 
+  close(boundMs: number): Promise<void> {
+    return this.waiter.close(boundMs);
+  }
+
   async sendAndWait(args: readonly string[], _key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
+    const c = await this.waiter.get();
     // One connection writes commands in call order: WAIT goes out right behind the script (one round trip).
-    const script = this.send(args);
-    const wait = this.client.call('WAIT', String(replicas), String(timeoutMs)) as Promise<unknown>;
+    const script = send(c, args);
+    const wait = c.call('WAIT', String(replicas), String(timeoutMs)) as Promise<unknown>;
     wait.catch(() => undefined); // when the script fails, its error is the one reported
     const reply = await script;
     return { reply, acked: Number(await wait) };
@@ -81,6 +109,10 @@ export class IORedisSeam implements RedisSeam {
 export class IORedisClusterSeam implements RedisSeam {
   readonly family = 'ioredis' as const;
   readonly cluster = true;
+  private readonly waiter = new OwnConnection<AnyIORedis>(
+    () => ready(this.client.duplicate([], { lazyConnect: false, enableOfflineQueue: true }) as AnyIORedis),
+    quit,
+  );
 
   constructor(private readonly client: AnyIORedis) {}
 
@@ -88,13 +120,18 @@ export class IORedisClusterSeam implements RedisSeam {
     return send(this.client, args);
   }
 
+  close(boundMs: number): Promise<void> {
+    return this.waiter.close(boundMs);
+  }
+
   async sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
     // The script alone first, so that ioredis follows MOVED/ASK and retries TRYAGAIN for it (in a
     // pipeline with WAIT, a redirect of the script alone comes back as an error). Then WAIT, which has
     // no key: pipelined behind a read of the script's key it goes to that key's master, on the one
     // connection ioredis keeps per node, the one that ran the script.
-    const reply = await this.send(args);
-    const results = (await this.client.pipeline().call('EXISTS', key).call('WAIT', String(replicas), String(timeoutMs)).exec()) as [Error | null, unknown][];
+    const c = await this.waiter.get();
+    const reply = await send(c, args);
+    const results = (await c.pipeline().call('EXISTS', key).call('WAIT', String(replicas), String(timeoutMs)).exec()) as [Error | null, unknown][];
     for (const [err] of results) if (err) throw err;
     return { reply, acked: Number(results[1]![1]) };
   }

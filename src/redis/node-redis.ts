@@ -1,5 +1,6 @@
 /** The seams for node-redis 4, 5 and 6: their `sendCommand`, `duplicate` and (s)subscribe agree. */
 import { debug } from '../debug.js';
+import { OwnConnection } from './own-connection.js';
 import type { NodeRedisClientLike, NodeRedisClusterLike, RedisSeam, ShardSubscriber, Subscription } from './seam.js';
 import { settledWithin } from './settled.js';
 
@@ -19,6 +20,15 @@ function droppedConnection(err: unknown): boolean {
 export class NodeRedisSeam implements RedisSeam {
   readonly family = 'node-redis' as const;
   readonly cluster = false;
+  private readonly waiter = new OwnConnection<AnyNodeRedis>(
+    async () => {
+      const c = this.client.duplicate() as AnyNodeRedis;
+      c.on('error', (err: Error) => debug('WAIT connection error: %s', err?.message));
+      await c.connect();
+      return c;
+    },
+    closeQuietly,
+  );
 
   constructor(private readonly client: AnyNodeRedis) {}
 
@@ -27,12 +37,17 @@ export class NodeRedisSeam implements RedisSeam {
   }
 
   async sendAndWait(args: readonly string[], _key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
+    const c = await this.waiter.get();
     // One connection writes commands in call order: WAIT goes out right behind the script (one round trip).
-    const script = this.send(args);
-    const wait = this.client.sendCommand(['WAIT', String(replicas), String(timeoutMs)]) as Promise<unknown>;
+    const script = c.sendCommand([...args]) as Promise<unknown>;
+    const wait = c.sendCommand(['WAIT', String(replicas), String(timeoutMs)]) as Promise<unknown>;
     wait.catch(() => undefined); // when the script fails, its error is the one reported
     const reply = await script;
     return { reply, acked: Number(await wait) };
+  }
+
+  close(boundMs: number): Promise<void> {
+    return this.waiter.close(boundMs);
   }
 
   droppedConnection = droppedConnection;
@@ -73,6 +88,15 @@ export class NodeRedisSeam implements RedisSeam {
 export class NodeRedisClusterSeam implements RedisSeam {
   readonly family = 'node-redis' as const;
   readonly cluster = true;
+  private readonly waiter = new OwnConnection<AnyNodeCluster>(
+    async () => {
+      const c = this.client.duplicate() as AnyNodeCluster;
+      c.on('error', (err: Error) => debug('WAIT connection error: %s', err?.message));
+      await c.connect();
+      return c;
+    },
+    (c, graceful) => closeQuietly(c as unknown as AnyNodeRedis, graceful),
+  );
 
   constructor(private readonly client: AnyNodeCluster) {}
 
@@ -81,11 +105,16 @@ export class NodeRedisClusterSeam implements RedisSeam {
   }
 
   async sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
-    // The cluster client keeps one connection per master; routed by the same key, WAIT takes the
-    // script's connection. Sent after the reply: a redirect may have moved the script to another master.
-    const reply = await this.send(args, key);
-    const acked = await this.client.sendCommand(key, false, ['WAIT', String(replicas), String(timeoutMs)]);
+    // A cluster client of its own keeps one connection per master; routed by the same key, WAIT
+    // takes the script's connection. Sent after the reply: a redirect may have moved the script.
+    const c = await this.waiter.get();
+    const reply = await c.sendCommand(key, false, [...args]);
+    const acked = await c.sendCommand(key, false, ['WAIT', String(replicas), String(timeoutMs)]);
     return { reply, acked: Number(acked) };
+  }
+
+  close(boundMs: number): Promise<void> {
+    return this.waiter.close(boundMs);
   }
 
   droppedConnection = droppedConnection;
@@ -150,6 +179,11 @@ export class NodeRedisSentinelSeam implements RedisSeam {
   }
 
   droppedConnection = droppedConnection;
+
+  /** Nothing of its own to close: WAIT runs on a lease of the sentinel client's master pool. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 
   async subscribe(channel: string, onMessage: (message: unknown) => void, onReconnect: () => void): Promise<Subscription> {
     const listener = (message: unknown) => onMessage(message);

@@ -18,6 +18,8 @@ export interface RedisSeam {
   /**
    * Sends `args` (a script that writes), then `WAIT replicas timeoutMs` on the same connection, so
    * the count covers that script's writes. Resolves the script's reply and how many replicas acked.
+   * That connection is one of its own (made on first use): WAIT holds every command behind it, and
+   * the heartbeats of every other lock must not wait for a lagging replica.
    */
   sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }>;
   /** True when `err` says the connection dropped before the reply came: the command may or may not have run. */
@@ -33,6 +35,8 @@ export interface RedisSeam {
    * each channel's slot to the master that owns it. Cluster clients only.
    */
   shardSubscriber(onMessage: (channel: string, message: unknown) => void): Promise<ShardSubscriber>;
+  /** Closes the connections the seam made itself (the WAIT connection), or drops them after `boundMs`; never rejects. */
+  close(boundMs: number): Promise<void>;
 }
 
 export interface Subscription {

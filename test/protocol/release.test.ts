@@ -169,6 +169,7 @@ function clusterLikeScripts(prefix: string): Scripts {
   const seam: RedisSeam = {
     family: 'node-redis',
     cluster: true,
+    close: () => Promise.resolve(),
     send: (args) => fx.client.sendCommand([...args]),
     async sendAndWait(args, _key, replicas, timeoutMs) {
       const reply = await fx.client.sendCommand([...args]);
