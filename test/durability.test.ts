@@ -9,67 +9,16 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { performance } from 'node:perf_hooks';
-import { startLocalRedis, type LocalRedis } from '../src/cli/redis-server.js';
 import { ClosedError, FairLocks, InvalidArgumentError, LockTimeoutError, NotReplicatedError, type Durability, type Lease } from '../src/index.js';
 import { lockKeys } from '../src/protocol/keys.js';
-import { newLocks, openClient, scopeOf } from './helpers/cleanup.js';
+import { newLocks, openClient, ownRedis, scopeOf } from './helpers/cleanup.js';
 import { whenQueued } from './helpers/queued.js';
-import { newPrefix } from './helpers/redis.js';
+import { newPrefix, type RedisServer } from './helpers/redis.js';
 import type { RedisClient } from './helpers/redis-client.js';
 import { holdersAt } from './helpers/state.js';
+import { within, until } from './helpers/bounded.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** `p`, or an error naming `what` after `ms`: a failed step never hangs the run. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls `check` every 20 ms until it is true; throws naming `what` after `ms`. */
-async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (performance.now() < deadline) {
-    if (await check()) return;
-    await sleep(20);
-  }
-  throw new Error(`${what}: not after ${ms} ms`);
-}
-
-/**
- * Servers this file started and has not stopped: killed by PID when the process exits, in case ava
- * ends the file early (a timeout) and the teardowns do not run. SIGKILL also ends a stopped process.
- */
-const alive = new Set<LocalRedis>();
-process.once('exit', () => {
-  for (const server of alive) {
-    try {
-      if (server.pid !== undefined) process.kill(server.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
-
-async function startServer(t: ExecutionContext, args: string[]): Promise<LocalRedis> {
-  const server = await startLocalRedis({ args });
-  alive.add(server);
-  scopeOf(t).add(async () => {
-    try {
-      if (server.pid !== undefined) process.kill(server.pid, 'SIGCONT'); // in case it was stopped
-    } catch {
-      // already gone
-    }
-    await server.stop();
-    alive.delete(server);
-  });
-  return server;
-}
 
 async function info(client: RedisClient, section: string): Promise<string> {
   return String(await client.sendCommand(['INFO', section]));
@@ -85,8 +34,8 @@ async function waitCalls(client: RedisClient): Promise<number> {
 }
 
 interface Pair {
-  master: LocalRedis;
-  replica: LocalRedis;
+  master: RedisServer;
+  replica: RedisServer;
   /** A client on the master, for FairLocks and for reads. */
   client: RedisClient;
   /** A client on the replica, for reads. */
@@ -104,8 +53,8 @@ interface Pair {
 /** A master and one replica of it, the link up; both stopped by PID when the test ends. */
 async function replicated(t: ExecutionContext): Promise<Pair> {
   // Diskless full sync at once: the default waits 5 s for more replicas to come.
-  const master = await within(startServer(t, ['--repl-diskless-sync-delay', '0']), 15_000, 'starting the master');
-  const replica = await within(startServer(t, ['--replicaof', '127.0.0.1', String(master.port)]), 15_000, 'starting the replica');
+  const master = await within(ownRedis(t, { args: ['--repl-diskless-sync-delay', '0'] }), 15_000, 'starting the master');
+  const replica = await within(ownRedis(t, { args: ['--replicaof', '127.0.0.1', String(master.port)] }), 15_000, 'starting the replica');
   const client = await openClient(t, master.url);
   const replicaClient = await openClient(t, replica.url);
   const linkUp = async () => {

@@ -17,7 +17,15 @@ function droppedConnection(err: unknown): boolean {
   return e?.message === 'Connection is closed.' || e?.code === 'EPIPE' || e?.code === 'ECONNRESET';
 }
 
-/** Resolves `c` once ready (a Redis or a Cluster); an error or end before that rejects and disconnects it. */
+/** durability's WAIT connection: a duplicate (`make`) connected on first use, dropped at close. */
+function waitConnection(make: () => AnyIORedis): OwnConnection<AnyIORedis> {
+  return new OwnConnection(
+    () => ready(make()),
+    async (c) => c.disconnect(),
+  );
+}
+
+/** Resolves `c` once ready (a Redis or a Cluster); an end before that rejects. */
 function ready(c: AnyIORedis): Promise<AnyIORedis> {
   c.on('error', (err: Error) => debug('WAIT connection error: %s', err?.message));
   if (c.status === 'ready') return Promise.resolve(c);
@@ -25,14 +33,6 @@ function ready(c: AnyIORedis): Promise<AnyIORedis> {
     c.once('ready', () => resolve(c));
     c.once('end', () => reject(new Error('the WAIT connection ended before it was ready')));
   });
-}
-
-async function quit(c: AnyIORedis, graceful: boolean): Promise<void> {
-  if (!graceful) {
-    c.disconnect();
-    return;
-  }
-  await c.quit().catch(() => c.disconnect());
 }
 
 function send(client: AnyIORedis, args: readonly string[]): Promise<unknown> {
@@ -43,10 +43,7 @@ function send(client: AnyIORedis, args: readonly string[]): Promise<unknown> {
 export class IORedisSeam implements RedisSeam {
   readonly family = 'ioredis' as const;
   readonly cluster = false;
-  private readonly waiter = new OwnConnection<AnyIORedis>(
-    () => ready(this.client.duplicate({ lazyConnect: false, enableOfflineQueue: true }) as AnyIORedis),
-    quit,
-  );
+  private readonly waiter = waitConnection(() => this.client.duplicate({ lazyConnect: false, enableOfflineQueue: true }));
 
   constructor(private readonly client: AnyIORedis) {}
 
@@ -109,10 +106,7 @@ export class IORedisSeam implements RedisSeam {
 export class IORedisClusterSeam implements RedisSeam {
   readonly family = 'ioredis' as const;
   readonly cluster = true;
-  private readonly waiter = new OwnConnection<AnyIORedis>(
-    () => ready(this.client.duplicate([], { lazyConnect: false, enableOfflineQueue: true }) as AnyIORedis),
-    quit,
-  );
+  private readonly waiter = waitConnection(() => this.client.duplicate([], { lazyConnect: false, enableOfflineQueue: true }));
 
   constructor(private readonly client: AnyIORedis) {}
 

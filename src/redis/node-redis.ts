@@ -21,13 +21,8 @@ export class NodeRedisSeam implements RedisSeam {
   readonly family = 'node-redis' as const;
   readonly cluster = false;
   private readonly waiter = new OwnConnection<AnyNodeRedis>(
-    async () => {
-      const c = this.client.duplicate() as AnyNodeRedis;
-      c.on('error', (err: Error) => debug('WAIT connection error: %s', err?.message));
-      await c.connect();
-      return c;
-    },
-    closeQuietly,
+    () => connectedDuplicate(this.client, 'WAIT connection'),
+    (c) => closeQuietly(c, false),
   );
 
   constructor(private readonly client: AnyNodeRedis) {}
@@ -89,13 +84,8 @@ export class NodeRedisClusterSeam implements RedisSeam {
   readonly family = 'node-redis' as const;
   readonly cluster = true;
   private readonly waiter = new OwnConnection<AnyNodeCluster>(
-    async () => {
-      const c = this.client.duplicate() as AnyNodeCluster;
-      c.on('error', (err: Error) => debug('WAIT connection error: %s', err?.message));
-      await c.connect();
-      return c;
-    },
-    (c, graceful) => closeQuietly(c as unknown as AnyNodeRedis, graceful),
+    () => connectedDuplicate(this.client, 'WAIT connection'),
+    (c) => closeQuietly(c as unknown as AnyNodeRedis, false),
   );
 
   constructor(private readonly client: AnyNodeCluster) {}
@@ -130,14 +120,7 @@ export class NodeRedisClusterSeam implements RedisSeam {
    * finds that grant.
    */
   async shardSubscriber(onMessage: (channel: string, message: unknown) => void): Promise<ShardSubscriber> {
-    const sub = this.client.duplicate() as AnyNodeCluster;
-    sub.on('error', (err: Error) => debug('sharded subscriber error: %s', err?.message));
-    try {
-      await sub.connect();
-    } catch (err) {
-      await closeQuietly(sub as unknown as AnyNodeRedis, false);
-      throw err;
-    }
+    const sub = await connectedDuplicate(this.client, 'sharded subscriber');
     const listener = (message: unknown, channel: unknown) => onMessage(String(channel), message);
     return {
       add: (channel) => sub.sSubscribe(channel, listener),
@@ -209,6 +192,19 @@ export class NodeRedisSentinelSeam implements RedisSeam {
   shardSubscriber(): Promise<ShardSubscriber> {
     return Promise.reject(new Error('sharded wake-ups are for cluster clients'));
   }
+}
+
+/** A connected duplicate of `client` (a client or a cluster client) whose errors are logged as `role`'s; dropped if it cannot connect. */
+async function connectedDuplicate<C extends AnyNodeRedis | AnyNodeCluster>(client: C, role: string): Promise<C> {
+  const c = client.duplicate() as C;
+  c.on('error', (err: Error) => debug('%s error: %s', role, err?.message));
+  try {
+    await c.connect();
+  } catch (err) {
+    await closeQuietly(c as unknown as AnyNodeRedis, false);
+    throw err;
+  }
+  return c;
 }
 
 /** v5 and v6 name them close()/destroy(); v4 quit()/disconnect(). */

@@ -10,7 +10,8 @@ export class OwnConnection<C> {
 
   constructor(
     private readonly open: () => Promise<C>,
-    private readonly shut: (c: C, graceful: boolean) => Promise<void>,
+    /** Drops the connection at once (no QUIT: see close()). */
+    private readonly drop: (c: C) => Promise<void>,
   ) {}
 
   get(): Promise<C> {
@@ -32,6 +33,6 @@ export class OwnConnection<C> {
     const pending = this.connection;
     this.connection = undefined;
     if (!pending) return;
-    await settledWithin(pending.then((c) => this.shut(c, false)).catch(() => undefined), boundMs);
+    await settledWithin(pending.then((c) => this.drop(c)).catch(() => undefined), boundMs);
   }
 }

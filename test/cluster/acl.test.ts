@@ -14,6 +14,7 @@ import { newLocks, scopeOf, settleWithin, CLOSE_LIMIT_MS } from '../helpers/clea
 import { adminCommand, startRedisCluster, type RedisClusterHandle } from '../helpers/cluster.js';
 import { whenQueued } from '../helpers/queued.js';
 import { newPrefix } from '../helpers/redis.js';
+import { within } from '../helpers/bounded.js';
 
 let cluster: RedisClusterHandle | undefined;
 test.before(async () => {
@@ -36,16 +37,6 @@ function readmeRule(prefix: string, user: string): string[] {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- two client types, one shape used */
 for (const family of ['redis4', 'ioredis5'] as const) {

@@ -14,6 +14,7 @@ import { adminCommand, startRedisCluster, type RedisClusterHandle } from '../hel
 import { clusterUrl, connectCluster } from '../helpers/clients.js';
 import { whenAborted, whenQueued } from '../helpers/queued.js';
 import { newPrefix } from '../helpers/redis.js';
+import { within } from '../helpers/bounded.js';
 
 type Family = 'ioredis5' | 'redis6';
 const FAMILIES: Family[] = ['ioredis5', 'redis6'];
@@ -28,17 +29,6 @@ test.after.always(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** `p`, or an error naming `what` after `ms`: a failed step never hangs the run. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Three FairLocks, each on a cluster client of its own (three sessions, as three services would be). */
 async function sessions(t: ExecutionContext, family: Family, prefix: string, extra: object = {}): Promise<FairLocks[]> {
@@ -57,19 +47,6 @@ async function placesOf(name: string): Promise<{ master: number; replica: number
   const master = await cluster!.ownerOf(`{${escapeName(name)}}`);
   const replica = await cluster!.replicaOf(master);
   return { master, replica: replica.port, replicaPid: replica.pid! };
-}
-
-/** Waits until the replica has every write the master made so far (their replication offsets agree). */
-async function synced(master: number, replica: number): Promise<void> {
-  const offset = async (port: number, field: string) => {
-    const info = String(await adminCommand(port, ['INFO', 'replication']));
-    return Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(info)?.[1] ?? -1);
-  };
-  for (let i = 0; i < 100; i++) {
-    if ((await offset(replica, 'slave_repl_offset')) >= (await offset(master, 'master_repl_offset'))) return;
-    await sleep(20);
-  }
-  throw new Error(`replica ${replica} did not catch up with ${master} within 2 s`);
 }
 
 /** After a test killed a master: start it again (it rejoins as a replica) so the next test has a whole cluster. */

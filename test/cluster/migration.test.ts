@@ -13,6 +13,7 @@ import { adminCommand, startRedisCluster, type RedisClusterHandle } from '../hel
 import { clusterUrl, connectCluster } from '../helpers/clients.js';
 import { whenQueued } from '../helpers/queued.js';
 import { newPrefix } from '../helpers/redis.js';
+import { within } from '../helpers/bounded.js';
 
 type Family = 'redis4' | 'ioredis5' | 'redis6';
 const opts = { heartbeatMs: 200, livenessMs: 1_000, leaseMs: 10_000 };
@@ -26,16 +27,6 @@ test.after.always(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function sessions(t: ExecutionContext, family: Family, prefix: string, count: number): Promise<FairLocks[]> {
   const out: FairLocks[] = [];

@@ -11,9 +11,10 @@ import { createSentinel } from 'redis-v6';
 import { performance } from 'node:perf_hooks';
 import type { RedisClientLike } from '../../src/redis/seam.js';
 import { newLocks, scopeOf, settleWithin } from '../helpers/cleanup.js';
-import { adminCommand, startSentinelSetup, type SentinelHandle } from '../helpers/cluster.js';
+import { replicaCaughtUp, startSentinelSetup, type SentinelHandle } from '../helpers/cluster.js';
 import { whenQueued } from '../helpers/queued.js';
 import { newPrefix } from '../helpers/redis.js';
+import { within } from '../helpers/bounded.js';
 
 const opts = { heartbeatMs: 200, livenessMs: 2_000, leaseMs: 10_000 };
 
@@ -36,27 +37,6 @@ async function connectVia(t: ExecutionContext, family: 'ioredis5' | 'redis6', s:
   return client;
 }
 
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Until the replica has every write the master made so far. */
-async function synced(master: number, replica: number): Promise<void> {
-  const offset = async (port: number, field: string) =>
-    Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(String(await adminCommand(port, ['INFO', 'replication'])))?.[1] ?? -1);
-  for (let i = 0; i < 100; i++) {
-    if ((await offset(replica, 'slave_repl_offset')) >= (await offset(master, 'master_repl_offset'))) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`replica ${replica} did not catch up with ${master} within 2 s`);
-}
-
 for (const family of ['ioredis5', 'redis6'] as const) {
   test(`${family} through Sentinel: kill -9 of the master; after the promotion the holder keeps its grant, hands it on, tokens rise`, async (t) => {
     const setup = await startSentinelSetup();
@@ -72,7 +52,7 @@ for (const family of ['ioredis5', 'redis6'] as const) {
     const next = b.lock('s').acquire({ timeoutMs: 60_000, onQueued: q.onQueued });
     next.catch(() => undefined);
     await within(q.queued, 20_000, 'the waiter queued');
-    await synced(setup.master.port, setup.replica.port);
+    await replicaCaughtUp(setup.master.port, setup.replica.port);
 
     const killedAt = performance.now();
     const { promotedAfterMs } = await within(setup.killMaster(), 40_000, 'the promotion');

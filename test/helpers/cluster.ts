@@ -606,6 +606,20 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
   };
 }
 
+/**
+ * Waits until the replica on `replica` has every write the master on `master` made so far (their
+ * replication offsets agree); both must be nodes of this module. Throws after 2 s.
+ */
+export async function replicaCaughtUp(master: number, replica: number): Promise<void> {
+  const offset = async (port: number, field: string) =>
+    Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(String(await adminCommand(port, ['INFO', 'replication'])))?.[1] ?? -1);
+  for (let i = 0; i < 100; i++) {
+    if ((await offset(replica, 'slave_repl_offset')) >= (await offset(master, 'master_repl_offset'))) return;
+    await sleep(20);
+  }
+  throw new Error(`replica ${replica} did not catch up with ${master} within 2 s`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sentinel
 // ---------------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ export interface RedisServer {
 export interface StartOptions {
   appendonly?: boolean;
   cluster?: boolean;
+  /** More redis-server arguments (e.g. `--replicaof 127.0.0.1 PORT`); a process of the test's own. */
+  args?: string[];
 }
 
 const HOW_TO_GET_REDIS =
@@ -75,6 +77,7 @@ process.once('exit', () => {
 export async function startRedisProcess(options: StartOptions = {}): Promise<RedisServer> {
   const args = ['--appendonly', options.appendonly ? 'yes' : 'no', '--appendfsync', 'always'];
   if (options.cluster) args.push('--cluster-enabled', 'yes');
+  args.push(...(options.args ?? []));
   const local = await startLocalRedis({ args });
   alive.add(local);
   return {
@@ -132,7 +135,7 @@ function fromEnv(url: string): RedisServer {
  * process of their own even when REDIS_URL is set.
  */
 export async function startRedis(options: StartOptions & { owned?: boolean } = {}): Promise<RedisServer> {
-  const needsOwn = options.owned || options.appendonly || options.cluster;
+  const needsOwn = options.owned || options.appendonly || options.cluster || options.args !== undefined;
   if (process.env.REDIS_URL && !needsOwn) return fromEnv(process.env.REDIS_URL);
   if (hasRedisBinary()) return startRedisProcess(options);
   if (!needsOwn && hasDocker()) return startContainer();
