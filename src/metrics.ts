@@ -90,33 +90,40 @@ export async function instrument(locks: FairLocks, options?: MetricsOptions): Pr
 
   // Hand-off: the last release() call per name, and the last grant per name of a waiter that began
   // waiting before it. The grant's wake-up may arrive before the release's reply: either order pairs.
-  const released = new Map<string, number>();
-  const grantedAfter = new Map<string, { at: number; startedAt: number }>();
-  const pair = (name: string, attrs: MetricAttributes): void => {
-    const r = released.get(name);
-    const g = grantedAfter.get(name);
-    if (r === undefined || g === undefined) return;
-    if (g.startedAt <= r && g.at >= r) {
-      handoff.record(g.at - r, attrs);
-      released.delete(name);
-      grantedAfter.delete(name);
-    } else if (g.at < r) grantedAfter.delete(name);
+  // Keyed like the attributes (names beyond maxNames share "other", whose entry says whose it is), and
+  // dropped once they can pair with nothing more: so at most maxNames + 1 entries, whatever the names.
+  const released = new Map<string, { name: string; at: number }>();
+  const grantedAfter = new Map<string, { name: string; at: number; startedAt: number }>();
+  const pair = (key: string, name: string, attrs: MetricAttributes): void => {
+    const r = released.get(key);
+    const g = grantedAfter.get(key);
+    if (r?.name !== name || g?.name !== name) return;
+    if (g.startedAt <= r.at && g.at >= r.at) {
+      handoff.record(g.at - r.at, attrs);
+      released.delete(key);
+      grantedAfter.delete(key);
+    } else if (g.at < r.at) grantedAfter.delete(key);
   };
 
   const listeners: { [E in keyof FairLocksEvents]?: (...args: FairLocksEvents[E]) => void } = {
     granted: (e) => {
-      const attrs = { name: nameOf(e.name), kind: e.kind };
+      const key = nameOf(e.name);
+      const attrs = { name: key, kind: e.kind };
       wait.record(e.waitedMs, attrs);
       grants.add(1, attrs);
       const at = monotonic();
-      grantedAfter.set(e.name, { at, startedAt: at - e.waitedMs });
-      pair(e.name, attrs);
+      grantedAfter.set(key, { name: e.name, at, startedAt: at - e.waitedMs });
+      pair(key, e.name, attrs);
     },
     released: (e) => {
-      const attrs = { name: nameOf(e.name), kind: e.kind };
+      const key = nameOf(e.name);
+      const attrs = { name: key, kind: e.kind };
       hold.record(e.heldMs, attrs);
-      released.set(e.name, e.releasedAt);
-      pair(e.name, attrs);
+      released.set(key, { name: e.name, at: e.releasedAt });
+      pair(key, e.name, attrs);
+      // Only a waiter of this process queued now can still be granted after this release: without
+      // one, the entry could pair with nothing (and would keep the name alive).
+      if (released.get(key)?.name === e.name && !locks.hasLocalWaiters(e.name)) released.delete(key);
     },
     lost: (lease) => losses.add(1, { name: nameOf(lease.name), kind: lease.kind }),
     timeout: (e) => timeouts.add(1, { name: nameOf(e.name), kind: e.kind }),
