@@ -7,7 +7,7 @@
 import type { FairLocks } from './fair-locks.js';
 import type { FairLocksEvents } from './client/event-map.js';
 import { monotonic } from './client/clock.js';
-import { InvalidArgumentError } from './errors.js';
+import { FairLockError, InvalidArgumentError } from './errors.js';
 import { checkObject, describe } from './options.js';
 
 /** The attributes every fairlock metric point carries (redis errors: `operation` too). */
@@ -51,6 +51,36 @@ export interface Instrumentation {
 /** The name attribute's value for names beyond the cardinality guard. */
 export const OTHER_NAME = 'other';
 
+const METER_METHODS = ['createHistogram', 'createCounter', 'createObservableGauge'] as const;
+
+function isMeter(value: unknown): value is MeterLike {
+  return typeof value === 'object' && value !== null && METER_METHODS.every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
+}
+
+/**
+ * `metrics.getMeter('fairlock')` of the optional peer `@opentelemetry/api`. Not installed: a
+ * FairLockError MISSING_PEER saying what to install, never Node's raw ERR_MODULE_NOT_FOUND.
+ */
+async function globalMeter(): Promise<MeterLike> {
+  let api: { metrics?: { getMeter?: (name: string) => unknown } };
+  try {
+    api = (await import('@opentelemetry/api')) as typeof api;
+  } catch (err) {
+    const code = (err as { code?: unknown })?.code;
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+    throw new FairLockError(
+      missing
+        ? 'instrument() without options.meter needs the optional peer dependency @opentelemetry/api, which is not installed: npm install @opentelemetry/api (or pass options.meter)'
+        : `instrument() without options.meter could not load @opentelemetry/api: ${String((err as Error)?.message ?? err)}`,
+      'MISSING_PEER',
+      { cause: err },
+    );
+  }
+  const meter = typeof api.metrics?.getMeter === 'function' ? api.metrics.getMeter('fairlock') : undefined;
+  if (!isMeter(meter)) throw new FairLockError('@opentelemetry/api gave no usable meter: install @opentelemetry/api 1.x (or pass options.meter)', 'MISSING_PEER');
+  return meter;
+}
+
 /**
  * Records fairlock's metrics for `locks` (see README, "Events and metrics"). Listens to the events
  * of `locks`, so each event's payload is built only while instrumented.
@@ -59,11 +89,10 @@ export async function instrument(locks: FairLocks, options?: MetricsOptions): Pr
   const o = checkObject(options, 'metrics options') ?? {};
   const maxNames = o.maxNames ?? 100;
   if (!Number.isInteger(maxNames) || maxNames < 0) throw new InvalidArgumentError(`options.maxNames must be a non-negative integer, got ${describe(maxNames)}`);
-  let meter = o.meter;
-  if (meter === undefined) {
-    const api = (await import('@opentelemetry/api')) as { metrics: { getMeter(name: string): MeterLike } };
-    meter = api.metrics.getMeter('fairlock');
+  if (o.meter !== undefined && !isMeter(o.meter)) {
+    throw new InvalidArgumentError(`options.meter must be an OpenTelemetry Meter (createHistogram, createCounter, createObservableGauge), got ${describe(o.meter)}`);
   }
+  const meter = o.meter ?? (await globalMeter());
 
   const known = new Set<string>();
   const nameOf = (name: string): string => {
