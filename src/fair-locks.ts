@@ -158,6 +158,11 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     return counts;
   }
 
+  /** @internal Whether this instance has a waiter on `name` now (local state, no I/O): the metrics' hand-off. */
+  hasLocalWaiters(name: string): boolean {
+    return (this.session.locks.get(name)?.waiters.size ?? 0) > 0;
+  }
+
   /** This instance's session id: the first part of every waiter and holder id it creates. */
   get sessionId(): string {
     return this.session.id;

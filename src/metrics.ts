@@ -7,7 +7,7 @@
 import type { FairLocks } from './fair-locks.js';
 import type { FairLocksEvents } from './client/event-map.js';
 import { monotonic } from './client/clock.js';
-import { InvalidArgumentError } from './errors.js';
+import { FairLockError, InvalidArgumentError } from './errors.js';
 import { checkObject, describe } from './options.js';
 
 /** The attributes every fairlock metric point carries (redis errors: `operation` too). */
@@ -51,6 +51,36 @@ export interface Instrumentation {
 /** The name attribute's value for names beyond the cardinality guard. */
 export const OTHER_NAME = 'other';
 
+const METER_METHODS = ['createHistogram', 'createCounter', 'createObservableGauge'] as const;
+
+function isMeter(value: unknown): value is MeterLike {
+  return typeof value === 'object' && value !== null && METER_METHODS.every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
+}
+
+/**
+ * `metrics.getMeter('fairlock')` of the optional peer `@opentelemetry/api`. Not installed: a
+ * FairLockError MISSING_PEER saying what to install, never Node's raw ERR_MODULE_NOT_FOUND.
+ */
+async function globalMeter(): Promise<MeterLike> {
+  let api: { metrics?: { getMeter?: (name: string) => unknown } };
+  try {
+    api = (await import('@opentelemetry/api')) as typeof api;
+  } catch (err) {
+    const code = (err as { code?: unknown })?.code;
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+    throw new FairLockError(
+      missing
+        ? 'instrument() without options.meter needs the optional peer dependency @opentelemetry/api, which is not installed: npm install @opentelemetry/api (or pass options.meter)'
+        : `instrument() without options.meter could not load @opentelemetry/api: ${String((err as Error)?.message ?? err)}`,
+      'MISSING_PEER',
+      { cause: err },
+    );
+  }
+  const meter = typeof api.metrics?.getMeter === 'function' ? api.metrics.getMeter('fairlock') : undefined;
+  if (!isMeter(meter)) throw new FairLockError('@opentelemetry/api gave no usable meter: install @opentelemetry/api 1.x (or pass options.meter)', 'MISSING_PEER');
+  return meter;
+}
+
 /**
  * Records fairlock's metrics for `locks` (see README, "Events and metrics"). Listens to the events
  * of `locks`, so each event's payload is built only while instrumented.
@@ -59,11 +89,10 @@ export async function instrument(locks: FairLocks, options?: MetricsOptions): Pr
   const o = checkObject(options, 'metrics options') ?? {};
   const maxNames = o.maxNames ?? 100;
   if (!Number.isInteger(maxNames) || maxNames < 0) throw new InvalidArgumentError(`options.maxNames must be a non-negative integer, got ${describe(maxNames)}`);
-  let meter = o.meter;
-  if (meter === undefined) {
-    const api = (await import('@opentelemetry/api')) as { metrics: { getMeter(name: string): MeterLike } };
-    meter = api.metrics.getMeter('fairlock');
+  if (o.meter !== undefined && !isMeter(o.meter)) {
+    throw new InvalidArgumentError(`options.meter must be an OpenTelemetry Meter (createHistogram, createCounter, createObservableGauge), got ${describe(o.meter)}`);
   }
+  const meter = o.meter ?? (await globalMeter());
 
   const known = new Set<string>();
   const nameOf = (name: string): string => {
@@ -90,33 +119,40 @@ export async function instrument(locks: FairLocks, options?: MetricsOptions): Pr
 
   // Hand-off: the last release() call per name, and the last grant per name of a waiter that began
   // waiting before it. The grant's wake-up may arrive before the release's reply: either order pairs.
-  const released = new Map<string, number>();
-  const grantedAfter = new Map<string, { at: number; startedAt: number }>();
-  const pair = (name: string, attrs: MetricAttributes): void => {
-    const r = released.get(name);
-    const g = grantedAfter.get(name);
-    if (r === undefined || g === undefined) return;
-    if (g.startedAt <= r && g.at >= r) {
-      handoff.record(g.at - r, attrs);
-      released.delete(name);
-      grantedAfter.delete(name);
-    } else if (g.at < r) grantedAfter.delete(name);
+  // Keyed like the attributes (names beyond maxNames share "other", whose entry says whose it is), and
+  // dropped once they can pair with nothing more: so at most maxNames + 1 entries, whatever the names.
+  const released = new Map<string, { name: string; at: number }>();
+  const grantedAfter = new Map<string, { name: string; at: number; startedAt: number }>();
+  const pair = (key: string, name: string, attrs: MetricAttributes): void => {
+    const r = released.get(key);
+    const g = grantedAfter.get(key);
+    if (r?.name !== name || g?.name !== name) return;
+    if (g.startedAt <= r.at && g.at >= r.at) {
+      handoff.record(g.at - r.at, attrs);
+      released.delete(key);
+      grantedAfter.delete(key);
+    } else if (g.at < r.at) grantedAfter.delete(key);
   };
 
   const listeners: { [E in keyof FairLocksEvents]?: (...args: FairLocksEvents[E]) => void } = {
     granted: (e) => {
-      const attrs = { name: nameOf(e.name), kind: e.kind };
+      const key = nameOf(e.name);
+      const attrs = { name: key, kind: e.kind };
       wait.record(e.waitedMs, attrs);
       grants.add(1, attrs);
       const at = monotonic();
-      grantedAfter.set(e.name, { at, startedAt: at - e.waitedMs });
-      pair(e.name, attrs);
+      grantedAfter.set(key, { name: e.name, at, startedAt: at - e.waitedMs });
+      pair(key, e.name, attrs);
     },
     released: (e) => {
-      const attrs = { name: nameOf(e.name), kind: e.kind };
+      const key = nameOf(e.name);
+      const attrs = { name: key, kind: e.kind };
       hold.record(e.heldMs, attrs);
-      released.set(e.name, e.releasedAt);
-      pair(e.name, attrs);
+      released.set(key, { name: e.name, at: e.releasedAt });
+      pair(key, e.name, attrs);
+      // Only a waiter of this process queued now can still be granted after this release: without
+      // one, the entry could pair with nothing (and would keep the name alive).
+      if (released.get(key)?.name === e.name && !locks.hasLocalWaiters(e.name)) released.delete(key);
     },
     lost: (lease) => losses.add(1, { name: nameOf(lease.name), kind: lease.kind }),
     timeout: (e) => timeouts.add(1, { name: nameOf(e.name), kind: e.kind }),

@@ -39,7 +39,10 @@ export interface AcquireOptions {
   leaseMs?: number;
   /** Renew the lease on every heartbeat while held. @default true */
   autoRenew?: boolean;
-  /** Inside `using()` of the same lock, return a nested lease at once. @default false */
+  /**
+   * Inside `using()` of the same name, return a nested lease at once. It must ask for what the scope
+   * holds (same kind, limit and mode; a weight at most the scope's), else it is refused at once. @default false
+   */
   reentrant?: boolean;
   /** Called once the waiter is in the Redis queue, with its position (1 = next). */
   onQueued?: (position: number) => void;

@@ -118,3 +118,20 @@ test('without a meter it uses the global provider of @opentelemetry/api; stop() 
   t.is(sum(m.get('fairlock.grants'), { name: 'g', kind: 'semaphore' }), 1);
   t.is(locks.listenerCount('granted'), 0, 'stop() removed its listeners');
 });
+
+// The hand-off state is keyed like the attributes (test/per-name-memory.test.ts proves it stays bounded):
+// a hand-off on a name beyond maxNames is still recorded, under "other".
+test('a hand-off on a name beyond maxNames is recorded under "other"', async (t) => {
+  const { reader, locks } = await setup(t, { maxNames: 1 });
+  await (await locks.lock('first').acquire()).release();
+  const lock = locks.lock('second');
+  const held = await lock.acquire();
+  const q = whenQueued();
+  const waiting = lock.acquire({ onQueued: q.onQueued });
+  await q.queued;
+  await held.release();
+  await (await waiting).release();
+  const m = await read(reader);
+  t.is(histogram(m.get('fairlock.handoff'), { name: 'other', kind: 'lock' })?.count, 1);
+  t.is(sum(m.get('fairlock.grants'), { name: 'other' }), 2);
+});

@@ -209,14 +209,19 @@ export class HeldLease implements Lease {
 }
 
 /**
- * A reentrant acquire inside `using()` of the same name: it shares the outer lease's token and
- * signal, and its release is local (the outer lease keeps the grant).
+ * A reentrant acquire inside `using()` of the same name: it shares the grant's token and signal, and
+ * its release is local (the grant stays held). `mode` and `weight` say what it covers, never more
+ * than the grant holds (FairLock checks that).
  */
 export class NestedLease implements Lease {
   private done: Promise<void> | undefined;
 
   /** @internal */
-  constructor(private readonly root: Lease, readonly mode: 'read' | 'write' | undefined = root.mode) {}
+  constructor(
+    private readonly root: Lease,
+    readonly mode: 'read' | 'write' | undefined = root.mode,
+    readonly weight: number = root.weight,
+  ) {}
 
   get name(): string { return this.root.name; }
   get token(): number { return this.root.token; }
@@ -224,7 +229,6 @@ export class NestedLease implements Lease {
   get grantedAt(): number { return this.root.grantedAt; }
   get autoRenew(): boolean { return this.root.autoRenew; }
   get kind(): Kind { return this.root.kind; }
-  get weight(): number { return this.root.weight; }
   get signal(): AbortSignal { return this.root.signal; }
   get held(): boolean { return !this.done && this.root.held; }
   get lengthMs(): number { return this.root.lengthMs; }

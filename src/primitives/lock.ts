@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Session } from '../client/session.js';
 import { HeldLease, NestedLease, type Lease } from '../client/lease.js';
+import { eventMode } from '../client/events.js';
 import { Waiter, type Request } from '../client/waiter.js';
 import type { LockState } from '../client/lock-state.js';
 import { monotonic } from '../client/clock.js';
@@ -29,8 +30,17 @@ import { lockKeys } from '../protocol/keys.js';
 /** @internal The parts of a FairLocks instance a handle uses; throws ClosedError once it is closed. */
 export type Engine = () => { session: Session; wakeups: Wakeups };
 
-/** Leases held by the `using()` callbacks the current async context runs in, by session and name. */
-const held = new AsyncLocalStorage<ReadonlyMap<string, Lease>>();
+/**
+ * What a `using()` scope holds on a name: the grant itself (never a nested lease: a scope opened by a
+ * nested lease holds what its enclosing scope holds) and the limit it was granted with.
+ */
+interface ScopeGrant {
+  readonly grant: Lease;
+  readonly limit: number;
+}
+
+/** The grants held by the `using()` callbacks the current async context runs in, by session and name. */
+const held = new AsyncLocalStorage<ReadonlyMap<string, ScopeGrant>>();
 
 /**
  * A handle on one name: a lock, one side of a read-write lock, or (as FairSemaphore) a semaphore.
@@ -50,7 +60,7 @@ export class FairLock {
   /** Waits in FIFO order and resolves with the lease. */
   async acquire(options?: AcquireOptions): Promise<Lease> {
     const { o, request } = this.resolve(options);
-    const nested = this.nested(o);
+    const nested = this.nested(o, request);
     if (nested) return nested;
     if (o.timeoutMs === 0) {
       // One attempt that never queues, exactly: a 0 ms timer would race the enqueue reply.
@@ -85,7 +95,7 @@ export class FairLock {
   /** One attempt: a lease if the request fits and nobody is queued, else null. Never barges. */
   async tryAcquire(options?: Omit<AcquireOptions, 'timeoutMs' | 'onQueued'>): Promise<Lease | null> {
     const { o, request } = this.resolve(options);
-    const nested = this.nested(o);
+    const nested = this.nested(o, request);
     if (nested) return nested;
     return this.attempt(o, request);
   }
@@ -142,7 +152,8 @@ export class FairLock {
     if (typeof fn !== 'function') throw new InvalidArgumentError(`using() needs a function, got ${describe(fn)}`);
     const lease = await this.acquire(options);
     const scope = new Map(held.getStore() ?? []);
-    scope.set(this.scopeKey(), lease);
+    // A nested lease leaves the scope as it is: the enclosing scope's grant is still what is held.
+    if (!(lease instanceof NestedLease)) scope.set(this.scopeKey(), { grant: lease, limit: this.spec.limit });
     let result: T;
     try {
       result = await held.run(scope, () => fn(lease));
@@ -165,19 +176,31 @@ export class FairLock {
   }
 
   /**
-   * A lease to return at once from the current `using()` scope of this name: a nested one when
-   * asked (`reentrant`) or when a read is asked inside a write (a downgrade: the write covers it).
-   * A write asked inside a read would wait for that read for ever: refused.
+   * A lease to return at once from the grant the current `using()` scope holds on this name: a nested
+   * one when asked (`reentrant`) or when a read is asked inside a write (a downgrade: the write covers
+   * it). It must be what the scope holds: another kind or limit is refused (LIMIT_MISMATCH, as Redis
+   * refuses a busy name), and so is a weight above the scope's, never answered with a lease for less.
+   * A write asked inside a read would wait for that read for ever: refused. Without `reentrant`, any
+   * other request is an ordinary acquire that queues, as a plain lock's does (README, Reentrancy).
    */
-  private nested(o: ResolvedAcquire): Lease | undefined {
-    const outer = held.getStore()?.get(this.scopeKey());
-    if (!outer?.held) return undefined;
-    const mode = this.spec.mode;
-    if (mode === 'w' && outer.mode === 'read') {
+  private nested(o: ResolvedAcquire, request: Request): Lease | undefined {
+    const scope = held.getStore()?.get(this.scopeKey());
+    if (!scope?.grant.held) return undefined;
+    const { grant, limit } = scope;
+    if (request.kind !== grant.kind || request.limit !== limit) throw new LimitMismatchError(this.name, `${grant.kind} ${limit}`, request);
+    const mode = eventMode(request.mode);
+    if (mode === 'write' && grant.mode === 'read') {
       throw new WouldDeadlockError(`a write of "${this.name}" was asked inside a read of it: it would wait for that read for ever`);
     }
-    if (mode === 'r' && outer.mode === 'write') return new NestedLease(outer, 'read');
-    return o.reentrant ? new NestedLease(outer) : undefined;
+    if (mode === 'read' && grant.mode === 'write') return new NestedLease(grant, 'read', 1);
+    if (!o.reentrant) return undefined;
+    if (request.weight > grant.weight) {
+      throw new InvalidArgumentError(
+        `a reentrant acquire of ${this.what} asked for ${request.weight} permits, but its using() scope holds ${grant.weight}: ` +
+          'a nested lease takes no permits of its own (ask at most the outer weight, or take the permits in the outer acquire)',
+      );
+    }
+    return new NestedLease(grant, mode, request.weight);
   }
 
   /** For messages: 'the lock "x"', 'the semaphore "x"', 'the read side of "x"'. */

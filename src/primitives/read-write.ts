@@ -24,7 +24,8 @@ export class FairReadWriteLock {
 
   /**
    * The exclusive side: a handle with the lock's API. Inside a read's `using()` scope of this name its
-   * acquire is refused with WouldDeadlockError (it would wait for that read for ever).
+   * acquire is refused with WouldDeadlockError (it would wait for that read for ever), unless a write's
+   * scope encloses that read: then `acquire({ reentrant: true })` returns a nested write.
    */
   write(options?: AcquireOptions): FairLock {
     return new FairLock(this.engine, this.name, { ...this.defaults, ...checkObject(options, 'write options') }, { kind: 'rw', limit: 0, mode: 'w' });

@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   BAD_KEY: 'BAD_KEY',
   /** A grant did not reach `durability.replicas` replicas within `durability.timeoutMs`; it was released. */
   NOT_REPLICATED: 'NOT_REPLICATED',
+  /** An optional peer dependency a call needs (e.g. `@opentelemetry/api` for `instrument()`) is not installed; the message names it. */
+  MISSING_PEER: 'MISSING_PEER',
   /** Redis refused a command to this user (ACL). */
   NO_PERMISSION: 'NO_PERMISSION',
   /** Redis failed the call or could not be reached. */
