@@ -11,8 +11,7 @@ import { DEFAULTS, FairLocks, LockAbortedError, LockLostError, MAX_PERMITS, type
 import {
   bounded,
   CliError,
-  closeRedis,
-  connectRedis,
+  connect,
   EXIT,
   formatMs,
   parseCount,
@@ -21,11 +20,13 @@ import {
   say,
   signalExitCode,
   toCliError,
-  type Client,
+  type Connection,
 } from './common.js';
 
 export interface ExecOptions {
   redis: string;
+  /** A Redis Cluster: lock through a cluster client (else FAIRLOCK_CLUSTER decides). */
+  cluster?: boolean;
   prefix: string;
   timeout?: number;
   lease?: number;
@@ -163,7 +164,7 @@ export async function runExec(name: string, command: string[], options: ExecOpti
   const waiting = new AbortController();
   let interrupted: NodeJS.Signals | undefined;
   let child: ChildProcess | undefined;
-  let client: Client | undefined;
+  let redis: Connection | undefined;
   let locks: FairLocks | undefined;
   let lease: Lease | undefined;
 
@@ -190,8 +191,8 @@ export async function runExec(name: string, command: string[], options: ExecOpti
   for (const sig of FORWARDED) process.on(sig, onSignal);
 
   try {
-    client = await connectRedis(options.redis);
-    locks = new FairLocks(client, { prefix: options.prefix, ...(options.lease !== undefined && { leaseMs: options.lease }) });
+    redis = await connect(options.redis, options.cluster);
+    locks = new FairLocks(redis.client, { prefix: options.prefix, ...(options.lease !== undefined && { leaseMs: options.lease }) });
     const lock = handleFor(locks, name, target);
     const started = performance.now();
     if (options.timeout === 0) {
@@ -241,8 +242,8 @@ export async function runExec(name: string, command: string[], options: ExecOpti
     return e.exitCode;
   } finally {
     // Leave the queue / release and disconnect, but never hang on an unreachable Redis.
-    if (locks) await bounded(locks.close(), client?.isReady ? 3_000 : 300);
-    await closeRedis(client);
+    if (locks) await bounded(locks.close(), redis?.isReady ? 3_000 : 300);
+    await redis?.close();
     for (const sig of FORWARDED) process.off(sig, onSignal);
   }
 }
