@@ -58,7 +58,11 @@ export function statusCommand(): Command {
     .option('--all', 'without NAME: also list idle names (only their token counter and kind are left)')
     .addOption(new Option('--limit <n>', 'without NAME: list at most this many locks').argParser(parseCount(1, 100_000)).default(1_000));
   for (const o of redisOptions()) cmd.addOption(o);
-  cmd.addHelpText('after', '\nExamples:\n  fairlock status nightly-report\n  fairlock status --json\n\nExit codes: 0 ok; 64 bad usage; 69 Redis unreachable; 70 internal error.');
+  cmd.addHelpText(
+    'after',
+    '\nExamples:\n  fairlock status nightly-report\n  fairlock status --json\n  fairlock status --cluster --redis redis://10.0.0.5:7000   (every master of a Redis Cluster)\n\n' +
+      'Exit codes: 0 ok; 64 bad usage (also: --cluster left out for a cluster node, or given for another server); 69 Redis unreachable; 70 internal error.',
+  );
   cmd.action(async (name: string | undefined, options: StatusOptions) => {
     process.exitCode = await runStatus(name, options);
   });

@@ -81,7 +81,8 @@ export function topCommand(): Command {
         'SCAN, at most --limit names inspected), each with its kind, holders (token, how long held, lease ' +
         'left), queue length, how long the oldest waiter has waited, and new grants per second seen over ' +
         'the last minute. On a terminal it redraws in place (q or Ctrl-C quits); otherwise it prints a ' +
-        'snapshot every --interval until stopped. --json prints one snapshot and exits.',
+        'snapshot every --interval until stopped. --json prints one snapshot and exits. With --cluster, the ' +
+        'names of every master of the Redis Cluster, each with the master that holds it (MASTER).',
     )
     .option('--json', 'print one snapshot as JSON and exit')
     .addOption(new Option('--interval <duration>', 'time between refreshes').argParser(parseInterval).default(1_000, '1s'))
@@ -89,7 +90,9 @@ export function topCommand(): Command {
   for (const o of redisOptions()) cmd.addOption(o);
   cmd.addHelpText(
     'after',
-    '\nExamples:\n  fairlock top\n  fairlock top --prefix jobs --interval 500ms\n  fairlock top --json\n\nExit codes: 0 ok (q, Ctrl-C, SIGINT or SIGTERM); 64 bad usage; 69 Redis unreachable; 70 internal error.',
+    '\nExamples:\n  fairlock top\n  fairlock top --prefix jobs --interval 500ms\n  fairlock top --json\n' +
+      '  fairlock top --cluster --redis redis://10.0.0.5:7000   (every master of a Redis Cluster, and which holds each name)\n\n' +
+      'Exit codes: 0 ok (q, Ctrl-C, SIGINT or SIGTERM); 64 bad usage (also: --cluster left out for a cluster node, or given for another server); 69 Redis unreachable; 70 internal error.',
   );
   cmd.action(async (options: TopOptions) => {
     process.exitCode = await runTop(options);
