@@ -138,6 +138,7 @@ async function holdSpread(t: ExecutionContext, prefix: string): Promise<{ locks:
   return { locks, held };
 }
 
+// Proves the listing SCANs every master: one held name per master, each listed with its token.
 test.serial('status --cluster lists the names held on all three masters, as text and as JSON', async (t) => {
   const prefix = newPrefix('clicl');
   const { held } = await holdSpread(t, prefix);
@@ -155,6 +156,7 @@ test.serial('status --cluster lists the names held on all three masters, as text
   );
 });
 
+// Proves status NAME reaches the master of each name (not only the seed's) and shows holder and queue.
 test.serial('status --cluster NAME shows the holder and the queue of a name on any master', async (t) => {
   const prefix = newPrefix('clicl');
   const { held } = await holdSpread(t, prefix);
@@ -173,6 +175,7 @@ test.serial('status --cluster NAME shows the holder and the queue of a name on a
   t.regex(text.stdout, /^queue +1 waiting, next first:\n +1\. /m);
 });
 
+// Proves top --json lists every master's names with the right master (host:port from CLUSTER SLOTS).
 test.serial('top --cluster --json shows every name with the master that holds it', async (t) => {
   const prefix = newPrefix('clicl');
   const { held } = await holdSpread(t, prefix);
@@ -187,6 +190,7 @@ test.serial('top --cluster --json shows every name with the master that holds it
   for (const l of s.locks) t.true(l.holders[0]!.heldMs !== null && l.holders[0]!.heldMs >= 0, 'held for, from its own master\'s clock');
 });
 
+// Proves the plain (piped) top prints the MASTER column with the right master per name.
 test.serial('top --cluster without a terminal prints a MASTER column for every name until SIGTERM', async (t) => {
   const prefix = newPrefix('clicl');
   const { held } = await holdSpread(t, prefix);
@@ -202,6 +206,7 @@ test.serial('top --cluster without a terminal prints a MASTER column for every n
   }
 });
 
+// Proves exec locks through the cluster: FIFO and mutual exclusion across two exec processes, by tokens.
 test.serial('exec --cluster: two execs on a name run one at a time, in queue order (by token)', async (t) => {
   const prefix = newPrefix('clicl');
   const out = join(dir!, `${prefix}.fifo`);
@@ -229,6 +234,7 @@ test.serial('exec --cluster: two execs on a name run one at a time, in queue ord
   t.is((await locks.inspect(name)).holder, null, 'released');
 });
 
+// Proves the environment switch, and that a value that is neither on nor off is refused (64).
 test.serial('FAIRLOCK_CLUSTER=1 turns cluster mode on like --cluster; another value is bad usage', async (t) => {
   const prefix = newPrefix('clicl');
   const { held } = await holdSpread(t, prefix);
@@ -240,6 +246,7 @@ test.serial('FAIRLOCK_CLUSTER=1 turns cluster mode on like --cluster; another va
   t.regex(bad.stderr, /^fairlock: FAIRLOCK_CLUSTER.*\n$/);
 });
 
+// Proves a cluster node without --cluster is refused before anything runs, saying to pass --cluster.
 test.serial('a cluster node without --cluster: status, top and exec exit 64 and say to pass --cluster', async (t) => {
   const prefix = newPrefix('clicl');
   const node = ['--redis', seed(), '--prefix', prefix];
@@ -250,6 +257,7 @@ test.serial('a cluster node without --cluster: status, top and exec exit 64 and 
   }
 });
 
+// Proves the fallback when INFO is refused: the MOVED reply is turned into "pass --cluster" (64).
 test.serial('a cluster node that refuses INFO, without --cluster: a name on another master exits 64 and says to pass --cluster', async (t) => {
   // connect cannot ask INFO (an ACL user without +info), so the refusal comes from the MOVED reply.
   const port = cluster!.masters[1]!.port;
@@ -266,6 +274,7 @@ test.serial('a cluster node that refuses INFO, without --cluster: a name on anot
   }
 });
 
+// Proves --cluster on a plain server is refused (64), also without INFO, and an unreachable seed is 69.
 test.serial('--cluster on a server that is not a cluster node exits 64; an unreachable seed exits 69', async (t) => {
   const plain = await ownRedis(t);
   const prefix = newPrefix('clicl');
@@ -289,6 +298,7 @@ test.serial('--cluster on a server that is not a cluster node exits 64; an unrea
   t.regex(r.stderr, /^fairlock: --cluster: .*not a Redis Cluster node.*\n$/);
 });
 
+// Proves the option is documented in each command's help.
 test.serial('--help of status, top and exec names --cluster', async (t) => {
   for (const cmd of ['status', 'top', 'exec']) {
     const r = await run(t, [cmd, '--help']);
