@@ -2,7 +2,7 @@
 import { constants } from 'node:os';
 import { InvalidArgumentError as UsageError, Option } from 'commander';
 import ms from 'ms';
-import type { createClient as CreateClient } from 'redis';
+import type { createClient as CreateClient, createCluster as CreateCluster } from 'redis';
 import { DEFAULTS, FairLockError, InvalidArgumentError, LimitMismatchError, LockTimeoutError } from '../index.js';
 
 /**
@@ -86,12 +86,23 @@ export function formatMs(value: number): string {
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
-/** The --redis and --prefix options every command that talks to Redis takes. */
+/** The --redis, --cluster and --prefix options every command that talks to Redis takes. */
 export function redisOptions(): Option[] {
   return [
-    new Option('--redis <url>', 'Redis URL').env('REDIS_URL').default(DEFAULT_REDIS_URL),
+    new Option('--redis <url>', 'Redis URL (with --cluster: any node of the cluster)').env('REDIS_URL').default(DEFAULT_REDIS_URL),
+    // Not commander's .env(): it turns a boolean on for any value, FAIRLOCK_CLUSTER=0 included (see clusterMode).
+    new Option('--cluster', 'the Redis is a Redis Cluster node: use every master (or set FAIRLOCK_CLUSTER=1)'),
     new Option('--prefix <prefix>', 'key prefix of the locks').default(DEFAULTS.prefix),
   ];
+}
+
+/** Whether to talk to a Redis Cluster: --cluster, else FAIRLOCK_CLUSTER (1, true, yes; 0, false, no or empty). */
+export function clusterMode(flag: boolean | undefined, env = process.env.FAIRLOCK_CLUSTER): boolean {
+  if (flag) return true;
+  const value = (env ?? '').trim().toLowerCase();
+  if (['1', 'true', 'yes'].includes(value)) return true;
+  if (['', '0', 'false', 'no'].includes(value)) return false;
+  throw new CliError(EXIT.USAGE, `FAIRLOCK_CLUSTER: expected 1 (a Redis Cluster) or 0, got ${JSON.stringify(env)}`);
 }
 
 /** The URL with any password hidden, for messages. */
@@ -107,18 +118,24 @@ export function redactUrl(url: string): string {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Client = ReturnType<typeof CreateClient<any, any, any>>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ClusterClient = ReturnType<typeof CreateCluster<any, any, any>>;
 
 /**
  * node-redis, loaded when a command needs it: the library itself takes any supported client, so a
  * project that installed fairlock with ioredis alone can import it without node-redis; the command
  * line tool needs node-redis (4, 5 or 6: the calls used here are common to all three).
  */
-export async function loadNodeRedis(): Promise<typeof CreateClient> {
+async function loadRedisModule(): Promise<typeof import('redis')> {
   try {
-    return (await import('redis')).createClient;
+    return await import('redis');
   } catch (err) {
     throw new CliError(EXIT.UNAVAILABLE, `the fairlock command needs node-redis: npm install redis (${(err as Error)?.message ?? String(err)})`);
   }
+}
+
+export async function loadNodeRedis(): Promise<typeof CreateClient> {
+  return (await loadRedisModule()).createClient;
 }
 
 /**
@@ -178,6 +195,156 @@ export async function connectRedis(url: string, timeoutMs = 5_000): Promise<Clie
   return client as Client;
 }
 
+/** One master of a cluster (or the one Redis): its "host:port" and a client connected to it alone. */
+export interface Master {
+  address: string;
+  client: Client;
+}
+
+/**
+ * What a command talks to: one Redis, or with --cluster a Redis Cluster through node-redis's
+ * createCluster() (the --redis URL is then a seed node: the others are learnt from it).
+ */
+export interface Connection {
+  /** What FairLocks is given: a client, or the cluster client. */
+  readonly client: Client | ClusterClient;
+  readonly cluster: boolean;
+  /** Every master, by address (one Redis: itself). A SCAN sees the keys of its own node only. */
+  masters(): Promise<Master[]>;
+  /** Sends a command to the master that owns `key`'s slot (one Redis: to it). */
+  send(key: string, args: string[]): Promise<unknown>;
+  /** Connected (not reconnecting). */
+  readonly isReady: boolean;
+  /** Quits, or drops the connections if Redis does not answer within `timeoutMs`. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Connects to the Redis at `url` (with `cluster`, or FAIRLOCK_CLUSTER: to the Redis Cluster it is a
+ * node of), failing with EXIT.UNAVAILABLE within about `timeoutMs` when it cannot, and with
+ * EXIT.USAGE when the server is a cluster node and `cluster` is off, or the other way round: a
+ * plain client on a cluster node would see one master's names only, and fail on the others'.
+ */
+export async function connect(url: string, cluster: boolean | undefined, timeoutMs = 5_000): Promise<Connection> {
+  const wanted = clusterMode(cluster);
+  const client = await connectRedis(url, timeoutMs);
+  let enabled: boolean | undefined;
+  try {
+    enabled = /^cluster_enabled:1\b/m.test(String(await client.sendCommand(['INFO', 'cluster'])));
+  } catch {
+    // INFO refused (an ACL user without +info): unknown. A script's MOVED says it later (toCliError).
+  }
+  if (enabled !== undefined && enabled !== wanted) {
+    await closeRedis(client);
+    throw new CliError(EXIT.USAGE, wanted ? notACluster(url, 'cluster_enabled:0') : `${redactUrl(url)} is a Redis Cluster node: pass --cluster (its names are spread over its masters)`);
+  }
+  if (!wanted) {
+    const address = `${new URL(url).hostname}:${new URL(url).port || '6379'}`;
+    return {
+      client,
+      cluster: false,
+      masters: async () => [{ address, client }],
+      send: (_key, args) => client.sendCommand(args),
+      get isReady() {
+        return client.isReady;
+      },
+      close: (ms) => closeRedis(client, ms),
+    };
+  }
+  await closeRedis(client);
+  return connectCluster(url, timeoutMs);
+}
+
+function notACluster(url: string, why: string): string {
+  return `--cluster: ${redactUrl(url)} is not a Redis Cluster node (${why}): leave --cluster out`;
+}
+
+/** "host:port", with brackets around an IPv6 host. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+async function connectCluster(url: string, timeoutMs: number): Promise<Connection> {
+  const parsed = new URL(url);
+  let connected = false;
+  let lastError: Error | undefined;
+  const { createCluster } = await loadRedisModule();
+  // The seed's URL carries its credentials and TLS; the nodes learnt from it get them from defaults.
+  const cluster = createCluster({
+    rootNodes: [{ url }],
+    defaults: {
+      ...(parsed.username && { username: decodeURIComponent(parsed.username) }),
+      ...(parsed.password && { password: decodeURIComponent(parsed.password) }),
+      socket: {
+        connectTimeout: Math.min(timeoutMs, 3_000),
+        reconnectStrategy: (retries: number, cause: Error) => {
+          lastError = cause;
+          if (connected) return Math.min(50 * 2 ** retries, 1_000);
+          return retries >= 3 ? cause : 100 * (retries + 1);
+        },
+        ...(parsed.protocol === 'rediss:' && { tls: true }),
+      },
+    },
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the socket options' TLS union differs between majors
+  } as any) as ClusterClient;
+  let reported = false;
+  cluster.on('error', (err: Error) => {
+    lastError = err;
+    if (connected && !reported) {
+      reported = true;
+      say(`Redis connection error (reconnecting): ${err.message}`);
+    }
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      cluster.connect(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${formatMs(timeoutMs)}`)), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    await cluster.disconnect().catch(() => undefined);
+    if (/cluster support disabled/i.test(`${lastError?.message} ${(err as Error).message}`)) throw new CliError(EXIT.USAGE, notACluster(url, 'it has cluster support disabled'));
+    const why = lastError?.message ?? ((err as Error).message || String(err));
+    throw new CliError(EXIT.UNAVAILABLE, `cannot connect to the Redis Cluster at ${redactUrl(url)}: ${why}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  connected = true;
+  const open = cluster as unknown as { isReady?: boolean; isOpen: boolean };
+  return {
+    client: cluster,
+    cluster: true,
+    async masters() {
+      const nodes = [...cluster.masters].sort((a, b) => a.port - b.port || a.host.localeCompare(b.host));
+      return Promise.all(nodes.map(async (m) => ({ address: hostPort(m.host, m.port), client: (await cluster.nodeClient(m)) as unknown as Client })));
+    },
+    send: (key, args) => cluster.sendCommand(key, false, args),
+    get isReady() {
+      return open.isReady ?? open.isOpen; // isReady: node-redis 6 only
+    },
+    async close(ms = 2_000) {
+      if (!open.isOpen) return;
+      if (!(await settled(cluster.quit(), ms))) await cluster.disconnect().catch(() => undefined);
+    },
+  };
+}
+
+/** Whether `work` fulfilled within `timeoutMs`. */
+async function settled(work: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const ok = await Promise.race([
+    work.then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
+  ]);
+  clearTimeout(timer);
+  return ok;
+}
+
 /** Quits the client, or drops the connection if Redis does not answer within `timeoutMs`. */
 export async function closeRedis(client: Client | undefined, timeoutMs = 2_000): Promise<void> {
   if (!client?.isOpen) return;
@@ -227,6 +394,10 @@ export function toCliError(err: unknown): CliError {
     // The library names its options; say which command-line option that was.
     return new CliError(EXIT.USAGE, err.message.replace(/\boptions\.(leaseMs|prefix|timeoutMs)\b/g, (_, o: string) => `--${o.replace(/Ms$/, '')}`));
   }
+  // A plain client on a cluster node whose INFO was refused (connect could not tell): the library says
+  // to pass a cluster client; on the command line that is --cluster.
+  const moved = err instanceof Error && (!(err instanceof FairLockError) || err.code === 'REDIS_ERROR') ? /\b(MOVED|ASK) \d+ \S+/.exec(err.message) : null;
+  if (moved) return new CliError(EXIT.USAGE, `the Redis is a Redis Cluster node (it answered ${moved[0]}): pass --cluster`);
   if (err instanceof FairLockError && err.code === 'REDIS_ERROR') return new CliError(EXIT.UNAVAILABLE, `Redis error: ${err.message}`);
   if (looksLikeConnectionError(err)) return new CliError(EXIT.UNAVAILABLE, `Redis error: ${(err as Error).message}`);
   if (err instanceof FairLockError) return new CliError(EXIT.INTERNAL, `${err.code}: ${err.message}`);

@@ -11,8 +11,7 @@ import { DEFAULTS, FairLocks, LockAbortedError, LockLostError, MAX_PERMITS, type
 import {
   bounded,
   CliError,
-  closeRedis,
-  connectRedis,
+  connect,
   EXIT,
   formatMs,
   parseCount,
@@ -21,11 +20,13 @@ import {
   say,
   signalExitCode,
   toCliError,
-  type Client,
+  type Connection,
 } from './common.js';
 
 export interface ExecOptions {
   redis: string;
+  /** A Redis Cluster: lock through a cluster client (else FAIRLOCK_CLUSTER decides). */
+  cluster?: boolean;
   prefix: string;
   timeout?: number;
   lease?: number;
@@ -55,9 +56,11 @@ export const EXEC_HELP_AFTER = [
   '  fairlock exec gpu --permits 4 --weight 2 -- ./train.sh    (2 of the 4 permits of "gpu")',
   '  fairlock exec site-config --read -- ./render.sh           (many readers at once)',
   '  fairlock exec site-config --write -- ./update-config.sh   (alone: no reader, no other writer)',
+  '  fairlock exec tenant-42 --cluster --redis redis://10.0.0.5:7000 -- ./job.sh   (on a Redis Cluster)',
   '',
   'Exit codes:',
-  "  COMMAND's own code (128+N if it died of signal N); 64 bad usage; 69 Redis unreachable;",
+  "  COMMAND's own code (128+N if it died of signal N); 64 bad usage (also: --cluster left out for a",
+  '  cluster node, or given for another server); 69 Redis unreachable;',
   '  70 internal error; 75 timed out waiting; 76 lease lost while COMMAND ran;',
   '  78 NAME is busy as another kind (lock, semaphore, read-write lock) or with other --permits;',
   '  126 cannot execute; 127 command not found;',
@@ -163,7 +166,7 @@ export async function runExec(name: string, command: string[], options: ExecOpti
   const waiting = new AbortController();
   let interrupted: NodeJS.Signals | undefined;
   let child: ChildProcess | undefined;
-  let client: Client | undefined;
+  let redis: Connection | undefined;
   let locks: FairLocks | undefined;
   let lease: Lease | undefined;
 
@@ -190,8 +193,8 @@ export async function runExec(name: string, command: string[], options: ExecOpti
   for (const sig of FORWARDED) process.on(sig, onSignal);
 
   try {
-    client = await connectRedis(options.redis);
-    locks = new FairLocks(client, { prefix: options.prefix, ...(options.lease !== undefined && { leaseMs: options.lease }) });
+    redis = await connect(options.redis, options.cluster);
+    locks = new FairLocks(redis.client, { prefix: options.prefix, ...(options.lease !== undefined && { leaseMs: options.lease }) });
     const lock = handleFor(locks, name, target);
     const started = performance.now();
     if (options.timeout === 0) {
@@ -241,8 +244,8 @@ export async function runExec(name: string, command: string[], options: ExecOpti
     return e.exitCode;
   } finally {
     // Leave the queue / release and disconnect, but never hang on an unreachable Redis.
-    if (locks) await bounded(locks.close(), client?.isReady ? 3_000 : 300);
-    await closeRedis(client);
+    if (locks) await bounded(locks.close(), redis?.isReady ? 3_000 : 300);
+    await redis?.close();
     for (const sig of FORWARDED) process.off(sig, onSignal);
   }
 }

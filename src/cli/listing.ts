@@ -1,47 +1,60 @@
 /**
  * What `fairlock status` (without NAME) and `fairlock top` share: finding the lock names under a
- * prefix with a bounded SCAN, and the short kind column of their listings.
+ * prefix with a bounded SCAN of every master (on a cluster a SCAN sees its own node's keys only),
+ * and the short kind column of their listings.
  */
 import type { LockInfo } from '../index.js';
 import { unescapeName } from '../protocol/keys.js';
-import type { Client } from './common.js';
+import type { Connection } from './common.js';
 
 export interface ScanBounds {
   /** At most this many names (the listing is then marked truncated). */
   limit: number;
-  /** At most this many SCAN calls (COUNT 1000 each). */
+  /** At most this many SCAN calls (COUNT 1000 each), over all masters. */
   maxCalls: number;
   /** And for at most this long. */
   maxMs: number;
 }
 
-/** Lock names under the prefix, from a SCAN bounded in calls, time and names. Sorted. */
-export async function listNames(client: Client, prefix: string, bounds: ScanBounds): Promise<{ names: string[]; truncated: boolean }> {
+/**
+ * Lock names under the prefix, from a SCAN of each master in turn, bounded in calls, time and names
+ * over all of them. Sorted; `masterOf` gives the "host:port" of the master each name was found on.
+ */
+export async function listNames(
+  redis: Connection,
+  prefix: string,
+  bounds: ScanBounds,
+): Promise<{ names: string[]; masterOf: Map<string, string>; truncated: boolean }> {
   const head = `${prefix}:{`;
   const pattern = `${globEscape(head)}*`;
   const wanted = /^(state|queue)$/; // idle names keep only their state (the token counter)
-  const names = new Set<string>();
+  const found = new Map<string, string>();
   const until = Date.now() + bounds.maxMs;
-  let cursor = '0';
+  let calls = 0;
   let truncated = false;
-  for (let calls = 0; ; calls++) {
-    if (calls >= bounds.maxCalls || Date.now() > until || names.size >= bounds.limit) {
-      truncated = true;
-      break;
-    }
-    const [next, keys] = (await client.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000'])) as [string, string[]];
-    for (const key of keys) {
-      // ${prefix}:{escaped name}:suffix; an escaped name holds no brace.
-      const close = key.indexOf('}', head.length);
-      if (!key.startsWith(head) || close < 0 || key[close + 1] !== ':') continue;
-      if (!wanted.test(key.slice(close + 2))) continue;
-      if (names.size < bounds.limit) names.add(unescapeName(key.slice(head.length, close)));
-      else truncated = true;
-    }
-    cursor = String(next);
-    if (cursor === '0') break;
+  scan: for (const master of await redis.masters()) {
+    let cursor = '0';
+    do {
+      if (calls >= bounds.maxCalls || Date.now() > until || found.size >= bounds.limit) {
+        truncated = true;
+        break scan;
+      }
+      calls++;
+      const [next, keys] = (await master.client.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000'])) as [string, string[]];
+      for (const key of keys) {
+        // ${prefix}:{escaped name}:suffix; an escaped name holds no brace.
+        const close = key.indexOf('}', head.length);
+        if (!key.startsWith(head) || close < 0 || key[close + 1] !== ':') continue;
+        if (!wanted.test(key.slice(close + 2))) continue;
+        const name = unescapeName(key.slice(head.length, close));
+        if (found.has(name)) continue;
+        if (found.size < bounds.limit) found.set(name, master.address);
+        else truncated = true;
+      }
+      cursor = String(next);
+    } while (cursor !== '0');
   }
-  return { names: [...names].sort(), truncated };
+  return { names: [...found.keys()].sort(), masterOf: found, truncated };
 }
 
 function globEscape(s: string): string {

@@ -5,11 +5,13 @@
  */
 import { Command, Option } from 'commander';
 import { FairLocks, type LockInfo } from '../index.js';
-import { bounded, closeRedis, connectRedis, formatMs, parseCount, redisOptions, say, toCliError, type Client } from './common.js';
+import { bounded, connect, formatMs, parseCount, redisOptions, say, toCliError, type Connection } from './common.js';
 import { kindColumn, listNames } from './listing.js';
 
 export interface StatusOptions {
   redis: string;
+  /** A Redis Cluster: the names of every master (else FAIRLOCK_CLUSTER decides). */
+  cluster?: boolean;
   prefix: string;
   json?: boolean;
   all?: boolean;
@@ -46,7 +48,8 @@ export function statusCommand(): Command {
       'With NAME: its kind (lock, semaphore of N permits with how many are free, or read-write lock), ' +
         'every holder (id, fencing token, lease left, and its weight or read/write mode) and the queue ' +
         'in order, with how long each waiter has waited and what it asks for. Without NAME: the names ' +
-        'under the prefix that are held or have waiters (found with a bounded SCAN), with their kind, ' +
+        'under the prefix that are held or have waiters (found with a bounded SCAN of every master with ' +
+        '--cluster), with their kind, ' +
         'number of holders, the oldest holder\'s token and lease left, and queue length. ' +
         '--json prints what inspect() returns.',
     )
@@ -55,7 +58,11 @@ export function statusCommand(): Command {
     .option('--all', 'without NAME: also list idle names (only their token counter and kind are left)')
     .addOption(new Option('--limit <n>', 'without NAME: list at most this many locks').argParser(parseCount(1, 100_000)).default(1_000));
   for (const o of redisOptions()) cmd.addOption(o);
-  cmd.addHelpText('after', '\nExamples:\n  fairlock status nightly-report\n  fairlock status --json\n\nExit codes: 0 ok; 64 bad usage; 69 Redis unreachable; 70 internal error.');
+  cmd.addHelpText(
+    'after',
+    '\nExamples:\n  fairlock status nightly-report\n  fairlock status --json\n  fairlock status --cluster --redis redis://10.0.0.5:7000   (every master of a Redis Cluster)\n\n' +
+      'Exit codes: 0 ok; 64 bad usage (also: --cluster left out for a cluster node, or given for another server); 69 Redis unreachable; 70 internal error.',
+  );
   cmd.action(async (name: string | undefined, options: StatusOptions) => {
     process.exitCode = await runStatus(name, options);
   });
@@ -63,17 +70,17 @@ export function statusCommand(): Command {
 }
 
 export async function runStatus(name: string | undefined, options: StatusOptions): Promise<number> {
-  let client: Client | undefined;
+  let redis: Connection | undefined;
   let locks: FairLocks | undefined;
   try {
-    client = await connectRedis(options.redis);
-    locks = new FairLocks(client, { prefix: options.prefix });
+    redis = await connect(options.redis, options.cluster);
+    locks = new FairLocks(redis.client, { prefix: options.prefix });
     if (name !== undefined) {
       const info = await locks.inspect(name);
       const status: LockStatus = { name, prefix: options.prefix, ...info };
       process.stdout.write(options.json ? JSON.stringify(status, null, 2) + '\n' : formatLock(status));
     } else {
-      const { names, truncated } = await listNames(client, options.prefix, { limit: options.limit, maxCalls: SCAN_MAX_CALLS, maxMs: SCAN_MAX_MS });
+      const { names, truncated } = await listNames(redis, options.prefix, { limit: options.limit, maxCalls: SCAN_MAX_CALLS, maxMs: SCAN_MAX_MS });
       const rows: LockSummary[] = [];
       for (const n of names) {
         const info = await locks.inspect(n);
@@ -99,7 +106,7 @@ export async function runStatus(name: string | undefined, options: StatusOptions
     return e.exitCode;
   } finally {
     if (locks) await bounded(locks.close(), 2_000);
-    await closeRedis(client);
+    await redis?.close();
   }
 }
 

@@ -7,11 +7,13 @@
 import { Command, InvalidArgumentError as UsageError, Option } from 'commander';
 import { FairLocks, type LockInfo } from '../index.js';
 import { lockKeys } from '../protocol/keys.js';
-import { EXIT, bounded, closeRedis, connectRedis, formatMs, parseCount, parseDuration, redisOptions, say, toCliError, type Client } from './common.js';
+import { EXIT, bounded, connect, formatMs, parseCount, parseDuration, redisOptions, say, toCliError, type Connection } from './common.js';
 import { kindColumn, listNames } from './listing.js';
 
 export interface TopOptions {
   redis: string;
+  /** A Redis Cluster: the names of every master, and which master holds each (else FAIRLOCK_CLUSTER decides). */
+  cluster?: boolean;
   prefix: string;
   json?: boolean;
   interval: number;
@@ -32,6 +34,8 @@ export interface TopHolder {
 /** One name as `top --json` prints it. */
 export interface TopRow {
   name: string;
+  /** With --cluster: "host:port" of the master that holds the name (its slot). */
+  master?: string;
   kind: LockInfo['kind'];
   limit: LockInfo['limit'];
   available: LockInfo['available'];
@@ -77,7 +81,8 @@ export function topCommand(): Command {
         'SCAN, at most --limit names inspected), each with its kind, holders (token, how long held, lease ' +
         'left), queue length, how long the oldest waiter has waited, and new grants per second seen over ' +
         'the last minute. On a terminal it redraws in place (q or Ctrl-C quits); otherwise it prints a ' +
-        'snapshot every --interval until stopped. --json prints one snapshot and exits.',
+        'snapshot every --interval until stopped. --json prints one snapshot and exits. With --cluster, the ' +
+        'names of every master of the Redis Cluster, each with the master that holds it (MASTER).',
     )
     .option('--json', 'print one snapshot as JSON and exit')
     .addOption(new Option('--interval <duration>', 'time between refreshes').argParser(parseInterval).default(1_000, '1s'))
@@ -85,7 +90,9 @@ export function topCommand(): Command {
   for (const o of redisOptions()) cmd.addOption(o);
   cmd.addHelpText(
     'after',
-    '\nExamples:\n  fairlock top\n  fairlock top --prefix jobs --interval 500ms\n  fairlock top --json\n\nExit codes: 0 ok (q, Ctrl-C, SIGINT or SIGTERM); 64 bad usage; 69 Redis unreachable; 70 internal error.',
+    '\nExamples:\n  fairlock top\n  fairlock top --prefix jobs --interval 500ms\n  fairlock top --json\n' +
+      '  fairlock top --cluster --redis redis://10.0.0.5:7000   (every master of a Redis Cluster, and which holds each name)\n\n' +
+      'Exit codes: 0 ok (q, Ctrl-C, SIGINT or SIGTERM); 64 bad usage (also: --cluster left out for a cluster node, or given for another server); 69 Redis unreachable; 70 internal error.',
   );
   cmd.action(async (options: TopOptions) => {
     process.exitCode = await runTop(options);
@@ -142,24 +149,26 @@ class GrantRate {
   }
 }
 
-async function redisNowMs(client: Client): Promise<number> {
-  const [sec, usec] = (await client.sendCommand(['TIME'])) as [string, string];
+/** Redis's clock, on the master that owns `key` (the one whose clock stamped the grants there). */
+async function redisNowMs(redis: Connection, key: string): Promise<number> {
+  const [sec, usec] = (await redis.send(key, ['TIME'])) as [string, string];
   return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
 }
 
 /** One refresh: bounded SCAN, then inspect() and the holders' grant times of at most --limit names. */
-async function snapshot(client: Client, locks: FairLocks, options: TopOptions, grants: GrantRate | undefined, now: number): Promise<TopSnapshot> {
-  const { names, truncated } = await listNames(client, options.prefix, { limit: options.limit, maxCalls: SCAN_MAX_CALLS, maxMs: SCAN_MAX_MS });
+async function snapshot(redis: Connection, locks: FairLocks, options: TopOptions, grants: GrantRate | undefined, now: number): Promise<TopSnapshot> {
+  const { names, masterOf, truncated } = await listNames(redis, options.prefix, { limit: options.limit, maxCalls: SCAN_MAX_CALLS, maxMs: SCAN_MAX_MS });
   const rows: TopRow[] = [];
   for (const name of names) {
     const info = await locks.inspect(name);
     // A holder entry is "token exp lease granted confirmed" (src/protocol/lua/common.lua): granted is
     // Redis's clock at the grant, so Redis's TIME minus it is how long it has been held.
     const ids = info.holders.map((h) => h.id);
-    const [r, ...granted] = (await client.sendCommand(['HMGET', lockKeys(options.prefix, name).state, 'r', ...ids])) as (string | null)[];
+    const state = lockKeys(options.prefix, name).state;
+    const [r, ...granted] = (await redis.send(state, ['HMGET', state, 'r', ...ids])) as (string | null)[];
     const rate = grants?.observe(name, ids, r ? r.split(' ') : [], now) ?? { perSec: null, lowerBound: false };
     if (info.holders.length === 0 && info.queue.length === 0) continue;
-    const redisNow = info.holders.length > 0 ? await redisNowMs(client) : 0;
+    const redisNow = info.holders.length > 0 ? await redisNowMs(redis, state) : 0;
     const holders = info.holders.map((h, i): TopHolder => {
       const m = /^(\d+) \d+ \d+ (\d+) [01]$/.exec(granted[i] ?? '');
       const heldMs = m && Number(m[1]) === h.token ? Math.max(0, redisNow - Number(m[2])) : null;
@@ -167,6 +176,7 @@ async function snapshot(client: Client, locks: FairLocks, options: TopOptions, g
     });
     rows.push({
       name,
+      ...(redis.cluster && { master: masterOf.get(name) ?? '-' }),
       kind: info.kind,
       limit: info.limit,
       available: info.available,
@@ -189,12 +199,16 @@ export function formatTop(s: TopSnapshot, head: string, cols: number, rows: numb
     const width = Math.min(40, Math.max(4, ...s.locks.map((l) => l.name.length)));
     const kinds = s.locks.map((l) => kindColumn(l));
     const kindWidth = Math.max(4, ...kinds.map((k) => k.length));
-    lines.push(`${'NAME'.padEnd(width)}  ${'KIND'.padEnd(kindWidth)}  HOLDERS  QUEUE  OLDEST WAIT  GRANTS/S`);
+    // On a cluster (--cluster): which master holds each name.
+    const cluster = s.locks.some((l) => l.master !== undefined);
+    const masterWidth = Math.max(6, ...s.locks.map((l) => (l.master ?? '').length));
+    const masterColumn = (m: string) => (cluster ? `${m.padEnd(masterWidth)}  ` : '');
+    lines.push(`${'NAME'.padEnd(width)}  ${masterColumn('MASTER')}${'KIND'.padEnd(kindWidth)}  HOLDERS  QUEUE  OLDEST WAIT  GRANTS/S`);
     s.locks.forEach((l, i) => {
       const wait = l.oldestWaitMs === null ? '-' : formatMs(l.oldestWaitMs);
       const rate = l.grantsPerSec === null ? '-' : `${l.grantsLowerBound ? '>' : ''}${l.grantsPerSec.toFixed(2)}`;
       lines.push(
-        `${l.name.padEnd(width)}  ${kinds[i]!.padEnd(kindWidth)}  ${String(l.holders.length).padEnd(7)}  ${String(l.queueLength).padEnd(5)}  ${wait.padEnd(11)}  ${rate}`,
+        `${l.name.padEnd(width)}  ${masterColumn(l.master ?? '-')}${kinds[i]!.padEnd(kindWidth)}  ${String(l.holders.length).padEnd(7)}  ${String(l.queueLength).padEnd(5)}  ${wait.padEnd(11)}  ${rate}`,
       );
       const max = 3;
       for (const h of l.holders.slice(0, max)) {
@@ -211,29 +225,29 @@ export function formatTop(s: TopSnapshot, head: string, cols: number, rows: numb
 }
 
 export async function runTop(options: TopOptions): Promise<number> {
-  let client: Client | undefined;
+  let redis: Connection | undefined;
   let locks: FairLocks | undefined;
   try {
-    client = await connectRedis(options.redis);
-    locks = new FairLocks(client, { prefix: options.prefix });
+    redis = await connect(options.redis, options.cluster);
+    locks = new FairLocks(redis.client, { prefix: options.prefix });
     if (options.json) {
-      const s = await snapshot(client, locks, options, undefined, Date.now());
+      const s = await snapshot(redis, locks, options, undefined, Date.now());
       process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       return EXIT.OK;
     }
-    return await live(client, locks, options);
+    return await live(redis, locks, options);
   } catch (err) {
     const e = toCliError(err);
     say(e.message);
     return e.exitCode;
   } finally {
     if (locks) await bounded(locks.close(), 2_000);
-    await closeRedis(client);
+    await redis?.close();
   }
 }
 
 /** Refreshes until q, Ctrl-C, SIGINT or SIGTERM; restores the terminal on the way out. */
-async function live(client: Client, locks: FairLocks, options: TopOptions): Promise<number> {
+async function live(redis: Connection, locks: FairLocks, options: TopOptions): Promise<number> {
   const out = process.stdout;
   const tty = out.isTTY === true;
   const stdin = process.stdin;
@@ -275,7 +289,7 @@ async function live(client: Client, locks: FairLocks, options: TopOptions): Prom
       const head = `fairlock top  prefix ${options.prefix}  every ${formatMs(options.interval)}  ${clock} UTC${tty ? (keys ? '  (q quits)' : '  (Ctrl-C quits)') : ''}`;
       let text: string;
       try {
-        const s = await snapshot(client, locks, options, rate, now);
+        const s = await snapshot(redis, locks, options, rate, now);
         text = formatTop(s, head, tty ? out.columns || 80 : Number.MAX_SAFE_INTEGER, tty ? out.rows || 24 : Number.MAX_SAFE_INTEGER);
       } catch (err) {
         text = `${head}\nRedis error (retrying every ${formatMs(options.interval)}): ${toCliError(err).message}\n`;
