@@ -8,10 +8,10 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { performance } from 'node:perf_hooks';
-import { LockAbortedError, LockTimeoutError, NotReplicatedError, type FairLocks } from '../src/index.js';
+import { ClosedError, LockAbortedError, LockTimeoutError, NotReplicatedError, type FairLocks } from '../src/index.js';
 import { newLocks, track } from './helpers/cleanup.js';
 import { clientFamilies } from './helpers/clients.js';
-import { replicated, type Pair } from './helpers/replicated.js';
+import { field, info, replicated, type Pair } from './helpers/replicated.js';
 import { newPrefix } from './helpers/redis.js';
 import { within, until } from './helpers/bounded.js';
 
@@ -124,4 +124,52 @@ test('concurrent durable calls with different timeouts: each answered by its own
     t.true(a.tookMs < a.timeoutMs + 1_000, `${a.name} answered within its own timeout ${a.timeoutMs}: ${Math.round(a.tookMs)} ms`);
   }
   for (const a of answered) await until(async () => (await reader.inspect(a.name)).holders.length === 0, 2_000, `${a.name} released`);
+});
+
+/** Clients connected to the master now (INFO clients). */
+async function connected(pair: Pair): Promise<number> {
+  return Number(field(await info(pair.client, 'clients'), 'connected_clients'));
+}
+
+test('the WAIT connections are bounded: 10 calls that cannot share a WAIT (replicas 1..10) use at most 8, each answered within its own timeout', async (t) => {
+  const pair = await replicated(t);
+  const prefix = newPrefix();
+  const base = await connected(pair);
+  const locks = newLocks(t, pair.client, { prefix, ...opts });
+  await warm(locks); // the subscriber and one WAIT-free round: no WAIT connection yet
+  await pair.cut();
+  const timeoutMs = 1_000;
+  const started = performance.now();
+  const calls = Array.from({ length: 10 }, (_, i) => locks.lock(`r${i}`).acquire({ durability: { replicas: i + 1, timeoutMs } }));
+  for (const c of calls) c.catch(() => undefined);
+  await sleep(500); // every WAIT that could be sent is in flight
+  const during = (await connected(pair)) - base;
+  t.log(`connections made by the FairLocks while 10 WAITs were asked: ${during} (subscriber included)`);
+  t.true(during <= 1 + 8, `at most 8 WAIT connections and the subscriber: ${during}`);
+  for (const [i, c] of calls.entries()) {
+    const err = await t.throwsAsync(within(c, 10_000, `r${i}`), { instanceOf: NotReplicatedError });
+    t.is(err?.required, i + 1);
+  }
+  const tookMs = performance.now() - started;
+  t.true(tookMs < timeoutMs + MARGIN_MS, `all answered within their timeout: ${Math.round(tookMs)} ms`);
+});
+
+test('close() while several WAITs are in flight: every call rejects ClosedError, and every connection the FairLocks made is closed, within its bound', async (t) => {
+  const pair = await replicated(t);
+  const prefix = newPrefix();
+  const base = await connected(pair);
+  const locks = newLocks(t, pair.client, { prefix, ...opts });
+  await warm(locks);
+  await pair.cut();
+  // Different replica counts cannot share a WAIT: three connections, each in a WAIT of 8 s.
+  const calls = [1, 2, 3].map((replicas) => locks.lock(`c${replicas}`).acquire({ durability: { replicas, timeoutMs: 8_000 } }));
+  for (const c of calls) c.catch(() => undefined);
+  await sleep(400);
+  t.true((await connected(pair)) - base >= 3, 'several WAIT connections in use');
+  const started = performance.now();
+  await within(locks.close(), 5_000, 'close()');
+  t.true(performance.now() - started < 3_000, `close() returned before the WAITs ran out: ${Math.round(performance.now() - started)} ms`);
+  for (const c of calls) await t.throwsAsync(within(c, 5_000, 'a call'), { instanceOf: ClosedError });
+  await until(async () => (await connected(pair)) === base, 3_000, 'every connection of the FairLocks closed');
+  t.pass();
 });

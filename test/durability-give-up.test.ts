@@ -133,3 +133,20 @@ test('timeoutMs: 0 with durability is refused at once (InvalidArgumentError), no
   t.truthy(lease.token);
   await within(lease.release(), 5_000, 'its release');
 });
+
+test('a durable tryAcquire whose signal aborts while its attempt is on the wire rejects LockAbortedError and releases the grant', async (t) => {
+  const { client, reader, prefix } = await setup(t);
+  const locks = newLocks(t, client, { prefix, ...opts });
+  for (const [hName, handle] of handles) {
+    const ac = new AbortController();
+    const reason = new Error(`stop ${hName}`);
+    const started = performance.now();
+    const call = handle(locks).tryAcquire({ signal: ac.signal, durability: DURABLE });
+    call.catch(() => undefined);
+    ac.abort(reason); // before the attempt's reply: the grant comes back to an aborted call
+    const err = await t.throwsAsync(within(call, 10_000, hName), { instanceOf: LockAbortedError }, hName);
+    t.is(err?.cause, reason, hName);
+    t.true(performance.now() - started < BOUND_MS, `${hName} answered at once: ${Math.round(performance.now() - started)} ms`);
+    await released(reader, hName);
+  }
+});
