@@ -108,6 +108,7 @@ export class WaitPool<C> {
     for (const ask of this.pending.splice(0)) this.finish(ask, new Error('the WAIT connections were closed'));
     const slots = [...this.slots];
     this.slots.clear();
+    for (const ask of slots.flatMap((s) => s.batch ?? [])) this.finish(ask, new Error('the WAIT connections were closed'));
     await Promise.all(slots.map((s) => this.dropSlot(s, boundMs)));
   }
 
@@ -167,7 +168,9 @@ export class WaitPool<C> {
       return;
     }
     const live = batch.filter((a) => !a.done);
-    if (live.length > 0 && this.slots.has(slot)) {
+    if (live.length > 0 && !this.slots.has(slot)) {
+      for (const ask of live) this.finish(ask, new Error('the WAIT connection was closed'));
+    } else if (live.length > 0) {
       for (const ask of live) {
         ask.sent = true;
         clearTimeout(ask.timer);
