@@ -176,7 +176,8 @@ export class WaitPool<C> {
         clearTimeout(ask.timer);
       }
       // The shortest time left of the batch (never 0: WAIT 0 blocks for ever).
-      const timeoutMs = Math.max(1, Math.ceil(Math.min(...live.map((a) => a.deadline)) - performance.now()));
+      const shortest = Math.min(...live.map((a) => a.deadline));
+      const timeoutMs = Math.max(1, Math.ceil(shortest - performance.now()));
       let result: BatchResult | undefined;
       let failure: unknown;
       try {
@@ -191,8 +192,9 @@ export class WaitPool<C> {
         if (reply.status === 'rejected') return this.finish(ask, reply.reason);
         if (result.acked.status === 'rejected') return this.finish(ask, result.acked.reason);
         ask.last = { reply: reply.value, acked: result.acked.value };
-        // Too few acks, with time left (the WAIT ran for a batch mate's shorter time): again.
-        if (ask.last.acked < ask.replicas && ask.deadline - performance.now() >= 1 && !this.closed) this.queue(ask);
+        // Too few acks, and the WAIT ran for a batch mate's shorter time: again, with the time left.
+        // (Each round ends the asks of the shortest deadline, so this never spins.)
+        if (ask.last.acked < ask.replicas && ask.deadline > shortest && ask.deadline - performance.now() >= 1 && !this.closed) this.queue(ask);
         else this.finish(ask, undefined);
       });
     }
