@@ -4,6 +4,7 @@ import type { LockLostError } from '../errors.js';
 import type { ResolvedDurability, ResolvedOptions } from '../options.js';
 import { lockKeys, type LockKeys } from '../protocol/keys.js';
 import { badKeyError, type Scripts } from '../protocol/scripts.js';
+import { WaitNotSent } from '../redis/wait-pool.js';
 import type { Stamped } from './clock.js';
 import type { EventSink } from './event-map.js';
 import type { RedisOperation } from './events.js';
@@ -89,9 +90,16 @@ export class LockState implements WaiterHost {
     return this.session.scripts.acquire(this.keys, id, this.livenessMs, mode, r.kind, r.limit);
   }
 
-  async confirmReplicated(id: string, durability: ResolvedDurability): Promise<{ acked: number; holds: boolean }> {
+  async confirmReplicated(id: string, durability: ResolvedDurability, signal: AbortSignal): Promise<{ acked: number; holds: boolean }> {
     const held = [...new Set([...this.leases].map((l) => l.id))];
-    const reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, held, durability);
+    let reply;
+    try {
+      reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, held, { ...durability, signal });
+    } catch (err) {
+      // No WAIT connection was free before timeoutMs ran out: no replica was seen to confirm it.
+      if (err instanceof WaitNotSent) return { acked: 0, holds: true };
+      throw err;
+    }
     return { acked: reply.acked ?? 0, holds: reply.holders.some((h) => h.id === id) };
   }
 

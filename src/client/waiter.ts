@@ -20,8 +20,11 @@ export interface Request {
 export interface WaiterHost extends LeaseHost {
   readonly livenessMs: number;
   acquireInRedis(id: string, mode: 'wait' | 'try', request: Request): Promise<AcquireReply>;
-  /** Beats with WAIT after it: how many replicas have this session's writes on the name, and whether `id` still holds. */
-  confirmReplicated(id: string, durability: ResolvedDurability): Promise<{ acked: number; holds: boolean }>;
+  /**
+   * Beats with WAIT after it: how many replicas have this session's writes on the name, and whether
+   * `id` still holds. `signal` aborts when the caller gave up (its WAIT is then dropped).
+   */
+  confirmReplicated(id: string, durability: ResolvedDurability, signal: AbortSignal): Promise<{ acked: number; holds: boolean }>;
   cancelInRedis(id: string): Promise<CancelReply>;
   /** A reply refreshed the session on this name at Redis time `now`: true if it had lapsed before. */
   refreshed(now: number, redisSaysLapsed: boolean): boolean;
@@ -62,6 +65,8 @@ export class Waiter {
   private queuedOnce = false;
   /** The lease a durable grant is being confirmed for (phase 'confirming'). */
   private confirming: HeldLease | undefined;
+  /** Aborted when the caller gives up during the confirmation: nobody waits for its WAIT any more. */
+  private readonly confirmation = new AbortController();
   private inflight: Promise<void> = Promise.resolve();
   private resolve!: (lease: HeldLease) => void;
   private reject!: (err: unknown) => void;
@@ -163,6 +168,19 @@ export class Waiter {
       void this.enqueue();
       return;
     }
+    this.take(g);
+  }
+
+  /**
+   * tryAcquire's durable grant (its one attempt got it, never queued): confirmed on the replicas
+   * here, so that the call's signal and close() reach it as they reach acquire's.
+   */
+  tookAtOnce(g: Grant): void {
+    this.ticket = g.token;
+    this.take(g);
+  }
+
+  private take(g: Grant): void {
     const { kind, weight, mode } = this.request;
     const lease = new HeldLease(this.state, this.id, g.token, g.exp, g.sample, this.options.leaseMs, this.options.autoRenew, kind, weight, mode);
     this.state.leaseHeld(lease);
@@ -195,7 +213,7 @@ export class Waiter {
     this.confirming = lease;
     let failure: Error;
     try {
-      const r = await this.state.confirmReplicated(this.id, durability);
+      const r = await this.state.confirmReplicated(this.id, durability, this.confirmation.signal);
       if (this.phase !== 'confirming') return; // given up meanwhile: giveUp() released the lease
       if (!r.holds) throw new LockLostError(`the grant of "${this.state.name}" ran out before it could be confirmed on ${durability.replicas} replicas`);
       // Released meanwhile (close() releases every lease) or lost: never hand out a lease that is gone.
@@ -221,6 +239,7 @@ export class Waiter {
       // or a beat held in an offline queue must not hold it), and the grant is released.
       const waitedMs = monotonic() - this.startedAt;
       this.finish('done');
+      this.confirmation.abort();
       this.reportGiveUp(err, waitedMs);
       this.reject(err);
       await this.confirming?.release().catch(() => undefined);

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Session } from '../client/session.js';
 import { HeldLease, NestedLease, type Lease } from '../client/lease.js';
 import { eventMode } from '../client/events.js';
-import { Waiter, type Request } from '../client/waiter.js';
+import { Waiter, type Grant, type Request } from '../client/waiter.js';
 import type { LockState } from '../client/lock-state.js';
 import { monotonic } from '../client/clock.js';
 import type { Wakeups } from '../client/wakeups.js';
@@ -11,9 +11,7 @@ import {
   InvalidArgumentError,
   LimitMismatchError,
   LockAbortedError,
-  LockLostError,
   LockTimeoutError,
-  NotReplicatedError,
   WouldDeadlockError,
 } from '../errors.js';
 import {
@@ -22,7 +20,6 @@ import {
   resolveAcquire,
   type AcquireOptions,
   type ResolvedAcquire,
-  type ResolvedDurability,
   type SemaphoreAcquireOptions,
 } from '../options.js';
 import { lockKeys } from '../protocol/keys.js';
@@ -63,6 +60,13 @@ export class FairLock {
     const nested = this.nested(o, request);
     if (nested) return nested;
     if (o.timeoutMs === 0) {
+      // The call's timeoutMs bounds its wait for replicas too, and 0 ms can confirm nothing: refused
+      // before anything is sent, instead of a grant taken only to be released.
+      if (o.durability) {
+        throw new InvalidArgumentError(
+          `timeoutMs: 0 leaves no time to confirm a grant of ${this.what} on ${o.durability.replicas} replicas (durability): use tryAcquire(), a timeoutMs above 0, or durability: { replicas: 0 }`,
+        );
+      }
       // One attempt that never queues, exactly: a 0 ms timer would race the enqueue reply.
       const lease = await this.attempt(o, request);
       if (lease) return lease;
@@ -108,17 +112,17 @@ export class FairLock {
     const reply = await session.scripts.acquire(keys, id, session.options.livenessMs, 'try', request.kind, request.limit);
     if (reply.kind === 'refused') throw new LimitMismatchError(this.name, reply.current, request);
     if (reply.kind !== 'granted') return null; // no local state was made, so nothing to clean up
-    if (o.durability) await this.confirmReplicated(session.state(this.name), id, o.durability);
-    // Taken after the confirmation: the state of before may have gone idle and been replaced meanwhile.
     const state = session.state(this.name);
-    const lease = new HeldLease(state, id, reply.token, reply.exp, reply, o.leaseMs, o.autoRenew, request.kind, request.weight, request.mode);
     try {
-      this.engine(); // closed meanwhile: close() did not see this lease, and nothing would renew it
+      this.engine(); // closed meanwhile: close() did not see this grant, and nothing would renew it
     } catch (err) {
       await state.releaseInRedis(id).catch(() => undefined);
       state.settleIfIdle();
       throw err;
     }
+    const grant = { token: reply.token, exp: reply.exp, sample: reply };
+    if (o.durability) return this.confirmAttempt(state, o, request, id, startedAt, grant);
+    const lease = new HeldLease(state, id, reply.token, reply.exp, reply, o.leaseMs, o.autoRenew, request.kind, request.weight, request.mode);
     state.leaseHeld(lease);
     if (session.events.wants('granted')) {
       const { token, kind, weight, mode } = lease;
@@ -127,21 +131,23 @@ export class FairLock {
     return lease;
   }
 
-  /** tryAcquire's durable grant: a beat with WAIT behind it; too few replicas release it (see Waiter.confirm). */
-  private async confirmReplicated(state: LockState, id: string, durability: ResolvedDurability): Promise<void> {
-    let failure: Error;
+  /**
+   * tryAcquire's durable grant goes through a Waiter, as acquire's does: one confirmation path, where
+   * the call's signal and close() (which gives up every waiter) end the wait for replicas, the caller
+   * gets the typed error at once and the grant is released (see Waiter.confirm and giveUp).
+   */
+  private async confirmAttempt(state: LockState, o: ResolvedAcquire, request: Request, id: string, startedAt: number, grant: Grant): Promise<Lease> {
+    const waiter = new Waiter(state, id, o, request, startedAt);
+    state.addWaiter(waiter);
+    // No timeoutMs here: tryAcquire takes none, and timeoutMs: 0 with durability is refused.
+    const stop = giveUpTrigger({ ...o, timeoutMs: undefined }, this.what);
     try {
-      const r = await state.confirmReplicated(id, durability);
-      if (r.holds && r.acked >= durability.replicas) return;
-      failure = r.holds
-        ? new NotReplicatedError(this.what, r.acked, durability.replicas, durability.timeoutMs)
-        : new LockLostError(`${this.what} was granted, but the grant ran out before it could be confirmed on ${durability.replicas} replicas`);
-    } catch (err) {
-      failure = asFairLockError(err, 'confirming the grant on replicas failed');
+      stop.fired.catch((err: Error) => void waiter.giveUp(err));
+      waiter.tookAtOnce(grant);
+      return await waiter.promise;
+    } finally {
+      stop.dispose();
     }
-    await state.releaseInRedis(id).catch(() => undefined);
-    state.settleIfIdle(); // the state was made for this release only
-    throw failure;
   }
 
   /**
@@ -228,7 +234,9 @@ function giveUpTrigger(o: ResolvedAcquire, what: string): { fired: Promise<never
       timer = setTimeout(() => reject(new LockTimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
     }
     onAbort = () => reject(new LockAbortedError(`gave up waiting for ${what}: aborted`, { cause: o.signal?.reason }));
-    o.signal?.addEventListener('abort', onAbort, { once: true });
+    // Aborted already (e.g. while tryAcquire's attempt ran): an 'abort' listener would never hear it.
+    if (o.signal?.aborted) onAbort();
+    else o.signal?.addEventListener('abort', onAbort, { once: true });
   });
   fired.catch(() => undefined); // it may fire while nothing awaits it; each user attaches its own handler
   return {

@@ -5,6 +5,7 @@ import { debug } from '../debug.js';
 import { FairLockError, InvalidArgumentError } from '../errors.js';
 import { adaptClient } from '../redis/adapt.js';
 import type { RedisClientLike, RedisSeam } from '../redis/seam.js';
+import { WaitNotSent } from '../redis/wait-pool.js';
 import { LUA_ERRORS, REPLY, luaReplyConstants } from './codes.js';
 import type { Kind, LockKeys } from './keys.js';
 
@@ -146,6 +147,7 @@ export class Scripts {
       try {
         return await this.runOnce(name, keys, args, durability);
       } catch (err) {
+        if (err instanceof WaitNotSent) throw err; // not a Redis error: the caller reports a shortfall
         // Every script is safe to run twice (see their headers): a call whose connection dropped
         // before its reply came is sent once more (on the reconnected client) instead of failing a
         // wait or leaving a release undone. Errors Redis answered are not retried, but for a
@@ -169,7 +171,7 @@ export class Scripts {
     const sentAt = monotonic();
     const send = async (command: string[]): Promise<{ reply: unknown; acked?: number }> => {
       if (!durability) return { reply: await this.redis.send(command, keys.state) };
-      return this.redis.sendAndWait(command, keys.state, durability.replicas, durability.timeoutMs);
+      return this.redis.sendAndWait(command, keys.state, durability.replicas, durability.timeoutMs, durability.signal);
     };
     let out: { reply: unknown; acked?: number };
     // WAIT goes out right behind the script: behind an EVALSHA refused with NOSCRIPT it would wait
@@ -238,6 +240,8 @@ interface Ran {
 export interface Durability {
   replicas: number;
   timeoutMs: number;
+  /** The caller gave up: its WAIT is dropped (see WaitPool). */
+  signal?: AbortSignal;
 }
 
 function isSeam(x: RedisSeam | RedisClientLike): x is RedisSeam {

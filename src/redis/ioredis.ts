@@ -1,7 +1,7 @@
 /** The seams for ioredis 5 and 6: `new Redis()` and `new Cluster()`. */
 import { debug } from '../debug.js';
 import { settledWithin } from './settled.js';
-import { OwnConnection } from './own-connection.js';
+import { settle, WaitPool, type WaitDriver } from './wait-pool.js';
 import type { IORedisClientLike, RedisSeam, ShardSubscriber, Subscription } from './seam.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ioredis is an optional peer: typed by shape only */
@@ -17,12 +17,9 @@ function droppedConnection(err: unknown): boolean {
   return e?.message === 'Connection is closed.' || e?.code === 'EPIPE' || e?.code === 'ECONNRESET';
 }
 
-/** durability's WAIT connection: a duplicate (`make`) connected on first use, dropped at close. */
-function waitConnection(make: () => AnyIORedis): OwnConnection<AnyIORedis> {
-  return new OwnConnection(
-    () => ready(make()),
-    async (c) => c.disconnect(),
-  );
+/** durability's WAIT connections: duplicates (`make`) connected on demand, dropped at close. */
+function waitPool(make: () => AnyIORedis, acrossKeys: boolean, run: WaitDriver<AnyIORedis>['run']): WaitPool<AnyIORedis> {
+  return new WaitPool({ open: () => ready(make()), drop: async (c) => c.disconnect(), acrossKeys, run });
 }
 
 /** Resolves `c` once ready (a Redis or a Cluster); an end before that rejects. */
@@ -43,7 +40,12 @@ function send(client: AnyIORedis, args: readonly string[]): Promise<unknown> {
 export class IORedisSeam implements RedisSeam {
   readonly family = 'ioredis' as const;
   readonly cluster = false;
-  private readonly waiter = waitConnection(() => this.client.duplicate({ lazyConnect: false, enableOfflineQueue: true }));
+  private readonly waits = waitPool(() => this.client.duplicate({ lazyConnect: false, enableOfflineQueue: true }), true, async (c, scripts, _key, replicas, timeoutMs) => {
+    // One connection writes commands in call order: WAIT goes out right behind the scripts (one round trip).
+    const replies = scripts.map((s) => send(c, s));
+    const acked = settle((c.call('WAIT', String(replicas), String(timeoutMs)) as Promise<unknown>).then(Number));
+    return { replies: await Promise.allSettled(replies), acked: await acked };
+  });
 
   constructor(private readonly client: AnyIORedis) {}
 
@@ -52,17 +54,11 @@ export class IORedisSeam implements RedisSeam {
   }
 
   close(boundMs: number): Promise<void> {
-    return this.waiter.close(boundMs);
+    return this.waits.close(boundMs);
   }
 
-  async sendAndWait(args: readonly string[], _key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
-    const c = await this.waiter.get();
-    // One connection writes commands in call order: WAIT goes out right behind the script (one round trip).
-    const script = send(c, args);
-    const wait = c.call('WAIT', String(replicas), String(timeoutMs)) as Promise<unknown>;
-    wait.catch(() => undefined); // when the script fails, its error is the one reported
-    const reply = await script;
-    return { reply, acked: Number(await wait) };
+  sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number, signal?: AbortSignal): Promise<{ reply: unknown; acked: number }> {
+    return this.waits.send(args, key, replicas, timeoutMs, signal);
   }
 
   droppedConnection = droppedConnection;
@@ -106,7 +102,20 @@ export class IORedisSeam implements RedisSeam {
 export class IORedisClusterSeam implements RedisSeam {
   readonly family = 'ioredis' as const;
   readonly cluster = true;
-  private readonly waiter = waitConnection(() => this.client.duplicate([], { lazyConnect: false, enableOfflineQueue: true }));
+  private readonly waits = waitPool(() => this.client.duplicate([], { lazyConnect: false, enableOfflineQueue: true }), false, async (c, scripts, key, replicas, timeoutMs) => {
+    // The scripts alone first, so that ioredis follows MOVED/ASK and retries TRYAGAIN for them (in a
+    // pipeline with WAIT, a redirect of a script alone comes back as an error). Then WAIT, which has
+    // no key: pipelined behind a read of the scripts' key it goes to that key's master, on the one
+    // connection ioredis keeps per node, the one that ran the scripts.
+    const replies = await Promise.allSettled(scripts.map((s) => send(c, s)));
+    const acked = settle(
+      (c.pipeline().call('EXISTS', key).call('WAIT', String(replicas), String(timeoutMs)).exec() as Promise<[Error | null, unknown][]>).then((results) => {
+        for (const [err] of results) if (err) throw err;
+        return Number(results[1]![1]);
+      }),
+    );
+    return { replies, acked: await acked };
+  });
 
   constructor(private readonly client: AnyIORedis) {}
 
@@ -115,19 +124,11 @@ export class IORedisClusterSeam implements RedisSeam {
   }
 
   close(boundMs: number): Promise<void> {
-    return this.waiter.close(boundMs);
+    return this.waits.close(boundMs);
   }
 
-  async sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
-    // The script alone first, so that ioredis follows MOVED/ASK and retries TRYAGAIN for it (in a
-    // pipeline with WAIT, a redirect of the script alone comes back as an error). Then WAIT, which has
-    // no key: pipelined behind a read of the script's key it goes to that key's master, on the one
-    // connection ioredis keeps per node, the one that ran the script.
-    const c = await this.waiter.get();
-    const reply = await send(c, args);
-    const results = (await c.pipeline().call('EXISTS', key).call('WAIT', String(replicas), String(timeoutMs)).exec()) as [Error | null, unknown][];
-    for (const [err] of results) if (err) throw err;
-    return { reply, acked: Number(results[1]![1]) };
+  sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number, signal?: AbortSignal): Promise<{ reply: unknown; acked: number }> {
+    return this.waits.send(args, key, replicas, timeoutMs, signal);
   }
 
   droppedConnection = droppedConnection;

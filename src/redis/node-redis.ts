@@ -1,8 +1,8 @@
 /** The seams for node-redis 4, 5 and 6: their `sendCommand`, `duplicate` and (s)subscribe agree. */
 import { debug } from '../debug.js';
-import { OwnConnection } from './own-connection.js';
 import type { NodeRedisClientLike, NodeRedisClusterLike, RedisSeam, ShardSubscriber, Subscription } from './seam.js';
 import { settledWithin } from './settled.js';
+import { settle, WaitPool } from './wait-pool.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the three majors' types differ; only the shared shape is used */
 type AnyNodeRedis = NodeRedisClientLike & Record<string, any>;
@@ -20,10 +20,17 @@ function droppedConnection(err: unknown): boolean {
 export class NodeRedisSeam implements RedisSeam {
   readonly family = 'node-redis' as const;
   readonly cluster = false;
-  private readonly waiter = new OwnConnection<AnyNodeRedis>(
-    () => connectedDuplicate(this.client, 'WAIT connection'),
-    (c) => closeQuietly(c, false),
-  );
+  private readonly waits = new WaitPool<AnyNodeRedis>({
+    open: () => connectedDuplicate(this.client, 'WAIT connection'),
+    drop: (c) => closeQuietly(c, false),
+    acrossKeys: true,
+    run: async (c, scripts, _key, replicas, timeoutMs) => {
+      // One connection writes commands in call order: WAIT goes out right behind the scripts (one round trip).
+      const replies = scripts.map((s) => c.sendCommand([...s]) as Promise<unknown>);
+      const acked = settle(c.sendCommand(['WAIT', String(replicas), String(timeoutMs)]).then(Number));
+      return { replies: await Promise.allSettled(replies), acked: await acked };
+    },
+  });
 
   constructor(private readonly client: AnyNodeRedis) {}
 
@@ -31,18 +38,12 @@ export class NodeRedisSeam implements RedisSeam {
     return this.client.sendCommand([...args]);
   }
 
-  async sendAndWait(args: readonly string[], _key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
-    const c = await this.waiter.get();
-    // One connection writes commands in call order: WAIT goes out right behind the script (one round trip).
-    const script = c.sendCommand([...args]) as Promise<unknown>;
-    const wait = c.sendCommand(['WAIT', String(replicas), String(timeoutMs)]) as Promise<unknown>;
-    wait.catch(() => undefined); // when the script fails, its error is the one reported
-    const reply = await script;
-    return { reply, acked: Number(await wait) };
+  sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number, signal?: AbortSignal): Promise<{ reply: unknown; acked: number }> {
+    return this.waits.send(args, key, replicas, timeoutMs, signal);
   }
 
   close(boundMs: number): Promise<void> {
-    return this.waiter.close(boundMs);
+    return this.waits.close(boundMs);
   }
 
   droppedConnection = droppedConnection;
@@ -83,10 +84,17 @@ export class NodeRedisSeam implements RedisSeam {
 export class NodeRedisClusterSeam implements RedisSeam {
   readonly family = 'node-redis' as const;
   readonly cluster = true;
-  private readonly waiter = new OwnConnection<AnyNodeCluster>(
-    () => connectedDuplicate(this.client, 'WAIT connection'),
-    (c) => closeQuietly(c as unknown as AnyNodeRedis, false),
-  );
+  private readonly waits = new WaitPool<AnyNodeCluster>({
+    open: () => connectedDuplicate(this.client, 'WAIT connection'),
+    drop: (c) => closeQuietly(c as unknown as AnyNodeRedis, false),
+    acrossKeys: false,
+    run: async (c, scripts, key, replicas, timeoutMs) => {
+      // A cluster client of its own keeps one connection per master; routed by the same key, WAIT
+      // takes the scripts' connection. Sent after their replies: a redirect may have moved a script.
+      const replies = await Promise.allSettled(scripts.map((s) => c.sendCommand(key, false, [...s]) as Promise<unknown>));
+      return { replies, acked: await settle(c.sendCommand(key, false, ['WAIT', String(replicas), String(timeoutMs)]).then(Number)) };
+    },
+  });
 
   constructor(private readonly client: AnyNodeCluster) {}
 
@@ -94,17 +102,12 @@ export class NodeRedisClusterSeam implements RedisSeam {
     return this.client.sendCommand(key, false, [...args]);
   }
 
-  async sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
-    // A cluster client of its own keeps one connection per master; routed by the same key, WAIT
-    // takes the script's connection. Sent after the reply: a redirect may have moved the script.
-    const c = await this.waiter.get();
-    const reply = await c.sendCommand(key, false, [...args]);
-    const acked = await c.sendCommand(key, false, ['WAIT', String(replicas), String(timeoutMs)]);
-    return { reply, acked: Number(acked) };
+  sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number, signal?: AbortSignal): Promise<{ reply: unknown; acked: number }> {
+    return this.waits.send(args, key, replicas, timeoutMs, signal);
   }
 
   close(boundMs: number): Promise<void> {
-    return this.waiter.close(boundMs);
+    return this.waits.close(boundMs);
   }
 
   droppedConnection = droppedConnection;

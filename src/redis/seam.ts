@@ -17,11 +17,13 @@ export interface RedisSeam {
   send(args: readonly string[], key: string): Promise<unknown>;
   /**
    * Sends `args` (a script that writes), then `WAIT replicas timeoutMs` on the same connection, so
-   * the count covers that script's writes. Resolves the script's reply and how many replicas acked.
-   * That connection is one of its own (made on first use): WAIT holds every command behind it, and
-   * the heartbeats of every other lock must not wait for a lagging replica.
+   * the count covers that script's writes (and every write before them). Resolves the script's reply
+   * and how many replicas acked, within `timeoutMs` plus one round trip whatever other calls do:
+   * WAIT holds every command behind it, so it runs on connections of the seam's own (see WaitPool),
+   * never on the one that carries the heartbeats. Rejects with WaitNotSent when no WAIT connection was
+   * free in time; `signal` aborting means the caller gave up (the call rejects).
    */
-  sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }>;
+  sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number, signal?: AbortSignal): Promise<{ reply: unknown; acked: number }>;
   /** True when `err` says the connection dropped before the reply came: the command may or may not have run. */
   droppedConnection(err: unknown): boolean;
   /**
@@ -35,7 +37,7 @@ export interface RedisSeam {
    * each channel's slot to the master that owns it. Cluster clients only.
    */
   shardSubscriber(onMessage: (channel: string, message: unknown) => void): Promise<ShardSubscriber>;
-  /** Closes the connections the seam made itself (the WAIT connection), or drops them after `boundMs`; never rejects. */
+  /** Closes the connections the seam made itself (the WAIT connections), or drops them after `boundMs`; never rejects. */
   close(boundMs: number): Promise<void>;
 }
 
