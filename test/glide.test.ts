@@ -6,9 +6,10 @@
  * refused at once.
  */
 import test, { type ExecutionContext } from 'ava';
-import { GlideClient, GlideClusterClient } from '@valkey/valkey-glide';
-import { FairLocks, InvalidArgumentError, NotReplicatedError, type FairLocksOptions } from '../src/index.js';
-import { shardWakeChannel } from '../src/protocol/keys.js';
+import { GlideClient, GlideClusterClient, ProtocolVersion, RequestError } from '@valkey/valkey-glide';
+import { FairLocks, FairLockError, InvalidArgumentError, NotReplicatedError, type FairLocksOptions } from '../src/index.js';
+import { lockKeys, shardWakeChannel } from '../src/protocol/keys.js';
+import { redisWording } from '../src/redis/glide.js';
 import { within, until } from './helpers/bounded.js';
 import { openClient, ownRedis, scopeOf } from './helpers/cleanup.js';
 import { clientFamilies, clusterFamilies, clusterUrl, type TestClient } from './helpers/clients.js';
@@ -127,4 +128,34 @@ test('a closed GLIDE client, or one without subscribe() at run time (GLIDE befor
   // Not a GlideClusterClient by accident: the cluster class has its routed script call.
   t.is(typeof (GlideClusterClient.prototype as unknown as Record<string, unknown>).invokeScriptWithRoute, 'function');
   t.is(typeof (GlideClient.prototype as unknown as Record<string, unknown>).invokeScriptWithRoute, 'undefined');
+});
+
+test('a RESP2 GLIDE client works: the subscriber fairlock makes from its config speaks RESP3', async (t) => {
+  const prefix = newPrefix();
+  const addresses = [{ host: '127.0.0.1', port: fx.server.port }];
+  const [ca, cb] = await Promise.all([0, 1].map(() => GlideClient.createClient({ addresses, protocol: ProtocolVersion.RESP2, requestTimeout: 2_000 })));
+  scopeOf(t).add(() => ca!.close());
+  scopeOf(t).add(() => cb!.close());
+  const took = await handOff(locksOn(t, ca, { prefix, ...SLOW_BEAT }), locksOn(t, cb, { prefix, ...SLOW_BEAT }), 'resp2');
+  t.true(took < WAKE_BOUND_MS, `woken in ${took.toFixed(0)} ms, not by a heartbeat`);
+});
+
+test('errors Redis answers through GLIDE read as with every client: a wrong-type key is BAD_KEY naming it', async (t) => {
+  const prefix = newPrefix();
+  const c = await glideClient(t, fx.server.url);
+  const locks = locksOn(t, c.client, { prefix, heartbeatMs: 200, livenessMs: 1_000 });
+  const keys = lockKeys(prefix, 'bad');
+  await fx.client.set(keys.state, 'not mine');
+  const err = await t.throwsAsync(locks.lock('bad').acquire({ timeoutMs: 3_000 }));
+  t.true(err instanceof FairLockError);
+  t.is((err as FairLockError).code, 'BAD_KEY', err?.message);
+  t.true(err!.message.includes(keys.state), err?.message);
+  // GLIDE's wording put back as Redis sent it (the kinds of GLIDE's redis-rs).
+  const said = (m: string) => String((redisWording(new RequestError(m)) as Error).message);
+  t.is(said('An error was signalled by the server: - NoScriptError: No matching script. Please use EVAL.'), 'NOSCRIPT No matching script. Please use EVAL.');
+  t.is(said('An error was signalled by the server: - TryAgain: Multiple keys'), 'TRYAGAIN Multiple keys');
+  t.is(said('FAIRLOCK_BADARG: bad thing'), 'FAIRLOCK_BADARG bad thing');
+  t.is(said('WRONGTYPE: Operation against a key holding the wrong kind of value'), 'WRONGTYPE Operation against a key holding the wrong kind of value');
+  const timeout = new Error('timed out');
+  t.is(redisWording(timeout), timeout, 'not an answer from Redis: left alone');
 });
