@@ -19,7 +19,7 @@ export type { FairSemaphore } from './primitives/semaphore.js';
 export type { FairReadWriteLock } from './primitives/read-write.js';
 export type { Lease } from './client/lease.js';
 export type { Kind } from './protocol/keys.js';
-export type { RedisClientLike, NodeRedisClientLike, NodeRedisClusterLike, IORedisClientLike } from './redis/seam.js';
+export type { RedisClientLike, NodeRedisClientLike, NodeRedisClusterLike, IORedisClientLike, GlideClientLike } from './redis/seam.js';
 export {
   DEFAULTS,
   MAX_PERMITS,

@@ -1,7 +1,8 @@
 /**
- * The same checks against every supported client: node-redis 4, 5 and 6 (6 also over RESP3) and
- * ioredis 5 and 6. Each family must give the user the same behaviour: FIFO hand-off woken through
- * its own subscriber (not found by a heartbeat), no barging, a lost wake-up recovered after
+ * The same checks against every supported client: node-redis 4, 5 and 6 (6 also over RESP3),
+ * ioredis 5 and 6, and Valkey GLIDE (its GlideClient). Each family must give the user the same
+ * behaviour: FIFO hand-off woken through its own subscriber (not found by a heartbeat), no barging,
+ * a lost wake-up recovered after
  * CLIENT KILL TYPE pubsub, SCRIPT FLUSH survived, a call whose connection is killed before Redis ran
  * it sent again, waits that give up while Redis does not answer, and Redis restarted empty.
  */

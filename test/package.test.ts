@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { GlideClient, GlideClusterClient } from '@valkey/valkey-glide';
 import { Cluster as IORedisCluster5 } from 'ioredis';
 import { Cluster as IORedisCluster6 } from 'ioredis-v6';
 import { createCluster as createCluster4 } from 'redis';
@@ -107,7 +108,7 @@ function closed<T extends { disconnect(): void }>(client: T): T {
   return client;
 }
 
-test('the clients README\'s compatibility table lists as refused are refused at once, by name', (t) => {
+test('the clients README\'s compatibility table lists as refused are refused at once, by name', async (t) => {
   const nowhere = 'redis://127.0.0.1:1'; // never connected: each is made and refused without I/O
   const refused: [string, () => unknown, RegExp][] = [
     ['ioredis 5 Cluster, closed', () => closed(new IORedisCluster5([nowhere], { lazyConnect: true })), /Cluster\) was closed/],
@@ -123,4 +124,20 @@ test('the clients README\'s compatibility table lists as refused are refused at 
   }
   t.regex(readme, /\| Redis Cluster clients \(node-redis `createCluster\(\)`, ioredis `Cluster`\) \|[^\n]*test\/cluster\//);
   t.regex(readme, /\| node-redis `createClientPool\(\)`[^\n]*\*\*refused\*\*/);
+  // GLIDE clients made with lazyConnect (no I/O): one shaped like GLIDE before 2.3 (no run-time
+  // subscribe() / ssubscribe()), and one closed.
+  const lazy = { addresses: [{ host: '127.0.0.1', port: 1 }], lazyConnect: true };
+  const [old, oldCluster, closedGlide] = [await GlideClient.createClient(lazy), await GlideClusterClient.createClient(lazy), await GlideClient.createClient(lazy)];
+  Object.defineProperty(old, 'subscribe', { value: undefined });
+  Object.defineProperty(oldCluster, 'ssubscribe', { value: undefined });
+  closedGlide.close();
+  try {
+    t.throws(() => new FairLocks(old), { instanceOf: InvalidArgumentError, message: /GlideClient\) cannot subscribe at run time .*2\.3/ });
+    t.throws(() => new FairLocks(oldCluster), { instanceOf: InvalidArgumentError, message: /GlideClusterClient\) cannot subscribe at run time .*2\.3/ });
+    t.throws(() => new FairLocks(closedGlide), { instanceOf: InvalidArgumentError, message: /GlideClient\) was closed/ });
+  } finally {
+    old.close();
+    oldCluster.close();
+  }
+  t.regex(readme, /\| Valkey GLIDE before 2\.3[^\n]*\*\*refused\*\*/);
 });

@@ -1,12 +1,12 @@
 /**
- * The client seam: everything fairlock needs from a Redis client, so that node-redis 4, 5 and 6 and
- * ioredis 5 and 6, each as a single-server client or a cluster client, can serve behind one small
- * interface. The rest of the library sees only this.
+ * The client seam: everything fairlock needs from a Redis client, so that node-redis 4, 5 and 6,
+ * ioredis 5 and 6 and Valkey GLIDE 2.3+, each as a single-server client or a cluster client, can
+ * serve behind one small interface. The rest of the library sees only this.
  */
 
 /** What fairlock needs from the user's client. */
 export interface RedisSeam {
-  /** 'node-redis' or 'ioredis': for messages and for the few places where they behave differently. */
+  /** 'node-redis', 'ioredis' or 'glide': for messages and for the few places where they behave differently. */
   readonly family: ClientFamily;
   /**
    * True for a Redis Cluster client: each script runs on the master of its name's slot (routed by
@@ -52,7 +52,7 @@ export interface ShardSubscriber extends Subscription {
   remove(channel: string): Promise<void>;
 }
 
-export type ClientFamily = 'node-redis' | 'ioredis';
+export type ClientFamily = 'node-redis' | 'ioredis' | 'glide';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- structural types that every supported client satisfies */
 
@@ -86,5 +86,17 @@ export interface IORedisClientLike {
   readonly status: string;
 }
 
+/**
+ * A Valkey GLIDE 2.3 or later client (`GlideClient.createClient()` or `GlideClusterClient.createClient()`
+ * from '@valkey/valkey-glide'). fairlock makes its subscriber and WAIT connection with the client's
+ * class from the configuration the client was made with.
+ */
+export interface GlideClientLike {
+  /** Sends the scripts (EVALSHA, EVAL) and WAIT; on a cluster, routed to the master of the name's slot. */
+  customCommand(args: any, ...rest: any[]): Promise<any>;
+  /** Closes the client (fairlock closes only the clients it made). */
+  close(...args: any[]): void;
+}
+
 /** Any client `new FairLocks(client)` accepts. */
-export type RedisClientLike = NodeRedisClientLike | NodeRedisClusterLike | IORedisClientLike;
+export type RedisClientLike = NodeRedisClientLike | NodeRedisClusterLike | IORedisClientLike | GlideClientLike;

@@ -19,7 +19,7 @@ export interface ClusterTarget extends Target {
 }
 
 /** Starts a cluster and a client of family `family` (see clusterFamilies) around the file's tests. */
-export function clusterTarget(family: 'redis4' | 'redis6' | 'ioredis5' | 'ioredis6', options: { replicas?: boolean } = {}): ClusterTarget {
+export function clusterTarget(family: 'redis4' | 'redis6' | 'ioredis5' | 'ioredis6' | 'glide', options: { replicas?: boolean } = {}): ClusterTarget {
   let cluster: RedisClusterHandle | undefined;
   let client: TestClient | undefined;
   test.before(async () => {

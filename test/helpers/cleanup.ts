@@ -90,6 +90,7 @@ const duplicates = new WeakMap<RedisClient, Set<RedisClient>>();
  */
 export function trackDuplicates<C extends RedisClient>(client: C): C {
   if (duplicates.has(client)) return client;
+  if (typeof (client as { duplicate?: unknown }).duplicate !== 'function') return client; // GLIDE: fairlock closes the clients it makes
   const dups = new Set<RedisClient>();
   duplicates.set(client, dups);
   const original = client.duplicate.bind(client);

@@ -3,6 +3,7 @@
  * the same checks against every client. Each comes with `close()` (never rejects, bounded) and
  * `killCommandConnection()`: the CLIENT KILL of its command connection that a network fault would be.
  */
+import { GlideClient, GlideClusterClient, Logger } from '@valkey/valkey-glide';
 import { Cluster as IORedisCluster5, Redis as IORedis5 } from 'ioredis';
 import { Cluster as IORedisCluster6, Redis as IORedis6 } from 'ioredis-v6';
 import { createClient as createClient4, createCluster as createCluster4 } from 'redis';
@@ -20,6 +21,9 @@ export interface TestClient {
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- five client types, one shape used */
 type Any = any;
+
+// GLIDE logs every error reply (a NOSCRIPT after SCRIPT FLUSH too) to the console at "warn".
+Logger.setLoggerConfig('off');
 
 const reconnect = (n: number) => Math.min(50 * n, 500);
 
@@ -54,6 +58,32 @@ function ioredis(family: string, make: () => Any): () => Promise<TestClient> {
   };
 }
 
+/** A connected GLIDE client (`make` is GlideClient.createClient or GlideClusterClient.createClient). */
+function glide(family: string, make: () => Promise<Any>): () => Promise<TestClient> {
+  return async () => {
+    const client = await make();
+    return {
+      family,
+      client,
+      id: async () => Number(await client.customCommand(['CLIENT', 'ID'])),
+      close: () => within(Promise.resolve().then(() => client.close())),
+    };
+  };
+}
+
+/**
+ * GLIDE fails a command not answered within `requestTimeout`, 250 ms by default: a call held by a
+ * CLIENT PAUSE, or resent while GLIDE reconnects, would fail for that alone. README tells GLIDE users
+ * to give fairlock's client a longer one, as here.
+ */
+const GLIDE_REQUEST_TIMEOUT_MS = 2_000;
+
+/** host and port of a `redis://` URL, for GLIDE's `addresses`. */
+function address(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  return { host: u.hostname, port: Number(u.port || 6379) };
+}
+
 /**
  * The families the client tests run: every supported major, and RESP3 where the client has it. `id`
  * is what FAIRLOCK_TEST_CLIENT takes (the same names as the bench's --clients).
@@ -67,6 +97,7 @@ export function clientFamilies(url: string): { id: string; name: string; connect
     { id: 'redis6-resp3', name: 'node-redis 6 RESP3', connect: nodeRedis('node-redis 6 RESP3', () => createClient6({ url, socket, RESP: 3 })) },
     { id: 'ioredis5', name: 'ioredis 5', connect: ioredis('ioredis 5', () => new IORedis5(url, { retryStrategy: reconnect })) },
     { id: 'ioredis6', name: 'ioredis 6', connect: ioredis('ioredis 6', () => new IORedis6(url, { retryStrategy: reconnect })) },
+    { id: 'glide', name: 'GLIDE', connect: glide('GLIDE', () => GlideClient.createClient({ addresses: [address(url)], requestTimeout: GLIDE_REQUEST_TIMEOUT_MS })) },
   ];
 }
 
@@ -99,6 +130,7 @@ export function clusterFamilies(url: string): { id: string; name: string; connec
     { id: 'redis6', name: 'node-redis 6 cluster', connect: nodeRedis('node-redis 6 cluster', () => createCluster6({ rootNodes, defaults })) },
     { id: 'ioredis5', name: 'ioredis 5 Cluster', connect: ioredis('ioredis 5 Cluster', () => new IORedisCluster5(nodes, io)) },
     { id: 'ioredis6', name: 'ioredis 6 Cluster', connect: ioredis('ioredis 6 Cluster', () => new IORedisCluster6(nodes, io)) },
+    { id: 'glide', name: 'GLIDE cluster', connect: glide('GLIDE cluster', () => GlideClusterClient.createClient({ addresses: nodes, requestTimeout: GLIDE_REQUEST_TIMEOUT_MS })) },
   ];
 }
 

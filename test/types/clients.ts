@@ -3,6 +3,7 @@
  * published types without a cast, and what is not a client is refused. Imports the package by name,
  * so it checks dist/index.d.ts as a user's project sees it.
  */
+import { GlideClient, GlideClusterClient } from '@valkey/valkey-glide';
 import { Redis as IORedis5 } from 'ioredis';
 import { Redis as IORedis6 } from 'ioredis-v6';
 import { createClient as createClient4 } from 'redis';
@@ -18,6 +19,8 @@ export async function everyClient(url: string): Promise<Lease[]> {
     new FairLocks(await createClient6({ url, RESP: 3 }).connect()),
     new FairLocks(new IORedis5(url)),
     new FairLocks(new IORedis6(url), { prefix: 'app' }),
+    new FairLocks(await GlideClient.createClient({ addresses: [{ host: '127.0.0.1', port: 6379 }] })),
+    new FairLocks(await GlideClusterClient.createClient({ addresses: [{ host: '127.0.0.1', port: 7000 }] })),
   ];
   return Promise.all(clients.map((locks) => locks.lock('x').acquire()));
 }
