@@ -7,7 +7,7 @@
  * (`primarySlotKey`). Nothing here imports GLIDE: it is an optional peer, typed by shape only.
  */
 import { debug } from '../debug.js';
-import { OwnConnection } from './own-connection.js';
+import { settle, WaitPool } from './wait-pool.js';
 import type { GlideClientLike, RedisSeam, ShardSubscriber, Subscription } from './seam.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- GLIDE is an optional peer: typed by shape only */
@@ -87,11 +87,8 @@ function commandOptions(cluster: boolean, key: string): Record<string, unknown> 
 abstract class GlideSeamBase implements RedisSeam {
   readonly family = 'glide' as const;
   abstract readonly cluster: boolean;
-  /** durability's WAIT connection: a client of its own, so a WAIT holds no other command. */
-  private readonly waiter = new OwnConnection<AnyGlide>(
-    () => sibling(this.client),
-    async (c) => closeQuietly(c),
-  );
+  /** durability's WAIT connections (see WaitPool): clients of their own, so a WAIT holds no other command. */
+  private waitPool: WaitPool<AnyGlide> | undefined;
 
   constructor(protected readonly client: AnyGlide) {}
 
@@ -104,26 +101,32 @@ abstract class GlideSeamBase implements RedisSeam {
   }
 
   /**
-   * The script, then WAIT once its reply is in: on the WAIT client's one connection to that master
-   * (routed by the same key on a cluster), so the count covers the script's writes. GLIDE lets a WAIT
-   * run to its own timeout (it treats WAIT as a blocking command: glide-core/src/client/mod.rs).
+   * The scripts, then WAIT once their replies are in: on the WAIT client's one connection to that
+   * master (routed by the same key on a cluster), so the count covers the scripts' writes. GLIDE lets
+   * a WAIT run to its own timeout (it treats WAIT as a blocking command: glide-core/src/client/mod.rs).
    */
-  async sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number): Promise<{ reply: unknown; acked: number }> {
-    const c = await this.waiter.get();
-    const options = commandOptions(this.cluster, key);
-    try {
-      const reply: unknown = await c.customCommand([...args], options);
-      const acked: unknown = await c.customCommand(['WAIT', String(replicas), String(timeoutMs)], options);
-      return { reply, acked: Number(acked) };
-    } catch (err) {
-      throw redisWording(err);
-    }
+  sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number, signal?: AbortSignal): Promise<{ reply: unknown; acked: number }> {
+    // Made on first use: `cluster` is set by the subclass, after this class's fields.
+    this.waitPool ??= new WaitPool<AnyGlide>({
+      open: () => sibling(this.client),
+      drop: async (c) => closeQuietly(c),
+      acrossKeys: !this.cluster,
+      run: async (c, scripts, runKey, n, ms) => {
+        const options = commandOptions(this.cluster, runKey);
+        const replies = await Promise.allSettled(scripts.map((s) => c.customCommand([...s], options).catch((err: unknown) => Promise.reject(redisWording(err)))));
+        const acked = await settle(
+          (c.customCommand(['WAIT', String(n), String(ms)], options) as Promise<unknown>).then(Number, (err: unknown) => Promise.reject(redisWording(err))),
+        );
+        return { replies, acked };
+      },
+    });
+    return this.waitPool.send(args, key, replicas, timeoutMs, signal);
   }
 
   droppedConnection = droppedConnection;
 
-  close(boundMs: number): Promise<void> {
-    return this.waiter.close(boundMs);
+  async close(boundMs: number): Promise<void> {
+    await this.waitPool?.close(boundMs);
   }
 
   abstract subscribe(channel: string, onMessage: (message: unknown) => void, onReconnect: () => void): Promise<Subscription>;
