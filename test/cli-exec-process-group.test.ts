@@ -6,13 +6,14 @@
  * lease and a step that ignores SIGTERM. Every command appends to ONE shared file: the order of its
  * lines is the order of events (no clocks compared). Every process is killed by PID at the end.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { lockKeys } from '../src/protocol/keys.js';
 import { newLocks, scopeOf } from './helpers/cleanup.js';
-import { isRunning, runCli, until } from './helpers/cli-process.js';
+import { BIN, NODE, isRunning, runCli, until } from './helpers/cli-process.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
 
@@ -126,4 +127,42 @@ test.serial('a lost lease: SIGTERM then SIGKILL reach a step that ignores SIGTER
   t.regex(res.stderr, /lost the lock "l"/);
   t.false(await atExit, `the step (pid ${pids[0]}) still ran when fairlock exited 76: ${res.stderr}`);
   t.regex(res.stderr, /SIGKILL/);
+});
+
+/** `script` from util-linux: a pseudo-terminal (.ci/run installs it when missing). */
+function scriptBinary(): string | undefined {
+  try {
+    const path = execFileSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' }).trim();
+    return /util-linux/.test(execFileSync(path, ['--version'], { encoding: 'utf8' })) ? path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+test.serial('stdin a terminal: COMMAND stays in the foreground job, so a prompt that reads /dev/tty (sudo, ssh) still works', async (t) => {
+  const script = scriptBinary();
+  if (!script) {
+    t.fail('`script` from util-linux is missing: it makes the pseudo-terminal of this test (apt-get install -y bsdutils; .ci/run does it)');
+    return;
+  }
+  const prefix = newPrefix('pg');
+  const prompt = `printf 'name? ' > /dev/tty; read x < /dev/tty; echo "got:$x"`;
+  const command = `exec ${q(NODE)} ${q(BIN)} exec n --redis ${fx.server.url} --prefix ${prefix} --quiet -- sh -c ${q(prompt)}`;
+  const proc = spawn(script, ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const kill = () => {
+    try {
+      if (proc.pid) process.kill(-proc.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const done = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
+  const limit = setTimeout(kill, 20_000);
+  scopeOf(t).add(() => (clearTimeout(limit), kill(), done));
+  await until(() => out.includes('name? '), `the prompt:\n${out}`);
+  proc.stdin!.write('hello\n');
+  t.is(await done, 0, out);
+  t.regex(out, /got:hello/);
 });
