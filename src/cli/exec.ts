@@ -315,7 +315,9 @@ function runChild(
       else if (childRuns()) child.kill(sig);
     };
     const target = pgid !== undefined ? `the command's process group (pgid ${pgid})` : `the command (pid ${child.pid})`;
-    started({ signal });
+    // A signal passed on already told the group to end: what outlives COMMAND then gets only the SIGKILL.
+    let forwarded = false;
+    started({ signal: (sig) => ((forwarded = true), signal(sig)) });
     let lost: string | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     let killedAt: number | undefined;
@@ -331,12 +333,14 @@ function runChild(
       lease.signal.removeEventListener('abort', onLost);
       resolve({ ...outcome, ...(lost !== undefined && { lost }) });
     };
-    /** SIGTERM to the group now, SIGKILL after --grace (once). */
-    const end = (why: string, tell: (line: string) => void) => {
+    /** SIGTERM to the group now (unless `why` is undefined), SIGKILL after --grace (once). */
+    const end = (why: string | undefined, tell: (line: string) => void) => {
       if (ending) return;
       ending = true;
-      tell(`${why}: sending SIGTERM to ${target}, SIGKILL in ${formatMs(options.grace)}`);
-      signal('SIGTERM');
+      if (why !== undefined) {
+        tell(`${why}: sending SIGTERM to ${target}, SIGKILL in ${formatMs(options.grace)}`);
+        signal('SIGTERM');
+      }
       killTimer = setTimeout(() => {
         killedAt = performance.now();
         if (!runs()) return;
@@ -371,7 +375,7 @@ function runChild(
       if (!runs()) return finish();
       // Steps it started still run (a background job, a step that outlived its shell): they end
       // before the lock is let go, not after the next holder has started.
-      end(`${what} but processes it started still run`, info);
+      end(forwarded ? undefined : `${what} but processes it started still run`, info);
       const poll = setInterval(() => {
         if (runs() && (killedAt === undefined || performance.now() - killedAt < KILL_WAIT_MS)) return;
         clearInterval(poll);
