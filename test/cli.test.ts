@@ -11,6 +11,7 @@ import test, { type ExecutionContext } from 'ava';
 import type { FairLocks, Lease } from '../src/index.js';
 import { lockKeys } from '../src/protocol/keys.js';
 import type { RedisClient } from './helpers/redis-client.js';
+import { killCliTree } from './helpers/cli-process.js';
 import { closeClient, newLocks, openClient, ownRedis, scopeOf, trackDuplicates } from './helpers/cleanup.js';
 import { connect, freePort, hasRedisBinary, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
 
@@ -22,18 +23,14 @@ let client: RedisClient;
 let dir: string;
 /**
  * Every fairlock process whose output pipes are still open: it, or a command it started (which
- * inherits them), still runs. Each runs in a process group of its own, so that killing the group
- * also kills a command left behind by a SIGKILLed fairlock. Each test kills its own at its end.
+ * inherits them), still runs. Each runs in a process group of its own, and exec runs its command in
+ * another: killCliTree kills the command's group, then fairlock's. Each test kills its own at its end.
  */
 const started = new Set<ChildProcess>();
 const killAll = (procs: Iterable<ChildProcess>) => {
   for (const p of procs) {
     if (!started.has(p) || !p.pid) continue; // 'close' came: nobody holds its pipes, its group is gone
-    try {
-      process.kill(-p.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+    killCliTree(p.pid);
   }
 };
 process.once('exit', () => killAll(started)); // an ava timeout skips after.always

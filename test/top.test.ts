@@ -2,8 +2,8 @@
  * `fairlock top` (the built binary, node dist/cli/main.js) against a real redis-server: under a
  * pseudo-terminal made by `script` (util-linux) it draws the workload's names, kinds, holder counts
  * and queue lengths in the alternate screen, quits on `q` with exit code 0 and leaves the alternate
- * screen; `--json` prints one snapshot. Every process started here runs in a group of its own and is
- * killed by PID when the test ends.
+ * screen; a hostile lock name reaches that screen escaped; `--json` prints one snapshot. Every
+ * process started here runs in a group of its own and is killed by PID when the test ends.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -154,6 +154,36 @@ test('top without a terminal prints plain snapshots until SIGTERM, then exits 0'
   const last = r.stdout.split(/^fairlock top /m).at(-1)!;
   t.regex(last, /^gpu +semaphore\/2 +2 +1 /m);
   t.regex(last, /^gpu .* 0\.00$/m, 'no grants on gpu since the first snapshot');
+});
+
+/** A lock name that clears the screen, writes the clipboard (OSC 52 + BEL), forges a row, C1 CSI, DEL, bidi override. */
+const EVIL = 'x\x1b[2J\x1b]52;c;aGk=\x07\nforged-row lock 1 0\x9b31m\x7f\u202eevil';
+const SHOWN = 'x\\x1b[2J\\x1b]52;c;aGk=\\x07\\nforged-row lock 1 0\\x9b31m\\x7f\\u{202e}evil';
+/** top's own sequences: alternate screen, cursor, home, clear, erase to end of line / of screen. */
+// eslint-disable-next-line no-control-regex
+const OWN_SEQUENCES = /\x1b\[(\?1049[hl]|\?25[hl]|H|2J|K|J)/g;
+
+test('top on a terminal shows a hostile lock name escaped: no raw control byte from it, no forged row', async (t) => {
+  const script = scriptBinary();
+  if (!script) {
+    t.fail('`script` from util-linux is missing: it makes the pseudo-terminal of this test (apt-get install -y bsdutils; .ci/run does it)');
+    return;
+  }
+  const prefix = newPrefix('top');
+  const locks = newLocks(t, fx.client, { prefix });
+  await locks.lock(EVIL).acquire({ timeoutMs: 5_000 });
+  const command = `stty cols 200 rows 40 && exec '${NODE}' '${BIN}' top --redis ${fx.server.url} --prefix ${prefix} --interval 200ms`;
+  const top = start(t, script, ['-qfec', command, '/dev/null']);
+  await until(() => (top.output().match(/fairlock top /g) ?? []).length >= 2, `two frames:\n${JSON.stringify(top.output())}`);
+  top.proc.stdin!.write('q');
+  const r = await top.done;
+  t.is(r.code, 0, r.stderr);
+  const rest = r.stdout.replace(OWN_SEQUENCES, '');
+  // eslint-disable-next-line no-control-regex
+  const raw = /[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]/u.exec(rest);
+  t.is(raw, null, `a raw ${JSON.stringify(raw?.[0])} in ${JSON.stringify(rest)}`);
+  t.false(/^forged-row/m.test(plain(r.stdout)), 'no forged row');
+  t.true(plain(r.stdout).includes(SHOWN), `the name shown escaped: ${JSON.stringify(plain(r.stdout))}`);
 });
 
 test('top: --help, bad usage 64, Redis unreachable 69, each failure one line', async (t) => {

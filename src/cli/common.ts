@@ -1,8 +1,8 @@
 /** What every command shares: exit codes, option parsing, the Redis connection, error reporting. */
 import { constants } from 'node:os';
 import { InvalidArgumentError as UsageError, Option } from 'commander';
-import ms from 'ms';
 import type { createClient as CreateClient, createCluster as CreateCluster } from 'redis';
+import { escapeControls } from './escape-controls.js';
 import { DEFAULTS, FairLockError, InvalidArgumentError, LimitMismatchError, LockTimeoutError } from '../index.js';
 
 /**
@@ -49,29 +49,51 @@ export function signalExitCode(signal: NodeJS.Signals): number {
   return 128 + (constants.signals[signal] ?? 0);
 }
 
-/** Writes one line to stderr, prefixed with "fairlock: ". */
+/**
+ * Writes one line to stderr, prefixed with "fairlock: ". Every message may carry a lock name, a
+ * command line or a Redis error: the line is escaped as a whole (src/cli/escape-controls.ts), so a
+ * newline in it shows as `\n` and the message stays one line.
+ */
 export function say(line: string): void {
-  process.stderr.write(`fairlock: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
+  process.stderr.write(`fairlock: ${escapeControls(line)}\n`);
 }
 
 /** The longest delay setTimeout honours. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Parses "30s", "5m", "1.5h" or a plain number of milliseconds. */
-export function parseDuration(value: string): number {
-  const parsed = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : (ms as (v: string) => number | undefined)(value);
-  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
-    throw new UsageError('expected a duration such as 500ms, 30s, 5m or a number of milliseconds');
-  }
-  // Node's timers fire at once for anything longer (with only a warning), so refuse it here.
-  if (parsed > MAX_TIMER_MS) throw new UsageError('at most 24 days (2147483647 ms)');
-  return Math.ceil(parsed);
+/**
+ * The one parser of numbers on the command line: a decimal integer, digits only, without a sign or
+ * leading zeros (`010` is 8 to some tools), and a safe integer. `Number()` would take `0x10`, `1e3`,
+ * ` 5`, `+5` and `` (0); `parseInt` would take `5abc`. Returns undefined for anything else.
+ */
+function decimalInteger(text: string): number | undefined {
+  if (!/^(0|[1-9][0-9]*)$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
-export function parseCount(min: number, max: number): (value: string) => number {
+/** Milliseconds per duration unit; no unit means milliseconds. */
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Parses a duration: a decimal integer (see decimalInteger) and an optional unit, ms, s, m, h or d:
+ * "500ms", "30s", "5m", "1h", or "250" (milliseconds). No fractions ("1.5h": write "90m").
+ */
+export function parseDuration(value: string): number {
+  const m = /^([0-9]+)(ms|s|m|h|d)?$/.exec(value);
+  const n = m ? decimalInteger(m[1]!) : undefined;
+  if (n === undefined) throw new UsageError('expected a duration: a decimal integer with an optional unit (ms, s, m, h, d), such as 500ms, 30s, 5m or 250');
+  const parsed = n * UNIT_MS[m![2] ?? 'ms']!;
+  // Node's timers fire at once for anything longer (with only a warning), so refuse it here.
+  if (parsed > MAX_TIMER_MS) throw new UsageError('at most 24 days (2147483647 ms)');
+  return parsed;
+}
+
+/** A parser of a decimal integer from `min` to `max` (see decimalInteger). */
+export function parseInteger(min: number, max: number): (value: string) => number {
   return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`expected a whole number from ${min} to ${max}`);
+    const n = decimalInteger(value);
+    if (n === undefined || n < min || n > max) throw new UsageError(`expected a decimal integer from ${min} to ${max}`);
     return n;
   };
 }

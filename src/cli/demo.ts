@@ -8,7 +8,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { closeRedis, CliError, connectRedis, EXIT, formatMs, parseCount, parseDuration, redactUrl, say, toCliError } from './common.js';
+import { closeRedis, CliError, connectRedis, EXIT, formatMs, parseInteger, parseDuration, redactUrl, say, toCliError } from './common.js';
+import { escapeControls } from './escape-controls.js';
 import { clock, type DemoOrder, type DemoReport } from './demo-protocol.js';
 import { startLocalRedis } from './redis-server.js';
 
@@ -41,10 +42,10 @@ export function demoCommand(): Command {
     )
     .addOption(new Option('--redis <url>', 'use this Redis instead of starting one').env('REDIS_URL'))
     .option('--prefix <prefix>', 'key prefix for the demo lock', 'fairlock-demo')
-    .addOption(new Option('--workers <n>', 'worker processes').argParser(parseCount(2, 8)).default(4))
-    .addOption(new Option('--rounds <n>', 'times each worker takes the lock').argParser(parseCount(1, 5)).default(2))
+    .addOption(new Option('--workers <n>', 'worker processes').argParser(parseInteger(2, 8)).default(4))
+    .addOption(new Option('--rounds <n>', 'times each worker takes the lock').argParser(parseInteger(1, 5)).default(2))
     .addOption(new Option('--hold <duration>', 'how long a worker holds the lock').argParser(parseDuration).default(250, '250ms'))
-    .addOption(new Option('--permits <n>', 'use a fair semaphore of N permits (fewer than --workers) instead of a lock').argParser(parseCount(1, 7)));
+    .addOption(new Option('--permits <n>', 'use a fair semaphore of N permits (fewer than --workers) instead of a lock').argParser(parseInteger(1, 7)));
   cmd.addHelpText(
     'after',
     '\nExamples:\n  fairlock demo\n  fairlock demo --permits 2 --workers 5\n\n' +
@@ -159,7 +160,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           `${times(options.rounds)} each; a holder lets go after ~${formatMs(options.hold)}, but not before ${permits === 2 ? 'both' : `all ${permits}`} permits are held, so that ${permits} hold at a time`,
       );
     }
-    out(`redis: ${redactUrl(url)}${redis ? ` (a redis-server the demo started, pid ${redis.pid}; stopped at the end)` : ''}\n`);
+    out(`redis: ${redactUrl(url)}${redis ? ` (a redis-server the demo started, pid ${redis.pid}; stopped at the end)` : ''}`);
+    out('');
 
     const ext = extname(fileURLToPath(import.meta.url)); // .js when built, .ts when run through tsx
     const script = fileURLToPath(new URL(`./demo-worker${ext}`, import.meta.url));
@@ -196,8 +198,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   }
 }
 
+/** One line of the demo's output; the URL in it is the user's: escaped (src/cli/escape-controls.ts). */
 function out(line: string): void {
-  process.stdout.write(line + '\n');
+  process.stdout.write(escapeControls(line) + '\n');
 }
 
 /** Runs the contention, prints the timeline and the summary; resolves with the exit code. */
@@ -293,7 +296,8 @@ async function contend(workers: Worker[], options: DemoOptions): Promise<number>
   const grantOrder = grants.map((g) => g.worker);
   const fifo = violations.length === 0 && grantOrder.join(' ') === entered.join(' ');
   const mark = (ok: boolean) => (ok ? 'ok' : 'FAILED');
-  out('\nsummary');
+  out('');
+  out('summary');
   out(`  queue order   ${entered.join(' ')}`);
   out(`  grant order   ${grantOrder.join(' ')}`);
   out(`  FIFO          ${mark(fifo)}: ${grants.length} grants, each to the worker at the head of the queue`);
@@ -431,7 +435,8 @@ async function contendPermits(workers: Worker[], options: DemoOptions, permits: 
   const counted = !violations.some((v) => /held all|holders of/.test(v));
   const tokensOk = !violations.some((v) => /token .* given twice|did not list/.test(v));
   const mark = (ok: boolean) => (ok ? 'ok' : 'FAILED');
-  out('\nsummary');
+  out('');
+  out('summary');
   out(`  queue order   ${entered.join(' ')}`);
   out(`  grant order   ${grantOrder.join(' ')}   (by fencing token)`);
   out(`  FIFO          ${mark(fifo)}: ${grants.length} grants, in the order the workers entered the queue`);

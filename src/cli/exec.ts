@@ -3,7 +3,7 @@
  * of a semaphore, or one side of a read-write lock), run COMMAND while holding the grant (the lease is
  * auto-renewed), release when it exits, exit with its code.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import ms from 'ms';
@@ -14,7 +14,7 @@ import {
   connect,
   EXIT,
   formatMs,
-  parseCount,
+  parseInteger,
   parseDuration,
   redisOptions,
   say,
@@ -22,6 +22,7 @@ import {
   toCliError,
   type Connection,
 } from './common.js';
+import { groupRuns, signalGroup } from './process-group.js';
 
 export interface ExecOptions {
   redis: string;
@@ -78,18 +79,21 @@ export function execCommand(): Command {
         'read-write lock. All users of a busy name must agree on its kind and permits (exit 78 otherwise). ' +
         'COMMAND sees FAIRLOCK_NAME, FAIRLOCK_TOKEN (the fencing token) and FAIRLOCK_KIND (lock, semaphore ' +
         'or rw) in its environment, plus FAIRLOCK_WEIGHT (semaphore) or FAIRLOCK_MODE (read or write). ' +
-        'SIGINT/SIGTERM/SIGHUP while waiting leave the queue; while COMMAND runs they are passed to it.',
+        'SIGINT/SIGTERM/SIGHUP while waiting leave the queue; while COMMAND runs they are passed to it. ' +
+        'COMMAND runs in a process group of its own (unless stdin is a terminal): signals reach all of it, ' +
+        'and NAME is let go only once every process of the group has ended (what still runs when COMMAND ' +
+        'exits gets SIGTERM, then SIGKILL after --grace).',
     )
     .argument('<name>', 'lock, semaphore or read-write lock name')
     .argument('<command...>', 'the command and its arguments (put -- before it)')
-    .addOption(new Option('--permits <n>', 'NAME is a fair semaphore of N permits').argParser(parseCount(1, MAX_PERMITS)))
-    .addOption(new Option('--weight <w>', 'with --permits: take W permits (default: 1)').argParser(parseCount(1, MAX_PERMITS)))
+    .addOption(new Option('--permits <n>', 'NAME is a fair semaphore of N permits').argParser(parseInteger(1, MAX_PERMITS)))
+    .addOption(new Option('--weight <w>', 'with --permits: take W permits (default: 1)').argParser(parseInteger(1, MAX_PERMITS)))
     .addOption(new Option('--read', 'take the read (shared) side of the read-write lock NAME').conflicts(['write', 'permits', 'weight']))
     .addOption(new Option('--write', 'take the write (exclusive) side of the read-write lock NAME').conflicts(['read', 'permits', 'weight']))
     .addOption(new Option('--timeout <duration>', 'give up waiting after this long (0: do not wait at all)').argParser(parseDuration))
     .addOption(new Option('--lease <duration>', `lease length, renewed while COMMAND runs (default: ${ms(DEFAULTS.leaseMs)})`).argParser(parseDuration))
     .addOption(
-      new Option('--grace <duration>', 'after the lease is lost: time between SIGTERM and SIGKILL of COMMAND').argParser(parseDuration).default(2_000, '2s'),
+      new Option('--grace <duration>', "lease lost, or COMMAND exited leaving processes behind: time between SIGTERM and SIGKILL of COMMAND's process group").argParser(parseDuration).default(2_000, '2s'),
     )
     .option('-q, --quiet', 'print nothing but errors');
   for (const o of redisOptions()) cmd.addOption(o);
@@ -124,9 +128,12 @@ export function execTarget(options: Pick<ExecOptions, 'permits' | 'weight' | 're
   return { kind: 'semaphore', permits, weight: w };
 }
 
-/** What is asked of NAME, for messages: "the lock "x"", "2 of the 4 permits of "x"", "the read side of "x"". */
+/**
+ * What is asked of NAME, for messages: "the lock "x"", "2 of the 4 permits of "x"", "the read side of "x"".
+ * The name is quoted as is, as the library's own messages do: say() escapes the whole line.
+ */
 export function describeTarget(name: string, target: ExecTarget): string {
-  const quoted = JSON.stringify(name);
+  const quoted = `"${name}"`;
   if (target.kind === 'semaphore') return `${target.weight} of the ${target.permits} permits of the semaphore ${quoted}`;
   if (target.kind === 'rw') return `the ${target.mode} side of the read-write lock ${quoted}`;
   return `the lock ${quoted}`;
@@ -134,7 +141,7 @@ export function describeTarget(name: string, target: ExecTarget): string {
 
 /** Why `--timeout 0` got nothing. */
 function busyMessage(name: string, target: ExecTarget): string {
-  const quoted = JSON.stringify(name);
+  const quoted = `"${name}"`;
   const why =
     target.kind === 'semaphore'
       ? `the semaphore ${quoted} has fewer than ${target.weight} of its ${target.permits} permits free, or has waiters`
@@ -165,15 +172,15 @@ export async function runExec(name: string, command: string[], options: ExecOpti
   const info = (line: string) => options.quiet || say(line);
   const waiting = new AbortController();
   let interrupted: NodeJS.Signals | undefined;
-  let child: ChildProcess | undefined;
+  let running: { signal(sig: NodeJS.Signals): void } | undefined;
   let redis: Connection | undefined;
   let locks: FairLocks | undefined;
   let lease: Lease | undefined;
 
   const onSignal = (sig: NodeJS.Signals) => {
-    if (child) {
-      // Forward to the command; it decides how to end, and we exit with its code.
-      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    if (running) {
+      // Forward to the command (its whole process group); it decides how to end, and we exit with its code.
+      running.signal(sig);
       return;
     }
     if (interrupted) {
@@ -226,7 +233,7 @@ export async function runExec(name: string, command: string[], options: ExecOpti
       return signalExitCode(interrupted);
     }
     info(`holding ${what} (token ${lease.token}) after ${formatMs(performance.now() - started)}: running ${command.join(' ')}`);
-    const outcome = await runChild(command, name, lease, options, info, (c) => (child = c));
+    const outcome = await runChild(command, name, lease, options, info, (r) => (running = r));
     const lost = outcome.lost ?? (await releaseLease(lease));
     if (lost) {
       say(`${lost}; ${outcome.what}`);
@@ -259,43 +266,96 @@ interface ChildOutcome {
   spawnError?: CliError;
 }
 
+/** The running COMMAND, as the signal handler of runExec sees it. */
+interface Running {
+  /** Passes a signal on: to COMMAND's whole process group, or (stdin a terminal) to COMMAND alone. */
+  signal(sig: NodeJS.Signals): void;
+}
+
+/** After SIGKILL, how long to wait for the group to be gone before letting the lock go regardless. */
+const KILL_WAIT_MS = 2_000;
+/** How often to look whether the group has ended. */
+const GROUP_POLL_MS = 50;
+
+/**
+ * Runs COMMAND and resolves once it, and every process of its group, is gone.
+ *
+ * COMMAND gets a process group (a session) of its own, unless stdin is a terminal (see below). Then:
+ * - forwarded signals reach the whole group: a shell's running step, its children, background jobs;
+ * - when COMMAND exits while processes of its group still run, or the lease is lost, the group gets
+ *   SIGTERM, then SIGKILL after --grace; the promise resolves (and the lock is let go) only once the
+ *   group is empty, or KILL_WAIT_MS after the SIGKILL (a process stuck in the kernel, or one that
+ *   left the group with setsid, cannot be waited for);
+ * - if fairlock exits while the group runs (a bug, process.exit), the group gets SIGKILL.
+ * With stdin a terminal, COMMAND stays in fairlock's group, the terminal's foreground job: it can
+ * read the terminal, and Ctrl-C / Ctrl-Z reach it and all its steps from the terminal itself. A
+ * background group could not read the terminal (SIGTTIN stops it) and a session of its own could not
+ * open /dev/tty (sudo, ssh prompts). Signals sent to fairlock alone and the lost-lease SIGTERM/SIGKILL
+ * then reach COMMAND only, not its steps (README says so; `< /dev/null` gives the group behaviour).
+ */
 function runChild(
   command: string[],
   name: string,
   lease: Lease,
   options: ExecOptions,
   info: (line: string) => void,
-  started: (child: ChildProcess) => void,
+  started: (running: Running) => void,
 ): Promise<ChildOutcome> {
   const [file, ...args] = command as [string, ...string[]];
+  const ownGroup = process.stdin.isTTY !== true;
   return new Promise((resolve) => {
     const child = spawn(file, args, {
       stdio: 'inherit',
       env: childEnv(name, lease),
+      // A session of its own: COMMAND's PID is the id of its process group.
+      detached: ownGroup,
     });
-    started(child);
+    const pgid = ownGroup ? child.pid : undefined;
+    const childRuns = () => child.pid !== undefined && child.exitCode === null && child.signalCode === null;
+    const runs = () => (pgid !== undefined ? groupRuns(pgid) : childRuns());
+    const signal = (sig: NodeJS.Signals) => {
+      if (pgid !== undefined) signalGroup(pgid, sig);
+      else if (childRuns()) child.kill(sig);
+    };
+    const target = pgid !== undefined ? `the command's process group (pgid ${pgid})` : `the command (pid ${child.pid})`;
+    // A signal passed on already told the group to end: what outlives COMMAND then gets only the SIGKILL.
+    let forwarded = false;
+    started({ signal: (sig) => ((forwarded = true), signal(sig)) });
     let lost: string | undefined;
     let killTimer: NodeJS.Timeout | undefined;
+    let killedAt: number | undefined;
+    let ending = false;
     let settled = false;
+    const onExit = () => pgid !== undefined && signalGroup(pgid, 'SIGKILL');
+    process.once('exit', onExit);
     const done = (outcome: ChildOutcome) => {
       if (settled) return;
       settled = true;
       clearTimeout(killTimer);
+      process.off('exit', onExit);
       lease.signal.removeEventListener('abort', onLost);
-      resolve(outcome);
+      resolve({ ...outcome, ...(lost !== undefined && { lost }) });
+    };
+    /** SIGTERM to the group now (unless `why` is undefined), SIGKILL after --grace (once). */
+    const end = (why: string | undefined, tell: (line: string) => void) => {
+      if (ending) return;
+      ending = true;
+      if (why !== undefined) {
+        tell(`${why}: sending SIGTERM to ${target}, SIGKILL in ${formatMs(options.grace)}`);
+        signal('SIGTERM');
+      }
+      killTimer = setTimeout(() => {
+        killedAt = performance.now();
+        if (!runs()) return;
+        say(`${target} is still running: sending SIGKILL`);
+        signal('SIGKILL');
+      }, options.grace);
     };
     const onLost = () => {
-      if (settled || child.exitCode !== null || child.signalCode !== null) return;
+      if (settled || !runs()) return;
       const reason = lease.signal.reason instanceof Error ? lease.signal.reason.message : String(lease.signal.reason);
       lost = reason;
-      say(`${reason}: sending SIGTERM to the command (pid ${child.pid}), SIGKILL in ${formatMs(options.grace)}`);
-      child.kill('SIGTERM');
-      killTimer = setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null) {
-          say(`the command (pid ${child.pid}) is still running: sending SIGKILL`);
-          child.kill('SIGKILL');
-        }
-      }, options.grace);
+      end(reason, say);
     };
     lease.signal.addEventListener('abort', onLost, { once: true });
     if (lease.signal.aborted) onLost();
@@ -306,13 +366,25 @@ function runChild(
         notFound ? EXIT.NOT_FOUND : EXIT.CANNOT_EXECUTE,
         `${notFound ? 'command not found' : 'cannot execute'}: ${file} (${err.code ?? err.message})`,
       );
-      done({ code: spawnError.exitCode, spawnError, what: 'the command did not start', ...(lost !== undefined && { lost }) });
+      done({ code: spawnError.exitCode, spawnError, what: 'the command did not start' });
     });
-    child.once('exit', (code, signal) => {
-      const exitCode = code ?? signalExitCode(signal ?? 'SIGKILL');
-      const what = signal ? `the command ended by ${signal}` : `the command exited with code ${code}`;
-      if (!lost) info(`${what}; releasing "${name}"`);
-      done({ code: exitCode, what, ...(lost !== undefined && { lost }) });
+    child.once('exit', (code, sig) => {
+      const exitCode = code ?? signalExitCode(sig ?? 'SIGKILL');
+      const what = sig ? `the command ended by ${sig}` : `the command exited with code ${code}`;
+      const finish = () => {
+        if (!lost) info(`${what}; releasing "${name}"`);
+        done({ code: exitCode, what });
+      };
+      if (!runs()) return finish();
+      // Steps it started still run (a background job, a step that outlived its shell): they end
+      // before the lock is let go, not after the next holder has started.
+      end(forwarded ? undefined : `${what} but processes it started still run`, info);
+      const poll = setInterval(() => {
+        if (runs() && (killedAt === undefined || performance.now() - killedAt < KILL_WAIT_MS)) return;
+        clearInterval(poll);
+        if (runs()) say(`${target} still has processes ${formatMs(KILL_WAIT_MS)} after SIGKILL; letting "${name}" go regardless`);
+        finish();
+      }, GROUP_POLL_MS);
     });
   });
 }

@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { EXIT, say } from './common.js';
+import { escapeControls } from './escape-controls.js';
 import { demoCommand } from './demo.js';
 import { execCommand } from './exec.js';
 import { statusCommand } from './status.js';
@@ -11,7 +12,8 @@ import { topCommand } from './top.js';
 /** The package's version: package.json sits two levels up from both src/cli and dist/cli. */
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-const oneLine = (text: string) => text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ');
+/** Commander's message on one line; it may quote what the user typed: escaped (src/cli/escape-controls.ts). */
+const oneLine = (text: string) => escapeControls(text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' '));
 
 /** Errors are one line on stderr and throw a CommanderError (exit code 64, see main). */
 function configure(c: Command, hint: (text: string) => string): Command {

@@ -5,7 +5,8 @@
  */
 import { Command, Option } from 'commander';
 import { FairLocks, type LockInfo } from '../index.js';
-import { bounded, connect, formatMs, parseCount, redisOptions, say, toCliError, type Connection } from './common.js';
+import { bounded, connect, formatMs, parseInteger, redisOptions, say, toCliError, type Connection } from './common.js';
+import { escapeControls as shown } from './escape-controls.js';
 import { kindColumn, listNames } from './listing.js';
 
 export interface StatusOptions {
@@ -56,7 +57,7 @@ export function statusCommand(): Command {
     .argument('[name]', 'lock, semaphore or read-write lock name')
     .option('--json', 'print JSON instead of text')
     .option('--all', 'without NAME: also list idle names (only their token counter and kind are left)')
-    .addOption(new Option('--limit <n>', 'without NAME: list at most this many locks').argParser(parseCount(1, 100_000)).default(1_000));
+    .addOption(new Option('--limit <n>', 'without NAME: list at most this many locks').argParser(parseInteger(1, 100_000)).default(1_000));
   for (const o of redisOptions()) cmd.addOption(o);
   cmd.addHelpText(
     'after',
@@ -126,7 +127,8 @@ function share(s: Pick<LockInfo, 'kind'>, x: { weight: number; mode: 'read' | 'w
 }
 
 export function formatLock(s: LockStatus): string {
-  const head = `${kindTitle(s)} "${s.name}" (prefix ${s.prefix})`;
+  // Names, prefixes and ids come from the user or Redis: shown escaped (src/cli/escape-controls.ts).
+  const head = `${kindTitle(s)} "${shown(s.name)}" (prefix ${shown(s.prefix)})`;
   const lines: string[] = [];
   if (s.kind === 'semaphore') {
     lines.push(`${head}: ${s.available} of ${s.limit} permits available`);
@@ -143,31 +145,33 @@ export function formatLock(s: LockStatus): string {
     lines.push(`holders none${s.kind === 'lock' ? ' (the lock is free)' : s.kind === 'semaphore' ? ' (all permits are free)' : ''}`);
   } else if (s.kind === 'lock' && s.holders.length === 1) {
     const h = s.holders[0]!;
-    lines.push(`holder  ${cols([`token ${h.token}`, `lease left ${formatMs(h.leaseLeftMs)}`, h.id])}`);
+    lines.push(`holder  ${cols([`token ${h.token}`, `lease left ${formatMs(h.leaseLeftMs)}`, shown(h.id)])}`);
   } else {
     lines.push(`holders ${s.holders.length}, oldest token first:`);
     for (const h of s.holders) {
-      lines.push(`  ${cols([`token ${h.token}`, share(s, h), `lease left ${formatMs(h.leaseLeftMs)}`, h.id])}`);
+      lines.push(`  ${cols([`token ${h.token}`, share(s, h), `lease left ${formatMs(h.leaseLeftMs)}`, shown(h.id)])}`);
     }
   }
   if (s.queue.length === 0) lines.push('queue   empty');
   else {
     lines.push(`queue   ${s.queue.length} waiting, next first:`);
-    for (const w of s.queue) lines.push(`  ${String(w.position).padStart(3)}. ${cols([w.id, share(s, w), `waited ${formatMs(w.waitedMs)}`])}`);
+    for (const w of s.queue) lines.push(`  ${String(w.position).padStart(3)}. ${cols([shown(w.id), share(s, w), `waited ${formatMs(w.waitedMs)}`])}`);
   }
   return lines.join('\n') + '\n';
 }
 
 function formatList(out: { prefix: string; locks: LockSummary[]; truncated: boolean }): string {
-  if (out.locks.length === 0) return `no locks are held or waited for under the prefix "${out.prefix}"\n`;
-  const width = Math.min(40, Math.max(4, ...out.locks.map((l) => l.name.length)));
-  const kinds = out.locks.map((l) => kindColumn(l));
+  if (out.locks.length === 0) return `no locks are held or waited for under the prefix "${shown(out.prefix)}"\n`;
+  // Names come from Redis: shown escaped (src/cli/escape-controls.ts), and the columns sized on that.
+  const names = out.locks.map((l) => shown(l.name));
+  const width = Math.min(40, Math.max(4, ...names.map((n) => n.length)));
+  const kinds = out.locks.map((l) => shown(kindColumn(l)));
   const kindWidth = Math.max(4, ...kinds.map((k) => k.length));
   const lines = [`${'NAME'.padEnd(width)}  ${'KIND'.padEnd(kindWidth)}  HOLDERS  ${'TOKEN'.padEnd(18)}  ${'LEASE LEFT'.padEnd(10)}  QUEUE`];
   out.locks.forEach((l, i) => {
     const token = l.holder ? String(l.holder.token) : '-';
     const left = l.holder ? formatMs(l.holder.leaseLeftMs) : 'free';
-    lines.push(`${l.name.padEnd(width)}  ${kinds[i]!.padEnd(kindWidth)}  ${String(l.holderCount).padEnd(7)}  ${token.padEnd(18)}  ${left.padEnd(10)}  ${l.queueLength}`);
+    lines.push(`${names[i]!.padEnd(width)}  ${kinds[i]!.padEnd(kindWidth)}  ${String(l.holderCount).padEnd(7)}  ${token.padEnd(18)}  ${left.padEnd(10)}  ${l.queueLength}`);
   });
   if (out.locks.some((l) => l.holderCount > 1)) lines.push('(TOKEN and LEASE LEFT: those of the oldest holder; status NAME lists them all)');
   if (out.truncated) lines.push(`(list cut short: more locks may exist; see --limit)`);

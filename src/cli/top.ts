@@ -7,7 +7,8 @@
 import { Command, InvalidArgumentError as UsageError, Option } from 'commander';
 import { FairLocks, type LockInfo } from '../index.js';
 import { lockKeys } from '../protocol/keys.js';
-import { EXIT, bounded, connect, formatMs, parseCount, parseDuration, redisOptions, say, toCliError, type Connection } from './common.js';
+import { EXIT, bounded, connect, formatMs, parseInteger, parseDuration, redisOptions, say, toCliError, type Connection } from './common.js';
+import { escapeControls as shown } from './escape-controls.js';
 import { kindColumn, listNames } from './listing.js';
 
 export interface TopOptions {
@@ -86,7 +87,7 @@ export function topCommand(): Command {
     )
     .option('--json', 'print one snapshot as JSON and exit')
     .addOption(new Option('--interval <duration>', 'time between refreshes').argParser(parseInterval).default(1_000, '1s'))
-    .addOption(new Option('--limit <n>', 'inspect at most this many names per refresh').argParser(parseCount(1, 10_000)).default(100));
+    .addOption(new Option('--limit <n>', 'inspect at most this many names per refresh').argParser(parseInteger(1, 10_000)).default(100));
   for (const o of redisOptions()) cmd.addOption(o);
   cmd.addHelpText(
     'after',
@@ -194,27 +195,30 @@ async function snapshot(redis: Connection, locks: FairLocks, options: TopOptions
 /** The screen (or plain snapshot) of one refresh, at most `rows` lines of at most `cols` characters. */
 export function formatTop(s: TopSnapshot, head: string, cols: number, rows: number): string {
   const lines = [head];
-  if (s.locks.length === 0) lines.push(`no locks are held or waited for under the prefix "${s.prefix}"`);
+  if (s.locks.length === 0) lines.push(`no locks are held or waited for under the prefix "${shown(s.prefix)}"`);
   else {
-    const width = Math.min(40, Math.max(4, ...s.locks.map((l) => l.name.length)));
-    const kinds = s.locks.map((l) => kindColumn(l));
+    // Names and ids come from Redis: shown escaped (src/cli/escape-controls.ts), the columns sized on that.
+    const names = s.locks.map((l) => shown(l.name));
+    const width = Math.min(40, Math.max(4, ...names.map((n) => n.length)));
+    const kinds = s.locks.map((l) => shown(kindColumn(l)));
     const kindWidth = Math.max(4, ...kinds.map((k) => k.length));
     // On a cluster (--cluster): which master holds each name.
     const cluster = s.locks.some((l) => l.master !== undefined);
-    const masterWidth = Math.max(6, ...s.locks.map((l) => (l.master ?? '').length));
+    const masters = s.locks.map((l) => shown(l.master ?? '-')); // an address from CLUSTER SLOTS: from Redis too
+    const masterWidth = Math.max(6, ...masters.map((m) => m.length));
     const masterColumn = (m: string) => (cluster ? `${m.padEnd(masterWidth)}  ` : '');
     lines.push(`${'NAME'.padEnd(width)}  ${masterColumn('MASTER')}${'KIND'.padEnd(kindWidth)}  HOLDERS  QUEUE  OLDEST WAIT  GRANTS/S`);
     s.locks.forEach((l, i) => {
       const wait = l.oldestWaitMs === null ? '-' : formatMs(l.oldestWaitMs);
       const rate = l.grantsPerSec === null ? '-' : `${l.grantsLowerBound ? '>' : ''}${l.grantsPerSec.toFixed(2)}`;
       lines.push(
-        `${l.name.padEnd(width)}  ${masterColumn(l.master ?? '-')}${kinds[i]!.padEnd(kindWidth)}  ${String(l.holders.length).padEnd(7)}  ${String(l.queueLength).padEnd(5)}  ${wait.padEnd(11)}  ${rate}`,
+        `${names[i]!.padEnd(width)}  ${masterColumn(masters[i]!)}${kinds[i]!.padEnd(kindWidth)}  ${String(l.holders.length).padEnd(7)}  ${String(l.queueLength).padEnd(5)}  ${wait.padEnd(11)}  ${rate}`,
       );
       const max = 3;
       for (const h of l.holders.slice(0, max)) {
         const share = h.mode ?? (l.kind === 'semaphore' ? `weight ${h.weight}` : '');
         const held = h.heldMs === null ? '-' : formatMs(h.heldMs);
-        lines.push(`    token ${h.token}  held ${held}  lease left ${formatMs(h.leaseLeftMs)}${share ? `  ${share}` : ''}  ${h.id}`);
+        lines.push(`    token ${h.token}  held ${held}  lease left ${formatMs(h.leaseLeftMs)}${share ? `  ${shown(share)}` : ''}  ${shown(h.id)}`);
       }
       if (l.holders.length > max) lines.push(`    ... and ${l.holders.length - max} more holders`);
     });
@@ -286,13 +290,13 @@ async function live(redis: Connection, locks: FairLocks, options: TopOptions): P
     for (;;) {
       const now = Date.now();
       const clock = new Date().toISOString().slice(11, 19);
-      const head = `fairlock top  prefix ${options.prefix}  every ${formatMs(options.interval)}  ${clock} UTC${tty ? (keys ? '  (q quits)' : '  (Ctrl-C quits)') : ''}`;
+      const head = `fairlock top  prefix ${shown(options.prefix)}  every ${formatMs(options.interval)}  ${clock} UTC${tty ? (keys ? '  (q quits)' : '  (Ctrl-C quits)') : ''}`;
       let text: string;
       try {
         const s = await snapshot(redis, locks, options, rate, now);
         text = formatTop(s, head, tty ? out.columns || 80 : Number.MAX_SAFE_INTEGER, tty ? out.rows || 24 : Number.MAX_SAFE_INTEGER);
       } catch (err) {
-        text = `${head}\nRedis error (retrying every ${formatMs(options.interval)}): ${toCliError(err).message}\n`;
+        text = `${head}\nRedis error (retrying every ${formatMs(options.interval)}): ${shown(toCliError(err).message)}\n`;
       }
       out.write(tty ? `${ESC}H${text.replace(/\n/g, `${ESC}K\n`)}${ESC}J` : `${text}\n`);
       let timer: NodeJS.Timeout | undefined;
