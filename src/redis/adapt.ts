@@ -11,7 +11,7 @@ import { NodeRedisClusterSeam, NodeRedisSeam, NodeRedisSentinelSeam } from './no
 import type { IORedisClientLike, NodeRedisClientLike, NodeRedisClusterLike, RedisSeam } from './seam.js';
 
 const ACCEPTED =
-  'a node-redis 4, 5 or 6 client (createClient(), createCluster() or createSentinel() from "redis", connected) an ioredis 5 or 6 client (new Redis() or new Cluster() from "ioredis") or a Valkey GLIDE 2.3+ client (GlideClient or GlideClusterClient from "@valkey/valkey-glide")';
+  'a node-redis 4, 5 or 6 client (createClient(), createCluster() or createSentinel() from "redis", connected) or an ioredis 5 or 6 client (new Redis() or new Cluster() from "ioredis") or a Valkey GLIDE 2.3+ client (GlideClient or GlideClusterClient from "@valkey/valkey-glide")';
 
 export function adaptClient(client: unknown): RedisSeam {
   const c = client as Record<string, unknown> | null;
