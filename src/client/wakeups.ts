@@ -1,5 +1,6 @@
 import { Mutex } from 'async-mutex';
 import { debug } from '../debug.js';
+import { FairLockError } from '../errors.js';
 import { shardWakeChannel } from '../protocol/keys.js';
 import type { RedisSeam, ShardSubscriber, Subscription } from '../redis/seam.js';
 
@@ -71,6 +72,7 @@ export class Wakeups {
       }
     };
     if (this.redis.cluster) {
+      await this.checkShardedPubSub();
       const shard = await this.redis.shardSubscriber((_channel, message) => deliver(message));
       if (this.closed) {
         await shard.close(1_000); // close() came while it connected
@@ -88,6 +90,38 @@ export class Wakeups {
       });
     }
     this.ready = true;
+  }
+
+  /**
+   * A Redis Cluster before 7.0 has no sharded pub/sub: no wake-up would ever arrive (every hand-off
+   * would wait for the next heartbeat), so waits are refused at once, naming the server. Classic
+   * PUBLISH would work but sends every wake-up to every node of the cluster (README, "Supported
+   * servers": scripts/bench/cluster-pubsub.ts measured it). One SPUBLISH to a channel nobody
+   * subscribes to answers the question; a refusal for another reason (an ACL) is left to the
+   * subscription to report.
+   */
+  private async checkShardedPubSub(): Promise<void> {
+    const probe = shardWakeChannel(this.prefix, 'probe', this.sessionId);
+    try {
+      await this.redis.send(['SPUBLISH', probe, ''], probe);
+      return;
+    } catch (err) {
+      if (!/unknown command/i.test(String((err as Error)?.message))) return;
+    }
+    let version = 'a server before Redis 7.0';
+    try {
+      const info = String(await this.redis.send(['INFO', 'server'], probe));
+      const v = /^redis_version:(\S+)/m.exec(info)?.[1];
+      if (v) version = `Redis ${v}`;
+    } catch {
+      // INFO refused (an ACL): the message says "before 7.0" instead
+    }
+    throw new FairLockError(
+      `this Redis Cluster runs ${version}, which has no sharded pub/sub (SPUBLISH, SSUBSCRIBE: Redis 7.0 or later, or Valkey): ` +
+        'fairlock cannot wake a waiter on it, so acquire() is refused (tryAcquire() and acquire({ timeoutMs: 0 }), which never wait, work). ' +
+        'Use Redis 7.0 or later, Valkey, or one Redis (6.2 is supported there)',
+      'UNSUPPORTED_SERVER',
+    );
   }
 
   /**
