@@ -98,7 +98,7 @@ fi
 # The cluster suite's README test runs the built CLI.
 [ -f dist/index.js ] || npm run build >/dev/null
 
-rows=() failed=0 total_started=$SECONDS
+rows=() failed=0 total_started=$SECONDS sum_passed=0 sum_failed=0 sum_skipped=0
 for i in "${!dirs[@]}"; do
   dir=${dirs[$i]} label=${labels[$i]}
   for s in $suites; do
@@ -112,13 +112,16 @@ for i in "${!dirs[@]}"; do
     PATH="$dir:$PATH" node node_modules/ava/entrypoints/cli.mjs $files >"$log" 2>&1
     rc=$?
     took=$((SECONDS - started))
-    count() { grep -Eo "^ *[0-9]+ (tests?|known failures?) $1" "$log" | grep -Eo '^ *[0-9]+' | tr -d ' ' | tail -n 1; }
-    passed=$(count passed) failures=$(count failed) skipped=$(count skipped)
+    # ava lists each passed test (✔) and each skipped one (- [skip]); its summary counts the failures
+    # (a file that crashed or timed out counts none: ava's exit status says so).
+    passed=$(grep -cE '^ *✔' "$log") skipped=$(grep -cE '^ *- \[skip\]' "$log")
+    failures=$(grep -Eo '^ *[0-9]+ tests? failed' "$log" | grep -Eo '[0-9]+' | tail -n 1)
     grep -E '^ *(- |✘)' "$log" | sed 's/^/    /'   # skips with their reasons, and failures
     if [ "$rc" -ne 0 ]; then
       failed=1
       tail -n 40 "$log"
     fi
+    sum_passed=$((sum_passed + passed)) sum_failed=$((sum_failed + ${failures:-0})) sum_skipped=$((sum_skipped + skipped))
     result="${passed:-0} passed, ${failures:-0} failed, ${skipped:-0} skipped"
     [ "$rc" -ne 0 ] && [ -z "$failures" ] && result="$result (ava exited $rc)"
     rows+=("$label|$s|$result|$took")
@@ -134,4 +137,6 @@ for row in "${rows[@]}"; do
   IFS='|' read -r label s result took <<<"$row"
   printf '| %-14s | %-18s | %-40s | %5ss |\n' "$label" "$s" "$result" "$took"
 done
+# The plain closing line scripts/test.sh reads.
+echo "servers: $sum_passed passed, $sum_failed failed, $sum_skipped skipped"
 exit $failed
