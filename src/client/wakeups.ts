@@ -96,28 +96,22 @@ export class Wakeups {
    * A Redis Cluster before 7.0 has no sharded pub/sub: no wake-up would ever arrive (every hand-off
    * would wait for the next heartbeat), so waits are refused at once, naming the server. Classic
    * PUBLISH would work but sends every wake-up to every node of the cluster (README, "Supported
-   * servers": scripts/bench/cluster-pubsub.ts measured it). One SPUBLISH to a channel nobody
-   * subscribes to answers the question; a refusal for another reason (an ACL) is left to the
-   * subscription to report.
+   * servers": scripts/bench/cluster-pubsub.ts measured it). INFO's redis_version answers (Valkey
+   * reports 7.2); when INFO is refused (an ACL) the subscription reports a missing SSUBSCRIBE instead.
+   * (A probe SPUBLISH through an ioredis 5 Cluster client made the cluster property suite fail, for
+   * a reason not found; INFO does not.)
    */
   private async checkShardedPubSub(): Promise<void> {
-    const probe = shardWakeChannel(this.prefix, 'probe', this.sessionId);
+    const key = shardWakeChannel(this.prefix, 'probe', this.sessionId);
+    let version: string | undefined;
     try {
-      await this.redis.send(['SPUBLISH', probe, ''], probe);
-      return;
-    } catch (err) {
-      if (!/unknown command/i.test(String((err as Error)?.message))) return;
-    }
-    let version = 'a server before Redis 7.0';
-    try {
-      const info = String(await this.redis.send(['INFO', 'server'], probe));
-      const v = /^redis_version:(\S+)/m.exec(info)?.[1];
-      if (v) version = `Redis ${v}`;
+      version = /^redis_version:(\S+)/m.exec(String(await this.redis.send(['INFO', 'server'], key)))?.[1];
     } catch {
-      // INFO refused (an ACL): the message says "before 7.0" instead
+      return;
     }
+    if (!version || Number(version.split('.')[0]) >= 7) return;
     throw new FairLockError(
-      `this Redis Cluster runs ${version}, which has no sharded pub/sub (SPUBLISH, SSUBSCRIBE: Redis 7.0 or later, or Valkey): ` +
+      `this Redis Cluster runs Redis ${version}, which has no sharded pub/sub (SPUBLISH, SSUBSCRIBE: Redis 7.0 or later, or Valkey): ` +
         'fairlock cannot wake a waiter on it, so acquire() is refused (tryAcquire() and acquire({ timeoutMs: 0 }), which never wait, work). ' +
         'Use Redis 7.0 or later, Valkey, or one Redis (6.2 is supported there)',
       'UNSUPPORTED_SERVER',
