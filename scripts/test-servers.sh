@@ -79,7 +79,7 @@ else
   for s in ${FAIRLOCK_SERVERS:-}; do candidates+=("$s"); done
 fi
 
-dirs=() labels=() seen=' '
+servers_dir=${servers_dir:-} dirs=() labels=() seen=' '
 for c in "${candidates[@]}"; do
   dir=$(server_dir "$c") || exit 2
   real=$(readlink -f "$dir/redis-server")
@@ -91,7 +91,7 @@ for c in "${candidates[@]}"; do
   labels+=("$version")
 done
 if [ ${#dirs[@]} -eq 0 ]; then
-  echo "test-servers: no server found (install redis-server, or pass a folder holding one)"
+  echo "test-servers: no server to test (none on PATH or left out, none under ${servers_dir:-the folders given}): nothing to do"
   exit 0
 fi
 
