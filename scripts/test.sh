@@ -57,5 +57,20 @@ for major in $others; do
   run_suite "$node_bin" "${FAIRLOCK_TEST_CLIENT_2:-ioredis5}" $(ls test/*.test.ts test/*/*.test.ts | grep -v -E "$first_node_only")
 done
 
+# The server matrix (scripts/test-servers.sh, `npm run test:servers`), a step of its own: the servers
+# beside the system one (each folder under ../shared/servers, when there is one; the system
+# redis-server ran everything above), a subset of the suites that fits the time budget.
+# FAIRLOCK_TEST_SERVERS=0 leaves it out; FAIRLOCK_SERVER_SUITES picks other suites (names in the
+# script's header); FAIRLOCK_SERVERS_DIR names another folder of servers.
+if [ "${FAIRLOCK_TEST_SERVERS:-1}" != 0 ]; then
+  started=$SECONDS
+  echo "=== Server matrix"
+  FAIRLOCK_SERVERS_SYSTEM=0 FAIRLOCK_SERVER_SUITES="${FAIRLOCK_SERVER_SUITES:-protocol properties-lock cluster-properties}" \
+    bash scripts/test-servers.sh 2>&1 | tee "$log"
+  n=$(grep -Eo '^servers: [0-9]+ passed' "$log" | grep -Eo '[0-9]+' || true)
+  passed=$((passed + ${n:-0}))
+  echo "=== Server matrix: passed in $((SECONDS - started)) s"
+fi
+
 # Every run above passed (set -e stops at the first failure); the plain closing line CI reads:
 echo "tests: ${passed} passed, 0 failed"

@@ -34,12 +34,13 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts redis-server with `args` added to a loopback, persistence-off base. Rejects with an error
+ * Starts redis-server with `args` added to a loopback, persistence-off base, on `port` (default: a
+ * free one). Rejects with an error
  * whose `code` is 'ENOENT' when redis-server is not installed, or when it exits or does not answer
  * PING within `readyTimeoutMs`.
  */
-export async function startLocalRedis(options: { args?: string[]; readyTimeoutMs?: number } = {}): Promise<LocalRedis> {
-  const port = await freePort();
+export async function startLocalRedis(options: { args?: string[]; readyTimeoutMs?: number; port?: number } = {}): Promise<LocalRedis> {
+  const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'fairlock-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
     '--daemonize', 'no', '--loglevel', 'warning', ...(options.args ?? [])];

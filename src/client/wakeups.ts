@@ -1,5 +1,6 @@
 import { Mutex } from 'async-mutex';
 import { debug } from '../debug.js';
+import { FairLockError } from '../errors.js';
 import { shardWakeChannel } from '../protocol/keys.js';
 import type { RedisSeam, ShardSubscriber, Subscription } from '../redis/seam.js';
 
@@ -71,6 +72,7 @@ export class Wakeups {
       }
     };
     if (this.redis.cluster) {
+      await this.checkShardedPubSub();
       const shard = await this.redis.shardSubscriber((_channel, message) => deliver(message));
       if (this.closed) {
         await shard.close(1_000); // close() came while it connected
@@ -88,6 +90,32 @@ export class Wakeups {
       });
     }
     this.ready = true;
+  }
+
+  /**
+   * A Redis Cluster before 7.0 has no sharded pub/sub: no wake-up would ever arrive (every hand-off
+   * would wait for the next heartbeat), so waits are refused at once, naming the server. Classic
+   * PUBLISH would work but sends every wake-up to every node of the cluster (README, "Supported
+   * servers": scripts/bench/cluster-pubsub.ts measured it). INFO's redis_version answers (Valkey
+   * reports 7.2); when INFO is refused (an ACL) the subscription reports a missing SSUBSCRIBE instead.
+   * (A probe SPUBLISH through an ioredis 5 Cluster client made the cluster property suite fail, for
+   * a reason not found; INFO does not.)
+   */
+  private async checkShardedPubSub(): Promise<void> {
+    const key = shardWakeChannel(this.prefix, 'probe', this.sessionId);
+    let version: string | undefined;
+    try {
+      version = /^redis_version:(\S+)/m.exec(String(await this.redis.send(['INFO', 'server'], key)))?.[1];
+    } catch {
+      return;
+    }
+    if (!version || Number(version.split('.')[0]) >= 7) return;
+    throw new FairLockError(
+      `this Redis Cluster runs Redis ${version}, which has no sharded pub/sub (SPUBLISH, SSUBSCRIBE: Redis 7.0 or later, or Valkey): ` +
+        'fairlock cannot wake a waiter on it, so acquire() is refused (tryAcquire() and acquire({ timeoutMs: 0 }), which never wait, work). ' +
+        'Use Redis 7.0 or later, Valkey, or one Redis (6.2 is supported there)',
+      'UNSUPPORTED_SERVER',
+    );
   }
 
   /**

@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   MISSING_PEER: 'MISSING_PEER',
   /** Redis refused a command to this user (ACL). */
   NO_PERMISSION: 'NO_PERMISSION',
+  /** The server lacks a command fairlock needs here (a wait on a Redis Cluster before 7.0: no SPUBLISH); the message names the version. */
+  UNSUPPORTED_SERVER: 'UNSUPPORTED_SERVER',
   /** Redis failed the call or could not be reached. */
   REDIS_ERROR: 'REDIS_ERROR',
   /** A bug in fairlock: please report it. */

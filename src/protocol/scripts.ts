@@ -200,7 +200,8 @@ export class Scripts {
     if (bad) return badKeyError(bad[1]!, (bad[2] ?? '').trim(), err);
     const badArg = new RegExp(`${LUA_ERRORS.badArg} ([^\\n]*?)(?: script:|$)`).exec(message);
     if (badArg) return new InvalidArgumentError(`the ${script} script refused its arguments: ${(badArg[1] ?? '').trim()}`, { cause: err });
-    if (/^WRONGTYPE/.test(message) && script !== 'types') {
+    // Redis 7.0 passes a command's error on as it is; 6.2 wraps it: "ERR Error running script ... : WRONGTYPE ...".
+    if (/(?:^|: )WRONGTYPE\b/.test(message) && script !== 'types') {
       try {
         const { r } = await this.runOnce('types', keys, []);
         if (r.length >= 2) return badKeyError(String(r[0]), `WRONGTYPE: it is a ${String(r[1])}`, err);

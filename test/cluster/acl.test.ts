@@ -4,7 +4,7 @@
  * sent with SPUBLISH (counted, none rejected) and the waiter's shard channel is subscribed.
  */
 import { readFileSync } from 'node:fs';
-import test from 'ava';
+import { clusterTest as test } from './target.js';
 import { Cluster } from 'ioredis';
 import { createCluster } from 'redis';
 import { shardWakeChannel } from '../../src/protocol/keys.js';

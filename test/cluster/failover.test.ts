@@ -5,7 +5,8 @@
  * test fails a master over and leaves the cluster whole again (the killed node restarted as a
  * replica) for the next. Order is decided from tokens and from this one process's clock.
  */
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
+import { clusterTest as test } from './target.js';
 import { performance } from 'node:perf_hooks';
 import { FairLocks, LockLostError, NotReplicatedError, type Lease } from '../../src/index.js';
 import { escapeName } from '../../src/protocol/keys.js';

@@ -5,7 +5,8 @@
  * are split between the two masters), which fairlock retries. Order comes from tokens and from this
  * one process's record of which promise resolved when.
  */
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
+import { clusterTest as test } from './target.js';
 import type { FairLocks, Lease } from '../../src/index.js';
 import { escapeName, shardWakeChannel } from '../../src/protocol/keys.js';
 import { newLocks, scopeOf, settleWithin, CLOSE_LIMIT_MS } from '../helpers/cleanup.js';

@@ -1,9 +1,8 @@
 /** The lock's property suite on a 3-master Redis Cluster, through node-redis 4's createCluster(). */
-import test from 'ava';
 import { adminCommand } from '../helpers/cluster.js';
 import { propertySuite, SUITE_NAMES } from '../properties/suite.js';
 import { SUBJECTS } from '../properties/subjects.js';
-import { clusterTarget } from './target.js';
+import { clusterTarget, clusterTest as test } from './target.js';
 
 const target = clusterTarget('redis4');
 propertySuite(SUBJECTS[0]!, target);

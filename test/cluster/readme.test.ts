@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import test from 'ava';
+import { clusterTest as test } from './target.js';
 import { scopeOf } from '../helpers/cleanup.js';
 import { startRedisCluster } from '../helpers/cluster.js';
 

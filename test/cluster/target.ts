@@ -3,7 +3,7 @@
  * redis-server processes, stopped by PID), a cluster client of the chosen family, and lock names
  * chosen so that the suite's names land on all three masters.
  */
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
 import type { RedisClientLike } from '../../src/redis/seam.js';
 import { escapeName } from '../../src/protocol/keys.js';
 import { scopeOf, settleWithin, CLOSE_LIMIT_MS, trackDuplicates } from '../helpers/cleanup.js';
@@ -11,6 +11,16 @@ import { adminCommand, keySlot, startRedisCluster, type RedisClusterHandle } fro
 import { clusterUrl, connectCluster, type TestClient } from '../helpers/clients.js';
 import type { RedisClient } from '../helpers/redis-client.js';
 import { evalCallsIn, type Target } from '../properties/target.js';
+import { testUnless, withoutShardedPubSub } from '../helpers/server-version.js';
+
+const unsupported = withoutShardedPubSub();
+/**
+ * `test` for the cluster suite: on a server without sharded pub/sub (Redis before 7.0) fairlock
+ * refuses waits on a cluster, so every test here is skipped with that reason (the refusal itself is
+ * proven by test/cluster/refused-before-7.test.ts, on the 6.2 build).
+ */
+export const clusterTest = testUnless(unsupported && `${unsupported}; fairlock refuses waits on such a cluster (UNSUPPORTED_SERVER, proven by test/cluster/refused-before-7.test.ts)`);
+const test = clusterTest;
 
 export interface ClusterTarget extends Target {
   readonly cluster: RedisClusterHandle;
@@ -37,6 +47,7 @@ export function clusterTarget(family: 'redis4' | 'redis6' | 'ioredis5' | 'ioredi
   };
   return {
     label: ` (cluster, ${family})`,
+    test: clusterTest,
     get cluster() {
       return need().cluster;
     },

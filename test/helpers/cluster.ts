@@ -19,10 +19,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startLocalRedis, type LocalRedis } from '../../src/cli/redis-server.js';
+import { hasShardedPubSub } from './server-version.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public API
@@ -299,11 +300,12 @@ async function roleOf(port: number): Promise<Role> {
 // ---------------------------------------------------------------------------------------------
 
 /** A redis-server of ours (startLocalRedis), tracked; retried on a port clash with another process. */
-async function startTracked(argsFor: () => Promise<string[]>): Promise<LocalRedis> {
+async function startTracked(argsFor: () => Promise<string[]>, portFor?: () => Promise<number>): Promise<LocalRedis> {
   let last: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const local = await startLocalRedis({ args: await argsFor(), readyTimeoutMs: 5_000 });
+      const port = portFor ? await portFor() : undefined;
+      const local = await startLocalRedis({ args: await argsFor(), readyTimeoutMs: 5_000, ...(port ? { port } : {}) });
       alive.add(local);
       ownPorts.add(local.port);
       return local;
@@ -341,6 +343,26 @@ async function stopLocal(local: LocalRedis): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 const SLOTS = 16384;
+/** Before Redis 7.0 a node's cluster bus listens on its port + 10000, always. */
+const BUS_OFFSET = 10_000;
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A port below the ephemeral range whose port + 10000 is free too (bounded: 200 random tries). */
+async function freePortPair(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if ((await portFree(port)) && (await portFree(port + BUS_OFFSET))) return port;
+  }
+  throw new Error('no free port pair (port, port + 10000) for a Redis Cluster node before 7.0');
+}
 
 function crc16(buf: Uint8Array): number {
   let crc = 0;
@@ -384,6 +406,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
   const root = tempDir('cluster');
   const locals: LocalRedis[] = [];
   const busPorts: number[] = [];
+  const busPortOption = hasShardedPubSub(); // --cluster-port came with 7.0, as sharded pub/sub did
 
   const stop = async () => {
     await Promise.all(locals.map(stopLocal));
@@ -395,15 +418,24 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     // cluster_state:ok before it is 2 s old (CLUSTER_WRITABLE_DELAY), so the rest overlaps that.
     await Promise.all(
       Array.from({ length: count }, async (_, i) => {
+        // Before 7.0 (no --cluster-port) the bus port is always port+10000: the node's port is then
+        // one below 55536 whose +10000 is free too.
+        const pairPort = busPortOption
+          ? undefined
+          : async () => {
+              const port = await freePortPair();
+              busPorts[i] = port + BUS_OFFSET;
+              return port;
+            };
         const local = await startTracked(async () => {
           // cluster-port: the default bus port is port+10000, above 65535 for most ephemeral ports.
-          busPorts[i] = await freePort();
+          if (busPortOption) busPorts[i] = await freePort();
           return [
             // Data (a replica's synced RDB) and nodes.conf under `root`, which the exit hook removes.
             '--dir', nodeDir(root, i),
             '--cluster-enabled', 'yes',
             '--cluster-config-file', 'nodes.conf',
-            '--cluster-port', String(busPorts[i]),
+            ...(busPortOption ? ['--cluster-port', String(busPorts[i])] : []),
             '--cluster-node-timeout', String(nodeTimeoutMs),
             // A replica always stands for election, whatever its link's age, so a kill fails over.
             '--cluster-replica-validity-factor', '0',
@@ -414,7 +446,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
             '--repl-diskless-load', 'on-empty-db',
             '--appendonly', 'no', '--save', '',
           ];
-        });
+        }, pairPort);
         locals[i] = local;
       }),
     );
@@ -425,7 +457,14 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     await Promise.all(locals.map((l, i) => adminCommand(l.port, ['CLUSTER', 'SET-CONFIG-EPOCH', i + 1])));
     const bounds = [0, 5461, 10923, SLOTS];
     await Promise.all(
-      [0, 1, 2].map((i) => adminCommand(locals[i]!.port, ['CLUSTER', 'ADDSLOTSRANGE', bounds[i]!, bounds[i + 1]! - 1])),
+      [0, 1, 2].map((i) =>
+        adminCommand(
+          locals[i]!.port,
+          busPortOption
+            ? ['CLUSTER', 'ADDSLOTSRANGE', bounds[i]!, bounds[i + 1]! - 1]
+            : ['CLUSTER', 'ADDSLOTS', ...Array.from({ length: bounds[i + 1]! - bounds[i]! }, (_, k) => bounds[i]! + k)], // ADDSLOTSRANGE is 7.0
+        ),
+      ),
     );
     // Node 0 meets everyone at once (with the bus port, a 7.0 argument); gossip introduces the rest.
     await Promise.all(

@@ -5,7 +5,7 @@
  * never by comparing clocks; every wait is bounded.
  */
 import { setMaxListeners } from 'node:events';
-import test from 'ava';
+import avaTest from 'ava';
 import { FairLocks, type Lease, LockAbortedError, LockTimeoutError } from '../../src/index.js';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
@@ -32,6 +32,7 @@ export const SUITE_NAMES = ['fifo', 'excl', 'b', 'g', 'r', 'tok', 'w', 'np2', 'n
 
 /** `target`: where it runs (default: one Redis of the file's own, or REDIS_URL). */
 export function propertySuite(subject: Subject, target: Target = standaloneTarget()): void {
+  const test = target.test ?? avaTest;
   const title = (what: string) => `${subject.title}${target.label}: ${what}`;
   const n = (base: (typeof SUITE_NAMES)[number]) => target.name(base);
   const opts = { heartbeatMs: 200, livenessMs: 1_000, leaseMs: 10_000 };

@@ -3,13 +3,15 @@
  * (test/cluster/target.ts). The suite asks the target for its clients, the URL its child processes
  * connect to, the Redis names of its locks, and the few server-side acts it needs.
  */
-import type { ExecutionContext } from 'ava';
+import type { ExecutionContext, TestFn } from 'ava';
 import type { RedisClientLike } from '../../src/redis/seam.js';
 import { openClient, ownRedis } from '../helpers/cleanup.js';
 import { useRedis } from '../helpers/fixture.js';
 import type { RedisClient } from '../helpers/redis-client.js';
 
 export interface Target {
+  /** The ava `test` the suite registers with: a cluster target's skips every test on a server that cannot run them. */
+  readonly test?: TestFn;
   /** Added to every test title: '' on one Redis. */
   readonly label: string;
   /** The client the file's FairLocks share (set once the file's `before` hook ran). */

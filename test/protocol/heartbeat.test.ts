@@ -14,6 +14,10 @@ import { Scripts, type HolderReport } from '../../src/protocol/scripts.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt, type HolderEntry } from '../helpers/state.js';
 import { sleep, LIVENESS, expectKind, kit } from './kit.js';
+import { testUnless, withoutShardedPubSub } from '../helpers/server-version.js';
+
+/** The tests of sharded pub/sub, which a server before Redis 7.0 lacks: skipped there, with the reason. */
+const shardedTest = testUnless(withoutShardedPubSub());
 
 const fx = useRedis();
 const { setup } = kit(fx);
@@ -252,7 +256,7 @@ test('"?id": the newest waiter queued or holding is no lapse; an id Redis has ne
   t.deepEqual((await s.heartbeat(keys, 'w', LIVENESS, [w])).holders.map((x) => x.id), [w], 'the holder is untouched by "?id"');
 });
 
-test('"~": subscribers on the session\'s shard channel of the name (PUBSUB SHARDNUMSUB); absent unless asked', async (t) => {
+shardedTest('"~": subscribers on the session\'s shard channel of the name (PUBSUB SHARDNUMSUB); absent unless asked', async (t) => {
   const { prefix, s, keys } = setup();
   const channel = shardWakeChannel(prefix, 'n', 'w');
   t.is(channel, `${prefix}:{n}:wake:w`);

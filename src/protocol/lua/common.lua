@@ -50,8 +50,10 @@ local function parse_id(id)
   return { id = id, sid = sid, lease = tonumber(lease), renew = renew, weight = tonumber(weight), mode = mode }
 end
 
+-- A string, not an error table: Redis 6.2's error handler cannot take a table (it fails with "attempt
+-- to concatenate ... a table value"), and the client finds the marker inside either version's text.
 local function bad_state(detail)
-  error({ err = 'FAIRLOCK_BADKEY ' .. K_STATE .. ' ' .. detail })
+  error('FAIRLOCK_BADKEY ' .. K_STATE .. ' ' .. detail)
 end
 
 local function add_holder(s, h)

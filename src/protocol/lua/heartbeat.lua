@@ -75,7 +75,7 @@ end
 -- reported at once, so this session's waits fail at this beat instead of hanging.
 local queued = redis.pcall('ZCARD', K_QUEUE)
 local bad_queue = type(queued) == 'table' and queued.err and string.sub(queued.err, 1, 9) == 'WRONGTYPE'
-if type(queued) == 'table' and not bad_queue then error(queued) end
+if type(queued) == 'table' and not bad_queue then return queued end -- the error reply (error() of a table fails on 6.2)
 if bad_queue then
   serve()
 else
