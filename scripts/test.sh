@@ -34,7 +34,7 @@ run_suite() { # $1: the node binary, $2: the client the forked test processes lo
 # The in-process tests use node-redis 4 and test/clients.test.ts runs every client family; the
 # multi-process tests' children lock through node-redis 4 on this Node and through ioredis 5 on the
 # second, so the whole property suite runs against both families.
-first_node_only='^test/(protocol/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos)'
+first_node_only='^test/(protocol/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos|durability|cli-strict-numbers|cli-escapes|glide|per-name-memory|missing-peer)'
 run_suite "$(command -v node)" "${FAIRLOCK_TEST_CLIENT:-redis4}"
 
 this_major=$(node -p 'process.versions.node.split(".")[0]')
@@ -52,8 +52,10 @@ for major in $others; do
   # smoke keeps the bench from rotting, top drives `fairlock top` through a pseudo-terminal, examples
   # runs the recipes (fenced-sqlite.mjs on Node 24 already), events/metrics/package check the API surface,
   # the chaos workers lock through node-redis 4 on both runs (the fault suites cover ioredis on Node 24),
-  # and test/cluster/ (Redis Cluster and Sentinel, each client family named in its files) spends its
-  # time in redis-server start-ups and failovers, which do not depend on Node.
+  # test/cluster/ (Redis Cluster and Sentinel, each client family named in its files) spends its
+  # time in redis-server start-ups and failovers, which do not depend on Node; durability*
+  # waits on replicas (WAIT), glide drives GLIDE's native client, cli-strict-numbers and cli-escapes
+  # check the CLI's parsing and printing, per-name-memory and missing-peer the library's bounds.
   run_suite "$node_bin" "${FAIRLOCK_TEST_CLIENT_2:-ioredis5}" $(ls test/*.test.ts test/*/*.test.ts | grep -v -E "$first_node_only")
 done
 
