@@ -83,3 +83,27 @@ test('a timeout racing the grant never leaves the lock stuck (many rounds)', asy
   await holderSide.close();
   await waiterSide.close();
 });
+
+/**
+ * Proves a call never gives up before its timeoutMs: Node may fire a timer a little early against
+ * performance.now() (its loop's cached time lags), and the README's events example once printed a
+ * 'timeout' with waitedMs < timeoutMs. Measured in this one process: the rejection and the event.
+ */
+test('an acquire that times out waited at least its timeoutMs, by the call and by its timeout event', async (t) => {
+  const locks = newLocks(t, fx.client, { prefix: newPrefix() });
+  const lock = locks.lock('t');
+  const holder = await lock.acquire();
+  const waited: number[] = [];
+  locks.on('timeout', (e) => waited.push(e.waitedMs));
+  const timeoutMs = 15;
+  const calls = Array.from({ length: 40 }, async () => {
+    const started = performance.now();
+    await t.throwsAsync(lock.acquire({ timeoutMs }), { instanceOf: LockTimeoutError });
+    return performance.now() - started;
+  });
+  const took = await Promise.all(calls);
+  t.is(waited.length, 40);
+  t.true(Math.min(...took) >= timeoutMs, `every call took ${timeoutMs} ms or more (shortest ${Math.min(...took).toFixed(2)} ms)`);
+  t.true(Math.min(...waited) >= timeoutMs, `every event says ${timeoutMs} ms or more (shortest ${Math.min(...waited).toFixed(2)} ms)`);
+  await holder.release();
+});

@@ -231,7 +231,16 @@ function giveUpTrigger(o: ResolvedAcquire, what: string): { fired: Promise<never
   const fired = new Promise<never>((_, reject) => {
     if (o.timeoutMs !== undefined) {
       const timeoutMs = o.timeoutMs;
-      timer = setTimeout(() => reject(new LockTimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+      const deadline = monotonic() + timeoutMs;
+      // Node counts a timer from the event loop's cached time, which can lag the clock: a timer may
+      // fire a little before timeoutMs has really passed. Then it waits out the rest, so a call never
+      // gives up (nor reports a wait) shorter than the timeoutMs it was given.
+      const check = () => {
+        const left = deadline - monotonic();
+        if (left > 0) timer = setTimeout(check, Math.ceil(left));
+        else reject(new LockTimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      };
+      timer = setTimeout(check, timeoutMs);
     }
     onAbort = () => reject(new LockAbortedError(`gave up waiting for ${what}: aborted`, { cause: o.signal?.reason }));
     // Aborted already (e.g. while tryAcquire's attempt ran): an 'abort' listener would never hear it.
