@@ -203,7 +203,12 @@ export class HeldLease implements Lease {
 
   private arm(): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.checkDeadline(), Math.max(0, this.deadline - monotonic()) + 1);
+    // Node may fire a timer before its time by the clock (its loop's cached time lags, more so on a
+    // loaded machine): then the deadline has not passed yet, and the timer is armed again for the
+    // rest. Without that a holder cut off from Redis was never told (nothing else reads the clock).
+    this.timer = setTimeout(() => {
+      if (!this.checkDeadline() && !this.releasing) this.arm();
+    }, Math.max(0, this.deadline - monotonic()) + 1);
     this.timer.unref();
   }
 }
