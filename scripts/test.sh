@@ -34,7 +34,7 @@ run_suite() { # $1: the node binary, $2: the client the forked test processes lo
 # The in-process tests use node-redis 4 and test/clients.test.ts runs every client family; the
 # multi-process tests' children lock through node-redis 4 on this Node and through ioredis 5 on the
 # second, so the whole property suite runs against both families.
-first_node_only='^test/(protocol/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos|durability|cli-strict-numbers|cli-escapes|glide|per-name-memory|missing-peer)'
+first_node_only='^test/(protocol/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos|durability|cli[.-]|glide|per-name-memory|missing-peer|properties/semaphore-1)'
 run_suite "$(command -v node)" "${FAIRLOCK_TEST_CLIENT:-redis4}"
 
 this_major=$(node -p 'process.versions.node.split(".")[0]')
@@ -54,8 +54,10 @@ for major in $others; do
   # the chaos workers lock through node-redis 4 on both runs (the fault suites cover ioredis on Node 24),
   # test/cluster/ (Redis Cluster and Sentinel, each client family named in its files) spends its
   # time in redis-server start-ups and failovers, which do not depend on Node; durability*
-  # waits on replicas (WAIT), glide drives GLIDE's native client, cli-strict-numbers and cli-escapes
-  # check the CLI's parsing and printing, per-name-memory and missing-peer the library's bounds.
+  # waits on replicas (WAIT), glide drives GLIDE's native client, per-name-memory and missing-peer
+  # check the library's bounds, properties/semaphore-1 is the lock's suite again through the semaphore
+  # driver (properties/lock runs on both), and the cli* files drive the built CLI as processes whose
+  # behaviour is the library's and POSIX's, not Node's (the demo still runs the CLI on both Nodes).
   run_suite "$node_bin" "${FAIRLOCK_TEST_CLIENT_2:-ioredis5}" $(ls test/*.test.ts test/*/*.test.ts | grep -v -E "$first_node_only")
 done
 
@@ -67,7 +69,7 @@ done
 if [ "${FAIRLOCK_TEST_SERVERS:-1}" != 0 ]; then
   started=$SECONDS
   echo "=== Server matrix"
-  FAIRLOCK_SERVERS_SYSTEM=0 FAIRLOCK_SERVER_SUITES="${FAIRLOCK_SERVER_SUITES:-protocol properties-lock cluster-properties}" \
+  FAIRLOCK_SERVERS_SYSTEM=0 FAIRLOCK_SERVER_SUITES="${FAIRLOCK_SERVER_SUITES:-protocol cluster-properties}" \
     bash scripts/test-servers.sh 2>&1 | tee "$log"
   n=$(grep -Eo '^servers: [0-9]+ passed' "$log" | grep -Eo '[0-9]+' || true)
   passed=$((passed + ${n:-0}))
