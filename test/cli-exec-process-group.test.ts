@@ -6,14 +6,14 @@
  * lease and a step that ignores SIGTERM. Every command appends to ONE shared file: the order of its
  * lines is the order of events (no clocks compared). Every process is killed by PID at the end.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { lockKeys } from '../src/protocol/keys.js';
 import { newLocks, scopeOf } from './helpers/cleanup.js';
-import { BIN, NODE, isRunning, runCli, until } from './helpers/cli-process.js';
+import { BIN, NODE, isRunning, runCli, scriptBinary, until } from './helpers/cli-process.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
 
@@ -129,15 +129,6 @@ test.serial('a lost lease: SIGTERM then SIGKILL reach a step that ignores SIGTER
   t.regex(res.stderr, /SIGKILL/);
 });
 
-/** `script` from util-linux: a pseudo-terminal (.ci/run installs it when missing). */
-function scriptBinary(): string | undefined {
-  try {
-    const path = execFileSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' }).trim();
-    return /util-linux/.test(execFileSync(path, ['--version'], { encoding: 'utf8' })) ? path : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 test.serial('stdin a terminal: COMMAND stays in the foreground job, so a prompt that reads /dev/tty (sudo, ssh) still works', async (t) => {
   const script = scriptBinary();

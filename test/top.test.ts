@@ -5,11 +5,12 @@
  * screen; a hostile lock name reaches that screen escaped; `--json` prints one snapshot. Every
  * process started here runs in a group of its own and is killed by PID when the test ends.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import type { TopSnapshot } from '../src/cli/top.js';
 import { newLocks, scopeOf } from './helpers/cleanup.js';
+import { scriptBinary } from './helpers/cli-process.js';
 import { useRedis } from './helpers/fixture.js';
 import { freePort, newPrefix } from './helpers/redis.js';
 
@@ -17,15 +18,6 @@ const fx = useRedis();
 const BIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const NODE = process.execPath;
 
-/** `script` from util-linux: the pseudo-terminal (.ci/run installs it when missing). */
-function scriptBinary(): string | undefined {
-  try {
-    const path = execFileSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' }).trim();
-    return /util-linux/.test(execFileSync(path, ['--version'], { encoding: 'utf8' })) ? path : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 interface Proc {
   proc: ChildProcess;

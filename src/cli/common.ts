@@ -161,6 +161,51 @@ export async function loadNodeRedis(): Promise<typeof CreateClient> {
 }
 
 /**
+ * What a CLI connection does about drops, one Redis or a cluster alike: before the first connect,
+ * three quick tries and then the error (the command exits 69); once connected, reconnects with
+ * backoff (the lease's own deadline decides when a long outage loses the lock), saying so once per
+ * outage. `connected` is set by the caller once its first connect succeeded.
+ */
+function connectionWatch(timeoutMs: number) {
+  const watch = {
+    connected: false,
+    reported: false,
+    lastError: undefined as Error | undefined,
+    socket: {
+      connectTimeout: Math.min(timeoutMs, 3_000),
+      reconnectStrategy: (retries: number, cause: Error): number | Error => {
+        watch.lastError = cause;
+        if (watch.connected) return Math.min(50 * 2 ** retries, 1_000);
+        return retries >= 3 ? cause : 100 * (retries + 1);
+      },
+    },
+    onError(err: Error): void {
+      watch.lastError = err;
+      if (watch.connected && !watch.reported) {
+        watch.reported = true;
+        say(`Redis connection error (reconnecting): ${err.message}`);
+      }
+    },
+  };
+  return watch;
+}
+
+/** Resolves with `work`, or rejects "no answer within …" after `timeoutMs`. */
+async function answerWithin<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${formatMs(timeoutMs)}`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Connects to Redis, failing with EXIT.UNAVAILABLE within about `timeoutMs` when it cannot. Once
  * connected, the client reconnects with backoff (the lease's own deadline decides when a long outage
  * loses the lock).
@@ -175,45 +220,19 @@ export async function connectRedis(url: string, timeoutMs = 5_000): Promise<Clie
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
     throw new CliError(EXIT.USAGE, `--redis: expected a redis:// or rediss:// URL, got ${redactUrl(url)}`);
   }
-  let connected = false;
-  let lastError: Error | undefined;
+  const watch = connectionWatch(timeoutMs);
   const createClient = await loadNodeRedis();
-  const client = createClient({
-    url,
-    socket: {
-      connectTimeout: Math.min(timeoutMs, 3_000),
-      reconnectStrategy: (retries: number, cause: Error) => {
-        lastError = cause;
-        if (connected) return Math.min(50 * 2 ** retries, 1_000);
-        return retries >= 3 ? cause : 100 * (retries + 1);
-      },
-    },
-  });
-  let reported = false;
-  client.on('error', (err: Error) => {
-    lastError = err;
-    if (connected && !reported) {
-      reported = true;
-      say(`Redis connection error (reconnecting): ${err.message}`);
-    }
-  });
-  client.on('ready', () => (reported = false));
-  let timer: NodeJS.Timeout | undefined;
+  const client = createClient({ url, socket: watch.socket });
+  client.on('error', watch.onError);
+  client.on('ready', () => (watch.reported = false));
   try {
-    await Promise.race([
-      client.connect().then(() => client.ping()),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${formatMs(timeoutMs)}`)), timeoutMs);
-      }),
-    ]);
+    await answerWithin(client.connect().then(() => client.ping()), timeoutMs);
   } catch (err) {
     await client.disconnect().catch(() => undefined);
-    const why = (err as Error).message || lastError?.message || String(err);
+    const why = (err as Error).message || watch.lastError?.message || String(err);
     throw new CliError(EXIT.UNAVAILABLE, `cannot connect to Redis at ${redactUrl(url)}: ${why}`);
-  } finally {
-    clearTimeout(timer);
   }
-  connected = true;
+  watch.connected = true;
   return client as Client;
 }
 
@@ -288,8 +307,7 @@ function hostPort(host: string, port: number): string {
 
 async function connectCluster(url: string, timeoutMs: number): Promise<Connection> {
   const parsed = new URL(url);
-  let connected = false;
-  let lastError: Error | undefined;
+  const watch = connectionWatch(timeoutMs);
   const { createCluster } = await loadRedisModule();
   // The seed's URL carries its credentials and TLS; the nodes learnt from it get them from defaults.
   const cluster = createCluster({
@@ -298,42 +316,22 @@ async function connectCluster(url: string, timeoutMs: number): Promise<Connectio
       ...(parsed.username && { username: decodeURIComponent(parsed.username) }),
       ...(parsed.password && { password: decodeURIComponent(parsed.password) }),
       socket: {
-        connectTimeout: Math.min(timeoutMs, 3_000),
-        reconnectStrategy: (retries: number, cause: Error) => {
-          lastError = cause;
-          if (connected) return Math.min(50 * 2 ** retries, 1_000);
-          return retries >= 3 ? cause : 100 * (retries + 1);
-        },
+        ...watch.socket,
         ...(parsed.protocol === 'rediss:' && { tls: true }),
       },
     },
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the socket options' TLS union differs between majors
   } as any) as ClusterClient;
-  let reported = false;
-  cluster.on('error', (err: Error) => {
-    lastError = err;
-    if (connected && !reported) {
-      reported = true;
-      say(`Redis connection error (reconnecting): ${err.message}`);
-    }
-  });
-  let timer: NodeJS.Timeout | undefined;
+  cluster.on('error', watch.onError);
   try {
-    await Promise.race([
-      cluster.connect(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${formatMs(timeoutMs)}`)), timeoutMs);
-      }),
-    ]);
+    await answerWithin(cluster.connect(), timeoutMs);
   } catch (err) {
     await cluster.disconnect().catch(() => undefined);
-    if (/cluster support disabled/i.test(`${lastError?.message} ${(err as Error).message}`)) throw new CliError(EXIT.USAGE, notACluster(url, 'it has cluster support disabled'));
-    const why = lastError?.message ?? ((err as Error).message || String(err));
+    if (/cluster support disabled/i.test(`${watch.lastError?.message} ${(err as Error).message}`)) throw new CliError(EXIT.USAGE, notACluster(url, 'it has cluster support disabled'));
+    const why = watch.lastError?.message ?? ((err as Error).message || String(err));
     throw new CliError(EXIT.UNAVAILABLE, `cannot connect to the Redis Cluster at ${redactUrl(url)}: ${why}`);
-  } finally {
-    clearTimeout(timer);
   }
-  connected = true;
+  watch.connected = true;
   const open = cluster as unknown as { isReady?: boolean; isOpen: boolean };
   return {
     client: cluster,

@@ -5,7 +5,7 @@
  * its own). When the test ends, whatever its outcome, `killCliTree` SIGKILLs the groups of
  * fairlock's children (the COMMAND and every step it started) and then fairlock's own group, by PID.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
@@ -120,5 +120,15 @@ export async function until(check: () => Promise<boolean> | boolean, what: strin
     if (await check()) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** `script` from util-linux: the pseudo-terminal (.ci/run installs it when missing). */
+export function scriptBinary(): string | undefined {
+  try {
+    const path = execFileSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' }).trim();
+    return /util-linux/.test(execFileSync(path, ['--version'], { encoding: 'utf8' })) ? path : undefined;
+  } catch {
+    return undefined;
   }
 }
