@@ -1,0 +1,82 @@
+/**
+ * A lease's deadline timer that runs before the lease's clock reaches the deadline is armed again:
+ * the signal of a holder cut off from Redis still aborts. Node runs a timer by its loop clock in
+ * whole milliseconds (the delay truncated too), while the lease counts in performance.now()
+ * fractions, so a timer runs up to ~1 ms "early" for the lease (measured: ~2-3% of deadline timers).
+ * Before the fix such a run found the deadline not yet passed and nothing ever looked again: with
+ * its renewals cut off, the holder's signal stayed unaborted (a partition test hung for 20 s).
+ * Here the lease's clock is held just short of the deadline while the timer runs, which forces that
+ * ordering on any machine; then the clock goes on, and the signal must abort at once, untouched.
+ */
+import test from 'ava';
+import { performance } from 'node:perf_hooks';
+import { newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
+import { newLocks, openClient, scopeOf } from '../helpers/cleanup.js';
+import { whenAborted } from '../helpers/queued.js';
+
+// A long lease: the machine may stall between the last renewal and the cut without losing it.
+const OPTS = { leaseMs: 3000, livenessMs: 3000, heartbeatMs: 150, driftFactor: 0.2 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let server: RedisServer;
+test.before(async () => {
+  server = await startRedis({ owned: true }); // CONFIG SET maxclients: a server of our own
+});
+test.after.always(async () => {
+  await server?.stop();
+});
+
+/** A bounded await: a hang fails naming its step. */
+async function step<T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`step "${what}" took over ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test('a deadline timer that runs before the lease clock reaches the deadline is armed again: the cut-off holder still aborts', async (t) => {
+  const prefix = newPrefix();
+  const admin = await step('open admin', openClient(t, server.url));
+  const client = await step('open client', openClient(t, server.url));
+  const locks = newLocks(t, client, { prefix, ...OPTS });
+  const lease = await step('acquire', locks.lock('e').acquire());
+  await sleep(2 * OPTS.heartbeatMs); // a few renewals went through
+
+  // Only the admin connection may stay: cut the others and refuse their reconnects (no renewal gets through).
+  await step('maxclients 1', admin.sendCommand(['CONFIG', 'SET', 'maxclients', '1']));
+  scopeOf(t).add(() => admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000'])); // first thing at teardown
+  await step('kill normal', admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']));
+  await step('kill pubsub', admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']));
+
+  // Listen now: reading `aborted` (or `held`, `remainingMs`) compares with the clock by itself, and
+  // after the clock goes on only the timer may find the loss.
+  let clockHeld = false;
+  let abortedWhileHeld = false;
+  const aborted = whenAborted(lease.signal).then((reason) => {
+    abortedWhileHeld = clockHeld;
+    return reason;
+  });
+  const realNow = performance.now;
+  const before = realNow.call(performance);
+  const remaining = lease.remainingMs; // read once, before the clock is held
+  t.true(remaining > 0, 'the lease is still held at the cut');
+  // Hold the clock 1 ms short of the deadline (deadline >= before + remaining) until the timer has run.
+  clockHeld = true;
+  const heldAt = before + remaining - 1;
+  performance.now = () => heldAt;
+  try {
+    await sleep(remaining + 300); // the deadline timer (Node's own clock) ran meanwhile
+  } finally {
+    clockHeld = false;
+    performance.now = realNow;
+  }
+  const reason = await step('the abort after the clock went on', aborted, 3_000);
+  t.false(abortedWhileHeld, 'not aborted while the lease clock was short of the deadline');
+  t.is((reason as { code?: string }).code, 'LOCK_LOST');
+
+  await step('maxclients back', admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000']));
+  await t.throwsAsync(step('the release', lease.release()), { code: 'LOCK_LOST' } as never);
+  await step('close', locks.close());
+});
