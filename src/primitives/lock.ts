@@ -232,9 +232,9 @@ function giveUpTrigger(o: ResolvedAcquire, what: string): { fired: Promise<never
     if (o.timeoutMs !== undefined) {
       const timeoutMs = o.timeoutMs;
       const deadline = monotonic() + timeoutMs;
-      // Node counts a timer from the event loop's cached time, which can lag the clock: a timer may
-      // fire a little before timeoutMs has really passed. Then it waits out the rest, so a call never
-      // gives up (nor reports a wait) shorter than the timeoutMs it was given.
+      // Node may fire a timer up to ~1 ms before its time by performance.now() (whole ms of its loop
+      // clock, the delay truncated): then it waits out the rest, so a call never gives up (nor
+      // reports a wait) shorter than the timeoutMs it was given.
       const check = () => {
         const left = deadline - monotonic();
         if (left > 0) timer = setTimeout(check, Math.ceil(left));
