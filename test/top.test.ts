@@ -148,6 +148,24 @@ test('top without a terminal prints plain snapshots until SIGTERM, then exits 0'
   t.regex(last, /^gpu .* 0\.00$/m, 'no grants on gpu since the first snapshot');
 });
 
+/**
+ * Proves a reader that goes away (`fairlock top | head`, `fairlock status | head`) ends the command
+ * quietly: no crash on EPIPE with a stack trace, and top stops instead of running on unread.
+ */
+test('top and status piped into a reader that closes early exit quietly (EPIPE), top at once', async (t) => {
+  const prefix = newPrefix('top');
+  await workload(t, prefix);
+  for (const command of [
+    `'${NODE}' '${BIN}' top --redis ${fx.server.url} --prefix ${prefix} --interval 100ms | head -c 10 >/dev/null; echo "exit \${PIPESTATUS[0]}" >&2`,
+    `'${NODE}' '${BIN}' status --redis ${fx.server.url} --prefix ${prefix} | head -c 1 >/dev/null; echo "exit \${PIPESTATUS[0]}" >&2`,
+  ]) {
+    const r = await start(t, 'bash', ['-c', command]).done;
+    t.is(r.code, 0, r.stderr);
+    t.notRegex(r.stderr, /EPIPE|Unhandled|at .*\.js:\d+/, `no crash: ${r.stderr}`);
+    t.regex(r.stderr, /^exit 0$/m, `the command exited 0 (${r.stderr.trim()})`);
+  }
+});
+
 /** A lock name that clears the screen, writes the clipboard (OSC 52 + BEL), forges a row, C1 CSI, DEL, bidi override. */
 const EVIL = 'x\x1b[2J\x1b]52;c;aGk=\x07\nforged-row lock 1 0\x9b31m\x7f\u202eevil';
 const SHOWN = 'x\\x1b[2J\\x1b]52;c;aGk=\\x07\\nforged-row lock 1 0\\x9b31m\\x7f\\u{202e}evil';

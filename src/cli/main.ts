@@ -53,6 +53,11 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// A reader that went away (`fairlock top | head`, a closed terminal): what we print has nowhere to go.
+// Without a listener the stream's EPIPE would crash the process with a stack trace, and for `exec`
+// before it released its lock; `top` stops on it (see live()), every other command goes on silently.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+
 await main(process.argv);
 // Exit now rather than wait for stray handles (every command has already cleaned up after itself).
 process.exit(process.exitCode ?? 0);

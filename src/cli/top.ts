@@ -264,6 +264,9 @@ async function live(redis: Connection, locks: FairLocks, options: TopOptions): P
     if (k.includes('q') || k.includes('Q') || k.includes('\x03')) stop();
   };
   const onSignal = () => stop();
+  // The reader went away (`fairlock top | head`): nothing more to show, stop as a Ctrl-C would.
+  const onOutError = () => stop();
+  out.on('error', onOutError);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   let restored = !tty;
@@ -307,6 +310,7 @@ async function live(redis: Connection, locks: FairLocks, options: TopOptions): P
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    out.off('error', onOutError);
     restore();
     process.off('exit', restore);
   }
