@@ -1,6 +1,9 @@
 /** µs per nested command inside a script (not part of `npm run bench`; docs/cost-breakdown.md): (EVALSHA usec of a loop of N calls - of an empty loop) / N, cheapest of 15 batches of 20 calls. REDIS_URL=redis://127.0.0.1:PORT npx tsx scripts/bench/cost-percmd.ts (it FLUSHALLs that server). */
 import { createClient } from 'redis';
-const c = createClient({ url: process.env.REDIS_URL });
+const url = process.env.REDIS_URL;
+// It FLUSHALLs the server: a loopback server of the caller's own only.
+if (!url || !/^redis:\/\/(127\.0\.0\.1|localhost):\d+$/.test(url)) throw new Error('REDIS_URL=redis://127.0.0.1:PORT (a server of your own: it is flushed)');
+const c = createClient({ url });
 await c.connect();
 await c.flushAll();
 const S = 'p:{n}:state', Q = 'p:{n}:queue', SS = 'p:{n}:sessions';
