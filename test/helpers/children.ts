@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { scopeOf, settleWithin, type Scope } from './cleanup.js';
+import './exit-on-term.js';
 import type { Command, Event } from './worker.js';
 
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));

@@ -23,6 +23,7 @@ import { connect as netConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startLocalRedis, type LocalRedis } from '../../src/cli/redis-server.js';
+import './exit-on-term.js';
 import { hasShardedPubSub } from './server-version.js';
 
 // ---------------------------------------------------------------------------------------------

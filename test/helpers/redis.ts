@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import { freePort, startLocalRedis, type LocalRedis } from '../../src/cli/redis-server.js';
+import './exit-on-term.js';
 import type { RedisClient } from './redis-client.js';
 
 export interface RedisServer {
