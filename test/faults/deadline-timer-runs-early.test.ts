@@ -11,7 +11,9 @@
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
 import { newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
-import { newLocks, openClient, scopeOf } from '../helpers/cleanup.js';
+import { within } from '../helpers/bounded.js';
+import { newLocks, openClient } from '../helpers/cleanup.js';
+import { cutAllBut } from '../helpers/partition.js';
 import { whenAborted } from '../helpers/queued.js';
 
 // A long lease: the machine may stall between the last renewal and the cut without losing it.
@@ -25,30 +27,16 @@ test.after.always(async () => {
   await server?.stop();
 });
 
-/** A bounded await: a hang fails naming its step. */
-async function step<T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`step "${what}" took over ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 test('a deadline timer that runs before the lease clock reaches the deadline is armed again: the cut-off holder still aborts', async (t) => {
   const prefix = newPrefix();
-  const admin = await step('open admin', openClient(t, server.url));
-  const client = await step('open client', openClient(t, server.url));
+  const admin = await within(openClient(t, server.url), 20_000, 'open admin');
+  const client = await within(openClient(t, server.url), 20_000, 'open client');
   const locks = newLocks(t, client, { prefix, ...OPTS });
-  const lease = await step('acquire', locks.lock('e').acquire());
+  const lease = await within(locks.lock('e').acquire(), 20_000, 'acquire');
   await sleep(2 * OPTS.heartbeatMs); // a few renewals went through
 
   // Only the admin connection may stay: cut the others and refuse their reconnects (no renewal gets through).
-  await step('maxclients 1', admin.sendCommand(['CONFIG', 'SET', 'maxclients', '1']));
-  scopeOf(t).add(() => admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000'])); // first thing at teardown
-  await step('kill normal', admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']));
-  await step('kill pubsub', admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']));
+  const cut = await cutAllBut(t, admin);
 
   // Listen now: reading `aborted` (or `held`, `remainingMs`) compares with the clock by itself, and
   // after the clock goes on only the timer may find the loss.
@@ -72,11 +60,11 @@ test('a deadline timer that runs before the lease clock reaches the deadline is 
     clockHeld = false;
     performance.now = realNow;
   }
-  const reason = await step('the abort after the clock went on', aborted, 3_000);
+  const reason = await within(aborted, 3_000, 'the abort after the clock went on');
   t.false(abortedWhileHeld, 'not aborted while the lease clock was short of the deadline');
   t.is((reason as { code?: string }).code, 'LOCK_LOST');
 
-  await step('maxclients back', admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000']));
-  await t.throwsAsync(step('the release', lease.release()), { code: 'LOCK_LOST' } as never);
-  await step('close', locks.close());
+  await cut.heal();
+  await t.throwsAsync(within(lease.release(), 20_000, 'the release'), { code: 'LOCK_LOST' } as never);
+  await within(locks.close(), 20_000, 'close');
 });

@@ -6,7 +6,8 @@
 import test from 'ava';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
-import { newLocks, openClient, scopeOf } from '../helpers/cleanup.js';
+import { newLocks, openClient } from '../helpers/cleanup.js';
+import { cutAllBut } from '../helpers/partition.js';
 import { whenAborted } from '../helpers/queued.js';
 import { holdersAt, redisNow } from '../helpers/state.js';
 
@@ -45,10 +46,7 @@ test('a holder cut off from Redis aborts its signal while Redis still names it t
   await new Promise((r) => setTimeout(r, 2 * OPTS.heartbeatMs)); // a few renewals went through
 
   // Only the admin connection may stay: cut the others and refuse their reconnects.
-  await step('maxclients 1', admin.sendCommand(['CONFIG', 'SET', 'maxclients', '1']));
-  scopeOf(t).add(() => admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000'])); // first thing at teardown
-  await step('kill normal', admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']));
-  await step('kill pubsub', admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']));
+  const cut = await cutAllBut(t, admin);
   const cutAt = Date.now();
 
   const reason = await step('the abort', whenAborted(lease.signal));
@@ -61,7 +59,7 @@ test('a holder cut off from Redis aborts its signal while Redis still names it t
   t.is((reason as { code?: string }).code, 'LOCK_LOST');
   t.true(Date.now() - cutAt <= OPTS.leaseMs + 1500, 'aborted within about one lease of the cut');
 
-  await step('maxclients back', admin.sendCommand(['CONFIG', 'SET', 'maxclients', '10000']));
+  await cut.heal();
   await t.throwsAsync(step('the release', lease.release()), { code: 'LOCK_LOST' } as never);
   const next = await step('the next acquire', locks.lock('p').acquire({ timeoutMs: 5_000 }));
   t.true(next.token > lease.token);
