@@ -2,7 +2,7 @@ import { LockLostError, NotHolderError } from '../errors.js';
 import { checkDuration } from '../options.js';
 import type { Kind, Mode } from '../protocol/keys.js';
 import type { ExtendReply, ReleaseReply } from '../protocol/scripts.js';
-import { monotonic, type Stamped } from './clock.js';
+import { atDeadline, monotonic, type Stamped } from './clock.js';
 import type { ReleaseSink } from './events.js';
 
 /**
@@ -75,7 +75,7 @@ export class HeldLease implements Lease {
   private controller: AbortController | undefined;
   private signalCache: AbortSignal | undefined;
   private deadline: number;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: { cancel(): void } | undefined;
   private releasing: Promise<void> | undefined;
   private lostError: LockLostError | undefined;
 
@@ -166,7 +166,7 @@ export class HeldLease implements Lease {
   markLost(reason: string, cause?: unknown, release = true): void {
     if (this.lostError || (this.releasing && release)) return;
     this.lostError = new LockLostError(`lost the lock "${this.name}" (token ${this.token}): ${reason}`, cause === undefined ? undefined : { cause });
-    clearTimeout(this.timer);
+    this.timer?.cancel();
     this.controller?.abort(this.lostError);
     this.host.leaseGone(this);
     if (release) this.host.releaseLater(this.id);
@@ -180,7 +180,7 @@ export class HeldLease implements Lease {
 
   private async doRelease(): Promise<void> {
     const releasedAt = monotonic();
-    clearTimeout(this.timer);
+    this.timer?.cancel();
     this.host.leaseGone(this);
     if (this.checkDeadline()) throw this.lostError!;
     const reply = await this.host.releaseInRedis(this.id);
@@ -202,15 +202,10 @@ export class HeldLease implements Lease {
   }
 
   private arm(): void {
-    clearTimeout(this.timer);
-    // Node may fire a timer before its time by performance.now() (it counts timers in whole ms of its
-    // loop clock and truncates the delay: measured up to ~1 ms early, in 2-3% of deadline timers):
-    // then the deadline has not passed yet, and the timer is armed again for the rest. Without that a
-    // holder cut off from Redis was never told (nothing else reads the clock).
-    this.timer = setTimeout(() => {
-      if (!this.checkDeadline() && !this.releasing) this.arm();
-    }, Math.max(0, this.deadline - monotonic()) + 1);
-    this.timer.unref();
+    this.timer?.cancel();
+    // A timer Node runs early waits out the rest (atDeadline): a holder cut off from Redis has
+    // nothing else that reads the clock, and was once never told.
+    this.timer = atDeadline(this.deadline, () => this.checkDeadline(), true);
   }
 }
 

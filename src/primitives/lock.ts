@@ -4,7 +4,7 @@ import { HeldLease, NestedLease, type Lease } from '../client/lease.js';
 import { eventMode } from '../client/events.js';
 import { Waiter, type Grant, type Request } from '../client/waiter.js';
 import type { LockState } from '../client/lock-state.js';
-import { monotonic } from '../client/clock.js';
+import { atDeadline, monotonic } from '../client/clock.js';
 import type { Wakeups } from '../client/wakeups.js';
 import {
   asFairLockError,
@@ -226,21 +226,14 @@ export class FairLock {
  * LockAbortedError when the signal aborts; `dispose()` stops both.
  */
 function giveUpTrigger(o: ResolvedAcquire, what: string): { fired: Promise<never>; dispose(): void } {
-  let timer: NodeJS.Timeout | undefined;
+  let timer: { cancel(): void } | undefined;
   let onAbort: (() => void) | undefined;
   const fired = new Promise<never>((_, reject) => {
     if (o.timeoutMs !== undefined) {
       const timeoutMs = o.timeoutMs;
-      const deadline = monotonic() + timeoutMs;
-      // Node may fire a timer up to ~1 ms before its time by performance.now() (whole ms of its loop
-      // clock, the delay truncated): then it waits out the rest, so a call never gives up (nor
-      // reports a wait) shorter than the timeoutMs it was given.
-      const check = () => {
-        const left = deadline - monotonic();
-        if (left > 0) timer = setTimeout(check, Math.ceil(left));
-        else reject(new LockTimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      };
-      timer = setTimeout(check, timeoutMs);
+      // Never before timeoutMs by the clock (atDeadline): a call never gives up, nor reports a
+      // wait, shorter than the timeoutMs it was given.
+      timer = atDeadline(monotonic() + timeoutMs, () => reject(new LockTimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`)));
     }
     onAbort = () => reject(new LockAbortedError(`gave up waiting for ${what}: aborted`, { cause: o.signal?.reason }));
     // Aborted already (e.g. while tryAcquire's attempt ran): an 'abort' listener would never hear it.
@@ -251,7 +244,7 @@ function giveUpTrigger(o: ResolvedAcquire, what: string): { fired: Promise<never
   return {
     fired,
     dispose() {
-      clearTimeout(timer);
+      timer?.cancel();
       if (onAbort) o.signal?.removeEventListener('abort', onAbort);
     },
   };
