@@ -209,7 +209,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
       available: limit === undefined ? undefined : Math.max(0, limit - used),
       holders,
       holder: holders[0] ?? null,
-      queue: reply.queue.map((e, i) => ({ id: e.id, position: i + 1, waitedMs: Math.max(0, reply.now - Math.floor(e.ticket / 1000)), ...modeOf(e.id) })),
+      queue: reply.queue.map((e, i) => ({ id: e.id, position: i + 1, waitedMs: Math.max(0, reply.now - e.since), ...modeOf(e.id) })),
     };
   }
 

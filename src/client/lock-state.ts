@@ -47,7 +47,7 @@ export class LockState implements WaiterHost {
    * goes on for them and releases them in Redis ("beat until released"), so a grant its process no
    * longer wants never outlives the next beat.
    */
-  private readonly unreleased = new Set<string>();
+  private readonly unreleased = new Map<string, number | undefined>();
   private timer: NodeJS.Timeout | undefined;
   private timerPeriod = 0;
   /** One heartbeat in flight per name; a beat after a reconnect waits for the regular one. */
@@ -86,15 +86,22 @@ export class LockState implements WaiterHost {
     if (this.session.events.wants('redisError')) this.session.events.fire('redisError', { name: this.name, operation, error });
   }
 
-  acquireInRedis(id: string, mode: 'wait' | 'try', r: Request): ReturnType<Scripts['acquire']> {
-    return this.session.scripts.acquire(this.keys, id, this.livenessMs, mode, r.kind, r.limit);
+  acquireInRedis(id: string, mode: 'wait' | 'try', r: Request, again?: { since?: number }): ReturnType<Scripts['acquire']> {
+    return this.session.scripts.acquire(this.keys, id, this.livenessMs, mode, r.kind, r.limit, again);
+  }
+
+  private queuedOrders = 0;
+
+  /** The order of an enqueue reply among this session's on the name: the newest waiter is the last one. */
+  nextQueuedOrder(): number {
+    return ++this.queuedOrders;
   }
 
   async confirmReplicated(id: string, durability: ResolvedDurability, signal: AbortSignal): Promise<{ acked: number; holds: boolean }> {
     const held = [...new Set([...this.leases].map((l) => l.id))];
     let reply;
     try {
-      reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, held, { ...durability, signal });
+      reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, { held }, { ...durability, signal });
     } catch (err) {
       // No WAIT connection was free before timeoutMs ran out: no replica was seen to confirm it.
       if (err instanceof WaitNotSent) return { acked: 0, holds: true };
@@ -156,9 +163,9 @@ export class LockState implements WaiterHost {
     return this.orRetry(id, 'release', this.session.scripts.release(this.keys, id));
   }
 
-  /** Runs the cancel script for `id`; if it fails, the heartbeat retries it (as a release). */
-  cancelInRedis(id: string): ReturnType<Scripts['cancel']> {
-    return this.orRetry(id, 'cancel', this.session.scripts.cancel(this.keys, id));
+  /** Runs the cancel script for `id` (`since`: when it entered the queue, if known); if it fails, the heartbeat retries it. */
+  cancelInRedis(id: string, since?: number): ReturnType<Scripts['cancel']> {
+    return this.orRetry(id, 'cancel', this.session.scripts.cancel(this.keys, id, since), since);
   }
 
   releaseLater(id: string): void {
@@ -169,21 +176,21 @@ export class LockState implements WaiterHost {
     current.schedule(0);
   }
 
-  private async orRetry<T>(id: string, operation: RedisOperation, call: Promise<T>): Promise<T> {
+  private async orRetry<T>(id: string, operation: RedisOperation, call: Promise<T>, since?: number): Promise<T> {
     try {
       return await call;
     } catch (err) {
       this.redisFailed(operation, err);
-      this.retryRelease(id);
+      this.retryRelease(id, since);
       throw err;
     }
   }
 
   /** Hands `id` to the state the session now has for this name (this one, or a newer one if this went idle). */
-  private retryRelease(id: string): void {
+  private retryRelease(id: string, since?: number): void {
     if (this.session.isStopped) return;
     const current = this.session.state(this.name);
-    current.unreleased.add(id);
+    current.unreleased.set(id, since);
     current.schedule();
   }
 
@@ -199,14 +206,13 @@ export class LockState implements WaiterHost {
       let reply;
       try {
         const held = [...new Set([...this.leases].map((l) => l.id))];
-        const dropped = [...this.unreleased];
+        const dropped = [...this.unreleased].map(([id, since]) => (since === undefined ? { id } : { id, since }));
         const newest = this.newestQueued();
         // On a cluster, while waiters wait: is the wake-up subscription on the node that owns the name?
-        const checkSub = this.watching && this.waiters.size > 0;
-        const ids = [...held, ...dropped.map((id) => `-${id}`), ...(newest ? [`?${newest}`] : []), ...(checkSub ? ['~'] : [])];
-        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, ids);
+        const askSubscribers = this.watching && this.waiters.size > 0;
+        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, { held, dropped, ...(newest ? { newest } : {}), askSubscribers });
         // The script released each of them if Redis still named it: either way it is gone now.
-        for (const id of dropped) this.unreleased.delete(id);
+        for (const { id } of dropped) this.unreleased.delete(id);
         if (dropped.length > 0) this.settle();
       } catch (err) {
         debug('heartbeat %s failed: %s', this.name, (err as Error).message);
@@ -262,14 +268,14 @@ export class LockState implements WaiterHost {
     await Promise.all(others.map((w) => w.enqueue()));
   }
 
-  /** The id of this session's newest waiter in this name's queue (the heartbeat checks Redis still has it). */
-  private newestQueued(): string | undefined {
-    let newest: Waiter | undefined;
+  /** This session's newest waiter in this name's queue (the heartbeat checks Redis still has it). */
+  private newestQueued(): { id: string; since: number } | undefined {
+    let newest: { id: string; since: number; order: number } | undefined;
     for (const w of this.waiters.values()) {
-      const ticket = w.queuedTicket;
-      if (ticket !== undefined && (newest === undefined || ticket > newest.queuedTicket!)) newest = w;
+      const q = w.queued;
+      if (q !== undefined && (newest === undefined || q.order > newest.order)) newest = { id: w.id, ...q };
     }
-    return newest?.id;
+    return newest && { id: newest.id, since: newest.since };
   }
 
   private get idle(): boolean {

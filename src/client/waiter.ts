@@ -19,13 +19,16 @@ export interface Request {
 /** What a waiter needs from the per-name state of its session. */
 export interface WaiterHost extends LeaseHost {
   readonly livenessMs: number;
-  acquireInRedis(id: string, mode: 'wait' | 'try', request: Request): Promise<AcquireReply>;
+  /** `again`: a re-run for a waiter that may be queued already (`since`: when it entered, if known). */
+  acquireInRedis(id: string, mode: 'wait' | 'try', request: Request, again?: { since?: number }): Promise<AcquireReply>;
   /**
    * Beats with WAIT after it: how many replicas have this session's writes on the name, and whether
    * `id` still holds. `signal` aborts when the caller gave up (its WAIT is then dropped).
    */
   confirmReplicated(id: string, durability: ResolvedDurability, signal: AbortSignal): Promise<{ acked: number; holds: boolean }>;
-  cancelInRedis(id: string): Promise<CancelReply>;
+  cancelInRedis(id: string, since?: number): Promise<CancelReply>;
+  /** The order of an enqueue reply among the session's on this name (the newest waiter is the last). */
+  nextQueuedOrder(): number;
   /** A reply refreshed the session on this name at Redis time `now`: true if it had lapsed before. */
   refreshed(now: number, redisSaysLapsed: boolean): boolean;
   reenter(except?: Waiter): Promise<void>;
@@ -53,14 +56,17 @@ type Phase = 'new' | 'enqueuing' | 'queued' | 'confirming' | 'cancelling' | 'don
 /**
  * One caller waiting for a lock. It is registered with its session before its enqueue script is
  * sent, because the wake-up can arrive before the script's reply; such a grant is buffered and
- * applied once the reply says which ticket the waiter holds (a grant for another ticket is stale).
+ * applied once the reply says the waiter is queued.
  */
 export class Waiter {
   readonly promise: Promise<HeldLease>;
   /** Local monotonic time the wait began (what the events' waitedMs counts from). */
   readonly startedAt: number;
   private phase: Phase = 'new';
-  private ticket: number | undefined;
+  /** Redis time this waiter entered the queue (its element is "id since"), once an enqueue reply said so. */
+  private since: number | undefined;
+  /** Order of this waiter's last enqueue reply among its session's on the name (the newest is checked by beats). */
+  private queuedOrder = 0;
   private early: Grant | undefined;
   private queuedOnce = false;
   /** The lease a durable grant is being confirmed for (phase 'confirming'). */
@@ -85,9 +91,14 @@ export class Waiter {
     });
   }
 
-  /** The ticket Redis queued this waiter with, while it waits in the queue; else undefined. */
-  get queuedTicket(): number | undefined {
-    return this.phase === 'queued' ? this.ticket : undefined;
+  /** While it waits in the queue: when it entered (its element's `since`) and the order of that reply; else undefined. */
+  get queued(): { since: number; order: number } | undefined {
+    return this.phase === 'queued' && this.since !== undefined ? { since: this.since, order: this.queuedOrder } : undefined;
+  }
+
+  /** When this waiter entered the queue, if an enqueue reply said so. */
+  get enteredAt(): number | undefined {
+    return this.since;
   }
 
   get waiting(): boolean {
@@ -107,13 +118,14 @@ export class Waiter {
   private async runEnqueue(): Promise<void> {
     let reply;
     try {
-      reply = await this.state.acquireInRedis(this.id, 'wait', this.request);
+      // Not the first run: the engine looks for this waiter's element before it pushes another.
+      reply = await this.state.acquireInRedis(this.id, 'wait', this.request, this.queuedOnce || this.since !== undefined ? { ...(this.since === undefined ? {} : { since: this.since }) } : undefined);
     } catch (err) {
       if (this.phase !== 'enqueuing') return;
       this.state.redisFailed('enqueue', err);
       // The script may or may not have run: leave the queue if we got in, then fail the caller.
       this.finish('done');
-      this.state.cancelInRedis(this.id).catch(() => undefined);
+      this.state.cancelInRedis(this.id, this.since).catch(() => undefined);
       this.reject(asFairLockError(err, 'entering the queue failed'));
       return;
     }
@@ -130,7 +142,8 @@ export class Waiter {
     }
     if (reply.kind !== 'queued') return;
     this.phase = 'queued';
-    this.ticket = reply.ticket;
+    this.since = reply.since;
+    this.queuedOrder = this.state.nextQueuedOrder();
     this.state.watchWakeups();
     // Our session had lapsed and this call revived it: the heartbeat will not report the lapse, so
     // the session's other waiters on this lock (maybe reaped as dead) must check where they stand now.
@@ -152,7 +165,7 @@ export class Waiter {
     }
     const early = this.early;
     this.early = undefined;
-    if (early && early.token === reply.ticket) this.grant(early);
+    if (early) this.grant(early);
   }
 
   /** A grant for this waiter's id. Buffered while the enqueue reply is outstanding. */
@@ -162,7 +175,6 @@ export class Waiter {
       return;
     }
     if (this.phase !== 'queued') return;
-    if (this.ticket !== undefined && g.token !== this.ticket && !g.sample) return; // stale wake-up
     if (localDeadline(this.state, g.exp, g.sample, this.options.leaseMs) <= monotonic()) {
       // The grant ran out before we saw it (e.g. the process was paused): ask Redis where we stand.
       void this.enqueue();
@@ -176,7 +188,6 @@ export class Waiter {
    * here, so that the call's signal and close() reach it as they reach acquire's.
    */
   tookAtOnce(g: Grant): void {
-    this.ticket = g.token;
     this.take(g);
   }
 
@@ -250,7 +261,7 @@ export class Waiter {
     const waitedMs = monotonic() - this.startedAt;
     const cleanup = (async () => {
       await this.inflight;
-      await this.state.cancelInRedis(this.id); // releases at once if the grant raced ahead
+      await this.state.cancelInRedis(this.id, this.since); // releases at once if the grant raced ahead
     })().catch(() => undefined);
     // While Redis is unreachable node-redis holds the cancel until it reconnects (then it still runs).
     // The caller is not kept waiting for that: after one liveness period it gets its error anyway; a

@@ -4,12 +4,12 @@
  * first "{" to the next "}", and a raw "}" in a name would end the tag early.
  */
 export interface LockKeys {
-  /** hash: holders, ticket counter, kind and limit, last releasers (see lua/common.lua) */
+  /** hash: kind and limit, token counter, holders, last releasers, sessions, expiry (see lua/engine.lua) */
   state: string;
-  /** zset: waiter id -> ticket */
+  /** list: one "waiterId since" element per waiter, in FIFO order */
   queue: string;
-  /** zset: session id -> liveness deadline */
-  sessions: string;
+  /** On a cluster: the name's shard wake channel, less the session id (SPUBLISH / SSUBSCRIBE, in the name's slot). */
+  shardWake: string;
 }
 
 export function escapeName(name: string): string {
@@ -22,10 +22,10 @@ export function unescapeName(escaped: string): string {
 
 export function lockKeys(prefix: string, name: string): LockKeys {
   const base = `${prefix}:{${escapeName(name)}}`;
-  return { state: `${base}:state`, queue: `${base}:queue`, sessions: `${base}:sessions` };
+  return { state: `${base}:state`, queue: `${base}:queue`, shardWake: `${base}:wake:` };
 }
 
-/** The channel on which a session is told that one of its waiters now holds a grant. */
+/** The channel on which a session is told that one of its waiters now holds a grant (one Redis: PUBLISH). */
 export function wakeChannel(prefix: string, sessionId: string): string {
   return `${prefix}:wake:${sessionId}`;
 }
@@ -47,5 +47,5 @@ export function parseWaiterId(id: string): { weight: number; mode: Mode } {
 
 /** On a cluster: the shard channel of one name and session, in the name's slot (SPUBLISH / SSUBSCRIBE). */
 export function shardWakeChannel(prefix: string, name: string, sessionId: string): string {
-  return `${prefix}:{${escapeName(name)}}:wake:${sessionId}`;
+  return lockKeys(prefix, name).shardWake + sessionId;
 }

@@ -7,26 +7,28 @@ import { adaptClient } from '../redis/adapt.js';
 import type { RedisClientLike, RedisSeam } from '../redis/seam.js';
 import { WaitNotSent } from '../redis/wait-pool.js';
 import { LUA_ERRORS, REPLY, luaReplyConstants } from './codes.js';
-import type { Kind, LockKeys } from './keys.js';
+import { wakeChannel, type Kind, type LockKeys } from './keys.js';
 
 const NAMES = ['acquire', 'release', 'cancel', 'heartbeat', 'extend', 'inspect', 'types'] as const;
 type ScriptName = (typeof NAMES)[number];
 
-interface Script {
-  body: string;
-  sha: string;
-}
-
-/** Loaded once per process: each script is the reply codes, common.lua, then its own file. */
-const SCRIPTS: Record<ScriptName, Script> = (() => {
-  const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
-  const prelude = `${luaReplyConstants()}\n${read('common')}`;
-  const out = {} as Record<ScriptName, Script>;
+/**
+ * The engine (lua/engine.lua, after the reply codes) in the two forms Redis runs it: a Function
+ * library loaded once per server (FCALL: the engine's closures are built once, not on every call),
+ * and one script per entry point for EVALSHA (Redis 6.2, clusters, and the calls WAIT follows). The
+ * library's name carries a hash of its code, so two fairlock versions on one server do not collide.
+ */
+const ENGINE = (() => {
+  const source = `${luaReplyConstants()}\n${readFileSync(new URL('./lua/engine.lua', import.meta.url), 'utf8')}`;
+  const version = createHash('sha1').update(source).digest('hex').slice(0, 12);
+  const library = `fairlock_${version}`;
+  const scripts = {} as Record<ScriptName, { body: string; sha: string; fn: string }>;
   for (const name of NAMES) {
-    const body = name === 'types' ? read(name) : `${prelude}\n${read(name)}`;
-    out[name] = { body, sha: createHash('sha1').update(body).digest('hex') };
+    const body = `${source}\nreturn ENTRY.${name}(KEYS, ARGV)`;
+    scripts[name] = { body, sha: createHash('sha1').update(body).digest('hex'), fn: `${library}_${name}` };
   }
-  return out;
+  const register = NAMES.map((n) => `redis.register_function('${library}_${n}', ENTRY.${n})`).join('\n');
+  return { library: `#!lua name=${library}\n${source}\n${register}`, scripts };
 })();
 
 /** A grant as Redis reports it: the holder's id, its fencing token and the deadline it may use. */
@@ -38,7 +40,7 @@ export interface HolderReport {
 
 export type AcquireReply =
   | ({ kind: 'granted'; token: number; exp: number } & Stamped)
-  | ({ kind: 'queued'; ticket: number; position: number; lapsed: boolean } & Stamped)
+  | ({ kind: 'queued'; since: number; position: number; lapsed: boolean } & Stamped)
   | ({ kind: 'busy'; heldLeftMs: number } & Stamped)
   | ({ kind: 'refused'; current: string } & Stamped);
 
@@ -59,8 +61,24 @@ export type ExtendReply = ({ kind: 'extended'; exp: number } | { kind: 'not-hold
 export interface InspectReply extends Stamped {
   /** "kind limit" of the name, or "" when Redis has none (idle for a day, or never used). */
   kindLimit: string;
-  holders: HolderReport[];
-  queue: { id: string; ticket: number }[];
+  /** Each grant, with the Redis time it was granted (or confirmed). */
+  holders: (HolderReport & { grantedAt: number })[];
+  /** The live waiters in queue order, with the Redis time each entered the queue. */
+  queue: { id: string; since: number }[];
+  /** The last ids that gave a grant up, newest first. */
+  released: string[];
+}
+
+/** What one heartbeat carries for one session on one name (see heartbeat in lua/engine.lua). */
+export interface Beat {
+  /** The leases the session holds on the name: only these are renewed. */
+  held: readonly string[];
+  /** Leases or waits given up whose release or cancel did not get through: released, or out of the queue. */
+  dropped?: readonly { id: string; since?: number }[];
+  /** The session's newest waiter in the queue: a lapse is reported when Redis has lost it. */
+  newest?: { id: string; since: number };
+  /** On a cluster: ask how many connections the name's node has on the session's shard channel. */
+  askSubscribers?: boolean;
 }
 
 /**
@@ -74,48 +92,69 @@ export class Scripts {
   /** `client`: a seam, or any client FairLocks accepts. */
   /** Scripts that ran here once (EVALSHA found them, or EVAL loaded them). */
   private readonly loaded = new Set<ScriptName>();
-  /** The scripts' `wake` argument (see common.lua): the prefix, or '' for shard channels on a cluster. */
-  private readonly wake: string;
+  /**
+   * How the engine runs: 'function' once FCALL worked, 'script' (EVALSHA) on a cluster or once FCALL
+   * or FUNCTION LOAD was refused (Redis 6.2, an ACL without them); 'unknown' until the first call.
+   */
+  private mode: 'unknown' | 'function' | 'script';
+  private readonly prefix: string;
 
   constructor(client: RedisSeam | RedisClientLike, prefix: string) {
     this.redis = isSeam(client) ? client : adaptClient(client);
-    this.wake = this.redis.cluster ? '' : prefix;
+    this.prefix = prefix;
+    // A cluster would need the library on every master (FUNCTION LOAD goes to one node), and a
+    // client library that routes FCALL by its keys: EVALSHA there.
+    this.mode = this.redis.cluster ? 'script' : 'unknown';
   }
 
-  async acquire(keys: LockKeys, id: string, livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number): Promise<AcquireReply> {
-    const { r, sentAt } = await this.run('acquire', keys, [id, livenessMs, mode, this.wake, `${kind} ${limit}`]);
+  /** How the engine runs on this server (after the first call): Functions, or scripts. */
+  get engine(): 'function' | 'script' | 'unknown' {
+    return this.mode;
+  }
+
+  /** The wake-up argument of the engine: where a grant on `keys` is published (see lua/engine.lua). */
+  private wake(keys: LockKeys): string {
+    return this.redis.cluster ? `S${keys.shardWake}` : `P${wakeChannel(this.prefix, '')}`;
+  }
+
+  /**
+   * `again`: a re-run for a waiter that may be queued already (re-entering after a lapse, or a call
+   * whose reply was lost): the engine looks for its element (`since`, when known) before it pushes one.
+   */
+  async acquire(keys: LockKeys, id: string, livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number, again?: { since?: number }): Promise<AcquireReply> {
+    const args = (rerun: boolean) => [id, livenessMs, again || rerun ? (mode === 'wait' ? 'again' : mode) : mode, this.wake(keys), `${kind} ${limit}`, again?.since ?? ''];
+    const { r, sentAt } = await this.run('acquire', keys, args);
     const code = num(r[0]);
     const now = num(r[1]);
     const C = REPLY.acquire;
     if (code === C.granted) return { kind: 'granted', now, token: num(r[2]), exp: num(r[3]), sentAt };
-    if (code === C.queued) return { kind: 'queued', now, ticket: num(r[2]), position: num(r[3]), lapsed: num(r[4]) === 1, sentAt };
+    if (code === C.queued) return { kind: 'queued', now, since: num(r[2]), position: num(r[3]), lapsed: num(r[4]) === 1, sentAt };
     if (code === C.refused) return { kind: 'refused', now, current: String(r[2]), sentAt };
     return { kind: 'busy', now, heldLeftMs: num(r[2]), sentAt };
   }
 
   async release(keys: LockKeys, id: string): Promise<ReleaseReply> {
-    const { r, sentAt } = await this.run('release', keys, [id, this.wake]);
+    const { r, sentAt } = await this.run('release', keys, () => [id, this.wake(keys)]);
     const C = REPLY.release;
     const code = num(r[0]);
     const kind = code === C.released ? 'released' : code === C.already ? 'already' : 'not-holder';
     return { kind, now: num(r[1]), sentAt };
   }
 
-  async cancel(keys: LockKeys, id: string): Promise<CancelReply> {
-    const { r, sentAt } = await this.run('cancel', keys, [id, this.wake]);
+  /** `since`: when the waiter entered the queue (its enqueue reply), if known: finds its element at once. */
+  async cancel(keys: LockKeys, id: string, since?: number): Promise<CancelReply> {
+    const { r, sentAt } = await this.run('cancel', keys, () => [id, this.wake(keys), since ?? '']);
     const C = REPLY.cancel;
     const code = num(r[0]);
     const kind = code === C.left ? 'cancelled' : code === C.released ? 'released' : code === C.already ? 'already' : 'not-found';
     return { kind, now: num(r[1]), sentAt };
   }
 
-  /**
-   * `ids`: the leases the session holds on this name (only those are renewed), "-id" for given-up
-   * ones, "?id" for its newest waiter (reported as a lapse when Redis lost it), and "~" on a
-   * cluster to learn whether the session's shard channel of the name has a subscriber on its node.
-   */
-  async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, ids: readonly string[] = [], durability?: Durability): Promise<HeartbeatReply> {
-    const { r, sentAt, acked } = await this.run('heartbeat', keys, [sessionId, livenessMs, this.wake, ...ids], durability);
+  async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, beat: Beat = { held: [] }, durability?: Durability): Promise<HeartbeatReply> {
+    const dropped = (beat.dropped ?? []).map((d) => (d.since === undefined ? d.id : `${d.id} ${d.since}`));
+    const newest = beat.newest ? `${beat.newest.id} ${beat.newest.since}` : '';
+    const args = [sessionId, livenessMs, this.wake(keys), beat.askSubscribers ? '1' : '0', newest, beat.held.length, ...beat.held, ...dropped];
+    const { r, sentAt, acked } = await this.run('heartbeat', keys, () => args, durability);
     return {
       lapsed: num(r[0]) === 1,
       now: num(r[1]),
@@ -123,34 +162,39 @@ export class Scripts {
       sentAt,
       ...(r[3] ? { badQueue: String(r[3]) } : {}),
       ...(acked === undefined ? {} : { acked }),
-      ...(ids.includes('~') ? { subscribers: num(r[4]) } : {}),
+      ...(beat.askSubscribers ? { subscribers: num(r[4]) } : {}),
     };
   }
 
   async extend(keys: LockKeys, id: string, ms: number): Promise<ExtendReply> {
-    const { r, sentAt } = await this.run('extend', keys, [id, ms, this.wake]);
+    const { r, sentAt } = await this.run('extend', keys, () => [id, ms, this.wake(keys)]);
     if (num(r[0]) === REPLY.extend.extended) return { kind: 'extended', now: num(r[1]), exp: num(r[2]), sentAt };
     return { kind: 'not-holder', now: num(r[1]), sentAt };
   }
 
   async inspect(keys: LockKeys, limit: number): Promise<InspectReply> {
-    const { r, sentAt } = await this.run('inspect', keys, [limit]);
+    const { r, sentAt } = await this.run('inspect', keys, () => [limit]);
     const flat = r[4] as unknown[];
-    const queue: { id: string; ticket: number }[] = [];
-    for (let i = 0; i < flat.length; i += 2) queue.push({ id: String(flat[i]), ticket: num(flat[i + 1]) });
-    return { now: num(r[1]), kindLimit: String(r[2]), holders: holders(r[3]), queue, sentAt };
+    const queue: { id: string; since: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) queue.push({ id: String(flat[i]), since: num(flat[i + 1]) });
+    const h = (Array.isArray(r[3]) ? r[3] : []) as unknown[];
+    const granted: (HolderReport & { grantedAt: number })[] = [];
+    for (let i = 0; i + 3 < h.length; i += 4) granted.push({ id: String(h[i]), token: num(h[i + 1]), exp: num(h[i + 2]), grantedAt: num(h[i + 3]) });
+    const released = String(r[5] ?? '').split(' ').filter((id) => id !== '');
+    return { now: num(r[1]), kindLimit: String(r[2]), holders: granted, queue, released, sentAt };
   }
 
-  private async run(name: ScriptName, keys: LockKeys, args: (string | number)[], durability?: Durability): Promise<Ran> {
+  /** `args(rerun)`: the call's arguments; `rerun` is true when it is sent again after a dropped connection. */
+  private async run(name: ScriptName, keys: LockKeys, args: (rerun: boolean) => (string | number)[], durability?: Durability): Promise<Ran> {
     let clusterRetries = 0;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.runOnce(name, keys, args, durability);
+        return await this.runOnce(name, keys, args(attempt > 1).map(String), durability);
       } catch (err) {
         if (err instanceof WaitNotSent) throw err; // not a Redis error: the caller reports a shortfall
-        // Every script is safe to run twice (see their headers): a call whose connection dropped
-        // before its reply came is sent once more (on the reconnected client) instead of failing a
-        // wait or leaving a release undone. Errors Redis answered are not retried, but for a
+        // Every call is safe to run twice (see the engine's entry points): a call whose connection
+        // dropped before its reply came is sent once more (on the reconnected client) instead of
+        // failing a wait or leaving a release undone. Errors Redis answered are not retried, but for a
         // cluster's passing states: TRYAGAIN (the name's slot is migrating and its keys are split
         // between two masters for a moment) and CLUSTERDOWN (a failover is under way).
         if (attempt < 2 && this.redis.droppedConnection(err)) continue;
@@ -165,31 +209,73 @@ export class Scripts {
     }
   }
 
-  private async runOnce(name: ScriptName, keys: LockKeys, args: (string | number)[], durability?: Durability): Promise<Ran> {
-    const script = SCRIPTS[name];
-    const tail = ['3', keys.state, keys.queue, keys.sessions, ...args.map(String)];
+  private async runOnce(name: ScriptName, keys: LockKeys, args: string[], durability?: Durability): Promise<Ran> {
+    const script = ENGINE.scripts[name];
+    const keyArgs = ['2', keys.state, keys.queue];
     const sentAt = monotonic();
-    const send = async (command: string[]): Promise<{ reply: unknown; acked?: number }> => {
-      if (!durability) return { reply: await this.redis.send(command, keys.state) };
-      return this.redis.sendAndWait(command, keys.state, durability.replicas, durability.timeoutMs, durability.signal);
-    };
     let out: { reply: unknown; acked?: number };
-    // WAIT goes out right behind the script: behind an EVALSHA refused with NOSCRIPT it would wait
-    // for nothing (up to timeoutMs when replicas lag), so a script not yet seen loaded goes as EVAL.
-    if (durability && !this.loaded.has(name)) {
-      out = await send(['EVAL', script.body, ...tail]);
-    } else {
+    if (durability) {
+      // WAIT goes out right behind the call: behind an EVALSHA refused with NOSCRIPT (or an FCALL of a
+      // library not loaded yet) it would wait for nothing, so a script not yet seen loaded goes as EVAL.
+      const command = this.loaded.has(name) ? ['EVALSHA', script.sha] : ['EVAL', script.body];
       try {
-        out = await send(['EVALSHA', script.sha, ...tail]);
+        out = await this.redis.sendAndWait([...command, ...keyArgs, ...args], keys.state, durability.replicas, durability.timeoutMs, durability.signal);
       } catch (err) {
         if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-        out = await send(['EVAL', script.body, ...tail]);
+        out = await this.redis.sendAndWait(['EVAL', script.body, ...keyArgs, ...args], keys.state, durability.replicas, durability.timeoutMs, durability.signal);
       }
+      this.loaded.add(name);
+    } else {
+      out = { reply: await this.call(name, keys, [...keyArgs, ...args]) };
     }
-    this.loaded.add(name);
     const r = out.reply as unknown[];
     if (name !== 'types') this.clock.observe({ now: num(r[1]), sentAt });
     return { r, sentAt, ...(out.acked === undefined ? {} : { acked: out.acked }) };
+  }
+
+  /** One call of the engine: FCALL where the library is (loaded on first need), else EVALSHA (EVAL on NOSCRIPT). */
+  private async call(name: ScriptName, keys: LockKeys, tail: string[]): Promise<unknown> {
+    const script = ENGINE.scripts[name];
+    if (this.mode !== 'script') {
+      try {
+        const reply = await this.fcall(script.fn, keys, tail);
+        this.mode = 'function';
+        return reply;
+      } catch (err) {
+        if (!(err instanceof EngineUnavailable)) throw err;
+        debug('Redis Functions unavailable (%s): EVALSHA from now on', err.message);
+        this.mode = 'script';
+      }
+    }
+    try {
+      const reply = await this.redis.send(['EVALSHA', script.sha, ...tail], keys.state);
+      this.loaded.add(name);
+      return reply;
+    } catch (err) {
+      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+      const reply = await this.redis.send(['EVAL', script.body, ...tail], keys.state);
+      this.loaded.add(name);
+      return reply;
+    }
+  }
+
+  /** FCALL, loading the library when the server does not have it; EngineUnavailable when the server cannot (6.2, an ACL). */
+  private async fcall(fn: string, keys: LockKeys, tail: string[]): Promise<unknown> {
+    try {
+      return await this.redis.send(['FCALL', fn, ...tail], keys.state);
+    } catch (err) {
+      const message = String((err as Error)?.message);
+      if (refusedCommand(message)) throw new EngineUnavailable(message);
+      if (!/function not found/i.test(message)) throw err;
+    }
+    try {
+      await this.redis.send(['FUNCTION', 'LOAD', ENGINE.library], keys.state);
+    } catch (err) {
+      const message = String((err as Error)?.message);
+      // Another process loaded it first: fine. Anything else (no permission, a read-only replica): scripts.
+      if (!/already exists/i.test(message)) throw new EngineUnavailable(message);
+    }
+    return this.redis.send(['FCALL', fn, ...tail], keys.state);
   }
 
   /** Redis's error as a FairLockError; a WRONGTYPE is diagnosed by types.lua so that BAD_KEY names the key. */
@@ -222,6 +308,14 @@ export class Scripts {
     }
     return new FairLockError(`Redis call ${script} failed: ${message}`, 'REDIS_ERROR', { cause: err });
   }
+}
+
+/** FCALL or FUNCTION LOAD cannot be used on this server (Redis 6.2, an ACL without them). */
+class EngineUnavailable extends Error {}
+
+/** Redis refused the command itself (it does not know it, or the user may not run it), not the engine's work. */
+function refusedCommand(message: string): boolean {
+  return /unknown command|NOPERM|no permissions/i.test(message) && /fcall|function/i.test(message);
 }
 
 /** The waits between retries of a script refused with TRYAGAIN or CLUSTERDOWN: about 6 s in all, a failover's usual length. */

@@ -1,0 +1,569 @@
+--[[
+  engine.lua: the queue engine of every fairlock name, one file. Loaded once as a Redis Function
+  library on servers that have them (7.0+, Valkey), or run per call with EVALSHA (Redis 6.2, and a
+  cluster): scripts.ts wraps this file either way, and each entry point of ENTRY below is one script.
+
+  One engine serves the lock, the counting semaphore and the read-write lock. A name has two keys,
+  sharing one hash tag (one cluster slot):
+    state  hash, six fields, each read by one HMGET per call:
+      k  "kind limit" of the name ("lock 1", "semaphore 3", "rw 0")
+      t  the last fencing token handed out (Redis microseconds, strictly increasing)
+      h  the holders, "id token exp lease granted confirmed" joined by ';' (holder_text)
+      r  the last RELEASES_KEPT ids that gave a grant up, newest first (a repeated release answers "already")
+      s  the sessions, "sid deadline" joined by ';': a session is alive until its deadline (Redis ms)
+      x  when both keys expire (Redis ms): refreshed, with PEXPIREAT, only when less than half a day is left
+    queue  list, FIFO: one element "id since" per waiter (since: Redis ms it entered the queue)
+  A waiter id is "session:seq:leaseMs:renew:weight:mode" (mode x = permits, r = read, w = write): the
+  request carries its own options, and the queue element is a string the client knows, so it can be
+  found again (LPOS, LREM) without a record per waiter.
+  Every reply is {code, now, ...}: now is Redis's clock in ms, which bounds the client's clock offset.
+
+  Grant rule (grant_ready): pop the head of the queue while the name is not full; grant it if it fits,
+  put it back and stop if it does not. A permit request fits when used + weight <= limit, a read when
+  no write is held, a write when nothing is held. Strict FIFO: a small request never passes a big one,
+  a reader never passes a queued writer. A waiter whose session is past its deadline is dropped when it
+  reaches the head, and so is one already holding (an enqueue that ran twice).
+  Holders expire lazily: load() leaves out an entry whose deadline passed and the next write drops it.
+  Lease start: an immediate grant is confirmed at once (the holder reads it in the reply). A hand-off
+  grant is unconfirmed (confirmed 0) and lives until its session's deadline, so a lost wake-up is still
+  found by the next heartbeat; the session's first heartbeat (or acquire) confirms it: a grant the
+  client names (it took the wake-up) then ends at granted + lease, one it does not name at beat + lease.
+  Wake-ups: a grant publishes "id token exp" on the session's channel: wake_arg is "P" or "S" (PUBLISH
+  on one Redis, SPUBLISH in the name's slot on a cluster) followed by the channel's prefix; the
+  session id completes it (keys.ts builds the prefix).
+  Cost: a contended acquisition is an enqueue (TIME, HMGET, RPUSH) and a hand-off release (TIME, HMGET,
+  LPOP, HSET, PUBLISH); a session's deadline and the keys' expiry are written only when short.
+  Commands go through plain redis.call: a key of the wrong type fails the call with WRONGTYPE, and the
+  client then runs the types script to name the key.
+]]
+local DAY = 86400000
+local RELEASES_KEPT = 8
+-- redis.call is looked up when called: a Function library's load has no redis.call to keep.
+local function call(...)
+  return redis.call(...)
+end
+
+-- "session:seq:leaseMs:renew:weight:mode" -> its parts, or nil.
+local function parse_id(id)
+  local sid, lease, renew, weight, mode = string.match(id, '^(%w+):%w+:(%d+):([01]):(%d+):([xrw])$')
+  if not sid then return nil end
+  return { id = id, sid = sid, lease = tonumber(lease), renew = renew == '1', weight = tonumber(weight), mode = mode }
+end
+
+local function parse_kl(kl)
+  local kind, limit = string.match(kl or '', '^(%a+) (%d+)$')
+  return kind, tonumber(limit)
+end
+
+-- A string, not an error table: Redis 6.2's error handler cannot take a table, and the client finds
+-- the marker inside either version's text.
+local function bad_state(st, detail)
+  error('FAIRLOCK_BADKEY ' .. st.key .. ' ' .. detail)
+end
+
+local function holder_text(h)
+  return string.format('%s %d %d %d %d %d', h.id, h.token, h.exp, h.lease, h.g, h.c)
+end
+
+local function add_holder(st, h)
+  st.holders[h.id] = h
+  st.order[#st.order + 1] = h
+  st.n = st.n + 1
+  st.used = st.used + h.weight
+  if h.mode == 'w' then st.writer = true end
+  st.dirty.h = true
+end
+
+local function remove_holder(st, h)
+  st.holders[h.id] = nil
+  h.gone = true
+  st.n = st.n - 1
+  st.used = st.used - h.weight
+  if h.mode == 'w' then st.writer = false end
+  st.dirty.h = true
+end
+
+-- The name's state at Redis time now (one TIME, one HMGET). Holders whose deadline passed are left out.
+local function load(keys)
+  local t = call('TIME')
+  local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local now = math.floor(now_us / 1000)
+  local f = call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x')
+  local st = {
+    key = keys[1], queue = keys[2], now = now, now_us = now_us,
+    k = f[1] or false, t = tonumber(f[2]) or 0, r = f[4] or '', sessions = f[5] or '', x = tonumber(f[6]) or 0,
+    holders = {}, order = {}, n = 0, used = 0, writer = false, dirty = {},
+  }
+  local kind, limit = parse_kl(st.k)
+  st.kind, st.limit = kind, limit or 1
+  if f[3] and f[3] ~= '' then
+    for entry in string.gmatch(f[3], '[^;]+') do
+      local id, token, exp, lease, g, c = string.match(entry, '^(%S+) (%d+) (%d+) (%d+) (%d+) ([01])$')
+      local h = id and parse_id(id)
+      if not h then bad_state(st, 'malformed holder entry ' .. entry) end
+      h.token, h.exp, h.lease, h.g, h.c = tonumber(token), tonumber(exp), tonumber(lease), tonumber(g), tonumber(c)
+      if h.exp > now then add_holder(st, h) else st.expired = true end
+    end
+  end
+  st.dirty.h = st.expired -- loading changed nothing, unless it left an expired holder out
+  return st
+end
+
+-- A session's deadline (0 when unknown).
+local function session_deadline(st, sid)
+  return tonumber(string.match(';' .. st.sessions, ';' .. sid .. ' (%d+)')) or 0
+end
+
+-- Sets a session's deadline; sessions past theirs are dropped from the field on the way.
+local function set_session(st, sid, deadline)
+  local out = {}
+  for other, d in string.gmatch(st.sessions, '(%w+) (%d+)') do
+    if other ~= sid and tonumber(d) > st.now then out[#out + 1] = other .. ' ' .. d end
+  end
+  out[#out + 1] = sid .. ' ' .. deadline
+  st.sessions = table.concat(out, ';')
+  st.dirty.s = true
+end
+
+local function remember_release(st, id)
+  local r = st.r == '' and id or (id .. ' ' .. st.r)
+  local pos = 0
+  for _ = 1, RELEASES_KEPT do
+    pos = string.find(r, ' ', pos + 1, true)
+    if not pos then break end
+  end
+  if pos then r = string.sub(r, 1, pos - 1) end
+  st.r = r
+  st.dirty.r = true
+end
+
+local function released_before(st, id)
+  return string.find(' ' .. st.r .. ' ', ' ' .. id .. ' ', 1, true) ~= nil
+end
+
+-- Tokens are Redis time in microseconds, bumped past the last one: a state lost with Redis's data
+-- restarts above every token handed out before.
+local function next_token(st)
+  st.t = math.max(st.t + 1, st.now_us)
+  st.dirty.t = true
+  return st.t
+end
+
+-- The keys live at least half a day past now and past every holder's deadline (the token counter
+-- outlives idle spells); x is moved a day on only when short, so most calls write no expiry.
+local function keep_keys(st)
+  local need = st.now + DAY / 2
+  for _, h in pairs(st.holders) do
+    if h.exp > need then need = h.exp end
+  end
+  if st.x >= need then return end
+  st.x = need + DAY / 2
+  st.dirty.x = true
+end
+
+-- One HSET for everything the call changed, then the expiry when it moved (a missing key is created
+-- by the HSET first: PEXPIREAT on a key that does not exist does nothing).
+local function flush(st)
+  if not next(st.dirty) then return end
+  keep_keys(st)
+  local args = { 'HSET', st.key }
+  local d = st.dirty
+  if d.h then
+    local out = {}
+    for _, h in ipairs(st.order) do
+      if not h.gone then out[#out + 1] = holder_text(h) end
+    end
+    args[#args + 1] = 'h'; args[#args + 1] = table.concat(out, ';')
+  end
+  if d.t then args[#args + 1] = 't'; args[#args + 1] = string.format('%d', st.t) end
+  if d.k then args[#args + 1] = 'k'; args[#args + 1] = st.k end
+  if d.r then args[#args + 1] = 'r'; args[#args + 1] = st.r end
+  if d.s then args[#args + 1] = 's'; args[#args + 1] = st.sessions end
+  if d.x then args[#args + 1] = 'x'; args[#args + 1] = string.format('%d', st.x) end
+  call(unpack(args))
+  if d.x then
+    call('PEXPIREAT', st.key, st.x)
+    call('PEXPIREAT', st.queue, st.x)
+  end
+end
+
+-- The channel "wake_arg minus its first letter, then the session id"; a failed publish (an ACL
+-- without that channel) is a lost wake-up, which the heartbeat recovers.
+local function wake_channel(wake_arg, sid)
+  return string.sub(wake_arg, 2) .. sid
+end
+
+local function wake(wake_arg, sid, message)
+  local command = string.sub(wake_arg, 1, 1) == 'S' and 'SPUBLISH' or 'PUBLISH'
+  redis.pcall(command, wake_channel(wake_arg, sid), message)
+end
+
+local function fits(st, req)
+  if req.mode == 'r' then return not st.writer end
+  if req.mode == 'w' then return st.n == 0 end
+  return st.used + req.weight <= st.limit
+end
+
+-- Nothing can fit (weights are at least 1): a held lock is not even peeked at.
+local function full(st)
+  return st.writer or (st.kind ~= 'rw' and st.used >= st.limit)
+end
+
+-- Pushes the element back where it was (the head) when it does not fit. Returns true when it saw the
+-- queue empty.
+local function grant_ready(st, wake_arg)
+  while not full(st) do
+    local e = call('LPOP', st.queue)
+    if not e then return true end
+    local id = string.match(e, '^(%S+) %d+$')
+    local req = id and parse_id(id)
+    if req and not st.holders[id] and not released_before(st, id) then
+      local deadline = session_deadline(st, req.sid)
+      if deadline > st.now then
+        if not fits(st, req) then
+          call('LPUSH', st.queue, e)
+          return false
+        end
+        req.token, req.exp, req.g, req.c = next_token(st), deadline, st.now, 0
+        add_holder(st, req)
+        wake(wake_arg, req.sid, string.format('%s %d %d', id, req.token, math.min(deadline, st.now + req.lease)))
+      end
+    end
+  end
+  return false
+end
+
+-- The holder has certainly learned of its grant now: its lease starts here.
+local function confirm(st, h)
+  h.c, h.g, h.exp = 1, st.now, st.now + h.lease
+  st.dirty.h = true
+end
+
+-- The deadline a holder may use: an unconfirmed grant may be cut back to granted + lease by its confirmation.
+local function usable_exp(h)
+  if h.c == 0 then return math.min(h.exp, h.g + h.lease) end
+  return h.exp
+end
+
+-- Removes a waiter's element; `since` '' when the client does not know it (its enqueue reply was lost).
+local function remove_waiter(st, id, since)
+  if since ~= '' then return call('LREM', st.queue, 1, id .. ' ' .. since) end
+  local prefix = id .. ' '
+  for _, e in ipairs(call('LRANGE', st.queue, 0, -1)) do
+    if string.sub(e, 1, #prefix) == prefix then return call('LREM', st.queue, 1, e) end
+  end
+  return 0
+end
+
+-- The 0-based position of a waiter's element, or nil.
+local function find_waiter(st, id, since)
+  if since ~= '' then return call('LPOS', st.queue, id .. ' ' .. since) end
+  local prefix = id .. ' '
+  for i, e in ipairs(call('LRANGE', st.queue, 0, -1)) do
+    if string.sub(e, 1, #prefix) == prefix then return i - 1, tonumber(string.sub(e, #prefix + 1)) end
+  end
+  return nil
+end
+
+--[[
+  acquire: take a grant now if the request fits and nobody waits, else join the queue (or, in try
+  mode, give up without joining). Idempotent per waiter id: a holder is told its grant, and a re-run
+  ("again": the client re-enters after a lapse or retries a call whose reply it lost) finds the
+  waiter's element before it pushes another.
+  args: id, liveness ms, mode "wait" | "try" | "again", wake_arg, "kind limit" as the caller sees the
+        name (an idle name takes it, a busy one with another refuses), since of the element ('' unknown)
+  Returns:
+    {1, now, token, exp}              granted (exp: lease deadline, Redis ms)
+    {2, now, since, position, lapsed} queued (position 1 = next; lapsed 1 when the session's deadline
+                                      had passed before this call: its other waiters may have been dropped)
+    {0, now, heldLeftMs}              busy (try mode): the soonest holder deadline from now
+    {4, now, "kind limit"}            refused: the busy name is of another kind or limit
+]]
+local function acquire(keys, args)
+  local id, liveness, mode, wake_arg, kl, since = args[1], tonumber(args[2]), args[3], args[4], args[5], args[6] or ''
+  local req = parse_id(id)
+  local kind, limit = parse_kl(kl)
+  if not (req and kind and liveness) then return redis.error_reply('FAIRLOCK_BADARG malformed waiter id, liveness or kind') end
+  local st = load(keys)
+  local now = st.now
+
+  local h = st.holders[id]
+  if h then
+    if h.c == 0 then confirm(st, h) end -- a hand-off whose wake-up this waiter did not use
+    flush(st)
+    return { REPLY_ACQUIRE_GRANTED, now, h.token, h.exp }
+  end
+
+  if st.k ~= kl then
+    if st.k and (st.n > 0 or call('LLEN', st.queue) > 0) then
+      flush(st)
+      return { REPLY_ACQUIRE_REFUSED, now, st.k }
+    end
+    st.k, st.kind, st.limit, st.dirty.k = kl, kind, limit, true
+  end
+  if req.mode == 'x' and req.weight > st.limit then
+    return redis.error_reply('FAIRLOCK_BADARG weight ' .. req.weight .. ' is more than the limit ' .. st.limit)
+  end
+
+  -- Anyone queued goes first: grant_ready serves them (and drops the dead) before this request is
+  -- looked at. A name this request does not fit is not peeked at (unless a holder just expired).
+  local empty = false
+  if st.expired or fits(st, req) then empty = grant_ready(st, wake_arg) end
+  h = st.holders[id]
+  if h then -- a re-run whose element was at the head
+    confirm(st, h)
+    flush(st)
+    return { REPLY_ACQUIRE_GRANTED, now, h.token, h.exp }
+  end
+  if empty and fits(st, req) then
+    h = req
+    h.token, h.exp, h.g, h.c = next_token(st), now + req.lease, now, 1
+    add_holder(st, h)
+    flush(st)
+    return { REPLY_ACQUIRE_GRANTED, now, h.token, h.exp }
+  end
+
+  if mode == 'try' then
+    flush(st)
+    local soonest = 0
+    for _, o in pairs(st.holders) do
+      local left = usable_exp(o) - now
+      if soonest == 0 or left < soonest then soonest = left end
+    end
+    return { REPLY_ACQUIRE_BUSY, now, soonest }
+  end
+
+  local deadline = session_deadline(st, req.sid)
+  local lapsed = deadline <= now and 1 or 0
+  -- The session's deadline is written only when less than half the liveness is left.
+  if deadline - now < liveness / 2 then set_session(st, req.sid, now + liveness) end
+
+  if mode == 'again' then
+    local pos, at = find_waiter(st, id, since)
+    if pos then
+      flush(st)
+      return { REPLY_ACQUIRE_QUEUED, now, at or tonumber(since), pos + 1, lapsed }
+    end
+  end
+  local position = call('RPUSH', st.queue, id .. ' ' .. now)
+  if position == 1 then
+    -- A new list has no expiry: it takes the state's (set now if the state has none yet).
+    keep_keys(st)
+    if not st.dirty.x then call('PEXPIREAT', st.queue, st.x) end
+  end
+  flush(st)
+  return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed }
+end
+
+--[[
+  release: a holder gives its grant up; the waiters that fit now are granted at once and each is woken
+  by one publish on its session's channel. Safe to repeat: a second run answers "already".
+  args: holder's id, wake_arg
+  Returns: {1, now} released | {2, now} already released by this id | {0, now} not a holder
+]]
+local function release(keys, args)
+  local id, wake_arg = args[1], args[2]
+  local st = load(keys)
+  local h = st.holders[id]
+  if h then
+    remove_holder(st, h)
+    remember_release(st, id)
+  end
+  if h or st.expired then grant_ready(st, wake_arg) end
+  flush(st)
+  if h then return { REPLY_RELEASE_RELEASED, st.now } end
+  if released_before(st, id) then return { REPLY_RELEASE_ALREADY, st.now } end
+  return { REPLY_RELEASE_NOT_HOLDER, st.now }
+end
+
+--[[
+  cancel: a waiter gives up (timeout, abort, close). If the grant raced ahead of the cancel, the waiter
+  is a holder now and is released on the spot. Either way the waiters that fit now are granted (the
+  one that left may have been holding them back). Safe to repeat.
+  args: waiter id, wake_arg, since of its element ('' unknown)
+  Returns: {1, now} left the queue | {3, now} was granted, released now |
+           {2, now} already released | {0, now} not found (never queued, or dropped as dead)
+]]
+local function cancel(keys, args)
+  local id, wake_arg, since = args[1], args[2], args[3] or ''
+  local st = load(keys)
+  local left = remove_waiter(st, id, since) > 0
+  local h = (not left) and st.holders[id]
+  if h then
+    remove_holder(st, h)
+    remember_release(st, id)
+  end
+  grant_ready(st, wake_arg)
+  flush(st)
+  if left then return { REPLY_CANCEL_LEFT, st.now } end
+  if h then return { REPLY_CANCEL_RELEASED, st.now } end
+  if released_before(st, id) then return { REPLY_CANCEL_ALREADY, st.now } end
+  return { REPLY_CANCEL_NOT_FOUND, st.now }
+end
+
+--[[
+  extend: a holder sets its lease to end ms from now; later renewals use ms as the lease.
+  args: holder's id, ms, wake_arg
+  Returns: {1, now, exp} extended | {0, now} not a holder
+]]
+local function extend(keys, args)
+  local id, ms, wake_arg = args[1], tonumber(args[2]), args[3]
+  local st = load(keys)
+  local h = st.holders[id]
+  if h then
+    h.lease = ms
+    confirm(st, h)
+  end
+  if st.expired then grant_ready(st, wake_arg) end
+  flush(st)
+  if not h then return { REPLY_EXTEND_NOT_HOLDER, st.now } end
+  return { REPLY_EXTEND_EXTENDED, st.now, h.exp }
+end
+
+--[[
+  heartbeat: one beat of one session on one name, O(1) in the number of waiters. Sets the session's
+  deadline, grants on if a holder's lease ran out, confirms this session's grants (see "Lease start"),
+  renews the auto-renewed leases it names, and reports this session's holders with the deadline each
+  may use, so the client can recover a lost wake-up or learn that it lost a lease. Only the leases the
+  client names are renewed: a grant it no longer tracks runs out like a dead holder's.
+  args: session id, liveness ms, wake_arg,
+        ask ("1": report how many connections this node has on the session's shard channel of the
+             name: 0 means the client's subscription did not follow the slot here),
+        newest ("id since" of the session's newest waiter, or ''): when it is neither queued nor a
+             holder, Redis lost it (a failover to a replica without the enqueue, a restart without the
+             data) and the beat reports a lapse, so every waiter runs acquire again. The newest suffices:
+             a replica holds a prefix of the master's writes,
+        count of held ids, the held ids, then the given-up ids ("id" or "id since"): leases or waits
+             whose release or cancel did not get through; they are released or leave the queue
+  Returns: {lapsed 0|1, now, {id1, token1, exp1, ...} of this session's holders, the queue key when it
+  is of the wrong type (the client fails its waits; leases are still renewed) or '', subscribers or -1}
+]]
+local function heartbeat(keys, args)
+  local sid, liveness, wake_arg, ask, newest, held_count = args[1], tonumber(args[2]), args[3], args[4], args[5], tonumber(args[6])
+  local st = load(keys)
+  local now = st.now
+  local lapsed = session_deadline(st, sid) <= now
+  set_session(st, sid, now + liveness)
+
+  local named, dropped = {}, {}
+  for i = 7, 6 + held_count do named[args[i]] = true end
+  for i = 7 + held_count, #args do
+    local id, since = string.match(args[i], '^(%S+) ?(%d*)$')
+    if id then dropped[#dropped + 1] = { id = id, since = since } end
+  end
+  local subscribers = -1
+  if ask == '1' then
+    local r = redis.pcall('PUBSUB', 'SHARDNUMSUB', wake_channel(wake_arg, sid))
+    if type(r) == 'table' and r[2] then subscribers = r[2] end
+  end
+
+  local function serve()
+    for _, h in ipairs(st.order) do
+      if not h.gone and h.sid == sid then
+        if h.c == 0 and not named[h.id] then
+          confirm(st, h) -- a grant whose wake-up this client has not taken: its lease starts now, once
+        elseif h.c == 0 then
+          h.c = 1
+          h.exp = h.renew and (now + h.lease) or (h.g + h.lease)
+          st.dirty.h = true
+          if h.exp <= now then remove_holder(st, h) end
+        elseif named[h.id] and h.renew and now + h.lease > h.exp then
+          h.exp = now + h.lease
+          st.dirty.h = true
+        end
+      end
+    end
+  end
+
+  for _, d in ipairs(dropped) do
+    local h = st.holders[d.id]
+    if h then
+      remove_holder(st, h)
+      remember_release(st, d.id)
+    end
+  end
+  -- LLEN, not a bare expiry: a queue key turned into another type is reported at once, so this
+  -- session's waits fail at this beat instead of hanging.
+  local queued = redis.pcall('LLEN', st.queue)
+  local bad_queue = type(queued) == 'table' and queued.err and string.sub(queued.err, 1, 9) == 'WRONGTYPE'
+  if type(queued) == 'table' and not bad_queue then return queued end -- another error reply, as it is
+  if bad_queue then
+    serve()
+  else
+    for _, d in ipairs(dropped) do
+      if not st.holders[d.id] then remove_waiter(st, d.id, d.since) end
+    end
+    if newest ~= '' then
+      local id, since = string.match(newest, '^(%S+) (%d+)$')
+      if id and not st.holders[id] and not find_waiter(st, id, since) then lapsed = true end
+    end
+    serve()
+    local n = st.n
+    grant_ready(st, wake_arg)
+    if st.n ~= n then serve() end -- grants made just now to this session are learned from this reply
+  end
+  flush(st)
+
+  local reply = {}
+  for _, h in ipairs(st.order) do
+    if not h.gone and h.sid == sid then
+      reply[#reply + 1] = h.id
+      reply[#reply + 1] = h.token
+      reply[#reply + 1] = usable_exp(h)
+    end
+  end
+  return { lapsed and 1 or 0, now, reply, bad_queue and st.queue or '', subscribers }
+end
+
+--[[
+  inspect: the holders and the live part of the queue, in order; read only. Waiters whose session is
+  past its deadline are left out (they are dropped when they reach the head).
+  args: the most queue entries to return
+  Returns: {0, now, "kind limit" or "", {id1, token1, exp1, granted1, ...}, {id1, since1, ...}, r}
+  (exp: the deadline the holder may use, see usable_exp; r: the last ids that gave a grant up)
+]]
+local function inspect(keys, args)
+  local most = tonumber(args[1])
+  local st = load(keys)
+  local holders = {}
+  for _, h in ipairs(st.order) do
+    holders[#holders + 1] = h.id
+    holders[#holders + 1] = h.token
+    holders[#holders + 1] = usable_exp(h)
+    holders[#holders + 1] = h.g
+  end
+  local live = {}
+  local from = 0
+  local batch = 1000
+  while #live < most * 2 do
+    local entries = call('LRANGE', st.queue, from, from + batch - 1)
+    if #entries == 0 then break end
+    for _, e in ipairs(entries) do
+      local id, since = string.match(e, '^(%S+) (%d+)$')
+      local req = id and parse_id(id)
+      if req and session_deadline(st, req.sid) > st.now and #live < most * 2 then
+        live[#live + 1] = id
+        live[#live + 1] = since
+      end
+    end
+    from = from + batch
+  end
+  return { 0, st.now, st.k or '', holders, live, st.r }
+end
+
+--[[
+  types: run by the client after a call failed with WRONGTYPE, to name the key that is not what
+  fairlock expects (the calls use plain redis.call, so the error itself does not say which).
+  Returns: {key, type} of the first key of the wrong type, or {} if every key is fine now.
+]]
+local function types(keys, _)
+  local expected = { 'hash', 'list' }
+  for i = 1, #keys do
+    local t = call('TYPE', keys[i])
+    t = type(t) == 'table' and t.ok or t
+    if t ~= 'none' and t ~= expected[i] then return { keys[i], t } end
+  end
+  return {}
+end
+
+local ENTRY = { acquire = acquire, release = release, cancel = cancel, extend = extend, heartbeat = heartbeat, inspect = inspect, types = types }
