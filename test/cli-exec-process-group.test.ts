@@ -11,6 +11,7 @@ import { readFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { dropHolder } from './helpers/state.js';
 import { lockKeys } from '../src/protocol/keys.js';
 import { newLocks, scopeOf } from './helpers/cleanup.js';
 import { BIN, NODE, isRunning, runCli, scriptBinary, until } from './helpers/cli-process.js';
@@ -119,7 +120,7 @@ test.serial('a lost lease: SIGTERM then SIGKILL reach a step that ignores SIGTER
   const inspector = newLocks(t, fx.client, { prefix });
   const holder = (await inspector.inspect('l')).holder;
   t.truthy(holder, 'the exec holds the lock');
-  t.is(await fx.client.hDel(lockKeys(prefix, 'l').state, holder!.id), 1);
+  t.is(await dropHolder(fx.client, lockKeys(prefix, 'l').state, holder!.id), 1);
   // Checked the moment fairlock exits (on 'exit', before the pipes close).
   const atExit = new Promise<boolean>((resolve) => r.proc.once('exit', () => resolve(isRunning(pids[0]!))));
   const res = await r.done;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import type { FairLocks, Lease } from '../src/index.js';
+import { dropHolder } from './helpers/state.js';
 import { lockKeys } from '../src/protocol/keys.js';
 import type { RedisClient } from './helpers/redis-client.js';
 import { killCliTree } from './helpers/cli-process.js';
@@ -243,7 +244,7 @@ test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs n
     t.regex(res.stderr, new RegExp(`${sig} received`));
     // Gone from the queue now, not after its liveness ran out (inspect lists live sessions' waiters).
     t.deepEqual((await locks.inspect('w')).queue, []);
-    t.is(await client.zCard(lockKeys(prefix, 'w').queue), 0);
+    t.is(await client.lLen(lockKeys(prefix, 'w').queue), 0);
   }
   t.is((await locks.inspect('w')).holder?.token, lease.token);
   t.false(existsSync(marker));
@@ -313,7 +314,7 @@ test.serial('a lost lease stops the command: SIGTERM, SIGKILL after the grace pe
   const inspector = newLocks(t, client, { prefix });
   const holder = (await inspector.inspect('l')).holder;
   t.truthy(holder, 'the exec holds the lock');
-  t.is(await client.hDel(lockKeys(prefix, 'l').state, holder!.id), 1);
+  t.is(await dropHolder(client, lockKeys(prefix, 'l').state, holder!.id), 1);
   await inspector.close();
   const res = await r.done;
   t.is(res.code, 76, res.stderr);

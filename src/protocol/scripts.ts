@@ -31,6 +31,23 @@ const ENGINE = (() => {
   return { library: `#!lua name=${library}\n${source}\n${register}`, scripts };
 })();
 
+/**
+ * @internal How a call of the engine's entry `name` looks on the wire, for tests and tools that
+ * recognise it: `FCALL fn 2 state queue ...args` or `EVALSHA sha 2 state queue ...args`.
+ */
+export function engineCall(name: ScriptName): { fn: string; sha: string; body: string; library: string } {
+  const { fn, sha, body } = ENGINE.scripts[name];
+  return { fn, sha, body, library: ENGINE.library };
+}
+
+/** @internal Whether `args`, a command sent to Redis, is a call of the engine's entry `name` (FCALL, EVALSHA or EVAL). */
+export function isEngineCall(args: readonly unknown[], name: ScriptName): boolean {
+  const { fn, sha, body } = ENGINE.scripts[name];
+  const [command, target] = args.map((a) => (Buffer.isBuffer(a) ? a.toString() : String(a)));
+  const c = command?.toUpperCase();
+  return (c === 'FCALL' && target === fn) || (c === 'EVALSHA' && target === sha) || (c === 'EVAL' && target === body);
+}
+
 /** A grant as Redis reports it: the holder's id, its fencing token and the deadline it may use. */
 export interface HolderReport {
   id: string;
@@ -99,12 +116,13 @@ export class Scripts {
   private mode: 'unknown' | 'function' | 'script';
   private readonly prefix: string;
 
-  constructor(client: RedisSeam | RedisClientLike, prefix: string) {
+  /** `engine: 'script'` runs EVALSHA even where Functions exist (the bench and tests compare the two). */
+  constructor(client: RedisSeam | RedisClientLike, prefix: string, options: { engine?: 'script' } = {}) {
     this.redis = isSeam(client) ? client : adaptClient(client);
     this.prefix = prefix;
     // A cluster would need the library on every master (FUNCTION LOAD goes to one node), and a
     // client library that routes FCALL by its keys: EVALSHA there.
-    this.mode = this.redis.cluster ? 'script' : 'unknown';
+    this.mode = this.redis.cluster || options.engine === 'script' ? 'script' : 'unknown';
   }
 
   /** How the engine runs on this server (after the first call): Functions, or scripts. */

@@ -14,7 +14,8 @@ import { FairLocks } from '../../src/index.js';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
-import { scriptBody, sleep, startProxy, until } from '../helpers/proxy.js';
+import { sleep, startProxy, until } from '../helpers/proxy.js';
+import { engineCall } from '../../src/protocol/scripts.js';
 import { holdersAt, redisNow } from '../helpers/state.js';
 
 const fx = useRedis();
@@ -29,9 +30,9 @@ test('a grant the confirming beat hands on to the same session is reported with 
   const X = new FairLocks(cx, { prefix, livenessMs: 20_000, heartbeatMs: 5_000 });
   const Y = new FairLocks(fx.client, { prefix, livenessMs: 1_000, heartbeatMs: 100 });
   try {
-    // Loaded up front: a NOSCRIPT fallback (EVALSHA, then EVAL) would let the release that X's
-    // lost-lease timer sends overtake X's heartbeat on the connection.
-    for (const name of ['heartbeat', 'release', 'acquire']) await fx.client.scriptLoad(scriptBody(name));
+    // Loaded up front: a first call that loads the library (FCALL, FUNCTION LOAD, FCALL) would let
+    // the release that X's lost-lease timer sends overtake X's heartbeat on the connection.
+    await fx.client.sendCommand(['FUNCTION', 'LOAD', 'REPLACE', engineCall('acquire').library]);
     const lh = await H.lock('L').acquire();
     let q = 0;
     const p1 = X.lock('L').acquire({ leaseMs: 300, autoRenew: false, onQueued: () => q++ });
