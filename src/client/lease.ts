@@ -2,7 +2,7 @@ import { LockLostError, NotHolderError } from '../errors.js';
 import { checkDuration } from '../options.js';
 import type { Kind, Mode } from '../protocol/keys.js';
 import type { ExtendReply, ReleaseReply } from '../protocol/scripts.js';
-import { atDeadline, monotonic, type Stamped } from './clock.js';
+import { atDeadline, monotonic, type Stamped } from '../clock.js';
 import type { ReleaseSink } from './events.js';
 
 /**

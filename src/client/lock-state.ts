@@ -5,7 +5,7 @@ import type { ResolvedDurability, ResolvedOptions } from '../options.js';
 import { lockKeys, type LockKeys } from '../protocol/keys.js';
 import { badKeyError, type Scripts } from '../protocol/scripts.js';
 import { WaitNotSent } from '../redis/wait-pool.js';
-import type { Stamped } from './clock.js';
+import type { Stamped } from '../clock.js';
 import type { EventSink } from './event-map.js';
 import type { RedisOperation } from './events.js';
 import type { HeldLease, Lease } from './lease.js';

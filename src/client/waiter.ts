@@ -2,7 +2,7 @@ import { asFairLockError, LimitMismatchError, LockAbortedError, LockLostError, L
 import type { ResolvedAcquire, ResolvedDurability } from '../options.js';
 import type { Kind, Mode } from '../protocol/keys.js';
 import type { AcquireReply, CancelReply } from '../protocol/scripts.js';
-import { monotonic, type Stamped } from './clock.js';
+import { monotonic, type Stamped } from '../clock.js';
 import type { EventSink } from './event-map.js';
 import { eventMode, type RedisOperation } from './events.js';
 import { HeldLease, localDeadline, type LeaseHost } from './lease.js';

@@ -4,7 +4,7 @@ import { HeldLease, NestedLease, type Lease } from '../client/lease.js';
 import { eventMode } from '../client/events.js';
 import { Waiter, type Grant, type Request } from '../client/waiter.js';
 import type { LockState } from '../client/lock-state.js';
-import { atDeadline, monotonic } from '../client/clock.js';
+import { atDeadline, monotonic } from '../clock.js';
 import type { Wakeups } from '../client/wakeups.js';
 import {
   asFairLockError,

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ClockBound, monotonic, type Stamped } from '../client/clock.js';
+import { ClockBound, monotonic, type Stamped } from '../clock.js';
 import { debug } from '../debug.js';
 import { FairLockError, InvalidArgumentError } from '../errors.js';
-import { adaptClient } from '../redis/adapt.js';
-import type { RedisClientLike, RedisSeam } from '../redis/seam.js';
+import type { RedisSeam } from '../redis/seam.js';
 import { WaitNotSent } from '../redis/wait-pool.js';
 import { LUA_ERRORS, REPLY, luaReplyConstants } from './codes.js';
 import type { Kind, LockKeys } from './keys.js';
@@ -69,16 +68,13 @@ export interface InspectReply extends Stamped {
  */
 export class Scripts {
   readonly clock = new ClockBound();
-  private readonly redis: RedisSeam;
-
-  /** `client`: a seam, or any client FairLocks accepts. */
   /** Scripts that ran here once (EVALSHA found them, or EVAL loaded them). */
   private readonly loaded = new Set<ScriptName>();
   /** The scripts' `wake` argument (see common.lua): the prefix, or '' for shard channels on a cluster. */
   private readonly wake: string;
 
-  constructor(client: RedisSeam | RedisClientLike, prefix: string) {
-    this.redis = isSeam(client) ? client : adaptClient(client);
+  /** `redis`: the client seam (adaptClient makes one of any client FairLocks accepts). */
+  constructor(private readonly redis: RedisSeam, prefix: string) {
     this.wake = this.redis.cluster ? '' : prefix;
   }
 
@@ -243,10 +239,6 @@ export interface Durability {
   timeoutMs: number;
   /** The caller gave up: its WAIT is dropped (see WaitPool). */
   signal?: AbortSignal;
-}
-
-function isSeam(x: RedisSeam | RedisClientLike): x is RedisSeam {
-  return typeof (x as RedisSeam).send === 'function' && typeof (x as RedisSeam).droppedConnection === 'function';
 }
 
 function num(v: unknown): number {
