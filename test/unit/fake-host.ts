@@ -125,7 +125,8 @@ export function recordingSink(): EventSink & { fired: unknown[][]; names(): Fair
   };
 }
 
-export const OPTIONS = resolveOptions({ prefix: 'unit', leaseMs: 1_000, livenessMs: 1_000, heartbeatMs: 200 });
+const GIVEN: FairLocksOptions = { prefix: 'unit', leaseMs: 1_000, livenessMs: 1_000, heartbeatMs: 200 };
+export const OPTIONS = resolveOptions(GIVEN);
 export const LOCK: Request = { kind: 'lock', limit: 1, weight: 1, mode: 'x' };
 
 export function acquireOptions(options: AcquireOptions = {}): ResolvedAcquire {
@@ -192,7 +193,7 @@ export class FakeHost implements WaiterHost {
 export function fakeSession(options: FairLocksOptions = {}): SessionHost & { scripts: FakeScripts; events: ReturnType<typeof recordingSink>; stopped: boolean } {
   const session = {
     id: 'sess',
-    options: { ...OPTIONS, ...resolveOptions({ ...OPTIONS, ...options }) },
+    options: resolveOptions({ ...GIVEN, ...options }),
     scripts: new FakeScripts(),
     wakeups: { sharded: false, watch: () => Promise.resolve(false), unwatch: () => undefined, refresh: () => undefined },
     events: recordingSink(),
