@@ -139,16 +139,21 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     process.emitWarning(`a '${String(event)}' listener of FairLocks rejected: ${describeError(err)}`, 'FairLockWarning');
   }
 
-  /** @internal The waiters this instance has per name now (local state, no I/O): the metrics' queue gauge. */
+  /** @internal The waiters this instance has queued per name now (local state, no I/O; a 'try' in flight never queues): the metrics' queue gauge. */
   localWaiters(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const [name, state] of this.session.locks) if (state.waiters.size > 0) counts.set(name, state.waiters.size);
+    for (const [name, state] of this.session.locks) {
+      let n = 0;
+      for (const w of state.waiters.values()) if (w.mode === 'wait') n++;
+      if (n > 0) counts.set(name, n);
+    }
     return counts;
   }
 
-  /** @internal Whether this instance has a waiter on `name` now (local state, no I/O): the metrics' hand-off. */
+  /** @internal Whether this instance has a waiter queued on `name` now (local state, no I/O): the metrics' hand-off. */
   hasLocalWaiters(name: string): boolean {
-    return (this.session.locks.get(name)?.waiters.size ?? 0) > 0;
+    for (const w of this.session.locks.get(name)?.waiters.values() ?? []) if (w.mode === 'wait') return true;
+    return false;
   }
 
   /** This instance's session id: the first part of every waiter and holder id it creates. */

@@ -2,7 +2,7 @@ import { Mutex } from 'async-mutex';
 import { debug } from '../debug.js';
 import type { ResolvedDurability, ResolvedOptions } from '../options.js';
 import { lockKeys, type LockKeys } from '../protocol/keys.js';
-import { badKeyError, type Scripts } from '../protocol/scripts.js';
+import { badKeyError, type Durability, type Scripts } from '../protocol/scripts.js';
 import { WaitNotSent } from '../redis/wait-pool.js';
 import type { EventSink } from './event-map.js';
 import type { RedisOperation } from './events.js';
@@ -228,7 +228,7 @@ export class LockState implements WaiterHost {
    */
   private sendBeat(
     parts: { held: string[]; dropped: string[]; newest?: string | undefined; askSubscribers: boolean },
-    durability?: Parameters<Scripts['heartbeat']>[4],
+    durability?: Durability,
   ): ReturnType<Scripts['heartbeat']> {
     const { held, dropped, newest, askSubscribers } = parts;
     const ids = [...held, ...dropped.map((id) => `-${id}`), ...(newest ? [`?${newest}`] : []), ...(askSubscribers ? ['~'] : [])];

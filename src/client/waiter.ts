@@ -72,7 +72,8 @@ export class Waiter {
     readonly id: string,
     private readonly options: ResolvedAcquire,
     private readonly request: Request,
-    private readonly mode: 'wait' | 'try' = 'wait',
+    /** 'wait' queues; 'try' asks once and never queues. */
+    readonly mode: 'wait' | 'try' = 'wait',
     startedAt = monotonic(),
   ) {
     this.startedAt = startedAt;

@@ -6,8 +6,7 @@
  * per-name state (WaiterHost, LeaseHost); fakeSession() is a LockState's session (SessionHost).
  * Redis's clock is the fake clock here: a reply's `now` is the fake time it is answered at.
  */
-import { ClockBound } from '../../src/clock.js';
-import { monotonic } from '../../src/clock.js';
+import { ClockBound, monotonic } from '../../src/clock.js';
 import type { EventSink, FairLocksEventName } from '../../src/client/event-map.js';
 import type { HeldLease } from '../../src/client/held-lease.js';
 import type { Request } from '../../src/client/lease.js';
