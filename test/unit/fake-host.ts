@@ -105,7 +105,11 @@ export function beatParts(call: Call): { held: string[]; dropped: string[]; newe
   };
 }
 
-/** An acquire reply that queued the waiter at `position` (lapsed: the call revived a lapsed session). */
+/**
+ * An acquire reply that queued the waiter at `position` (lapsed: the call revived a lapsed session).
+ * The one place that spells the queued reply's extra field: today's `ticket` (the token a wake-up
+ * must match) is set to TOKEN so that the tests' grants are never stale; no test reads it.
+ */
 export function queued(position = 1, lapsed = false): object {
   return { kind: 'queued', ticket: TOKEN, position, lapsed };
 }
