@@ -7,6 +7,7 @@ import test from 'ava';
 import { createClient } from 'redis';
 import { lockKeys } from '../src/protocol/keys.js';
 import { Scripts } from '../src/protocol/scripts.js';
+import { adaptClient } from '../src/redis/adapt.js';
 import type { RedisClient } from './helpers/redis-client.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
@@ -18,7 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('an acquire that revives a lapsed session says so, so its other waiters re-check (else one could wait forever)', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'l');
   t.is((await s.acquire(keys, 'holder:1:5000:1:1:x', 5_000, 'wait', 'lock', 1)).kind, 'granted');
   const first = await s.acquire(keys, 'sess:1:5000:1:1:x', 200, 'wait', 'lock', 1);
@@ -34,7 +35,7 @@ test('an acquire that revives a lapsed session says so, so its other waiters re-
 
 test('a grant to a waiter whose lease is shorter than a heartbeat outlives that heartbeat in Redis; the wake-up still carries the short lease', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'g');
   const sub = track(t, createClient({ url: fx.server.url }) as RedisClient);
   await sub.connect();

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ClockBound, monotonic, type Stamped } from '../client/clock.js';
+import { ClockBound, monotonic, type Stamped } from '../clock.js';
 import { debug } from '../debug.js';
 import { FairLockError, InvalidArgumentError } from '../errors.js';
-import { adaptClient } from '../redis/adapt.js';
-import type { RedisClientLike, RedisSeam } from '../redis/seam.js';
+import type { RedisSeam } from '../redis/seam.js';
 import { WaitNotSent } from '../redis/wait-pool.js';
 import { LUA_ERRORS, REPLY, luaReplyConstants } from './codes.js';
 import { wakeChannel, type Kind, type LockKeys } from './keys.js';
@@ -104,9 +103,6 @@ export interface Beat {
  */
 export class Scripts {
   readonly clock = new ClockBound();
-  private readonly redis: RedisSeam;
-
-  /** `client`: a seam, or any client FairLocks accepts. */
   /** Scripts that ran here once (EVALSHA found them, or EVAL loaded them). */
   private readonly loaded = new Set<ScriptName>();
   /**
@@ -117,8 +113,7 @@ export class Scripts {
   private readonly prefix: string;
 
   /** `engine: 'script'` runs EVALSHA even where Functions exist (the bench and tests compare the two). */
-  constructor(client: RedisSeam | RedisClientLike, prefix: string, options: { engine?: 'script' } = {}) {
-    this.redis = isSeam(client) ? client : adaptClient(client);
+  constructor(private readonly redis: RedisSeam, prefix: string, options: { engine?: 'script' } = {}) {
     this.prefix = prefix;
     // A cluster would need the library on every master (FUNCTION LOAD goes to one node), and a
     // client library that routes FCALL by its keys: EVALSHA there.
@@ -355,10 +350,6 @@ export interface Durability {
   timeoutMs: number;
   /** The caller gave up: its WAIT is dropped (see WaitPool). */
   signal?: AbortSignal;
-}
-
-function isSeam(x: RedisSeam | RedisClientLike): x is RedisSeam {
-  return typeof (x as RedisSeam).send === 'function' && typeof (x as RedisSeam).droppedConnection === 'function';
 }
 
 function num(v: unknown): number {

@@ -9,6 +9,7 @@ import { isEngineCall } from '../../src/protocol/scripts.js';
 import test from 'ava';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
+import { adaptClient } from '../../src/redis/adapt.js';
 import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newLocks, openClient } from '../helpers/cleanup.js';
@@ -24,7 +25,7 @@ test('a holder its session no longer tracks is not renewed: the session\'s next 
   // The orphan: a grant to this session's id that the FairLocks instance never saw (as after a
   // release whose command died with its connection).
   const orphan = `${locks.sessionId}:zz:${OPTS.leaseMs}:1:1:x`;
-  const r = await new Scripts(client, prefix).acquire(keys, orphan, OPTS.livenessMs, 'wait', 'lock', 1);
+  const r = await new Scripts(adaptClient(client), prefix).acquire(keys, orphan, OPTS.livenessMs, 'wait', 'lock', 1);
   t.is(r.kind, 'granted');
   const started = Date.now();
   const lease = await locks.lock('o').acquire({ timeoutMs: 5_000 });

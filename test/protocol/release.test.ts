@@ -8,6 +8,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { shardWakeChannel, wakeChannel, waiterId } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
+import { adaptClient } from '../../src/redis/adapt.js';
 import type { RedisSeam } from '../../src/redis/seam.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt } from '../helpers/state.js';
@@ -221,7 +222,7 @@ shardedTest('on a cluster (wake = \'\') a hand-off wakes the waiter with SPUBLIS
   t.deepEqual(await plain.received(1), [{ channel: plainChannel, message: 'marker' }], 'no PUBLISH on the plain channel');
 
   // The plain Scripts (a prefix as `wake`) on the same keys: PUBLISH, nothing sharded.
-  const standalone = new Scripts(fx.client, prefix);
+  const standalone = new Scripts(adaptClient(fx.client), prefix);
   t.is((await standalone.release(keys, idW)).kind, 'released');
   const both = await plain.received(2);
   t.is(both.length, 2);

@@ -10,6 +10,7 @@ import test from 'ava';
 import { FairLockError } from '../../src/errors.js';
 import { lockKeys, waiterId, type LockKeys } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
+import { adaptClient } from '../../src/redis/adapt.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
 import { LIVENESS } from './kit.js';
@@ -98,7 +99,7 @@ const CASES: Case[] = [
 for (const c of CASES) {
   test(`${c.which} of the wrong type: ${c.script} fails with BAD_KEY naming it`, async (t) => {
     const prefix = newPrefix();
-    const ctx = { s: new Scripts(fx.client, prefix), keys: lockKeys(prefix, 'n') };
+    const ctx = { s: new Scripts(adaptClient(fx.client), prefix), keys: lockKeys(prefix, 'n') };
     if (c.prepare) await c.prepare(ctx);
     const key = ctx.keys[c.which];
     const type = await breakKey(c.which, key);
@@ -114,7 +115,7 @@ for (const c of CASES) {
 
 test('heartbeat names a queue of the wrong type in its reply instead of failing', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'n');
   await s.acquire(keys, H, LIVENESS, 'wait', 'lock', 1);
   await breakKey('queue', keys.queue);
@@ -128,7 +129,7 @@ test('heartbeat names a queue of the wrong type in its reply instead of failing'
 
 test('a malformed holder entry in the state hash is a BAD_KEY naming the state key and the entry', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'n');
   for (const [field, value] of [
     ['garbage', '1 2 3 4 1'],
@@ -149,8 +150,8 @@ test('types.lua alone: the first key of the wrong type with its type, or nothing
   const keys = lockKeys(prefix, 'n');
   const run = async () => (await fx.client.sendCommand(['EVAL', body, '3', keys.state, keys.queue, keys.sessions])) as string[];
   t.deepEqual(await run(), [], 'missing keys are fine');
-  await new Scripts(fx.client, prefix).acquire(keys, H, LIVENESS, 'wait', 'lock', 1);
-  await new Scripts(fx.client, prefix).acquire(keys, W, LIVENESS, 'wait', 'lock', 1);
+  await new Scripts(adaptClient(fx.client), prefix).acquire(keys, H, LIVENESS, 'wait', 'lock', 1);
+  await new Scripts(adaptClient(fx.client), prefix).acquire(keys, W, LIVENESS, 'wait', 'lock', 1);
   t.is(await fx.client.exists([keys.state, keys.queue, keys.sessions]), 3);
   t.deepEqual(await run(), [], 'hash, zset, zset');
   await breakKey('sessions', keys.sessions);
