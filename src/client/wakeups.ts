@@ -1,7 +1,7 @@
 import { Mutex } from 'async-mutex';
 import { debug } from '../debug.js';
 import { FairLockError } from '../errors.js';
-import { shardWakeChannel } from '../protocol/keys.js';
+import { shardWakeChannel, wakeChannel } from '../protocol/keys.js';
 import type { RedisSeam, ShardSubscriber, Subscription } from '../redis/seam.js';
 
 /** How long a name's shard channel stays subscribed after its last waiter: a busy name is not re-subscribed at every wait. */
@@ -80,7 +80,7 @@ export class Wakeups {
       }
       this.shard = shard;
     } else {
-      this.sub = await this.redis.subscribe(`${this.prefix}:wake:${this.sessionId}`, deliver, () => {
+      this.sub = await this.redis.subscribe(wakeChannel(this.prefix, this.sessionId), deliver, () => {
         debug('subscriber reconnected');
         try {
           this.onReconnect();
