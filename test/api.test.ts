@@ -1,3 +1,9 @@
+/**
+ * The public API's everyday promises: using() and `await using` always release, reentrancy only inside
+ * using() when asked for, inspect() shows holder, lease left and queue in order, close() ends waits and
+ * leases but not the client, a lease that runs out aborts its signal, extend() and auto-renew keep a
+ * lease alive, and bad input fails fast naming the argument.
+ */
 import test, { type ExecutionContext } from 'ava';
 import { createClient } from 'redis';
 import {

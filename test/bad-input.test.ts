@@ -1,7 +1,7 @@
 /**
- * Bad input fails fast with an InvalidArgumentError that names the argument, whatever the value:
- * objects without a prototype, options of the wrong type, and names that cannot be sent to Redis
- * as they are (ill-formed UTF-16 would become the same bytes as another name).
+ * Bad input fails fast with an InvalidArgumentError naming the argument, whatever the value: objects
+ * without a prototype, options of the wrong type, and names that cannot be sent to Redis as they are
+ * (ill-formed UTF-16 would become the same bytes as another name).
  */
 import test from 'ava';
 import { FairLocks, InvalidArgumentError } from '../src/index.js';

@@ -1,6 +1,7 @@
 /**
- * Keeps `npm run bench` from rotting: runs it with tiny numbers (--quick, its own redis-server) and
- * checks that it finishes and writes sane JSON. No timing assertions: this machine is noisy.
+ * `npm run bench -- --quick` (its own redis-server, tiny numbers) finishes, writes sane JSON with every
+ * library's and scenario's figures present and finite, finds no holder over its limit, and prints its
+ * tables. No timing is asserted: this machine is noisy.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -82,6 +83,21 @@ test('npm run bench -- --quick completes and writes sane JSON', async (t) => {
       t.true(x.longestWriter === null || (Number.isFinite(x.longestWriter.waitMs) && (x.longestWriter.queuedAhead ?? 0) >= 0), `${l.id}: longest writer`);
       t.is(x.unresolved, 0, `${l.id}: what was ahead of every granted writer is known from the tokens`);
     }
+    // Redis cost per acquisition beside redis-semaphore: a row per fairlock row and redis-semaphore,
+    // for the lock and the semaphore, each fairlock row with its ratio to redis-semaphore's figure.
+    const cost = r.cost ?? [];
+    for (const kind of ['lock', 'semaphore'] as const) {
+      t.deepEqual(cost.filter((c) => c.kind === kind).map((c) => c.lib), withSem, `cost rows of the ${kind}`);
+    }
+    for (const c of cost) {
+      t.true([c.cpuUsPerAcquisition, c.commandsPerAcquisition, c.scriptCallsPerAcquisition, c.cpuVsPeer, c.commandsVsPeer].every(finiteOrNull), `${c.lib} ${c.kind}: cost figures`);
+      const peer = cost.find((p) => p.lib === 'redis-semaphore' && p.kind === c.kind);
+      if (c.lib !== 'redis-semaphore' && c.grants > 0 && peer?.grants) {
+        t.is(c.cpuVsPeer !== null, Boolean(peer.cpuUsPerAcquisition), `${c.lib} ${c.kind}: CPU ratio to redis-semaphore`);
+        t.true(c.commandsVsPeer !== null, `${c.lib} ${c.kind}: commands ratio to redis-semaphore`);
+      }
+    }
+    t.regex(output, /Redis cost per acquisition under contention, beside redis-semaphore/);
     t.regex(output, /Fair semaphore: 2 permits/);
     t.regex(output, /Read-write lock: 90% reads, 10% writes/);
     t.true(r.targets.length > 0);

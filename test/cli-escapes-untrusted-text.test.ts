@@ -1,11 +1,8 @@
 /**
- * Text that comes from Redis or from the user (lock names, prefixes, ids, the command's arguments,
- * bad option values) reaches the operator's terminal escaped, never raw: `fairlock status`,
- * `fairlock status NAME`, `fairlock top` piped, `exec`'s messages and usage errors. A lock name with
- * ESC/CSI, an OSC 52 clipboard write ended by BEL, a newline followed by a forged row, the C1 CSI
- * (U+009B), DEL and a bidi override is taken in Redis, then each command's output is checked: no raw
- * control or bidi character from the name, no forged line, the name shown with visible escapes.
- * (`top` under a pseudo-terminal: test/top.test.ts.) Real redis-server; every process is killed by PID.
+ * Text from Redis or from the user (names, prefixes, ids, arguments, bad option values) reaches the
+ * terminal escaped, never raw, in `status`, `status NAME`, piped `top`, `exec` and usage errors: a name
+ * with ESC/CSI, OSC 52 + BEL, a newline and forged row, C1 CSI, DEL and a bidi override shows as visible
+ * escapes, with no forged line. (`top` under a pseudo-terminal: test/top.test.ts.)
  */
 import test, { type ExecutionContext } from 'ava';
 import { escapeControls } from '../src/cli/escape-controls.js';

@@ -1,10 +1,8 @@
 /**
- * `fairlock exec` runs COMMAND in a process group of its own and lets the lock go only once that
- * whole group is gone: a step that COMMAND's shell started cannot go on running under a lock that the
- * next holder already has. Proved with shells that run a step, as in `kill PID`, `docker stop` or a
- * pod stop (SIGTERM to fairlock's PID alone), with a step left in the background, and with a lost
- * lease and a step that ignores SIGTERM. Every command appends to ONE shared file: the order of its
- * lines is the order of events (no clocks compared). Every process is killed by PID at the end.
+ * `fairlock exec` lets the lock go only once COMMAND's whole process group is gone, so no step COMMAND
+ * started runs on under the next holder's lock: on SIGTERM to fairlock alone (`kill`, `docker stop`, a pod
+ * stop), with a step left in the background, and on a lost lease with a step that ignores SIGTERM. Order
+ * comes from the lines every command appends to one shared file, not from clocks.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';

@@ -1,9 +1,8 @@
 /**
- * Every numeric option of every fairlock command takes decimal integers only (durations: a decimal
- * integer with an optional unit): hex, octal and binary literals, exponents, fractions, signs, spaces,
- * underscores, empty values and values above Number.MAX_SAFE_INTEGER are refused with exit 64 and a
- * one-line message naming the option. `exec --permits 0x10` used to mean 16. One parser does it all
- * (src/cli/common.ts); the unit part checks it value by value, the rest runs the built binary.
+ * Every numeric option of every fairlock command takes decimal integers only (durations: with an
+ * optional unit): hex, octal, binary, exponents, fractions, signs, spaces, underscores, empty values and
+ * values above Number.MAX_SAFE_INTEGER are refused with exit 64 and a one-line message naming the
+ * option. The parser (src/cli/common.ts) is checked value by value, the rest through the built binary.
  */
 import test from 'ava';
 import type * as Common from '../src/cli/common.js';

@@ -1,6 +1,8 @@
 /**
- * The `fairlock` command, run as the built binary (node dist/cli/main.js) in child processes
- * against a real redis-server. `npm test` builds first, so dist/ is fresh.
+ * The `fairlock` command (the built binary, against a real redis-server): concurrent execs run one at
+ * a time in queue order, with FAIRLOCK_* in the environment and the exit code passed on; each failure
+ * has its own exit code and one-line message; signals, timeouts and a lost lease stop cleanly and
+ * release; --permits/--read/--write, status, --help and the demo do what they say.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,10 +1,8 @@
 /**
- * The same checks against every supported client: node-redis 4, 5 and 6 (6 also over RESP3),
- * ioredis 5 and 6, and Valkey GLIDE (its GlideClient). Each family must give the user the same
- * behaviour: FIFO hand-off woken through its own subscriber (not found by a heartbeat), no barging,
- * a lost wake-up recovered after
- * CLIENT KILL TYPE pubsub, SCRIPT FLUSH survived, a call whose connection is killed before Redis ran
- * it sent again, waits that give up while Redis does not answer, and Redis restarted empty.
+ * Every supported client (node-redis 4, 5, 6 and 6 over RESP3, ioredis 5 and 6, Valkey GLIDE) gives the
+ * same behaviour: FIFO hand-offs woken through its own subscriber, no barging, a lost wake-up recovered
+ * after CLIENT KILL TYPE pubsub, SCRIPT FLUSH survived, a call killed before Redis ran it sent again,
+ * waits that give up while Redis does not answer, and a Redis restarted empty.
  */
 import test, { type ExecutionContext } from 'ava';
 import { FairLocks, LockLostError, LockTimeoutError, type FairLocksOptions } from '../src/index.js';

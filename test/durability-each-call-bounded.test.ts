@@ -1,10 +1,7 @@
 /**
- * Each durable call is bounded by its own durability.timeoutMs, whatever the other durable calls of
- * the process do: concurrent confirmations do not queue behind each other's WAIT, and a WAIT whose
- * caller gave up (aborted or timed out) delays nobody. A master with one replica of its own, the
- * replica SIGSTOPped by PID with its link cut (so no WAIT can be met); SIGCONT and the servers' stop
- * run in the test's teardown whatever happens. Bounds are generous (two shared, noisy cores): each
- * call must be answered within its own timeout plus a margin well below what queueing would cost.
+ * Each durable call is bounded by its own durability.timeoutMs, whatever the process's other durable
+ * calls do: concurrent confirmations do not queue behind each other's WAIT, and a WAIT whose caller gave
+ * up delays nobody. (The replica is SIGSTOPped with its link cut, so no WAIT can be met.)
  */
 import test, { type ExecutionContext } from 'ava';
 import { performance } from 'node:perf_hooks';

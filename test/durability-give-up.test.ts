@@ -1,10 +1,7 @@
 /**
- * While a durable grant waits for its replicas, the call's own signal, timeoutMs and close() still
- * end it, through every entry point (acquire, tryAcquire, using) of every primitive (lock, semaphore,
- * read side, write side): the caller gets the typed error of the cause at once (LockAbortedError with
- * the signal's reason as cause, LockTimeoutError, ClosedError) and the grant is released in Redis.
- * `timeoutMs: 0` leaves no time to confirm a grant on replicas: with durability it is refused before
- * anything is sent. One Redis of the test's own with no replica, so `WAIT 1 5000` runs its 5 s.
+ * While a durable grant waits for its replicas, the call's signal, timeoutMs and close() still end it,
+ * for every entry point of every primitive: the caller gets the typed error of the cause at once and
+ * the grant is released in Redis. `timeoutMs: 0` with durability is refused before anything is sent.
  */
 import test, { type ExecutionContext } from 'ava';
 import { performance } from 'node:perf_hooks';

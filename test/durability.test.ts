@@ -1,11 +1,8 @@
 /**
- * durability: { replicas, timeoutMs } on a standalone master with one replica of its own (never the
- * system Redis). An immediate grant is followed by WAIT on the script's connection, a hand-off is
- * confirmed by a beat plus WAIT; fewer acks than asked: the grant is released in Redis and the call
- * rejects with NotReplicatedError. Each test has its own master and replica (started here, stopped by
- * PID whatever happens), so that cutting the replica or counting WAIT calls touches no other test.
- * To make the replica unable to ack, it is SIGSTOPped AND its link is cut (CLIENT KILL TYPE replica
- * on the master): a stopped process still receives into its socket buffer, and the kernel would ack.
+ * durability: { replicas, timeoutMs } confirms every grant on replicas before the caller gets it: an
+ * immediate grant by WAIT, a hand-off by a beat plus WAIT; with fewer acks than asked, the grant is
+ * released in Redis and the call rejects with NotReplicatedError. (A replica that must not ack is
+ * SIGSTOPped and its link cut: a stopped process still receives, and the kernel would ack.)
  */
 import test, { type ExecutionContext } from 'ava';
 import { performance } from 'node:perf_hooks';

@@ -1,9 +1,7 @@
 /**
- * Every recipe under examples/ runs as a user would run it, `node examples/<file>.mjs` with REDIS_URL
- * pointing at this file's redis-server, from inside the package so that `fairlock` resolves to this
- * package's own exports; each must exit 0 (a recipe exits non-zero when its own check fails) within a
- * bound and print what it promises. fenced-sqlite.mjs needs `node:sqlite` (Node >= 22.13): it runs on
- * this Node when it has it, else on Node 24 from scripts/node.sh.
+ * Every recipe under examples/ runs as a user runs it (`node examples/<file>.mjs`, REDIS_URL set, the
+ * package resolving to itself), exits 0 within a bound and prints what it promises. fenced-sqlite.mjs
+ * needs `node:sqlite` (Node >= 22.13): on this Node when it has it, else on Node 24 (scripts/node.sh).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

@@ -1,3 +1,7 @@
+/**
+ * FIFO across processes: 10 waiters in 5 processes are granted exactly in the order they entered the
+ * queue (Redis numbers the grants), and a holder that asks again right after releasing goes to the back.
+ */
 import test from 'ava';
 import { spawnChild, type Child } from './helpers/children.js';
 import { clientFamilies } from './helpers/clients.js';

@@ -1,9 +1,7 @@
 /**
- * Valkey GLIDE (`@valkey/valkey-glide`) behind the client seam, beyond the checks test/clients.test.ts
- * runs for every family: the wake-up of a hand-off between two FairLocks instances arrives over
- * GLIDE's own subscriber (made from the client's config, subscribed at run time), on one Redis and
- * on a cluster (sharded); durable grants run WAIT through GLIDE; clients fairlock cannot use are
- * refused at once.
+ * Valkey GLIDE behind the client seam, beyond test/clients.test.ts: a hand-off's wake-up arrives over
+ * GLIDE's own subscriber (made from the client's config) on one Redis and on a cluster (sharded),
+ * durable grants run WAIT through GLIDE, and clients fairlock cannot use are refused at once.
  */
 import test, { type ExecutionContext } from 'ava';
 import { GlideClient, GlideClusterClient, ProtocolVersion, RequestError } from '@valkey/valkey-glide';

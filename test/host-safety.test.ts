@@ -1,8 +1,7 @@
 /**
- * The library never crashes its host: a client it cannot work with is refused in the constructor,
- * anything that arrives on the wake-up channel is either a well-formed grant for a waiting waiter or
- * ignored, and a throwing `lost` listener becomes a process warning. ava fails a file on any uncaught
- * exception, so each test here also proves that nothing escaped.
+ * The library never crashes its host: a client it cannot use is refused in the constructor, anything on
+ * the wake-up channel is either a well-formed grant for a waiting waiter or ignored, and a throwing `lost`
+ * listener becomes a process warning (ava would fail the file on any uncaught exception).
  */
 import test, { type ExecutionContext } from 'ava';
 import { createClient } from 'redis';

@@ -1,10 +1,7 @@
 /**
- * Proves a lease is told of its loss on its local deadline even when Node fires the deadline timer
- * early (by performance.now(), Node's timers run up to ~1 ms early: whole ms of the loop clock, the
- * delay truncated). The lease then found "not passed yet" and never looked again: a holder cut off from Redis (no beat reply to read the clock) kept an
- * unaborted signal for as long as the cut lasted (test/faults/partition.test.ts hung 20 s once).
- * Here every timer of 100 ms or more fires 60 ms early while the lease is granted, and no heartbeat
- * comes before the check: only the deadline timer can tell the holder.
+ * A lease is told of its loss on its local deadline even when Node fires the deadline timer early
+ * (timers run up to ~1 ms early by performance.now()): every timer of 100 ms or more here fires 60 ms
+ * early and no heartbeat comes first, so only the re-armed deadline timer can abort the holder's signal.
  */
 import test from 'ava';
 import { useRedis } from './helpers/fixture.js';

@@ -1,9 +1,8 @@
 /**
- * A lease starts when its holder can know of it. A hand-off grant lives until the waiter session's
- * liveness deadline only until that session's first heartbeat (or acquire) confirms it: then a grant
- * the client names (it took the wake-up) ends at grant time + lease, one it does not name (wake-up
- * lost) at beat time + lease, and never at the liveness deadline. Every report of a grant carries
- * the deadline its holder may use.
+ * A lease starts when its holder can know of it: a hand-off grant lasts until the waiter session's
+ * liveness deadline only until its first heartbeat or acquire confirms it, then until grant time + lease
+ * (the client took the wake-up) or beat time + lease (it did not), never the liveness deadline; every
+ * report of a grant carries the deadline its holder may use.
  */
 import test from 'ava';
 import { FairLocks } from '../src/index.js';

@@ -1,3 +1,7 @@
+/**
+ * A process killed with SIGKILL blocks nobody for long: a dead waiter is skipped for the next live one,
+ * and a dead holder stops blocking the queue once its lease runs out.
+ */
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
 import { spawnChild } from './helpers/children.js';

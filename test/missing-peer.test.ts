@@ -1,10 +1,7 @@
 /**
- * A missing optional peer dependency is a FairLockError with a stable code, never Node's raw
- * ERR_MODULE_NOT_FOUND: `instrument(locks)` without a meter, where `@opentelemetry/api` cannot be
- * resolved, rejects with code MISSING_PEER and a message saying what to install. Proven for real: the
- * built dist/ is copied to a temporary directory whose node_modules has fairlock's dependencies but
- * no @opentelemetry (nor has any directory above it), and a child process imports it from there.
- * Also: a `meter` that is not one is an InvalidArgumentError, not a TypeError.
+ * A missing optional peer is a FairLockError with a stable code, never Node's ERR_MODULE_NOT_FOUND:
+ * instrument(locks) without @opentelemetry/api rejects with MISSING_PEER saying what to install (proved on
+ * a copy of dist/ whose node_modules lacks it); a `meter` that is not one is an InvalidArgumentError.
  */
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';

@@ -1,3 +1,7 @@
+/**
+ * Mutual exclusion across processes: 4 processes x 8 contenders never have two critical sections overlap,
+ * and fencing tokens rise in grant order (both decided by Redis's INCR order, not clocks).
+ */
 import test from 'ava';
 import { spawnChild, type Child } from './helpers/children.js';
 import { newPrefix } from './helpers/redis.js';

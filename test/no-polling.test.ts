@@ -1,3 +1,7 @@
+/**
+ * Waiting does not poll: while 200 waiters wait, Redis runs only the per-process heartbeats, the same
+ * whatever the number of waiters (counted from INFO commandstats on a server of the file's own).
+ */
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
 import type { RedisClient } from './helpers/redis-client.js';

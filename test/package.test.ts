@@ -1,9 +1,7 @@
 /**
- * What a user gets and reads: the published tarball holds the licence, the docs and dist/ but no
- * tests; README's error-code table covers every code; the generated API reference (docs/api/) has a
- * page for every name dist/index.d.ts exports and none for anything else; README's option, lease and
- * inspect tables name every member of the public types; the clients README's compatibility table says
- * are refused are refused. Needs no Redis (nothing here connects); reads the built dist/.
+ * What a user gets and reads is complete and accurate: the tarball holds licence, docs and dist/ but no
+ * tests; README's tables name every error code and public member; docs/api/ has a page for every export
+ * and no other; the clients README says are refused are refused. Needs no Redis.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

@@ -1,12 +1,7 @@
 /**
- * Nothing kept per lock name outlives its use: 10,000 distinct 1 KiB names, each acquired and
- * released once (as a lock, a semaphore or a read-write lock), leave the heap flat, without
- * instrument() (the session's per-name state is dropped when the name goes idle) and with
- * instrument({ maxNames: 10 }) (the metrics' per-name state is bounded: names beyond maxNames fold
- * into "other" for state as for attributes, and the names that are still counted there).
- *
- * Each run is a child process of its own (test/helpers/heap-probe.ts, `node --expose-gc`), so the
- * heap measured is not shared with concurrent tests; it is killed by PID if it overruns.
+ * Nothing kept per lock name outlives its use: 10,000 distinct 1 KiB names acquired and released once
+ * (lock, semaphore, read-write) leave the heap flat, without instrument() and with instrument({ maxNames:
+ * 10 }) (names beyond maxNames fold into "other"). Each run is a child process (`node --expose-gc`).
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

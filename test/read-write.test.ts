@@ -1,7 +1,7 @@
 /**
- * The fair read-write lock's own rules, beside the shared property suite (test/properties/):
- * readers together, a queued writer holds back later readers, downgrade inside using(), and the
- * write-inside-read deadlock refused.
+ * The fair read-write lock's own rules, beside the shared suite (test/properties/): readers hold
+ * together, a queued writer holds back later readers, downgrade inside using() works, and
+ * write-inside-read (a deadlock) is refused.
  */
 import test from 'ava';
 import { WouldDeadlockError } from '../src/index.js';

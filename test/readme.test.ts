@@ -1,7 +1,6 @@
 /**
- * README's quick start blocks run as written against the built package, the way a user would run
- * them: the plain-JavaScript ones with `node` (as .mjs or .cjs, no TypeScript loader: they must be
- * valid JavaScript on Node 20), the TypeScript one through tsx.
+ * README's quick start blocks run as written against the built package: the JavaScript ones with plain
+ * `node` (.mjs and .cjs, valid on Node 20), the TypeScript one through tsx.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

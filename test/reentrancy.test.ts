@@ -1,10 +1,8 @@
 /**
- * Reentrancy matches what the using() scope holds: a nested acquire of another kind or limit is
- * refused (LIMIT_MISMATCH), one heavier than the scope's grant is refused (INVALID_ARGUMENT naming
- * both weights), so no call ever resolves a lease for less than it asked; a write inside
- * write.using -> read.using is a nested write (the scope holds the write); and a read nested in a
- * read's scope WITHOUT `reentrant` is an ordinary acquire that waits behind a writer queued in
- * between (as a plain lock's nested acquire without `reentrant` queues): README says so loudly.
+ * A nested acquire never resolves a lease for less than it asked: one of another kind or limit is
+ * refused (LIMIT_MISMATCH), one heavier than the scope's grant too (INVALID_ARGUMENT naming both weights);
+ * a write inside write.using -> read.using is a nested write; a read nested without `reentrant` is an
+ * ordinary acquire that waits behind a writer queued in between.
  */
 import test from 'ava';
 import { InvalidArgumentError, LimitMismatchError, LockTimeoutError, WouldDeadlockError, type Lease } from '../src/index.js';

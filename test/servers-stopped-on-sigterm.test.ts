@@ -1,7 +1,6 @@
 /**
- * Proves a test process ended with SIGTERM (how ava ends a file that timed out) still stops the
- * redis-server processes it started, by PID: before, Node exited without running the 'exit' hooks
- * that do it, and a timed-out file left its servers running.
+ * A test process ended with SIGTERM (how ava ends a file that timed out) still stops, by PID, the
+ * redis-server processes it started.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';

@@ -1,7 +1,6 @@
 /**
- * Session liveness as the scripts see it: an acquire that refreshes a lapsed session reports the
- * lapse (the heartbeat can no longer see it), and a hand-off grant lives in Redis until the waiter
- * session's liveness deadline while the wake-up tells the waiter its own, shorter lease.
+ * An acquire that refreshes a lapsed session reports the lapse, and a hand-off grant lives in Redis until
+ * the waiter session's liveness deadline while the wake-up tells the waiter its own, shorter lease.
  */
 import test from 'ava';
 import { createClient } from 'redis';

@@ -1,3 +1,8 @@
+/**
+ * A wait that times out or is aborted leaves the queue with the typed error (LockTimeoutError,
+ * LockAbortedError carrying the reason) and the waiter behind is granted next; a timeout racing the grant
+ * never leaves the lock stuck; a timed-out acquire waited at least its timeoutMs.
+ */
 import test from 'ava';
 import { LockAbortedError, LockTimeoutError } from '../src/index.js';
 import { newPrefix } from './helpers/redis.js';

@@ -1,7 +1,6 @@
 /**
- * `timeoutMs: 0` is one attempt that never queues (as the CLI's `--timeout 0`): granted when the lock
- * is free and nobody waits, else LockTimeoutError at once. It must not depend on a 0 ms timer racing
- * the enqueue reply.
+ * `timeoutMs: 0` is one attempt that never queues: granted when the lock is free and nobody waits, else
+ * LockTimeoutError at once, whatever a 0 ms timer racing the enqueue reply does.
  */
 import test from 'ava';
 import { FairLocks, LockTimeoutError } from '../src/index.js';

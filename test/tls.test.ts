@@ -1,12 +1,8 @@
 /**
- * fairlock over TLS, end to end: a redis-server with `--tls-port` and a CA the test makes
- * (test/helpers/tls.ts), and the client options README shows: node-redis 4 with a `rediss://` URL,
- * node-redis 5 with `socket: { tls: true }`, ioredis 5 with `tls`. For each, five hand-offs between two
- * FairLocks instances, each on a TLS client of its own, come by wake-up (heartbeats every 5 s would
- * take ~25 s), so the wake-up travelled over the subscriber each FairLocks duplicated from its TLS
- * client; the server's CLIENT LIST shows every connection but the test's own admin one (plain
- * port), the subscribers included, on the TLS port. Skipped, with the reason, where openssl is
- * missing or redis-server was built without TLS.
+ * fairlock works end to end over TLS with the client options README shows (node-redis 4 `rediss://`,
+ * node-redis 5 `socket.tls`, ioredis 5 `tls`): hand-offs come by wake-up over each FairLocks' own TLS
+ * subscriber, and every connection but the test's admin one is on the TLS port. Skipped, with the
+ * reason, without openssl or a TLS-built redis-server.
  */
 import test from 'ava';
 import { Redis as IORedis5 } from 'ioredis';

@@ -1,9 +1,7 @@
 /**
- * `fairlock top` (the built binary, node dist/cli/main.js) against a real redis-server: under a
- * pseudo-terminal made by `script` (util-linux) it draws the workload's names, kinds, holder counts
- * and queue lengths in the alternate screen, quits on `q` with exit code 0 and leaves the alternate
- * screen; a hostile lock name reaches that screen escaped; `--json` prints one snapshot. Every
- * process started here runs in a group of its own and is killed by PID when the test ends.
+ * `fairlock top` under a pseudo-terminal draws the workload's names, kinds, holder counts and queue
+ * lengths in the alternate screen, quits on `q` with exit 0 leaving that screen, shows a hostile lock
+ * name escaped; `--json` prints one snapshot.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

@@ -1,3 +1,7 @@
+/**
+ * tryAcquire() gets a free lock, returns null while it is held, and never passes a queued waiter: null
+ * while anyone is queued, even when the lock is momentarily free.
+ */
 import test from 'ava';
 import { lockKeys } from '../src/protocol/keys.js';
 import { Scripts } from '../src/protocol/scripts.js';

@@ -16,7 +16,7 @@ export interface BenchConfig {
   contenders: number;
   /** Where latest.json goes. */
   outDir: string;
-  /** Also write docs/bench.{json,svg,md} (full runs only, unless asked). */
+  /** Also write docs/bench.{json,svg,md} and README's bench section (full runs only, unless asked). */
   docs: boolean;
   relayDelayMs: number;
   loopback: { uncontended: number; handoffs: number; settleMs: number; capMs: number; warmup: number };
@@ -47,7 +47,8 @@ const USAGE = `usage: npm run bench -- [options]
   --clients a,b         fairlock's rows, one per client (${CLIENT_FAMILIES.map((f) => f.slug).join(', ')}, or all;
                         default ${DEFAULT_CLIENTS.join(',')}; with --quick ${QUICK_CLIENTS.join(',')})
   --out DIR             where latest.json goes (default bench-results)
-  --docs / --no-docs    write docs/bench.json, docs/bench.svg, docs/bench.md (default: on for full runs)
+  --docs / --no-docs    write docs/bench.json, docs/bench.svg, docs/bench.md and README.md's bench section
+                        (between its bench-start/bench-end markers; default: on for full runs)
   --relay-delay MS      delay per chunk each way in the relay (default 2)
   --duration MS         length of each contention run (default 1000)
   --think-hold MS       hold time in the think scenario (default 1; the pause is 10 ms)

@@ -1,4 +1,5 @@
 /** docs/bench.md: the README section (command, machine, tables, chart, targets). */
+import { COST_PEER } from './contention-cost.js';
 import { isFairlock, type BenchResults, type LibResult } from './results.js';
 import { renderMarkdown, tables } from './tables.js';
 
@@ -29,8 +30,17 @@ ${f1(at(f), 0)} commands/s with ${wMax.toLocaleString('en-US')} waiters (heartbe
 ${pollers.length ? `reach ${pollers.map((l) => `${Math.round(at(l)!).toLocaleString('en-US')} (${l.id})`).join(', ')}` : 'poll'}.
 The price is Redis work per grant: two Lua scripts (${f1(fh?.commandsPerGrant)} commands counted, ${f1(fh?.cpuUsPerGrant, 0)} us of Redis CPU)
 against a SET and a small delete script for the simplest peers, and, with no hold time, fewer grants/s than
-peers whose releasing process simply grabs the lock again.
+peers whose releasing process simply grabs the lock again.${vsPeer(r, f)}
 ${byClient(r)}`;
+}
+
+/** fairlock's Redis CPU and commands per acquisition as multiples of redis-semaphore's, this run. */
+function vsPeer(r: BenchResults, f: LibResult): string {
+  const rows = (r.cost ?? []).filter((c) => c.lib === f.id && c.cpuVsPeer != null);
+  if (!rows.length) return '';
+  const one = (c: (typeof rows)[number]) => `${c.kind === 'lock' ? 'the lock' : `semaphore(${c.permits ?? '?'})`} ${f1(c.cpuVsPeer, 2)}x its Redis CPU and ${f1(c.commandsVsPeer, 2)}x its commands`;
+  const c0 = rows[0]!;
+  return `\nPer acquisition beside ${COST_PEER} (${c0.procs}x${c0.contenders}, hold ${c0.holdMs} ms, same run): ${rows.map(one).join('; ')}.`;
 }
 
 const hot = (l: LibResult) => l.contention.find((c) => c.holdMs === 1) ?? l.contention[0];
@@ -143,4 +153,17 @@ fairlock's targets, this run (${r.libs.find(isFairlock)?.id ?? 'fairlock'}):
 | --- | --- | --- | --- |
 ${targets}
 `;
+}
+
+/** README.md's copy of this section sits between these two lines; `npm run bench` with docs rewrites what is between. */
+export const README_START = '<!-- bench-start: `npm run bench` (full, or --docs) rewrites everything up to bench-end from its run, as docs/bench.md -->';
+export const README_END = '<!-- bench-end -->';
+
+/** README with its bench section replaced by this run's (the section's heading stays README's own); null without the markers. */
+export function readmeWithBench(readme: string, r: BenchResults): string | null {
+  const i = readme.indexOf(README_START);
+  const j = readme.indexOf(README_END);
+  if (i < 0 || j < i) return null;
+  const body = markdown(r).replace(/^## Benchmarks\n+/, '').trimEnd();
+  return `${readme.slice(0, i + README_START.length)}\n\n${body}\n\n${readme.slice(j)}`;
 }

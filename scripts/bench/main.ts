@@ -2,14 +2,15 @@
  * `npm run bench`: fairlock against its peers on a real Redis. See docs/bench.md for what each
  * figure means and `npm run bench -- --help` for the options.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, type as osType } from 'node:os';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { adapterById } from './adapters/index.js';
 import { parseArgs, type BenchConfig, type Scenario } from './config.js';
 import { runContention } from './contention.js';
-import { markdown } from './docs.js';
+import { contentionCost } from './contention-cost.js';
+import { markdown, readmeWithBench } from './docs.js';
 import { measureLatency } from './latency.js';
 import { startPool, stopPool, type Worker } from './pool.js';
 import { startBenchRedis, type BenchRedis } from './redis-server.js';
@@ -215,6 +216,7 @@ async function main(): Promise<void> {
         elapsedSec: round((Date.now() - started) / 1000, 1)!,
       },
       libs,
+      cost: contentionCost(libs),
       targets: checkTargets(libs, c.scenarios),
     };
     mkdirSync(c.outDir, { recursive: true });
@@ -225,6 +227,9 @@ async function main(): Promise<void> {
       writeFileSync('docs/bench.json', json);
       writeFileSync('docs/bench.svg', chart(results));
       writeFileSync('docs/bench.md', markdown(results));
+      // README's copy of the section, between its markers only
+      const readme = existsSync('README.md') ? readmeWithBench(readFileSync('README.md', 'utf8'), results) : null;
+      if (readme !== null) writeFileSync('README.md', readme);
     }
     console.log(renderTerminal(tables(results)));
     if (results.targets.length) {
@@ -234,7 +239,7 @@ async function main(): Promise<void> {
     const errors = libs.flatMap((l) => l.errors.map((e) => `${l.id}: ${e}`));
     if (stray.length) console.log(`\n${stray.length} late rejections of abandoned waits ignored (first: ${stray[0]})`);
     if (errors.length) console.log(`\nerrors:\n  ${errors.join('\n  ')}`);
-    console.log(`\nraw figures: ${join(c.outDir, 'latest.json')}${c.docs ? '; docs/bench.{json,svg,md} written' : ''} (${results.meta.elapsedSec} s)`);
+    console.log(`\nraw figures: ${join(c.outDir, 'latest.json')}${c.docs ? '; docs/bench.{json,svg,md} and README.md\'s bench section written' : ''} (${results.meta.elapsedSec} s)`);
   } finally {
     await stopAll();
   }

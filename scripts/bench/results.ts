@@ -1,4 +1,5 @@
 /** The shape of bench-results/latest.json (and docs/bench.json). */
+import type { CostRow } from './contention-cost.js';
 import type { ContendResult } from './contention.js';
 import type { LatencyResult } from './latency.js';
 import type { WaitersResult } from './waiters.js';
@@ -53,6 +54,8 @@ export interface BenchResults {
     elapsedSec: number;
   };
   libs: LibResult[];
+  /** Redis CPU and commands per acquisition, fairlock beside redis-semaphore (older runs: absent). */
+  cost?: CostRow[];
   targets: Target[];
 }
 

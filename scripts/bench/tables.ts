@@ -1,4 +1,5 @@
 /** The result tables, as rows of strings: rendered for the terminal and as Markdown. */
+import { COST_COMMAND, COST_PEER, contentionCost, type CostRow } from './contention-cost.js';
 import type { ContendResult } from './contention.js';
 import type { BenchResults, LibResult } from './results.js';
 import type { WaitersResult } from './waiters.js';
@@ -7,6 +8,8 @@ export interface Table {
   title: string;
   headers: string[];
   rows: string[][];
+  /** A line under the table (e.g. the command that reproduces it). */
+  note?: string;
 }
 
 const us = (ms: number | null | undefined) =>
@@ -107,6 +110,32 @@ function kindTables(r: BenchResults): Table[] {
   return out;
 }
 
+/** "lock, 4x4, hold 1 ms" / "semaphore(4), 4x4, hold 1 ms": the run a cost row comes from. */
+const costCase = (c: CostRow) => `${c.kind === 'lock' ? 'lock' : `semaphore(${c.permits ?? '?'})`}, ${c.procs}x${c.contenders}, hold ${c.holdMs} ms`;
+
+/** Redis CPU and commands per acquisition, fairlock beside redis-semaphore, with the ratio of the same run. */
+function costTable(r: BenchResults): Table | undefined {
+  const rows = r.cost ?? contentionCost(r.libs);
+  if (!rows.some((c) => c.lib !== COST_PEER)) return undefined;
+  return {
+    title: `Redis cost per acquisition under contention, beside ${COST_PEER} in the same run (processes x contenders)`,
+    headers: ['case', 'library', 'acquisitions', 'Redis CPU / acq', `x ${COST_PEER}`, 'Redis cmds / acq', 'of which script calls', `x ${COST_PEER}`],
+    rows: rows.map((c) => [
+      costCase(c),
+      c.lib,
+      String(c.grants),
+      c.cpuUsPerAcquisition == null ? 'n/a' : `${c.cpuUsPerAcquisition.toFixed(0)} us`,
+      c.lib === COST_PEER ? '-' : c.cpuVsPeer == null ? 'n/a' : `${c.cpuVsPeer.toFixed(2)}x`,
+      n(c.commandsPerAcquisition, 1),
+      n(c.scriptCallsPerAcquisition, 2),
+      c.lib === COST_PEER ? '-' : c.commandsVsPeer == null ? 'n/a' : `${c.commandsVsPeer.toFixed(2)}x`,
+    ]),
+    note:
+      'Redis CPU: used_cpu_user + used_cpu_sys delta over the run\'s window; commands: every INFO commandstats entry, ' +
+      `calls made inside scripts included; both per acquisition in the window. Alone: \`${COST_COMMAND}\``,
+  };
+}
+
 export function tables(r: BenchResults): Table[] {
   // a run of some scenarios only (--scenarios) leaves the others' tables out
   const ran = (k: 'loopback' | 'relay' | 'contention' | 'waiters') =>
@@ -199,7 +228,8 @@ export function tables(r: BenchResults): Table[] {
       ]),
     },
   ];
-  return [...base.filter((t): t is Table => t !== false), ...kindTables(r)];
+  const cost = costTable(r);
+  return [...base.filter((t): t is Table => t !== false), ...kindTables(r), ...(cost ? [cost] : [])];
 }
 
 export function renderTerminal(ts: Table[]): string {
@@ -208,6 +238,7 @@ export function renderTerminal(ts: Table[]): string {
     const widths = t.headers.map((h, i) => Math.max(h.length, ...t.rows.map((r) => (r[i] ?? '').length)));
     const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
     out.push('', t.title, line(t.headers), widths.map((w) => '-'.repeat(w)).join('  '), ...t.rows.map(line));
+    if (t.note) out.push(t.note);
   }
   return out.join('\n');
 }
@@ -218,6 +249,7 @@ export function renderMarkdown(ts: Table[]): string {
     out.push(`**${t.title}**`, '', `| ${t.headers.join(' | ')} |`, `| ${t.headers.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`);
     for (const r of t.rows) out.push(`| ${r.join(' | ')} |`);
     out.push('');
+    if (t.note) out.push(t.note, '');
   }
   return out.join('\n');
 }

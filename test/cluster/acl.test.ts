@@ -1,7 +1,7 @@
 /**
- * fairlock on a cluster under an ACL user: README's rule plus its cluster line, set on every node,
- * is enough for node-redis 4 and ioredis 5 cluster clients: a hand-off goes through, its wake-up is
- * sent with SPUBLISH (counted, none rejected) and the waiter's shard channel is subscribed.
+ * README's ACL rule plus its cluster line, set on every node, is enough on a cluster for node-redis 4 and
+ * ioredis 5 cluster clients: a hand-off goes through and its wake-up is sent with SPUBLISH (none
+ * rejected) to the waiter's subscribed shard channel.
  */
 import { readFileSync } from 'node:fs';
 import { clusterTest as test } from './target.js';

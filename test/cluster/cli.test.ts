@@ -1,9 +1,7 @@
 /**
- * The `fairlock` command on a Redis Cluster (`--cluster`; the `--redis` URL is a seed node): the
- * built binary (node dist/cli/main.js) in child processes against one 3-master cluster started for
- * this file. The names each test holds are checked to sit on all three masters (their slots), so
- * a listing that scanned one node only would miss two thirds of them. Every process started here
- * runs in a group of its own and is killed (the group, by PID) when its test ends or after a limit.
+ * The `fairlock` command with `--cluster` (the `--redis` URL a seed node) sees and locks names on every
+ * master of a 3-master cluster (the names held are checked to sit on all three): status, top and exec;
+ * without --cluster, or with it on a non-cluster server, it exits 64 or 69 and says why.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

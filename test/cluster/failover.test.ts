@@ -1,9 +1,8 @@
 /**
- * Failovers on a real 3-master cluster with one replica per master, through the cluster clients
- * that follow one (ioredis 5 Cluster and node-redis 6 createCluster; node-redis 4 and 5 keep a
- * killed master's commands in its offline queue until it comes back, see README). Serial: each
- * test fails a master over and leaves the cluster whole again (the killed node restarted as a
- * replica) for the next. Order is decided from tokens and from this one process's clock.
+ * Failovers on a 3-master cluster with replicas, through ioredis 5 Cluster and node-redis 6
+ * createCluster: a planned CLUSTER FAILOVER mid hand-off loses nothing; kill -9 of a master whose replica
+ * missed the last writes tells the holder, the waiter re-enters, tokens rise; a durable grant (WAIT 1)
+ * survives kill -9 of its master.
  */
 import type { ExecutionContext } from 'ava';
 import { clusterTest as test } from './target.js';

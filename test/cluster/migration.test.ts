@@ -1,9 +1,7 @@
 /**
- * Resharding under a busy name: its slot migrates to another master (SETSLOT IMPORTING/MIGRATING,
- * MIGRATE one key at a time with pauses, as `redis-cli --cluster reshard` does) while a chain of
- * hand-offs runs through it. Meanwhile scripts meet ASK (keys moved) and TRYAGAIN (the name's keys
- * are split between the two masters), which fairlock retries. Order comes from tokens and from this
- * one process's record of which promise resolved when.
+ * A busy name's slot can migrate to another master (SETSLOT, MIGRATE key by key) while a chain of
+ * hand-offs runs through it: fairlock retries ASK and TRYAGAIN, and the chain goes on with no hang, in
+ * FIFO order, with rising tokens and wake-ups that follow the slot.
  */
 import type { ExecutionContext } from 'ava';
 import { clusterTest as test } from './target.js';

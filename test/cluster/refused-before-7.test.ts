@@ -1,9 +1,8 @@
 /**
- * A Redis Cluster before 7.0 has no sharded pub/sub, so no wake-up could reach a waiter: fairlock
- * refuses acquire() there at once with UNSUPPORTED_SERVER naming the server's version (nothing is
- * queued), while tryAcquire(), which never waits, works. Runs on a 6.2 cluster: the redis-server on
- * PATH when it is one (the server matrix), else FAIRLOCK_REDIS_6_2 (a folder holding redis-server),
- * else ../shared/servers/redis-6.2.16 beside the repository; skipped, with the reason, without one.
+ * On a Redis Cluster before 7.0 (no sharded pub/sub, so no wake-up could reach a waiter) acquire() is
+ * refused at once with UNSUPPORTED_SERVER naming the version and nothing queued, while tryAcquire(),
+ * which never waits, works. Needs a 6.2 cluster (PATH, FAIRLOCK_REDIS_6_2 or ../shared/servers);
+ * skipped, with the reason, without one.
  */
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';

@@ -1,9 +1,7 @@
 /**
- * Sentinel: one master, one replica and three `redis-server --sentinel` processes (test/helpers/
- * cluster.ts). The master is killed with SIGKILL; the sentinels promote the replica; the clients
- * that follow Sentinel (ioredis `new Redis({ sentinels, name })`, node-redis 6 `createSentinel()`)
- * reconnect there and the lock goes on: the holder's replicated grant is still its own, its release
- * hands the lock to the waiter, tokens rise.
+ * Behind Sentinel, a master killed with SIGKILL and replaced by its replica does not stop the lock: with
+ * the clients that follow Sentinel (ioredis `sentinels`, node-redis 6 createSentinel()) the holder's
+ * replicated grant is still its own, its release hands the lock to the waiter, and tokens rise.
  */
 import test, { type ExecutionContext } from 'ava';
 import { Redis as IORedis } from 'ioredis';

@@ -1,7 +1,6 @@
 /**
- * fairlock under an ACL user: the rule README gives is enough for every operation (read from README,
- * so the two stay in step), a missing publish right only costs speed (the heartbeat finds the grant),
- * and a missing command is reported as NO_PERMISSION, never as a bad key.
+ * Under an ACL user, README's rule (read from README) is enough for every operation; a missing publish
+ * right costs only speed (the heartbeat finds the grant); a missing command is NO_PERMISSION, not BAD_KEY.
  */
 import { readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';

@@ -1,8 +1,7 @@
 /**
- * A key of the wrong type fails what needs it, at once, and nothing more: a queue key corrupted while
- * a waiter waits fails that wait at the waiter's next heartbeat (not once the holder's lease has run
- * out) while the holder keeps renewing; a state hash corrupted on an idle name fails the next
- * acquire of that name, naming the key.
+ * A key of the wrong type fails what needs it, at once, and nothing more: a corrupted queue key fails
+ * the waiter at its next heartbeat while the holder keeps renewing; a corrupted state hash on an idle
+ * name fails that name's next acquire, naming the key.
  */
 import test from 'ava';
 import { FairLocks, FairLockError } from '../../src/index.js';

@@ -1,10 +1,7 @@
 /**
- * Found by a review; fixed: a heartbeat that finds the queue key of the wrong type reports an UNCONFIRMED grant
- * of its own session with its raw Redis exp (the session's liveness deadline), and the client takes
- * it as the lease's deadline (lease.renewed in LockState.beat runs before the badQueue check).
- * Once the key is repaired, the confirming beat cuts Redis's exp back to now + lease, which the client
- * ignores (renewed() only extends). A partition of the holder then lets Redis expire the lease while
- * the holder's local deadline is still ~liveness away: two holders.
+ * A holder partitioned after a hand-off is told of its loss before anyone else is granted the lock, even
+ * when a heartbeat found the queue key of the wrong type and reported its grant: no two holders (a control
+ * runs the same with no bad key).
  */
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';

@@ -1,7 +1,6 @@
 /**
- * Bad state: a key of the wrong type under a lock's prefix surfaces as a
- * FairLockError with code BAD_KEY that names the key, and breaks no other lock. Awkward names
- * (braces, spaces, unicode, 1 KiB) work and keep all their keys in one cluster slot.
+ * A key of the wrong type under a lock's prefix surfaces as BAD_KEY naming the key and breaks no other
+ * lock; awkward names (braces, spaces, unicode, 1 KiB) work and keep all their keys in one cluster slot.
  */
 import test from 'ava';
 import { lockKeys } from '../../src/protocol/keys.js';

@@ -1,8 +1,7 @@
 /**
- * Beat until released: a release (or a cancel) that could not reach Redis is retried by the
- * session's next heartbeat, which hands the lock on at once. Without it, a lease whose release failed
- * kept the lock until its lease ran out, and a wait given up while Redis was unreachable could be
- * granted later and hold the lock for a lease nobody wanted.
+ * A release or cancel that could not reach Redis is retried by the session's next heartbeat: the next
+ * waiter gets the lock long before the lease would have ended, and a wait given up while Redis was
+ * unreachable leaves the queue instead of being granted later.
  */
 import { isEngineCall } from '../../src/protocol/scripts.js';
 import test, { type ExecutionContext } from 'ava';

@@ -1,13 +1,8 @@
 /**
- * Short, bounded chaos runs (the long ones are `npm run chaos -- --kind lock|semaphore|rw`):
- * processes contend for a few locks (then semaphores, then read-write locks) while they are killed,
- * paused and disconnected at random; the checker of scripts/chaos-check.ts finds, from the
- * Redis-ordered event log and the fenced store alone (never from clocks of two processes), no
- * overlap of sections believed held (more weight than permits, a writer beside anyone), no reused
- * or falling token, no rejected or interleaved fenced write of a valid holder, no live waiter left
- * waiting, and no FIFO inversion among waiters whose process saw no fault. The checker itself is
- * shown, on made-up logs, to catch each kind of violation and to excuse what the properties excuse.
- * The runs are serial: three at once would starve each other on two cores.
+ * Short chaos runs (locks, semaphores, read-write locks; processes killed, paused, disconnected at random)
+ * show, from Redis's event log and the fenced store alone, no overlap, no reused or falling token, no
+ * rejected fenced write of a valid holder, no waiter left waiting and no FIFO inversion among unfaulted
+ * processes; the checker is shown, on made-up logs, to catch each violation.
  */
 import test from 'ava';
 import { check, runChaos, summary, totalViolations } from '../../scripts/chaos-lib.js';

@@ -1,9 +1,7 @@
 /**
- * Crashes: SIGKILL of the holder, of the head waiter, of a middle waiter, and of the
- * holder and the head waiter at once. Every surviving waiter is granted, in FIFO order among the
- * survivors, no later than max(lease, liveness) + one heartbeat after the kill (plus generous slack:
- * this is a bound, not a benchmark). A dead head waiter must not add a second full lease to the stall:
- * a grant to an unconfirmed waiter lasts only until its session's liveness deadline.
+ * After SIGKILL of the holder, the head waiter, a middle waiter, or the holder and head together, every
+ * surviving waiter is granted in FIFO order within max(lease, liveness) + one heartbeat (with slack):
+ * a dead head waiter's grant lasts only until its session's liveness deadline, not a second full lease.
  */
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';

@@ -1,12 +1,8 @@
 /**
- * A lease's deadline timer that runs before the lease's clock reaches the deadline is armed again:
- * the signal of a holder cut off from Redis still aborts. Node runs a timer by its loop clock in
- * whole milliseconds (the delay truncated too), while the lease counts in performance.now()
- * fractions, so a timer runs up to ~1 ms "early" for the lease (measured: ~2-3% of deadline timers).
- * Before the fix such a run found the deadline not yet passed and nothing ever looked again: with
- * its renewals cut off, the holder's signal stayed unaborted (a partition test hung for 20 s).
- * Here the lease's clock is held just short of the deadline while the timer runs, which forces that
- * ordering on any machine; then the clock goes on, and the signal must abort at once, untouched.
+ * A lease's deadline timer that runs before the lease's clock reaches the deadline (Node's timers run up
+ * to ~1 ms early by performance.now()) is armed again, so a holder cut off from Redis still has its
+ * signal aborted. The lease's clock is held just short of the deadline while the timer runs, forcing
+ * that order on any machine.
  */
 import test from 'ava';
 import { performance } from 'node:perf_hooks';

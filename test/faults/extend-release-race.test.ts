@@ -1,7 +1,6 @@
 /**
- * Found by a review; fixed: Lease.extend() calls state.leaseHeld(this) after its reply without checking that the
- * lease was released meanwhile. extend() racing release() puts the released lease back into the
- * LockState: the state never goes idle and beats for that lock until close().
+ * extend() racing release() never brings the released lease back: once released, the lock's state goes
+ * idle and stops beating for it.
  */
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';

@@ -1,12 +1,7 @@
 /**
- * Found by a review; fixed: LockState.retryRelease() does `session.locks.set(name, this)`. If the state had gone
- * idle (and was dropped from session.locks) when its release started, and a new acquire() of the same
- * name made a new LockState meanwhile, the failed release puts the old state back over the new one.
- * The new state's waiter is then invisible to close() (it is never rejected: it hangs) and to beatAll().
- *
- * The failure is injected by a thin wrapper around a real node-redis client: the release script
- * fails with an error Redis could answer (LOADING, BUSY, READONLY, OOM, ...) or that ioredis gives
- * (MaxRetriesPerRequestError, commandTimeout).
+ * A release that fails (an error Redis or ioredis can give: LOADING, BUSY, READONLY, OOM,
+ * MaxRetriesPerRequestError, commandTimeout) after its lock state went idle never puts the old state over
+ * a newer one of the same name: the live state retries it, and close() still ends every waiter.
  */
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';

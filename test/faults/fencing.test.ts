@@ -1,7 +1,7 @@
 /**
- * Fencing end to end: a fenced store that rejects a write with a token lower than the
- * highest it has seen turns a stale holder's late write into a rejected one; and tokens keep rising
- * across a Redis restart that lost all data (tickets are seeded from Redis TIME).
+ * Fencing tokens protect a store end to end: a stale holder's late write is rejected by a store that
+ * refuses tokens below the highest seen, and tokens keep rising across a restart that lost all data
+ * (tickets are seeded from Redis TIME).
  */
 import test from 'ava';
 import { disposeAll, spawnChild, stopAll } from '../helpers/children.js';

@@ -1,10 +1,7 @@
 /**
- * Found by a review; fixed: heartbeat.lua's `lapsed` bit is not safe to run twice. A session X is partitioned
- * longer than its liveness; meanwhile the holder releases and the hand-off reaps X's waiter as dead
- * (the lock goes idle). When the partition heals, X's buffered heartbeat runs (lapsed = 1, and it
- * refreshes the session), but the connection drops before the reply: the retried heartbeat answers
- * lapsed = 0, so X never re-enters its waiter, which then waits forever on a free lock.
- * The control heals without dropping the reply.
+ * A waiter partitioned longer than its liveness, whose waiter was reaped meanwhile, gets the free lock
+ * once the partition heals, even when the reply to its first heartbeat is lost and the heartbeat is run
+ * again (a control heals without losing the reply).
  */
 import test from 'ava';
 import { Redis } from 'ioredis';

@@ -1,7 +1,7 @@
 /**
- * No leaks: after 1,000 distinct locks are taken and released (held all at once while heartbeats
- * run, contended, and given up by timeout), SCAN of the prefix finds only the `:state` hashes, each
- * with an expiry and no holder left; any other key still there carries an expiry and is gone soon after.
+ * No leaks: after 1,000 distinct locks are taken and released (all held at once, contended, and given up
+ * by timeout), only the `:state` hashes remain, each with an expiry and no holder; any other key left
+ * has an expiry and is soon gone.
  */
 import test from 'ava';
 import { newPrefix } from '../helpers/redis.js';

@@ -1,7 +1,7 @@
 /**
- * Lost leases: a holder hung past its lease learns it lost the lock as soon as it
- * looks after resuming, while the next waiter already got it; a waiter hung past its liveness (even
- * one granted while hung) re-enters the queue when it resumes and is granted, never waiting forever.
+ * A holder hung past its lease learns of the loss as soon as it looks after resuming, while the next
+ * waiter already holds the lock; a waiter hung past its liveness (even one granted while hung) re-enters
+ * the queue on resuming and is granted, never waiting forever.
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawnChild, stopAll, type Child } from '../helpers/children.js';

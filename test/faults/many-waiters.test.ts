@@ -1,7 +1,7 @@
 /**
- * 1,000+ waiters on one lock, with a process holding 300 of them in the middle of the
- * queue killed: the 1,000 survivors are all granted, exactly in queue order, the dead block is
- * skipped after one liveness, and nothing is left behind.
+ * 1,000+ waiters on one lock, with a process holding 300 of them mid-queue killed: the 1,000 survivors
+ * are all granted exactly in queue order, the dead block is skipped after one liveness, and nothing is
+ * left behind.
  */
 import test from 'ava';
 import type { Lease } from '../../src/index.js';

@@ -1,9 +1,7 @@
 /**
- * Found by a review; fixed: every beat and enqueue sets the TTL of the shared queue and sessions keys to its own
- * session's livenessMs x 2 (PEXPIRE overwrites, also downwards). A session with a short livenessMs
- * that waits briefly on a lock leaves both keys with a short TTL; they expire under a healthy waiter
- * A of a session with a longer livenessMs, whose next beat is still seconds away. C, which calls
- * acquire() after A's onQueued fired, is granted first: FIFO broken with every process alive.
+ * Sessions with different livenessMs on one lock keep FIFO: a short-liveness session's beats and
+ * enqueues never shorten the TTL of the queue and sessions keys that a long-liveness waiter relies on,
+ * so a later acquire is not granted ahead of it.
  */
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';

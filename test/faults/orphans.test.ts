@@ -1,9 +1,8 @@
 /**
- * Orphaned grants (found by the chaos run): a grant in Redis that its own process no longer tracks
- * (its release or cancel failed on a dropped connection, or its lease was lost and the release that
- * followed failed) must run out like a dead holder's, even while the same session keeps beating on
- * that lock for another waiter. Before the fix, the heartbeat renewed every owner of its session,
- * so such an orphan was renewed forever and the session's own next waiter waited forever.
+ * A grant in Redis that its own process no longer tracks (its release or cancel failed, or its lease was
+ * lost) runs out like a dead holder's even while the same session keeps beating on that lock, so the
+ * session's next waiter gets the lock within a lease; a killed release is resent; and a hand-off to a
+ * lease longer than liveness is confirmed to its full lease once the client names it.
  */
 import { isEngineCall } from '../../src/protocol/scripts.js';
 import test from 'ava';

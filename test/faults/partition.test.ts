@@ -1,7 +1,6 @@
 /**
- * Honest loss under a partition: the holder's connections are cut and kept out, so its
- * renewals cannot get through. Its signal must abort on its local deadline, while Redis still names it
- * the holder: before the lease could have been granted to anyone else.
+ * A partitioned holder (its renewals cut off) has its signal aborted on its local deadline, while Redis
+ * still names it the holder: before the lock could have been granted to anyone else.
  */
 import test from 'ava';
 import { lockKeys } from '../../src/protocol/keys.js';
@@ -22,9 +21,7 @@ test.after.always(async () => {
 });
 
 /**
- * Every await of this test is bounded: a hang fails naming its step. "the abort" hung in CI (Node 24)
- * and in npm test (Node 20); reproduced under load (1 run in 100), the lease's deadline timer had run
- * 0.4 ms early and was not armed again, fixed since (deadline-timer-runs-early.test.ts forces that).
+ * Every await of this test is bounded: a hang fails naming its step instead of timing the file out.
  */
 async function step<T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -1,3 +1,7 @@
+/**
+ * While Redis does not answer (SIGSTOPped), timeouts and aborts still reject on time and the cancel lands
+ * once Redis is back; close() returns within about one liveness period.
+ */
 import test from 'ava';
 import { LockAbortedError, LockTimeoutError } from '../../src/index.js';
 import { newPrefix } from '../helpers/redis.js';

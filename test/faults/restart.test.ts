@@ -1,8 +1,8 @@
 /**
- * Redis restarts. Killed and restarted empty on the same port: clients reconnect by
- * themselves, holders learn the loss (LockLostError), waiters re-enter the queue and are granted, with
- * tokens above every token handed out before; nothing hangs. Restarted with AOF (appendfsync always):
- * holder and queue survive and the hand-off goes on. SCRIPT FLUSH: the next call reloads the script.
+ * Redis restarts lose no safety: restarted empty, clients reconnect, holders learn the loss, waiters
+ * re-enter and are granted with tokens above every earlier one, nothing hangs; with AOF (appendfsync
+ * always) holder and queue survive and the hand-off goes on in order; after SCRIPT FLUSH the next call
+ * reloads the script, also mid hand-off.
  */
 import test, { type ExecutionContext } from 'ava';
 import { disposeAll, spawnChild, stopAll, type Child } from '../helpers/children.js';

@@ -1,7 +1,6 @@
 /**
- * Retries are harmless: a release, cancel, heartbeat, extend or acquire whose reply was
- * lost may be sent again. Each script is run twice directly through Scripts (the only EVALSHA caller);
- * the second run gives a sensible answer and changes nothing.
+ * Every script is safe to run twice: a release, cancel, heartbeat, extend or acquire whose reply was lost
+ * and is sent again (here run twice through Scripts) gives a sensible answer and changes nothing.
  */
 import test from 'ava';
 import { lockKeys } from '../../src/protocol/keys.js';

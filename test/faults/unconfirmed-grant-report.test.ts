@@ -1,13 +1,8 @@
 /**
- * Found by a review (normal path, no bad key); fixed: heartbeat.lua's named-confirm branch for an unconfirmed
- * non-renewed grant sets exp = g + lease; when that is already past, set_exp hands the lock on, and
- * if the next live waiter belongs to the SAME session, the reply reports that new unconfirmed grant
- * with its raw exp (the session's liveness deadline). The client makes a lease with that deadline.
- * Its next beat cuts Redis's exp back to now + lease; a partition then lets Redis hand the lock to
- * another session while the first one's local deadline is still ~livenessMs away.
- *
- * The beat that runs just after g + lease is produced with CLIENT PAUSE (a slow Redis) and one call
- * of the state's beat() (what its timer does; here at a chosen moment).
+ * A grant that a confirming heartbeat hands on to another waiter of the same session is reported with
+ * the deadline its holder may use, never the session's liveness deadline: when that holder is then
+ * partitioned, its signal aborts before Redis grants the lock to another session. (A slow Redis is made
+ * with CLIENT PAUSE; the state's beat() is called at a chosen moment.)
  */
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';

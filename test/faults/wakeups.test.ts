@@ -1,7 +1,6 @@
 /**
- * Lost wake-ups: the subscriber connections are killed (CLIENT KILL TYPE pubsub) or
- * Redis is paused (CLIENT PAUSE) right at each hand-off. Every waiter is still granted within about
- * one heartbeat of the missed message, and the subscriber reconnects and resubscribes by itself.
+ * Lost wake-ups (subscribers killed with CLIENT KILL TYPE pubsub, or Redis paused, at each hand-off) delay
+ * a waiter by about one heartbeat at most, and the subscriber reconnects and resubscribes by itself.
  */
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';

@@ -1,3 +1,6 @@
+/**
+ * The read-write lock keeps every property of the shared suite (test/properties/suite.ts) on one Redis.
+ */
 import { propertySuite } from './suite.js';
 import { SUBJECTS } from './subjects.js';
 

@@ -1,3 +1,7 @@
+/**
+ * The semaphore with one permit keeps every property of the shared suite (test/properties/suite.ts) on
+ * one Redis.
+ */
 import { propertySuite } from './suite.js';
 import { SUBJECTS } from './subjects.js';
 

@@ -1,3 +1,7 @@
+/**
+ * The semaphore with 3 permits and mixed weights keeps every property of the shared suite
+ * (test/properties/suite.ts) on one Redis.
+ */
 import { propertySuite } from './suite.js';
 import { SUBJECTS } from './subjects.js';
 
