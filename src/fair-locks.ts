@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { within } from './bounded.js';
 import type { EventSink, FairLocksEventName, FairLocksEvents } from './client/event-map.js';
 import { Session } from './client/session.js';
 import { Wakeups } from './client/wakeups.js';
@@ -20,13 +21,6 @@ import { lockKeys, parseWaiterId, type Kind } from './protocol/keys.js';
 import { Scripts } from './protocol/scripts.js';
 import { adaptClient } from './redis/adapt.js';
 import type { RedisClientLike, RedisSeam } from './redis/seam.js';
-
-/** Waits for `p` (never rejects) but no longer than `ms`. */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
-}
 
 function describeError(err: unknown): string {
   try {

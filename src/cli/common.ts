@@ -3,6 +3,7 @@ import { constants } from 'node:os';
 import { InvalidArgumentError as UsageError, Option } from 'commander';
 import type { createClient as CreateClient, createCluster as CreateCluster } from 'redis';
 import { escapeControls } from './escape-controls.js';
+import { within, withTimeout } from '../bounded.js';
 import { DEFAULTS, FairLockError, InvalidArgumentError, LimitMismatchError, LockTimeoutError } from '../index.js';
 
 /**
@@ -191,18 +192,8 @@ function connectionWatch(timeoutMs: number) {
 }
 
 /** Resolves with `work`, or rejects "no answer within …" after `timeoutMs`. */
-async function answerWithin<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${formatMs(timeoutMs)}`)), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+function answerWithin<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  return withTimeout(work, timeoutMs, () => new Error(`no answer within ${formatMs(timeoutMs)}`));
 }
 
 /**
@@ -346,23 +337,9 @@ async function connectCluster(url: string, timeoutMs: number): Promise<Connectio
     },
     async close(ms = 2_000) {
       if (!open.isOpen) return;
-      if (!(await settled(cluster.quit(), ms))) await cluster.disconnect().catch(() => undefined);
+      if (!(await within(cluster.quit(), ms))) await cluster.disconnect().catch(() => undefined);
     },
   };
-}
-
-/** Whether `work` fulfilled within `timeoutMs`. */
-async function settled(work: Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const ok = await Promise.race([
-    work.then(
-      () => true,
-      () => false,
-    ),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
-  ]);
-  clearTimeout(timer);
-  return ok;
 }
 
 /** Quits the client, or drops the connection if Redis does not answer within `timeoutMs`. */
@@ -373,21 +350,8 @@ export async function closeRedis(client: Client | undefined, timeoutMs = 2_000):
     await client.disconnect().catch(() => undefined);
     return;
   }
-  let timer: NodeJS.Timeout | undefined;
-  const quit = client.quit().then(
-    () => true,
-    () => false,
-  );
-  const ok = await Promise.race([quit, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
-  clearTimeout(timer);
+  const ok = await within(client.quit(), timeoutMs);
   if (!ok && client.isOpen) await client.disconnect().catch(() => undefined);
-}
-
-/** Runs `work` but gives up after `timeoutMs` (cleanup must never hang the command). */
-export async function bounded(work: Promise<unknown>, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
-  clearTimeout(timer);
 }
 
 function looksLikeConnectionError(err: unknown): boolean {

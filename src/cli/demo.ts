@@ -9,6 +9,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { closeRedis, CliError, connectRedis, EXIT, formatMs, parseInteger, parseDuration, redactUrl, say, toCliError } from './common.js';
+import { within } from '../bounded.js';
 import { escapeControls } from './escape-controls.js';
 import { clock, type DemoOrder, type DemoReport } from './demo-protocol.js';
 import { startLocalRedis } from './redis-server.js';
@@ -114,9 +115,7 @@ class Worker {
     const gone = () => this.proc.exitCode !== null || this.proc.signalCode !== null || this.proc.pid === undefined;
     if (gone()) return;
     const exited = new Promise((r) => this.proc.once('exit', r));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
-    clearTimeout(timer);
+    await within(exited, graceMs);
     if (gone()) return;
     process.kill(this.proc.pid!, 'SIGKILL');
     await exited;

@@ -9,7 +9,6 @@ import { Command, Option } from 'commander';
 import ms from 'ms';
 import { DEFAULTS, FairLocks, LockAbortedError, LockLostError, MAX_PERMITS, type FairLock, type Lease } from '../index.js';
 import {
-  bounded,
   CliError,
   connect,
   EXIT,
@@ -23,6 +22,7 @@ import {
   type Connection,
 } from './common.js';
 import { groupRuns, signalGroup } from './process-group.js';
+import { within } from '../bounded.js';
 
 export interface ExecOptions {
   redis: string;
@@ -229,7 +229,7 @@ export async function runExec(name: string, command: string[], options: ExecOpti
     }
     if (interrupted) {
       // The grant won the race with the signal: hand the lock on and do not run the command.
-      await bounded(lease.release(), 2_000);
+      await within(lease.release(), 2_000);
       return signalExitCode(interrupted);
     }
     info(`holding ${what} (token ${lease.token}) after ${formatMs(performance.now() - started)}: running ${command.join(' ')}`);
@@ -251,7 +251,7 @@ export async function runExec(name: string, command: string[], options: ExecOpti
     return e.exitCode;
   } finally {
     // Leave the queue / release and disconnect, but never hang on an unreachable Redis.
-    if (locks) await bounded(locks.close(), redis?.isReady ? 3_000 : 300);
+    if (locks) await within(locks.close(), redis?.isReady ? 3_000 : 300);
     await redis?.close();
     for (const sig of FORWARDED) process.off(sig, onSignal);
   }

@@ -5,7 +5,8 @@
  */
 import { Command, Option } from 'commander';
 import { FairLocks, type LockInfo } from '../index.js';
-import { bounded, connect, formatMs, parseInteger, redisOptions, say, toCliError, type Connection } from './common.js';
+import { connect, formatMs, parseInteger, redisOptions, say, toCliError, type Connection } from './common.js';
+import { within } from '../bounded.js';
 import { escapeControls as shown } from './escape-controls.js';
 import { kindColumn, listNames } from './listing.js';
 
@@ -106,7 +107,7 @@ export async function runStatus(name: string | undefined, options: StatusOptions
     say(e.message);
     return e.exitCode;
   } finally {
-    if (locks) await bounded(locks.close(), 2_000);
+    if (locks) await within(locks.close(), 2_000);
     await redis?.close();
   }
 }

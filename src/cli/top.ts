@@ -7,7 +7,8 @@
 import { Command, InvalidArgumentError as UsageError, Option } from 'commander';
 import { FairLocks, type LockInfo } from '../index.js';
 import { lockKeys } from '../protocol/keys.js';
-import { EXIT, bounded, connect, formatMs, parseInteger, parseDuration, redisOptions, say, toCliError, type Connection } from './common.js';
+import { EXIT, connect, formatMs, parseInteger, parseDuration, redisOptions, say, toCliError, type Connection } from './common.js';
+import { within } from '../bounded.js';
 import { escapeControls as shown } from './escape-controls.js';
 import { kindColumn, listNames } from './listing.js';
 
@@ -245,7 +246,7 @@ export async function runTop(options: TopOptions): Promise<number> {
     say(e.message);
     return e.exitCode;
   } finally {
-    if (locks) await bounded(locks.close(), 2_000);
+    if (locks) await within(locks.close(), 2_000);
     await redis?.close();
   }
 }
@@ -302,10 +303,7 @@ async function live(redis: Connection, locks: FairLocks, options: TopOptions): P
         text = `${head}\nRedis error (retrying every ${formatMs(options.interval)}): ${shown(toCliError(err).message)}\n`;
       }
       out.write(tty ? `${ESC}H${text.replace(/\n/g, `${ESC}K\n`)}${ESC}J` : `${text}\n`);
-      let timer: NodeJS.Timeout | undefined;
-      const done = await Promise.race([stopped.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), options.interval)))]);
-      clearTimeout(timer);
-      if (done) break;
+      if (await within(stopped, options.interval)) break;
     }
   } finally {
     process.off('SIGINT', onSignal);
