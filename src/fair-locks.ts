@@ -38,6 +38,11 @@ export interface HolderInfo {
   token: number;
   /** Redis time left on the lease, in ms (for a hand-off not yet confirmed: the most it may use). */
   leaseLeftMs: number;
+  /**
+   * How long it has held, in ms on Redis's clock: since the grant (for a hand-off: since the holder
+   * confirmed it, which starts its lease), or since its last `extend()`, which starts the lease again.
+   */
+  heldMs: number;
   /** Permits held: 1 for a lock and for either side of a read-write lock. */
   weight: number;
   /** 'read' or 'write' on a read-write lock; undefined otherwise. */
@@ -72,6 +77,13 @@ export interface LockInfo {
   holder: HolderInfo | null;
   /** The live waiters in queue order (dead ones left out), at most 10,000. */
   queue: WaiterInfo[];
+  /**
+   * The ids ({@link HolderInfo.id}) of the last grants given back (released, or given up by a waiter
+   * granted as it left), newest first; Redis keeps the last 8, and a grant whose lease ran out is not
+   * listed. An id names one grant: comparing two calls counts the grants made in between (all of
+   * them while at most 8 were given back; `fairlock top`'s grants per second).
+   */
+  recentReleases: string[];
 }
 
 export type { FairLocksEvents, FairLocksEventName } from './client/event-map.js';
@@ -194,7 +206,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     const limit = kind === 'lock' || kind === 'semaphore' ? Number(limitText) : undefined;
     const modeOf = (id: string) => ({ weight: parseWaiterId(id).weight, mode: kind === 'rw' ? (parseWaiterId(id).mode === 'w' ? 'write' as const : 'read' as const) : undefined });
     const holders = reply.holders
-      .map((h) => ({ id: h.id, token: h.token, leaseLeftMs: Math.max(0, h.exp - reply.now), ...modeOf(h.id) }))
+      .map((h) => ({ id: h.id, token: h.token, leaseLeftMs: Math.max(0, h.exp - reply.now), heldMs: Math.max(0, reply.now - h.grantedAt), ...modeOf(h.id) }))
       .sort((a, b) => a.token - b.token);
     const used = holders.reduce((sum, h) => sum + h.weight, 0);
     return {
@@ -204,6 +216,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
       holders,
       holder: holders[0] ?? null,
       queue: reply.queue.map((e, i) => ({ id: e.id, position: i + 1, waitedMs: Math.max(0, reply.now - Math.floor(e.ticket / 1000)), ...modeOf(e.id) })),
+      recentReleases: reply.released,
     };
   }
 

@@ -243,8 +243,6 @@ export interface Connection {
   readonly cluster: boolean;
   /** Every master, by address (one Redis: itself). A SCAN sees the keys of its own node only. */
   masters(): Promise<Master[]>;
-  /** Sends a command to the master that owns `key`'s slot (one Redis: to it). */
-  send(key: string, args: string[]): Promise<unknown>;
   /** Connected (not reconnecting). */
   readonly isReady: boolean;
   /** Quits, or drops the connections if Redis does not answer within `timeoutMs`. */
@@ -276,7 +274,6 @@ export async function connect(url: string, cluster: boolean | undefined, timeout
       client,
       cluster: false,
       masters: async () => [{ address, client }],
-      send: (_key, args) => client.sendCommand(args),
       get isReady() {
         return client.isReady;
       },
@@ -331,7 +328,6 @@ async function connectCluster(url: string, timeoutMs: number): Promise<Connectio
       const nodes = [...cluster.masters].sort((a, b) => a.port - b.port || a.host.localeCompare(b.host));
       return Promise.all(nodes.map(async (m) => ({ address: hostPort(m.host, m.port), client: (await cluster.nodeClient(m)) as unknown as Client })));
     },
-    send: (key, args) => cluster.sendCommand(key, false, args),
     get isReady() {
       return open.isReady ?? open.isOpen; // isReady: node-redis 6 only
     },

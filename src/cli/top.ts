@@ -1,12 +1,11 @@
 /**
  * `fairlock top`: a live view of the names under a prefix that are held or have waiters, redrawn
  * every --interval. Read only: the same bounded SCAN as `fairlock status` (src/cli/listing.ts), then
- * per name `inspect()` and one HMGET of its holder entries (for how long each has held), and one TIME
- * per refresh. Every duration shown comes from Redis's clock, never from this process's.
+ * `inspect()` per name. Every duration shown comes from Redis's clock, never from this process's.
  */
 import { Command, InvalidArgumentError as UsageError, Option } from 'commander';
 import { FairLocks, type LockInfo } from '../index.js';
-import { lockKeys } from '../protocol/keys.js';
+import { RELEASES_KEPT } from '../protocol/scripts.js';
 import { EXIT, connect, formatMs, parseInteger, parseDuration, redisOptions, say, toCliError, type Connection } from './common.js';
 import { within } from '../bounded.js';
 import { escapeControls as shown } from './escape-controls.js';
@@ -26,7 +25,7 @@ export interface TopOptions {
 export interface TopHolder {
   id: string;
   token: number;
-  /** Redis time since the grant (ms), or null when the entry went away between the two reads. */
+  /** Redis time since the grant (ms): inspect()'s heldMs. Never null now (the type stays for readers of --json). */
   heldMs: number | null;
   leaseLeftMs: number;
   weight: number;
@@ -109,14 +108,11 @@ function parseInterval(value: string): number {
 }
 
 /**
- * The grant ids a name's state hash names: its holders' and, in field `r`, the last ids that gave a
- * grant up (src/protocol/lua/common.lua keeps RELEASES_KEPT of them). An id names one grant, so the
- * ids not seen at the previous refresh are the grants made since: all of them while at most this
- * many were given up between two refreshes, a lower bound when more were.
+ * Counts, per name, the grant ids first seen at each refresh over the last minute (this process's
+ * clock). The ids inspect() names (its holders' and its recentReleases) each name one grant, so the
+ * ids not seen at the previous refresh are the grants made since: all of them while at most
+ * RELEASES_KEPT were given back between two refreshes, a lower bound when more were.
  */
-const RELEASES_KEPT = 8;
-
-/** Counts, per name, the grant ids first seen at each refresh over the last minute (this process's clock). */
 class GrantRate {
   private readonly known = new Map<string, Set<string>>();
   private readonly events = new Map<string, { at: number; count: number; lowerBound: boolean }[]>();
@@ -151,31 +147,15 @@ class GrantRate {
   }
 }
 
-/** Redis's clock, on the master that owns `key` (the one whose clock stamped the grants there). */
-async function redisNowMs(redis: Connection, key: string): Promise<number> {
-  const [sec, usec] = (await redis.send(key, ['TIME'])) as [string, string];
-  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-}
-
-/** One refresh: bounded SCAN, then inspect() and the holders' grant times of at most --limit names. */
+/** One refresh: bounded SCAN, then inspect() of at most --limit names. */
 async function snapshot(redis: Connection, locks: FairLocks, options: TopOptions, grants: GrantRate | undefined, now: number): Promise<TopSnapshot> {
   const { names, masterOf, truncated } = await listNames(redis, options.prefix, { limit: options.limit, maxCalls: SCAN_MAX_CALLS, maxMs: SCAN_MAX_MS });
   const rows: TopRow[] = [];
   for (const name of names) {
     const info = await locks.inspect(name);
-    // A holder entry is "token exp lease granted confirmed" (src/protocol/lua/common.lua): granted is
-    // Redis's clock at the grant, so Redis's TIME minus it is how long it has been held.
-    const ids = info.holders.map((h) => h.id);
-    const state = lockKeys(options.prefix, name).state;
-    const [r, ...granted] = (await redis.send(state, ['HMGET', state, 'r', ...ids])) as (string | null)[];
-    const rate = grants?.observe(name, ids, r ? r.split(' ') : [], now) ?? { perSec: null, lowerBound: false };
+    const rate = grants?.observe(name, info.holders.map((h) => h.id), info.recentReleases, now) ?? { perSec: null, lowerBound: false };
     if (info.holders.length === 0 && info.queue.length === 0) continue;
-    const redisNow = info.holders.length > 0 ? await redisNowMs(redis, state) : 0;
-    const holders = info.holders.map((h, i): TopHolder => {
-      const m = /^(\d+) \d+ \d+ (\d+) [01]$/.exec(granted[i] ?? '');
-      const heldMs = m && Number(m[1]) === h.token ? Math.max(0, redisNow - Number(m[2])) : null;
-      return { id: h.id, token: h.token, heldMs, leaseLeftMs: h.leaseLeftMs, weight: h.weight, mode: h.mode };
-    });
+    const holders = info.holders.map((h): TopHolder => ({ id: h.id, token: h.token, heldMs: h.heldMs, leaseLeftMs: h.leaseLeftMs, weight: h.weight, mode: h.mode }));
     rows.push({
       name,
       ...(redis.cluster && { master: masterOf.get(name) ?? '-' }),

@@ -56,11 +56,17 @@ export type HeartbeatReply = {
   badQueue?: string;
 } & Stamped;
 export type ExtendReply = ({ kind: 'extended'; exp: number } | { kind: 'not-holder' }) & Stamped;
+/** How many ids that gave a grant up the state keeps (its `r`): RELEASES_KEPT in common.lua. */
+export const RELEASES_KEPT = 8;
+
 export interface InspectReply extends Stamped {
   /** "kind limit" of the name, or "" when Redis has none (idle for a day, or never used). */
   kindLimit: string;
-  holders: HolderReport[];
+  /** `grantedAt`: Redis's clock (ms) at the grant, its confirmation or its last extend. */
+  holders: (HolderReport & { grantedAt: number })[];
   queue: { id: string; ticket: number }[];
+  /** The ids that last gave a grant up (the state's `r`), newest first. */
+  released: string[];
 }
 
 /**
@@ -138,7 +144,16 @@ export class Scripts {
     const flat = r[4] as unknown[];
     const queue: { id: string; ticket: number }[] = [];
     for (let i = 0; i < flat.length; i += 2) queue.push({ id: String(flat[i]), ticket: num(flat[i + 1]) });
-    return { now: num(r[1]), kindLimit: String(r[2]), holders: holders(r[3]), queue, sentAt };
+    const granted = (Array.isArray(r[5]) ? r[5] : []) as unknown[];
+    const released = String(r[6] ?? '');
+    return {
+      now: num(r[1]),
+      kindLimit: String(r[2]),
+      holders: holders(r[3]).map((h, i) => ({ ...h, grantedAt: num(granted[i]) })),
+      queue,
+      released: released === '' ? [] : released.split(' '),
+      sentAt,
+    };
   }
 
   private async run(name: ScriptName, keys: LockKeys, args: (string | number)[], durability?: Durability): Promise<Ran> {

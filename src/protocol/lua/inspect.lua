@@ -3,17 +3,20 @@
   session stopped beating are left out (they are reaped lazily, when they reach the head).
   KEYS: see common.lua (state, queue, sessions)
   ARGV[1] the most queue entries to return
-  Returns: {0, now, "kind limit" or "", {id1, token1, exp1, ...}, {id1, ticket1, id2, ticket2, ...}}
-  (exp: the deadline the holder may use, see usable_exp)
+  Returns: {0, now, "kind limit" or "", {id1, token1, exp1, ...}, {id1, ticket1, id2, ticket2, ...},
+    {g1, g2, ...}, r}
+  (exp: the deadline the holder may use, see usable_exp; g: each holder's grant time, in the order of
+  the holders; r: the ids that last gave a grant up, newest first, space-separated, or '')
 ]]
 local limit = tonumber(ARGV[1])
 clock()
 local flat = call('HGETALL', K_STATE)
-local k, holders = '', {}
+local k, r, holders, granted = '', '', {}, {}
 for i = 1, #flat, 2 do
   local f, v = flat[i], flat[i + 1]
   if f == 'k' then k = v
-  elseif f ~= 't' and f ~= 'r' then
+  elseif f == 'r' then r = v
+  elseif f ~= 't' then
     local token, exp, lease, g, c = string.match(v, '^(%d+) (%d+) (%d+) (%d+) ([01])$')
     if token then
       local h = { token = tonumber(token), exp = tonumber(exp), lease = tonumber(lease), g = tonumber(g), c = c }
@@ -21,6 +24,7 @@ for i = 1, #flat, 2 do
         holders[#holders + 1] = f
         holders[#holders + 1] = h.token
         holders[#holders + 1] = usable_exp(h)
+        granted[#granted + 1] = h.g
       end
     end
   end
@@ -36,4 +40,4 @@ for i = 1, #entries, 2 do
     live[#live + 1] = entries[i + 1]
   end
 end
-return { 0, now, k, holders, live }
+return { 0, now, k, holders, live, granted, r }
