@@ -268,20 +268,27 @@ export async function connect(url: string, cluster: boolean | undefined, timeout
     await closeRedis(client);
     throw new CliError(EXIT.USAGE, wanted ? notACluster(url, 'cluster_enabled:0') : `${redactUrl(url)} is a Redis Cluster node: pass --cluster (its names are spread over its masters)`);
   }
-  if (!wanted) {
-    const address = `${new URL(url).hostname}:${new URL(url).port || '6379'}`;
-    return {
-      client,
-      cluster: false,
-      masters: async () => [{ address, client }],
-      get isReady() {
-        return client.isReady;
-      },
-      close: (ms) => closeRedis(client, ms),
-    };
-  }
+  if (!wanted) return single(url, client);
   await closeRedis(client);
   return connectCluster(url, timeoutMs);
+}
+
+/** A connection to one Redis, whatever FAIRLOCK_CLUSTER says (the demo's: its workers use plain clients). */
+export async function connectSingle(url: string, timeoutMs = 5_000): Promise<Connection> {
+  return single(url, await connectRedis(url, timeoutMs));
+}
+
+function single(url: string, client: Client): Connection {
+  const address = `${new URL(url).hostname}:${new URL(url).port || '6379'}`;
+  return {
+    client,
+    cluster: false,
+    masters: async () => [{ address, client }],
+    get isReady() {
+      return client.isReady;
+    },
+    close: (ms) => closeRedis(client, ms),
+  };
 }
 
 function notACluster(url: string, why: string): string {

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import ms from 'ms';
-import { DEFAULTS, FairLocks, LockAbortedError, LockLostError, MAX_PERMITS, type FairLock, type Lease } from '../index.js';
+import { DEFAULTS, type FairLocks, LockAbortedError, LockLostError, MAX_PERMITS, type FairLock, type Lease } from '../index.js';
 import {
   CliError,
   connect,
@@ -18,9 +18,8 @@ import {
   redisOptions,
   say,
   signalExitCode,
-  toCliError,
-  type Connection,
 } from './common.js';
+import { runCommand, type Run } from './run-command.js';
 import { groupRuns, signalGroup } from './process-group.js';
 import { within } from '../bounded.js';
 
@@ -173,9 +172,6 @@ export async function runExec(name: string, command: string[], options: ExecOpti
   const waiting = new AbortController();
   let interrupted: NodeJS.Signals | undefined;
   let running: { signal(sig: NodeJS.Signals): void } | undefined;
-  let redis: Connection | undefined;
-  let locks: FairLocks | undefined;
-  let lease: Lease | undefined;
 
   const onSignal = (sig: NodeJS.Signals) => {
     if (running) {
@@ -199,11 +195,10 @@ export async function runExec(name: string, command: string[], options: ExecOpti
   };
   for (const sig of FORWARDED) process.on(sig, onSignal);
 
-  try {
-    redis = await connect(options.redis, options.cluster);
-    locks = new FairLocks(redis.client, { prefix: options.prefix, ...(options.lease !== undefined && { leaseMs: options.lease }) });
-    const lock = handleFor(locks, name, target);
+  const hold = async ({ locks }: Run): Promise<number> => {
+    const lock = handleFor(locks(), name, target);
     const started = performance.now();
+    let lease: Lease | undefined;
     if (options.timeout === 0) {
       lease = (await lock.tryAcquire({ signal: waiting.signal })) ?? undefined;
       if (!lease) throw new CliError(EXIT.TIMEOUT, busyMessage(name, target));
@@ -244,15 +239,16 @@ export async function runExec(name: string, command: string[], options: ExecOpti
       return outcome.spawnError.exitCode;
     }
     return outcome.code;
-  } catch (err) {
-    if (err instanceof LockAbortedError && interrupted) return signalExitCode(interrupted);
-    const e = toCliError(err);
-    say(e.message);
-    return e.exitCode;
+  };
+
+  try {
+    return await runCommand(options, hold, {
+      ...(options.lease !== undefined && { locks: { leaseMs: options.lease } }),
+      exitCodeOf: (err) => (err instanceof LockAbortedError && interrupted ? signalExitCode(interrupted) : undefined),
+      // Leave the queue / release and disconnect, but never hang on an unreachable Redis.
+      closeMs: (redis) => (redis.isReady ? 3_000 : 300),
+    });
   } finally {
-    // Leave the queue / release and disconnect, but never hang on an unreachable Redis.
-    if (locks) await within(locks.close(), redis?.isReady ? 3_000 : 300);
-    await redis?.close();
     for (const sig of FORWARDED) process.off(sig, onSignal);
   }
 }

@@ -4,9 +4,9 @@
  * Read only: it uses `inspect()`, and SCAN (bounded) to find lock names for the listing.
  */
 import { Command, Option } from 'commander';
-import { FairLocks, type LockInfo } from '../index.js';
-import { connect, formatMs, parseInteger, redisOptions, say, toCliError, type Connection } from './common.js';
-import { within } from '../bounded.js';
+import type { LockInfo } from '../index.js';
+import { EXIT, formatMs, parseInteger, redisOptions } from './common.js';
+import { runCommand } from './run-command.js';
 import { escapeControls as shown } from './escape-controls.js';
 import { kindColumn, listNames } from './listing.js';
 
@@ -71,12 +71,9 @@ export function statusCommand(): Command {
   return cmd;
 }
 
-export async function runStatus(name: string | undefined, options: StatusOptions): Promise<number> {
-  let redis: Connection | undefined;
-  let locks: FairLocks | undefined;
-  try {
-    redis = await connect(options.redis, options.cluster);
-    locks = new FairLocks(redis.client, { prefix: options.prefix });
+export function runStatus(name: string | undefined, options: StatusOptions): Promise<number> {
+  return runCommand(options, async ({ redis, locks: open }) => {
+    const locks = open();
     if (name !== undefined) {
       const info = await locks.inspect(name);
       const status: LockStatus = { name, prefix: options.prefix, ...info };
@@ -101,15 +98,8 @@ export async function runStatus(name: string | undefined, options: StatusOptions
       const out = { prefix: options.prefix, locks: rows, truncated };
       process.stdout.write(options.json ? JSON.stringify(out, null, 2) + '\n' : formatList(out));
     }
-    return 0;
-  } catch (err) {
-    const e = toCliError(err);
-    say(e.message);
-    return e.exitCode;
-  } finally {
-    if (locks) await within(locks.close(), 2_000);
-    await redis?.close();
-  }
+    return EXIT.OK;
+  });
 }
 
 /** "lock", "semaphore of 3 permits", "read-write lock", or "name" when Redis knows nothing of it. */

@@ -4,9 +4,10 @@
  * `inspect()` per name. Every duration shown comes from Redis's clock, never from this process's.
  */
 import { Command, InvalidArgumentError as UsageError, Option } from 'commander';
-import { FairLocks, type LockInfo } from '../index.js';
+import type { FairLocks, LockInfo } from '../index.js';
 import { RELEASES_KEPT } from '../protocol/scripts.js';
-import { EXIT, connect, formatMs, parseInteger, parseDuration, redisOptions, say, toCliError, type Connection } from './common.js';
+import { EXIT, formatMs, parseInteger, parseDuration, redisOptions, toCliError, type Connection } from './common.js';
+import { runCommand } from './run-command.js';
 import { within } from '../bounded.js';
 import { escapeControls as shown } from './escape-controls.js';
 import { kindColumn, listNames } from './listing.js';
@@ -209,26 +210,13 @@ export function formatTop(s: TopSnapshot, head: string, cols: number, rows: numb
   return lines.map((l) => (l.length > cols ? l.slice(0, Math.max(0, cols - 1)) + '…' : l)).join('\n') + '\n';
 }
 
-export async function runTop(options: TopOptions): Promise<number> {
-  let redis: Connection | undefined;
-  let locks: FairLocks | undefined;
-  try {
-    redis = await connect(options.redis, options.cluster);
-    locks = new FairLocks(redis.client, { prefix: options.prefix });
-    if (options.json) {
-      const s = await snapshot(redis, locks, options, undefined, Date.now());
-      process.stdout.write(JSON.stringify(s, null, 2) + '\n');
-      return EXIT.OK;
-    }
-    return await live(redis, locks, options);
-  } catch (err) {
-    const e = toCliError(err);
-    say(e.message);
-    return e.exitCode;
-  } finally {
-    if (locks) await within(locks.close(), 2_000);
-    await redis?.close();
-  }
+export function runTop(options: TopOptions): Promise<number> {
+  return runCommand(options, async ({ redis, locks }) => {
+    if (!options.json) return live(redis, locks(), options);
+    const s = await snapshot(redis, locks(), options, undefined, Date.now());
+    process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+    return EXIT.OK;
+  });
 }
 
 /** Refreshes until q, Ctrl-C, SIGINT or SIGTERM; restores the terminal on the way out. */
