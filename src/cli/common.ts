@@ -338,23 +338,21 @@ async function connectCluster(url: string, timeoutMs: number): Promise<Connectio
     get isReady() {
       return open.isReady ?? open.isOpen; // isReady: node-redis 6 only
     },
-    async close(ms = 2_000) {
-      if (!open.isOpen) return;
-      if (!(await within(cluster.quit(), ms))) await cluster.disconnect().catch(() => undefined);
-    },
+    close: (ms) => quitOrDrop(cluster, ms),
   };
 }
 
 /** Quits the client, or drops the connection if Redis does not answer within `timeoutMs`. */
-export async function closeRedis(client: Client | undefined, timeoutMs = 2_000): Promise<void> {
-  if (!client?.isOpen) return;
-  if (!client.isReady) {
-    // Reconnecting: QUIT would wait for a connection that may never come back.
-    await client.disconnect().catch(() => undefined);
-    return;
-  }
-  const ok = await within(client.quit(), timeoutMs);
-  if (!ok && client.isOpen) await client.disconnect().catch(() => undefined);
+async function closeRedis(client: Client, timeoutMs = 2_000): Promise<void> {
+  // Reconnecting: QUIT would wait for a connection that may never come back.
+  if (client.isOpen && !client.isReady) await client.disconnect().catch(() => undefined);
+  else await quitOrDrop(client, timeoutMs);
+}
+
+/** Quits, or drops the connections if the client does not answer within `timeoutMs` (one Redis or a cluster). */
+async function quitOrDrop(client: { isOpen: boolean; quit(): Promise<unknown>; disconnect(): Promise<unknown> }, timeoutMs = 2_000): Promise<void> {
+  if (!client.isOpen || (await within(client.quit(), timeoutMs))) return;
+  if (client.isOpen) await client.disconnect().catch(() => undefined);
 }
 
 function looksLikeConnectionError(err: unknown): boolean {

@@ -8,7 +8,7 @@ import type { LockInfo } from '../index.js';
 import { EXIT, formatMs, parseInteger, redisOptions } from './common.js';
 import { runCommand } from './run-command.js';
 import { escapeControls as shown } from './escape-controls.js';
-import { kindColumn, listNames } from './listing.js';
+import { listNames, nameKindCells, share } from './listing.js';
 
 export interface StatusOptions {
   redis: string;
@@ -110,13 +110,6 @@ function kindTitle(s: Pick<LockInfo, 'kind' | 'limit'>): string {
   return 'name';
 }
 
-/** "weight 2", "read", "write", or "" for a plain lock. */
-function share(s: Pick<LockInfo, 'kind'>, x: { weight: number; mode: 'read' | 'write' | undefined }): string {
-  if (x.mode !== undefined) return x.mode;
-  if (s.kind === 'semaphore') return `weight ${x.weight}`;
-  return '';
-}
-
 export function formatLock(s: LockStatus): string {
   // Names, prefixes and ids come from the user or Redis: shown escaped (src/cli/escape-controls.ts).
   const head = `${kindTitle(s)} "${shown(s.name)}" (prefix ${shown(s.prefix)})`;
@@ -140,24 +133,20 @@ export function formatLock(s: LockStatus): string {
   } else {
     lines.push(`holders ${s.holders.length}, oldest token first:`);
     for (const h of s.holders) {
-      lines.push(`  ${cols([`token ${h.token}`, share(s, h), `lease left ${formatMs(h.leaseLeftMs)}`, shown(h.id)])}`);
+      lines.push(`  ${cols([`token ${h.token}`, share(s.kind, h), `lease left ${formatMs(h.leaseLeftMs)}`, shown(h.id)])}`);
     }
   }
   if (s.queue.length === 0) lines.push('queue   empty');
   else {
     lines.push(`queue   ${s.queue.length} waiting, next first:`);
-    for (const w of s.queue) lines.push(`  ${String(w.position).padStart(3)}. ${cols([shown(w.id), share(s, w), `waited ${formatMs(w.waitedMs)}`])}`);
+    for (const w of s.queue) lines.push(`  ${String(w.position).padStart(3)}. ${cols([shown(w.id), share(s.kind, w), `waited ${formatMs(w.waitedMs)}`])}`);
   }
   return lines.join('\n') + '\n';
 }
 
 function formatList(out: { prefix: string; locks: LockSummary[]; truncated: boolean }): string {
   if (out.locks.length === 0) return `no locks are held or waited for under the prefix "${shown(out.prefix)}"\n`;
-  // Names come from Redis: shown escaped (src/cli/escape-controls.ts), and the columns sized on that.
-  const names = out.locks.map((l) => shown(l.name));
-  const width = Math.min(40, Math.max(4, ...names.map((n) => n.length)));
-  const kinds = out.locks.map((l) => shown(kindColumn(l)));
-  const kindWidth = Math.max(4, ...kinds.map((k) => k.length));
+  const { names, width, kinds, kindWidth } = nameKindCells(out.locks);
   const lines = [`${'NAME'.padEnd(width)}  ${'KIND'.padEnd(kindWidth)}  HOLDERS  ${'TOKEN'.padEnd(18)}  ${'LEASE LEFT'.padEnd(10)}  QUEUE`];
   out.locks.forEach((l, i) => {
     const token = l.holder ? String(l.holder.token) : '-';

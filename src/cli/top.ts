@@ -10,7 +10,7 @@ import { EXIT, formatMs, parseInteger, parseDuration, redisOptions, toCliError, 
 import { runCommand } from './run-command.js';
 import { within } from '../bounded.js';
 import { escapeControls as shown } from './escape-controls.js';
-import { kindColumn, listNames } from './listing.js';
+import { listNames, nameKindCells, share } from './listing.js';
 
 export interface TopOptions {
   redis: string;
@@ -179,11 +179,7 @@ export function formatTop(s: TopSnapshot, head: string, cols: number, rows: numb
   const lines = [head];
   if (s.locks.length === 0) lines.push(`no locks are held or waited for under the prefix "${shown(s.prefix)}"`);
   else {
-    // Names and ids come from Redis: shown escaped (src/cli/escape-controls.ts), the columns sized on that.
-    const names = s.locks.map((l) => shown(l.name));
-    const width = Math.min(40, Math.max(4, ...names.map((n) => n.length)));
-    const kinds = s.locks.map((l) => shown(kindColumn(l)));
-    const kindWidth = Math.max(4, ...kinds.map((k) => k.length));
+    const { names, width, kinds, kindWidth } = nameKindCells(s.locks);
     // On a cluster (--cluster): which master holds each name.
     const cluster = s.locks.some((l) => l.master !== undefined);
     const masters = s.locks.map((l) => shown(l.master ?? '-')); // an address from CLUSTER SLOTS: from Redis too
@@ -198,9 +194,10 @@ export function formatTop(s: TopSnapshot, head: string, cols: number, rows: numb
       );
       const max = 3;
       for (const h of l.holders.slice(0, max)) {
-        const share = h.mode ?? (l.kind === 'semaphore' ? `weight ${h.weight}` : '');
+        const takes = share(l.kind, h);
         const held = h.heldMs === null ? '-' : formatMs(h.heldMs);
-        lines.push(`    token ${h.token}  held ${held}  lease left ${formatMs(h.leaseLeftMs)}${share ? `  ${shown(share)}` : ''}  ${shown(h.id)}`);
+        // Ids come from Redis: shown escaped (src/cli/escape-controls.ts).
+        lines.push(`    token ${h.token}  held ${held}  lease left ${formatMs(h.leaseLeftMs)}${takes ? `  ${takes}` : ''}  ${shown(h.id)}`);
       }
       if (l.holders.length > max) lines.push(`    ... and ${l.holders.length - max} more holders`);
     });
