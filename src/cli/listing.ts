@@ -1,7 +1,7 @@
 /**
- * What `fairlock status` (without NAME) and `fairlock top` share: finding the lock names under a
- * prefix with a bounded SCAN of every master (on a cluster a SCAN sees its own node's keys only),
- * and the short kind column of their listings.
+ * What `fairlock status` and `fairlock top` share: finding the lock names under a prefix with a
+ * bounded SCAN of every master (on a cluster a SCAN sees its own node's keys only; the only Redis
+ * read of the command line besides inspect()), and the cells of their listings.
  */
 import type { LockInfo } from '../index.js';
 import { unescapeName } from '../protocol/keys.js';
