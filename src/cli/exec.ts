@@ -10,7 +10,6 @@ import ms from 'ms';
 import { DEFAULTS, type FairLocks, LockAbortedError, LockLostError, MAX_PERMITS, type FairLock, type Lease } from '../index.js';
 import {
   CliError,
-  connect,
   EXIT,
   formatMs,
   parseInteger,
