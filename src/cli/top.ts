@@ -26,8 +26,8 @@ export interface TopOptions {
 export interface TopHolder {
   id: string;
   token: number;
-  /** Redis time since the grant (ms): inspect()'s heldMs. Never null now (the type stays for readers of --json). */
-  heldMs: number | null;
+  /** Redis time since the grant (ms): inspect()'s heldMs. */
+  heldMs: number;
   leaseLeftMs: number;
   weight: number;
   mode: 'read' | 'write' | undefined;
@@ -195,7 +195,7 @@ export function formatTop(s: TopSnapshot, head: string, cols: number, rows: numb
       const max = 3;
       for (const h of l.holders.slice(0, max)) {
         const takes = share(l.kind, h);
-        const held = h.heldMs === null ? '-' : formatMs(h.heldMs);
+        const held = formatMs(h.heldMs);
         // Ids come from Redis: shown escaped (src/cli/escape-controls.ts).
         lines.push(`    token ${h.token}  held ${held}  lease left ${formatMs(h.leaseLeftMs)}${takes ? `  ${takes}` : ''}  ${shown(h.id)}`);
       }
