@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { within } from './bounded.js';
 import type { EventSink, FairLocksEventName, FairLocksEvents } from './client/event-map.js';
 import { Session } from './client/session.js';
 import { ClosedError } from './errors.js';
@@ -19,13 +20,6 @@ import { lockKeys, parseWaiterId, type Kind } from './protocol/keys.js';
 import { adaptClient } from './redis/adapt.js';
 import type { RedisClientLike, RedisSeam } from './redis/seam.js';
 
-/** Waits for `p` (never rejects) but no longer than `ms`. */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
-}
-
 function describeError(err: unknown): string {
   try {
     return err instanceof Error ? `${err.name}: ${err.message}` : describe(err);
@@ -42,6 +36,11 @@ export interface HolderInfo {
   token: number;
   /** Redis time left on the lease, in ms (for a hand-off not yet confirmed: the most it may use). */
   leaseLeftMs: number;
+  /**
+   * How long it has held, in ms on Redis's clock: since the grant (for a hand-off: since the holder
+   * confirmed it, which starts its lease), or since its last `extend()`, which starts the lease again.
+   */
+  heldMs: number;
   /** Permits held: 1 for a lock and for either side of a read-write lock. */
   weight: number;
   /** 'read' or 'write' on a read-write lock; undefined otherwise. */
@@ -76,6 +75,13 @@ export interface LockInfo {
   holder: HolderInfo | null;
   /** The live waiters in queue order (dead ones left out), at most 10,000. */
   queue: WaiterInfo[];
+  /**
+   * The ids ({@link HolderInfo.id}) of the last grants given back (released, or given up by a waiter
+   * granted as it left), newest first; Redis keeps the last 8, and a grant whose lease ran out is not
+   * listed. An id names one grant: comparing two calls counts the grants made in between (all of
+   * them while at most 8 were given back; `fairlock top`'s grants per second).
+   */
+  recentReleases: string[];
 }
 
 export type { FairLocksEvents, FairLocksEventName } from './client/event-map.js';
@@ -193,7 +199,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     const limit = kind === 'lock' || kind === 'semaphore' ? Number(limitText) : undefined;
     const modeOf = (id: string) => ({ weight: parseWaiterId(id).weight, mode: kind === 'rw' ? (parseWaiterId(id).mode === 'w' ? 'write' as const : 'read' as const) : undefined });
     const holders = reply.holders
-      .map((h) => ({ id: h.id, token: h.token, leaseLeftMs: Math.max(0, h.exp - reply.now), ...modeOf(h.id) }))
+      .map((h) => ({ id: h.id, token: h.token, leaseLeftMs: Math.max(0, h.exp - reply.now), heldMs: Math.max(0, reply.now - h.grantedAt), ...modeOf(h.id) }))
       .sort((a, b) => a.token - b.token);
     const used = holders.reduce((sum, h) => sum + h.weight, 0);
     return {
@@ -203,6 +209,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
       holders,
       holder: holders[0] ?? null,
       queue: reply.queue.map((e, i) => ({ id: e.id, position: i + 1, waitedMs: Math.max(0, reply.now - e.since), ...modeOf(e.id) })),
+      recentReleases: reply.released,
     };
   }
 

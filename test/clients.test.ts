@@ -58,11 +58,13 @@ for (const family of clientFamilies('redis://placeholder')) {
     const holder = await a.lock('f').acquire();
     const order: number[] = [];
     const waits = [];
+    const ids: string[] = [holder.id];
     for (let i = 0; i < 5; i++) {
       const q = whenQueued();
       const side = i % 2 ? a : b;
       waits.push(side.lock('f').acquire({ timeoutMs: 20_000, onQueued: q.onQueued }).then(async (lease) => {
         order.push(i);
+        ids.push(lease.id);
         const token = lease.token;
         await lease.release();
         return token;
@@ -79,7 +81,7 @@ for (const family of clientFamilies('redis://placeholder')) {
     t.true(tokens.every((tok, i) => i === 0 || tok > tokens[i - 1]!), 'tokens rise');
     t.true(tokens[0]! > holder.token);
     t.true(took < 10_000, `five hand-offs by wake-up, not by heartbeat (${took.toFixed(0)} ms)`);
-    t.deepEqual(await a.inspect('f'), { kind: 'lock', limit: 1, available: 1, holders: [], holder: null, queue: [] });
+    t.deepEqual(await a.inspect('f'), { kind: 'lock', limit: 1, available: 1, holders: [], holder: null, queue: [], recentReleases: ids.reverse() });
   });
 
   test.serial(`${name}: a wake-up lost to CLIENT KILL TYPE pubsub is recovered; the subscriber comes back`, async (t) => {

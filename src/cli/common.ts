@@ -3,6 +3,7 @@ import { constants } from 'node:os';
 import { InvalidArgumentError as UsageError, Option } from 'commander';
 import type { createClient as CreateClient, createCluster as CreateCluster } from 'redis';
 import { escapeControls } from './escape-controls.js';
+import { within, withTimeout } from '../bounded.js';
 import { DEFAULTS, FairLockError, InvalidArgumentError, LimitMismatchError, LockTimeoutError } from '../index.js';
 
 /**
@@ -191,18 +192,8 @@ function connectionWatch(timeoutMs: number) {
 }
 
 /** Resolves with `work`, or rejects "no answer within …" after `timeoutMs`. */
-async function answerWithin<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${formatMs(timeoutMs)}`)), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+function answerWithin<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  return withTimeout(work, timeoutMs, () => new Error(`no answer within ${formatMs(timeoutMs)}`));
 }
 
 /**
@@ -252,8 +243,6 @@ export interface Connection {
   readonly cluster: boolean;
   /** Every master, by address (one Redis: itself). A SCAN sees the keys of its own node only. */
   masters(): Promise<Master[]>;
-  /** Sends a command to the master that owns `key`'s slot (one Redis: to it). */
-  send(key: string, args: string[]): Promise<unknown>;
   /** Connected (not reconnecting). */
   readonly isReady: boolean;
   /** Quits, or drops the connections if Redis does not answer within `timeoutMs`. */
@@ -279,21 +268,27 @@ export async function connect(url: string, cluster: boolean | undefined, timeout
     await closeRedis(client);
     throw new CliError(EXIT.USAGE, wanted ? notACluster(url, 'cluster_enabled:0') : `${redactUrl(url)} is a Redis Cluster node: pass --cluster (its names are spread over its masters)`);
   }
-  if (!wanted) {
-    const address = `${new URL(url).hostname}:${new URL(url).port || '6379'}`;
-    return {
-      client,
-      cluster: false,
-      masters: async () => [{ address, client }],
-      send: (_key, args) => client.sendCommand(args),
-      get isReady() {
-        return client.isReady;
-      },
-      close: (ms) => closeRedis(client, ms),
-    };
-  }
+  if (!wanted) return single(url, client);
   await closeRedis(client);
   return connectCluster(url, timeoutMs);
+}
+
+/** A connection to one Redis, whatever FAIRLOCK_CLUSTER says (the demo's: its workers use plain clients). */
+export async function connectSingle(url: string, timeoutMs = 5_000): Promise<Connection> {
+  return single(url, await connectRedis(url, timeoutMs));
+}
+
+function single(url: string, client: Client): Connection {
+  const address = `${new URL(url).hostname}:${new URL(url).port || '6379'}`;
+  return {
+    client,
+    cluster: false,
+    masters: async () => [{ address, client }],
+    get isReady() {
+      return client.isReady;
+    },
+    close: (ms) => closeRedis(client, ms),
+  };
 }
 
 function notACluster(url: string, why: string): string {
@@ -340,54 +335,24 @@ async function connectCluster(url: string, timeoutMs: number): Promise<Connectio
       const nodes = [...cluster.masters].sort((a, b) => a.port - b.port || a.host.localeCompare(b.host));
       return Promise.all(nodes.map(async (m) => ({ address: hostPort(m.host, m.port), client: (await cluster.nodeClient(m)) as unknown as Client })));
     },
-    send: (key, args) => cluster.sendCommand(key, false, args),
     get isReady() {
       return open.isReady ?? open.isOpen; // isReady: node-redis 6 only
     },
-    async close(ms = 2_000) {
-      if (!open.isOpen) return;
-      if (!(await settled(cluster.quit(), ms))) await cluster.disconnect().catch(() => undefined);
-    },
+    close: (ms) => quitOrDrop(cluster, ms),
   };
 }
 
-/** Whether `work` fulfilled within `timeoutMs`. */
-async function settled(work: Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const ok = await Promise.race([
-    work.then(
-      () => true,
-      () => false,
-    ),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
-  ]);
-  clearTimeout(timer);
-  return ok;
-}
-
 /** Quits the client, or drops the connection if Redis does not answer within `timeoutMs`. */
-export async function closeRedis(client: Client | undefined, timeoutMs = 2_000): Promise<void> {
-  if (!client?.isOpen) return;
-  if (!client.isReady) {
-    // Reconnecting: QUIT would wait for a connection that may never come back.
-    await client.disconnect().catch(() => undefined);
-    return;
-  }
-  let timer: NodeJS.Timeout | undefined;
-  const quit = client.quit().then(
-    () => true,
-    () => false,
-  );
-  const ok = await Promise.race([quit, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
-  clearTimeout(timer);
-  if (!ok && client.isOpen) await client.disconnect().catch(() => undefined);
+async function closeRedis(client: Client, timeoutMs = 2_000): Promise<void> {
+  // Reconnecting: QUIT would wait for a connection that may never come back.
+  if (client.isOpen && !client.isReady) await client.disconnect().catch(() => undefined);
+  else await quitOrDrop(client, timeoutMs);
 }
 
-/** Runs `work` but gives up after `timeoutMs` (cleanup must never hang the command). */
-export async function bounded(work: Promise<unknown>, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
-  clearTimeout(timer);
+/** Quits, or drops the connections if the client does not answer within `timeoutMs` (one Redis or a cluster). */
+async function quitOrDrop(client: { isOpen: boolean; quit(): Promise<unknown>; disconnect(): Promise<unknown> }, timeoutMs = 2_000): Promise<void> {
+  if (!client.isOpen || (await within(client.quit(), timeoutMs))) return;
+  if (client.isOpen) await client.disconnect().catch(() => undefined);
 }
 
 function looksLikeConnectionError(err: unknown): boolean {

@@ -2,9 +2,7 @@
 export type DemoOrder =
   /** `permits`: contend for a fair semaphore of that many permits instead of a lock. */
   | { op: 'init'; url: string; prefix: string; name: string; permits?: number }
-  /** Take the lock, hold it `holdMs`, release it (the plain-lock run). */
-  | { op: 'acquire'; holdMs: number }
-  /** Take a permit and hold it until told to release (the semaphore run: the demo decides when). */
+  /** Take the lock or a permit and hold it until told to release (the demo decides when). */
   | { op: 'take' }
   | { op: 'release' }
   | { op: 'quit' };
@@ -12,7 +10,7 @@ export type DemoOrder =
 export type DemoReport =
   | { ev: 'ready' }
   | { ev: 'queued'; position: number; at: number }
-  /** `holders`: after a `take`, the tokens of every holder in Redis (inspect(), read while this one holds). */
+  /** `holders`: the tokens of every holder in Redis (inspect(), read while this one holds). */
   | { ev: 'granted'; token: number; at: number; immediate: boolean; waitedMs: number; holders?: number[] }
   | { ev: 'releasing'; at: number }
   | { ev: 'released'; at: number }

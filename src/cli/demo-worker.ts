@@ -1,7 +1,7 @@
 /**
- * A worker process of `fairlock demo`, forked by demo.ts. It takes orders over IPC ("acquire, hold
- * for N ms, release", or "take a permit" ... "release") and reports each step with a timestamp from
- * the system-wide monotonic clock (for the timeline's display; the demo decides order from tokens).
+ * A worker process of `fairlock demo`, forked by demo.ts. It takes orders over IPC ("take the lock or
+ * a permit" ... "release") and reports each step with a timestamp from the system-wide monotonic
+ * clock (for the timeline and the lock's hand-off times; the demo decides order from tokens).
  */
 import { loadNodeRedis, type Client } from './common.js';
 import { FairLocks, type FairLock, type Lease } from '../index.js';
@@ -12,15 +12,15 @@ let locks: FairLocks | undefined;
 let client: Client | undefined;
 let name = 'demo';
 let permits: number | undefined;
-/** The permit held after a `take`, until the `release` order. */
+/** The lock or permit held after a `take`, until the `release` order. */
 let held: Lease | undefined;
 
 function handle(): FairLock {
   return permits === undefined ? locks!.lock(name) : locks!.semaphore(name, { permits });
 }
 
-/** Waits for a grant, reporting "queued" if it had to wait; resolves with the lease and when it was asked. */
-async function wait(): Promise<{ lease: Lease; asked: number; queued: boolean }> {
+/** Waits for a grant, reporting "queued" if it had to wait, then "granted" with Redis's holders; holds until told. */
+async function take(): Promise<void> {
   const asked = clock();
   let queued = false;
   const lease = await handle().acquire({
@@ -30,21 +30,6 @@ async function wait(): Promise<{ lease: Lease; asked: number; queued: boolean }>
       send({ ev: 'queued', position, at: clock() });
     },
   });
-  return { lease, asked, queued };
-}
-
-async function acquire(holdMs: number): Promise<void> {
-  const { lease, asked, queued } = await wait();
-  const at = clock();
-  send({ ev: 'granted', token: lease.token, at, immediate: !queued, waitedMs: at - asked });
-  await new Promise((r) => setTimeout(r, holdMs)); // the "work"
-  send({ ev: 'releasing', at: clock() });
-  await lease.release();
-  send({ ev: 'released', at: clock() });
-}
-
-async function take(): Promise<void> {
-  const { lease, asked, queued } = await wait();
   const at = clock();
   held = lease;
   // Redis's own list of holders, read while this one holds: the demo checks it against the permits.
@@ -72,8 +57,6 @@ process.on('message', (order: DemoOrder) => {
       await client.connect();
       locks = new FairLocks(client, { prefix: order.prefix });
       send({ ev: 'ready' });
-    } else if (order.op === 'acquire') {
-      await acquire(order.holdMs);
     } else if (order.op === 'take') {
       await take();
     } else if (order.op === 'release') {

@@ -8,7 +8,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { closeRedis, CliError, connectRedis, EXIT, formatMs, parseInteger, parseDuration, redactUrl, say, toCliError } from './common.js';
+import { within, withTimeout } from '../bounded.js';
+import { CliError, EXIT, formatMs, parseInteger, parseDuration, redactUrl } from './common.js';
+import { failed, runCommand } from './run-command.js';
 import { escapeControls } from './escape-controls.js';
 import { clock, type DemoOrder, type DemoReport } from './demo-protocol.js';
 import { startLocalRedis } from './redis-server.js';
@@ -114,28 +116,16 @@ class Worker {
     const gone = () => this.proc.exitCode !== null || this.proc.signalCode !== null || this.proc.pid === undefined;
     if (gone()) return;
     const exited = new Promise((r) => this.proc.once('exit', r));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
-    clearTimeout(timer);
+    await within(exited, graceMs);
     if (gone()) return;
     process.kill(this.proc.pid!, 'SIGKILL');
     await exited;
   }
 }
 
-interface Grant {
-  worker: string;
-  token: number;
-  at: number;
-  immediate: boolean;
-  waitedMs: number;
-  releasingAt?: number;
-}
-
 export async function runDemo(options: DemoOptions): Promise<number> {
-  let redis: OwnRedis | undefined;
+  let own: OwnRedis | undefined;
   const workers: Worker[] = [];
-  let limit: NodeJS.Timeout | undefined;
   let finished = false;
   try {
     if (options.workers * options.rounds * options.hold > MAX_HOLDING_MS) {
@@ -145,56 +135,54 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     if (permits !== undefined && permits >= options.workers) {
       throw new CliError(EXIT.USAGE, `--permits (${permits}) must be fewer than --workers (${options.workers}), else nobody ever waits`);
     }
-    let url = options.redis;
-    if (url) {
-      await closeRedis(await connectRedis(url));
-    } else {
-      redis = await startRedis();
-      url = redis.url;
-    }
-    if (permits === undefined) {
-      out(`fairlock demo: ${options.workers} worker processes take the lock "${LOCK}" ${options.rounds} times each, holding it ~${formatMs(options.hold)}`);
-    } else {
-      out(
-        `fairlock demo: ${options.workers} worker processes take one permit of the semaphore "${LOCK}" of ${permits} permits ` +
-          `${times(options.rounds)} each; a holder lets go after ~${formatMs(options.hold)}, but not before ${permits === 2 ? 'both' : `all ${permits}`} permits are held, so that ${permits} hold at a time`,
-      );
-    }
-    out(`redis: ${redactUrl(url)}${redis ? ` (a redis-server the demo started, pid ${redis.pid}; stopped at the end)` : ''}`);
-    out('');
+    const url = options.redis ?? (own = await startRedis()).url;
+    // Connected once here (the workers use plain clients: one Redis, never a cluster), so that an
+    // unreachable Redis fails the demo at once with exit 69 rather than after DEMO_LIMIT_MS.
+    return await runCommand(
+      { redis: url, prefix: options.prefix },
+      async () => {
+        if (permits === undefined) {
+          out(`fairlock demo: ${options.workers} worker processes take the lock "${LOCK}" ${options.rounds} times each, holding it ~${formatMs(options.hold)}`);
+        } else {
+          out(
+            `fairlock demo: ${options.workers} worker processes take one permit of the semaphore "${LOCK}" of ${permits} permits ` +
+              `${times(options.rounds)} each; a holder lets go after ~${formatMs(options.hold)}, but not before ${permits === 2 ? 'both' : `all ${permits}`} permits are held, so that ${permits} hold at a time`,
+          );
+        }
+        out(`redis: ${redactUrl(url)}${own ? ` (a redis-server the demo started, pid ${own.pid}; stopped at the end)` : ''}`);
+        out('');
 
-    const ext = extname(fileURLToPath(import.meta.url)); // .js when built, .ts when run through tsx
-    const script = fileURLToPath(new URL(`./demo-worker${ext}`, import.meta.url));
-    for (let i = 0; i < options.workers; i++) {
-      const proc = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      workers.push(new Worker(`w${i + 1}`, proc));
-    }
-    const timedOut = new Promise<never>((_, reject) => {
-      limit = setTimeout(() => reject(new CliError(EXIT.INTERNAL, `the demo did not finish within ${formatMs(DEMO_LIMIT_MS)}`)), DEMO_LIMIT_MS);
-    });
-    const failure = new Promise<never>((_, reject) => {
-      for (const w of workers) {
-        w.on((r) => r.ev === 'error' && reject(new CliError(EXIT.INTERNAL, `worker ${w.label}: ${r.message}`)));
-        w.proc.once('exit', (code, sig) => reject(new CliError(EXIT.INTERNAL, `worker ${w.label} exited early (${sig ?? code})`)));
-      }
-    });
-    const ready = workers.map((w) => w.next((r) => r.ev === 'ready'));
-    for (const w of workers) w.send({ op: 'init', url, prefix: options.prefix, name: LOCK, ...(permits !== undefined && { permits }) });
-    await Promise.race([Promise.all(ready), timedOut, failure]);
-    const run = permits === undefined ? contend(workers, options) : contendPermits(workers, options, permits);
-    const summary = await Promise.race([run, timedOut, failure]);
-    finished = true;
-    return summary;
+        const ext = extname(fileURLToPath(import.meta.url)); // .js when built, .ts when run through tsx
+        const script = fileURLToPath(new URL(`./demo-worker${ext}`, import.meta.url));
+        for (let i = 0; i < options.workers; i++) {
+          const proc = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+          workers.push(new Worker(`w${i + 1}`, proc));
+        }
+        const failure = new Promise<never>((_, reject) => {
+          for (const w of workers) {
+            w.on((r) => r.ev === 'error' && reject(new CliError(EXIT.INTERNAL, `worker ${w.label}: ${r.message}`)));
+            w.proc.once('exit', (code, sig) => reject(new CliError(EXIT.INTERNAL, `worker ${w.label} exited early (${sig ?? code})`)));
+          }
+        });
+        const run = async () => {
+          const ready = workers.map((w) => w.next((r) => r.ev === 'ready'));
+          for (const w of workers) w.send({ op: 'init', url, prefix: options.prefix, name: LOCK, ...(permits !== undefined && { permits }) });
+          await Promise.all(ready);
+          return contend(workers, options);
+        };
+        const code = await withTimeout(Promise.race([run(), failure]), DEMO_LIMIT_MS, () => new CliError(EXIT.INTERNAL, `the demo did not finish within ${formatMs(DEMO_LIMIT_MS)}`));
+        finished = true;
+        return code;
+      },
+      { single: true },
+    );
   } catch (err) {
-    const e = toCliError(err);
-    say(e.message);
-    return e.exitCode;
+    return failed(err);
   } finally {
-    clearTimeout(limit);
     for (const w of workers) w.proc.removeAllListeners('exit');
     // After a normal end the workers were told to quit: give them a moment to close their sessions.
     await Promise.all(workers.map((w) => w.stop(finished ? 2_000 : 0)));
-    await redis?.stop();
+    await own?.stop();
   }
 }
 
@@ -203,143 +191,46 @@ function out(line: string): void {
   process.stdout.write(escapeControls(line) + '\n');
 }
 
-/** Runs the contention, prints the timeline and the summary; resolves with the exit code. */
-async function contend(workers: Worker[], options: DemoOptions): Promise<number> {
-  const t0 = clock();
-  const stamp = (at: number) => `${((at - t0) / 1000).toFixed(3).padStart(7)}s`;
-  /** The queue as the demo knows it: workers are sent to the queue one at a time, so this is Redis's order. */
-  const queue: Worker[] = [];
-  const entered: string[] = [];
-  const grants: Grant[] = [];
-  const violations: string[] = [];
-  let holder: Grant | undefined;
-  /** A grant whose report arrived before the previous holder's "releasing" report. */
-  let early: { w: Worker; r: Extract<DemoReport, { ev: 'granted' }> } | undefined;
-  const total = workers.length * options.rounds;
-  let finish!: () => void;
-  const finished = new Promise<void>((r) => (finish = r));
-  const waiting = () => (queue.length ? `queue: ${queue.map((w) => w.label).join(' ')}` : 'queue: empty');
-  const line = (at: number, w: Worker, what: string, extra = '') => out(`${stamp(at)}  ${w.label.padEnd(3)} ${what.padEnd(44)} ${extra}`);
-
-  // Send workers to the queue strictly one after another, so that the order they entered is known.
-  let door = Promise.resolve();
-  const enter = (w: Worker) => {
-    door = door.then(async () => {
-      const hold = Math.round(options.hold * (0.7 + 0.6 * Math.random()));
-      const arrived = w.next((r) => r.ev === 'queued' || r.ev === 'granted');
-      w.send({ op: 'acquire', holdMs: hold });
-      await arrived;
-    });
-  };
-
-  const onGranted = (w: Worker, r: Extract<DemoReport, { ev: 'granted' }>) => {
-    if (holder) {
-      early = { w, r }; // the holder's "releasing" report is still on its way
-      return;
-    }
-    const g: Grant = { worker: w.label, token: r.token, at: r.at, immediate: r.immediate, waitedMs: r.waitedMs };
-    const prev = grants.at(-1);
-    if (!r.immediate) {
-      const head = queue[0];
-      if (head !== w) violations.push(`${w.label} was granted while ${head?.label ?? 'nobody'} was at the head of the queue`);
-      const i = queue.indexOf(w);
-      if (i >= 0) queue.splice(i, 1);
-    }
-    if (prev && r.token <= prev.token) violations.push(`token ${r.token} of ${w.label} is not above ${prev.token}`);
-    if (prev?.releasingAt !== undefined && r.at < prev.releasingAt) violations.push(`${w.label} held the lock before ${prev.worker} released it`);
-    grants.push(g);
-    holder = g;
-    w.grants++;
-    const how = r.immediate
-      ? 'the lock was free'
-      : prev?.releasingAt !== undefined
-        ? `hand-off from ${prev.worker} in ${(r.at - prev.releasingAt).toFixed(2)}ms, waited ${formatMs(r.waitedMs)}`
-        : `waited ${formatMs(r.waitedMs)}`;
-    line(r.at, w, `HOLDS    token ${r.token}`, `${how}; ${waiting()}`);
-  };
-
-  for (const w of workers) {
-    w.on((r) => {
-      if (r.ev === 'queued') {
-        queue.push(w);
-        entered.push(w.label);
-        line(r.at, w, `waits    position ${r.position}`, waiting());
-      } else if (r.ev === 'granted') {
-        if (r.immediate) entered.push(w.label);
-        onGranted(w, r);
-      } else if (r.ev === 'releasing') {
-        if (holder) holder.releasingAt = r.at;
-        line(r.at, w, 'releases', `held ${formatMs(r.at - (holder?.at ?? r.at))}`);
-        holder = undefined;
-        if (early) {
-          const e = early;
-          early = undefined;
-          onGranted(e.w, e.r);
-        }
-      } else if (r.ev === 'released') {
-        if (grants.length === total && !holder) finish();
-        else if (w.grants < options.rounds) setTimeout(() => enter(w), 30 + Math.random() * 120);
-      }
-    });
-  }
-
-  // Shuffle who comes first, then let them in one by one.
-  const order = [...workers].sort(() => Math.random() - 0.5);
-  out(`${'time'.padStart(8)}  who event${' '.repeat(40)}  detail`);
-  for (const w of order) enter(w);
-  await finished;
-
-  const handoffs = grants
-    .map((g, i) => (i > 0 && !g.immediate && grants[i - 1]!.releasingAt !== undefined ? g.at - grants[i - 1]!.releasingAt! : undefined))
-    .filter((x): x is number => x !== undefined)
-    .sort((a, b) => a - b);
-  const grantOrder = grants.map((g) => g.worker);
-  const fifo = violations.length === 0 && grantOrder.join(' ') === entered.join(' ');
-  const mark = (ok: boolean) => (ok ? 'ok' : 'FAILED');
-  out('');
-  out('summary');
-  out(`  queue order   ${entered.join(' ')}`);
-  out(`  grant order   ${grantOrder.join(' ')}`);
-  out(`  FIFO          ${mark(fifo)}: ${grants.length} grants, each to the worker at the head of the queue`);
-  out(`  tokens        ${mark(!violations.some((v) => v.startsWith('token')))}: strictly increasing (${grants[0]?.token} .. ${grants.at(-1)?.token})`);
-  out(`  exclusion     ${mark(!violations.some((v) => v.includes('before')))}: each holder released before the next one held`);
-  if (handoffs.length > 0) {
-    const median = handoffs[Math.floor(handoffs.length / 2)]!;
-    out(`  hand-off      median ${median.toFixed(2)}ms, max ${handoffs.at(-1)!.toFixed(2)}ms (release call -> next holder knows it holds)`);
-  }
-  for (const v of violations) out(`  violation     ${v}`);
-  for (const w of workers) w.send({ op: 'quit' });
-  return fifo ? EXIT.OK : EXIT.DEMO_FAILED;
-}
-
-/** A grant of the semaphore run, as its holder reported it. */
-interface PermitGrant {
+/** One grant, as its holder reported it. */
+interface Grant {
   worker: Worker;
   token: number;
-  /** The holder's clock: for the timeline only. */
+  /** The holder's monotonic clock (shared by every process on the machine): the timeline, and the lock's hand-off. */
   at: number;
+  immediate: boolean;
+  waitedMs: number;
   /** Tokens of every holder in Redis, read by this holder while it held. */
   holders: number[];
+  /** When its holder reported it lets go. */
+  releasingAt?: number;
 }
 
 /**
- * The semaphore run: every worker takes one permit `options.rounds` times. The demo decides when a
- * holder lets go (after ~hold, and only once all permits are held or no more grants are to come), so
- * `permits` holders hold at a time. Checked without comparing the clocks of two processes: FIFO from
- * the fencing tokens (grant order) against the order the demo sent the workers to the queue; the
- * holder count from Redis's own holder list (read by each new holder while it held) and from the
- * holders the demo has not yet told to let go. Resolves with the exit code.
+ * The run, for a lock and for a semaphore of `permits` alike (a lock holds like a semaphore of 1):
+ * every worker takes the name `options.rounds` times. The demo decides when a holder lets go (after
+ * ~hold, and with permits only once all of them are held or no more grants are to come), so it
+ * knows who surely holds (granted and not yet told to let go) without comparing clocks. Grants are
+ * shown only once every holder told to let go has said so (their reports come over other pipes), so
+ * the timeline is in cause order. Checked: FIFO (grants against the order the demo sent the workers
+ * to the queue, which is Redis's: one at a time), one token per grant that Redis lists among the
+ * holders, never more holders than permits (the demo's own count and Redis's list); for a lock also
+ * the hand-off time and, on the shared clock, that each holder released before the next one held.
+ * Prints the timeline and the summary; resolves with the exit code.
  */
-async function contendPermits(workers: Worker[], options: DemoOptions, permits: number): Promise<number> {
+async function contend(workers: Worker[], options: DemoOptions): Promise<number> {
+  const lock = options.permits === undefined;
+  const permits = options.permits ?? 1;
   const t0 = clock();
   const stamp = (at: number) => `${((at - t0) / 1000).toFixed(3).padStart(7)}s`;
-  /** The queue as the demo knows it: workers are sent to the queue one at a time, so this is Redis's order. */
   const queue: Worker[] = [];
   const entered: string[] = [];
-  const grants: PermitGrant[] = [];
+  const grants: Grant[] = [];
   const workerOf = new Map<number, Worker>();
-  /** Granted and not yet told to let go (so surely holding), with when their hold time is up. */
-  const holding = new Map<Worker, { grant: PermitGrant; due: boolean; timer: NodeJS.Timeout }>();
+  /** Granted and not yet told to let go (so surely holding), with whether their hold time is up. */
+  const holding = new Map<Worker, { grant: Grant; due: boolean; timer: NodeJS.Timeout }>();
+  /** Told to let go, "releasing" not yet reported; and the grant reports held back meanwhile. */
+  const letting = new Set<Worker>();
+  const heldBack: { w: Worker; r: Extract<DemoReport, { ev: 'granted' }> }[] = [];
   const violations: string[] = [];
   let full = 0;
   let most = 0;
@@ -349,8 +240,10 @@ async function contendPermits(workers: Worker[], options: DemoOptions, permits: 
   const finished = new Promise<void>((r) => (finish = r));
   const labels = (ws: Iterable<Worker>) => [...ws].map((w) => w.label).join(' ') || 'none';
   const waiting = () => `queue: ${queue.length ? labels(queue) : 'empty'}`;
-  const line = (at: number, w: Worker, what: string, extra = '') => out(`${stamp(at)}  ${w.label.padEnd(3)} ${what.padEnd(32)} ${extra}`);
+  const width = lock ? 44 : 32;
+  const line = (at: number, w: Worker, what: string, extra = '') => out(`${stamp(at)}  ${w.label.padEnd(3)} ${what.padEnd(width)} ${extra}`);
 
+  // Send workers to the queue strictly one after another, so that the order they entered is known.
   let door = Promise.resolve();
   const enter = (w: Worker) => {
     door = door.then(async () => {
@@ -368,21 +261,30 @@ async function contendPermits(workers: Worker[], options: DemoOptions, permits: 
     for (const [w] of due) {
       if (holding.size < permits && !lastGrants()) return;
       holding.delete(w);
+      letting.add(w);
       w.send({ op: 'release' });
     }
   };
 
   const onGranted = (w: Worker, r: Extract<DemoReport, { ev: 'granted' }>) => {
-    const g: PermitGrant = { worker: w, token: r.token, at: r.at, holders: r.holders ?? [] };
+    if (letting.size > 0) {
+      heldBack.push({ w, r }); // a "releasing" report it followed is still on its way
+      return;
+    }
+    const g: Grant = { worker: w, token: r.token, at: r.at, immediate: r.immediate, waitedMs: r.waitedMs, holders: r.holders ?? [] };
+    const prev = grants.at(-1);
     if (workerOf.has(r.token)) violations.push(`token ${r.token} was given twice (${workerOf.get(r.token)!.label} and ${w.label})`);
     workerOf.set(r.token, w);
     if (!r.immediate) {
+      if (lock && queue[0] !== w) violations.push(`${w.label} was granted while ${queue[0]?.label ?? 'nobody'} was at the head of the queue`);
       const i = queue.indexOf(w);
       if (i >= 0) queue.splice(i, 1);
     }
     if (holding.size + 1 > permits) {
-      violations.push(`${w.label} got a permit while ${labels(holding.keys())} still held all ${permits}`);
+      violations.push(`${w.label} got a ${lock ? 'grant' : 'permit'} while ${labels(holding.keys())} still held all ${permits}`);
     }
+    if (lock && prev && r.token <= prev.token) violations.push(`token ${r.token} of ${w.label} is not above ${prev.token}`);
+    if (lock && prev?.releasingAt !== undefined && r.at < prev.releasingAt) violations.push(`${w.label} held the lock before ${prev.worker.label} released it`);
     if (!g.holders.includes(r.token)) violations.push(`Redis did not list ${w.label} (token ${r.token}) among the holders while it held`);
     if (g.holders.length > permits) violations.push(`Redis listed ${g.holders.length} holders of ${permits} permits: tokens ${g.holders.join(' ')}`);
     most = Math.max(most, g.holders.length);
@@ -396,9 +298,18 @@ async function contendPermits(workers: Worker[], options: DemoOptions, permits: 
       letGo();
     }, hold);
     holding.set(w, { grant: g, due: false, timer });
-    const inRedis = [...g.holders].sort((a, b) => a - b).map((t) => workerOf.get(t)?.label ?? `token ${t}`);
-    const how = r.immediate ? 'a permit was free' : `waited ${formatMs(r.waitedMs)}`;
-    line(r.at, w, `HOLDS    token ${r.token}`, `${how}; holders in Redis: ${inRedis.join(' ')} (${g.holders.length} of ${permits}); ${waiting()}`);
+    if (lock) {
+      const how = r.immediate
+        ? 'the lock was free'
+        : prev?.releasingAt !== undefined
+          ? `hand-off from ${prev.worker.label} in ${(r.at - prev.releasingAt).toFixed(2)}ms, waited ${formatMs(r.waitedMs)}`
+          : `waited ${formatMs(r.waitedMs)}`;
+      line(r.at, w, `HOLDS    token ${r.token}`, `${how}; ${waiting()}`);
+    } else {
+      const inRedis = [...g.holders].sort((a, b) => a - b).map((t) => workerOf.get(t)?.label ?? `token ${t}`);
+      const how = r.immediate ? 'a permit was free' : `waited ${formatMs(r.waitedMs)}`;
+      line(r.at, w, `HOLDS    token ${r.token}`, `${how}; holders in Redis: ${inRedis.join(' ')} (${g.holders.length} of ${permits}); ${waiting()}`);
+    }
     letGo();
   };
 
@@ -413,7 +324,11 @@ async function contendPermits(workers: Worker[], options: DemoOptions, permits: 
         onGranted(w, r);
       } else if (r.ev === 'releasing') {
         const g = grants.findLast((x) => x.worker === w);
-        line(r.at, w, 'releases', `held ${formatMs(r.at - (g?.at ?? r.at))}; still holding: ${labels(holding.keys())}`);
+        if (g) g.releasingAt = r.at;
+        const held = `held ${formatMs(r.at - (g?.at ?? r.at))}`;
+        line(r.at, w, 'releases', lock ? held : `${held}; still holding: ${labels(holding.keys())}`);
+        letting.delete(w);
+        if (letting.size === 0) for (const e of heldBack.splice(0)) onGranted(e.w, e.r);
       } else if (r.ev === 'released') {
         released++;
         if (released === total) finish();
@@ -423,18 +338,49 @@ async function contendPermits(workers: Worker[], options: DemoOptions, permits: 
     });
   }
 
+  // Shuffle who comes first, then let them in one by one.
   const order = [...workers].sort(() => Math.random() - 0.5);
-  out(`${'time'.padStart(8)}  who event${' '.repeat(28)}  detail`);
+  out(`${'time'.padStart(8)}  who event${' '.repeat(width - 4)}  detail`);
   for (const w of order) enter(w);
   await finished;
   for (const h of holding.values()) clearTimeout(h.timer);
+  for (const w of workers) w.send({ op: 'quit' });
+  return (lock ? lockSummary : permitSummary)(grants, entered, violations, { permits, most, full });
+}
 
+const mark = (ok: boolean) => (ok ? 'ok' : 'FAILED');
+
+/** The lock's summary: FIFO in grant order, rising tokens, no overlap, hand-off times. Returns the exit code. */
+function lockSummary(grants: Grant[], entered: string[], violations: string[]): number {
+  const handoffs = grants
+    .map((g, i) => (i > 0 && !g.immediate && grants[i - 1]!.releasingAt !== undefined ? g.at - grants[i - 1]!.releasingAt! : undefined))
+    .filter((x): x is number => x !== undefined)
+    .sort((a, b) => a - b);
+  const grantOrder = grants.map((g) => g.worker.label);
+  const fifo = violations.length === 0 && grantOrder.join(' ') === entered.join(' ');
+  out('');
+  out('summary');
+  out(`  queue order   ${entered.join(' ')}`);
+  out(`  grant order   ${grantOrder.join(' ')}`);
+  out(`  FIFO          ${mark(fifo)}: ${grants.length} grants, each to the worker at the head of the queue`);
+  out(`  tokens        ${mark(!violations.some((v) => v.startsWith('token')))}: strictly increasing (${grants[0]?.token} .. ${grants.at(-1)?.token})`);
+  out(`  exclusion     ${mark(!violations.some((v) => / before | held all /.test(v)))}: each holder released before the next one held`);
+  if (handoffs.length > 0) {
+    const median = handoffs[Math.floor(handoffs.length / 2)]!;
+    out(`  hand-off      median ${median.toFixed(2)}ms, max ${handoffs.at(-1)!.toFixed(2)}ms (release call -> next holder knows it holds)`);
+  }
+  for (const v of violations) out(`  violation     ${v}`);
+  return fifo ? EXIT.OK : EXIT.DEMO_FAILED;
+}
+
+/** The semaphore's summary: FIFO by token, tokens listed by Redis, the holder count. Returns the exit code. */
+function permitSummary(grants: Grant[], entered: string[], violations: string[], seen: { permits: number; most: number; full: number }): number {
+  const { permits, most, full } = seen;
   const byToken = [...grants].sort((a, b) => a.token - b.token);
   const grantOrder = byToken.map((g) => g.worker.label);
   const fifo = grantOrder.join(' ') === entered.join(' ');
   const counted = !violations.some((v) => /held all|holders of/.test(v));
   const tokensOk = !violations.some((v) => /token .* given twice|did not list/.test(v));
-  const mark = (ok: boolean) => (ok ? 'ok' : 'FAILED');
   out('');
   out('summary');
   out(`  queue order   ${entered.join(' ')}`);
@@ -446,7 +392,6 @@ async function contendPermits(workers: Worker[], options: DemoOptions, permits: 
   const atATime = `${permits === 1 ? 'one' : permits === 2 ? 'two' : permits} at a time`;
   out(`  ${atATime.padEnd(14)}${mark(full > 0)}: Redis listed ${holders(permits)} together after ${full} of ${grants.length} grants`);
   for (const v of violations) out(`  violation     ${v}`);
-  for (const w of workers) w.send({ op: 'quit' });
   return fifo && counted && tokensOk && full > 0 ? EXIT.OK : EXIT.DEMO_FAILED;
 }
 

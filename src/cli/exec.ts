@@ -7,11 +7,9 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import ms from 'ms';
-import { DEFAULTS, FairLocks, LockAbortedError, LockLostError, MAX_PERMITS, type FairLock, type Lease } from '../index.js';
+import { DEFAULTS, type FairLocks, LockAbortedError, LockLostError, MAX_PERMITS, type FairLock, type Lease } from '../index.js';
 import {
-  bounded,
   CliError,
-  connect,
   EXIT,
   formatMs,
   parseInteger,
@@ -19,10 +17,10 @@ import {
   redisOptions,
   say,
   signalExitCode,
-  toCliError,
-  type Connection,
 } from './common.js';
+import { runCommand, type Run } from './run-command.js';
 import { groupRuns, signalGroup } from './process-group.js';
+import { within } from '../bounded.js';
 
 export interface ExecOptions {
   redis: string;
@@ -173,9 +171,6 @@ export async function runExec(name: string, command: string[], options: ExecOpti
   const waiting = new AbortController();
   let interrupted: NodeJS.Signals | undefined;
   let running: { signal(sig: NodeJS.Signals): void } | undefined;
-  let redis: Connection | undefined;
-  let locks: FairLocks | undefined;
-  let lease: Lease | undefined;
 
   const onSignal = (sig: NodeJS.Signals) => {
     if (running) {
@@ -199,11 +194,10 @@ export async function runExec(name: string, command: string[], options: ExecOpti
   };
   for (const sig of FORWARDED) process.on(sig, onSignal);
 
-  try {
-    redis = await connect(options.redis, options.cluster);
-    locks = new FairLocks(redis.client, { prefix: options.prefix, ...(options.lease !== undefined && { leaseMs: options.lease }) });
-    const lock = handleFor(locks, name, target);
+  const hold = async ({ locks }: Run): Promise<number> => {
+    const lock = handleFor(locks(), name, target);
     const started = performance.now();
+    let lease: Lease | undefined;
     if (options.timeout === 0) {
       lease = (await lock.tryAcquire({ signal: waiting.signal })) ?? undefined;
       if (!lease) throw new CliError(EXIT.TIMEOUT, busyMessage(name, target));
@@ -229,7 +223,7 @@ export async function runExec(name: string, command: string[], options: ExecOpti
     }
     if (interrupted) {
       // The grant won the race with the signal: hand the lock on and do not run the command.
-      await bounded(lease.release(), 2_000);
+      await within(lease.release(), 2_000);
       return signalExitCode(interrupted);
     }
     info(`holding ${what} (token ${lease.token}) after ${formatMs(performance.now() - started)}: running ${command.join(' ')}`);
@@ -244,15 +238,16 @@ export async function runExec(name: string, command: string[], options: ExecOpti
       return outcome.spawnError.exitCode;
     }
     return outcome.code;
-  } catch (err) {
-    if (err instanceof LockAbortedError && interrupted) return signalExitCode(interrupted);
-    const e = toCliError(err);
-    say(e.message);
-    return e.exitCode;
+  };
+
+  try {
+    return await runCommand(options, hold, {
+      ...(options.lease !== undefined && { locks: { leaseMs: options.lease } }),
+      exitCodeOf: (err) => (err instanceof LockAbortedError && interrupted ? signalExitCode(interrupted) : undefined),
+      // Leave the queue / release and disconnect, but never hang on an unreachable Redis.
+      closeMs: (redis) => (redis.isReady ? 3_000 : 300),
+    });
   } finally {
-    // Leave the queue / release and disconnect, but never hang on an unreachable Redis.
-    if (locks) await bounded(locks.close(), redis?.isReady ? 3_000 : 300);
-    await redis?.close();
     for (const sig of FORWARDED) process.off(sig, onSignal);
   }
 }

@@ -1,11 +1,12 @@
 /**
- * What `fairlock status` (without NAME) and `fairlock top` share: finding the lock names under a
- * prefix with a bounded SCAN of every master (on a cluster a SCAN sees its own node's keys only),
- * and the short kind column of their listings.
+ * What `fairlock status` and `fairlock top` share: finding the lock names under a prefix with a
+ * bounded SCAN of every master (on a cluster a SCAN sees its own node's keys only; the only Redis
+ * read of the command line besides inspect()), and the cells of their listings.
  */
 import type { LockInfo } from '../index.js';
 import { unescapeName } from '../protocol/keys.js';
 import type { Connection } from './common.js';
+import { escapeControls as shown } from './escape-controls.js';
 
 export interface ScanBounds {
   /** At most this many names (the listing is then marked truncated). */
@@ -65,4 +66,21 @@ function globEscape(s: string): string {
 export function kindColumn(s: Pick<LockInfo, 'kind' | 'limit'>): string {
   if (s.kind === 'semaphore') return `semaphore/${s.limit}`;
   return s.kind ?? '-';
+}
+
+/**
+ * The NAME and KIND cells of a listing and their widths. Names come from Redis: escaped
+ * (src/cli/escape-controls.ts), and the columns sized on that.
+ */
+export function nameKindCells(locks: (Pick<LockInfo, 'kind' | 'limit'> & { name: string })[]): { names: string[]; width: number; kinds: string[]; kindWidth: number } {
+  const names = locks.map((l) => shown(l.name));
+  const kinds = locks.map((l) => shown(kindColumn(l)));
+  return { names, width: Math.min(40, Math.max(4, ...names.map((n) => n.length))), kinds, kindWidth: Math.max(4, ...kinds.map((k) => k.length)) };
+}
+
+/** What a grant or a wait takes of its name: "read", "write", "weight 2" (a semaphore), or "" (a lock). */
+export function share(kind: LockInfo['kind'], x: { weight: number; mode: 'read' | 'write' | undefined }): string {
+  if (x.mode !== undefined) return x.mode;
+  if (kind === 'semaphore') return `weight ${x.weight}`;
+  return '';
 }

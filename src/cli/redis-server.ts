@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { within } from '../bounded.js';
 
 export interface LocalRedis {
   url: string;
@@ -63,9 +64,9 @@ export async function startLocalRedis(options: { args?: string[]; readyTimeoutMs
     if (!p || p.exitCode !== null || p.signalCode !== null || p.pid === undefined) return;
     const exited = new Promise((r) => p.once('exit', r));
     process.kill(p.pid, signal);
-    const timer = setTimeout(() => p.exitCode === null && p.signalCode === null && p.kill('SIGKILL'), 2_000);
+    if (await within(exited, 2_000)) return;
+    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     await exited;
-    clearTimeout(timer);
   };
   const stop = async () => {
     await kill('SIGTERM');

@@ -4,10 +4,11 @@
  * Read only: it uses `inspect()`, and SCAN (bounded) to find lock names for the listing.
  */
 import { Command, Option } from 'commander';
-import { FairLocks, type LockInfo } from '../index.js';
-import { bounded, connect, formatMs, parseInteger, redisOptions, say, toCliError, type Connection } from './common.js';
+import type { LockInfo } from '../index.js';
+import { EXIT, formatMs, parseInteger, redisOptions } from './common.js';
+import { runCommand } from './run-command.js';
 import { escapeControls as shown } from './escape-controls.js';
-import { kindColumn, listNames } from './listing.js';
+import { listNames, nameKindCells, share } from './listing.js';
 
 export interface StatusOptions {
   redis: string;
@@ -70,12 +71,9 @@ export function statusCommand(): Command {
   return cmd;
 }
 
-export async function runStatus(name: string | undefined, options: StatusOptions): Promise<number> {
-  let redis: Connection | undefined;
-  let locks: FairLocks | undefined;
-  try {
-    redis = await connect(options.redis, options.cluster);
-    locks = new FairLocks(redis.client, { prefix: options.prefix });
+export function runStatus(name: string | undefined, options: StatusOptions): Promise<number> {
+  return runCommand(options, async ({ redis, locks: open }) => {
+    const locks = open();
     if (name !== undefined) {
       const info = await locks.inspect(name);
       const status: LockStatus = { name, prefix: options.prefix, ...info };
@@ -100,15 +98,8 @@ export async function runStatus(name: string | undefined, options: StatusOptions
       const out = { prefix: options.prefix, locks: rows, truncated };
       process.stdout.write(options.json ? JSON.stringify(out, null, 2) + '\n' : formatList(out));
     }
-    return 0;
-  } catch (err) {
-    const e = toCliError(err);
-    say(e.message);
-    return e.exitCode;
-  } finally {
-    if (locks) await bounded(locks.close(), 2_000);
-    await redis?.close();
-  }
+    return EXIT.OK;
+  });
 }
 
 /** "lock", "semaphore of 3 permits", "read-write lock", or "name" when Redis knows nothing of it. */
@@ -117,13 +108,6 @@ function kindTitle(s: Pick<LockInfo, 'kind' | 'limit'>): string {
   if (s.kind === 'rw') return 'read-write lock';
   if (s.kind === 'lock') return 'lock';
   return 'name';
-}
-
-/** "weight 2", "read", "write", or "" for a plain lock. */
-function share(s: Pick<LockInfo, 'kind'>, x: { weight: number; mode: 'read' | 'write' | undefined }): string {
-  if (x.mode !== undefined) return x.mode;
-  if (s.kind === 'semaphore') return `weight ${x.weight}`;
-  return '';
 }
 
 export function formatLock(s: LockStatus): string {
@@ -149,24 +133,20 @@ export function formatLock(s: LockStatus): string {
   } else {
     lines.push(`holders ${s.holders.length}, oldest token first:`);
     for (const h of s.holders) {
-      lines.push(`  ${cols([`token ${h.token}`, share(s, h), `lease left ${formatMs(h.leaseLeftMs)}`, shown(h.id)])}`);
+      lines.push(`  ${cols([`token ${h.token}`, share(s.kind, h), `lease left ${formatMs(h.leaseLeftMs)}`, shown(h.id)])}`);
     }
   }
   if (s.queue.length === 0) lines.push('queue   empty');
   else {
     lines.push(`queue   ${s.queue.length} waiting, next first:`);
-    for (const w of s.queue) lines.push(`  ${String(w.position).padStart(3)}. ${cols([shown(w.id), share(s, w), `waited ${formatMs(w.waitedMs)}`])}`);
+    for (const w of s.queue) lines.push(`  ${String(w.position).padStart(3)}. ${cols([shown(w.id), share(s.kind, w), `waited ${formatMs(w.waitedMs)}`])}`);
   }
   return lines.join('\n') + '\n';
 }
 
 function formatList(out: { prefix: string; locks: LockSummary[]; truncated: boolean }): string {
   if (out.locks.length === 0) return `no locks are held or waited for under the prefix "${shown(out.prefix)}"\n`;
-  // Names come from Redis: shown escaped (src/cli/escape-controls.ts), and the columns sized on that.
-  const names = out.locks.map((l) => shown(l.name));
-  const width = Math.min(40, Math.max(4, ...names.map((n) => n.length)));
-  const kinds = out.locks.map((l) => shown(kindColumn(l)));
-  const kindWidth = Math.max(4, ...kinds.map((k) => k.length));
+  const { names, width, kinds, kindWidth } = nameKindCells(out.locks);
   const lines = [`${'NAME'.padEnd(width)}  ${'KIND'.padEnd(kindWidth)}  HOLDERS  ${'TOKEN'.padEnd(18)}  ${'LEASE LEFT'.padEnd(10)}  QUEUE`];
   out.locks.forEach((l, i) => {
     const token = l.holder ? String(l.holder.token) : '-';

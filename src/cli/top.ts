@@ -1,15 +1,16 @@
 /**
  * `fairlock top`: a live view of the names under a prefix that are held or have waiters, redrawn
  * every --interval. Read only: the same bounded SCAN as `fairlock status` (src/cli/listing.ts), then
- * per name `inspect()` and one HMGET of its holder entries (for how long each has held), and one TIME
- * per refresh. Every duration shown comes from Redis's clock, never from this process's.
+ * `inspect()` per name. Every duration shown comes from Redis's clock, never from this process's.
  */
 import { Command, InvalidArgumentError as UsageError, Option } from 'commander';
-import { FairLocks, type LockInfo } from '../index.js';
-import { lockKeys } from '../protocol/keys.js';
-import { EXIT, bounded, connect, formatMs, parseInteger, parseDuration, redisOptions, say, toCliError, type Connection } from './common.js';
+import type { FairLocks, LockInfo } from '../index.js';
+import { RELEASES_KEPT } from '../protocol/scripts.js';
+import { EXIT, formatMs, parseInteger, parseDuration, redisOptions, toCliError, type Connection } from './common.js';
+import { runCommand } from './run-command.js';
+import { within } from '../bounded.js';
 import { escapeControls as shown } from './escape-controls.js';
-import { kindColumn, listNames } from './listing.js';
+import { listNames, nameKindCells, share } from './listing.js';
 
 export interface TopOptions {
   redis: string;
@@ -25,8 +26,8 @@ export interface TopOptions {
 export interface TopHolder {
   id: string;
   token: number;
-  /** Redis time since the grant (ms), or null when the entry went away between the two reads. */
-  heldMs: number | null;
+  /** Redis time since the grant (ms): inspect()'s heldMs. */
+  heldMs: number;
   leaseLeftMs: number;
   weight: number;
   mode: 'read' | 'write' | undefined;
@@ -108,14 +109,11 @@ function parseInterval(value: string): number {
 }
 
 /**
- * The grant ids a name's state hash names: its holders' and, in field `r`, the last ids that gave a
- * grant up (src/protocol/lua/common.lua keeps RELEASES_KEPT of them). An id names one grant, so the
- * ids not seen at the previous refresh are the grants made since: all of them while at most this
- * many were given up between two refreshes, a lower bound when more were.
+ * Counts, per name, the grant ids first seen at each refresh over the last minute (this process's
+ * clock). The ids inspect() names (its holders' and its recentReleases) each name one grant, so the
+ * ids not seen at the previous refresh are the grants made since: all of them while at most
+ * RELEASES_KEPT were given back between two refreshes, a lower bound when more were.
  */
-const RELEASES_KEPT = 8;
-
-/** Counts, per name, the grant ids first seen at each refresh over the last minute (this process's clock). */
 class GrantRate {
   private readonly known = new Map<string, Set<string>>();
   private readonly events = new Map<string, { at: number; count: number; lowerBound: boolean }[]>();
@@ -150,31 +148,15 @@ class GrantRate {
   }
 }
 
-/** Redis's clock, on the master that owns `key` (the one whose clock stamped the grants there). */
-async function redisNowMs(redis: Connection, key: string): Promise<number> {
-  const [sec, usec] = (await redis.send(key, ['TIME'])) as [string, string];
-  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-}
-
-/** One refresh: bounded SCAN, then inspect() and the holders' grant times of at most --limit names. */
+/** One refresh: bounded SCAN, then inspect() of at most --limit names. */
 async function snapshot(redis: Connection, locks: FairLocks, options: TopOptions, grants: GrantRate | undefined, now: number): Promise<TopSnapshot> {
   const { names, masterOf, truncated } = await listNames(redis, options.prefix, { limit: options.limit, maxCalls: SCAN_MAX_CALLS, maxMs: SCAN_MAX_MS });
   const rows: TopRow[] = [];
   for (const name of names) {
     const info = await locks.inspect(name);
-    // A holder entry is "token exp lease granted confirmed" (src/protocol/lua/common.lua): granted is
-    // Redis's clock at the grant, so Redis's TIME minus it is how long it has been held.
-    const ids = info.holders.map((h) => h.id);
-    const state = lockKeys(options.prefix, name).state;
-    const [r, ...granted] = (await redis.send(state, ['HMGET', state, 'r', ...ids])) as (string | null)[];
-    const rate = grants?.observe(name, ids, r ? r.split(' ') : [], now) ?? { perSec: null, lowerBound: false };
+    const rate = grants?.observe(name, info.holders.map((h) => h.id), info.recentReleases, now) ?? { perSec: null, lowerBound: false };
     if (info.holders.length === 0 && info.queue.length === 0) continue;
-    const redisNow = info.holders.length > 0 ? await redisNowMs(redis, state) : 0;
-    const holders = info.holders.map((h, i): TopHolder => {
-      const m = /^(\d+) \d+ \d+ (\d+) [01]$/.exec(granted[i] ?? '');
-      const heldMs = m && Number(m[1]) === h.token ? Math.max(0, redisNow - Number(m[2])) : null;
-      return { id: h.id, token: h.token, heldMs, leaseLeftMs: h.leaseLeftMs, weight: h.weight, mode: h.mode };
-    });
+    const holders = info.holders.map((h): TopHolder => ({ id: h.id, token: h.token, heldMs: h.heldMs, leaseLeftMs: h.leaseLeftMs, weight: h.weight, mode: h.mode }));
     rows.push({
       name,
       ...(redis.cluster && { master: masterOf.get(name) ?? '-' }),
@@ -197,11 +179,7 @@ export function formatTop(s: TopSnapshot, head: string, cols: number, rows: numb
   const lines = [head];
   if (s.locks.length === 0) lines.push(`no locks are held or waited for under the prefix "${shown(s.prefix)}"`);
   else {
-    // Names and ids come from Redis: shown escaped (src/cli/escape-controls.ts), the columns sized on that.
-    const names = s.locks.map((l) => shown(l.name));
-    const width = Math.min(40, Math.max(4, ...names.map((n) => n.length)));
-    const kinds = s.locks.map((l) => shown(kindColumn(l)));
-    const kindWidth = Math.max(4, ...kinds.map((k) => k.length));
+    const { names, width, kinds, kindWidth } = nameKindCells(s.locks);
     // On a cluster (--cluster): which master holds each name.
     const cluster = s.locks.some((l) => l.master !== undefined);
     const masters = s.locks.map((l) => shown(l.master ?? '-')); // an address from CLUSTER SLOTS: from Redis too
@@ -216,9 +194,10 @@ export function formatTop(s: TopSnapshot, head: string, cols: number, rows: numb
       );
       const max = 3;
       for (const h of l.holders.slice(0, max)) {
-        const share = h.mode ?? (l.kind === 'semaphore' ? `weight ${h.weight}` : '');
-        const held = h.heldMs === null ? '-' : formatMs(h.heldMs);
-        lines.push(`    token ${h.token}  held ${held}  lease left ${formatMs(h.leaseLeftMs)}${share ? `  ${shown(share)}` : ''}  ${shown(h.id)}`);
+        const takes = share(l.kind, h);
+        const held = formatMs(h.heldMs);
+        // Ids come from Redis: shown escaped (src/cli/escape-controls.ts).
+        lines.push(`    token ${h.token}  held ${held}  lease left ${formatMs(h.leaseLeftMs)}${takes ? `  ${takes}` : ''}  ${shown(h.id)}`);
       }
       if (l.holders.length > max) lines.push(`    ... and ${l.holders.length - max} more holders`);
     });
@@ -228,26 +207,13 @@ export function formatTop(s: TopSnapshot, head: string, cols: number, rows: numb
   return lines.map((l) => (l.length > cols ? l.slice(0, Math.max(0, cols - 1)) + '…' : l)).join('\n') + '\n';
 }
 
-export async function runTop(options: TopOptions): Promise<number> {
-  let redis: Connection | undefined;
-  let locks: FairLocks | undefined;
-  try {
-    redis = await connect(options.redis, options.cluster);
-    locks = new FairLocks(redis.client, { prefix: options.prefix });
-    if (options.json) {
-      const s = await snapshot(redis, locks, options, undefined, Date.now());
-      process.stdout.write(JSON.stringify(s, null, 2) + '\n');
-      return EXIT.OK;
-    }
-    return await live(redis, locks, options);
-  } catch (err) {
-    const e = toCliError(err);
-    say(e.message);
-    return e.exitCode;
-  } finally {
-    if (locks) await bounded(locks.close(), 2_000);
-    await redis?.close();
-  }
+export function runTop(options: TopOptions): Promise<number> {
+  return runCommand(options, async ({ redis, locks }) => {
+    if (!options.json) return live(redis, locks(), options);
+    const s = await snapshot(redis, locks(), options, undefined, Date.now());
+    process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+    return EXIT.OK;
+  });
 }
 
 /** Refreshes until q, Ctrl-C, SIGINT or SIGTERM; restores the terminal on the way out. */
@@ -302,10 +268,7 @@ async function live(redis: Connection, locks: FairLocks, options: TopOptions): P
         text = `${head}\nRedis error (retrying every ${formatMs(options.interval)}): ${shown(toCliError(err).message)}\n`;
       }
       out.write(tty ? `${ESC}H${text.replace(/\n/g, `${ESC}K\n`)}${ESC}J` : `${text}\n`);
-      let timer: NodeJS.Timeout | undefined;
-      const done = await Promise.race([stopped.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), options.interval)))]);
-      clearTimeout(timer);
-      if (done) break;
+      if (await within(stopped, options.interval)) break;
     }
   } finally {
     process.off('SIGINT', onSignal);

@@ -52,9 +52,12 @@ export const REPLY = {
 /** Prefixes of the errors the scripts raise themselves. */
 export const LUA_ERRORS = { badKey: 'FAIRLOCK_BADKEY', badArg: 'FAIRLOCK_BADARG' } as const;
 
-/** `local REPLY_ACQUIRE_GRANTED = 1` ... for the Lua prelude. */
+/** How many ids that gave a grant up a name's state keeps (its field `r`): a repeated release answers "already". */
+export const RELEASES_KEPT = 8;
+
+/** `local REPLY_ACQUIRE_GRANTED = 1` ... and RELEASES_KEPT, for the Lua prelude: the numbers are written nowhere else. */
 export function luaReplyConstants(): string {
-  const lines: string[] = [];
+  const lines: string[] = [`local RELEASES_KEPT = ${RELEASES_KEPT}`];
   for (const [script, codes] of Object.entries(REPLY)) {
     for (const [name, value] of Object.entries(codes)) {
       lines.push(`local REPLY_${script.toUpperCase()}_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()} = ${value}`);

@@ -74,6 +74,8 @@ export type HeartbeatReply = {
   badQueue?: string;
 } & Stamped;
 export type ExtendReply = ({ kind: 'extended'; exp: number } | { kind: 'not-holder' }) & Stamped;
+export { RELEASES_KEPT } from './codes.js';
+
 export interface InspectReply extends Stamped {
   /** "kind limit" of the name, or "" when Redis has none (idle for a day, or never used). */
   kindLimit: string;

@@ -27,6 +27,7 @@ test('an unused name: no kind, no holders, no queue, and nothing written', async
   t.is(r.kindLimit, '');
   t.deepEqual(r.holders, []);
   t.deepEqual(r.queue, []);
+  t.deepEqual(r.released, []);
   t.true(r.now > 0);
   t.is(await fx.client.exists([keys.state, keys.queue, keys.sessions]), 0);
 });
@@ -42,8 +43,8 @@ test('the kind and limit, and the holders with their deadlines', async (t) => {
   t.deepEqual(
     [...r.holders].sort((x, y) => x.token - y.token),
     [
-      { id: a, token: ga.token, exp: ga.exp },
-      { id: b, token: gb.token, exp: gb.exp },
+      { id: a, token: ga.token, exp: ga.exp, grantedAt: ga.now },
+      { id: b, token: gb.token, exp: gb.exp, grantedAt: gb.now },
     ],
   );
   t.deepEqual(r.queue, []);
@@ -64,7 +65,8 @@ test('an unconfirmed hand-off is reported with min(exp, granted + lease), and le
   t.is(await fx.client.hGet(keys.state, w), `${qw.ticket} ${deadline} 300 ${rel.now} 0`, 'in Redis: until the session deadline');
   const before = await snapshot(keys);
   const r = await s.inspect(keys, 10);
-  t.deepEqual(r.holders, [{ id: w, token: qw.ticket, exp: rel.now + 300 }], 'the deadline the holder may use');
+  t.deepEqual(r.holders, [{ id: w, token: qw.ticket, exp: rel.now + 300, grantedAt: rel.now }], 'the deadline the holder may use, and the grant time');
+  t.deepEqual(r.released, [h], 'the id that gave the grant up');
   t.deepEqual(await snapshot(keys), before, 'read only');
 
   // A session deadline sooner than granted + lease is reported as it is.
@@ -73,8 +75,8 @@ test('an unconfirmed hand-off is reported with min(exp, granted + lease), and le
   const w2 = waiterId('w', 1, 60_000, false, 1, 'x');
   expectKind(await n.s.acquire(n.keys, h2, LIVENESS, 'wait', 'lock', 1), 'granted');
   const q2 = expectKind(await n.s.acquire(n.keys, w2, LIVENESS, 'wait', 'lock', 1), 'queued');
-  await n.s.release(n.keys, h2);
-  t.deepEqual((await n.s.inspect(n.keys, 10)).holders, [{ id: w2, token: q2.ticket, exp: q2.now + LIVENESS }]);
+  const rel2 = await n.s.release(n.keys, h2);
+  t.deepEqual((await n.s.inspect(n.keys, 10)).holders, [{ id: w2, token: q2.ticket, exp: q2.now + LIVENESS, grantedAt: rel2.now }]);
 });
 
 test('a holder whose deadline passed is left out but not deleted (read only)', async (t) => {

@@ -9,7 +9,8 @@
       k  "kind limit" of the name ("lock 1", "semaphore 3", "rw 0")
       t  the last fencing token handed out (Redis microseconds, strictly increasing)
       h  the holders, "id token exp lease granted confirmed" joined by ';' (holder_text)
-      r  the last RELEASES_KEPT ids that gave a grant up, newest first (a repeated release answers "already")
+      r  the last RELEASES_KEPT ids that gave a grant up, newest first (a repeated release answers "already";
+         RELEASES_KEPT and the reply codes come from codes.ts, prepended by scripts.ts)
       s  the sessions, "sid deadline" joined by ';': a session is alive until its deadline (Redis ms)
       x  when both keys expire (Redis ms): refreshed, with PEXPIREAT, only when less than half a day is left
     queue  list, FIFO: one element "id since" per waiter (since: Redis ms it entered the queue)
@@ -37,7 +38,6 @@
   client then runs the types script to name the key.
 ]]
 local DAY = 86400000
-local RELEASES_KEPT = 8
 -- redis.call is looked up when called: a Function library's load has no redis.call to keep.
 local function call(...)
   return redis.call(...)
