@@ -246,8 +246,13 @@ local function usable_exp(h)
 end
 
 -- Removes a waiter's element; `since` '' when the client does not know it (its enqueue reply was lost).
+-- A `since` that matches no element (the client's is not the element's: a re-run queued it again)
+-- falls back to finding the element by the id, unless the waiter holds already.
 local function remove_waiter(st, id, since)
-  if since ~= '' then return call('LREM', st.queue, 1, id .. ' ' .. since) end
+  if since ~= '' then
+    local n = call('LREM', st.queue, 1, id .. ' ' .. since)
+    if n > 0 or st.holders[id] then return n end
+  end
   local prefix = id .. ' '
   for _, e in ipairs(call('LRANGE', st.queue, 0, -1)) do
     if string.sub(e, 1, #prefix) == prefix then return call('LREM', st.queue, 1, e) end
