@@ -482,7 +482,7 @@ local function heartbeat(keys, args)
 
   for _, d in ipairs(dropped) do
     local h = st.holders[d.id]
-    if h then
+    if h and h.sid == sid then -- only this session's: a beat never frees another session's grant
       remove_holder(st, h)
       remember_release(st, d.id)
     end
