@@ -5,6 +5,7 @@
  */
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts, type AcquireReply } from '../../src/protocol/scripts.js';
+import type { RedisSeam } from '../../src/redis/seam.js';
 import type { Fixture } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
 import { holdersAt, queueAt, sessionDeadlineAt } from '../helpers/state.js';
@@ -40,4 +41,27 @@ export function kit(fx: Fixture) {
       return sessionDeadlineAt(fx.client, stateKey, sessionId);
     },
   };
+}
+
+/**
+ * Scripts over a seam that says `cluster: true` (so it runs the engine with EVALSHA, and its wake
+ * argument is "S" and the name's shard channel prefix), sending every command to the fixture's
+ * standalone server: the real server runs the engine, only the wake-up channel changes. Redis 7 has
+ * SSUBSCRIBE and SPUBLISH on a standalone server too.
+ */
+export function clusterLikeScripts(fx: Fixture, prefix: string): Scripts {
+  const seam: RedisSeam = {
+    family: 'node-redis',
+    cluster: true,
+    close: () => Promise.resolve(),
+    send: (args) => fx.client.sendCommand([...args]),
+    async sendAndWait(args, _key, replicas, timeoutMs) {
+      const reply = await fx.client.sendCommand([...args]);
+      return { reply, acked: Number(await fx.client.sendCommand(['WAIT', String(replicas), String(timeoutMs)])) };
+    },
+    droppedConnection: () => false,
+    subscribe: () => Promise.reject(new Error('not used here')),
+    shardSubscriber: () => Promise.reject(new Error('not used here')),
+  };
+  return new Scripts(seam, prefix);
 }

@@ -9,10 +9,9 @@
 import test, { type ExecutionContext } from 'ava';
 import { shardWakeChannel, wakeChannel, waiterId } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
-import type { RedisSeam } from '../../src/redis/seam.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt } from '../helpers/state.js';
-import { sleep, LIVENESS, expectKind, kit } from './kit.js';
+import { sleep, LIVENESS, clusterLikeScripts, expectKind, kit } from './kit.js';
 import { testUnless, withoutShardedPubSub } from '../helpers/server-version.js';
 
 /** The tests of sharded pub/sub, which a server before Redis 7.0 lacks: skipped there, with the reason. */
@@ -171,31 +170,9 @@ test('a holder whose lease ran out is dropped by the next release, which grants 
   t.is((await s.release(keys, idH)).kind, 'not-holder', 'a lease that ran out was not given up by its holder');
 });
 
-/**
- * Scripts over a seam that says `cluster: true` (so its wake argument is "S<the name's shard channel prefix>"), sending every
- * command to the fixture's standalone server: the real server runs the scripts, only the wake-up
- * channel changes. Redis 7 has SSUBSCRIBE and SPUBLISH on a standalone server too.
- */
-function clusterLikeScripts(prefix: string): Scripts {
-  const seam: RedisSeam = {
-    family: 'node-redis',
-    cluster: true,
-    close: () => Promise.resolve(),
-    send: (args) => fx.client.sendCommand([...args]),
-    async sendAndWait(args, _key, replicas, timeoutMs) {
-      const reply = await fx.client.sendCommand([...args]);
-      return { reply, acked: Number(await fx.client.sendCommand(['WAIT', String(replicas), String(timeoutMs)])) };
-    },
-    droppedConnection: () => false,
-    subscribe: () => Promise.reject(new Error('not used here')),
-    shardSubscriber: () => Promise.reject(new Error('not used here')),
-  };
-  return new Scripts(seam, prefix);
-}
-
 shardedTest('on a cluster (wake = "S...") a hand-off wakes the waiter with SPUBLISH "id token exp" on <prefix>:{name}:wake:<session>, nothing on the plain channel', async (t) => {
   const { prefix, keys } = setup();
-  const s = clusterLikeScripts(prefix);
+  const s = clusterLikeScripts(fx, prefix);
   const shardChannel = shardWakeChannel(prefix, 'n', 'w');
   t.is(shardChannel, `${prefix}:{n}:wake:w`);
   const plainChannel = wakeChannel(prefix, 'w');
