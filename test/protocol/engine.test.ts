@@ -45,7 +45,7 @@ async function libraries(): Promise<{ name: string; functions: string[] }[]> {
 /** A client of a user with README's commands minus `without` (password "pw"), closed with the test. */
 async function asUser(t: ExecutionContext, user: string, prefix: string, without: string[]): Promise<RedisClient> {
   const commands = ['+fcall', '+function|load', '+evalsha', '+eval', '+subscribe', '+unsubscribe', '+publish', '+time', '+type', '+hmget', '+hset', '+lpop', '+lpush', '+rpush', '+llen', '+lrange', '+lrem', '+lpos', '+pexpireat'];
-  const rule = ['ACL', 'SETUSER', user, 'reset', 'on', '>pw', `~${prefix}:*`, `&${prefix}:*`, '-@all', ...commands.filter((c) => !without.includes(c) && (functions || !['+fcall', '+function|load'].includes(c)))];
+  const rule = ['ACL', 'SETUSER', user, 'reset', 'on', '>pw', 'resetkeys', 'resetchannels', `~${prefix}:*`, `&${prefix}:*`, '-@all', ...commands.filter((c) => !without.includes(c) && (functions || !['+fcall', '+function|load'].includes(c)))];
   await fx.client.sendCommand(rule);
   const url = new URL(fx.server.url);
   url.username = user;
