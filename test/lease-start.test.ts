@@ -74,11 +74,11 @@ test('heartbeat confirmation: a named grant ends at grant time + lease, an unnam
   const grantedAt = await now();
   t.true((await holderLeftMs(keys.state)) > 3_000, 'unconfirmed: until the liveness deadline');
   await sleep(100);
-  const named = await s.heartbeat(keys, 'a', 5_000, ['a:1:300:0:1:x']);
+  const named = await s.heartbeat(keys, 'a', 5_000, { held: ['a:1:300:0:1:x'] });
   t.is(named.holders[0]?.id, 'a:1:300:0:1:x');
   t.true(named.holders[0]!.exp <= grantedAt + 300 + 5, `named: grant time + lease (${named.holders[0]!.exp - grantedAt} ms after the grant)`);
   t.true((await holderLeftMs(keys.state)) <= 300 - 90);
-  const again = await s.heartbeat(keys, 'a', 5_000, ['a:1:300:0:1:x']);
+  const again = await s.heartbeat(keys, 'a', 5_000, { held: ['a:1:300:0:1:x'] });
   t.is(again.holders[0]?.exp, named.holders[0]?.exp, 'not renewed (autoRenew off)');
   await s.release(keys, 'a:1:300:0:1:x');
 
@@ -101,7 +101,7 @@ test('heartbeat confirmation: a named grant ends at grant time + lease, an unnam
   await s.acquire(keys, 'h:3:5000:1:1:x', 5_000, 'wait', 'lock', 1);
   await s.acquire(keys, 'r:1:300:1:1:x', 5_000, 'wait', 'lock', 1);
   await s.release(keys, 'h:3:5000:1:1:x');
-  const renewed = await s.heartbeat(keys, 'r', 5_000, ['r:1:300:1:1:x']);
+  const renewed = await s.heartbeat(keys, 'r', 5_000, { held: ['r:1:300:1:1:x'] });
   t.true(renewed.holders[0]!.exp - renewed.now === 300, 'renewed: beat time + lease');
   await s.release(keys, 'r:1:300:1:1:x');
 });

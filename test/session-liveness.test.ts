@@ -40,14 +40,15 @@ test('a grant to a waiter whose lease is shorter than a heartbeat outlives that 
   await sub.connect();
   const messages: string[] = [];
   await sub.subscribe(`${prefix}:wake:w`, (m) => messages.push(m));
-  await s.acquire(keys, 'h:1:5000:1:1:x', 5_000, 'wait', 'lock', 1);
-  const queued = await s.acquire(keys, 'w:1:300:1:1:x', 5_000, 'wait', 'lock', 1); // 300 ms lease, 5 s liveness
+  const held = await s.acquire(keys, 'h:1:5000:1:1:x', 5_000, 'wait', 'lock', 1);
+  t.is((await s.acquire(keys, 'w:1:300:1:1:x', 5_000, 'wait', 'lock', 1)).kind, 'queued'); // 300 ms lease, 5 s liveness
   await s.release(keys, 'h:1:5000:1:1:x');
   for (let i = 0; i < 100 && messages.length === 0; i++) await sleep(10);
   const [id, token, exp] = messages[0]!.split(' ');
   t.is(id, 'w:1:300:1:1:x');
-  t.is(Number(token), queued.kind === 'queued' ? queued.ticket : -1);
   const entry = (await holdersAt(fx.client, keys.state)).find((h) => h.id === id);
+  t.is(Number(token), entry?.token ?? -1, 'the wake-up carries the token taken at the grant');
+  t.true(Number(token) > (held.kind === 'granted' ? held.token : Infinity));
   const ttl = entry ? entry.exp - (await redisNow(fx.client)) : -2;
   t.true(ttl > 1_500, `the holder entry lives until the session's liveness deadline (${ttl} ms), past the next heartbeat`);
   const now = Number((await fx.client.time()).getTime());
