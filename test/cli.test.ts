@@ -14,6 +14,7 @@ import type { RedisClient } from './helpers/redis-client.js';
 import { killCliTree } from './helpers/cli-process.js';
 import { closeClient, newLocks, openClient, ownRedis, scopeOf, trackDuplicates } from './helpers/cleanup.js';
 import { connect, freePort, hasRedisBinary, newPrefix, startRedis, type RedisServer } from './helpers/redis.js';
+import { holdersAt } from './helpers/state.js';
 
 const BIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const NODE = process.execPath;
@@ -243,7 +244,7 @@ test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs n
     t.regex(res.stderr, new RegExp(`${sig} received`));
     // Gone from the queue now, not after its liveness ran out (inspect lists live sessions' waiters).
     t.deepEqual((await locks.inspect('w')).queue, []);
-    t.is(await client.zCard(lockKeys(prefix, 'w').queue), 0);
+    t.is(await client.lLen(lockKeys(prefix, 'w').queue), 0);
   }
   t.is((await locks.inspect('w')).holder?.token, lease.token);
   t.false(existsSync(marker));
@@ -313,7 +314,10 @@ test.serial('a lost lease stops the command: SIGTERM, SIGKILL after the grace pe
   const inspector = newLocks(t, client, { prefix });
   const holder = (await inspector.inspect('l')).holder;
   t.truthy(holder, 'the exec holds the lock');
-  t.is(await client.hDel(lockKeys(prefix, 'l').state, holder!.id), 1);
+  const state = lockKeys(prefix, 'l').state;
+  const entries = await holdersAt(client, state);
+  t.deepEqual(entries.map((e) => e.id), [holder!.id]);
+  await client.hSet(state, 'h', ''); // the holder entry gone from the h field
   await inspector.close();
   const res = await r.done;
   t.is(res.code, 76, res.stderr);

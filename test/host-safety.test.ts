@@ -57,7 +57,7 @@ test('malformed wake-up messages are ignored; the waiter is granted by the real 
   await q.queued;
   const [entry] = (await a.inspect('w')).queue;
   const id = entry!.id;
-  const ticket = Number(await fx.client.zScore(lockKeys(prefix, 'w').queue, id));
+  const ticket = holder.token + 1; // a plausible token: the next one (tokens are taken at grant)
   const channel = `${prefix}:wake:${b.sessionId}`;
   const junk = [
     '', ' ', 'x', id, `${id} ${ticket}`, `${id} ${ticket} NaN`, `${id} ${ticket} -5`, `${id} ${ticket} 1e99`,
