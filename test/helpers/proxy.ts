@@ -130,10 +130,10 @@ export async function startProxy(target: number): Promise<Proxy> {
   return new Proxy(target).start();
 }
 
-/** The body fairlock loads for script `name` (as src/protocol/scripts.ts builds it: the reply codes, common.lua, the script; types.lua alone). */
+/** The body fairlock sends with EVAL for entry point `name` (as src/protocol/scripts.ts builds it: the reply codes, engine.lua, the call of that entry). */
 export function scriptBody(name: string): string {
-  const read = (n: string) => readFileSync(new URL(`../../src/protocol/lua/${n}.lua`, import.meta.url), 'utf8');
-  return name === 'types' ? read(name) : `${luaReplyConstants()}\n${read('common')}\n${read(name)}`;
+  const engine = readFileSync(new URL('../../src/protocol/lua/engine.lua', import.meta.url), 'utf8');
+  return `${luaReplyConstants()}\n${engine}\nreturn ENTRY.${name}(KEYS, ARGV)`;
 }
 
 /** The SHA fairlock sends with EVALSHA for script `name`. */

@@ -16,6 +16,7 @@ import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
 import type { RedisClient } from '../helpers/redis-client.js';
 import { serverVersion, testUnless } from '../helpers/server-version.js';
+import { scriptBody } from '../helpers/proxy.js';
 import { holdersAt } from '../helpers/state.js';
 import { LIVENESS, clusterLikeScripts, expectKind } from './kit.js';
 
@@ -131,6 +132,16 @@ test.serial('the EVALSHA path (a cluster) runs the same engine on the same keys;
   const keys = lockKeys(prefix, 'n');
   t.is((await s.release(keys, waiterId('b', 1, 5_000, true, 1, 'x'))).kind, 'released', 'NOSCRIPT, then EVAL');
   t.is((await calls('eval')) - evals, 1);
+
+  // The bodies test/helpers/proxy.ts builds are the ones Scripts sends: loaded up front, no EVAL.
+  await fx.client.sendCommand(['SCRIPT', 'FLUSH']);
+  for (const name of ['acquire', 'release', 'inspect']) await fx.client.scriptLoad(scriptBody(name));
+  const evals2 = await calls('eval');
+  const fresh = clusterLikeScripts(fx, prefix);
+  expectKind(await fresh.acquire(keys, waiterId('c', 1, 5_000, true, 1, 'x'), LIVENESS, 'wait', 'lock', 1), 'granted');
+  await fresh.inspect(keys, 1);
+  t.is((await fresh.release(keys, waiterId('c', 1, 5_000, true, 1, 'x'))).kind, 'released');
+  t.is((await calls('eval')) - evals2, 0, 'every body was found by its SHA');
 });
 
 test.serial('both paths on one name: a grant by one is released by the other, FIFO and tokens as one engine', async (t) => {
