@@ -209,6 +209,13 @@ local function full(st)
   return st.writer or (st.kind ~= 'rw' and st.used >= st.limit)
 end
 
+-- A queue list just created (RPUSH or LPUSH answered 1) has no expiry: it takes the state's (set now
+-- if the state has none yet).
+local function expire_new_queue(st)
+  keep_keys(st)
+  if not st.dirty.x then call('PEXPIREAT', st.queue, st.x) end
+end
+
 -- Pushes the element back where it was (the head) when it does not fit. Returns true when it saw the
 -- queue empty.
 local function grant_ready(st, wake_arg)
@@ -221,7 +228,8 @@ local function grant_ready(st, wake_arg)
       local deadline = session_deadline(st, req.sid)
       if deadline > st.now then
         if not fits(st, req) then
-          call('LPUSH', st.queue, e)
+          -- LPOP of the last element deleted the list: the one LPUSH makes again needs an expiry
+          if call('LPUSH', st.queue, e) == 1 then expire_new_queue(st) end
           return false
         end
         req.token, req.exp, req.g, req.c = next_token(st), deadline, st.now, 0
@@ -351,11 +359,7 @@ local function acquire(keys, args)
     end
   end
   local position = call('RPUSH', st.queue, id .. ' ' .. now)
-  if position == 1 then
-    -- A new list has no expiry: it takes the state's (set now if the state has none yet).
-    keep_keys(st)
-    if not st.dirty.x then call('PEXPIREAT', st.queue, st.x) end
-  end
+  if position == 1 then expire_new_queue(st) end
   flush(st)
   return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed }
 end
