@@ -369,3 +369,28 @@ test('read-write: reads hold together, a write waits for them, reads behind a qu
   const w2 = waiterId('w', 2, 5_000, true, 1, 'w');
   expectKind(await s.acquire(keys, w2, LIVENESS, 'try', 'rw', 0), 'busy');
 });
+
+test('a queue list put back by LPUSH (its only element did not fit) keeps the keys\' expiry: it never lives on without one', async (t) => {
+  const { s, keys } = setup();
+  const idX = waiterId('x', 1, 5_000, true, 1, 'x');
+  const idA = waiterId('a', 1, 5_000, true, 3, 'x');
+  const idC = waiterId('c', 1, 5_000, true, 1, 'x');
+  expectKind(await s.acquire(keys, idX, LIVENESS, 'wait', 'semaphore', 3), 'granted');
+  expectKind(await s.acquire(keys, idA, LIVENESS, 'wait', 'semaphore', 3), 'queued');
+  const x = Number(await fx.client.hGet(keys.state, 'x'));
+  t.true((await fx.client.pTTL(keys.queue)) > 0);
+  // c fits beside x: the engine pops a (the list is deleted, empty), a does not fit, LPUSH makes a new list
+  expectKind(await s.acquire(keys, idC, LIVENESS, 'wait', 'semaphore', 3), 'queued');
+  t.deepEqual(await queued(keys.queue), [idA, idC]);
+  const pttl = await fx.client.pTTL(keys.queue);
+  t.true(pttl > 0, `the queue list has an expiry (PTTL ${pttl})`);
+  t.true(pttl <= x - (await fx.client.time()).getTime() + 1_000, 'the keys\' expiry x');
+  // The same through a release that frees too little.
+  await fx.client.del(keys.queue);
+  expectKind(await s.acquire(keys, waiterId('y', 1, 5_000, true, 1, 'x'), LIVENESS, 'wait', 'semaphore', 3), 'granted');
+  const idB = waiterId('b', 1, 5_000, true, 3, 'x');
+  expectKind(await s.acquire(keys, idB, LIVENESS, 'wait', 'semaphore', 3), 'queued');
+  t.is((await s.release(keys, idX)).kind, 'released'); // b is popped, does not fit beside y, and is put back
+  t.deepEqual(await queued(keys.queue), [idB]);
+  t.true((await fx.client.pTTL(keys.queue)) > 0, 'after a release too');
+});
