@@ -268,9 +268,14 @@ local function remove_waiter(st, id, since)
   return 0
 end
 
--- The 0-based position of a waiter's element, or nil.
+-- The 0-based position of a waiter's element, or nil. A `since` that matches no element (the client's
+-- is older than the element: a re-run whose reply was lost pushed it again) falls back to the id, so a
+-- second re-run finds that element instead of pushing a third.
 local function find_waiter(st, id, since)
-  if since ~= '' then return call('LPOS', st.queue, id .. ' ' .. since) end
+  if since ~= '' then
+    local pos = call('LPOS', st.queue, id .. ' ' .. since)
+    if pos then return pos end
+  end
   local prefix = id .. ' '
   for i, e in ipairs(call('LRANGE', st.queue, 0, -1)) do
     if string.sub(e, 1, #prefix) == prefix then return i - 1, tonumber(string.sub(e, #prefix + 1)) end
