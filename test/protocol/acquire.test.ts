@@ -394,3 +394,17 @@ test('a queue list put back by LPUSH (its only element did not fit) keeps the ke
   t.deepEqual(await queued(keys.queue), [idB]);
   t.true((await fx.client.pTTL(keys.queue)) > 0, 'after a release too');
 });
+
+test('"again" with a since that matches no element (a re-run whose reply was lost) finds the element by the id: no second element', async (t) => {
+  const { s, keys } = setup();
+  const idH = waiterId('h', 1, 5_000, true, 1, 'x');
+  const idW = waiterId('w', 1, 5_000, true, 1, 'x');
+  expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const w = expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
+  // The client knows an older since (its element was lost and pushed again by a re-run whose reply it never got).
+  const r = expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1, { since: w.since - 1_000 }), 'queued');
+  t.deepEqual([r.since, r.position], [w.since, 1], 'told the element it has');
+  t.deepEqual(await elements(keys.queue), [`${idW} ${w.since}`]);
+  // The heartbeat's newest check finds it the same way: no false lapse.
+  t.false((await s.heartbeat(keys, 'w', LIVENESS, { held: [], newest: { id: idW, since: w.since - 1_000 } })).lapsed);
+});
