@@ -34,7 +34,7 @@ run_suite() { # $1: the node binary, $2: the client the forked test processes lo
 # The in-process tests use node-redis 4 and test/clients.test.ts runs every client family; the
 # multi-process tests' children lock through node-redis 4 on this Node and through ioredis 5 on the
 # second, so the whole property suite runs against both families.
-first_node_only='^test/(protocol/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos|durability|cli[.-]|glide|per-name-memory|missing-peer|properties/semaphore-1)'
+first_node_only='^test/(protocol/|unit/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos|durability|cli[.-]|glide|per-name-memory|missing-peer|properties/semaphore-1)'
 run_suite "$(command -v node)" "${FAIRLOCK_TEST_CLIENT:-redis4}"
 
 this_major=$(node -p 'process.versions.node.split(".")[0]')
@@ -49,7 +49,8 @@ for major in $others; do
   fi
   # What these prove does not depend on Node's version, so the second run leaves them out (it keeps
   # the whole gate within its time budget): test/protocol/ drives the Lua scripts directly, the bench
-  # smoke keeps the bench from rotting, top drives `fairlock top` through a pseudo-terminal, examples
+  # smoke keeps the bench from rotting, test/unit/ runs the client's logic on a fake clock (no Redis, no
+  # timers of Node's), top drives `fairlock top` through a pseudo-terminal, examples
   # runs the recipes (fenced-sqlite.mjs on Node 24 already), events/metrics/package check the API surface,
   # the chaos workers lock through node-redis 4 on both runs (the fault suites cover ioredis on Node 24),
   # test/cluster/ (Redis Cluster and Sentinel, each client family named in its files) spends its

@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { EventSink, FairLocksEventName, FairLocksEvents } from './client/event-map.js';
 import { Session } from './client/session.js';
-import { Wakeups } from './client/wakeups.js';
 import { ClosedError } from './errors.js';
 import { FairLock, type Engine } from './primitives/lock.js';
 import { FairReadWriteLock } from './primitives/read-write.js';
@@ -17,7 +16,6 @@ import {
   type SemaphoreOptions,
 } from './options.js';
 import { lockKeys, parseWaiterId, type Kind } from './protocol/keys.js';
-import { Scripts } from './protocol/scripts.js';
 import { adaptClient } from './redis/adapt.js';
 import type { RedisClientLike, RedisSeam } from './redis/seam.js';
 
@@ -103,7 +101,6 @@ const INSPECT_LIMIT = 10_000;
  */
 export class FairLocks extends EventEmitter<FairLocksEvents> {
   private readonly session: Session;
-  private readonly wakeups: Wakeups;
   /** The client seam: close() closes the connections it made itself (durability's WAIT connection). */
   private readonly redis: RedisSeam;
   private closing: Promise<void> | undefined;
@@ -112,7 +109,6 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     super({ captureRejections: true }); // an async listener that rejects reaches the method below, not the host
     const redis = (this.redis = adaptClient(client));
     const resolved = resolveOptions(options);
-    const scripts = new Scripts(redis, resolved.prefix);
     // A throwing listener must neither break the heartbeat, the deadline timer that reports a loss or
     // the grant path, nor crash the host: it becomes a process warning. Payloads are built by the
     // callers only when `wants(event)`: with nobody listening an event costs one listenerCount.
@@ -131,15 +127,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
         }
       },
     };
-    this.session = new Session(scripts, resolved, sink);
-    this.wakeups = new Wakeups(
-      redis,
-      resolved.prefix,
-      this.session.id,
-      (message) => this.session.onWake(message),
-      () => this.session.beatAll(),
-    );
-    this.session.wake = this.wakeups;
+    this.session = new Session(redis, resolved, sink);
   }
 
   /** @internal A listener's rejected promise (captureRejections): a warning, never a crash. */
@@ -151,16 +139,21 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     process.emitWarning(`a '${String(event)}' listener of FairLocks rejected: ${describeError(err)}`, 'FairLockWarning');
   }
 
-  /** @internal The waiters this instance has per name now (local state, no I/O): the metrics' queue gauge. */
+  /** @internal The waiters this instance has queued per name now (local state, no I/O; a 'try' in flight never queues): the metrics' queue gauge. */
   localWaiters(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const [name, state] of this.session.locks) if (state.waiters.size > 0) counts.set(name, state.waiters.size);
+    for (const [name, state] of this.session.locks) {
+      let n = 0;
+      for (const w of state.waiters.values()) if (w.mode === 'wait') n++;
+      if (n > 0) counts.set(name, n);
+    }
     return counts;
   }
 
-  /** @internal Whether this instance has a waiter on `name` now (local state, no I/O): the metrics' hand-off. */
+  /** @internal Whether this instance has a waiter queued on `name` now (local state, no I/O): the metrics' hand-off. */
   hasLocalWaiters(name: string): boolean {
-    return (this.session.locks.get(name)?.waiters.size ?? 0) > 0;
+    for (const w of this.session.locks.get(name)?.waiters.values() ?? []) if (w.mode === 'wait') return true;
+    return false;
   }
 
   /** This instance's session id: the first part of every waiter and holder id it creates. */
@@ -193,7 +186,7 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
 
   /** The holders and the live queue of `name`, in order. */
   async inspect(name: string): Promise<LockInfo> {
-    const { session } = this.internals();
+    const session = this.internals();
     const reply = await session.scripts.inspect(lockKeys(session.options.prefix, checkName(name)), INSPECT_LIMIT);
     const [kindText, limitText] = reply.kindLimit.split(' ');
     const kind = kindText === 'lock' || kindText === 'semaphore' || kindText === 'rw' ? kindText : undefined;
@@ -219,10 +212,10 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     return this.closing;
   }
 
-  /** The parts the handles need; throws ClosedError once closed. */
-  private internals(): { session: Session; wakeups: Wakeups } {
+  /** The session the handles use; throws ClosedError once closed. */
+  private internals(): Session {
     if (this.closing) throw new ClosedError('this FairLocks instance is closed');
-    return { session: this.session, wakeups: this.wakeups };
+    return this.session;
   }
 
   private readonly engine: Engine = () => this.internals();
@@ -242,6 +235,6 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
       bound,
     );
     this.session.stop();
-    await Promise.all([this.wakeups.close(bound), this.redis.close(bound)]);
+    await Promise.all([this.session.wakeups.close(bound), this.redis.close(bound)]);
   }
 }

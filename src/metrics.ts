@@ -6,7 +6,7 @@
  */
 import type { FairLocks } from './fair-locks.js';
 import type { FairLocksEvents } from './client/event-map.js';
-import { monotonic } from './client/clock.js';
+import { monotonic } from './clock.js';
 import { FairLockError, InvalidArgumentError } from './errors.js';
 import { checkObject, describe } from './options.js';
 

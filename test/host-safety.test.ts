@@ -7,7 +7,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { createClient } from 'redis';
 import { FairLocks, InvalidArgumentError } from '../src/index.js';
-import { lockKeys } from '../src/protocol/keys.js';
 import type { RedisClient } from './helpers/redis-client.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
@@ -57,7 +56,7 @@ test('malformed wake-up messages are ignored; the waiter is granted by the real 
   await q.queued;
   const [entry] = (await a.inspect('w')).queue;
   const id = entry!.id;
-  const ticket = holder.token + 1; // a plausible token: the next one (tokens are taken at grant)
+  const ticket = holder.token + 1; // a token the next grant could carry
   const channel = `${prefix}:wake:${b.sessionId}`;
   const junk = [
     '', ' ', 'x', id, `${id} ${ticket}`, `${id} ${ticket} NaN`, `${id} ${ticket} -5`, `${id} ${ticket} 1e99`,

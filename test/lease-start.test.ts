@@ -9,6 +9,7 @@ import test from 'ava';
 import { FairLocks } from '../src/index.js';
 import { lockKeys } from '../src/protocol/keys.js';
 import { Scripts } from '../src/protocol/scripts.js';
+import { adaptClient } from '../src/redis/adapt.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
 import { whenQueued } from './helpers/queued.js';
@@ -63,7 +64,7 @@ test('a { leaseMs: 300, autoRenew: false } lease granted by a hand-off frees the
 
 test('heartbeat confirmation: a named grant ends at grant time + lease, an unnamed one at beat time + lease, once', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'c');
   const now = async () => (await fx.client.time()).getTime();
   t.is((await s.acquire(keys, 'h:1:5000:1:1:x', 5_000, 'wait', 'lock', 1)).kind, 'granted');
@@ -108,7 +109,7 @@ test('heartbeat confirmation: a named grant ends at grant time + lease, an unnam
 
 test('an acquire that finds its own unconfirmed grant confirms it from now', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'q');
   await s.acquire(keys, 'h:1:5000:1:1:x', 5_000, 'wait', 'lock', 1);
   await s.acquire(keys, 'w:1:300:0:1:x', 5_000, 'wait', 'lock', 1);

@@ -7,6 +7,7 @@ import test from 'ava';
 import { createClient } from 'redis';
 import { lockKeys } from '../src/protocol/keys.js';
 import { Scripts } from '../src/protocol/scripts.js';
+import { adaptClient } from '../src/redis/adapt.js';
 import type { RedisClient } from './helpers/redis-client.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
@@ -18,7 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('an acquire that revives a lapsed session says so, so its other waiters re-check (else one could wait forever)', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'l');
   t.is((await s.acquire(keys, 'holder:1:5000:1:1:x', 5_000, 'wait', 'lock', 1)).kind, 'granted');
   const first = await s.acquire(keys, 'sess:1:5000:1:1:x', 200, 'wait', 'lock', 1);
@@ -34,21 +35,22 @@ test('an acquire that revives a lapsed session says so, so its other waiters re-
 
 test('a grant to a waiter whose lease is shorter than a heartbeat outlives that heartbeat in Redis; the wake-up still carries the short lease', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'g');
   const sub = track(t, createClient({ url: fx.server.url }) as RedisClient);
   await sub.connect();
   const messages: string[] = [];
   await sub.subscribe(`${prefix}:wake:w`, (m) => messages.push(m));
-  const held = await s.acquire(keys, 'h:1:5000:1:1:x', 5_000, 'wait', 'lock', 1);
-  t.is((await s.acquire(keys, 'w:1:300:1:1:x', 5_000, 'wait', 'lock', 1)).kind, 'queued'); // 300 ms lease, 5 s liveness
+  const first = await s.acquire(keys, 'h:1:5000:1:1:x', 5_000, 'wait', 'lock', 1);
+  const queued = await s.acquire(keys, 'w:1:300:1:1:x', 5_000, 'wait', 'lock', 1); // 300 ms lease, 5 s liveness
+  t.is(queued.kind, 'queued');
   await s.release(keys, 'h:1:5000:1:1:x');
   for (let i = 0; i < 100 && messages.length === 0; i++) await sleep(10);
   const [id, token, exp] = messages[0]!.split(' ');
   t.is(id, 'w:1:300:1:1:x');
+  t.true(Number(token) > (first.kind === 'granted' ? first.token : Infinity), 'the hand-off carries a token above the first holder\'s');
   const entry = (await holdersAt(fx.client, keys.state)).find((h) => h.id === id);
   t.is(Number(token), entry?.token ?? -1, 'the wake-up carries the token taken at the grant');
-  t.true(Number(token) > (held.kind === 'granted' ? held.token : Infinity));
   const ttl = entry ? entry.exp - (await redisNow(fx.client)) : -2;
   t.true(ttl > 1_500, `the holder entry lives until the session's liveness deadline (${ttl} ms), past the next heartbeat`);
   const now = Number((await fx.client.time()).getTime());

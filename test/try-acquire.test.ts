@@ -1,6 +1,7 @@
 import test from 'ava';
 import { lockKeys } from '../src/protocol/keys.js';
 import { Scripts } from '../src/protocol/scripts.js';
+import { adaptClient } from '../src/redis/adapt.js';
 import { newPrefix } from './helpers/redis.js';
 import { useRedis } from './helpers/fixture.js';
 import { newLocks } from './helpers/cleanup.js';
@@ -27,7 +28,7 @@ test('tryAcquire returns null while anyone is queued, even when the lock is mome
   const third = newLocks(t, fx.client, { prefix });
   // A holder nobody watches (as if its process froze) takes a 150 ms lease straight from the script;
   // it runs out in Redis while the waiter's heartbeat has not yet come round to notice.
-  const granted = await new Scripts(fx.client, prefix).acquire(lockKeys(prefix, 'm'), 'frozen:1:150:0:1:x', 10_000, 'try', 'lock', 1);
+  const granted = await new Scripts(adaptClient(fx.client), prefix).acquire(lockKeys(prefix, 'm'), 'frozen:1:150:0:1:x', 10_000, 'try', 'lock', 1);
   t.is(granted.kind, 'granted');
   const q = whenQueued();
   const waiting = waiterSide.lock('m').acquire({ onQueued: q.onQueued });

@@ -96,12 +96,6 @@ export interface RedisErrorEvent {
   error: unknown;
 }
 
-/** The part of the event sink a lease uses (see EventSink in event-map.ts). */
-export interface ReleaseSink {
-  wants(event: 'released'): boolean;
-  fire(event: 'released', payload: ReleasedEvent): void;
-}
-
 const MODES: Record<string, EventMode> = { x: undefined, r: 'read', w: 'write' };
 /** 'x' | 'r' | 'w' as the events name it. */
 export const eventMode = (mode: string): EventMode => MODES[mode];

@@ -1,40 +1,31 @@
 import { Mutex } from 'async-mutex';
 import { debug } from '../debug.js';
-import type { LockLostError } from '../errors.js';
 import type { ResolvedDurability, ResolvedOptions } from '../options.js';
 import { lockKeys, type LockKeys } from '../protocol/keys.js';
-import { badKeyError, type Scripts } from '../protocol/scripts.js';
+import { badKeyError, type Beat, type Durability, type Scripts } from '../protocol/scripts.js';
 import { WaitNotSent } from '../redis/wait-pool.js';
-import type { Stamped } from './clock.js';
 import type { EventSink } from './event-map.js';
 import type { RedisOperation } from './events.js';
-import type { HeldLease, Lease } from './lease.js';
-import type { Request, Waiter, WaiterHost } from './waiter.js';
+import type { HeldLease } from './held-lease.js';
+import type { Waiter, WaiterHost } from './waiter.js';
+import type { Wakeups } from './wakeups.js';
 
-/** What the per-name state needs from its session. */
-export interface SessionContext {
+/**
+ * What the per-name state needs from its session. Two implementations: Session, and the scripted
+ * fake session of test/unit/lock-state.test.ts (the seam between the heartbeat's logic and the scripts).
+ */
+export interface SessionHost {
   readonly id: string;
   readonly options: ResolvedOptions;
-  readonly scripts: Scripts;
-  readonly isStopped: boolean;
+  readonly scripts: Pick<Scripts, 'clock' | 'acquire' | 'heartbeat' | 'release' | 'cancel' | 'extend'>;
+  /** The wake-up subscriber: on a cluster, a name's shard channel is subscribed while the session waits on it. */
+  readonly wakeups: Pick<Wakeups, 'sharded' | 'watch' | 'unwatch' | 'refresh'>;
+  readonly events: EventSink;
+  readonly stopped: boolean;
   /** Waiters by id, so that a wake-up message finds its promise. */
   readonly waiters: Map<string, Waiter>;
   readonly locks: Map<string, LockState>;
-  readonly events: EventSink;
-  /** The wake-up subscriber's per-name channels (a cluster's sharded pub/sub). */
-  readonly wake: WakeWatcher;
   state(name: string): LockState;
-  emitLost(lease: Lease, err: LockLostError): void;
-}
-
-/** Per-name wake-up channels: on a cluster, a name's shard channel is subscribed while the session waits on it. */
-export interface WakeWatcher {
-  readonly sharded: boolean;
-  /** Resolves true when this call subscribed the channel (a grant published before may have been missed). */
-  watch(name: string): Promise<boolean>;
-  unwatch(name: string): void;
-  /** The name's node has no subscriber on the session's channel: subscribe again, on the slot's owner now. */
-  refresh(name: string): void;
 }
 
 /** What one session has on one name: its waiters, its leases, and the heartbeat that serves them. */
@@ -57,37 +48,13 @@ export class LockState implements WaiterHost {
   /** On a cluster: this state asked for the name's shard channel. */
   private watching = false;
 
-  constructor(readonly session: SessionContext, readonly name: string) {
+  constructor(readonly session: SessionHost, readonly name: string) {
     this.keys = lockKeys(session.options.prefix, name);
-  }
-
-  get livenessMs(): number {
-    return this.session.options.livenessMs;
-  }
-
-  get driftFactor(): number {
-    return this.session.options.driftFactor;
-  }
-
-  toLocal(redisMs: number, sample?: Stamped): number {
-    return this.session.scripts.clock.toLocal(redisMs, sample);
-  }
-
-  get events(): EventSink {
-    return this.session.events;
-  }
-
-  emitLost(lease: Lease, err: LockLostError): void {
-    this.session.emitLost(lease, err);
   }
 
   /** Reports a failed Redis call as a `redisError` event (only when someone listens). */
   redisFailed(operation: RedisOperation, error: unknown): void {
     if (this.session.events.wants('redisError')) this.session.events.fire('redisError', { name: this.name, operation, error });
-  }
-
-  acquireInRedis(id: string, mode: 'wait' | 'try', r: Request, again?: { since?: number }): ReturnType<Scripts['acquire']> {
-    return this.session.scripts.acquire(this.keys, id, this.livenessMs, mode, r.kind, r.limit, again);
   }
 
   private queuedOrders = 0;
@@ -98,20 +65,15 @@ export class LockState implements WaiterHost {
   }
 
   async confirmReplicated(id: string, durability: ResolvedDurability, signal: AbortSignal): Promise<{ acked: number; holds: boolean }> {
-    const held = [...new Set([...this.leases].map((l) => l.id))];
     let reply;
     try {
-      reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, { held }, { ...durability, signal });
+      reply = await this.sendBeat({ held: this.heldIds() }, { ...durability, signal });
     } catch (err) {
       // No WAIT connection was free before timeoutMs ran out: no replica was seen to confirm it.
       if (err instanceof WaitNotSent) return { acked: 0, holds: true };
       throw err;
     }
     return { acked: reply.acked ?? 0, holds: reply.holders.some((h) => h.id === id) };
-  }
-
-  extendInRedis(id: string, ms: number): ReturnType<Scripts['extend']> {
-    return this.session.scripts.extend(this.keys, id, ms);
   }
 
   addWaiter(waiter: Waiter): void {
@@ -125,7 +87,7 @@ export class LockState implements WaiterHost {
    * so that a grant published before the subscription took is found now, not at the next beat.
    */
   watchWakeups(): void {
-    const wake = this.session.wake;
+    const wake = this.session.wakeups;
     if (!wake.sharded || this.watching) return;
     this.watching = true;
     wake.watch(this.name).then(
@@ -169,7 +131,7 @@ export class LockState implements WaiterHost {
   }
 
   releaseLater(id: string): void {
-    if (this.session.isStopped) return;
+    if (this.session.stopped) return;
     this.retryRelease(id);
     const current = this.session.state(this.name);
     current.stopTimer();
@@ -188,7 +150,7 @@ export class LockState implements WaiterHost {
 
   /** Hands `id` to the state the session now has for this name (this one, or a newer one if this went idle). */
   private retryRelease(id: string, since?: number): void {
-    if (this.session.isStopped) return;
+    if (this.session.stopped) return;
     const current = this.session.state(this.name);
     current.unreleased.set(id, since);
     current.schedule();
@@ -205,12 +167,11 @@ export class LockState implements WaiterHost {
       if (this.idle) return;
       let reply;
       try {
-        const held = [...new Set([...this.leases].map((l) => l.id))];
         const dropped = [...this.unreleased].map(([id, since]) => (since === undefined ? { id } : { id, since }));
-        const newest = this.newestQueued();
         // On a cluster, while waiters wait: is the wake-up subscription on the node that owns the name?
         const askSubscribers = this.watching && this.waiters.size > 0;
-        reply = await this.session.scripts.heartbeat(this.keys, this.session.id, this.livenessMs, { held, dropped, ...(newest ? { newest } : {}), askSubscribers });
+        const newest = this.newestQueued();
+        reply = await this.sendBeat({ held: this.heldIds(), dropped, ...(newest ? { newest } : {}), askSubscribers });
         // The script released each of them if Redis still named it: either way it is gone now.
         for (const { id } of dropped) this.unreleased.delete(id);
         if (dropped.length > 0) this.settle();
@@ -242,7 +203,7 @@ export class LockState implements WaiterHost {
       for (const h of reply.holders) this.waiters.get(h.id)?.grant({ token: h.token, exp: h.exp, sample: reply });
       // Only the node's own count says the subscription is gone: a grant found by a beat is often
       // just a wake-up still on its way, and re-subscribing then would lose the next one.
-      if (reply.subscribers === 0 && this.watching) this.session.wake.refresh(this.name);
+      if (reply.subscribers === 0 && this.watching) this.session.wakeups.refresh(this.name);
       if (lapsed) await this.reenter();
     });
   }
@@ -256,7 +217,7 @@ export class LockState implements WaiterHost {
    */
   refreshed(now: number, redisSaysLapsed: boolean): boolean {
     const lapsed = redisSaysLapsed || (this.liveUntil > 0 && now >= this.liveUntil);
-    this.liveUntil = Math.max(this.liveUntil, now + this.livenessMs);
+    this.liveUntil = Math.max(this.liveUntil, now + this.session.options.livenessMs);
     return lapsed;
   }
 
@@ -266,6 +227,15 @@ export class LockState implements WaiterHost {
     if (others.length === 0) return;
     debug('session lapsed on %s: %d waiters re-enter', this.name, others.length);
     await Promise.all(others.map((w) => w.enqueue()));
+  }
+
+  /** The one call site of the heartbeat script (see Beat in protocol/scripts.ts). */
+  private sendBeat(beat: Beat, durability?: Durability): ReturnType<Scripts['heartbeat']> {
+    return this.session.scripts.heartbeat(this.keys, this.session.id, this.session.options.livenessMs, beat, durability);
+  }
+
+  private heldIds(): string[] {
+    return [...new Set([...this.leases].map((l) => l.id))];
   }
 
   /** This session's newest waiter in this name's queue (the heartbeat checks Redis still has it). */
@@ -289,7 +259,7 @@ export class LockState implements WaiterHost {
   }
 
   private schedule(delay?: number): void {
-    if (this.timer || this.idle || this.session.isStopped) return;
+    if (this.timer || this.idle || this.session.stopped) return;
     this.timerPeriod = delay ?? this.period();
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -298,17 +268,12 @@ export class LockState implements WaiterHost {
     this.timer.unref();
   }
 
-  /** Forgets this state when nothing of the session is left on the name (see settle). */
-  settleIfIdle(): void {
-    this.settle();
-  }
-
   private settle(): void {
     if (!this.idle) return;
     this.stopTimer();
     if (this.watching) {
       this.watching = false;
-      this.session.wake.unwatch(this.name);
+      this.session.wakeups.unwatch(this.name);
     }
     if (this.session.locks.get(this.name) === this) this.session.locks.delete(this.name);
   }

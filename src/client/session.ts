@@ -1,40 +1,37 @@
 import { randomBytes } from 'node:crypto';
 import { debug } from '../debug.js';
-import type { LockLostError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import { waiterId, type Mode } from '../protocol/keys.js';
-import type { Scripts } from '../protocol/scripts.js';
+import { Scripts } from '../protocol/scripts.js';
+import type { RedisSeam } from '../redis/seam.js';
 import { NO_EVENTS, type EventSink } from './event-map.js';
-import type { Lease } from './lease.js';
-import { LockState, type SessionContext, type WakeWatcher } from './lock-state.js';
+import { LockState, type SessionHost } from './lock-state.js';
 import type { Waiter } from './waiter.js';
-
-const NO_WATCH: WakeWatcher = {
-  sharded: false,
-  watch: () => Promise.resolve(false),
-  unwatch: () => undefined,
-  refresh: () => undefined,
-};
+import { Wakeups } from './wakeups.js';
 
 /**
- * The session of one FairLocks instance: a random id, the names it waits on or holds, and one
- * heartbeat per such name (per name, not per waiter, so Redis load does not grow with waiters).
+ * The session of one FairLocks instance: a random id, the names it waits on or holds, one heartbeat
+ * per such name (per name, not per waiter, so Redis load does not grow with waiters), and the
+ * wake-up subscriber that brings grants back to its waiters (onWake) and a reconnect to its beats.
  */
-export class Session implements SessionContext {
+export class Session implements SessionHost {
   readonly id = randomBytes(8).toString('hex');
   readonly locks = new Map<string, LockState>();
   readonly waiters = new Map<string, Waiter>();
+  readonly scripts: Scripts;
+  readonly wakeups: Wakeups;
+  stopped = false;
   private seq = 0;
-  private stopped = false;
-  /** Set by FairLocks once its wake-up subscriber exists. */
-  wake: WakeWatcher = NO_WATCH;
 
   constructor(
-    readonly scripts: Scripts,
+    redis: RedisSeam,
     readonly options: ResolvedOptions,
     /** Where events go (FairLocks); payloads are built only when `events.wants(event)`. */
     readonly events: EventSink = NO_EVENTS,
-  ) {}
+  ) {
+    this.scripts = new Scripts(redis, options.prefix);
+    this.wakeups = new Wakeups(redis, options.prefix, this.id, (message) => this.onWake(message), () => this.beatAll());
+  }
 
   nextWaiterId(leaseMs: number, autoRenew: boolean, weight: number, mode: Mode): string {
     return waiterId(this.id, ++this.seq, leaseMs, autoRenew, weight, mode);
@@ -47,10 +44,6 @@ export class Session implements SessionContext {
       this.locks.set(name, state);
     }
     return state;
-  }
-
-  emitLost(lease: Lease, err: LockLostError): void {
-    this.events.fire('lost', lease, err);
   }
 
   /**
@@ -73,10 +66,6 @@ export class Session implements SessionContext {
   /** After the subscriber reconnects: a grant published meanwhile was lost, so look now. */
   beatAll(): void {
     for (const state of this.locks.values()) void state.beat();
-  }
-
-  get isStopped(): boolean {
-    return this.stopped;
   }
 
   stop(): void {

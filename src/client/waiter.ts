@@ -1,26 +1,17 @@
+import { monotonic, type Stamped } from '../clock.js';
 import { asFairLockError, LimitMismatchError, LockAbortedError, LockLostError, LockTimeoutError, NotReplicatedError } from '../errors.js';
 import type { ResolvedAcquire, ResolvedDurability } from '../options.js';
-import type { Kind, Mode } from '../protocol/keys.js';
-import type { AcquireReply, CancelReply } from '../protocol/scripts.js';
-import { monotonic, type Stamped } from './clock.js';
-import type { EventSink } from './event-map.js';
+import type { CancelReply, Scripts } from '../protocol/scripts.js';
 import { eventMode, type RedisOperation } from './events.js';
-import { HeldLease, localDeadline, type LeaseHost } from './lease.js';
+import { HeldLease, localDeadline, type LeaseHost } from './held-lease.js';
+import type { Request } from './lease.js';
 
-/** What one acquire asks the engine for. */
-export interface Request {
-  kind: Kind;
-  /** The name's limit: permits of a semaphore, 1 for a lock, 0 for a read-write lock. */
-  limit: number;
-  weight: number;
-  mode: Mode;
-}
-
-/** What a waiter needs from the per-name state of its session. */
+/**
+ * What a waiter needs from the per-name state of its session. Two implementations: LockState, and
+ * the scripted fake host of test/unit/ (the seam between the waiter's logic and the scripts).
+ */
 export interface WaiterHost extends LeaseHost {
-  readonly livenessMs: number;
-  /** `again`: a re-run for a waiter that may be queued already (`since`: when it entered, if known). */
-  acquireInRedis(id: string, mode: 'wait' | 'try', request: Request, again?: { since?: number }): Promise<AcquireReply>;
+  readonly session: LeaseHost['session'] & { readonly scripts: Pick<Scripts, 'acquire'> };
   /**
    * Beats with WAIT after it: how many replicas have this session's writes on the name, and whether
    * `id` still holds. `signal` aborts when the caller gave up (its WAIT is then dropped).
@@ -36,7 +27,6 @@ export interface WaiterHost extends LeaseHost {
   watchWakeups(): void;
   waiterGone(waiter: Waiter): void;
   redisFailed(operation: RedisOperation, error: unknown): void;
-  readonly events: EventSink;
 }
 
 /** A grant as the waiter learns it: from the acquire reply, a wake-up message or a heartbeat. */
@@ -46,20 +36,25 @@ export interface Grant {
   sample?: Stamped;
 }
 
-/** 'confirming': granted, waiting for WAIT to prove the grant reached the replicas asked for. */
 function describeRequest(r: Request): string {
   return r.kind === 'rw' ? `the ${r.mode === 'w' ? 'write' : 'read'} side of` : `the ${r.kind}`;
 }
 
+/** 'confirming': granted, waiting for WAIT to prove the grant reached the replicas asked for. */
 type Phase = 'new' | 'enqueuing' | 'queued' | 'confirming' | 'cancelling' | 'done';
 
 /**
- * One caller waiting for a lock. It is registered with its session before its enqueue script is
- * sent, because the wake-up can arrive before the script's reply; such a grant is buffered and
- * applied once the reply says the waiter is queued.
+ * One caller asking for a lock: the one path from the acquire script to a lease, for acquire() and
+ * tryAcquire() alike. It is registered with its session before its acquire script is sent, because
+ * the wake-up can arrive before the script's reply; such a grant is buffered and applied once the
+ * reply says the waiter is queued.
+ *
+ * `mode` 'wait' queues; 'try' (tryAcquire, acquire with timeoutMs 0) never queues: a busy name
+ * resolves `promise` with null. A grant, in either mode, is confirmed on replicas when asked
+ * (durability) and reported as `granted` in one place: take, confirm, deliver.
  */
 export class Waiter {
-  readonly promise: Promise<HeldLease>;
+  readonly promise: Promise<HeldLease | null>;
   /** Local monotonic time the wait began (what the events' waitedMs counts from). */
   readonly startedAt: number;
   private phase: Phase = 'new';
@@ -74,7 +69,7 @@ export class Waiter {
   /** Aborted when the caller gives up during the confirmation: nobody waits for its WAIT any more. */
   private readonly confirmation = new AbortController();
   private inflight: Promise<void> = Promise.resolve();
-  private resolve!: (lease: HeldLease) => void;
+  private resolve!: (lease: HeldLease | null) => void;
   private reject!: (err: unknown) => void;
 
   constructor(
@@ -82,10 +77,12 @@ export class Waiter {
     readonly id: string,
     private readonly options: ResolvedAcquire,
     private readonly request: Request,
+    /** 'wait' queues; 'try' asks once and never queues. */
+    readonly mode: 'wait' | 'try' = 'wait',
     startedAt = monotonic(),
   ) {
     this.startedAt = startedAt;
-    this.promise = new Promise<HeldLease>((resolve, reject) => {
+    this.promise = new Promise<HeldLease | null>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
@@ -118,8 +115,11 @@ export class Waiter {
   private async runEnqueue(): Promise<void> {
     let reply;
     try {
+      const { session, keys } = this.state;
+      const { kind, limit } = this.request;
       // Not the first run: the engine looks for this waiter's element before it pushes another.
-      reply = await this.state.acquireInRedis(this.id, 'wait', this.request, this.queuedOnce || this.since !== undefined ? { ...(this.since === undefined ? {} : { since: this.since }) } : undefined);
+      const again = this.queuedOnce || this.since !== undefined ? (this.since === undefined ? {} : { since: this.since }) : undefined;
+      reply = await session.scripts.acquire(keys, this.id, session.options.livenessMs, this.mode, kind, limit, again);
     } catch (err) {
       if (this.phase !== 'enqueuing') return;
       this.state.redisFailed('enqueue', err);
@@ -140,7 +140,12 @@ export class Waiter {
       this.reject(new LimitMismatchError(this.state.name, reply.current, this.request));
       return;
     }
-    if (reply.kind !== 'queued') return;
+    if (reply.kind === 'busy') {
+      // Only a 'try' is answered busy: one attempt, no queue, nothing of it left in Redis.
+      this.finish('done');
+      this.resolve(null);
+      return;
+    }
     this.phase = 'queued';
     this.since = reply.since;
     this.queuedOrder = this.state.nextQueuedOrder();
@@ -150,7 +155,7 @@ export class Waiter {
     if (this.state.refreshed(reply.now, reply.lapsed)) this.state.reenter(this);
     if (!this.queuedOnce) {
       this.queuedOnce = true;
-      const events = this.state.events;
+      const { events } = this.state.session;
       if (events.wants('queued')) {
         const { kind, weight, mode } = this.request;
         events.fire('queued', { name: this.state.name, id: this.id, position: reply.position, kind, weight, mode: eventMode(mode) });
@@ -183,17 +188,9 @@ export class Waiter {
     this.take(g);
   }
 
-  /**
-   * tryAcquire's durable grant (its one attempt got it, never queued): confirmed on the replicas
-   * here, so that the call's signal and close() reach it as they reach acquire's.
-   */
-  tookAtOnce(g: Grant): void {
-    this.take(g);
-  }
-
   private take(g: Grant): void {
-    const { kind, weight, mode } = this.request;
-    const lease = new HeldLease(this.state, this.id, g.token, g.exp, g.sample, this.options.leaseMs, this.options.autoRenew, kind, weight, mode);
+    const { leaseMs, autoRenew } = this.options;
+    const lease = new HeldLease(this.state, { id: this.id, token: g.token, exp: g.exp, sample: g.sample, request: this.request, leaseMs, autoRenew });
     this.state.leaseHeld(lease);
     const durability = this.options.durability;
     if (durability) {
@@ -206,7 +203,7 @@ export class Waiter {
 
   private deliver(lease: HeldLease): void {
     this.finish('done');
-    const events = this.state.events;
+    const { events } = this.state.session;
     if (events.wants('granted')) {
       const { kind, weight } = this.request;
       events.fire('granted', { name: this.state.name, id: this.id, token: lease.token, waitedMs: lease.grantedAt - this.startedAt, kind, weight, mode: lease.mode });
@@ -267,7 +264,7 @@ export class Waiter {
     // The caller is not kept waiting for that: after one liveness period it gets its error anyway; a
     // grant to the abandoned id is not renewed by the heartbeat and runs out within that liveness.
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([cleanup, new Promise((r) => (timer = setTimeout(r, this.state.livenessMs)))]);
+    await Promise.race([cleanup, new Promise((r) => (timer = setTimeout(r, this.state.session.options.livenessMs)))]);
     clearTimeout(timer);
     this.finish('done');
     this.reportGiveUp(err, waitedMs);
@@ -276,7 +273,7 @@ export class Waiter {
 
   /** `timeout` or `aborted` by the error's type (a close or a bad key emits neither). */
   private reportGiveUp(err: Error, waitedMs: number): void {
-    const events = this.state.events;
+    const { events } = this.state.session;
     const { name } = this.state;
     const { kind } = this.request;
     if (err instanceof LockTimeoutError) {

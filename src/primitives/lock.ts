@@ -1,11 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Session } from '../client/session.js';
-import { HeldLease, NestedLease, type Lease } from '../client/lease.js';
 import { eventMode } from '../client/events.js';
-import { Waiter, type Grant, type Request } from '../client/waiter.js';
-import type { LockState } from '../client/lock-state.js';
-import { atDeadline, monotonic } from '../client/clock.js';
-import type { Wakeups } from '../client/wakeups.js';
+import { NestedLease, type Lease, type Request } from '../client/lease.js';
+import type { Session } from '../client/session.js';
+import { Waiter } from '../client/waiter.js';
+import { atDeadline, monotonic } from '../clock.js';
 import {
   asFairLockError,
   InvalidArgumentError,
@@ -22,10 +20,9 @@ import {
   type ResolvedAcquire,
   type SemaphoreAcquireOptions,
 } from '../options.js';
-import { lockKeys } from '../protocol/keys.js';
 
-/** @internal The parts of a FairLocks instance a handle uses; throws ClosedError once it is closed. */
-export type Engine = () => { session: Session; wakeups: Wakeups };
+/** @internal The session of a FairLocks instance, as a handle reaches it; throws ClosedError once it is closed. */
+export type Engine = () => Session;
 
 /**
  * What a `using()` scope holds on a name: the grant itself (never a nested lease: a scope opened by a
@@ -59,91 +56,51 @@ export class FairLock {
     const { o, request } = this.resolve(options);
     const nested = this.nested(o, request);
     if (nested) return nested;
-    if (o.timeoutMs === 0) {
+    if (o.timeoutMs === 0 && o.durability) {
       // The call's timeoutMs bounds its wait for replicas too, and 0 ms can confirm nothing: refused
       // before anything is sent, instead of a grant taken only to be released.
-      if (o.durability) {
-        throw new InvalidArgumentError(
-          `timeoutMs: 0 leaves no time to confirm a grant of ${this.what} on ${o.durability.replicas} replicas (durability): use tryAcquire(), a timeoutMs above 0, or durability: { replicas: 0 }`,
-        );
-      }
-      // One attempt that never queues, exactly: a 0 ms timer would race the enqueue reply.
-      const lease = await this.attempt(o, request);
-      if (lease) return lease;
-      throw new LockTimeoutError(`${this.what} is busy and timeoutMs is 0 (one attempt, no wait)`);
+      throw new InvalidArgumentError(
+        `timeoutMs: 0 leaves no time to confirm a grant of ${this.what} on ${o.durability.replicas} replicas (durability): use tryAcquire(), a timeoutMs above 0, or durability: { replicas: 0 }`,
+      );
     }
-    // One deadline and one abort listener for the whole call: the subscriber's first connect
-    // (node-redis keeps retrying a refused one) and then the wait in the queue.
-    const startedAt = monotonic();
-    const stop = giveUpTrigger(o, this.what);
-    try {
-      const { session, wakeups } = this.engine();
-      await Promise.race([
-        wakeups.start().catch((err: unknown) => {
-          throw asFairLockError(err, 'cannot connect the wake-up subscriber');
-        }),
-        stop.fired,
-      ]);
-      this.engine(); // closed while connecting?
-      const state = session.state(this.name);
-      const waiter = new Waiter(state, session.nextWaiterId(o.leaseMs, o.autoRenew, request.weight, request.mode), o, request, startedAt);
-      state.addWaiter(waiter);
-      stop.fired.catch((err: Error) => void waiter.giveUp(err));
-      void waiter.enqueue();
-      return await waiter.promise;
-    } finally {
-      stop.dispose();
-    }
+    // timeoutMs 0: one attempt that never queues, exactly (a 0 ms timer would race the enqueue reply).
+    const lease = await this.ask(o, request, o.timeoutMs === 0 ? 'try' : 'wait');
+    if (lease) return lease;
+    throw new LockTimeoutError(`${this.what} is busy and timeoutMs is 0 (one attempt, no wait)`);
   }
 
   /** One attempt: a lease if the request fits and nobody is queued, else null. Never barges. */
   async tryAcquire(options?: Omit<AcquireOptions, 'timeoutMs' | 'onQueued'>): Promise<Lease | null> {
     const { o, request } = this.resolve(options);
-    const nested = this.nested(o, request);
-    if (nested) return nested;
-    return this.attempt(o, request);
-  }
-
-  private async attempt(o: ResolvedAcquire, request: Request): Promise<Lease | null> {
-    const { session } = this.engine();
-    const startedAt = monotonic();
-    const id = session.nextWaiterId(o.leaseMs, o.autoRenew, request.weight, request.mode);
-    const keys = lockKeys(session.options.prefix, this.name);
-    const reply = await session.scripts.acquire(keys, id, session.options.livenessMs, 'try', request.kind, request.limit);
-    if (reply.kind === 'refused') throw new LimitMismatchError(this.name, reply.current, request);
-    if (reply.kind !== 'granted') return null; // no local state was made, so nothing to clean up
-    const state = session.state(this.name);
-    try {
-      this.engine(); // closed meanwhile: close() did not see this grant, and nothing would renew it
-    } catch (err) {
-      await state.releaseInRedis(id).catch(() => undefined);
-      state.settleIfIdle();
-      throw err;
-    }
-    const grant = { token: reply.token, exp: reply.exp, sample: reply };
-    if (o.durability) return this.confirmAttempt(state, o, request, id, startedAt, grant);
-    const lease = new HeldLease(state, id, reply.token, reply.exp, reply, o.leaseMs, o.autoRenew, request.kind, request.weight, request.mode);
-    state.leaseHeld(lease);
-    if (session.events.wants('granted')) {
-      const { token, kind, weight, mode } = lease;
-      session.events.fire('granted', { name: this.name, id, token, waitedMs: lease.grantedAt - startedAt, kind, weight, mode });
-    }
-    return lease;
+    return this.nested(o, request) ?? this.ask(o, request, 'try');
   }
 
   /**
-   * tryAcquire's durable grant goes through a Waiter, as acquire's does: one confirmation path, where
-   * the call's signal and close() (which gives up every waiter) end the wait for replicas, the caller
-   * gets the typed error at once and the grant is released (see Waiter.confirm and giveUp).
+   * The one way to a lease: a Waiter runs the acquire script in `mode` and takes the grant (see
+   * Waiter). 'wait' queues, bounded by timeoutMs and the signal, and needs the wake-up subscriber
+   * (a node-redis client keeps retrying a refused first connect: the same deadline bounds that);
+   * 'try' resolves null when the name is busy, starts no subscriber and arms no timer, and its
+   * signal reaches only a durable grant's confirmation on replicas. close() gives up either.
    */
-  private async confirmAttempt(state: LockState, o: ResolvedAcquire, request: Request, id: string, startedAt: number, grant: Grant): Promise<Lease> {
-    const waiter = new Waiter(state, id, o, request, startedAt);
-    state.addWaiter(waiter);
-    // No timeoutMs here: tryAcquire takes none, and timeoutMs: 0 with durability is refused.
-    const stop = giveUpTrigger({ ...o, timeoutMs: undefined }, this.what);
+  private async ask(o: ResolvedAcquire, request: Request, mode: 'wait' | 'try'): Promise<Lease | null> {
+    const startedAt = monotonic();
+    const stop = mode === 'wait' ? giveUpTrigger(o.timeoutMs, o.signal, this.what) : giveUpTrigger(undefined, o.durability && o.signal, this.what);
     try {
+      const session = this.engine();
+      if (mode === 'wait') {
+        await Promise.race([
+          session.wakeups.start().catch((err: unknown) => {
+            throw asFairLockError(err, 'cannot connect the wake-up subscriber');
+          }),
+          stop.fired,
+        ]);
+        this.engine(); // closed while connecting?
+      }
+      const state = session.state(this.name);
+      const waiter = new Waiter(state, session.nextWaiterId(o.leaseMs, o.autoRenew, request.weight, request.mode), o, request, mode, startedAt);
+      state.addWaiter(waiter);
       stop.fired.catch((err: Error) => void waiter.giveUp(err));
-      waiter.tookAtOnce(grant);
+      void waiter.enqueue();
       return await waiter.promise;
     } finally {
       stop.dispose();
@@ -172,7 +129,7 @@ export class FairLock {
   }
 
   private resolve(options: AcquireOptions | undefined): { o: ResolvedAcquire; request: Request } {
-    const { session } = this.engine();
+    const session = this.engine();
     // Checked before the spread: spreading a string or null into the defaults would hide it.
     const given = checkObject(options, 'acquire options');
     const merged = given === undefined ? this.defaults : { ...this.defaults, ...given };
@@ -217,35 +174,33 @@ export class FairLock {
   }
 
   private scopeKey(): string {
-    return `${this.engine().session.id}\u0000${this.name}`;
+    return `${this.engine().id}\u0000${this.name}`;
   }
 }
 
 /**
  * Rejects `fired` with a LockTimeoutError when `timeoutMs` (counted from now) runs out, or with a
- * LockAbortedError when the signal aborts; `dispose()` stops both.
+ * LockAbortedError when `signal` aborts; `dispose()` stops both.
  */
-function giveUpTrigger(o: ResolvedAcquire, what: string): { fired: Promise<never>; dispose(): void } {
+function giveUpTrigger(timeoutMs: number | undefined, signal: AbortSignal | undefined, what: string): { fired: Promise<never>; dispose(): void } {
   let timer: { cancel(): void } | undefined;
   let onAbort: (() => void) | undefined;
   const fired = new Promise<never>((_, reject) => {
-    if (o.timeoutMs !== undefined) {
-      const timeoutMs = o.timeoutMs;
+    if (timeoutMs !== undefined) {
       // Never before timeoutMs by the clock (atDeadline): a call never gives up, nor reports a
       // wait, shorter than the timeoutMs it was given.
       timer = atDeadline(monotonic() + timeoutMs, () => reject(new LockTimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`)));
     }
-    onAbort = () => reject(new LockAbortedError(`gave up waiting for ${what}: aborted`, { cause: o.signal?.reason }));
-    // Aborted already (e.g. while tryAcquire's attempt ran): an 'abort' listener would never hear it.
-    if (o.signal?.aborted) onAbort();
-    else o.signal?.addEventListener('abort', onAbort, { once: true });
+    onAbort = () => reject(new LockAbortedError(`gave up waiting for ${what}: aborted`, { cause: signal?.reason }));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
   });
   fired.catch(() => undefined); // it may fire while nothing awaits it; each user attaches its own handler
   return {
     fired,
     dispose() {
       timer?.cancel();
-      if (onAbort) o.signal?.removeEventListener('abort', onAbort);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
     },
   };
 }

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ClockBound, monotonic, type Stamped } from '../client/clock.js';
+import { ClockBound, monotonic, type Stamped } from '../clock.js';
 import { debug } from '../debug.js';
 import { FairLockError, InvalidArgumentError } from '../errors.js';
-import { adaptClient } from '../redis/adapt.js';
-import type { RedisClientLike, RedisSeam } from '../redis/seam.js';
+import type { RedisSeam } from '../redis/seam.js';
 import { WaitNotSent } from '../redis/wait-pool.js';
 import { LUA_ERRORS, REPLY, luaReplyConstants } from './codes.js';
 import { wakeChannel, type Kind, type LockKeys } from './keys.js';
@@ -30,6 +29,23 @@ const ENGINE = (() => {
   const register = NAMES.map((n) => `redis.register_function('${library}_${n}', ENTRY.${n})`).join('\n');
   return { library: `#!lua name=${library}\n${source}\n${register}`, scripts };
 })();
+
+/**
+ * @internal How a call of the engine's entry `name` looks on the wire, for tests and tools that
+ * recognise it: `FCALL fn 2 state queue ...args` or `EVALSHA sha 2 state queue ...args`.
+ */
+export function engineCall(name: ScriptName): { fn: string; sha: string; body: string; library: string } {
+  const { fn, sha, body } = ENGINE.scripts[name];
+  return { fn, sha, body, library: ENGINE.library };
+}
+
+/** @internal Whether `args`, a command sent to Redis, is a call of the engine's entry `name` (FCALL, EVALSHA or EVAL). */
+export function isEngineCall(args: readonly unknown[], name: ScriptName): boolean {
+  const { fn, sha, body } = ENGINE.scripts[name];
+  const [command, target] = args.map((a) => (Buffer.isBuffer(a) ? a.toString() : String(a)));
+  const c = command?.toUpperCase();
+  return (c === 'FCALL' && target === fn) || (c === 'EVALSHA' && target === sha) || (c === 'EVAL' && target === body);
+}
 
 /** A grant as Redis reports it: the holder's id, its fencing token and the deadline it may use. */
 export interface HolderReport {
@@ -87,9 +103,6 @@ export interface Beat {
  */
 export class Scripts {
   readonly clock = new ClockBound();
-  private readonly redis: RedisSeam;
-
-  /** `client`: a seam, or any client FairLocks accepts. */
   /** Scripts that ran here once (EVALSHA found them, or EVAL loaded them). */
   private readonly loaded = new Set<ScriptName>();
   /**
@@ -99,12 +112,12 @@ export class Scripts {
   private mode: 'unknown' | 'function' | 'script';
   private readonly prefix: string;
 
-  constructor(client: RedisSeam | RedisClientLike, prefix: string) {
-    this.redis = isSeam(client) ? client : adaptClient(client);
+  /** `engine: 'script'` runs EVALSHA even where Functions exist (the bench and tests compare the two). */
+  constructor(private readonly redis: RedisSeam, prefix: string, options: { engine?: 'script' } = {}) {
     this.prefix = prefix;
     // A cluster would need the library on every master (FUNCTION LOAD goes to one node), and a
     // client library that routes FCALL by its keys: EVALSHA there.
-    this.mode = this.redis.cluster ? 'script' : 'unknown';
+    this.mode = this.redis.cluster || options.engine === 'script' ? 'script' : 'unknown';
   }
 
   /** How the engine runs on this server (after the first call): Functions, or scripts. */
@@ -341,10 +354,6 @@ export interface Durability {
   timeoutMs: number;
   /** The caller gave up: its WAIT is dropped (see WaitPool). */
   signal?: AbortSignal;
-}
-
-function isSeam(x: RedisSeam | RedisClientLike): x is RedisSeam {
-  return typeof (x as RedisSeam).send === 'function' && typeof (x as RedisSeam).droppedConnection === 'function';
 }
 
 function num(v: unknown): number {

@@ -4,6 +4,7 @@
  * kept the lock until its lease ran out, and a wait given up while Redis was unreachable could be
  * granted later and hold the lock for a lease nobody wanted.
  */
+import { isEngineCall } from '../../src/protocol/scripts.js';
 import test, { type ExecutionContext } from 'ava';
 import { FairLocks } from '../../src/index.js';
 import type { RedisClient } from '../helpers/redis-client.js';
@@ -21,7 +22,7 @@ async function flakyClient(t: ExecutionContext): Promise<{ client: RedisClient; 
   const orig = client.sendCommand.bind(client);
   let failFor: string | undefined;
   (client as unknown as { sendCommand: unknown }).sendCommand = (args: string[], ...rest: unknown[]) => {
-    if (failFor !== undefined && args[0] === 'EVALSHA' && args.includes(failFor)) {
+    if (failFor !== undefined && isEngineCall(args, 'release') && args.includes(failFor)) {
       failFor = undefined;
       return Promise.reject(new Error('simulated: the command was lost with its connection'));
     }

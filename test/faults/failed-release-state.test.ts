@@ -12,10 +12,10 @@ import test from 'ava';
 import { FairLocks } from '../../src/index.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
-import { scriptSha, sleep, until } from '../helpers/proxy.js';
+import { sleep, until } from '../helpers/proxy.js';
+import { isEngineCall } from '../../src/protocol/scripts.js';
 
 const fx = useRedis();
-const RELEASE = scriptSha('release');
 
 test('a release that failed after its lock state went idle is retried by the live state; close() ends every waiter', async (t) => {
   const prefix = newPrefix();
@@ -27,7 +27,7 @@ test('a release that failed after its lock state went idle is retried by the liv
     options: {},
     duplicate: () => real.duplicate(),
     sendCommand: async (args: string[]) => {
-      if (gate && args[0] === 'EVALSHA' && args[1] === RELEASE) {
+      if (gate && isEngineCall(args, 'release')) {
         await gate;
         throw new Error('LOADING Redis is loading the dataset in memory'); // as Redis would answer
       }

@@ -11,10 +11,10 @@ import { Redis } from 'ioredis';
 import { FairLocks } from '../../src/index.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
-import { scriptSha, sleep, startProxy, until } from '../helpers/proxy.js';
+import { engineMarker, sleep, startProxy, until } from '../helpers/proxy.js';
 
 const fx = useRedis();
-const HEARTBEAT = scriptSha('heartbeat');
+const HEARTBEAT = engineMarker('heartbeat');
 
 for (const [family, drop] of [['node-redis', true], ['node-redis', false], ['ioredis', true]] as const) {
   test.serial(`${family}: partitioned waiter, heal ${drop ? 'losing the reply of the first heartbeat' : '(control)'}`, async (t) => {

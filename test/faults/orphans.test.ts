@@ -5,9 +5,11 @@
  * that lock for another waiter. Before the fix, the heartbeat renewed every owner of its session,
  * so such an orphan was renewed forever and the session's own next waiter waited forever.
  */
+import { isEngineCall } from '../../src/protocol/scripts.js';
 import test from 'ava';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
+import { adaptClient } from '../../src/redis/adapt.js';
 import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newLocks, openClient } from '../helpers/cleanup.js';
@@ -23,7 +25,7 @@ test('a holder its session no longer tracks is not renewed: the session\'s next 
   // The orphan: a grant to this session's id that the FairLocks instance never saw (as after a
   // release whose command died with its connection).
   const orphan = `${locks.sessionId}:zz:${OPTS.leaseMs}:1:1:x`;
-  const r = await new Scripts(client, prefix).acquire(keys, orphan, OPTS.livenessMs, 'wait', 'lock', 1);
+  const r = await new Scripts(adaptClient(client), prefix).acquire(keys, orphan, OPTS.livenessMs, 'wait', 'lock', 1);
   t.is(r.kind, 'granted');
   const started = Date.now();
   const lease = await locks.lock('o').acquire({ timeoutMs: 5_000 });
@@ -47,7 +49,7 @@ test('a lease whose release failed is not renewed by the beats its session keeps
   const orig = client.sendCommand.bind(client);
   let fail = true;
   (client as unknown as { sendCommand: typeof client.sendCommand }).sendCommand = ((args: string[], ...rest: unknown[]) => {
-    if (fail && args[0] === 'EVALSHA' && args.length > 6 && args[6] === first.id) {
+    if (fail && isEngineCall(args, 'release') && args[5] === first.id) {
       fail = false;
       return Promise.reject(new Error('connection lost (simulated)'));
     }
@@ -69,7 +71,7 @@ test('a release whose connection is killed before Redis ran it is sent again on 
   const lease = await locks.lock('k').acquire();
   const waiting = locks.lock('k').acquire({ timeoutMs: 10_000 });
   const id = await client.clientId();
-  // Hold every write (EVALSHA included) so the release sits unanswered, then drop its connection.
+  // Hold every write (the engine's calls included) so the release sits unanswered, then drop its connection.
   await admin.sendCommand(['CLIENT', 'PAUSE', '400', 'WRITE']);
   const releasing = lease.release();
   await new Promise((r) => setTimeout(r, 100));

@@ -9,7 +9,7 @@ import test from 'ava';
 import { FairLocks } from '../../src/index.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
-import { scriptSha, sleep, startProxy, until } from '../helpers/proxy.js';
+import { engineMarker, sleep, startProxy, until } from '../helpers/proxy.js';
 import { holders } from '../helpers/state.js';
 
 const fx = useRedis();
@@ -23,7 +23,7 @@ test('a release repeated after two hand-offs answers already released, not a fal
   const lost: string[] = [];
   H.on('lost', (_l, e) => lost.push(e.message));
   try {
-    await (await H.lock('warm-up').acquire()).release(); // loads release.lua (else EVALSHA -> NOSCRIPT -> EVAL)
+    await (await H.lock('warm-up').acquire()).release(); // loads the engine (else FCALL -> not found -> FUNCTION LOAD)
     const lh = await H.lock('L').acquire();
     let q2 = false;
     let q3 = false;
@@ -32,7 +32,7 @@ test('a release repeated after two hand-offs answers already released, not a fal
     t.true(await until(() => q2, 5_000));
     const p3 = W.lock('L').acquire({ onQueued: () => (q3 = true) });
     t.true(await until(() => q3, 5_000));
-    proxy.dropReplyAfter(scriptSha('release'));
+    proxy.dropReplyAfter(engineMarker('release'));
     const t0 = Date.now();
     proxy.onDrop = () => {
       proxy.closeFor(400);

@@ -9,6 +9,7 @@
 import test from 'ava';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
+import { adaptClient } from '../../src/redis/adapt.js';
 import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt, redisNow } from '../helpers/state.js';
@@ -18,7 +19,7 @@ const fx = useRedis();
 
 function setup() {
   const prefix = newPrefix();
-  const scripts = new Scripts(fx.client, prefix);
+  const scripts = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'r');
   const id = (session: string, seq = 1, lease = 5000) => `${session}:${seq}:${lease}:1:1:x`;
   return { scripts, keys, id };

@@ -12,10 +12,10 @@
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';
 import { lockKeys } from '../../src/protocol/keys.js';
-import { Scripts } from '../../src/protocol/scripts.js';
 import { useRedis } from '../helpers/fixture.js';
 import { connect, newPrefix } from '../helpers/redis.js';
-import { scriptBody, sleep, startProxy, until } from '../helpers/proxy.js';
+import { sleep, startProxy, until } from '../helpers/proxy.js';
+import { engineCall } from '../../src/protocol/scripts.js';
 import { holdersAt, redisNow } from '../helpers/state.js';
 
 const fx = useRedis();
@@ -30,11 +30,12 @@ test('a grant the confirming beat hands on to the same session is reported with 
   const X = new FairLocks(cx, { prefix, livenessMs: 20_000, heartbeatMs: 5_000 });
   const Y = new FairLocks(fx.client, { prefix, livenessMs: 1_000, heartbeatMs: 100 });
   try {
-    // Loaded up front: a NOSCRIPT fallback (EVALSHA, then EVAL) or a library not yet loaded (FCALL,
-    // FUNCTION LOAD, FCALL) would let the release that X's lost-lease timer sends overtake X's
-    // heartbeat on the connection. The Function library (7.0+) by one call; the scripts (6.2) by SCRIPT LOAD.
-    for (const name of ['heartbeat', 'release', 'acquire']) await fx.client.scriptLoad(scriptBody(name));
-    await new Scripts(fx.client, prefix).inspect(lockKeys(prefix, 'other'), 1);
+    // Loaded up front: a first call that loads the library (FCALL, FUNCTION LOAD, FCALL) would let
+    // the release that X's lost-lease timer sends overtake X's heartbeat on the connection.
+    // On 6.2 (no Functions) the engine runs by EVALSHA: its scripts are loaded up front instead.
+    await fx.client.sendCommand(['FUNCTION', 'LOAD', 'REPLACE', engineCall('acquire').library]).catch(async () => {
+      for (const name of ['heartbeat', 'release', 'acquire'] as const) await fx.client.scriptLoad(engineCall(name).body);
+    });
     const lh = await H.lock('L').acquire();
     let q = 0;
     const p1 = X.lock('L').acquire({ leaseMs: 300, autoRenew: false, onQueued: () => q++ });

@@ -7,10 +7,8 @@
  *    (Redis ran the command, the client never sees the reply),
  *  - refuse(ms): destroy every new connection for `ms` (slows the reconnect down).
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { luaReplyConstants } from '../../src/protocol/codes.js';
+import { engineCall } from '../../src/protocol/scripts.js';
 
 interface Conn {
   down: net.Socket;
@@ -130,15 +128,12 @@ export async function startProxy(target: number): Promise<Proxy> {
   return new Proxy(target).start();
 }
 
-/** The body fairlock sends with EVAL for entry point `name` (as src/protocol/scripts.ts builds it: the reply codes, engine.lua, the call of that entry). */
-export function scriptBody(name: string): string {
-  const engine = readFileSync(new URL('../../src/protocol/lua/engine.lua', import.meta.url), 'utf8');
-  return `${luaReplyConstants()}\n${engine}\nreturn ENTRY.${name}(KEYS, ARGV)`;
-}
-
-/** The SHA fairlock sends with EVALSHA for script `name`. */
-export function scriptSha(name: string): string {
-  return createHash('sha1').update(scriptBody(name)).digest('hex');
+/**
+ * The text that marks a call of the engine's entry `name` in the byte stream: its FCALL function
+ * name (the engine runs as a Function library on the test servers, 7.0+; scripts.ts engineCall).
+ */
+export function engineMarker(name: Parameters<typeof engineCall>[0]): string {
+  return engineCall(name).fn;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

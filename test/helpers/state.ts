@@ -74,3 +74,16 @@ export async function redisNow(client: RedisClient): Promise<number> {
   const [s, us] = (await client.sendCommand(['TIME'])) as string[];
   return Number(s) * 1000 + Math.floor(Number(us) / 1000);
 }
+
+/**
+ * Takes the holder `id` out of the state hash behind fairlock's back (as a lost write would): its
+ * lease is then lost at its next heartbeat. Returns 1 when it was a holder, else 0.
+ */
+export async function dropHolder(client: RedisClient, stateKey: string, id: string): Promise<number> {
+  const h = (await client.hGet(stateKey, 'h')) ?? '';
+  const entries = h.split(';').filter((e) => e !== '');
+  const kept = entries.filter((e) => e.split(' ')[0] !== id);
+  if (kept.length === entries.length) return 0;
+  await client.hSet(stateKey, 'h', kept.join(';'));
+  return 1;
+}

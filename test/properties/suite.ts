@@ -9,6 +9,7 @@ import avaTest from 'ava';
 import { FairLocks, type Lease, LockAbortedError, LockTimeoutError } from '../../src/index.js';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
+import { adaptClient } from '../../src/redis/adapt.js';
 import { spawnChild } from '../helpers/children.js';
 import { newLocks } from '../helpers/cleanup.js';
 import { whenQueued } from '../helpers/queued.js';
@@ -173,7 +174,7 @@ export function propertySuite(subject: Subject, target: Target = standaloneTarge
   test(title('a repeated release frees nothing twice'), async (t) => {
     const prefix = newPrefix();
     const locks = newLocks(t, target.client, { prefix, ...opts });
-    const scripts = new Scripts(target.client, prefix);
+    const scripts = new Scripts(adaptClient(target.client), prefix);
     const r = n('r');
     const keys = lockKeys(prefix, r);
     const [heldReq, headReq] = subject.bargeCase;

@@ -11,12 +11,12 @@ import test, { type ExecutionContext } from 'ava';
 import { createClient } from 'redis';
 import { FairLockError } from '../../src/errors.js';
 import { lockKeys, waiterId } from '../../src/protocol/keys.js';
-import { Scripts } from '../../src/protocol/scripts.js';
+import { Scripts, engineCall } from '../../src/protocol/scripts.js';
+import { adaptClient } from '../../src/redis/adapt.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
 import type { RedisClient } from '../helpers/redis-client.js';
 import { serverVersion, testUnless } from '../helpers/server-version.js';
-import { scriptBody } from '../helpers/proxy.js';
 import { holdersAt } from '../helpers/state.js';
 import { LIVENESS, clusterLikeScripts, expectKind } from './kit.js';
 
@@ -79,7 +79,7 @@ const EXPECTED_HANDOFF = {
 withFunctions.serial('a server with Functions: the library is loaded once and every entry point runs by FCALL', async (t) => {
   await fx.client.sendCommand(['FUNCTION', 'FLUSH']);
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   t.is(s.engine, 'unknown', 'until the first call');
   const fcalls = await calls('fcall');
   const evalshas = await calls('evalsha');
@@ -94,7 +94,7 @@ withFunctions.serial('a server with Functions: the library is loaded once and ev
   t.is((await calls('evalsha')) - evalshas, 0, 'no EVALSHA');
 
   // Another Scripts (another process) finds the library loaded; so do the other entry points.
-  const other = new Scripts(fx.client, prefix);
+  const other = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'n');
   await other.heartbeat(keys, 'b', LIVENESS, { held: [waiterId('b', 1, 5_000, true, 1, 'x')] });
   await other.extend(keys, waiterId('b', 1, 5_000, true, 1, 'x'), 5_000);
@@ -107,7 +107,7 @@ withFunctions.serial('a server with Functions: the library is loaded once and ev
 
 withFunctions.serial('FUNCTION FLUSH between calls: the next call loads the library again', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'n');
   expectKind(await s.acquire(keys, waiterId('a', 1, 5_000, true, 1, 'x'), LIVENESS, 'wait', 'lock', 1), 'granted');
   await fx.client.sendCommand(['FUNCTION', 'FLUSH']);
@@ -133,9 +133,9 @@ test.serial('the EVALSHA path (a cluster) runs the same engine on the same keys;
   t.is((await s.release(keys, waiterId('b', 1, 5_000, true, 1, 'x'))).kind, 'released', 'NOSCRIPT, then EVAL');
   t.is((await calls('eval')) - evals, 1);
 
-  // The bodies test/helpers/proxy.ts builds are the ones Scripts sends: loaded up front, no EVAL.
+  // The bodies engineCall gives (what tests load up front) are the ones Scripts sends: no EVAL.
   await fx.client.sendCommand(['SCRIPT', 'FLUSH']);
-  for (const name of ['acquire', 'release', 'inspect']) await fx.client.scriptLoad(scriptBody(name));
+  for (const name of ['acquire', 'release', 'inspect'] as const) await fx.client.scriptLoad(engineCall(name).body);
   const evals2 = await calls('eval');
   const fresh = clusterLikeScripts(fx, prefix);
   expectKind(await fresh.acquire(keys, waiterId('c', 1, 5_000, true, 1, 'x'), LIVENESS, 'wait', 'lock', 1), 'granted');
@@ -147,7 +147,7 @@ test.serial('the EVALSHA path (a cluster) runs the same engine on the same keys;
 test.serial('both paths on one name: a grant by one is released by the other, FIFO and tokens as one engine', async (t) => {
   const prefix = newPrefix();
   const keys = lockKeys(prefix, 'n');
-  const f = new Scripts(fx.client, prefix);
+  const f = new Scripts(adaptClient(fx.client), prefix);
   const e = clusterLikeScripts(fx, prefix);
   const [a, b, c] = ['a', 'b', 'c'].map((sid) => waiterId(sid, 1, 5_000, true, 1, 'x')) as [string, string, string];
   const ga = expectKind(await f.acquire(keys, a, LIVENESS, 'wait', 'lock', 1), 'granted');
@@ -170,7 +170,7 @@ for (const without of [['+fcall'], ['+function|load'], ['+fcall', '+function|loa
     await fx.client.sendCommand(['FUNCTION', 'FLUSH']); // the library not loaded yet: FUNCTION LOAD is needed
     const prefix = newPrefix();
     const client = await asUser(t, `nofn${without.length}${without[0]!.length}`, prefix, without);
-    const s = new Scripts(client, prefix);
+    const s = new Scripts(adaptClient(client), prefix);
     t.like(await handOff(s, prefix), EXPECTED_HANDOFF);
     t.is(s.engine, 'script');
     t.deepEqual(await libraries(), [], 'nothing loaded');
@@ -180,9 +180,9 @@ for (const without of [['+fcall'], ['+function|load'], ['+fcall', '+function|loa
 withFunctions.serial('a user with +fcall alone uses a library another process loaded', async (t) => {
   await fx.client.sendCommand(['FUNCTION', 'FLUSH']);
   const prefix = newPrefix();
-  await new Scripts(fx.client, prefix).inspect(lockKeys(prefix, 'other'), 1); // the admin's process loads it
+  await new Scripts(adaptClient(fx.client), prefix).inspect(lockKeys(prefix, 'other'), 1); // the admin's process loads it
   const client = await asUser(t, 'fcallonly', prefix, ['+function|load']);
-  const s = new Scripts(client, prefix);
+  const s = new Scripts(adaptClient(client), prefix);
   t.like(await handOff(s, prefix), EXPECTED_HANDOFF);
   t.is(s.engine, 'function');
 });
@@ -190,7 +190,7 @@ withFunctions.serial('a user with +fcall alone uses a library another process lo
 test.serial('a command refused inside the engine is NO_PERMISSION, and does not switch the engine to EVALSHA', async (t) => {
   const prefix = newPrefix();
   const client = await asUser(t, 'norpush', prefix, ['+rpush']);
-  const s = new Scripts(client, prefix);
+  const s = new Scripts(adaptClient(client), prefix);
   const keys = lockKeys(prefix, 'n');
   expectKind(await s.acquire(keys, waiterId('a', 1, 5_000, true, 1, 'x'), LIVENESS, 'wait', 'lock', 1), 'granted');
   const engine = s.engine;
@@ -202,7 +202,7 @@ test.serial('a command refused inside the engine is NO_PERMISSION, and does not 
 
 withoutFunctions.serial('a server without Functions (6.2): the first FCALL is refused and every call runs by EVALSHA', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   t.like(await handOff(s, prefix), EXPECTED_HANDOFF);
   t.is(s.engine, 'script');
 });

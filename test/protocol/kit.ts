@@ -5,6 +5,7 @@
  */
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts, type AcquireReply } from '../../src/protocol/scripts.js';
+import { adaptClient } from '../../src/redis/adapt.js';
 import type { RedisSeam } from '../../src/redis/seam.js';
 import type { Fixture } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
@@ -23,7 +24,7 @@ export function kit(fx: Fixture) {
   return {
     setup() {
       const prefix = newPrefix();
-      return { prefix, keys: lockKeys(prefix, 'n'), s: new Scripts(fx.client, prefix) };
+      return { prefix, keys: lockKeys(prefix, 'n'), s: new Scripts(adaptClient(fx.client), prefix) };
     },
     async heldIds(stateKey: string): Promise<string[]> {
       return (await holdersAt(fx.client, stateKey)).map((h) => h.id);

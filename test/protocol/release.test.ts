@@ -9,6 +9,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { shardWakeChannel, wakeChannel, waiterId } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
+import { adaptClient } from '../../src/redis/adapt.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt } from '../helpers/state.js';
 import { sleep, LIVENESS, clusterLikeScripts, expectKind, kit } from './kit.js';
@@ -207,7 +208,7 @@ shardedTest('on a cluster (wake = "S...") a hand-off wakes the waiter with SPUBL
   t.deepEqual(await plain.received(1), [{ channel: plainChannel, message: 'marker' }], 'no PUBLISH on the plain channel');
 
   // The plain Scripts (a prefix as `wake`) on the same keys: PUBLISH, nothing sharded.
-  const standalone = new Scripts(fx.client, prefix);
+  const standalone = new Scripts(adaptClient(fx.client), prefix);
   t.is((await standalone.release(keys, idW)).kind, 'released');
   const both = await plain.received(2);
   t.is(both.length, 2);

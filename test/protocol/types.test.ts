@@ -16,6 +16,7 @@ import { FairLockError } from '../../src/errors.js';
 import { luaReplyConstants } from '../../src/protocol/codes.js';
 import { lockKeys, waiterId, type LockKeys } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
+import { adaptClient } from '../../src/redis/adapt.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
 import { LIVENESS, clusterLikeScripts, sleep } from './kit.js';
@@ -84,7 +85,7 @@ const CASES: Case[] = [
 ];
 
 const ENGINES = {
-  function: (prefix: string) => new Scripts(fx.client, prefix),
+  function: (prefix: string) => new Scripts(adaptClient(fx.client), prefix),
   script: (prefix: string) => clusterLikeScripts(fx, prefix),
 } as const;
 
@@ -108,7 +109,7 @@ for (const [engine, make] of Object.entries(ENGINES)) {
 
 test('heartbeat names a queue of the wrong type in its reply instead of failing', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'n');
   await s.acquire(keys, H, LIVENESS, 'wait', 'lock', 1);
   await breakKey('queue', keys.queue);
@@ -122,7 +123,7 @@ test('heartbeat names a queue of the wrong type in its reply instead of failing'
 
 test('a malformed holder entry in the h field is a BAD_KEY naming the state key and the entry', async (t) => {
   const prefix = newPrefix();
-  const s = new Scripts(fx.client, prefix);
+  const s = new Scripts(adaptClient(fx.client), prefix);
   const keys = lockKeys(prefix, 'n');
   for (const value of ['garbage', `${H} not an entry`, `${H} 1 2 3 4 1;oops 1 2 3 4 1`]) {
     await fx.client.del(keys.state);
@@ -142,8 +143,8 @@ test('types alone: the first key of the wrong type with its type, or nothing whe
   const keys = lockKeys(prefix, 'n');
   const run = async () => (await fx.client.sendCommand(['EVAL', body, '2', keys.state, keys.queue])) as string[];
   t.deepEqual(await run(), [], 'missing keys are fine');
-  await new Scripts(fx.client, prefix).acquire(keys, H, LIVENESS, 'wait', 'lock', 1);
-  await new Scripts(fx.client, prefix).acquire(keys, W, LIVENESS, 'wait', 'lock', 1);
+  await new Scripts(adaptClient(fx.client), prefix).acquire(keys, H, LIVENESS, 'wait', 'lock', 1);
+  await new Scripts(adaptClient(fx.client), prefix).acquire(keys, W, LIVENESS, 'wait', 'lock', 1);
   t.is(await fx.client.exists([keys.state, keys.queue]), 2);
   t.deepEqual(await run(), [], 'hash, list');
   await breakKey('queue', keys.queue);

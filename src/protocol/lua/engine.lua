@@ -546,7 +546,7 @@ local function inspect(keys, args)
     holders[#holders + 1] = usable_exp(h)
     holders[#holders + 1] = h.g
   end
-  local live = {}
+  local live, alive = {}, {}
   local from = 0
   local batch = 1000
   while #live < most * 2 do
@@ -555,7 +555,8 @@ local function inspect(keys, args)
     for _, e in ipairs(entries) do
       local id, since = string.match(e, '^(%S+) (%d+)$')
       local req = id and parse_id(id)
-      if req and session_deadline(st, req.sid) > st.now and #live < most * 2 then
+      if req and alive[req.sid] == nil then alive[req.sid] = session_deadline(st, req.sid) > st.now end
+      if req and alive[req.sid] and #live < most * 2 then
         live[#live + 1] = id
         live[#live + 1] = since
       end

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { FairLockError } from '../errors.js';
+import { FairLockError } from './errors.js';
 
 /** Local monotonic time in ms. Deadlines kept in this process use it, never the wall clock. */
 export const monotonic = (): number => performance.now();
