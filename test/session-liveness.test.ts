@@ -49,6 +49,7 @@ test('a grant to a waiter whose lease is shorter than a heartbeat outlives that 
   t.is(id, 'w:1:300:1:1:x');
   t.true(Number(token) > (first.kind === 'granted' ? first.token : Infinity), 'the hand-off carries a token above the first holder\'s');
   const entry = (await holdersAt(fx.client, keys.state)).find((h) => h.id === id);
+  t.is(Number(token), entry?.token ?? -1, 'the wake-up carries the token taken at the grant');
   const ttl = entry ? entry.exp - (await redisNow(fx.client)) : -2;
   t.true(ttl > 1_500, `the holder entry lives until the session's liveness deadline (${ttl} ms), past the next heartbeat`);
   const now = Number((await fx.client.time()).getTime());

@@ -328,9 +328,13 @@ export class Scripts {
 /** FCALL or FUNCTION LOAD cannot be used on this server (Redis 6.2, an ACL without them). */
 class EngineUnavailable extends Error {}
 
-/** Redis refused the command itself (it does not know it, or the user may not run it), not the engine's work. */
+/**
+ * Redis refused FCALL or FUNCTION itself (it does not know it, or the user may not run it), not a
+ * command the engine ran: a refusal inside the library names "@user_function" and that command
+ * ("... to run the 'rpush' command script: ..., on @user_function:57" on Valkey and Redis 7.2).
+ */
 function refusedCommand(message: string): boolean {
-  return /unknown command|NOPERM|no permissions/i.test(message) && /fcall|function/i.test(message);
+  return /unknown command [`'"]?(fcall|function)\b/i.test(message) || /permissions to run the '(fcall|function(\|load)?)' command/i.test(message);
 }
 
 /** The waits between retries of a script refused with TRYAGAIN or CLUSTERDOWN: about 6 s in all, a failover's usual length. */

@@ -1,6 +1,9 @@
 /**
- * A key of the wrong type under a lock's prefix surfaces as BAD_KEY naming the key and breaks no other
- * lock; awkward names (braces, spaces, unicode, 1 KiB) work and keep all their keys in one cluster slot.
+ * Bad state: a key of the wrong type under a lock's prefix, or a state hash whose holder field `h`
+ * is malformed, surfaces as a FairLockError with code BAD_KEY that names the key, and breaks no
+ * other lock. Awkward names (braces, spaces, unicode, 1 KiB) work and keep all their keys (and their
+ * shard wake-up channel) in one cluster slot. The engine has two keys (state hash, queue list): the
+ * sessions key's case became the malformed `h` field's (sessions are the state's `s` field now).
  */
 import test from 'ava';
 import { lockKeys } from '../../src/protocol/keys.js';
@@ -14,13 +17,15 @@ const fx = useRedis();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-for (const part of ['state', 'queue', 'sessions'] as const) {
-  test.serial(`a wrong-type ${part} key: BAD_KEY naming the key; other locks unaffected`, async (t) => {
+for (const part of ['state', 'queue', 'state h field'] as const) {
+  test.serial(`a wrong-type ${part === 'state h field' ? 'state key (a malformed h field)' : `${part} key`}: BAD_KEY naming the key; other locks unaffected`, async (t) => {
     const prefix = newPrefix();
     const locks = newLocks(t, fx.client, { prefix, ...OPTS });
     const keys = lockKeys(prefix, 'bad');
-    // A type none of the scripts expects for this key.
-    await fx.client.set(keys[part], 'not mine');
+    const key = part === 'queue' ? keys.queue : keys.state;
+    // A type none of the scripts expects for this key, or a holder entry the engine cannot read.
+    if (part === 'state h field') await fx.client.hSet(key, { k: 'lock 1', h: 'not mine' });
+    else await fx.client.set(key, 'not mine');
     const other = await locks.lock('good').acquire();
 
     // Whatever the script touches first, the error names the bad key and has code BAD_KEY; a lease
@@ -38,14 +43,15 @@ for (const part of ['state', 'queue', 'sessions'] as const) {
     const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string; message?: string } };
     const bad = e.code === 'BAD_KEY' ? e : e.cause;
     t.is(bad?.code, 'BAD_KEY', `${e.name}: ${e.message}`);
-    t.true(bad?.message?.includes(keys[part]), `message names ${keys[part]}: ${bad?.message}`);
+    t.true(bad?.message?.includes(key), `message names ${key}: ${bad?.message}`);
 
     // The other lock goes on working, and the bad key is left as it was.
     t.false(other.signal.aborted);
     await other.release();
     await (await locks.lock('good').acquire()).release();
-    // Nothing but the bad key's own lock was touched (its own sessions key may be cleared on release).
-    if (part !== 'sessions') t.is(await fx.client.type(keys[part]), 'string');
+    // The bad key is left as it was.
+    if (part === 'state h field') t.deepEqual(await fx.client.hGetAll(key), { k: 'lock 1', h: 'not mine' });
+    else t.is(await fx.client.type(key), 'string');
     await locks.close();
   });
 }
@@ -108,10 +114,10 @@ test.serial('awkward names: each lock works and its keys share one cluster slot'
       const next = await waiting;
       t.true(next.token > lease.token);
       await next.release();
-      // Nothing held or queued is left; the sessions key may stay until it expires (a short TTL).
+      // Nothing held or queued is left; the state hash stays until it expires.
       t.deepEqual(await holdersAt(fx.client, keys.state), []);
       t.is(await fx.client.exists(keys.queue), 0);
-      for (const k of [keys.state, keys.sessions]) t.true((await fx.client.exists(k)) === 0 || (await fx.client.pTTL(k)) > 0, `${k} expires`);
+      t.true((await fx.client.pTTL(keys.state)) > 0, `${keys.state} expires`);
     }
     // Distinct names do not collapse into one tag (e.g. "{braces}" and "braces" stay apart).
     t.not(lockKeys(prefix, '{braces}').state, lockKeys(prefix, 'braces').state);

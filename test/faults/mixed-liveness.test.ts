@@ -1,7 +1,11 @@
 /**
- * Sessions with different livenessMs on one lock keep FIFO: a short-liveness session's beats and
- * enqueues never shorten the TTL of the queue and sessions keys that a long-liveness waiter relies on,
- * so a later acquire is not granted ahead of it.
+ * Found by a review; fixed: every beat and enqueue set the TTL of the shared queue and sessions keys to its own
+ * session's livenessMs x 2 (PEXPIRE overwrites, also downwards). (The one-file engine has no sessions
+ * key and keeps the keys' expiry in the state's `x` field, moved only forward: the test still shows
+ * that the queue outlives B.) A session with a short livenessMs
+ * that waits briefly on a lock leaves both keys with a short TTL; they expire under a healthy waiter
+ * A of a session with a longer livenessMs, whose next beat is still seconds away. C, which calls
+ * acquire() after A's onQueued fired, is granted first: FIFO broken with every process alive.
  */
 import test from 'ava';
 import { FairLocks } from '../../src/index.js';
@@ -26,9 +30,9 @@ test('a short-liveness session does not shorten the TTL of keys a long-liveness 
     const pa = A.lock('L').acquire({ onQueued: () => (aQueued = true) }).then((l) => (order.push('A'), l));
     t.true(await until(() => aQueued, 5_000));
     await B.lock('L').acquire({ timeoutMs: 400 }).catch((e: Error) => t.log('B:', e.message));
-    t.log('TTLs after B left: queue', await fx.client.pTTL(keys.queue), 'sessions', await fx.client.pTTL(keys.sessions));
+    t.log('TTLs after B left: queue', await fx.client.pTTL(keys.queue), 'state', await fx.client.pTTL(keys.state));
     await until(async () => (await fx.client.exists(keys.queue)) === 0, 2_000, 20);
-    t.log('queue key exists:', await fx.client.exists(keys.queue), 'sessions key exists:', await fx.client.exists(keys.sessions));
+    t.log('queue key exists:', await fx.client.exists(keys.queue), 'state key exists:', await fx.client.exists(keys.state));
     let cQueued = false;
     const pc = C.lock('L').acquire({ onQueued: () => (cQueued = true) }).then((l) => (order.push('C'), l));
     t.true(await until(() => cQueued, 5_000));

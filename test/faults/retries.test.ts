@@ -1,6 +1,10 @@
 /**
- * Every script is safe to run twice: a release, cancel, heartbeat, extend or acquire whose reply was lost
- * and is sent again (here run twice through Scripts) gives a sensible answer and changes nothing.
+ * Retries are harmless: a release, cancel, heartbeat, extend or acquire whose reply was
+ * lost may be sent again. Each entry point is run twice directly through Scripts (the only caller of
+ * the engine); the second run gives a sensible answer and changes nothing. An acquire is retried as
+ * the client retries it: with `again` (Scripts sends "again" on its own re-send after a dropped
+ * connection), which finds the waiter's queue element instead of pushing a second one; tickets are
+ * gone, so the retry is told the same `since` and position.
  */
 import test from 'ava';
 import { lockKeys } from '../../src/protocol/keys.js';
@@ -22,20 +26,22 @@ function setup() {
 }
 
 async function state(keys: ReturnType<typeof lockKeys>) {
-  return { holders: await holdersAt(fx.client, keys.state), queue: await fx.client.zRange(keys.queue, 0, -1) };
+  return { holders: await holdersAt(fx.client, keys.state), queue: (await fx.client.lRange(keys.queue, 0, -1)).map((e) => e.split(' ')[0]) };
 }
 
-test('acquire twice: same grant, or same ticket and position', async (t) => {
+test('acquire twice: same grant, or same since and position', async (t) => {
   const { scripts, keys, id } = setup();
   const a1 = await scripts.acquire(keys, id('a'), LIVENESS, 'wait', 'lock', 1);
-  const a2 = await scripts.acquire(keys, id('a'), LIVENESS, 'wait', 'lock', 1);
+  const a2 = await scripts.acquire(keys, id('a'), LIVENESS, 'wait', 'lock', 1, {});
   t.is(a1.kind, 'granted');
   t.like(a2, { kind: 'granted', token: (a1 as { token: number }).token });
   const b1 = await scripts.acquire(keys, id('b'), LIVENESS, 'wait', 'lock', 1);
-  const b2 = await scripts.acquire(keys, id('b'), LIVENESS, 'wait', 'lock', 1);
+  const b2 = await scripts.acquire(keys, id('b'), LIVENESS, 'wait', 'lock', 1, {}); // the first reply was lost: since unknown
+  const b3 = await scripts.acquire(keys, id('b'), LIVENESS, 'wait', 'lock', 1, { since: (b1 as { since: number }).since });
   t.like(b1, { kind: 'queued', position: 1 });
-  t.like(b2, { kind: 'queued', position: 1, ticket: (b1 as { ticket: number }).ticket });
-  t.is(await fx.client.zCard(keys.queue), 1);
+  t.like(b2, { kind: 'queued', position: 1, since: (b1 as { since: number }).since });
+  t.like(b3, { kind: 'queued', position: 1, since: (b1 as { since: number }).since });
+  t.is(await fx.client.lLen(keys.queue), 1);
 });
 
 test('release twice after a hand-off: released, then already; the new holder keeps the lock', async (t) => {
@@ -53,13 +59,13 @@ test('release twice after a hand-off: released, then already; the new holder kee
   t.deepEqual(await state(keys), after);
 });
 
-test('release twice with nobody waiting: released, then already; nothing left but the ticket counter', async (t) => {
+test('release twice with nobody waiting: released, then already; nothing left but the token counter', async (t) => {
   const { scripts, keys, id } = setup();
   await scripts.acquire(keys, id('a'), LIVENESS, 'wait', 'lock', 1);
   t.is((await scripts.release(keys, id('a'))).kind, 'released');
   t.is((await scripts.release(keys, id('a'))).kind, 'already');
   t.deepEqual(await state(keys), { holders: [], queue: [] });
-  t.truthy(await fx.client.hGet(keys.state, 't'), 'the ticket counter stays');
+  t.truthy(await fx.client.hGet(keys.state, 't'), 'the token counter stays');
   t.is((await scripts.release(keys, id('x'))).kind, 'not-holder');
 });
 
@@ -92,8 +98,8 @@ test('cancel twice of a waiter whose grant raced ahead: released (handed on), th
 test('heartbeat twice: same holder, lease not shortened, not lapsed the second time', async (t) => {
   const { scripts, keys, id } = setup();
   await scripts.acquire(keys, id('a', 1, 1000), LIVENESS, 'wait', 'lock', 1);
-  const h1 = await scripts.heartbeat(keys, 'a', LIVENESS, [id('a', 1, 1000)]);
-  const h2 = await scripts.heartbeat(keys, 'a', LIVENESS, [id('a', 1, 1000)]);
+  const h1 = await scripts.heartbeat(keys, 'a', LIVENESS, { held: [id('a', 1, 1000)] });
+  const h2 = await scripts.heartbeat(keys, 'a', LIVENESS, { held: [id('a', 1, 1000)] });
   t.true(h1.lapsed, 'an immediate grant registers no liveness: the first beat reports a lapse (acquire is then re-run, idempotently)');
   t.false(h2.lapsed);
   t.is(h2.holders[0]?.id, id('a', 1, 1000));
@@ -112,7 +118,7 @@ test('heartbeat twice: same holder, lease not shortened, not lapsed the second t
   await new Promise((r) => setTimeout(r, 20));
   const o1 = await scripts.heartbeat(keys, 'a', LIVENESS);
   t.is(o1.holders[0]?.exp, h2.holders[0]?.exp, 'not renewed');
-  const o2 = await scripts.heartbeat(keys, 'a', LIVENESS, [id('a', 1, 1000)]);
+  const o2 = await scripts.heartbeat(keys, 'a', LIVENESS, { held: [id('a', 1, 1000)] });
   t.true(o2.holders[0]!.exp > h2.holders[0]!.exp, 'renewed when named');
 });
 

@@ -1,7 +1,9 @@
 /**
- * Reads a name's `:state` hash (see src/protocol/lua/engine.lua) the way the tests need it: the
- * holder entries of its field `h`, "id token exp lease granted confirmed" joined by ';'.
- * Entries are returned as Redis has them: one whose deadline passed stays until a call drops it.
+ * Reads a name's keys (see the header of src/protocol/lua/engine.lua) the way the tests need them:
+ * the holder entries of the state hash's `h` field ("id token exp lease granted confirmed" joined by
+ * ';'), the sessions of its `s` field ("sid deadline" joined by ';'), and the queue list's elements
+ * ("id since"). Entries are returned as Redis has them: one whose deadline passed stays until a
+ * script that writes drops it.
  */
 import { lockKeys } from '../../src/protocol/keys.js';
 import type { RedisClient } from './redis-client.js';
@@ -18,11 +20,12 @@ export interface HolderEntry {
   confirmed: boolean;
 }
 
-/** The holder entries of the state hash `stateKey` (its field `h`), oldest token first. */
+/** The holder entries of the state hash `stateKey`, oldest token first. */
 export async function holdersAt(client: RedisClient, stateKey: string): Promise<HolderEntry[]> {
-  const h = (await client.hGet(stateKey, 'h')) ?? '';
+  const field = (await client.hGet(stateKey, 'h')) ?? '';
   const out: HolderEntry[] = [];
-  for (const entry of h.split(';').filter((e) => e !== '')) {
+  for (const entry of field.split(';')) {
+    if (entry === '') continue;
     const m = /^(\S+) (\d+) (\d+) (\d+) (\d+) ([01])$/.exec(entry);
     if (!m) throw new Error(`malformed holder entry ${JSON.stringify(entry)} in ${stateKey}`);
     out.push({ id: m[1]!, token: Number(m[2]), exp: Number(m[3]), lease: Number(m[4]), granted: Number(m[5]), confirmed: m[6] === '1' });
@@ -33,6 +36,37 @@ export async function holdersAt(client: RedisClient, stateKey: string): Promise<
 /** The holder entries of the name `name` under `prefix`, oldest token first. */
 export function holders(client: RedisClient, prefix: string, name: string): Promise<HolderEntry[]> {
   return holdersAt(client, lockKeys(prefix, name).state);
+}
+
+/** One holder entry as the engine writes it into the `h` field. */
+export function holderText(h: Omit<HolderEntry, 'confirmed'> & { confirmed: boolean }): string {
+  return `${h.id} ${h.token} ${h.exp} ${h.lease} ${h.granted} ${h.confirmed ? 1 : 0}`;
+}
+
+/** A session's deadline (Redis ms) in the state hash's `s` field, or null when it has none there. */
+export async function sessionDeadlineAt(client: RedisClient, stateKey: string, sessionId: string): Promise<number | null> {
+  const field = (await client.hGet(stateKey, 's')) ?? '';
+  for (const entry of field.split(';')) {
+    const [sid, deadline] = entry.split(' ');
+    if (sid === sessionId && deadline !== undefined) return Number(deadline);
+  }
+  return null;
+}
+
+/** The session ids in the state hash's `s` field, in the order Redis has them. */
+export async function sessionsAt(client: RedisClient, stateKey: string): Promise<string[]> {
+  const field = (await client.hGet(stateKey, 's')) ?? '';
+  return field.split(';').filter((e) => e !== '').map((e) => e.split(' ')[0]!);
+}
+
+/** The queue list `queueKey`, head first: each element's waiter id and the Redis ms it entered the queue. */
+export async function queueAt(client: RedisClient, queueKey: string): Promise<{ id: string; since: number }[]> {
+  const elements = await client.lRange(queueKey, 0, -1);
+  return elements.map((e) => {
+    const m = /^(\S+) (\d+)$/.exec(e);
+    if (!m) throw new Error(`malformed queue element ${JSON.stringify(e)} in ${queueKey}`);
+    return { id: m[1]!, since: Number(m[2]) };
+  });
 }
 
 /** Redis's clock, in ms (the clock the entries' deadlines are on). */

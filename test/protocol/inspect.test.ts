@@ -1,12 +1,15 @@
 /**
- * inspect.lua, driven directly (src/protocol/lua/inspect.lua states the contract): read only; the
- * name's "kind limit", its holders with the deadline each may use (an unconfirmed hand-off reports
- * min(exp, granted + lease)), and the live part of the queue in order (waiters of dead sessions left
- * out), at most `limit` entries.
+ * The engine's inspect, driven directly (the header of src/protocol/lua/engine.lua is the spec): read
+ * only; the name's "kind limit", its holders with the deadline each may use (an unconfirmed hand-off
+ * reports min(exp, granted + lease)) and the time each was granted (or confirmed), the live part of
+ * the queue in order with the time each waiter entered it (waiters of dead sessions left out), at
+ * most `limit` entries, and the last ids that gave a grant up, newest first. Queue entries carry
+ * `since` where they carried a ticket: tickets are gone.
  */
 import test from 'ava';
 import { lockKeys, waiterId } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
+import { holdersAt } from '../helpers/state.js';
 import { sleep, LIVENESS, expectKind, kit } from './kit.js';
 
 const fx = useRedis();
@@ -16,8 +19,7 @@ const { setup } = kit(fx);
 async function snapshot(keys: ReturnType<typeof lockKeys>) {
   return {
     state: await fx.client.hGetAll(keys.state),
-    queue: await fx.client.zRangeWithScores(keys.queue, 0, -1),
-    sessions: await fx.client.zRangeWithScores(keys.sessions, 0, -1),
+    queue: await fx.client.lRange(keys.queue, 0, -1),
   };
 }
 
@@ -29,7 +31,7 @@ test('an unused name: no kind, no holders, no queue, and nothing written', async
   t.deepEqual(r.queue, []);
   t.deepEqual(r.released, []);
   t.true(r.now > 0);
-  t.is(await fx.client.exists([keys.state, keys.queue, keys.sessions]), 0);
+  t.is(await fx.client.exists([keys.state, keys.queue]), 0);
 });
 
 test('the kind and limit, and the holders with their deadlines', async (t) => {
@@ -61,12 +63,12 @@ test('an unconfirmed hand-off is reported with min(exp, granted + lease), and le
   expectKind(await s.acquire(keys, h, LIVENESS, 'wait', 'lock', 1), 'granted');
   const qw = expectKind(await s.acquire(keys, w, LIVENESS, 'wait', 'lock', 1), 'queued');
   const rel = await s.release(keys, h);
-  const deadline = await fx.client.zScore(keys.sessions, 'w');
-  t.is(await fx.client.hGet(keys.state, w), `${qw.ticket} ${deadline} 300 ${rel.now} 0`, 'in Redis: until the session deadline');
+  const [e] = await holdersAt(fx.client, keys.state);
+  t.is(await fx.client.hGet(keys.state, 'h'), `${w} ${e!.token} ${qw.now + LIVENESS} 300 ${rel.now} 0`, 'in Redis: until the session deadline');
   const before = await snapshot(keys);
   const r = await s.inspect(keys, 10);
-  t.deepEqual(r.holders, [{ id: w, token: qw.ticket, exp: rel.now + 300, grantedAt: rel.now }], 'the deadline the holder may use, and the grant time');
-  t.deepEqual(r.released, [h], 'the id that gave the grant up');
+  t.deepEqual(r.holders, [{ id: w, token: e!.token, exp: rel.now + 300, grantedAt: rel.now }], 'the deadline the holder may use');
+  t.deepEqual(r.released, [h]);
   t.deepEqual(await snapshot(keys), before, 'read only');
 
   // A session deadline sooner than granted + lease is reported as it is.
@@ -76,7 +78,8 @@ test('an unconfirmed hand-off is reported with min(exp, granted + lease), and le
   expectKind(await n.s.acquire(n.keys, h2, LIVENESS, 'wait', 'lock', 1), 'granted');
   const q2 = expectKind(await n.s.acquire(n.keys, w2, LIVENESS, 'wait', 'lock', 1), 'queued');
   const rel2 = await n.s.release(n.keys, h2);
-  t.deepEqual((await n.s.inspect(n.keys, 10)).holders, [{ id: w2, token: q2.ticket, exp: q2.now + LIVENESS, grantedAt: rel2.now }]);
+  const token2 = (await holdersAt(fx.client, n.keys.state))[0]?.token;
+  t.deepEqual((await n.s.inspect(n.keys, 10)).holders, [{ id: w2, token: token2, exp: q2.now + LIVENESS, grantedAt: rel2.now }]);
 });
 
 test('a holder whose deadline passed is left out but not deleted (read only)', async (t) => {
@@ -87,10 +90,10 @@ test('a holder whose deadline passed is left out but not deleted (read only)', a
   const r = await s.inspect(keys, 10);
   t.deepEqual(r.holders, []);
   t.is(r.kindLimit, 'lock 1');
-  t.true(await fx.client.hExists(keys.state, a), 'the entry stays until a writing script drops it');
+  t.deepEqual((await holdersAt(fx.client, keys.state)).map((h) => h.id), [a], 'the entry stays until a writing call drops it');
 });
 
-test('the live queue only, in order, with tickets; at most limit entries', async (t) => {
+test('the live queue only, in order, with since; at most limit entries', async (t) => {
   const { s, keys } = setup();
   const h = waiterId('h', 1, 5_000, true, 1, 'x');
   expectKind(await s.acquire(keys, h, LIVENESS, 'wait', 'lock', 1), 'granted');
@@ -108,9 +111,9 @@ test('the live queue only, in order, with tickets; at most limit entries', async
   const before = await snapshot(keys);
   const all = await s.inspect(keys, 100);
   t.deepEqual(all.queue, [
-    { id: a, ticket: qa.ticket },
-    { id: b, ticket: qb.ticket },
-    { id: c, ticket: qc.ticket },
+    { id: a, since: qa.since },
+    { id: b, since: qb.since },
+    { id: c, since: qc.since },
   ]);
   t.is(before.queue.length, 5, 'the dead waiters are still queued in Redis');
   t.deepEqual(await snapshot(keys), before, 'read only');
@@ -118,11 +121,26 @@ test('the live queue only, in order, with tickets; at most limit entries', async
   t.deepEqual(
     (await s.inspect(keys, 2)).queue,
     [
-      { id: a, ticket: qa.ticket },
-      { id: b, ticket: qb.ticket },
+      { id: a, since: qa.since },
+      { id: b, since: qb.since },
     ],
     'limit 2: two live entries (the dead one between them not counted)',
   );
-  t.deepEqual((await s.inspect(keys, 1)).queue, [{ id: a, ticket: qa.ticket }]);
+  t.deepEqual((await s.inspect(keys, 1)).queue, [{ id: a, since: qa.since }]);
   t.deepEqual((await s.inspect(keys, 0)).queue, []);
+});
+
+test('released: the last ids that gave a grant up, newest first; read only', async (t) => {
+  const { s, keys } = setup();
+  const ids = ['a', 'b', 'c'].map((sid) => waiterId(sid, 1, 5_000, true, 1, 'x'));
+  for (const id of ids) {
+    expectKind(await s.acquire(keys, id, LIVENESS, 'wait', 'lock', 1), 'granted');
+    t.is((await s.release(keys, id)).kind, 'released');
+  }
+  const before = await snapshot(keys);
+  const r = await s.inspect(keys, 10);
+  t.deepEqual(r.released, [...ids].reverse());
+  t.deepEqual(r.holders, []);
+  t.is(r.kindLimit, 'lock 1');
+  t.deepEqual(await snapshot(keys), before, 'read only');
 });

@@ -1,14 +1,15 @@
 /**
  * What the per-script tests share: a fresh prefix and Scripts per test, reply narrowing, and reads
- * of the queue and the holder entries. Reads go through `fx.client` when called (the fixture
- * connects it in its before hook).
+ * of the queue list and the holder entries (test/helpers/state.ts). Reads go through `fx.client`
+ * when called (the fixture connects it in its before hook).
  */
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts, type AcquireReply } from '../../src/protocol/scripts.js';
 import { adaptClient } from '../../src/redis/adapt.js';
+import type { RedisSeam } from '../../src/redis/seam.js';
 import type { Fixture } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
-import { holdersAt } from '../helpers/state.js';
+import { holdersAt, queueAt, sessionDeadlineAt } from '../helpers/state.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const LIVENESS = 10_000;
@@ -28,8 +29,40 @@ export function kit(fx: Fixture) {
     async heldIds(stateKey: string): Promise<string[]> {
       return (await holdersAt(fx.client, stateKey)).map((h) => h.id);
     },
+    /** The waiter ids in the queue list, head first. */
     async queued(key: string): Promise<string[]> {
-      return fx.client.zRange(key, 0, -1);
+      return (await queueAt(fx.client, key)).map((e) => e.id);
+    },
+    /** The queue list's elements as they are ("id since"), head first. */
+    async elements(key: string): Promise<string[]> {
+      return fx.client.lRange(key, 0, -1);
+    },
+    /** A session's deadline in the state hash's `s` field, or null. */
+    deadline(stateKey: string, sessionId: string): Promise<number | null> {
+      return sessionDeadlineAt(fx.client, stateKey, sessionId);
     },
   };
+}
+
+/**
+ * Scripts over a seam that says `cluster: true` (so it runs the engine with EVALSHA, and its wake
+ * argument is "S" and the name's shard channel prefix), sending every command to the fixture's
+ * standalone server: the real server runs the engine, only the wake-up channel changes. Redis 7 has
+ * SSUBSCRIBE and SPUBLISH on a standalone server too.
+ */
+export function clusterLikeScripts(fx: Fixture, prefix: string): Scripts {
+  const seam: RedisSeam = {
+    family: 'node-redis',
+    cluster: true,
+    close: () => Promise.resolve(),
+    send: (args) => fx.client.sendCommand([...args]),
+    async sendAndWait(args, _key, replicas, timeoutMs) {
+      const reply = await fx.client.sendCommand([...args]);
+      return { reply, acked: Number(await fx.client.sendCommand(['WAIT', String(replicas), String(timeoutMs)])) };
+    },
+    droppedConnection: () => false,
+    subscribe: () => Promise.reject(new Error('not used here')),
+    shardSubscriber: () => Promise.reject(new Error('not used here')),
+  };
+  return new Scripts(seam, prefix);
 }

@@ -1,7 +1,8 @@
 /**
- * release.lua, driven directly (src/protocol/lua/release.lua states the contract): a holder gives
- * its grant up (released), a repeat answers already (the last 8 releasers are kept), anyone else is
- * not a holder; the waiters that now fit are granted and woken by one PUBLISH each on their
+ * The engine's release, driven directly (the header of src/protocol/lua/engine.lua is the spec): a
+ * holder gives its grant up (released), a repeat answers already (the last 8 releasers are kept in
+ * the state's `r` field), anyone else is not a holder; the waiters that now fit are granted (their
+ * token taken at that moment, above every earlier one) and woken by one PUBLISH each on their
  * session's channel (on a cluster, SPUBLISH on the name's shard channel of that session); dead
  * waiters at the head are skipped; a repeated release frees nothing twice.
  */
@@ -9,17 +10,16 @@ import test, { type ExecutionContext } from 'ava';
 import { shardWakeChannel, wakeChannel, waiterId } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
 import { adaptClient } from '../../src/redis/adapt.js';
-import type { RedisSeam } from '../../src/redis/seam.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt } from '../helpers/state.js';
-import { sleep, LIVENESS, expectKind, kit } from './kit.js';
+import { sleep, LIVENESS, clusterLikeScripts, expectKind, kit } from './kit.js';
 import { testUnless, withoutShardedPubSub } from '../helpers/server-version.js';
 
 /** The tests of sharded pub/sub, which a server before Redis 7.0 lacks: skipped there, with the reason. */
 const shardedTest = testUnless(withoutShardedPubSub());
 
 const fx = useRedis();
-const { setup, heldIds, queued } = kit(fx);
+const { setup, heldIds, queued, deadline } = kit(fx);
 
 /** A subscriber (a duplicate of the fixture's client) on `channels`, closed when the test ends. */
 async function subscribe(t: ExecutionContext, channels: string[]) {
@@ -50,7 +50,8 @@ test('released, then already on a repeat; not-holder for an id that never held (
   const r = await s.release(keys, idA);
   t.is(r.kind, 'released');
   t.true(r.now > 0);
-  t.false(await fx.client.hExists(keys.state, idA), 'the holder entry is gone');
+  t.deepEqual(await heldIds(keys.state), [], 'the holder entry is gone');
+  t.is(await fx.client.hGet(keys.state, 'h'), '');
   t.is(await fx.client.hGet(keys.state, 'r'), idA, 'remembered as a releaser');
   t.is((await s.release(keys, idA)).kind, 'already');
   t.is((await s.release(keys, idA)).kind, 'already', 'and again');
@@ -91,15 +92,19 @@ test('a hand-off grants the next waiter and wakes it: PUBLISH "id token exp" on 
   t.is(wakeChannel(prefix, 'w'), `${prefix}:wake:w`);
   const sub = await subscribe(t, [`${prefix}:wake:w`, `${prefix}:wake:v`, `${prefix}:wake:h`]);
   expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const h = expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
   const w = expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
   expectKind(await s.acquire(keys, idV, LIVENESS, 'wait', 'lock', 1), 'queued');
   const rel = await s.release(keys, idH);
   t.is(rel.kind, 'released');
+  const [granted] = await holdersAt(fx.client, keys.state);
+  t.true(granted!.token > h.token && granted!.token >= rel.now * 1_000, 'the token is taken at the grant');
   const messages = await sub.received(1);
-  t.deepEqual(messages, [{ channel: `${prefix}:wake:w`, message: `${idW} ${w.ticket} ${rel.now + 3_000}` }], 'min(session deadline, now + lease)');
-  const deadline = await fx.client.zScore(keys.sessions, 'w');
-  t.is(deadline, w.now + LIVENESS);
-  t.is(await fx.client.hGet(keys.state, idW), `${w.ticket} ${deadline} 3000 ${rel.now} 0`, 'unconfirmed, until the session deadline');
+  t.deepEqual(messages, [{ channel: `${prefix}:wake:w`, message: `${idW} ${granted!.token} ${rel.now + 3_000}` }], 'min(session deadline, now + lease)');
+  const sessionDeadline = await deadline(keys.state, 'w');
+  t.is(sessionDeadline, w.now + LIVENESS);
+  t.is(await fx.client.hGet(keys.state, 'h'), `${idW} ${granted!.token} ${sessionDeadline} 3000 ${rel.now} 0`, 'unconfirmed, until the session deadline');
+  t.is(await fx.client.hGet(keys.state, 't'), String(granted!.token));
   t.deepEqual(await queued(keys.queue), [idV]);
 });
 
@@ -111,8 +116,9 @@ test('the wake-up names the session deadline when it comes before now + lease', 
   expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
   const w = expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
   await s.release(keys, idH);
+  const token = (await holdersAt(fx.client, keys.state))[0]?.token;
   const messages = await sub.received(1);
-  t.deepEqual(messages, [{ channel: `${prefix}:wake:w`, message: `${idW} ${w.ticket} ${w.now + LIVENESS}` }]);
+  t.deepEqual(messages, [{ channel: `${prefix}:wake:w`, message: `${idW} ${token} ${w.now + LIVENESS}` }]);
 });
 
 test('a dead waiter at the head (its session deadline passed) is dropped, the next live one granted', async (t) => {
@@ -121,13 +127,13 @@ test('a dead waiter at the head (its session deadline passed) is dropped, the ne
   const idD = waiterId('d', 1, 5_000, true, 1, 'x');
   const idW = waiterId('w', 1, 5_000, true, 1, 'x');
   const sub = await subscribe(t, [`${prefix}:wake:d`, `${prefix}:wake:w`]);
-  expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const h = expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
   expectKind(await s.acquire(keys, idD, 100, 'wait', 'lock', 1), 'queued');
-  const w = expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
+  expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
   await sleep(300); // d's 100 ms liveness runs out
   t.is((await s.release(keys, idH)).kind, 'released');
   t.deepEqual(await heldIds(keys.state), [idW]);
-  t.is((await holdersAt(fx.client, keys.state))[0]?.token, w.ticket);
+  t.true((await holdersAt(fx.client, keys.state))[0]!.token > h.token);
   t.is(await fx.client.exists(keys.queue), 0, 'the dead waiter left the queue');
   // Messages of one subscriber connection arrive in publish order: d's would have come first.
   const messages = await sub.received(1);
@@ -165,31 +171,9 @@ test('a holder whose lease ran out is dropped by the next release, which grants 
   t.is((await s.release(keys, idH)).kind, 'not-holder', 'a lease that ran out was not given up by its holder');
 });
 
-/**
- * Scripts over a seam that says `cluster: true` (so its `wake` argument is ''), sending every
- * command to the fixture's standalone server: the real server runs the scripts, only the wake-up
- * channel changes. Redis 7 has SSUBSCRIBE and SPUBLISH on a standalone server too.
- */
-function clusterLikeScripts(prefix: string): Scripts {
-  const seam: RedisSeam = {
-    family: 'node-redis',
-    cluster: true,
-    close: () => Promise.resolve(),
-    send: (args) => fx.client.sendCommand([...args]),
-    async sendAndWait(args, _key, replicas, timeoutMs) {
-      const reply = await fx.client.sendCommand([...args]);
-      return { reply, acked: Number(await fx.client.sendCommand(['WAIT', String(replicas), String(timeoutMs)])) };
-    },
-    droppedConnection: () => false,
-    subscribe: () => Promise.reject(new Error('not used here')),
-    shardSubscriber: () => Promise.reject(new Error('not used here')),
-  };
-  return new Scripts(seam, prefix);
-}
-
-shardedTest('on a cluster (wake = \'\') a hand-off wakes the waiter with SPUBLISH "id token exp" on <prefix>:{name}:wake:<session>, nothing on the plain channel', async (t) => {
+shardedTest('on a cluster (wake = "S...") a hand-off wakes the waiter with SPUBLISH "id token exp" on <prefix>:{name}:wake:<session>, nothing on the plain channel', async (t) => {
   const { prefix, keys } = setup();
-  const s = clusterLikeScripts(prefix);
+  const s = clusterLikeScripts(fx, prefix);
   const shardChannel = shardWakeChannel(prefix, 'n', 'w');
   t.is(shardChannel, `${prefix}:{n}:wake:w`);
   const plainChannel = wakeChannel(prefix, 'w');
@@ -208,12 +192,14 @@ shardedTest('on a cluster (wake = \'\') a hand-off wakes the waiter with SPUBLIS
   const idW = waiterId('w', 1, 3_000, true, 1, 'x');
   const idV = waiterId('v', 1, 3_000, true, 1, 'x');
   expectKind(await s.acquire(keys, idH, LIVENESS, 'wait', 'lock', 1), 'granted');
-  const w = expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
+  expectKind(await s.acquire(keys, idW, LIVENESS, 'wait', 'lock', 1), 'queued');
   expectKind(await s.acquire(keys, idV, LIVENESS, 'wait', 'lock', 1), 'queued');
   const rel = await s.release(keys, idH);
   t.is(rel.kind, 'released');
+  t.is(s.engine, 'script', 'a cluster runs the engine with EVALSHA');
+  const token = (await holdersAt(fx.client, keys.state))[0]?.token;
   for (let i = 0; i < 250 && sharded.length < 1; i++) await sleep(20);
-  t.deepEqual(sharded, [{ channel: shardChannel, message: `${idW} ${w.ticket} ${rel.now + 3_000}` }], 'one SPUBLISH, to the granted session only');
+  t.deepEqual(sharded, [{ channel: shardChannel, message: `${idW} ${token} ${rel.now + 3_000}` }], 'one SPUBLISH, to the granted session only');
   t.deepEqual(await heldIds(keys.state), [idW]);
   t.deepEqual(await queued(keys.queue), [idV]);
 

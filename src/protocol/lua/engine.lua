@@ -209,6 +209,13 @@ local function full(st)
   return st.writer or (st.kind ~= 'rw' and st.used >= st.limit)
 end
 
+-- A queue list just created (RPUSH or LPUSH answered 1) has no expiry: it takes the state's (set now
+-- if the state has none yet).
+local function expire_new_queue(st)
+  keep_keys(st)
+  if not st.dirty.x then call('PEXPIREAT', st.queue, st.x) end
+end
+
 -- Pushes the element back where it was (the head) when it does not fit. Returns true when it saw the
 -- queue empty.
 local function grant_ready(st, wake_arg)
@@ -221,7 +228,8 @@ local function grant_ready(st, wake_arg)
       local deadline = session_deadline(st, req.sid)
       if deadline > st.now then
         if not fits(st, req) then
-          call('LPUSH', st.queue, e)
+          -- LPOP of the last element deleted the list: the one LPUSH makes again needs an expiry
+          if call('LPUSH', st.queue, e) == 1 then expire_new_queue(st) end
           return false
         end
         req.token, req.exp, req.g, req.c = next_token(st), deadline, st.now, 0
@@ -246,8 +254,13 @@ local function usable_exp(h)
 end
 
 -- Removes a waiter's element; `since` '' when the client does not know it (its enqueue reply was lost).
+-- A `since` that matches no element (the client's is not the element's: a re-run queued it again)
+-- falls back to finding the element by the id, unless the waiter holds already.
 local function remove_waiter(st, id, since)
-  if since ~= '' then return call('LREM', st.queue, 1, id .. ' ' .. since) end
+  if since ~= '' then
+    local n = call('LREM', st.queue, 1, id .. ' ' .. since)
+    if n > 0 or st.holders[id] then return n end
+  end
   local prefix = id .. ' '
   for _, e in ipairs(call('LRANGE', st.queue, 0, -1)) do
     if string.sub(e, 1, #prefix) == prefix then return call('LREM', st.queue, 1, e) end
@@ -255,9 +268,14 @@ local function remove_waiter(st, id, since)
   return 0
 end
 
--- The 0-based position of a waiter's element, or nil.
+-- The 0-based position of a waiter's element, or nil. A `since` that matches no element (the client's
+-- is older than the element: a re-run whose reply was lost pushed it again) falls back to the id, so a
+-- second re-run finds that element instead of pushing a third.
 local function find_waiter(st, id, since)
-  if since ~= '' then return call('LPOS', st.queue, id .. ' ' .. since) end
+  if since ~= '' then
+    local pos = call('LPOS', st.queue, id .. ' ' .. since)
+    if pos then return pos end
+  end
   local prefix = id .. ' '
   for i, e in ipairs(call('LRANGE', st.queue, 0, -1)) do
     if string.sub(e, 1, #prefix) == prefix then return i - 1, tonumber(string.sub(e, #prefix + 1)) end
@@ -346,11 +364,7 @@ local function acquire(keys, args)
     end
   end
   local position = call('RPUSH', st.queue, id .. ' ' .. now)
-  if position == 1 then
-    -- A new list has no expiry: it takes the state's (set now if the state has none yet).
-    keep_keys(st)
-    if not st.dirty.x then call('PEXPIREAT', st.queue, st.x) end
-  end
+  if position == 1 then expire_new_queue(st) end
   flush(st)
   return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed }
 end
@@ -477,7 +491,7 @@ local function heartbeat(keys, args)
 
   for _, d in ipairs(dropped) do
     local h = st.holders[d.id]
-    if h then
+    if h and h.sid == sid then -- only this session's: a beat never frees another session's grant
       remove_holder(st, h)
       remember_release(st, d.id)
     end
