@@ -187,7 +187,7 @@ export class LockState implements WaiterHost {
         }
         return;
       }
-      const lapsed = this.refreshed(reply.now, reply.lapsed);
+      const lapsed = this.refreshed(reply.now, reply.lapsed, reply.now + this.session.options.livenessMs);
       const holders = new Map(reply.holders.map((h) => [h.id, h]));
       for (const lease of [...this.leases]) {
         const h = holders.get(lease.id);
@@ -200,7 +200,14 @@ export class LockState implements WaiterHost {
         for (const waiter of [...this.waiters.values()]) void waiter.giveUp(err);
         return;
       }
-      for (const h of reply.holders) this.waiters.get(h.id)?.grant({ token: h.token, exp: h.exp, sample: reply });
+      const leaseIds = new Set([...this.leases].map((l) => l.id));
+      for (const h of reply.holders) {
+        const waiter = this.waiters.get(h.id);
+        if (waiter) waiter.grant({ token: h.token, exp: h.exp, sample: reply });
+        // A grant of this session that no waiter or lease of it knows (an enqueue its client library
+        // sent twice, both queued): released by the next beat instead of held until it runs out.
+        else if (!leaseIds.has(h.id) && !this.unreleased.has(h.id)) this.releaseLater(h.id);
+      }
       // Only the node's own count says the subscription is gone: a grant found by a beat is often
       // just a wake-up still on its way, and re-subscribing then would lose the next one.
       if (reply.subscribers === 0 && this.watching) this.session.wakeups.refresh(this.name);
@@ -209,15 +216,16 @@ export class LockState implements WaiterHost {
   }
 
   /**
-   * A script refreshed this session's liveness on this name at Redis time `now`: did the session
+   * A reply at Redis time `now` proved this session alive on this name until `until` (a beat moves
+   * the session's deadline to now + liveness; an enqueue only when it was short): did the session
    * lapse before it? Redis says so only to the first run of the script; a repeated run (a retry
    * after a dropped connection, or ioredis resending by itself) finds the session fresh. So the
    * client also counts a lapse when `now` is past what the previous reply proved. A false "lapsed"
    * costs one idempotent acquire per waiter; a missed one left a reaped waiter waiting for ever.
    */
-  refreshed(now: number, redisSaysLapsed: boolean): boolean {
+  refreshed(now: number, redisSaysLapsed: boolean, until: number): boolean {
     const lapsed = redisSaysLapsed || (this.liveUntil > 0 && now >= this.liveUntil);
-    this.liveUntil = Math.max(this.liveUntil, now + this.session.options.livenessMs);
+    this.liveUntil = Math.max(this.liveUntil, until);
     return lapsed;
   }
 

@@ -20,8 +20,11 @@ export interface WaiterHost extends LeaseHost {
   cancelInRedis(id: string, since?: number): Promise<CancelReply>;
   /** The order of an enqueue reply among the session's on this name (the newest waiter is the last). */
   nextQueuedOrder(): number;
-  /** A reply refreshed the session on this name at Redis time `now`: true if it had lapsed before. */
-  refreshed(now: number, redisSaysLapsed: boolean): boolean;
+  /**
+   * A reply at Redis time `now` proved the session alive on this name until `until`: true if it had
+   * lapsed before.
+   */
+  refreshed(now: number, redisSaysLapsed: boolean, until: number): boolean;
   reenter(except?: Waiter): Promise<void>;
   /** The waiter is in the queue now: make sure its wake-up can reach this process. */
   watchWakeups(): void;
@@ -152,7 +155,7 @@ export class Waiter {
     this.state.watchWakeups();
     // Our session had lapsed and this call revived it: the heartbeat will not report the lapse, so
     // the session's other waiters on this lock (maybe reaped as dead) must check where they stand now.
-    if (this.state.refreshed(reply.now, reply.lapsed)) this.state.reenter(this);
+    if (this.state.refreshed(reply.now, reply.lapsed, reply.sessionDeadline)) this.state.reenter(this);
     if (!this.queuedOnce) {
       this.queuedOnce = true;
       const { events } = this.state.session;

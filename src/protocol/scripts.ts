@@ -56,7 +56,7 @@ export interface HolderReport {
 
 export type AcquireReply =
   | ({ kind: 'granted'; token: number; exp: number } & Stamped)
-  | ({ kind: 'queued'; since: number; position: number; lapsed: boolean } & Stamped)
+  | ({ kind: 'queued'; since: number; position: number; lapsed: boolean; sessionDeadline: number } & Stamped)
   | ({ kind: 'busy'; heldLeftMs: number } & Stamped)
   | ({ kind: 'refused'; current: string } & Stamped);
 
@@ -143,7 +143,7 @@ export class Scripts {
     const now = num(r[1]);
     const C = REPLY.acquire;
     if (code === C.granted) return { kind: 'granted', now, token: num(r[2]), exp: num(r[3]), sentAt };
-    if (code === C.queued) return { kind: 'queued', now, since: num(r[2]), position: num(r[3]), lapsed: num(r[4]) === 1, sentAt };
+    if (code === C.queued) return { kind: 'queued', now, since: num(r[2]), position: num(r[3]), lapsed: num(r[4]) === 1, sessionDeadline: num(r[5]), sentAt };
     if (code === C.refused) return { kind: 'refused', now, current: String(r[2]), sentAt };
     return { kind: 'busy', now, heldLeftMs: num(r[2]), sentAt };
   }

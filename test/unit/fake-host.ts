@@ -34,7 +34,11 @@ export class FakeScripts {
   readonly clock = new ClockBound();
   readonly calls: Call[] = [];
 
-  acquire(_keys: LockKeys, id: string, _livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number): Promise<AcquireReply> {
+  /** The liveness the last acquire was sent with: a queued reply proves the session alive that long. */
+  private livenessMs = 1_000;
+
+  acquire(_keys: LockKeys, id: string, livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number): Promise<AcquireReply> {
+    this.livenessMs = livenessMs;
     return this.call('acquire', [id, mode, kind, limit]);
   }
 
@@ -78,7 +82,9 @@ export class FakeScripts {
           call.answered = true;
           const now = monotonic();
           this.clock.observe({ now, sentAt });
-          resolve({ now, sentAt, ...fields } as T);
+          // A queued reply proves the session alive for a liveness from now, unless the test says otherwise.
+          const deadline = (fields as { kind?: string }).kind === 'queued' ? { sessionDeadline: now + this.livenessMs } : {};
+          resolve({ now, sentAt, ...deadline, ...fields } as T);
         },
         fail: (err) => {
           call.answered = true;
@@ -179,7 +185,7 @@ export class FakeHost implements WaiterHost {
     return this.scripts.cancel(this.keys, id, since);
   }
 
-  refreshed(_now: number, redisSaysLapsed: boolean): boolean {
+  refreshed(_now: number, redisSaysLapsed: boolean, _until: number): boolean {
     return redisSaysLapsed;
   }
 

@@ -87,9 +87,19 @@ test.serial('after a lapse every waiter of the name runs its acquire again', asy
 test.serial('a reply later than the last one proved counts as a lapse although Redis did not say so', async (t) => {
   const session = fakeSession();
   const state = session.state('n');
-  t.false(state.refreshed(clock.now(), false));
-  t.false(state.refreshed(clock.now() + session.options.livenessMs - 1, false));
-  t.true(state.refreshed(clock.now() + 3 * session.options.livenessMs, false), 'the session was not proved alive in between');
+  const live = session.options.livenessMs;
+  t.false(state.refreshed(clock.now(), false, clock.now() + live));
+  t.false(state.refreshed(clock.now() + live - 1, false, clock.now() + 2 * live - 1));
+  t.true(state.refreshed(clock.now() + 3 * live, false, clock.now() + 4 * live), 'the session was not proved alive in between');
+});
+
+test.serial('an enqueue proves the session alive only until the deadline Redis reports, not now + liveness', async (t) => {
+  const session = fakeSession();
+  const state = session.state('n');
+  const live = session.options.livenessMs;
+  // The enqueue did not move a deadline that had more than half the liveness left.
+  t.false(state.refreshed(clock.now(), false, clock.now() + live / 2 + 1));
+  t.true(state.refreshed(clock.now() + live / 2 + 1, false, clock.now() + live), 'past the reported deadline: a lapse');
 });
 
 test.serial('a release that fails is retried by the next beat, which drops the id once done', async (t) => {
@@ -125,4 +135,24 @@ test.serial('a stopped session beats no more', async (t) => {
   state.stopTimer();
   await clock.tick(10 * PERIOD);
   t.is(session.scripts.count('heartbeat'), 0);
+});
+
+test.serial('a grant of this session that no waiter or lease knows (an enqueue sent twice) is dropped by the next beat', async (t) => {
+  const session = fakeSession();
+  const lease = hold(session.state('n'));
+  await clock.tick(PERIOD);
+  const beat = session.scripts.next('heartbeat');
+  t.deepEqual(beatParts(beat).held, [lease.id]);
+  beat.reply({ lapsed: false, holders: [{ id: lease.id, token: 1, exp: clock.now() + LEASE_MS }, { id: 'sess:9:1000:1:1:x', token: 2, exp: clock.now() + LEASE_MS }] });
+  await clock.flush();
+  await clock.tick(0);
+  const next = session.scripts.next('heartbeat');
+  t.deepEqual(beatParts(next).dropped, ['sess:9:1000:1:1:x'], 'the unknown grant is released');
+  t.deepEqual(beatParts(next).held, [lease.id], 'the known lease is not');
+  next.reply({ lapsed: false, holders: [{ id: lease.id, token: 1, exp: clock.now() + LEASE_MS }] });
+  await clock.flush();
+  t.true(lease.held);
+  const released = lease.release();
+  session.scripts.next('release').reply({ kind: 'released' });
+  await released;
 });

@@ -61,9 +61,23 @@ local function bad_state(st, detail)
   error('FAIRLOCK_BADKEY ' .. st.key .. ' ' .. detail)
 end
 
+-- A holder as written in `h`; a loaded holder nothing changed keeps its text as it was read.
 local function holder_text(h)
+  if not h.changed then return h.raw end
   return string.format('%s %d %d %d %d %d', h.id, h.token, h.exp, h.lease, h.g, h.c)
 end
+
+-- A loaded holder's fields beyond id, exp, weight and mode are parsed on first use: the contended
+-- paths (an enqueue behind a holder, a release that hands on) never read them.
+local LAZY = { __index = function(h, key)
+  local token, lease, g, c = string.match(rawget(h, 'raw'), '^%S+ (%d+) %d+ (%d+) (%d+) ([01])$')
+  local sid, renew = string.match(rawget(h, 'id'), '^(%w+):%w+:%d+:([01]):')
+  local fields = { token = tonumber(token), lease = tonumber(lease), g = tonumber(g), c = tonumber(c), sid = sid, renew = renew == '1' }
+  for k, v in pairs(fields) do
+    if rawget(h, k) == nil then rawset(h, k, v) end
+  end
+  return rawget(h, key)
+end }
 
 local function add_holder(st, h)
   st.holders[h.id] = h
@@ -98,10 +112,9 @@ local function load(keys)
   st.kind, st.limit = kind, limit or 1
   if f[3] and f[3] ~= '' then
     for entry in string.gmatch(f[3], '[^;]+') do
-      local id, token, exp, lease, g, c = string.match(entry, '^(%S+) (%d+) (%d+) (%d+) (%d+) ([01])$')
-      local h = id and parse_id(id)
-      if not h then bad_state(st, 'malformed holder entry ' .. entry) end
-      h.token, h.exp, h.lease, h.g, h.c = tonumber(token), tonumber(exp), tonumber(lease), tonumber(g), tonumber(c)
+      local id, weight, mode, exp = string.match(entry, '^(%w+:%w+:%d+:[01]:(%d+):([xrw])) %d+ (%d+) %d+ %d+ [01]$')
+      if not id then bad_state(st, 'malformed holder entry ' .. entry) end
+      local h = setmetatable({ id = id, raw = entry, exp = tonumber(exp), weight = tonumber(weight), mode = mode, changed = false, gone = false }, LAZY)
       if h.exp > now then add_holder(st, h) else st.expired = true end
     end
   end
@@ -111,7 +124,8 @@ end
 
 -- A session's deadline (0 when unknown).
 local function session_deadline(st, sid)
-  return tonumber(string.match(';' .. st.sessions, ';' .. sid .. ' (%d+)')) or 0
+  -- %f[%w]: the sid starts an entry (after ';' or at the start), never inside another sid
+  return tonumber(string.match(st.sessions, '%f[%w]' .. sid .. ' (%d+)')) or 0
 end
 
 -- Sets a session's deadline; sessions past theirs are dropped from the field on the way.
@@ -222,10 +236,10 @@ local function grant_ready(st, wake_arg)
   while not full(st) do
     local e = call('LPOP', st.queue)
     if not e then return true end
-    local id = string.match(e, '^(%S+) %d+$')
-    local req = id and parse_id(id)
-    if req and not st.holders[id] and not released_before(st, id) then
-      local deadline = session_deadline(st, req.sid)
+    local id, sid, lease, renew, weight, mode = string.match(e, '^((%w+):%w+:(%d+):([01]):(%d+):([xrw])) %d+$')
+    if id and not st.holders[id] and not released_before(st, id) then
+      local req = { id = id, sid = sid, lease = tonumber(lease), renew = renew == '1', weight = tonumber(weight), mode = mode, changed = true }
+      local deadline = session_deadline(st, sid)
       if deadline > st.now then
         if not fits(st, req) then
           -- LPOP of the last element deleted the list: the one LPUSH makes again needs an expiry
@@ -234,7 +248,7 @@ local function grant_ready(st, wake_arg)
         end
         req.token, req.exp, req.g, req.c = next_token(st), deadline, st.now, 0
         add_holder(st, req)
-        wake(wake_arg, req.sid, string.format('%s %d %d', id, req.token, math.min(deadline, st.now + req.lease)))
+        wake(wake_arg, sid, string.format('%s %d %d', id, req.token, math.min(deadline, st.now + req.lease)))
       end
     end
   end
@@ -243,7 +257,7 @@ end
 
 -- The holder has certainly learned of its grant now: its lease starts here.
 local function confirm(st, h)
-  h.c, h.g, h.exp = 1, st.now, st.now + h.lease
+  h.c, h.g, h.exp, h.changed = 1, st.now, st.now + h.lease, true
   st.dirty.h = true
 end
 
@@ -292,8 +306,10 @@ end
         name (an idle name takes it, a busy one with another refuses), since of the element ('' unknown)
   Returns:
     {1, now, token, exp}              granted (exp: lease deadline, Redis ms)
-    {2, now, since, position, lapsed} queued (position 1 = next; lapsed 1 when the session's deadline
-                                      had passed before this call: its other waiters may have been dropped)
+    {2, now, since, position, lapsed, deadline}
+                                      queued (position 1 = next; lapsed 1 when the session's deadline
+                                      had passed before this call: its other waiters may have been
+                                      dropped; deadline: the session's, which this call may not have moved)
     {0, now, heldLeftMs}              busy (try mode): the soonest holder deadline from now
     {4, now, "kind limit"}            refused: the busy name is of another kind or limit
 ]]
@@ -301,7 +317,8 @@ local function acquire(keys, args)
   local id, liveness, mode, wake_arg, kl, since = args[1], tonumber(args[2]), args[3], args[4], args[5], args[6] or ''
   local req = parse_id(id)
   local kind, limit = parse_kl(kl)
-  if not (req and kind and liveness) then return redis.error_reply('FAIRLOCK_BADARG malformed waiter id, liveness or kind') end
+  -- (liveness == liveness: tonumber takes "nan", which compares unequal to itself)
+  if not (req and kind and liveness and liveness == liveness and liveness > 0) then return redis.error_reply('FAIRLOCK_BADARG malformed waiter id, liveness or kind') end
   local st = load(keys)
   local now = st.now
 
@@ -335,7 +352,7 @@ local function acquire(keys, args)
   end
   if empty and fits(st, req) then
     h = req
-    h.token, h.exp, h.g, h.c = next_token(st), now + req.lease, now, 1
+    h.token, h.exp, h.g, h.c, h.changed = next_token(st), now + req.lease, now, 1, true
     add_holder(st, h)
     flush(st)
     return { REPLY_ACQUIRE_GRANTED, now, h.token, h.exp }
@@ -354,19 +371,22 @@ local function acquire(keys, args)
   local deadline = session_deadline(st, req.sid)
   local lapsed = deadline <= now and 1 or 0
   -- The session's deadline is written only when less than half the liveness is left.
-  if deadline - now < liveness / 2 then set_session(st, req.sid, now + liveness) end
+  if deadline - now < liveness / 2 then
+    deadline = now + liveness
+    set_session(st, req.sid, deadline)
+  end
 
   if mode == 'again' then
     local pos, at = find_waiter(st, id, since)
     if pos then
       flush(st)
-      return { REPLY_ACQUIRE_QUEUED, now, at or tonumber(since), pos + 1, lapsed }
+      return { REPLY_ACQUIRE_QUEUED, now, at or tonumber(since), pos + 1, lapsed, deadline }
     end
   end
   local position = call('RPUSH', st.queue, id .. ' ' .. now)
   if position == 1 then expire_new_queue(st) end
   flush(st)
-  return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed }
+  return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed, deadline }
 end
 
 --[[
@@ -425,7 +445,7 @@ local function extend(keys, args)
   local st = load(keys)
   local h = st.holders[id]
   if h then
-    h.lease = ms
+    h.lease, h.changed = ms, true
     confirm(st, h)
   end
   if st.expired then grant_ready(st, wake_arg) end
@@ -477,12 +497,12 @@ local function heartbeat(keys, args)
         if h.c == 0 and not named[h.id] then
           confirm(st, h) -- a grant whose wake-up this client has not taken: its lease starts now, once
         elseif h.c == 0 then
-          h.c = 1
+          h.c, h.changed = 1, true
           h.exp = h.renew and (now + h.lease) or (h.g + h.lease)
           st.dirty.h = true
           if h.exp <= now then remove_holder(st, h) end
         elseif named[h.id] and h.renew and now + h.lease > h.exp then
-          h.exp = now + h.lease
+          h.exp, h.changed = now + h.lease, true
           st.dirty.h = true
         end
       end
