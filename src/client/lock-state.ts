@@ -196,7 +196,7 @@ export class LockState implements WaiterHost {
         else if (lease.grantedAt < reply.sentAt) lease.markLost('Redis no longer names it a holder', undefined, false);
       }
       if (reply.badQueue) {
-        const err = badKeyError(reply.badQueue, 'WRONGTYPE: not a sorted set');
+        const err = badKeyError(reply.badQueue, 'WRONGTYPE: not a list');
         for (const waiter of [...this.waiters.values()]) void waiter.giveUp(err);
         return;
       }

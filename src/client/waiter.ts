@@ -105,7 +105,7 @@ export class Waiter {
     return this.phase === 'new' || this.phase === 'enqueuing' || this.phase === 'queued';
   }
 
-  /** Runs acquire.lua (first time, or again after the session lapsed or a grant expired unseen). */
+  /** Runs the engine's acquire (first time, or again after the session lapsed or a grant expired unseen). */
   enqueue(): Promise<void> {
     // One enqueue at a time: a second would clear a grant buffered while the first is in flight.
     if (this.phase !== 'new' && this.phase !== 'queued') return this.inflight;

@@ -293,7 +293,7 @@ export class Scripts {
     return this.redis.send(['FCALL', fn, ...tail], keys.state);
   }
 
-  /** Redis's error as a FairLockError; a WRONGTYPE is diagnosed by types.lua so that BAD_KEY names the key. */
+  /** Redis's error as a FairLockError; a WRONGTYPE is diagnosed by the engine's types entry so that BAD_KEY names the key. */
   private async toFairLockError(err: unknown, script: ScriptName, keys: LockKeys): Promise<FairLockError> {
     if (err instanceof FairLockError) return err;
     const message = String((err as Error)?.message ?? err);
