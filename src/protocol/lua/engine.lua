@@ -50,8 +50,8 @@ local function parse_id(id)
   return { id = id, sid = sid, lease = tonumber(lease), renew = renew == '1', weight = tonumber(weight), mode = mode }
 end
 
-local function parse_kl(kl)
-  local kind, limit = string.match(kl or '', '^(%a+) (%d+)$')
+local function parse_kind_limit(text)
+  local kind, limit = string.match(text or '', '^(%a+) (%d+)$')
   return kind, tonumber(limit)
 end
 
@@ -64,7 +64,7 @@ end
 -- A holder as written in `h`; a loaded holder nothing changed keeps its text as it was read.
 local function holder_text(h)
   if not h.changed then return h.raw end
-  return string.format('%s %d %d %d %d %d', h.id, h.token, h.exp, h.lease, h.g, h.c)
+  return string.format('%s %d %d %d %d %d', h.id, h.token, h.exp, h.lease, h.granted, h.confirmed)
 end
 
 -- A loaded holder's fields beyond id, exp, weight and mode are parsed on first use: the contended
@@ -72,7 +72,7 @@ end
 local LAZY = { __index = function(h, key)
   local token, lease, g, c = string.match(rawget(h, 'raw'), '^%S+ (%d+) %d+ (%d+) (%d+) ([01])$')
   local sid, renew = string.match(rawget(h, 'id'), '^(%w+):%w+:%d+:([01]):')
-  local fields = { token = tonumber(token), lease = tonumber(lease), g = tonumber(g), c = tonumber(c), sid = sid, renew = renew == '1' }
+  local fields = { token = tonumber(token), lease = tonumber(lease), granted = tonumber(g), confirmed = tonumber(c), sid = sid, renew = renew == '1' }
   for k, v in pairs(fields) do
     if rawget(h, k) == nil then rawset(h, k, v) end
   end
@@ -82,7 +82,7 @@ end }
 local function add_holder(st, h)
   st.holders[h.id] = h
   st.order[#st.order + 1] = h
-  st.n = st.n + 1
+  st.count = st.count + 1
   st.used = st.used + h.weight
   if h.mode == 'w' then st.writer = true end
   st.dirty.h = true
@@ -91,7 +91,7 @@ end
 local function remove_holder(st, h)
   st.holders[h.id] = nil
   h.gone = true
-  st.n = st.n - 1
+  st.count = st.count - 1
   st.used = st.used - h.weight
   if h.mode == 'w' then st.writer = false end
   st.dirty.h = true
@@ -105,10 +105,10 @@ local function load(keys)
   local f = call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x')
   local st = {
     key = keys[1], queue = keys[2], now = now, now_us = now_us,
-    k = f[1] or false, t = tonumber(f[2]) or 0, r = f[4] or '', sessions = f[5] or '', x = tonumber(f[6]) or 0,
-    holders = {}, order = {}, n = 0, used = 0, writer = false, dirty = {},
+    kind_limit = f[1] or false, token = tonumber(f[2]) or 0, released = f[4] or '', sessions = f[5] or '', expires_at = tonumber(f[6]) or 0,
+    holders = {}, order = {}, count = 0, used = 0, writer = false, dirty = {},
   }
-  local kind, limit = parse_kl(st.k)
+  local kind, limit = parse_kind_limit(st.kind_limit)
   st.kind, st.limit = kind, limit or 1
   if f[3] and f[3] ~= '' then
     for entry in string.gmatch(f[3], '[^;]+') do
@@ -140,27 +140,27 @@ local function set_session(st, sid, deadline)
 end
 
 local function remember_release(st, id)
-  local r = st.r == '' and id or (id .. ' ' .. st.r)
+  local r = st.released == '' and id or (id .. ' ' .. st.released)
   local pos = 0
   for _ = 1, RELEASES_KEPT do
     pos = string.find(r, ' ', pos + 1, true)
     if not pos then break end
   end
   if pos then r = string.sub(r, 1, pos - 1) end
-  st.r = r
+  st.released = r
   st.dirty.r = true
 end
 
 local function released_before(st, id)
-  return string.find(' ' .. st.r .. ' ', ' ' .. id .. ' ', 1, true) ~= nil
+  return string.find(' ' .. st.released .. ' ', ' ' .. id .. ' ', 1, true) ~= nil
 end
 
 -- Tokens are Redis time in microseconds, bumped past the last one: a state lost with Redis's data
 -- restarts above every token handed out before.
 local function next_token(st)
-  st.t = math.max(st.t + 1, st.now_us)
+  st.token = math.max(st.token + 1, st.now_us)
   st.dirty.t = true
-  return st.t
+  return st.token
 end
 
 -- The keys live at least half a day past now and past every holder's deadline (the token counter
@@ -170,8 +170,8 @@ local function keep_keys(st)
   for _, h in pairs(st.holders) do
     if h.exp > need then need = h.exp end
   end
-  if st.x >= need then return end
-  st.x = need + DAY / 2
+  if st.expires_at >= need then return end
+  st.expires_at = need + DAY / 2
   st.dirty.x = true
 end
 
@@ -189,15 +189,15 @@ local function flush(st)
     end
     args[#args + 1] = 'h'; args[#args + 1] = table.concat(out, ';')
   end
-  if d.t then args[#args + 1] = 't'; args[#args + 1] = string.format('%d', st.t) end
-  if d.k then args[#args + 1] = 'k'; args[#args + 1] = st.k end
-  if d.r then args[#args + 1] = 'r'; args[#args + 1] = st.r end
+  if d.t then args[#args + 1] = 't'; args[#args + 1] = string.format('%d', st.token) end
+  if d.k then args[#args + 1] = 'k'; args[#args + 1] = st.kind_limit end
+  if d.r then args[#args + 1] = 'r'; args[#args + 1] = st.released end
   if d.s then args[#args + 1] = 's'; args[#args + 1] = st.sessions end
-  if d.x then args[#args + 1] = 'x'; args[#args + 1] = string.format('%d', st.x) end
+  if d.x then args[#args + 1] = 'x'; args[#args + 1] = string.format('%d', st.expires_at) end
   call(unpack(args))
   if d.x then
-    call('PEXPIREAT', st.key, st.x)
-    call('PEXPIREAT', st.queue, st.x)
+    call('PEXPIREAT', st.key, st.expires_at)
+    call('PEXPIREAT', st.queue, st.expires_at)
   end
 end
 
@@ -214,7 +214,7 @@ end
 
 local function fits(st, req)
   if req.mode == 'r' then return not st.writer end
-  if req.mode == 'w' then return st.n == 0 end
+  if req.mode == 'w' then return st.count == 0 end
   return st.used + req.weight <= st.limit
 end
 
@@ -227,7 +227,7 @@ end
 -- if the state has none yet).
 local function expire_new_queue(st)
   keep_keys(st)
-  if not st.dirty.x then call('PEXPIREAT', st.queue, st.x) end
+  if not st.dirty.x then call('PEXPIREAT', st.queue, st.expires_at) end
 end
 
 -- Pushes the element back where it was (the head) when it does not fit. Returns true when it saw the
@@ -246,7 +246,7 @@ local function grant_ready(st, wake_arg)
           if call('LPUSH', st.queue, e) == 1 then expire_new_queue(st) end
           return false
         end
-        req.token, req.exp, req.g, req.c = next_token(st), deadline, st.now, 0
+        req.token, req.exp, req.granted, req.confirmed = next_token(st), deadline, st.now, 0
         add_holder(st, req)
         wake(wake_arg, sid, string.format('%s %d %d', id, req.token, math.min(deadline, st.now + req.lease)))
       end
@@ -257,13 +257,13 @@ end
 
 -- The holder has certainly learned of its grant now: its lease starts here.
 local function confirm(st, h)
-  h.c, h.g, h.exp, h.changed = 1, st.now, st.now + h.lease, true
+  h.confirmed, h.granted, h.exp, h.changed = 1, st.now, st.now + h.lease, true
   st.dirty.h = true
 end
 
 -- The deadline a holder may use: an unconfirmed grant may be cut back to granted + lease by its confirmation.
 local function usable_exp(h)
-  if h.c == 0 then return math.min(h.exp, h.g + h.lease) end
+  if h.confirmed == 0 then return math.min(h.exp, h.granted + h.lease) end
   return h.exp
 end
 
@@ -314,9 +314,9 @@ end
     {4, now, "kind limit"}            refused: the busy name is of another kind or limit
 ]]
 local function acquire(keys, args)
-  local id, liveness, mode, wake_arg, kl, since = args[1], tonumber(args[2]), args[3], args[4], args[5], args[6] or ''
+  local id, liveness, mode, wake_arg, kind_limit, since = args[1], tonumber(args[2]), args[3], args[4], args[5], args[6] or ''
   local req = parse_id(id)
-  local kind, limit = parse_kl(kl)
+  local kind, limit = parse_kind_limit(kind_limit)
   -- (liveness == liveness: tonumber takes "nan", which compares unequal to itself)
   if not (req and kind and liveness and liveness == liveness and liveness > 0) then return redis.error_reply('FAIRLOCK_BADARG malformed waiter id, liveness or kind') end
   local st = load(keys)
@@ -324,17 +324,17 @@ local function acquire(keys, args)
 
   local h = st.holders[id]
   if h then
-    if h.c == 0 then confirm(st, h) end -- a hand-off whose wake-up this waiter did not use
+    if h.confirmed == 0 then confirm(st, h) end -- a hand-off whose wake-up this waiter did not use
     flush(st)
     return { REPLY_ACQUIRE_GRANTED, now, h.token, h.exp }
   end
 
-  if st.k ~= kl then
-    if st.k and (st.n > 0 or call('LLEN', st.queue) > 0) then
+  if st.kind_limit ~= kind_limit then
+    if st.kind_limit and (st.count > 0 or call('LLEN', st.queue) > 0) then
       flush(st)
-      return { REPLY_ACQUIRE_REFUSED, now, st.k }
+      return { REPLY_ACQUIRE_REFUSED, now, st.kind_limit }
     end
-    st.k, st.kind, st.limit, st.dirty.k = kl, kind, limit, true
+    st.kind_limit, st.kind, st.limit, st.dirty.k = kind_limit, kind, limit, true
   end
   if req.mode == 'x' and req.weight > st.limit then
     return redis.error_reply('FAIRLOCK_BADARG weight ' .. req.weight .. ' is more than the limit ' .. st.limit)
@@ -352,7 +352,7 @@ local function acquire(keys, args)
   end
   if empty and fits(st, req) then
     h = req
-    h.token, h.exp, h.g, h.c, h.changed = next_token(st), now + req.lease, now, 1, true
+    h.token, h.exp, h.granted, h.confirmed, h.changed = next_token(st), now + req.lease, now, 1, true
     add_holder(st, h)
     flush(st)
     return { REPLY_ACQUIRE_GRANTED, now, h.token, h.exp }
@@ -494,11 +494,11 @@ local function heartbeat(keys, args)
   local function serve()
     for _, h in ipairs(st.order) do
       if not h.gone and h.sid == sid then
-        if h.c == 0 and not named[h.id] then
+        if h.confirmed == 0 and not named[h.id] then
           confirm(st, h) -- a grant whose wake-up this client has not taken: its lease starts now, once
-        elseif h.c == 0 then
-          h.c, h.changed = 1, true
-          h.exp = h.renew and (now + h.lease) or (h.g + h.lease)
+        elseif h.confirmed == 0 then
+          h.confirmed, h.changed = 1, true
+          h.exp = h.renew and (now + h.lease) or (h.granted + h.lease)
           st.dirty.h = true
           if h.exp <= now then remove_holder(st, h) end
         elseif named[h.id] and h.renew and now + h.lease > h.exp then
@@ -532,9 +532,9 @@ local function heartbeat(keys, args)
       if id and not st.holders[id] and not find_waiter(st, id, since) then lapsed = true end
     end
     serve()
-    local n = st.n
+    local n = st.count
     grant_ready(st, wake_arg)
-    if st.n ~= n then serve() end -- grants made just now to this session are learned from this reply
+    if st.count ~= n then serve() end -- grants made just now to this session are learned from this reply
   end
   flush(st)
 
@@ -564,7 +564,7 @@ local function inspect(keys, args)
     holders[#holders + 1] = h.id
     holders[#holders + 1] = h.token
     holders[#holders + 1] = usable_exp(h)
-    holders[#holders + 1] = h.g
+    holders[#holders + 1] = h.granted
   end
   local live, alive = {}, {}
   local from = 0
@@ -583,7 +583,7 @@ local function inspect(keys, args)
     end
     from = from + batch
   end
-  return { 0, st.now, st.k or '', holders, live, st.r }
+  return { 0, st.now, st.kind_limit or '', holders, live, st.released }
 end
 
 --[[
