@@ -1,6 +1,6 @@
 /** What every command shares: exit codes, option parsing, the Redis connection, error reporting. */
 import { constants } from 'node:os';
-import { InvalidArgumentError as UsageError, Option } from 'commander';
+import { InvalidArgumentError as UsageError, Option, type Command } from 'commander';
 import type { createClient as CreateClient, createCluster as CreateCluster } from 'redis';
 import { escapeControls } from './escape-controls.js';
 import { within, withTimeout } from '../bounded.js';
@@ -110,6 +110,18 @@ export function formatMs(value: number): string {
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** The --redis, --cluster and --prefix options every command that talks to Redis takes. */
+/**
+ * Ends a command's definition: its examples and exit codes after the help, and an action whose
+ * resolved number becomes the exit code.
+ */
+export function finishCommand<A extends unknown[]>(cmd: Command, examples: string, exitCodes: string, run: (...args: A) => Promise<number>): Command {
+  cmd.addHelpText('after', `\nExamples:\n${examples}\n\nExit codes: ${exitCodes}`);
+  cmd.action(async (...args: unknown[]) => {
+    process.exitCode = await run(...(args.slice(0, run.length) as A));
+  });
+  return cmd;
+}
+
 export function redisOptions(): Option[] {
   return [
     new Option('--redis <url>', 'Redis URL (with --cluster: any node of the cluster)').env('REDIS_URL').default(DEFAULT_REDIS_URL),

@@ -9,7 +9,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { within, withTimeout } from '../bounded.js';
-import { CliError, EXIT, formatMs, parseInteger, parseDuration, redactUrl } from './common.js';
+import { CliError, EXIT, finishCommand, formatMs, parseInteger, parseDuration, redactUrl } from './common.js';
 import { failed, runCommand } from './run-command.js';
 import { escapeControls } from './escape-controls.js';
 import { clock, type DemoOrder, type DemoReport } from './demo-protocol.js';
@@ -48,16 +48,13 @@ export function demoCommand(): Command {
     .addOption(new Option('--rounds <n>', 'times each worker takes the lock').argParser(parseInteger(1, 5)).default(2))
     .addOption(new Option('--hold <duration>', 'how long a worker holds the lock').argParser(parseDuration).default(250, '250ms'))
     .addOption(new Option('--permits <n>', 'use a fair semaphore of N permits (fewer than --workers) instead of a lock').argParser(parseInteger(1, 7)));
-  cmd.addHelpText(
-    'after',
-    '\nExamples:\n  fairlock demo\n  fairlock demo --permits 2 --workers 5\n\n' +
-      'Exit codes: 0 grants followed the queue (and, with --permits, never more holders than permits);\n' +
+  return finishCommand(
+    cmd,
+    '  fairlock demo\n  fairlock demo --permits 2 --workers 5',
+    '0 grants followed the queue (and, with --permits, never more holders than permits);\n' +
       '  1 they did not; 64 bad usage; 69 no Redis; 70 internal error or over 15s.',
+    (options: DemoOptions) => runDemo(options),
   );
-  cmd.action(async (options: DemoOptions) => {
-    process.exitCode = await runDemo(options);
-  });
-  return cmd;
 }
 
 interface OwnRedis {

@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import type { LockInfo } from '../index.js';
-import { EXIT, formatMs, parseInteger, redisOptions } from './common.js';
+import { EXIT, finishCommand, formatMs, parseInteger, redisOptions } from './common.js';
 import { runCommand } from './run-command.js';
 import { escapeControls as shown } from './escape-controls.js';
 import { listNames, nameKindCells, share } from './listing.js';
@@ -60,15 +60,12 @@ export function statusCommand(): Command {
     .option('--all', 'without NAME: also list idle names (only their token counter and kind are left)')
     .addOption(new Option('--limit <n>', 'without NAME: list at most this many locks').argParser(parseInteger(1, 100_000)).default(1_000));
   for (const o of redisOptions()) cmd.addOption(o);
-  cmd.addHelpText(
-    'after',
-    '\nExamples:\n  fairlock status nightly-report\n  fairlock status --json\n  fairlock status --cluster --redis redis://10.0.0.5:7000   (every master of a Redis Cluster)\n\n' +
-      'Exit codes: 0 ok; 64 bad usage (also: --cluster left out for a cluster node, or given for another server); 69 Redis unreachable; 70 internal error.',
+  return finishCommand(
+    cmd,
+    '  fairlock status nightly-report\n  fairlock status --json\n  fairlock status --cluster --redis redis://10.0.0.5:7000   (every master of a Redis Cluster)',
+    '0 ok; 64 bad usage (also: --cluster left out for a cluster node, or given for another server); 69 Redis unreachable; 70 internal error.',
+    (name: string | undefined, options: StatusOptions) => runStatus(name, options),
   );
-  cmd.action(async (name: string | undefined, options: StatusOptions) => {
-    process.exitCode = await runStatus(name, options);
-  });
-  return cmd;
 }
 
 export function runStatus(name: string | undefined, options: StatusOptions): Promise<number> {

@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError as UsageError, Option } from 'commander';
 import type { FairLocks, LockInfo } from '../index.js';
 import { RELEASES_KEPT } from '../protocol/scripts.js';
-import { EXIT, formatMs, parseInteger, parseDuration, redisOptions, toCliError, type Connection } from './common.js';
+import { EXIT, finishCommand, formatMs, parseInteger, parseDuration, redisOptions, toCliError, type Connection } from './common.js';
 import { runCommand } from './run-command.js';
 import { within } from '../bounded.js';
 import { escapeControls as shown } from './escape-controls.js';
@@ -90,16 +90,13 @@ export function topCommand(): Command {
     .addOption(new Option('--interval <duration>', 'time between refreshes').argParser(parseInterval).default(1_000, '1s'))
     .addOption(new Option('--limit <n>', 'inspect at most this many names per refresh').argParser(parseInteger(1, 10_000)).default(100));
   for (const o of redisOptions()) cmd.addOption(o);
-  cmd.addHelpText(
-    'after',
-    '\nExamples:\n  fairlock top\n  fairlock top --prefix jobs --interval 500ms\n  fairlock top --json\n' +
-      '  fairlock top --cluster --redis redis://10.0.0.5:7000   (every master of a Redis Cluster, and which holds each name)\n\n' +
-      'Exit codes: 0 ok (q, Ctrl-C, SIGINT or SIGTERM); 64 bad usage (also: --cluster left out for a cluster node, or given for another server); 69 Redis unreachable; 70 internal error.',
+  return finishCommand(
+    cmd,
+    '  fairlock top\n  fairlock top --prefix jobs --interval 500ms\n  fairlock top --json\n' +
+      '  fairlock top --cluster --redis redis://10.0.0.5:7000   (every master of a Redis Cluster, and which holds each name)',
+    '0 ok (q, Ctrl-C, SIGINT or SIGTERM); 64 bad usage (also: --cluster left out for a cluster node, or given for another server); 69 Redis unreachable; 70 internal error.',
+    (options: TopOptions) => runTop(options),
   );
-  cmd.action(async (options: TopOptions) => {
-    process.exitCode = await runTop(options);
-  });
-  return cmd;
 }
 
 function parseInterval(value: string): number {

@@ -37,17 +37,11 @@ function send(client: AnyIORedis, args: readonly string[]): Promise<unknown> {
   return client.call(command!, ...rest);
 }
 
-export class IORedisSeam implements RedisSeam {
-  readonly family = 'ioredis' as const;
-  readonly cluster = false;
-  private readonly waits = waitPool(() => this.client.duplicate({ lazyConnect: false, enableOfflineQueue: true }), true, async (c, scripts, _key, replicas, timeoutMs) => {
-    // One connection writes commands in call order: WAIT goes out right behind the scripts (one round trip).
-    const replies = scripts.map((s) => send(c, s));
-    const acked = settle((c.call('WAIT', String(replicas), String(timeoutMs)) as Promise<unknown>).then(Number));
-    return { replies: await Promise.allSettled(replies), acked: await acked };
-  });
+/** What both ioredis seams do alike: commands through `call`, WAIT through their pool, the dropped-connection test. */
+abstract class IORedisBase {
+  protected abstract readonly waits: WaitPool<AnyIORedis>;
 
-  constructor(private readonly client: AnyIORedis) {}
+  constructor(protected readonly client: AnyIORedis) {}
 
   send(args: readonly string[]): Promise<unknown> {
     return send(this.client, args);
@@ -62,6 +56,18 @@ export class IORedisSeam implements RedisSeam {
   }
 
   droppedConnection = droppedConnection;
+}
+
+export class IORedisSeam extends IORedisBase implements RedisSeam {
+  readonly family = 'ioredis' as const;
+  readonly cluster = false;
+  protected readonly waits = waitPool(() => this.client.duplicate({ lazyConnect: false, enableOfflineQueue: true }), true, async (c, scripts, _key, replicas, timeoutMs) => {
+    // One connection writes commands in call order: WAIT goes out right behind the scripts (one round trip).
+    const replies = scripts.map((s) => send(c, s));
+    const acked = settle((c.call('WAIT', String(replicas), String(timeoutMs)) as Promise<unknown>).then(Number));
+    return { replies: await Promise.allSettled(replies), acked: await acked };
+  });
+
 
   async subscribe(channel: string, onMessage: (message: unknown) => void, onReconnect: () => void): Promise<Subscription> {
     // Whatever the user's client was told, the subscriber must connect now, queue while offline and
@@ -99,10 +105,10 @@ export class IORedisSeam implements RedisSeam {
 }
 
 /** ioredis's `new Cluster()`: it routes EVALSHA by its keys, follows MOVED/ASK and retries TRYAGAIN/CLUSTERDOWN. */
-export class IORedisClusterSeam implements RedisSeam {
+export class IORedisClusterSeam extends IORedisBase implements RedisSeam {
   readonly family = 'ioredis' as const;
   readonly cluster = true;
-  private readonly waits = waitPool(() => this.client.duplicate([], { lazyConnect: false, enableOfflineQueue: true }), false, async (c, scripts, key, replicas, timeoutMs) => {
+  protected readonly waits = waitPool(() => this.client.duplicate([], { lazyConnect: false, enableOfflineQueue: true }), false, async (c, scripts, key, replicas, timeoutMs) => {
     // The scripts alone first, so that ioredis follows MOVED/ASK and retries TRYAGAIN for them (in a
     // pipeline with WAIT, a redirect of a script alone comes back as an error). Then WAIT, which has
     // no key: pipelined behind a read of the scripts' key it goes to that key's master, on the one
@@ -117,21 +123,6 @@ export class IORedisClusterSeam implements RedisSeam {
     return { replies, acked: await acked };
   });
 
-  constructor(private readonly client: AnyIORedis) {}
-
-  send(args: readonly string[]): Promise<unknown> {
-    return send(this.client, args);
-  }
-
-  close(boundMs: number): Promise<void> {
-    return this.waits.close(boundMs);
-  }
-
-  sendAndWait(args: readonly string[], key: string, replicas: number, timeoutMs: number, signal?: AbortSignal): Promise<{ reply: unknown; acked: number }> {
-    return this.waits.send(args, key, replicas, timeoutMs, signal);
-  }
-
-  droppedConnection = droppedConnection;
 
   subscribe(): Promise<Subscription> {
     return Promise.reject(new Error('a cluster client takes sharded wake-ups'));
