@@ -28,7 +28,7 @@ ${fifo}) while the peers let the contender that just released take the lock agai
 in about one round trip (${f1(rh, 2)}x PING through the relay), and waiting costs Redis nothing per waiter:
 ${f1(at(f), 0)} commands/s with ${wMax.toLocaleString('en-US')} waiters (heartbeats), where the polling peers
 ${pollers.length ? `reach ${pollers.map((l) => `${Math.round(at(l)!).toLocaleString('en-US')} (${l.id})`).join(', ')}` : 'poll'}.
-The price is Redis work per grant: two Lua scripts (${f1(fh?.commandsPerGrant)} commands counted, ${f1(fh?.cpuUsPerGrant, 0)} us of Redis CPU)
+The price is Redis work per grant: two engine calls (${f1(fh?.commandsPerGrant)} commands counted, ${f1(fh?.cpuUsPerGrant, 0)} us of Redis CPU)
 against a SET and a small delete script for the simplest peers, and, with no hold time, fewer grants/s than
 peers whose releasing process simply grabs the lock again.${vsPeer(r, f)}
 ${byClient(r)}`;
@@ -129,8 +129,8 @@ How to read it:
   fairlock only (no peer has a read-write lock). A writer waits for what was ahead of it, never for
   readers that came later: *queued ahead* gives, for the writer that waited longest, its queue position
   minus one when it queued and how many of those were reads. Which requests those were is decided from
-  fencing tokens, not clocks: a hand-off grant's token is its ticket, and a FIFO queue holds exactly the
-  latest queued tickets below the writer's. *Violations*: the same INCRBY check, a write counting for all.
+  fencing tokens, not clocks: tokens rise in grant order, which FIFO makes queue order, so the requests
+  queued ahead of the writer are exactly the queued ones with tokens below the writer's. *Violations*: the same INCRBY check, a write counting for all.
 - **Waiters**: W acquires waiting on a lock that stays held, spread over ${m.procs} processes; commands per
   second over a ${m.waitWindowMs / 1000} s window while they wait, and Redis memory per waiter (\`used_memory\` delta / W).
   The window is the span between two \`INFO\`s, timed by Redis's own clock, and counts waiting, not
