@@ -202,11 +202,10 @@ export interface RwStats {
 
 /**
  * Read-write figures. What was ahead of a writer W when it queued is decided from tokens, no clock:
- * in a strict FIFO queue every enqueue appends and every grant takes the head, so the queue when W
- * joined held exactly the `position - 1` queued requests with the largest tickets below W's. A
- * fairlock hand-off grant's token IS the request's ticket, so for a granted W those are the
- * `position - 1` queued acquires (onQueued fired) with the largest tokens below W's token (each of
- * them was granted before W: FIFO).
+ * in a strict FIFO queue every enqueue appends and every grant takes the head, and fairlock's tokens
+ * rise in grant order, so for a granted W the requests ahead of it when it joined are the
+ * `position - 1` queued acquires (onQueued fired) with the largest tokens below W's token: each was
+ * granted before W (FIFO) and after every request granted before W joined.
  */
 export function rwStats(acquires: Acquire[], from: number, to: number): RwStats {
   const inWindow = acquires.filter((a) => a.got >= from && a.got <= to);
