@@ -4,7 +4,7 @@
  * read of the command line besides inspect()), and the cells of their listings.
  */
 import type { LockInfo } from '../index.js';
-import { unescapeName } from '../protocol/keys.js';
+import { keyPattern, nameOfKey } from '../protocol/keys.js';
 import type { Connection } from './common.js';
 import { escapeControls as shown } from './escape-controls.js';
 
@@ -26,9 +26,7 @@ export async function listNames(
   prefix: string,
   bounds: ScanBounds,
 ): Promise<{ names: string[]; masterOf: Map<string, string>; truncated: boolean }> {
-  const head = `${prefix}:{`;
-  const pattern = `${globEscape(head)}*`;
-  const wanted = /^(state|queue)$/; // idle names keep only their state (the token counter)
+  const pattern = keyPattern(prefix);
   const found = new Map<string, string>();
   const until = Date.now() + bounds.maxMs;
   let calls = 0;
@@ -43,12 +41,8 @@ export async function listNames(
       calls++;
       const [next, keys] = (await master.client.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000'])) as [string, string[]];
       for (const key of keys) {
-        // ${prefix}:{escaped name}:suffix; an escaped name holds no brace.
-        const close = key.indexOf('}', head.length);
-        if (!key.startsWith(head) || close < 0 || key[close + 1] !== ':') continue;
-        if (!wanted.test(key.slice(close + 2))) continue;
-        const name = unescapeName(key.slice(head.length, close));
-        if (found.has(name)) continue;
+        const name = nameOfKey(prefix, key); // idle names keep only their state (the token counter)
+        if (name === undefined || found.has(name)) continue;
         if (found.size < bounds.limit) found.set(name, master.address);
         else truncated = true;
       }
@@ -56,10 +50,6 @@ export async function listNames(
     } while (cursor !== '0');
   }
   return { names: [...found.keys()].sort(), masterOf: found, truncated };
-}
-
-function globEscape(s: string): string {
-  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
 /** The short kind of a listing: lock, semaphore/3, rw, or - when Redis knows nothing of it. */

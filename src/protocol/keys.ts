@@ -25,6 +25,24 @@ export function lockKeys(prefix: string, name: string): LockKeys {
   return { state: `${base}:state`, queue: `${base}:queue`, shardWake: `${base}:wake:` };
 }
 
+/**
+ * The name a key under `prefix` belongs to, or undefined for a key that is not a name's state or
+ * queue (the inverse of lockKeys). `keyPattern(prefix)` is the SCAN pattern that finds them.
+ */
+export function nameOfKey(prefix: string, key: string): string | undefined {
+  const head = `${prefix}:{`;
+  // ${prefix}:{escaped name}:suffix; an escaped name holds no brace.
+  const close = key.indexOf('}', head.length);
+  if (!key.startsWith(head) || close < 0 || key[close + 1] !== ':') return undefined;
+  const suffix = key.slice(close + 2);
+  return suffix === 'state' || suffix === 'queue' ? unescapeName(key.slice(head.length, close)) : undefined;
+}
+
+/** The SCAN MATCH pattern of every key of every name under `prefix`. */
+export function keyPattern(prefix: string): string {
+  return `${`${prefix}:{`.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`;
+}
+
 /** The channel on which a session is told that one of its waiters now holds a grant (one Redis: PUBLISH). */
 export function wakeChannel(prefix: string, sessionId: string): string {
   return `${prefix}:wake:${sessionId}`;
