@@ -308,3 +308,21 @@ shardedTest('askSubscribers (a cluster\'s beat): subscribers on the session\'s s
   await sub.sUnsubscribe(channel);
   t.is((await s.heartbeat(keys, 'w', LIVENESS, { held: [], askSubscribers: true })).subscribers, 0, 'after SUNSUBSCRIBE');
 });
+
+test('a malformed session id or liveness is an error, and nothing is written', async (t) => {
+  const { s, keys } = setup();
+  for (const sid of ['a-b', 'a b', 'a%', '']) {
+    await t.throwsAsync(s.heartbeat(keys, sid, LIVENESS, { held: [] }), { message: /malformed session id, liveness or held count/ }, sid);
+  }
+  await t.throwsAsync(s.heartbeat(keys, 'a', Number.NaN, { held: [] }), { message: /malformed session id, liveness or held count/ });
+  await t.throwsAsync(s.heartbeat(keys, 'a', 0, { held: [] }), { message: /malformed session id, liveness or held count/ });
+  t.is(await fx.client.exists(keys.state), 0, 'no session was written');
+});
+
+test('also a liveness of "nan" or 0 on the enqueue is refused (tonumber takes "nan")', async (t) => {
+  const { s, keys } = setup();
+  for (const liveness of [Number.NaN, 0]) {
+    await t.throwsAsync(s.acquire(keys, waiterId('a', 1, 5_000, true, 1, 'x'), liveness, 'wait', 'lock', 1), { message: /malformed waiter id, liveness or kind/ });
+  }
+  t.is(await fx.client.exists(keys.state), 0);
+});

@@ -474,6 +474,10 @@ end
 ]]
 local function heartbeat(keys, args)
   local sid, liveness, wake_arg, ask, newest, held_count = args[1], tonumber(args[2]), args[3], args[4], args[5], tonumber(args[6])
+  -- A session id is letters and digits (it is matched inside the field s); a liveness is a number.
+  if not (string.match(sid, '^%w+$') and liveness and liveness == liveness and liveness > 0 and held_count) then
+    return redis.error_reply('FAIRLOCK_BADARG malformed session id, liveness or held count')
+  end
   local st = load(keys)
   local now = st.now
   local lapsed = session_deadline(st, sid) <= now
