@@ -27,3 +27,11 @@ export async function within(work: Promise<unknown>, ms: number): Promise<boolea
     () => false,
   );
 }
+
+/** Whether `work` settled (fulfilled or rejected) within `ms`. Never rejects. */
+export function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  return within(work.then(
+    () => undefined,
+    () => undefined,
+  ), ms);
+}

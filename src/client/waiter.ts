@@ -1,3 +1,4 @@
+import { within } from '../bounded.js';
 import { monotonic, type Stamped } from '../clock.js';
 import { asFairLockError, LimitMismatchError, LockAbortedError, LockLostError, LockTimeoutError, NotReplicatedError } from '../errors.js';
 import type { ResolvedAcquire, ResolvedDurability } from '../options.js';
@@ -266,9 +267,7 @@ export class Waiter {
     // While Redis is unreachable node-redis holds the cancel until it reconnects (then it still runs).
     // The caller is not kept waiting for that: after one liveness period it gets its error anyway; a
     // grant to the abandoned id is not renewed by the heartbeat and runs out within that liveness.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([cleanup, new Promise((r) => (timer = setTimeout(r, this.state.session.options.livenessMs)))]);
-    clearTimeout(timer);
+    await within(cleanup, this.state.session.options.livenessMs);
     this.finish('done');
     this.reportGiveUp(err, waitedMs);
     this.reject(err);

@@ -1,6 +1,6 @@
 /** The seams for ioredis 5 and 6: `new Redis()` and `new Cluster()`. */
 import { debug } from '../debug.js';
-import { settledWithin } from './settled.js';
+import { settledWithin } from '../bounded.js';
 import { settle, WaitPool, type WaitDriver } from './wait-pool.js';
 import type { IORedisClientLike, RedisSeam, ShardSubscriber, Subscription } from './seam.js';
 

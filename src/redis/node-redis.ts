@@ -1,7 +1,7 @@
 /** The seams for node-redis 4, 5 and 6: their `sendCommand`, `duplicate` and (s)subscribe agree. */
 import { debug } from '../debug.js';
 import type { NodeRedisClientLike, NodeRedisClusterLike, RedisSeam, ShardSubscriber, Subscription } from './seam.js';
-import { settledWithin } from './settled.js';
+import { settledWithin } from '../bounded.js';
 import { settle, WaitPool } from './wait-pool.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the three majors' types differ; only the shared shape is used */

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { settledWithin } from './settled.js';
+import { settledWithin } from '../bounded.js';
 
 /**
  * The WAIT connections of durable grants. WAIT holds every later command of its connection until it
