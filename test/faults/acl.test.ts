@@ -2,51 +2,17 @@
  * Under an ACL user, README's rule (read from README) is enough for every operation; a missing publish
  * right costs only speed (the heartbeat finds the grant); a missing command is NO_PERMISSION, not BAD_KEY.
  */
-import { readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
-import { createClient } from 'redis';
 import { FairLocks, FairLockError } from '../../src/index.js';
-import type { RedisClient } from '../helpers/redis-client.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
 import { whenQueued } from '../helpers/queued.js';
-import { serverVersion } from '../helpers/server-version.js';
+import { connectAs, readmeRule } from '../helpers/acl-user.js';
 
 const fx = useRedis({ owned: true }); // ACL SETUSER changes the server: never a user's own Redis
 const OPTS = { leaseMs: 2_000, livenessMs: 1_000, heartbeatMs: 200 };
 
-/**
- * README's ACL line, with `fairlock` replaced by `prefix` and the user and password given; on a
- * server without Redis Functions (6.2) without `+fcall +function|load`, as README says.
- */
-function readmeRule(prefix: string, user: string): string[] {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-  const m = /<!-- acl:[^>]*-->\s*```\s*\n(ACL SETUSER [^\n]+)\n```/.exec(readme);
-  if (!m) throw new Error('README has no ACL rule block');
-  return m[1]!
-    .replace(/fairlock:\*/g, `${prefix}:*`)
-    .split(/\s+/)
-    .map((w, i) => (i === 2 ? user : w === '>secret' ? '>pw' : w))
-    .filter((w) => hasFunctions() || (w !== '+fcall' && w !== '+function|load'));
-}
-
-/** Redis Functions: Redis 7.0 and every Valkey. */
-function hasFunctions(): boolean {
-  const v = serverVersion();
-  return v.name === 'Valkey' || v.major >= 7;
-}
-
-async function asUser(t: ExecutionContext, rule: string[]): Promise<RedisClient> {
-  await fx.client.sendCommand(rule.slice(0, 1).concat(rule.slice(1)));
-  const url = new URL(fx.server.url);
-  url.username = rule[2]!;
-  url.password = 'pw';
-  const client = createClient({ url: url.toString() }) as RedisClient;
-  client.on('error', () => undefined);
-  await client.connect();
-  t.teardown(() => client.quit().then(() => undefined, () => undefined));
-  return client;
-}
+const asUser = (t: ExecutionContext, rule: string[]) => connectAs(t, fx.client, fx.server.url, rule);
 
 function track(t: ExecutionContext, ...all: FairLocks[]): void {
   t.teardown(async () => {

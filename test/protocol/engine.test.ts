@@ -8,11 +8,11 @@
  * FLUSH) gets them again on the next call.
  */
 import test, { type ExecutionContext } from 'ava';
-import { createClient } from 'redis';
 import { FairLockError } from '../../src/errors.js';
 import { lockKeys, waiterId } from '../../src/protocol/keys.js';
 import { Scripts, engineCall } from '../../src/protocol/scripts.js';
 import { adaptClient } from '../../src/redis/adapt.js';
+import { connectAs, readmeRule } from '../helpers/acl-user.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newPrefix } from '../helpers/redis.js';
 import type { RedisClient } from '../helpers/redis-client.js';
@@ -43,19 +43,9 @@ async function libraries(): Promise<{ name: string; functions: string[] }[]> {
   });
 }
 
-/** A client of a user with README's commands minus `without` (password "pw"), closed with the test. */
-async function asUser(t: ExecutionContext, user: string, prefix: string, without: string[]): Promise<RedisClient> {
-  const commands = ['+fcall', '+function|load', '+evalsha', '+eval', '+subscribe', '+unsubscribe', '+publish', '+time', '+type', '+hmget', '+hset', '+lpop', '+lpush', '+rpush', '+llen', '+lrange', '+lrem', '+lpos', '+pexpireat'];
-  const rule = ['ACL', 'SETUSER', user, 'reset', 'on', '>pw', 'resetkeys', 'resetchannels', `~${prefix}:*`, `&${prefix}:*`, '-@all', ...commands.filter((c) => !without.includes(c) && (functions || !['+fcall', '+function|load'].includes(c)))];
-  await fx.client.sendCommand(rule);
-  const url = new URL(fx.server.url);
-  url.username = user;
-  url.password = 'pw';
-  const client = createClient({ url: url.toString() }) as RedisClient;
-  client.on('error', () => undefined);
-  await client.connect();
-  t.teardown(() => client.quit().then(() => undefined, () => undefined));
-  return client;
+/** A client of a user with README's rule minus `without` (password "pw"), closed with the test. */
+function asUser(t: ExecutionContext, user: string, prefix: string, without: string[]): Promise<RedisClient> {
+  return connectAs(t, fx.client, fx.server.url, readmeRule(prefix, user, without));
 }
 
 /** A hand-off on a fresh name through `s`: a holder, a waiter, the release; returns what Redis says. */
