@@ -43,11 +43,23 @@ local function call(...)
   return redis.call(...)
 end
 
--- "session:seq:leaseMs:renew:weight:mode" -> its parts, or nil.
-local function parse_id(id)
-  local sid, lease, renew, weight, mode = string.match(id, '^(%w+):%w+:(%d+):([01]):(%d+):([xrw])$')
+-- The one pattern of a waiter id, "session:seq:leaseMs:renew:weight:mode"; its captures are
+-- sid, lease, renew, weight, mode. An id stands alone (ID_ONLY), first in a queue element
+-- ("id since", ELEMENT: id, the id's five, since) and first in a holder entry ("id token exp lease
+-- granted confirmed", ENTRY: id, the id's five, exp).
+local ID = '(%w+):%w+:(%d+):([01]):(%d+):([xrw])'
+local ID_ONLY = '^' .. ID .. '$'
+local ELEMENT = '^(' .. ID .. ') (%d+)$'
+local ENTRY = '^(' .. ID .. ') %d+ (%d+) %d+ %d+ [01]$'
+
+-- A request from the captures of ID (nil when they are): what the engine needs of a waiter.
+local function request(id, sid, lease, renew, weight, mode)
   if not sid then return nil end
   return { id = id, sid = sid, lease = tonumber(lease), renew = renew == '1', weight = tonumber(weight), mode = mode }
+end
+
+local function parse_id(id)
+  return request(id, string.match(id, ID_ONLY))
 end
 
 local function parse_kind_limit(text)
@@ -67,12 +79,11 @@ local function holder_text(h)
   return string.format('%s %d %d %d %d %d', h.id, h.token, h.exp, h.lease, h.granted, h.confirmed)
 end
 
--- A loaded holder's fields beyond id, exp, weight and mode are parsed on first use: the contended
--- paths (an enqueue behind a holder, a release that hands on) never read them.
+-- A loaded holder's token, lease, granted and confirmed are parsed from its entry on first use: the
+-- contended paths (an enqueue behind a holder, a release that hands on) never read them.
 local LAZY = { __index = function(h, key)
   local token, lease, g, c = string.match(rawget(h, 'raw'), '^%S+ (%d+) %d+ (%d+) (%d+) ([01])$')
-  local sid, renew = string.match(rawget(h, 'id'), '^(%w+):%w+:%d+:([01]):')
-  local fields = { token = tonumber(token), lease = tonumber(lease), granted = tonumber(g), confirmed = tonumber(c), sid = sid, renew = renew == '1' }
+  local fields = { token = tonumber(token), lease = tonumber(lease), granted = tonumber(g), confirmed = tonumber(c) }
   for k, v in pairs(fields) do
     if rawget(h, k) == nil then rawset(h, k, v) end
   end
@@ -112,9 +123,9 @@ local function load(keys)
   st.kind, st.limit = kind, limit or 1
   if f[3] and f[3] ~= '' then
     for entry in string.gmatch(f[3], '[^;]+') do
-      local id, weight, mode, exp = string.match(entry, '^(%w+:%w+:%d+:[01]:(%d+):([xrw])) %d+ (%d+) %d+ %d+ [01]$')
+      local id, sid, _, renew, weight, mode, exp = string.match(entry, ENTRY)
       if not id then bad_state(st, 'malformed holder entry ' .. entry) end
-      local h = setmetatable({ id = id, raw = entry, exp = tonumber(exp), weight = tonumber(weight), mode = mode, changed = false, gone = false }, LAZY)
+      local h = setmetatable({ id = id, sid = sid, renew = renew == '1', raw = entry, exp = tonumber(exp), weight = tonumber(weight), mode = mode, changed = false, gone = false }, LAZY)
       if h.exp > now then add_holder(st, h) else st.expired = true end
     end
   end
@@ -236,9 +247,10 @@ local function grant_ready(st, wake_arg)
   while not full(st) do
     local e = call('LPOP', st.queue)
     if not e then return true end
-    local id, sid, lease, renew, weight, mode = string.match(e, '^((%w+):%w+:(%d+):([01]):(%d+):([xrw])) %d+$')
-    if id and not st.holders[id] and not released_before(st, id) then
-      local req = { id = id, sid = sid, lease = tonumber(lease), renew = renew == '1', weight = tonumber(weight), mode = mode, changed = true }
+    local req = request(string.match(e, ELEMENT))
+    if req and not st.holders[req.id] and not released_before(st, req.id) then
+      local id, sid = req.id, req.sid
+      req.changed = true
       local deadline = session_deadline(st, sid)
       if deadline > st.now then
         if not fits(st, req) then
@@ -267,6 +279,16 @@ local function usable_exp(h)
   return h.exp
 end
 
+-- A waiter's element found by its id alone (a scan of the queue, for the rare call that does not
+-- know its `since`): its 0-based position and its since, or nil.
+local function scan_waiter(st, id)
+  local prefix = id .. ' '
+  for i, e in ipairs(call('LRANGE', st.queue, 0, -1)) do
+    if string.sub(e, 1, #prefix) == prefix then return i - 1, string.sub(e, #prefix + 1) end
+  end
+  return nil
+end
+
 -- Removes a waiter's element; `since` '' when the client does not know it (its enqueue reply was lost).
 -- A `since` that matches no element (the client's is not the element's: a re-run queued it again)
 -- falls back to finding the element by the id, unless the waiter holds already.
@@ -275,11 +297,8 @@ local function remove_waiter(st, id, since)
     local n = call('LREM', st.queue, 1, id .. ' ' .. since)
     if n > 0 or st.holders[id] then return n end
   end
-  local prefix = id .. ' '
-  for _, e in ipairs(call('LRANGE', st.queue, 0, -1)) do
-    if string.sub(e, 1, #prefix) == prefix then return call('LREM', st.queue, 1, e) end
-  end
-  return 0
+  local pos, at = scan_waiter(st, id)
+  return pos and call('LREM', st.queue, 1, id .. ' ' .. at) or 0
 end
 
 -- The 0-based position of a waiter's element, or nil. A `since` that matches no element (the client's
@@ -290,11 +309,8 @@ local function find_waiter(st, id, since)
     local pos = call('LPOS', st.queue, id .. ' ' .. since)
     if pos then return pos end
   end
-  local prefix = id .. ' '
-  for i, e in ipairs(call('LRANGE', st.queue, 0, -1)) do
-    if string.sub(e, 1, #prefix) == prefix then return i - 1, tonumber(string.sub(e, #prefix + 1)) end
-  end
-  return nil
+  local pos, at = scan_waiter(st, id)
+  return pos, tonumber(at)
 end
 
 --[[
@@ -577,10 +593,9 @@ local function inspect(keys, args)
     local entries = call('LRANGE', st.queue, from, from + batch - 1)
     if #entries == 0 then break end
     for _, e in ipairs(entries) do
-      local id, since = string.match(e, '^(%S+) (%d+)$')
-      local req = id and parse_id(id)
-      if req and alive[req.sid] == nil then alive[req.sid] = session_deadline(st, req.sid) > st.now end
-      if req and alive[req.sid] and #live < most * 2 then
+      local id, sid, _, _, _, _, since = string.match(e, ELEMENT)
+      if sid and alive[sid] == nil then alive[sid] = session_deadline(st, sid) > st.now end
+      if sid and alive[sid] and #live < most * 2 then
         live[#live + 1] = id
         live[#live + 1] = since
       end
