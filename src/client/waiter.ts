@@ -97,11 +97,6 @@ export class Waiter {
     return this.phase === 'queued' && this.since !== undefined ? { since: this.since, order: this.queuedOrder } : undefined;
   }
 
-  /** When this waiter entered the queue, if an enqueue reply said so. */
-  get enteredAt(): number | undefined {
-    return this.since;
-  }
-
   get waiting(): boolean {
     return this.phase === 'new' || this.phase === 'enqueuing' || this.phase === 'queued';
   }
@@ -121,8 +116,8 @@ export class Waiter {
     try {
       const { session, keys } = this.state;
       const { kind, limit } = this.request;
-      // Not the first run: the engine looks for this waiter's element before it pushes another.
-      const again = this.queuedOnce || this.since !== undefined ? (this.since === undefined ? {} : { since: this.since }) : undefined;
+      // Queued before (a re-entry after a lapse, or a grant that ran out unseen): the engine looks for this waiter's element before it pushes another.
+      const again = this.since === undefined ? undefined : { since: this.since };
       reply = await session.scripts.acquire(keys, this.id, session.options.livenessMs, this.mode, kind, limit, again);
     } catch (err) {
       if (this.phase !== 'enqueuing') return;

@@ -137,7 +137,7 @@ export class Scripts {
    * whose reply was lost): the engine looks for its element (`since`, when known) before it pushes one.
    */
   async acquire(keys: LockKeys, id: string, livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number, again?: { since?: number }): Promise<AcquireReply> {
-    const args = (rerun: boolean) => [id, livenessMs, again || rerun ? (mode === 'wait' ? 'again' : mode) : mode, this.wake(keys), `${kind} ${limit}`, again?.since ?? ''];
+    const args = (rerun: boolean) => [id, livenessMs, mode === 'wait' && (again || rerun) ? 'again' : mode, this.wake(keys), `${kind} ${limit}`, again?.since ?? ''];
     const { r, sentAt } = await this.run('acquire', keys, args);
     const code = num(r[0]);
     const now = num(r[1]);
@@ -225,21 +225,14 @@ export class Scripts {
   }
 
   private async runOnce(name: ScriptName, keys: LockKeys, args: string[], durability?: Durability): Promise<Ran> {
-    const script = ENGINE.scripts[name];
     const keyArgs = ['2', keys.state, keys.queue];
     const sentAt = monotonic();
     let out: { reply: unknown; acked?: number };
     if (durability) {
       // WAIT goes out right behind the call: behind an EVALSHA refused with NOSCRIPT (or an FCALL of a
       // library not loaded yet) it would wait for nothing, so a script not yet seen loaded goes as EVAL.
-      const command = this.loaded.has(name) ? ['EVALSHA', script.sha] : ['EVAL', script.body];
-      try {
-        out = await this.redis.sendAndWait([...command, ...keyArgs, ...args], keys.state, durability.replicas, durability.timeoutMs, durability.signal);
-      } catch (err) {
-        if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-        out = await this.redis.sendAndWait(['EVAL', script.body, ...keyArgs, ...args], keys.state, durability.replicas, durability.timeoutMs, durability.signal);
-      }
-      this.loaded.add(name);
+      const { replicas, timeoutMs, signal } = durability;
+      out = await this.script(name, [...keyArgs, ...args], (command) => this.redis.sendAndWait(command, keys.state, replicas, timeoutMs, signal), !this.loaded.has(name));
     } else {
       out = { reply: await this.call(name, keys, [...keyArgs, ...args]) };
     }
@@ -262,16 +255,24 @@ export class Scripts {
         this.mode = 'script';
       }
     }
+    return this.script(name, tail, (command) => this.redis.send(command, keys.state));
+  }
+
+  /**
+   * The engine's entry `name` as a script through `send`: EVALSHA, and EVAL when Redis answers
+   * NOSCRIPT (a restart, SCRIPT FLUSH), or at once when `evalFirst`.
+   */
+  private async script<T>(name: ScriptName, tail: string[], send: (command: string[]) => Promise<T>, evalFirst = false): Promise<T> {
+    const { sha, body } = ENGINE.scripts[name];
+    let out: T;
     try {
-      const reply = await this.redis.send(['EVALSHA', script.sha, ...tail], keys.state);
-      this.loaded.add(name);
-      return reply;
+      out = await send(evalFirst ? ['EVAL', body, ...tail] : ['EVALSHA', sha, ...tail]);
     } catch (err) {
-      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-      const reply = await this.redis.send(['EVAL', script.body, ...tail], keys.state);
-      this.loaded.add(name);
-      return reply;
+      if (evalFirst || !String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+      out = await send(['EVAL', body, ...tail]);
     }
+    this.loaded.add(name);
+    return out;
   }
 
   /** FCALL, loading the library when the server does not have it; EngineUnavailable when the server cannot (6.2, an ACL). */
