@@ -64,8 +64,8 @@ export class LimitMismatchError extends FairLockError {
   readonly current: string;
   /** What this request asked for, e.g. "semaphore 2". */
   readonly requested: string;
-  constructor(name: string, current: string, requested: { kind: string; limit: number }, options?: { cause?: unknown }) {
-    const asked = `${requested.kind} ${requested.limit}`;
+  constructor(name: string, current: string, requested: { kind: string; limit: number; perGroup?: number | undefined }, options?: { cause?: unknown }) {
+    const asked = `${requested.kind} ${requested.limit}${requested.perGroup === undefined ? '' : ` ${requested.perGroup}`}`;
     super(`"${name}" is busy as ${describeKind(current)}; this request asked for ${describeKind(asked)}`, 'LIMIT_MISMATCH', options);
     this.current = current;
     this.requested = asked;
@@ -96,8 +96,8 @@ export class NotReplicatedError extends FairLockError {
 }
 
 function describeKind(kindLimit: string): string {
-  const [kind, limit] = kindLimit.split(' ');
-  if (kind === 'semaphore') return `a semaphore of ${limit} permits`;
+  const [kind, limit, perGroup] = kindLimit.split(' ');
+  if (kind === 'semaphore') return `a semaphore of ${limit} permits${perGroup ? `, at most ${perGroup} per group` : ''}`;
   if (kind === 'rw') return 'a read-write lock';
   if (kind === 'lock') return 'a lock';
   return JSON.stringify(kindLimit);

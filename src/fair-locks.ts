@@ -2,11 +2,12 @@ import { EventEmitter } from 'node:events';
 import { within } from './bounded.js';
 import type { EventSink, FairLocksEventName, FairLocksEvents } from './client/event-map.js';
 import { Session } from './client/session.js';
-import { ClosedError } from './errors.js';
+import { ClosedError, InvalidArgumentError } from './errors.js';
 import { FairLock, type Engine } from './primitives/lock.js';
 import { FairReadWriteLock } from './primitives/read-write.js';
 import { FairSemaphore } from './primitives/semaphore.js';
 import {
+  checkGroup,
   checkName,
   checkObject,
   checkPermits,
@@ -45,14 +46,30 @@ export interface HolderInfo {
   weight: number;
   /** 'read' or 'write' on a read-write lock; undefined otherwise. */
   mode: 'read' | 'write' | undefined;
+  /** The group the grant was taken in; undefined for the default group. */
+  group: string | undefined;
+}
+
+/** One group as `inspect()` reports it: what it holds and how many of it wait. */
+export interface GroupInfo {
+  /** The group; undefined for the default group (requests that name none). */
+  group: string | undefined;
+  /** Permits its grants hold (weights counted; 1 per grant of a lock). */
+  held: number;
+  /** Its live waiters (of the 10,000 `inspect()` reads). */
+  waiting: number;
+  /** Passed over at its `perGroup` cap: it keeps its place and takes its turn once a grant of it ends. */
+  capped: boolean;
 }
 
 /** One live waiter as `inspect()` reports it. */
 export interface WaiterInfo {
   /** The waiter's id, "session:seq:...": its first part is the waiting {@link FairLocks.sessionId}. */
   id: string;
-  /** 1 = next. */
+  /** 1 = next of its group (with no groups in use: next of all). */
   position: number;
+  /** The group it waits in; undefined for the default group. */
+  group: string | undefined;
   /** How long it has been queued, on Redis's clock, in ms. */
   waitedMs: number;
   /** Permits asked: 1 for a lock and for either side of a read-write lock. */
@@ -67,14 +84,21 @@ export interface LockInfo {
   kind: Kind | undefined;
   /** Permits of a semaphore, 1 for a lock, undefined for a read-write lock or an unknown name. */
   limit: number | undefined;
+  /** A semaphore's cap per group, undefined for none. */
+  perGroup: number | undefined;
   /** Permits free now (limit - held weights); undefined for a read-write lock or an unknown name. */
   available: number | undefined;
   /** Every grant, oldest token first. */
   holders: HolderInfo[];
   /** The first of `holders` (for a plain lock: the holder), or null. */
   holder: HolderInfo | null;
-  /** The live waiters in queue order (dead ones left out), at most 10,000. */
+  /** The live waiters (dead ones left out), at most 10,000: in queue order, and while groups take turns, group by group in rotation order. */
   queue: WaiterInfo[];
+  /**
+   * The groups that wait or hold: those with waiters first, in rotation order (the front takes the
+   * next turn), then those that only hold. The default group is among them when it waits or holds.
+   */
+  groups: GroupInfo[];
   /**
    * The ids ({@link HolderInfo.id}) of the last grants given back (released, or given up by a waiter
    * granted as it left), newest first; Redis keeps the last 8, and a grant whose lease ran out is not
@@ -179,9 +203,14 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
    */
   semaphore(name: string, options: SemaphoreOptions): FairSemaphore {
     this.internals();
-    const { permits, ...defaults } = checkObject(options, 'semaphore options') ?? ({} as Partial<SemaphoreOptions>);
+    const { permits, perGroup, ...defaults } = checkObject(options, 'semaphore options') ?? ({} as Partial<SemaphoreOptions>);
     const limit = checkPermits(permits, 'options.permits');
-    return new FairSemaphore(this.engine, checkName(name), defaults, { kind: 'semaphore', limit, mode: 'x' });
+    if (perGroup !== undefined) {
+      checkPermits(perGroup, 'options.perGroup');
+      if (perGroup > limit) throw new InvalidArgumentError(`options.perGroup (${perGroup}) is more than options.permits (${limit})`);
+    }
+    if (defaults.group !== undefined) checkGroup(defaults.group);
+    return new FairSemaphore(this.engine, checkName(name), defaults, { kind: 'semaphore', limit, mode: 'x', perGroup });
   }
 
   /** The fair read-write lock `name`: `.read()` and `.write()` give its two handles. No I/O. */
@@ -194,21 +223,41 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
   async inspect(name: string): Promise<LockInfo> {
     const session = this.internals();
     const reply = await session.scripts.inspect(lockKeys(session.options.prefix, checkName(name)), INSPECT_LIMIT);
-    const [kindText, limitText] = reply.kindLimit.split(' ');
+    const [kindText, limitText, perGroupText] = reply.kindLimit.split(' ');
     const kind = kindText === 'lock' || kindText === 'semaphore' || kindText === 'rw' ? kindText : undefined;
     const limit = kind === 'lock' || kind === 'semaphore' ? Number(limitText) : undefined;
+    const perGroup = kind === 'semaphore' && perGroupText ? Number(perGroupText) : undefined;
+    const groupOf = (g: string) => (g === '' ? undefined : g);
     const modeOf = (id: string) => ({ weight: parseWaiterId(id).weight, mode: kind === 'rw' ? (parseWaiterId(id).mode === 'w' ? 'write' as const : 'read' as const) : undefined });
     const holders = reply.holders
-      .map((h) => ({ id: h.id, token: h.token, leaseLeftMs: Math.max(0, h.exp - reply.now), heldMs: Math.max(0, reply.now - h.grantedAt), ...modeOf(h.id) }))
+      .map((h) => ({ id: h.id, token: h.token, leaseLeftMs: Math.max(0, h.exp - reply.now), heldMs: Math.max(0, reply.now - h.grantedAt), ...modeOf(h.id), group: groupOf(h.group) }))
       .sort((a, b) => a.token - b.token);
     const used = holders.reduce((sum, h) => sum + h.weight, 0);
+    // Groups in rotation order (plain mode: the default group only), then those that only hold.
+    const groups = new Map<string, GroupInfo>();
+    const entry = (g: string, capped = false) => {
+      let info = groups.get(g);
+      if (!info) groups.set(g, (info = { group: groupOf(g), held: 0, waiting: 0, capped }));
+      return info;
+    };
+    for (const g of reply.groups) entry(g.group, g.parked);
+    const positions = new Map<string, number>();
+    const queue = reply.queue.map((e) => {
+      const position = (positions.get(e.group) ?? 0) + 1;
+      positions.set(e.group, position);
+      entry(e.group).waiting++;
+      return { id: e.id, position, waitedMs: Math.max(0, reply.now - e.since), ...modeOf(e.id), group: groupOf(e.group) };
+    });
+    for (const h of holders) entry(h.group ?? '').held += h.weight;
     return {
       kind,
       limit,
+      perGroup,
       available: limit === undefined ? undefined : Math.max(0, limit - used),
       holders,
       holder: holders[0] ?? null,
-      queue: reply.queue.map((e, i) => ({ id: e.id, position: i + 1, waitedMs: Math.max(0, reply.now - e.since), ...modeOf(e.id) })),
+      queue,
+      groups: [...groups.values()].filter((g) => g.held > 0 || g.waiting > 0 || g.capped),
       recentReleases: reply.released,
     };
   }

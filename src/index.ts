@@ -3,6 +3,7 @@ export {
   type LockInfo,
   type HolderInfo,
   type WaiterInfo,
+  type GroupInfo,
   type FairLocksEvents,
   type FairLocksEventName,
   type QueuedEvent,

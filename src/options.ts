@@ -48,6 +48,12 @@ export interface AcquireOptions {
   onQueued?: (position: number) => void;
   /** Replicas that must have the grant before it is returned. @default the instance's durability */
   durability?: Durability;
+  /**
+   * The group (tenant) this request takes turns in: groups with waiters are served in rotation, FIFO
+   * inside each (README, Fair share). A non-empty string of at most 256 UTF-8 bytes; not on a
+   * read-write lock. @default the default group (what every request without a group shares)
+   */
+  group?: string;
 }
 
 /** Options of one semaphore `acquire`, `tryAcquire` or `using` call. */
@@ -60,6 +66,12 @@ export interface SemaphoreAcquireOptions extends AcquireOptions {
 export interface SemaphoreOptions extends SemaphoreAcquireOptions {
   /** How many permits may be held at once: a positive integer. Required. */
   permits: number;
+  /**
+   * The most permits one group may hold at once (weights counted), from 1 to `permits`; the default
+   * group counts as one group. A group at its cap is passed over without holding others back. Part of
+   * the name's limit, like `permits`. @default no cap
+   */
+  perGroup?: number;
 }
 
 /** The most permits a semaphore may have (weights and limits travel as integers through Lua). */
@@ -176,6 +188,19 @@ export interface ResolvedAcquire {
   weight: number;
   /** WAIT after the grant; undefined for none. */
   durability: ResolvedDurability | undefined;
+  /** The group; undefined for the default group. */
+  group: string | undefined;
+}
+
+/** The most UTF-8 bytes of a group. */
+export const MAX_GROUP_BYTES = 256;
+
+/** A group: a non-empty, well-formed string of at most MAX_GROUP_BYTES UTF-8 bytes, else InvalidArgumentError. */
+export function checkGroup(value: unknown, what = 'options.group'): string {
+  const group = checkName(value, what);
+  const bytes = Buffer.byteLength(group, 'utf8');
+  if (bytes > MAX_GROUP_BYTES) throw new InvalidArgumentError(`${what} must be at most ${MAX_GROUP_BYTES} UTF-8 bytes, got ${bytes}`);
+  return group;
 }
 
 /** A positive integer up to MAX_PERMITS, else InvalidArgumentError naming `what`. */
@@ -216,6 +241,7 @@ export function resolveAcquire(options: SemaphoreAcquireOptions | undefined, def
     onQueued: o.onQueued,
     weight,
     durability: o.durability === undefined ? defaults.durability : resolveDurability(o.durability, 'options.durability'),
+    group: o.group === undefined ? undefined : checkGroup(o.group),
   };
 }
 

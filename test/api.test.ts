@@ -73,7 +73,7 @@ test('reentrancy is opt-in and scoped to the using() callback', async (t) => {
 test('inspect shows the holder, the lease left and the queue in order', async (t) => {
   const locks = fresh(t);
   const lock = locks.lock('i');
-  t.deepEqual(await locks.inspect('i'), { kind: undefined, limit: undefined, available: undefined, holders: [], holder: null, queue: [], recentReleases: [] });
+  t.deepEqual(await locks.inspect('i'), { kind: undefined, limit: undefined, perGroup: undefined, available: undefined, holders: [], holder: null, queue: [], groups: [], recentReleases: [] });
   const lease = await lock.acquire({ leaseMs: 3_000 });
   const positions: number[] = [];
   const waits = [];

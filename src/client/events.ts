@@ -13,6 +13,8 @@ export interface QueuedEvent {
   position: number;
   /** What the name is: a lock, a semaphore or a read-write lock. */
   kind: Kind;
+  /** The request's group (`acquire({ group })`); undefined for the default group. */
+  group: string | undefined;
   /** Permits asked or held: 1 but on a semaphore. */
   weight: number;
   /** The side of a read-write lock; undefined otherwise. */
@@ -31,6 +33,8 @@ export interface GrantedEvent {
   waitedMs: number;
   /** What the name is: a lock, a semaphore or a read-write lock. */
   kind: Kind;
+  /** The request's group (`acquire({ group })`); undefined for the default group. */
+  group: string | undefined;
   /** Permits asked or held: 1 but on a semaphore. */
   weight: number;
   /** The side of a read-write lock; undefined otherwise. */
@@ -49,6 +53,8 @@ export interface ReleasedEvent {
   heldMs: number;
   /** What the name is: a lock, a semaphore or a read-write lock. */
   kind: Kind;
+  /** The request's group (`acquire({ group })`); undefined for the default group. */
+  group: string | undefined;
   /** Permits asked or held: 1 but on a semaphore. */
   weight: number;
   /** The side of a read-write lock; undefined otherwise. */
@@ -67,6 +73,8 @@ export interface TimeoutEvent {
   waitedMs: number;
   /** What the name is: a lock, a semaphore or a read-write lock. */
   kind: Kind;
+  /** The request's group (`acquire({ group })`); undefined for the default group. */
+  group: string | undefined;
 }
 
 /** An acquire gave up because its signal aborted (LockAbortedError); the waiter has left the queue. */
@@ -81,6 +89,8 @@ export interface AbortedEvent {
   reason: unknown;
   /** What the name is: a lock, a semaphore or a read-write lock. */
   kind: Kind;
+  /** The request's group (`acquire({ group })`); undefined for the default group. */
+  group: string | undefined;
 }
 
 /** What fairlock was doing when Redis failed. */

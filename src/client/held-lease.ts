@@ -60,6 +60,7 @@ export class HeldLease implements Lease {
   readonly kind: Lease['kind'];
   readonly weight: number;
   readonly mode: 'read' | 'write' | undefined;
+  readonly group: string | undefined;
   readonly grantedAt = monotonic();
   private leaseMs: number;
   private controller: AbortController | undefined;
@@ -78,6 +79,7 @@ export class HeldLease implements Lease {
     ({ id: this.id, token: this.token, leaseMs: this.leaseMs, autoRenew: this.autoRenew } = grant);
     ({ kind: this.kind, weight: this.weight } = grant.request);
     this.mode = MODES[grant.request.mode];
+    this.group = grant.request.group;
     this.deadline = localDeadline(host, grant.exp, grant.sample, grant.leaseMs);
     this.arm();
   }
@@ -174,8 +176,8 @@ export class HeldLease implements Lease {
     }
     const events = this.host.session.events;
     if (events.wants('released')) {
-      const { name, id, token, kind, weight, mode } = this;
-      events.fire('released', { name, id, token, heldMs: releasedAt - this.grantedAt, kind, weight, mode, releasedAt });
+      const { name, id, token, kind, weight, mode, group } = this;
+      events.fire('released', { name, id, token, heldMs: releasedAt - this.grantedAt, kind, weight, mode, releasedAt, group });
     }
   }
 

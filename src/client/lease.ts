@@ -7,6 +7,10 @@ export interface Request {
   limit: number;
   weight: number;
   mode: Mode;
+  /** A semaphore's cap per group (part of the name's limit), if any. */
+  perGroup?: number | undefined;
+  /** The group this request takes turns in; undefined = the default group. */
+  group?: string | undefined;
 }
 
 /**
@@ -31,6 +35,8 @@ export interface Lease extends AsyncDisposable {
   readonly weight: number;
   /** The side of a read-write lock; undefined for a lock or a semaphore. */
   readonly mode: 'read' | 'write' | undefined;
+  /** The group the grant was taken in (`acquire({ group })`); undefined for the default group. */
+  readonly group: string | undefined;
   /** Aborted with a LockLostError when the lease is lost. */
   readonly signal: AbortSignal;
   /** True until the lease is released or lost. */
@@ -66,6 +72,7 @@ export class NestedLease implements Lease {
   get grantedAt(): number { return this.root.grantedAt; }
   get autoRenew(): boolean { return this.root.autoRenew; }
   get kind(): Kind { return this.root.kind; }
+  get group(): string | undefined { return this.root.group; }
   get signal(): AbortSignal { return this.root.signal; }
   get held(): boolean { return !this.done && this.root.held; }
   get lengthMs(): number { return this.root.lengthMs; }

@@ -38,7 +38,7 @@ export class LockState implements WaiterHost {
    * goes on for them and releases them in Redis ("beat until released"), so a grant its process no
    * longer wants never outlives the next beat.
    */
-  private readonly unreleased = new Map<string, number | undefined>();
+  private readonly unreleased = new Map<string, { since?: number | undefined; group?: string | undefined }>();
   private timer: NodeJS.Timeout | undefined;
   private timerPeriod = 0;
   /** One heartbeat in flight per name; a beat after a reconnect waits for the regular one. */
@@ -126,8 +126,8 @@ export class LockState implements WaiterHost {
   }
 
   /** Runs the cancel script for `id` (`since`: when it entered the queue, if known); if it fails, the heartbeat retries it. */
-  cancelInRedis(id: string, since?: number): ReturnType<Scripts['cancel']> {
-    return this.orRetry(id, 'cancel', this.session.scripts.cancel(this.keys, id, since), since);
+  cancelInRedis(id: string, since?: number, group?: string): ReturnType<Scripts['cancel']> {
+    return this.orRetry(id, 'cancel', this.session.scripts.cancel(this.keys, id, since, group), since, group);
   }
 
   releaseLater(id: string): void {
@@ -138,21 +138,21 @@ export class LockState implements WaiterHost {
     current.schedule(0);
   }
 
-  private async orRetry<T>(id: string, operation: RedisOperation, call: Promise<T>, since?: number): Promise<T> {
+  private async orRetry<T>(id: string, operation: RedisOperation, call: Promise<T>, since?: number, group?: string): Promise<T> {
     try {
       return await call;
     } catch (err) {
       this.redisFailed(operation, err);
-      this.retryRelease(id, since);
+      this.retryRelease(id, since, group);
       throw err;
     }
   }
 
   /** Hands `id` to the state the session now has for this name (this one, or a newer one if this went idle). */
-  private retryRelease(id: string, since?: number): void {
+  private retryRelease(id: string, since?: number, group?: string): void {
     if (this.session.stopped) return;
     const current = this.session.state(this.name);
-    current.unreleased.set(id, since);
+    current.unreleased.set(id, { since, group });
     current.schedule();
   }
 
@@ -167,7 +167,7 @@ export class LockState implements WaiterHost {
       if (this.idle) return;
       let reply;
       try {
-        const dropped = [...this.unreleased].map(([id, since]) => (since === undefined ? { id } : { id, since }));
+        const dropped = [...this.unreleased].map(([id, w]) => ({ id, ...w }));
         // On a cluster, while waiters wait: is the wake-up subscription on the node that owns the name?
         const askSubscribers = this.watching && this.waiters.size > 0;
         const newest = this.newestQueued();
@@ -247,13 +247,13 @@ export class LockState implements WaiterHost {
   }
 
   /** This session's newest waiter in this name's queue (the heartbeat checks Redis still has it). */
-  private newestQueued(): { id: string; since: number } | undefined {
-    let newest: { id: string; since: number; order: number } | undefined;
+  private newestQueued(): { id: string; since: number; group: string | undefined } | undefined {
+    let newest: { id: string; since: number; order: number; group: string | undefined } | undefined;
     for (const w of this.waiters.values()) {
       const q = w.queued;
       if (q !== undefined && (newest === undefined || q.order > newest.order)) newest = { id: w.id, ...q };
     }
-    return newest && { id: newest.id, since: newest.since };
+    return newest && { id: newest.id, since: newest.since, group: newest.group };
   }
 
   private get idle(): boolean {

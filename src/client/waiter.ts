@@ -18,7 +18,7 @@ export interface WaiterHost extends LeaseHost {
    * `id` still holds. `signal` aborts when the caller gave up (its WAIT is then dropped).
    */
   confirmReplicated(id: string, durability: ResolvedDurability, signal: AbortSignal): Promise<{ acked: number; holds: boolean }>;
-  cancelInRedis(id: string, since?: number): Promise<CancelReply>;
+  cancelInRedis(id: string, since?: number, group?: string): Promise<CancelReply>;
   /** The order of an enqueue reply among the session's on this name (the newest waiter is the last). */
   nextQueuedOrder(): number;
   /**
@@ -93,8 +93,8 @@ export class Waiter {
   }
 
   /** While it waits in the queue: when it entered (its element's `since`) and the order of that reply; else undefined. */
-  get queued(): { since: number; order: number } | undefined {
-    return this.phase === 'queued' && this.since !== undefined ? { since: this.since, order: this.queuedOrder } : undefined;
+  get queued(): { since: number; order: number; group: string | undefined } | undefined {
+    return this.phase === 'queued' && this.since !== undefined ? { since: this.since, order: this.queuedOrder, group: this.request.group } : undefined;
   }
 
   get waiting(): boolean {
@@ -115,16 +115,16 @@ export class Waiter {
     let reply;
     try {
       const { session, keys } = this.state;
-      const { kind, limit } = this.request;
       // Queued before (a re-entry after a lapse, or a grant that ran out unseen): the engine looks for this waiter's element before it pushes another.
       const again = this.since === undefined ? undefined : { since: this.since };
-      reply = await session.scripts.acquire(keys, this.id, session.options.livenessMs, this.mode, kind, limit, again);
+      const { kind, limit, perGroup, group } = this.request;
+      reply = await session.scripts.acquire(keys, this.id, session.options.livenessMs, this.mode, kind, limit, again, { perGroup, group });
     } catch (err) {
       if (this.phase !== 'enqueuing') return;
       this.state.redisFailed('enqueue', err);
       // The script may or may not have run: leave the queue if we got in, then fail the caller.
       this.finish('done');
-      this.state.cancelInRedis(this.id, this.since).catch(() => undefined);
+      this.state.cancelInRedis(this.id, this.since, this.request.group).catch(() => undefined);
       this.reject(asFairLockError(err, 'entering the queue failed'));
       return;
     }
@@ -156,8 +156,8 @@ export class Waiter {
       this.queuedOnce = true;
       const { events } = this.state.session;
       if (events.wants('queued')) {
-        const { kind, weight, mode } = this.request;
-        events.fire('queued', { name: this.state.name, id: this.id, position: reply.position, kind, weight, mode: eventMode(mode) });
+        const { kind, weight, mode, group } = this.request;
+        events.fire('queued', { name: this.state.name, id: this.id, position: reply.position, kind, weight, mode: eventMode(mode), group });
       }
       try {
         // An async callback's rejection must not become an unhandled rejection in the host either.
@@ -204,8 +204,8 @@ export class Waiter {
     this.finish('done');
     const { events } = this.state.session;
     if (events.wants('granted')) {
-      const { kind, weight } = this.request;
-      events.fire('granted', { name: this.state.name, id: this.id, token: lease.token, waitedMs: lease.grantedAt - this.startedAt, kind, weight, mode: lease.mode });
+      const { kind, weight, group } = this.request;
+      events.fire('granted', { name: this.state.name, id: this.id, token: lease.token, waitedMs: lease.grantedAt - this.startedAt, kind, weight, mode: lease.mode, group });
     }
     this.resolve(lease);
   }
@@ -257,7 +257,7 @@ export class Waiter {
     const waitedMs = monotonic() - this.startedAt;
     const cleanup = (async () => {
       await this.inflight;
-      await this.state.cancelInRedis(this.id, this.since); // releases at once if the grant raced ahead
+      await this.state.cancelInRedis(this.id, this.since, this.request.group); // releases at once if the grant raced ahead
     })().catch(() => undefined);
     // While Redis is unreachable node-redis holds the cancel until it reconnects (then it still runs).
     // The caller is not kept waiting for that: after one liveness period it gets its error anyway; a
@@ -272,11 +272,11 @@ export class Waiter {
   private reportGiveUp(err: Error, waitedMs: number): void {
     const { events } = this.state.session;
     const { name } = this.state;
-    const { kind } = this.request;
+    const { kind, group } = this.request;
     if (err instanceof LockTimeoutError) {
-      if (events.wants('timeout')) events.fire('timeout', { name, id: this.id, waitedMs, kind });
+      if (events.wants('timeout')) events.fire('timeout', { name, id: this.id, waitedMs, kind, group });
     } else if (err instanceof LockAbortedError) {
-      if (events.wants('aborted')) events.fire('aborted', { name, id: this.id, waitedMs, reason: err.cause, kind });
+      if (events.wants('aborted')) events.fire('aborted', { name, id: this.id, waitedMs, reason: err.cause, kind, group });
     }
   }
 

@@ -31,6 +31,7 @@ export type Engine = () => Session;
 interface ScopeGrant {
   readonly grant: Lease;
   readonly limit: number;
+  readonly perGroup: number | undefined;
 }
 
 /** The grants held by the `using()` callbacks the current async context runs in, by session and name. */
@@ -48,7 +49,7 @@ export class FairLock {
     readonly name: string,
     private readonly defaults: SemaphoreAcquireOptions,
     /** @internal */
-    protected readonly spec: Omit<Request, 'weight'>,
+    protected readonly spec: Omit<Request, 'weight' | 'group'>,
   ) {}
 
   /** Waits in FIFO order and resolves with the lease. */
@@ -116,7 +117,7 @@ export class FairLock {
     const lease = await this.acquire(options);
     const scope = new Map(held.getStore() ?? []);
     // A nested lease leaves the scope as it is: the enclosing scope's grant is still what is held.
-    if (!(lease instanceof NestedLease)) scope.set(this.scopeKey(), { grant: lease, limit: this.spec.limit });
+    if (!(lease instanceof NestedLease)) scope.set(this.scopeKey(), { grant: lease, limit: this.spec.limit, perGroup: this.spec.perGroup });
     let result: T;
     try {
       result = await held.run(scope, () => fn(lease));
@@ -134,8 +135,15 @@ export class FairLock {
     const given = checkObject(options, 'acquire options');
     const merged = given === undefined ? this.defaults : { ...this.defaults, ...given };
     const o = resolveAcquire(merged, session.options, this.spec.kind === 'semaphore' ? this.spec.limit : undefined);
+    if (o.group !== undefined && this.spec.kind === 'rw') {
+      throw new InvalidArgumentError(`options.group does not apply to a read-write lock (${this.what}): groups take turns on a lock or a semaphore`);
+    }
+    const { perGroup } = this.spec;
+    if (perGroup !== undefined && o.weight > perGroup) {
+      throw new InvalidArgumentError(`options.weight (${o.weight}) is more than the semaphore's perGroup (${perGroup}): it could never be granted`);
+    }
     if (o.signal?.aborted) throw new LockAbortedError(`gave up waiting for ${this.what}: aborted`, { cause: o.signal.reason });
-    return { o, request: { ...this.spec, weight: o.weight } };
+    return { o, request: { ...this.spec, weight: o.weight, group: o.group } };
   }
 
   /**
@@ -149,8 +157,10 @@ export class FairLock {
   private nested(o: ResolvedAcquire, request: Request): Lease | undefined {
     const scope = held.getStore()?.get(this.scopeKey());
     if (!scope?.grant.held) return undefined;
-    const { grant, limit } = scope;
-    if (request.kind !== grant.kind || request.limit !== limit) throw new LimitMismatchError(this.name, `${grant.kind} ${limit}`, request);
+    const { grant, limit, perGroup } = scope;
+    if (request.kind !== grant.kind || request.limit !== limit || request.perGroup !== perGroup) {
+      throw new LimitMismatchError(this.name, `${grant.kind} ${limit}${perGroup === undefined ? '' : ` ${perGroup}`}`, request);
+    }
     const mode = eventMode(request.mode);
     if (mode === 'write' && grant.mode === 'read') {
       throw new WouldDeadlockError(`a write of "${this.name}" was asked inside a read of it: it would wait for that read for ever`);

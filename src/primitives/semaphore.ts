@@ -12,6 +12,11 @@ export class FairSemaphore extends FairLock {
     return this.spec.limit;
   }
 
+  /** The most permits one group may hold at once, as this handle asks; undefined for no cap. */
+  get perGroup(): number | undefined {
+    return this.spec.perGroup;
+  }
+
   /** Waits in FIFO order for `weight` permits (default 1) and resolves with the lease. */
   override acquire(options?: SemaphoreAcquireOptions): Promise<Lease> {
     return super.acquire(options);

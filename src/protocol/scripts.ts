@@ -79,12 +79,14 @@ export { RELEASES_KEPT } from './codes.js';
 export interface InspectReply extends Stamped {
   /** "kind limit" of the name, or "" when Redis has none (idle for a day, or never used). */
   kindLimit: string;
-  /** Each grant, with the Redis time it was granted (or confirmed). */
-  holders: (HolderReport & { grantedAt: number })[];
-  /** The live waiters in queue order, with the Redis time each entered the queue. */
-  queue: { id: string; since: number }[];
+  /** Each grant, with the Redis time it was granted (or confirmed) and its group ('' = the default group). */
+  holders: (HolderReport & { grantedAt: number; group: string })[];
+  /** The live waiters, group by group in rotation order, with the Redis time each entered the queue. */
+  queue: { id: string; since: number; group: string }[];
   /** The last ids that gave a grant up, newest first. */
   released: string[];
+  /** While groups take turns: the groups with waiters, in rotation order (waiting: its list's length, dead waiters included). */
+  groups: { group: string; waiting: number; parked: boolean }[];
 }
 
 /** What one heartbeat carries for one session on one name (see heartbeat in lua/engine.lua). */
@@ -92,9 +94,9 @@ export interface Beat {
   /** The leases the session holds on the name: only these are renewed. */
   held: readonly string[];
   /** Leases or waits given up whose release or cancel did not get through: released, or out of the queue. */
-  dropped?: readonly { id: string; since?: number }[];
+  dropped?: readonly { id: string; since?: number | undefined; group?: string | undefined }[];
   /** The session's newest waiter in the queue: a lapse is reported when Redis has lost it. */
-  newest?: { id: string; since: number };
+  newest?: { id: string; since: number; group?: string | undefined };
   /** On a cluster: ask how many connections the name's node has on the session's shard channel. */
   askSubscribers?: boolean;
 }
@@ -136,8 +138,18 @@ export class Scripts {
    * `again`: a re-run for a waiter that may be queued already (re-entering after a lapse, or a call
    * whose reply was lost): the engine looks for its element (`since`, when known) before it pushes one.
    */
-  async acquire(keys: LockKeys, id: string, livenessMs: number, mode: 'wait' | 'try', kind: Kind, limit: number, again?: { since?: number }): Promise<AcquireReply> {
-    const args = (rerun: boolean) => [id, livenessMs, mode === 'wait' && (again || rerun) ? 'again' : mode, this.wake(keys), `${kind} ${limit}`, again?.since ?? ''];
+  async acquire(
+    keys: LockKeys,
+    id: string,
+    livenessMs: number,
+    mode: 'wait' | 'try',
+    kind: Kind,
+    limit: number,
+    again?: { since?: number },
+    groups: Pick<NameSpec, 'perGroup' | 'group'> = {},
+  ): Promise<AcquireReply> {
+    const k = kindLimit({ kind, limit, perGroup: groups.perGroup });
+    const args = (rerun: boolean) => [id, livenessMs, mode === 'wait' && (again || rerun) ? 'again' : mode, this.wake(keys), k, again?.since ?? '', groupHex(groups.group)];
     const { r, sentAt } = await this.run('acquire', keys, args);
     const code = num(r[0]);
     const now = num(r[1]);
@@ -157,8 +169,8 @@ export class Scripts {
   }
 
   /** `since`: when the waiter entered the queue (its enqueue reply), if known: finds its element at once. */
-  async cancel(keys: LockKeys, id: string, since?: number): Promise<CancelReply> {
-    const { r, sentAt } = await this.run('cancel', keys, () => [id, this.wake(keys), since ?? '']);
+  async cancel(keys: LockKeys, id: string, since?: number, group?: string): Promise<CancelReply> {
+    const { r, sentAt } = await this.run('cancel', keys, () => [id, this.wake(keys), since ?? '', groupHex(group)]);
     const C = REPLY.cancel;
     const code = num(r[0]);
     const kind = code === C.left ? 'cancelled' : code === C.released ? 'released' : code === C.already ? 'already' : 'not-found';
@@ -166,8 +178,8 @@ export class Scripts {
   }
 
   async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, beat: Beat = { held: [] }, durability?: Durability): Promise<HeartbeatReply> {
-    const dropped = (beat.dropped ?? []).map((d) => (d.since === undefined ? d.id : `${d.id} ${d.since}`));
-    const newest = beat.newest ? `${beat.newest.id} ${beat.newest.since}` : '';
+    const dropped = (beat.dropped ?? []).map((d) => `${d.id} ${d.since ?? '-'} ${groupHex(d.group)}`);
+    const newest = beat.newest ? `${beat.newest.id} ${beat.newest.since} ${groupHex(beat.newest.group)}` : '';
     const args = [sessionId, livenessMs, this.wake(keys), beat.askSubscribers ? '1' : '0', newest, beat.held.length, ...beat.held, ...dropped];
     const { r, sentAt, acked } = await this.run('heartbeat', keys, () => args, durability);
     return {
@@ -189,14 +201,17 @@ export class Scripts {
 
   async inspect(keys: LockKeys, limit: number): Promise<InspectReply> {
     const { r, sentAt } = await this.run('inspect', keys, () => [limit]);
-    const flat = r[4] as unknown[];
-    const queue: { id: string; since: number }[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) queue.push({ id: String(flat[i]), since: num(flat[i + 1]) });
+    const flat = (Array.isArray(r[4]) ? r[4] : []) as unknown[];
+    const queue: InspectReply['queue'] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) queue.push({ id: String(flat[i]), since: num(flat[i + 1]), group: groupOfHex(flat[i + 2]) });
     const h = (Array.isArray(r[3]) ? r[3] : []) as unknown[];
-    const granted: (HolderReport & { grantedAt: number })[] = [];
-    for (let i = 0; i + 3 < h.length; i += 4) granted.push({ id: String(h[i]), token: num(h[i + 1]), exp: num(h[i + 2]), grantedAt: num(h[i + 3]) });
+    const granted: InspectReply['holders'] = [];
+    for (let i = 0; i + 4 < h.length; i += 5) granted.push({ id: String(h[i]), token: num(h[i + 1]), exp: num(h[i + 2]), grantedAt: num(h[i + 3]), group: groupOfHex(h[i + 4]) });
     const released = String(r[5] ?? '').split(' ').filter((id) => id !== '');
-    return { now: num(r[1]), kindLimit: String(r[2]), holders: granted, queue, released, sentAt };
+    const g = (Array.isArray(r[6]) ? r[6] : []) as unknown[];
+    const groups: InspectReply['groups'] = [];
+    for (let i = 0; i + 2 < g.length; i += 3) groups.push({ group: groupOfHex(g[i]), waiting: num(g[i + 1]), parked: num(g[i + 2]) === 1 });
+    return { now: num(r[1]), kindLimit: String(r[2]), holders: granted, queue, released, groups, sentAt };
   }
 
   /** `args(rerun)`: the call's arguments; `rerun` is true when it is sent again after a dropped connection. */
@@ -357,6 +372,31 @@ export interface Durability {
   timeoutMs: number;
   /** The caller gave up: its WAIT is dropped (see WaitPool). */
   signal?: AbortSignal;
+}
+
+/**
+ * What an acquire asks of the name: its kind and limit (a busy name with another refuses), the
+ * semaphore's perGroup cap, and the request's group (undefined or '' = the default group).
+ */
+export interface NameSpec {
+  kind: Kind;
+  limit: number;
+  perGroup?: number | undefined;
+  group?: string | undefined;
+}
+
+/** "kind limit", or "semaphore permits perGroup": the name's field k (see lua/engine.lua). */
+export function kindLimit(spec: Pick<NameSpec, 'kind' | 'limit' | 'perGroup'>): string {
+  return spec.perGroup === undefined ? `${spec.kind} ${spec.limit}` : `${spec.kind} ${spec.limit} ${spec.perGroup}`;
+}
+
+/** A group as the engine takes it: the hex of its UTF-8 bytes, safe in key names and holder entries ('' = the default group). */
+export function groupHex(group: string | undefined): string {
+  return group ? Buffer.from(group, 'utf8').toString('hex') : '';
+}
+
+function groupOfHex(v: unknown): string {
+  return Buffer.from(String(v ?? ''), 'hex').toString('utf8');
 }
 
 function num(v: unknown): number {

@@ -45,8 +45,8 @@ test('the kind and limit, and the holders with their deadlines', async (t) => {
   t.deepEqual(
     [...r.holders].sort((x, y) => x.token - y.token),
     [
-      { id: a, token: ga.token, exp: ga.exp, grantedAt: ga.now },
-      { id: b, token: gb.token, exp: gb.exp, grantedAt: gb.now },
+      { id: a, token: ga.token, exp: ga.exp, grantedAt: ga.now, group: '' },
+      { id: b, token: gb.token, exp: gb.exp, grantedAt: gb.now, group: '' },
     ],
   );
   t.deepEqual(r.queue, []);
@@ -67,7 +67,7 @@ test('an unconfirmed hand-off is reported with min(exp, granted + lease), and le
   t.is(await fx.client.hGet(keys.state, 'h'), `${w} ${e!.token} ${qw.now + LIVENESS} 300 ${rel.now} 0`, 'in Redis: until the session deadline');
   const before = await snapshot(keys);
   const r = await s.inspect(keys, 10);
-  t.deepEqual(r.holders, [{ id: w, token: e!.token, exp: rel.now + 300, grantedAt: rel.now }], 'the deadline the holder may use');
+  t.deepEqual(r.holders, [{ id: w, token: e!.token, exp: rel.now + 300, grantedAt: rel.now, group: '' }], 'the deadline the holder may use');
   t.deepEqual(r.released, [h]);
   t.deepEqual(await snapshot(keys), before, 'read only');
 
@@ -79,7 +79,7 @@ test('an unconfirmed hand-off is reported with min(exp, granted + lease), and le
   const q2 = expectKind(await n.s.acquire(n.keys, w2, LIVENESS, 'wait', 'lock', 1), 'queued');
   const rel2 = await n.s.release(n.keys, h2);
   const token2 = (await holdersAt(fx.client, n.keys.state))[0]?.token;
-  t.deepEqual((await n.s.inspect(n.keys, 10)).holders, [{ id: w2, token: token2, exp: q2.now + LIVENESS, grantedAt: rel2.now }]);
+  t.deepEqual((await n.s.inspect(n.keys, 10)).holders, [{ id: w2, token: token2, exp: q2.now + LIVENESS, grantedAt: rel2.now, group: '' }]);
 });
 
 test('a holder whose deadline passed is left out but not deleted (read only)', async (t) => {
@@ -111,9 +111,9 @@ test('the live queue only, in order, with since; at most limit entries', async (
   const before = await snapshot(keys);
   const all = await s.inspect(keys, 100);
   t.deepEqual(all.queue, [
-    { id: a, since: qa.since },
-    { id: b, since: qb.since },
-    { id: c, since: qc.since },
+    { id: a, since: qa.since, group: '' },
+    { id: b, since: qb.since, group: '' },
+    { id: c, since: qc.since, group: '' },
   ]);
   t.is(before.queue.length, 5, 'the dead waiters are still queued in Redis');
   t.deepEqual(await snapshot(keys), before, 'read only');
@@ -121,12 +121,12 @@ test('the live queue only, in order, with since; at most limit entries', async (
   t.deepEqual(
     (await s.inspect(keys, 2)).queue,
     [
-      { id: a, since: qa.since },
-      { id: b, since: qb.since },
+      { id: a, since: qa.since, group: '' },
+      { id: b, since: qb.since, group: '' },
     ],
     'limit 2: two live entries (the dead one between them not counted)',
   );
-  t.deepEqual((await s.inspect(keys, 1)).queue, [{ id: a, since: qa.since }]);
+  t.deepEqual((await s.inspect(keys, 1)).queue, [{ id: a, since: qa.since, group: '' }]);
   t.deepEqual((await s.inspect(keys, 0)).queue, []);
 });
 

@@ -5,22 +5,35 @@
 
   One engine serves the lock, the counting semaphore and the read-write lock. A name has two keys,
   sharing one hash tag (one cluster slot):
-    state  hash, six fields, each read by one HMGET per call:
-      k  "kind limit" of the name ("lock 1", "semaphore 3", "rw 0")
+    state  hash, seven fields, each read by one HMGET per call:
+      k  "kind limit" of the name ("lock 1", "semaphore 3", "rw 0"), or "semaphore permits perGroup"
       t  the last fencing token handed out (Redis microseconds, strictly increasing)
-      h  the holders, "id token exp lease granted confirmed" joined by ';' (holder_text)
+      h  the holders, "id token exp lease granted confirmed[ group]" joined by ';' (holder_text)
       r  the last RELEASES_KEPT ids that gave a grant up, newest first (a repeated release answers "already";
          RELEASES_KEPT and the reply codes come from codes.ts, prepended by scripts.ts)
       s  the sessions, "sid deadline" joined by ';': a session is alive until its deadline (Redis ms)
       x  when both keys expire (Redis ms): refreshed, with PEXPIREAT, only when less than half a day is left
+      g  while groups take turns: the rotation's last turn number; absent (or '') otherwise
     queue  list, FIFO: one element "id since" per waiter (since: Redis ms it entered the queue)
+  A group is sent as the hex of its UTF-8 bytes ('' is the default group, the requests that name none),
+  so it is safe inside key names and holder entries. While only the default group queues, the queue
+  list is all there is ("plain" mode: strict FIFO, exactly as without groups). Once a named group has
+  to queue, the name takes turns ("group" mode, field g set) with three more kinds of keys, all under
+  the name's hash tag and all gone once nothing is queued:
+    queue:<group>  list: that group's waiters, elements as in queue (the default group's stay in queue)
+    queue:r        sorted set: the rotation, the groups with waiters in turn order (score: turn number)
+    queue:p        sorted set: the groups passed over at their perGroup cap, each keeping its score
   A waiter id is "session:seq:leaseMs:renew:weight:mode" (mode x = permits, r = read, w = write): the
   request carries its own options, and the queue element is a string the client knows, so it can be
   found again (LPOS, LREM) without a record per waiter.
   Every reply is {code, now, ...}: now is Redis's clock in ms, which bounds the client's clock offset.
 
   Grant rule (grant_ready): pop the head of the queue while the name is not full; grant it if it fits,
-  put it back and stop if it does not. A permit request fits when used + weight <= limit, a read when
+  put it back and stop if it does not. In group mode (grant_groups) the head is the one of the front
+  group of the rotation: granted, its group goes to the back (or leaves the rotation, emptied); a group
+  whose head would pass its perGroup cap is parked with its score, holding nobody back, and comes back
+  to its place when one of its grants ends (unpark); a head that does not fit the free permits stops
+  everyone, as in plain mode. A permit request fits when used + weight <= limit, a read when
   no write is held, a write when nothing is held. Strict FIFO: a small request never passes a big one,
   a reader never passes a queued writer. A waiter whose session is past its deadline is dropped when it
   reaches the head, and so is one already holding (an enqueue that ran twice).
@@ -50,7 +63,10 @@ end
 local ID = '(%w+):%w+:(%d+):([01]):(%d+):([xrw])'
 local ID_ONLY = '^' .. ID .. '$'
 local ELEMENT = '^(' .. ID .. ') (%d+)$'
-local ENTRY = '^(' .. ID .. ') %d+ (%d+) %d+ %d+ [01]$'
+local ENTRY = '^(' .. ID .. ') %d+ (%d+) %d+ %d+ [01] ?(%x*)$'
+-- A group as sent: the hex of its bytes, at most 256 of them ('' = the default group).
+local GROUP = '^%x*$'
+local MAX_GROUP_HEX = 512
 
 -- A request from the captures of ID (nil when they are): what the engine needs of a waiter.
 local function request(id, sid, lease, renew, weight, mode)
@@ -62,9 +78,10 @@ local function parse_id(id)
   return request(id, string.match(id, ID_ONLY))
 end
 
+-- "kind limit" or "semaphore permits perGroup": the kind, the limit and the cap (nil for none).
 local function parse_kind_limit(text)
-  local kind, limit = string.match(text or '', '^(%a+) (%d+)$')
-  return kind, tonumber(limit)
+  local kind, limit, cap = string.match(text or '', '^(%a+) (%d+) ?(%d*)$')
+  return kind, tonumber(limit), tonumber(cap)
 end
 
 -- A string, not an error table: Redis 6.2's error handler cannot take a table, and the client finds
@@ -76,13 +93,15 @@ end
 -- A holder as written in `h`; a loaded holder nothing changed keeps its text as it was read.
 local function holder_text(h)
   if not h.changed then return h.raw end
-  return string.format('%s %d %d %d %d %d', h.id, h.token, h.exp, h.lease, h.granted, h.confirmed)
+  local text = string.format('%s %d %d %d %d %d', h.id, h.token, h.exp, h.lease, h.granted, h.confirmed)
+  if h.group ~= '' then text = text .. ' ' .. h.group end
+  return text
 end
 
 -- A loaded holder's token, lease, granted and confirmed are parsed from its entry on first use: the
 -- contended paths (an enqueue behind a holder, a release that hands on) never read them.
 local LAZY = { __index = function(h, key)
-  local token, lease, g, c = string.match(rawget(h, 'raw'), '^%S+ (%d+) %d+ (%d+) (%d+) ([01])$')
+  local token, lease, g, c = string.match(rawget(h, 'raw'), '^%S+ (%d+) %d+ (%d+) (%d+) ([01])')
   local fields = { token = tonumber(token), lease = tonumber(lease), granted = tonumber(g), confirmed = tonumber(c) }
   for k, v in pairs(fields) do
     if rawget(h, k) == nil then rawset(h, k, v) end
@@ -95,6 +114,7 @@ local function add_holder(st, h)
   st.order[#st.order + 1] = h
   st.count = st.count + 1
   st.used = st.used + h.weight
+  st.held[h.group] = (st.held[h.group] or 0) + h.weight
   if h.mode == 'w' then st.writer = true end
   st.dirty.h = true
 end
@@ -104,6 +124,8 @@ local function remove_holder(st, h)
   h.gone = true
   st.count = st.count - 1
   st.used = st.used - h.weight
+  st.held[h.group] = st.held[h.group] - h.weight
+  st.freed[h.group] = true
   if h.mode == 'w' then st.writer = false end
   st.dirty.h = true
 end
@@ -113,20 +135,23 @@ local function load(keys)
   local t = call('TIME')
   local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local now = math.floor(now_us / 1000)
-  local f = call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x')
+  local f = call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x', 'g')
   local st = {
-    key = keys[1], queue = keys[2], now = now, now_us = now_us,
+    key = keys[1], queue = keys[2], rot = keys[2] .. ':r', park = keys[2] .. ':p', now = now, now_us = now_us,
     kind_limit = f[1] or false, token = tonumber(f[2]) or 0, released = f[4] or '', sessions = f[5] or '', expires_at = tonumber(f[6]) or 0,
+    seq = tonumber(f[7]), -- nil: plain mode
     holders = {}, order = {}, count = 0, used = 0, writer = false, dirty = {},
+    held = {}, -- weights held per group
+    freed = {}, -- groups whose grants ended in this call: a parked one may take its turn again
   }
-  local kind, limit = parse_kind_limit(st.kind_limit)
-  st.kind, st.limit = kind, limit or 1
+  local kind, limit, cap = parse_kind_limit(st.kind_limit)
+  st.kind, st.limit, st.cap = kind, limit or 1, cap
   if f[3] and f[3] ~= '' then
     for entry in string.gmatch(f[3], '[^;]+') do
-      local id, sid, _, renew, weight, mode, exp = string.match(entry, ENTRY)
+      local id, sid, _, renew, weight, mode, exp, group = string.match(entry, ENTRY)
       if not id then bad_state(st, 'malformed holder entry ' .. entry) end
-      local h = setmetatable({ id = id, sid = sid, renew = renew == '1', raw = entry, exp = tonumber(exp), weight = tonumber(weight), mode = mode, changed = false, gone = false }, LAZY)
-      if h.exp > now then add_holder(st, h) else st.expired = true end
+      local h = setmetatable({ id = id, sid = sid, renew = renew == '1', raw = entry, exp = tonumber(exp), weight = tonumber(weight), mode = mode, group = group, changed = false, gone = false }, LAZY)
+      if h.exp > now then add_holder(st, h) else st.expired, st.freed[group] = true, true end
     end
   end
   st.dirty.h = st.expired -- loading changed nothing, unless it left an expired holder out
@@ -205,10 +230,20 @@ local function flush(st)
   if d.r then args[#args + 1] = 'r'; args[#args + 1] = st.released end
   if d.s then args[#args + 1] = 's'; args[#args + 1] = st.sessions end
   if d.x then args[#args + 1] = 'x'; args[#args + 1] = string.format('%d', st.expires_at) end
+  if d.g then args[#args + 1] = 'g'; args[#args + 1] = st.seq and string.format('%d', st.seq) or '' end
   call(unpack(args))
   if d.x then
     call('PEXPIREAT', st.key, st.expires_at)
     call('PEXPIREAT', st.queue, st.expires_at)
+    -- group mode: the rotation, the parked groups and every group's list move with them (twice a day)
+    if st.seq then
+      for _, z in ipairs({ st.rot, st.park }) do
+        call('PEXPIREAT', z, st.expires_at)
+        for _, g in ipairs(call('ZRANGE', z, 0, -1)) do
+          if g ~= '' then call('PEXPIREAT', st.queue .. ':' .. g, st.expires_at) end
+        end
+      end
+    end
   end
 end
 
@@ -223,10 +258,15 @@ local function wake(wake_arg, sid, message)
   redis.pcall(command, wake_channel(wake_arg, sid), message)
 end
 
+-- Taking `weight` more would put the group past the name's perGroup cap.
+local function capped(st, group, weight)
+  return st.cap ~= nil and (st.held[group] or 0) + weight > st.cap
+end
+
 local function fits(st, req)
   if req.mode == 'r' then return not st.writer end
   if req.mode == 'w' then return st.count == 0 end
-  return st.used + req.weight <= st.limit
+  return st.used + req.weight <= st.limit and not capped(st, req.group, req.weight)
 end
 
 -- Nothing can fit (weights are at least 1): a held lock is not even peeked at.
@@ -234,37 +274,151 @@ local function full(st)
   return st.writer or (st.kind ~= 'rw' and st.used >= st.limit)
 end
 
--- A queue list just created (RPUSH or LPUSH answered 1) has no expiry: it takes the state's (set now
--- if the state has none yet).
-local function expire_new_queue(st)
+-- A key just created (an RPUSH or LPUSH that answered 1, a new rotation) has no expiry: it takes the
+-- state's (set now if the state has none yet; when x moves, flush moves every key's).
+local function expire_new(st, key)
   keep_keys(st)
-  if not st.dirty.x then call('PEXPIREAT', st.queue, st.expires_at) end
+  if not st.dirty.x then call('PEXPIREAT', key, st.expires_at) end
 end
 
--- Pushes the element back where it was (the head) when it does not fit. Returns true when it saw the
--- queue empty.
-local function grant_ready(st, wake_arg)
+-- The list of a group's waiters ('' = the default group's, the name's queue).
+local function group_queue(st, group)
+  if group == '' then return st.queue end
+  return st.queue .. ':' .. group
+end
+
+-- A queue element as a request to grant, with its session's deadline; nil for one to drop: malformed,
+-- holding already (an enqueue that ran twice), given up before, or of a session past its deadline.
+local function live_request(st, e, group)
+  local req = request(string.match(e, ELEMENT))
+  if not req or st.holders[req.id] or released_before(st, req.id) then return nil end
+  local deadline = session_deadline(st, req.sid)
+  if deadline <= st.now then return nil end
+  req.group = group
+  return req, deadline
+end
+
+-- A hand-off grant: unconfirmed, it lives until its session's deadline (see "Lease start"). The
+-- waiter `quiet` (an acquire granted in its own call, which learns it from the reply) is not woken.
+local function grant(st, req, deadline, wake_arg, quiet)
+  req.changed = true
+  req.token, req.exp, req.granted, req.confirmed = next_token(st), deadline, st.now, 0
+  add_holder(st, req)
+  if req.id ~= quiet then
+    wake(wake_arg, req.sid, string.format('%s %d %d', req.id, req.token, math.min(deadline, st.now + req.lease)))
+  end
+end
+
+-- Puts an element back at the head of its list (LPOP of the last element deleted the list: the one
+-- LPUSH makes again needs an expiry).
+local function put_back(st, key, e)
+  if call('LPUSH', key, e) == 1 then expire_new(st, key) end
+end
+
+-- Plain mode. Returns true when it saw the queue empty.
+local function grant_plain(st, wake_arg)
   while not full(st) do
     local e = call('LPOP', st.queue)
     if not e then return true end
-    local req = request(string.match(e, ELEMENT))
-    if req and not st.holders[req.id] and not released_before(st, req.id) then
-      local id, sid = req.id, req.sid
-      req.changed = true
-      local deadline = session_deadline(st, sid)
-      if deadline > st.now then
-        if not fits(st, req) then
-          -- LPOP of the last element deleted the list: the one LPUSH makes again needs an expiry
-          if call('LPUSH', st.queue, e) == 1 then expire_new_queue(st) end
+    local req, deadline = live_request(st, e, '')
+    if req then
+      if not fits(st, req) then
+        put_back(st, st.queue, e)
+        return false
+      end
+      grant(st, req, deadline, wake_arg)
+    end
+  end
+  return false
+end
+
+-- A group that had nothing queued joins the rotation at the back.
+local function activate(st, group)
+  st.seq, st.dirty.g = st.seq + 1, true
+  call('ZADD', st.rot, st.seq, group)
+  expire_new(st, st.rot)
+end
+
+-- Plain mode turns into group mode: the default group, if it has waiters, became active first.
+local function start_groups(st)
+  st.seq, st.dirty.g = 0, true
+  if call('LLEN', st.queue) > 0 then activate(st, '') end
+end
+
+-- Groups parked at their cap whose grants ended in this call go back to their place in the rotation;
+-- one still capped is parked again when it reaches the front.
+local function unpark(st)
+  if not st.cap then return end
+  for group in pairs(st.freed) do
+    local score = call('ZSCORE', st.park, group)
+    if score then
+      call('ZREM', st.park, group)
+      call('ZADD', st.rot, score, group)
+    end
+  end
+  st.freed = {}
+end
+
+-- Group mode: the grant rule of DESIGN §7, O(log groups) per grant. Returns true when nothing at all
+-- is queued (the name is back in plain mode).
+local function grant_groups(st, wake_arg, quiet)
+  unpark(st)
+  while not full(st) do
+    local front = call('ZRANGE', st.rot, 0, 0, 'WITHSCORES')
+    local group = front[1]
+    if not group then
+      if call('ZCARD', st.park) > 0 then return false end
+      st.seq, st.dirty.g = nil, true
+      return true
+    end
+    local key = group_queue(st, group)
+    local e = call('LPOP', key)
+    if not e then
+      call('ZREM', st.rot, group) -- its list is gone (its waiters left): it has no turn to take
+    else
+      local req, deadline = live_request(st, e, group)
+      if req then
+        if capped(st, group, req.weight) then
+          -- passed over without holding anyone back; it keeps its score for when it is freed
+          put_back(st, key, e)
+          call('ZREM', st.rot, group)
+          call('ZADD', st.park, front[2], group)
+          expire_new(st, st.park)
+        elseif not fits(st, req) then
+          put_back(st, key, e)
           return false
+        else
+          grant(st, req, deadline, wake_arg, quiet)
+          -- its turn is taken: to the back of the rotation, or out of it with nothing more queued
+          if call('LLEN', key) == 0 then
+            call('ZREM', st.rot, group)
+          else
+            st.seq, st.dirty.g = st.seq + 1, true
+            call('ZADD', st.rot, st.seq, group)
+          end
         end
-        req.token, req.exp, req.granted, req.confirmed = next_token(st), deadline, st.now, 0
-        add_holder(st, req)
-        wake(wake_arg, sid, string.format('%s %d %d', id, req.token, math.min(deadline, st.now + req.lease)))
       end
     end
   end
   return false
+end
+
+-- Grants what the rule allows now. Returns true when it saw nothing queued at all.
+local function grant_ready(st, wake_arg, quiet)
+  if st.seq then return grant_groups(st, wake_arg, quiet) end
+  return grant_plain(st, wake_arg)
+end
+
+-- After a waiter left a group's list in group mode: an emptied group leaves the rotation (or the
+-- parked set); one with a new head may fit under its cap now (unpark looks again).
+local function left_group(st, group, key)
+  if not st.seq then return end
+  if call('LLEN', key) == 0 then
+    call('ZREM', st.rot, group)
+    call('ZREM', st.park, group)
+  else
+    st.freed[group] = true
+  end
 end
 
 -- The holder has certainly learned of its grant now: its lease starts here.
@@ -281,9 +435,9 @@ end
 
 -- A waiter's element found by its id alone (a scan of the queue, for the rare call that does not
 -- know its `since`): its 0-based position and its since, or nil.
-local function scan_waiter(st, id)
+local function scan_waiter(key, id)
   local prefix = id .. ' '
-  for i, e in ipairs(call('LRANGE', st.queue, 0, -1)) do
+  for i, e in ipairs(call('LRANGE', key, 0, -1)) do
     if string.sub(e, 1, #prefix) == prefix then return i - 1, string.sub(e, #prefix + 1) end
   end
   return nil
@@ -292,24 +446,24 @@ end
 -- Removes a waiter's element; `since` '' when the client does not know it (its enqueue reply was lost).
 -- A `since` that matches no element (the client's is not the element's: a re-run queued it again)
 -- falls back to finding the element by the id, unless the waiter holds already.
-local function remove_waiter(st, id, since)
+local function remove_waiter(st, key, id, since)
   if since ~= '' then
-    local n = call('LREM', st.queue, 1, id .. ' ' .. since)
+    local n = call('LREM', key, 1, id .. ' ' .. since)
     if n > 0 or st.holders[id] then return n end
   end
-  local pos, at = scan_waiter(st, id)
-  return pos and call('LREM', st.queue, 1, id .. ' ' .. at) or 0
+  local pos, at = scan_waiter(key, id)
+  return pos and call('LREM', key, 1, id .. ' ' .. at) or 0
 end
 
 -- The 0-based position of a waiter's element, or nil. A `since` that matches no element (the client's
 -- is older than the element: a re-run whose reply was lost pushed it again) falls back to the id, so a
 -- second re-run finds that element instead of pushing a third.
-local function find_waiter(st, id, since)
+local function find_waiter(key, id, since)
   if since ~= '' then
-    local pos = call('LPOS', st.queue, id .. ' ' .. since)
+    local pos = call('LPOS', key, id .. ' ' .. since)
     if pos then return pos end
   end
-  local pos, at = scan_waiter(st, id)
+  local pos, at = scan_waiter(key, id)
   return pos, tonumber(at)
 end
 
@@ -319,22 +473,27 @@ end
   ("again": the client re-enters after a lapse or retries a call whose reply it lost) finds the
   waiter's element before it pushes another.
   args: id, liveness ms, mode "wait" | "try" | "again", wake_arg, "kind limit" as the caller sees the
-        name (an idle name takes it, a busy one with another refuses), since of the element ('' unknown)
+        name (an idle name takes it, a busy one with another refuses), since of the element ('' unknown),
+        group (hex, '' = the default group)
   Returns:
     {1, now, token, exp}              granted (exp: lease deadline, Redis ms)
     {2, now, since, position, lapsed, deadline}
-                                      queued (position 1 = next; lapsed 1 when the session's deadline
+                                      queued (position 1 = next in its group; lapsed 1 when the session's deadline
                                       had passed before this call: its other waiters may have been
                                       dropped; deadline: the session's, which this call may not have moved)
     {0, now, heldLeftMs}              busy (try mode): the soonest holder deadline from now
     {4, now, "kind limit"}            refused: the busy name is of another kind or limit
 ]]
 local function acquire(keys, args)
-  local id, liveness, mode, wake_arg, kind_limit, since = args[1], tonumber(args[2]), args[3], args[4], args[5], args[6] or ''
+  local id, liveness, mode, wake_arg, kind_limit, since, group = args[1], tonumber(args[2]), args[3], args[4], args[5], args[6] or '', args[7] or ''
   local req = parse_id(id)
-  local kind, limit = parse_kind_limit(kind_limit)
+  local kind, limit, cap = parse_kind_limit(kind_limit)
   -- (liveness == liveness: tonumber takes "nan", which compares unequal to itself)
   if not (req and kind and liveness and liveness == liveness and liveness > 0) then return redis.error_reply('FAIRLOCK_BADARG malformed waiter id, liveness or kind') end
+  if not (string.match(group, GROUP) and #group % 2 == 0 and #group <= MAX_GROUP_HEX) then return redis.error_reply('FAIRLOCK_BADARG malformed group') end
+  if group ~= '' and kind == 'rw' then return redis.error_reply('FAIRLOCK_BADARG a read-write lock takes no group') end
+  if cap and (kind ~= 'semaphore' or cap < 1 or cap > limit) then return redis.error_reply('FAIRLOCK_BADARG perGroup ' .. cap .. ' is not from 1 to the permits') end
+  req.group = group
   local st = load(keys)
   local now = st.now
 
@@ -346,14 +505,14 @@ local function acquire(keys, args)
   end
 
   if st.kind_limit ~= kind_limit then
-    if st.kind_limit and (st.count > 0 or call('LLEN', st.queue) > 0) then
+    if st.kind_limit and (st.count > 0 or st.seq or call('LLEN', st.queue) > 0) then
       flush(st)
       return { REPLY_ACQUIRE_REFUSED, now, st.kind_limit }
     end
-    st.kind_limit, st.kind, st.limit, st.dirty.k = kind_limit, kind, limit, true
+    st.kind_limit, st.kind, st.limit, st.cap, st.dirty.k = kind_limit, kind, limit, cap, true
   end
-  if req.mode == 'x' and req.weight > st.limit then
-    return redis.error_reply('FAIRLOCK_BADARG weight ' .. req.weight .. ' is more than the limit ' .. st.limit)
+  if req.mode == 'x' and req.weight > math.min(st.limit, st.cap or st.limit) then
+    return redis.error_reply('FAIRLOCK_BADARG weight ' .. req.weight .. ' is more than the limit ' .. st.limit .. ' or the perGroup cap')
   end
 
   -- Anyone queued goes first: grant_ready serves them (and drops the dead) before this request is
@@ -392,15 +551,32 @@ local function acquire(keys, args)
     set_session(st, req.sid, deadline)
   end
 
+  local key = group_queue(st, group)
   if mode == 'again' then
-    local pos, at = find_waiter(st, id, since)
+    local pos, at = find_waiter(key, id, since)
     if pos then
       flush(st)
       return { REPLY_ACQUIRE_QUEUED, now, at or tonumber(since), pos + 1, lapsed, deadline }
     end
   end
-  local position = call('RPUSH', st.queue, id .. ' ' .. now)
-  if position == 1 then expire_new_queue(st) end
+  -- A named group that has to wait turns the name to group mode; in group mode the request joins its
+  -- group's list and the grant rule runs, which may grant it at once (its group's turn, a capped
+  -- group passed over): it learns that from this reply, not from a wake-up.
+  if group ~= '' and not st.seq then start_groups(st) end
+  local position = call('RPUSH', key, id .. ' ' .. now)
+  if position == 1 then
+    expire_new(st, key)
+    if st.seq then activate(st, group) end
+  end
+  if st.seq then
+    grant_groups(st, wake_arg, id)
+    h = st.holders[id]
+    if h then
+      confirm(st, h)
+      flush(st)
+      return { REPLY_ACQUIRE_GRANTED, now, h.token, h.exp }
+    end
+  end
   flush(st)
   return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed, deadline }
 end
@@ -430,14 +606,17 @@ end
   cancel: a waiter gives up (timeout, abort, close). If the grant raced ahead of the cancel, the waiter
   is a holder now and is released on the spot. Either way the waiters that fit now are granted (the
   one that left may have been holding them back). Safe to repeat.
-  args: waiter id, wake_arg, since of its element ('' unknown)
+  args: waiter id, wake_arg, since of its element ('' unknown), group (hex, '' = the default group)
   Returns: {1, now} left the queue | {3, now} was granted, released now |
            {2, now} already released | {0, now} not found (never queued, or dropped as dead)
 ]]
 local function cancel(keys, args)
-  local id, wake_arg, since = args[1], args[2], args[3] or ''
+  local id, wake_arg, since, group = args[1], args[2], args[3] or '', args[4] or ''
+  if not (string.match(group, GROUP) and #group <= MAX_GROUP_HEX) then return redis.error_reply('FAIRLOCK_BADARG malformed group') end
   local st = load(keys)
-  local left = remove_waiter(st, id, since) > 0
+  local key = group_queue(st, group)
+  local left = remove_waiter(st, key, id, since) > 0
+  if left then left_group(st, group, key) end
   local h = (not left) and st.holders[id]
   if h then
     remove_holder(st, h)
@@ -479,12 +658,13 @@ end
   args: session id, liveness ms, wake_arg,
         ask ("1": report how many connections this node has on the session's shard channel of the
              name: 0 means the client's subscription did not follow the slot here),
-        newest ("id since" of the session's newest waiter, or ''): when it is neither queued nor a
+        newest ("id since group" of the session's newest waiter, or ''): when it is neither queued nor a
              holder, Redis lost it (a failover to a replica without the enqueue, a restart without the
              data) and the beat reports a lapse, so every waiter runs acquire again. The newest suffices:
              a replica holds a prefix of the master's writes,
-        count of held ids, the held ids, then the given-up ids ("id" or "id since"): leases or waits
-             whose release or cancel did not get through; they are released or leave the queue
+        count of held ids, the held ids, then the given-up ids ("id since group", since '-' when
+             unknown): leases or waits whose release or cancel did not get through; they are released
+             or leave the queue
   Returns: {lapsed 0|1, now, {id1, token1, exp1, ...} of this session's holders, the queue key when it
   is of the wrong type (the client fails its waits; leases are still renewed) or '', subscribers or -1}
 ]]
@@ -502,8 +682,8 @@ local function heartbeat(keys, args)
   local named, dropped = {}, {}
   for i = 7, 6 + held_count do named[args[i]] = true end
   for i = 7 + held_count, #args do
-    local id, since = string.match(args[i], '^(%S+) ?(%d*)$')
-    if id then dropped[#dropped + 1] = { id = id, since = since } end
+    local id, since, group = string.match(args[i], '^(%S+) (%S+) (%x*)$')
+    if id then dropped[#dropped + 1] = { id = id, since = since == '-' and '' or since, group = group } end
   end
   local subscribers = -1
   if ask == '1' then
@@ -545,11 +725,14 @@ local function heartbeat(keys, args)
     serve()
   else
     for _, d in ipairs(dropped) do
-      if not st.holders[d.id] then remove_waiter(st, d.id, d.since) end
+      if not st.holders[d.id] then
+        local key = group_queue(st, d.group)
+        if remove_waiter(st, key, d.id, d.since) > 0 then left_group(st, d.group, key) end
+      end
     end
     if newest ~= '' then
-      local id, since = string.match(newest, '^(%S+) (%d+)$')
-      if id and not st.holders[id] and not find_waiter(st, id, since) then lapsed = true end
+      local id, since, group = string.match(newest, '^(%S+) (%d+) (%x*)$')
+      if id and not st.holders[id] and not find_waiter(group_queue(st, group), id, since) then lapsed = true end
     end
     serve()
     local n = st.count
@@ -573,8 +756,11 @@ end
   inspect: the holders and the live part of the queue, in order; read only. Waiters whose session is
   past its deadline are left out (they are dropped when they reach the head).
   args: the most queue entries to return
-  Returns: {0, now, "kind limit" or "", {id1, token1, exp1, granted1, ...}, {id1, since1, ...}, r}
-  (exp: the deadline the holder may use, see usable_exp; r: the last ids that gave a grant up)
+  Returns: {0, now, "kind limit" or "", {id1, token1, exp1, granted1, group1, ...},
+            {id1, since1, group1, ...}, r, {group1, waiting1, parked1, ...}}
+  (exp: the deadline the holder may use, see usable_exp; r: the last ids that gave a grant up; the
+  queue group by group in rotation order, each group's waiters in its order; the groups with
+  waiters in rotation order, parked ones at their place, with their list's length, dead included)
 ]]
 local function inspect(keys, args)
   local most = tonumber(args[1])
@@ -585,24 +771,43 @@ local function inspect(keys, args)
     holders[#holders + 1] = h.token
     holders[#holders + 1] = usable_exp(h)
     holders[#holders + 1] = h.granted
+    holders[#holders + 1] = h.group
   end
-  local live, alive = {}, {}
-  local from = 0
-  local batch = 1000
-  while #live < most * 2 do
-    local entries = call('LRANGE', st.queue, from, from + batch - 1)
-    if #entries == 0 then break end
-    for _, e in ipairs(entries) do
-      local id, sid, _, _, _, _, since = string.match(e, ELEMENT)
-      if sid and alive[sid] == nil then alive[sid] = session_deadline(st, sid) > st.now end
-      if sid and alive[sid] and #live < most * 2 then
-        live[#live + 1] = id
-        live[#live + 1] = since
-      end
+  local rotation = { { group = '', parked = 0 } }
+  if st.seq then
+    rotation = {}
+    for parked, z in ipairs({ st.rot, st.park }) do
+      local r = call('ZRANGE', z, 0, -1, 'WITHSCORES')
+      for i = 1, #r, 2 do rotation[#rotation + 1] = { group = r[i], score = tonumber(r[i + 1]), parked = parked - 1 } end
     end
-    from = from + batch
+    table.sort(rotation, function(a, b) return a.score < b.score end)
   end
-  return { 0, st.now, st.kind_limit or '', holders, live, st.released }
+  local live, alive, groups = {}, {}, {}
+  local batch = 1000
+  for _, g in ipairs(rotation) do
+    local key = group_queue(st, g.group)
+    local from = 0
+    while #live < most * 3 do
+      local entries = call('LRANGE', key, from, from + batch - 1)
+      if #entries == 0 then break end
+      for _, e in ipairs(entries) do
+        local id, sid, _, _, _, _, since = string.match(e, ELEMENT)
+        if sid and alive[sid] == nil then alive[sid] = session_deadline(st, sid) > st.now end
+        if sid and alive[sid] and #live < most * 3 then
+          live[#live + 1] = id
+          live[#live + 1] = since
+          live[#live + 1] = g.group
+        end
+      end
+      from = from + batch
+    end
+    if st.seq then
+      groups[#groups + 1] = g.group
+      groups[#groups + 1] = call('LLEN', key)
+      groups[#groups + 1] = g.parked
+    end
+  end
+  return { 0, st.now, st.kind_limit or '', holders, live, st.released, groups }
 end
 
 --[[
