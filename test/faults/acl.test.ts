@@ -53,6 +53,32 @@ test.serial('every operation works under exactly the rule README gives', async (
   t.deepEqual(await left(), [`${prefix}:{x}:state`], 'nothing left but the :state hash');
 });
 
+test.serial('groups take turns under exactly the rule README gives: caps, a cancel, inspect', async (t) => {
+  const prefix = newPrefix();
+  const client = await asUser(t, readmeRule(prefix, 'locker'));
+  const a = new FairLocks(client, { prefix, ...OPTS });
+  track(t, a);
+  const sem = a.semaphore('g', { permits: 2, perGroup: 1 });
+  const x1 = await sem.acquire({ group: 'x' });
+  const qx = whenQueued();
+  const x2 = sem.acquire({ group: 'x', onQueued: qx.onQueued }); // parked at x's cap
+  await qx.queued;
+  const y1 = await sem.acquire({ group: 'y', timeoutMs: 5_000 }); // not held back by x
+  const gone = new AbortController();
+  const qy = whenQueued();
+  const y2 = sem.acquire({ group: 'y', signal: gone.signal, onQueued: qy.onQueued });
+  await qy.queued;
+  const info = await a.inspect('g');
+  t.deepEqual(info.groups.map((g) => [g.group, g.held, g.waiting, g.capped]), [['x', 1, 1, true], ['y', 1, 1, false]]);
+  gone.abort();
+  await t.throwsAsync(y2, { code: 'LOCK_ABORTED' });
+  await x1.release();
+  const l2 = await x2;
+  await Promise.all([l2.release(), y1.release()]);
+  await a.close();
+  t.deepEqual(await fx.client.keys(`${prefix}:*`), [`${prefix}:{g}:state`], 'no group key left');
+});
+
 test.serial('without the publish right a release still hands on and resolves; the heartbeat wakes the waiter', async (t) => {
   const prefix = newPrefix();
   const rule = readmeRule(prefix, 'nopub').filter((w) => w !== '+publish');

@@ -13,7 +13,8 @@
          RELEASES_KEPT and the reply codes come from codes.ts, prepended by scripts.ts)
       s  the sessions, "sid deadline" joined by ';': a session is alive until its deadline (Redis ms)
       x  when both keys expire (Redis ms): refreshed, with PEXPIREAT, only when less than half a day is left
-      g  while groups take turns: the rotation's last turn number; absent (or '') otherwise
+      g  while groups take turns, "turns vtime": how many turns were given, and the virtual time (the
+         pass of the group served last); absent (or '') otherwise
     queue  list, FIFO: one element "id since" per waiter (since: Redis ms it entered the queue)
   A group is sent as the hex of its UTF-8 bytes ('' is the default group, the requests that name none),
   so it is safe inside key names and holder entries. While only the default group queues, the queue
@@ -21,7 +22,7 @@
   to queue, the name takes turns ("group" mode, field g set) with three more kinds of keys, all under
   the name's hash tag and all gone once nothing is queued:
     queue:<group>  list: that group's waiters, elements as in queue (the default group's stay in queue)
-    queue:r        sorted set: the rotation, the groups with waiters in turn order (score: turn number)
+    queue:r        sorted set: the rotation, the groups with waiters; score: pass + tie (see turn_score)
     queue:p        sorted set: the groups passed over at their perGroup cap, each keeping its score
   A waiter id is "session:seq:leaseMs:renew:weight:mode" (mode x = permits, r = read, w = write): the
   request carries its own options, and the queue element is a string the client knows, so it can be
@@ -30,7 +31,8 @@
 
   Grant rule (grant_ready): pop the head of the queue while the name is not full; grant it if it fits,
   put it back and stop if it does not. In group mode (grant_groups) the head is the one of the front
-  group of the rotation: granted, its group goes to the back (or leaves the rotation, emptied); a group
+  group of the rotation (the lowest pass): granted, its group's pass grows by the weight granted (with
+  weights 1, to the back of the rotation), or it leaves the rotation, emptied; a group
   whose head would pass its perGroup cap is parked with its score, holding nobody back, and comes back
   to its place when one of its grants ends (unpark); a head that does not fit the free permits stops
   everyone, as in plain mode. A permit request fits when used + weight <= limit, a read when
@@ -139,13 +141,15 @@ local function load(keys)
   local st = {
     key = keys[1], queue = keys[2], rot = keys[2] .. ':r', park = keys[2] .. ':p', now = now, now_us = now_us,
     kind_limit = f[1] or false, token = tonumber(f[2]) or 0, released = f[4] or '', sessions = f[5] or '', expires_at = tonumber(f[6]) or 0,
-    seq = tonumber(f[7]), -- nil: plain mode
+    seq = nil, vtime = 0, -- seq nil: plain mode
     holders = {}, order = {}, count = 0, used = 0, writer = false, dirty = {},
     held = {}, -- weights held per group
     freed = {}, -- groups whose grants ended in this call: a parked one may take its turn again
   }
   local kind, limit, cap = parse_kind_limit(st.kind_limit)
   st.kind, st.limit, st.cap = kind, limit or 1, cap
+  local seq, vtime = string.match(f[7] or '', '^(%d+) (%d+)$')
+  if seq then st.seq, st.vtime = tonumber(seq), tonumber(vtime) end
   if f[3] and f[3] ~= '' then
     for entry in string.gmatch(f[3], '[^;]+') do
       local id, sid, _, renew, weight, mode, exp, group = string.match(entry, ENTRY)
@@ -230,7 +234,7 @@ local function flush(st)
   if d.r then args[#args + 1] = 'r'; args[#args + 1] = st.released end
   if d.s then args[#args + 1] = 's'; args[#args + 1] = st.sessions end
   if d.x then args[#args + 1] = 'x'; args[#args + 1] = string.format('%d', st.expires_at) end
-  if d.g then args[#args + 1] = 'g'; args[#args + 1] = st.seq and string.format('%d', st.seq) or '' end
+  if d.g then args[#args + 1] = 'g'; args[#args + 1] = st.seq and string.format('%d %d', st.seq, st.vtime) or '' end
   call(unpack(args))
   if d.x then
     call('PEXPIREAT', st.key, st.expires_at)
@@ -332,16 +336,30 @@ local function grant_plain(st, wake_arg)
   return false
 end
 
--- A group that had nothing queued joins the rotation at the back.
-local function activate(st, group)
+--[[
+  The rotation is a virtual clock (stride scheduling): a group's pass is the permits it was granted
+  while active, counted from the virtual time at which it became active; the front is the lowest
+  pass. With weights all 1 this is plain round robin; with weights, backlogged groups get equal
+  permits in the long run (one weight-3 grant costs a group three turns of weight 1). A group that
+  becomes active starts at the current virtual time, so it is served within one turn of each
+  other group and carries no credit from before. Equal passes are taken in turn order: the score
+  is pass + tie, tie = (turns mod 2^20) / 2^20 (exact while a pass stays below 2^32).
+]]
+local TIE = 1048576
+local function turn_score(st, pass)
   st.seq, st.dirty.g = st.seq + 1, true
-  call('ZADD', st.rot, st.seq, group)
+  return string.format('%.17g', pass + (st.seq % TIE) / TIE)
+end
+
+-- A group that had nothing queued joins the rotation at the current virtual time.
+local function activate(st, group)
+  call('ZADD', st.rot, turn_score(st, st.vtime), group)
   expire_new(st, st.rot)
 end
 
 -- Plain mode turns into group mode: the default group, if it has waiters, became active first.
 local function start_groups(st)
-  st.seq, st.dirty.g = 0, true
+  st.seq, st.vtime, st.dirty.g = 0, 0, true
   if call('LLEN', st.queue) > 0 then activate(st, '') end
 end
 
@@ -389,12 +407,13 @@ local function grant_groups(st, wake_arg, quiet)
           return false
         else
           grant(st, req, deadline, wake_arg, quiet)
-          -- its turn is taken: to the back of the rotation, or out of it with nothing more queued
+          -- its turn is taken: its pass grows by the weight, or it leaves with nothing more queued
+          local pass = math.floor(tonumber(front[2]))
+          if pass > st.vtime then st.vtime, st.dirty.g = pass, true end
           if call('LLEN', key) == 0 then
             call('ZREM', st.rot, group)
           else
-            st.seq, st.dirty.g = st.seq + 1, true
-            call('ZADD', st.rot, st.seq, group)
+            call('ZADD', st.rot, turn_score(st, pass + req.weight), group)
           end
         end
       end
