@@ -249,6 +249,16 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
       return { id: e.id, position, waitedMs: Math.max(0, reply.now - e.since), ...modeOf(e.id), group: groupOf(e.group) };
     });
     for (const h of holders) entry(h.group ?? '').held += h.weight;
+    // Capped: its next waiter would take it past perGroup (the engine parks such a group only when it
+    // reaches the front with permits free; inspect() says it as soon as it is so).
+    if (perGroup !== undefined) {
+      const heads = new Map<string, number>();
+      for (const e of queue) if (!heads.has(e.group ?? '')) heads.set(e.group ?? '', e.weight);
+      for (const [g, info] of groups) {
+        const head = heads.get(g);
+        info.capped = info.capped || (head !== undefined && info.held + head > perGroup);
+      }
+    }
     return {
       kind,
       limit,
