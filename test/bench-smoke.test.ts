@@ -97,6 +97,22 @@ test('npm run bench -- --quick completes and writes sane JSON', async (t) => {
         t.true(c.commandsVsPeer !== null, `${c.lib} ${c.kind}: commands ratio to redis-semaphore`);
       }
     }
+    // the tenants scenario: fairlock's first row with groups and without, redis-semaphore once, nobody else;
+    // every quiet request sent got its permit, figures finite (no wait is asserted: the machine is noisy)
+    t.deepEqual(r.libs.flatMap((l) => (l.tenants ?? []).map((x) => [l.id, x.mode])), [
+      [r.libs[0]!.id, 'groups'], [r.libs[0]!.id, 'fifo'], ['redis-semaphore', 'peer'],
+    ]);
+    for (const x of r.libs.flatMap((l) => l.tenants ?? [])) {
+      t.is(x.quiet.length, r.meta.tenants!.quiet, `${x.mode}: a row per quiet tenant`);
+      for (const q of x.quiet) {
+        t.true(q.sent > 0 && q.granted === q.sent && q.stillWaiting === 0, `${x.mode} ${q.tenant}: every quiet request granted`);
+        t.true([q.wait.p50, q.wait.p99].every(finiteOrNull), `${x.mode} ${q.tenant}: waits`);
+      }
+      t.is(x.floodGranted, r.meta.tenants!.flood, `${x.mode}: the whole flood granted`);
+      t.true([x.permitsBusy, x.cpuUsPerAcquisition, x.scriptUsPerAcquisition, x.commandsPerAcquisition].every(finiteOrNull), `${x.mode}: figures`);
+      t.is(x.handoff !== undefined, x.mode !== 'peer', `${x.mode}: the hand-off the target counts in`);
+    }
+    t.regex(output, /Fair share between tenants/);
     t.regex(output, /Redis cost per acquisition under contention, beside redis-semaphore/);
     t.regex(output, /Fair semaphore: 2 permits/);
     t.regex(output, /Read-write lock: 90% reads, 10% writes/);

@@ -1,9 +1,10 @@
 /** Command-line options of `npm run bench`, with the defaults of a full run and of `--quick`. */
 import { CLIENT_FAMILIES, DEFAULT_CLIENTS, QUICK_CLIENTS } from './adapters/clients.js';
 import { LIBRARIES, rowsFor } from './adapters/index.js';
+import type { TenantsOptions } from './tenants.js';
 
 /** The scenarios, in the order a row runs them (`--scenarios`). */
-export const SCENARIOS = ['latency', 'relay', 'contention', 'think', 'semaphore', 'rw', 'waiters'] as const;
+export const SCENARIOS = ['latency', 'relay', 'contention', 'think', 'semaphore', 'rw', 'waiters', 'tenants'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchConfig {
@@ -32,6 +33,8 @@ export interface BenchConfig {
   semaphore: { permits: number; contenders: number; holdMs: number };
   /** A read-write lock: `contenders` in all, each asking for a write with probability `writeShare`. */
   rw: { contenders: number; writeShare: number; holdMs: number };
+  /** Fair share between tenants (tenants.ts): the first fairlock row with and without groups, and redis-semaphore. */
+  tenants: TenantsOptions;
   waitWindowMs: number;
   /** How long the waiters may take to get queued before the window starts anyway (reported if hit). */
   waitQueueCapMs: number;
@@ -56,6 +59,8 @@ const USAGE = `usage: npm run bench -- [options]
   --permits N           the semaphore scenario's permits (default 4; --quick 2)
   --sem-contenders N    the semaphore scenario's contenders in all (default 16; --quick 4)
   --rw-contenders N     the read-write scenario's contenders in all (default 16; --quick 4)
+  --flood N             the tenants scenario's flood: requests one tenant sends at once (default 1000; --quick 20)
+  --tenants-duration MS how long its quiet tenants send, one request each every 50 ms (default 4000; --quick 200)
   --no-progress         no progress bar
 Set REDIS_URL=redis://127.0.0.1:PORT to use a server you run (loopback only); otherwise the bench
 starts its own redis-server on a free port and stops it at the end.`;
@@ -70,12 +75,12 @@ export function parseArgs(argv: string[]): BenchConfig {
     }
     if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
     const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
-    const takesValue = ['procs', 'contenders', 'libs', 'clients', 'out', 'relay-delay', 'duration', 'think-hold', 'scenarios', 'permits', 'sem-contenders', 'rw-contenders'].includes(k);
+    const takesValue = ['procs', 'contenders', 'libs', 'clients', 'out', 'relay-delay', 'duration', 'think-hold', 'scenarios', 'permits', 'sem-contenders', 'rw-contenders', 'flood', 'tenants-duration'].includes(k);
     if (takesValue) flags.set(k, v ?? argv[++i] ?? '');
     else flags.set(k, true);
   }
   const known = ['quick', 'procs', 'contenders', 'libs', 'clients', 'out', 'docs', 'no-docs', 'relay-delay', 'duration', 'think-hold', 'no-progress',
-    'scenarios', 'permits', 'sem-contenders', 'rw-contenders'];
+    'scenarios', 'permits', 'sem-contenders', 'rw-contenders', 'flood', 'tenants-duration'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k}\n${USAGE}`);
   const quick = flags.has('quick') || process.env.BENCH_QUICK === '1';
   const int = (k: string, d: number, min = 1) => {
@@ -95,6 +100,7 @@ export function parseArgs(argv: string[]): BenchConfig {
   const scenarios = (list('scenarios') ?? [...SCENARIOS]) as Scenario[];
   for (const x of scenarios) if (!SCENARIOS.includes(x)) throw new Error(`unknown scenario "${x}"\n${USAGE}`);
   const all = SCENARIOS.every((x) => scenarios.includes(x));
+  const tenantsMs = int('tenants-duration', quick ? 200 : 4_000, 50);
   return {
     quick,
     scenarios: SCENARIOS.filter((x) => scenarios.includes(x)),
@@ -118,6 +124,18 @@ export function parseArgs(argv: string[]): BenchConfig {
     waiters: quick ? [10] : [10, 100, 1_000, 10_000],
     semaphore: { permits: int('permits', quick ? 2 : 4), contenders: int('sem-contenders', quick ? 4 : 16), holdMs: 1 },
     rw: { contenders: int('rw-contenders', quick ? 4 : 16), writeShare: 0.1, holdMs: 1 },
+    // a semaphore of 4 held 20 ms serves 200 grants/s: 1,000 requests at once keep it backlogged past the
+    // 4 s window whatever the order (FIFO: 5 s of flood ahead of every quiet request)
+    tenants: {
+      permits: quick ? 2 : 4,
+      holdMs: quick ? 5 : 20,
+      flood: int('flood', quick ? 20 : 1_000),
+      quiet: 2,
+      intervalMs: 50,
+      durationMs: tenantsMs,
+      capMs: tenantsMs + (quick ? 2_800 : 7_000),
+      leadMs: quick ? 300 : 500,
+    },
     waitWindowMs: quick ? 200 : 2_000,
     waitQueueCapMs: quick ? 10_000 : 30_000,
     slackMs: 2,

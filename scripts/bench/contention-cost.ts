@@ -14,7 +14,7 @@ import { round } from './stats.js';
 export const COST_PEER = 'redis-semaphore';
 
 /** Top-level script calls, whatever the engine (Lua scripts or Redis Functions). */
-const SCRIPT_CALLS = ['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'];
+export const SCRIPT_CALLS = ['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'];
 
 /** What reproduces these figures alone (main.ts runs every hold time; the lock's row is hold 1 ms). */
 export const COST_COMMAND = `npm run bench -- --libs fairlock,${COST_PEER} --scenarios contention,semaphore`;

@@ -143,6 +143,14 @@ How to read it:
   The 3 s poller's waiters all poll in step, so a 2 s window may catch one round of polls or none.
   At 10,000 waiters the polling peers are held back by their own processes' CPU (${m.cores} cores for
   everything), so their rates there are lower bounds of what they would ask of a bigger machine's Redis.
+- **Tenants** (fair share, DESIGN §7): ${m.tenants ? `a semaphore of ${m.tenants.permits}, every request holding ${m.tenants.holdMs} ms; one tenant sends ${m.tenants.flood.toLocaleString('en-US')} requests at once, ${m.tenants.quiet} quiet tenants send one each every ${m.tenants.intervalMs} ms for ${m.tenants.durationMs / 1000} s` : 'one tenant floods a semaphore, quiet tenants ask now and then'}
+  (the flood in one worker process, the quiet tenants in another, one client each). fairlock's first row runs twice, each
+  request naming its tenant as its group and with no group (plain FIFO), beside redis-semaphore's polling \`Semaphore\`.
+  A quiet tenant's waits come from its own process's two stamps; *flood grants while queued* counts, by fencing
+  tokens, the flood's grants during a quiet request's queued span (groups allow one per other active group).
+  *Permits busy*: each worker's holds clipped to the quiet window, over permits x window. Redis CPU per
+  acquisition: \`used_cpu\` and the script calls' own \`commandstats\` time, from the start until every request ended,
+  over every grant. The target's unit, a hand-off, is measured in the same run (loopback, one process).
 - Peers run with their defaults: redlock's 10 retries x 200 ms (+ jitter) and redlock-universal's
   3 x 100 ms are re-tried until acquired; redis-semaphore polls every 10 ms; simple-redis-mutex wakes
   every waiter with one PUBLISH per release; the classic \`SET NX PX\` loop polls every 50 ms or 3 s.

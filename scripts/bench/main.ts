@@ -16,6 +16,7 @@ import { startPool, stopPool, type Worker } from './pool.js';
 import { startBenchRedis, type BenchRedis } from './redis-server.js';
 import { RedisStats } from './redis-stats.js';
 import { spawnRelay, type Relay } from './relay.js';
+import { handoffOf, runTenants, tenantsModes, type TenantsResult } from './tenants.js';
 import { isFairlock, type BenchResults, type LibResult } from './results.js';
 import { round } from './stats.js';
 import { chart } from './svg.js';
@@ -31,8 +32,15 @@ function stepsOf(id: string, c: BenchConfig): number {
   const a = adapterById(id);
   const has = (x: Scenario) => c.scenarios.includes(x);
   const pooled = (has('contention') ? c.holds.length : 0) + (has('think') ? 1 : 0) + (has('waiters') ? c.waiters.length : 0) +
-    (has('semaphore') && a.kinds?.semaphore ? 1 : 0) + (has('rw') && a.kinds?.rw ? 1 : 0);
+    (has('semaphore') && a.kinds?.semaphore ? 1 : 0) + (has('rw') && a.kinds?.rw ? 1 : 0) + tenantSteps(id, c);
   return (has('latency') ? 1 : 0) + (has('relay') ? 1 : 0) + (pooled ? 1 + pooled : 0);
+}
+
+/** The tenants scenario's steps of a row: its runs, and for fairlock the hand-off measurement first. */
+function tenantSteps(id: string, c: BenchConfig): number {
+  if (!c.scenarios.includes('tenants')) return 0;
+  const modes = tenantsModes(id, c.libs);
+  return modes.length + (modes.includes('groups') ? 1 : 0);
 }
 
 /** The contenders per process for `total` contenders in all over `procs` processes (at least one each). */
@@ -84,8 +92,10 @@ async function benchLib(
     if (redis.owned) await stats.flushAll();
     return res;
   }
-  await attempt(`${c.procs} worker processes`, async () => {
-    if (!shared) pool = await startPool(c.procs);
+  // the tenants scenario needs two processes (the flood, the quiet tenants); the others c.procs
+  const procs = pooledSteps - 1 > tenantSteps(id, c) ? c.procs : Math.min(2, c.procs);
+  await attempt(`${procs} worker processes`, async () => {
+    if (!shared) pool = await startPool(procs);
     await Promise.all(pool.map((w) => w.call({ op: 'warm', lib: id }, 30_000)));
   });
   try {
@@ -124,6 +134,22 @@ async function benchLib(
         for (const w of c.waiters) {
           await attempt(`${w} waiters`, async () => {
             res.waiters.push(await runWaiters(pool, stats, adapter, redis.url, prefix, w, { counts: c.waiters, windowMs: c.waitWindowMs, queueCapMs: c.waitQueueCapMs }));
+          });
+        }
+      }
+      const modes = has('tenants') ? tenantsModes(id, c.libs) : [];
+      if (modes.length) {
+        const t = c.tenants;
+        let handoff: TenantsResult['handoff'];
+        if (modes.includes('groups')) {
+          await attempt('hand-off on loopback (the tenants target\'s unit)', async () => {
+            handoff = handoffOf(await measureLatency(adapter, redis.url, prefix, c.quick ? c.loopback : { uncontended: 50, handoffs: 100, settleMs: 3, capMs: 1_000, warmup: 10 }));
+          });
+        }
+        for (const mode of modes) {
+          await attempt(`tenants (${mode}): ${t.flood} flooding, ${t.quiet} quiet every ${t.intervalMs} ms, semaphore of ${t.permits}, hold ${t.holdMs} ms`, async () => {
+            const r = await runTenants(pool, stats, adapter, redis.url, prefix, mode, t);
+            (res.tenants ??= []).push(handoff ? { ...r, handoff } : r);
           });
         }
       }
@@ -212,6 +238,7 @@ async function main(): Promise<void> {
         scenarios: c.scenarios,
         semaphore: c.semaphore,
         rw: c.rw,
+        tenants: c.tenants,
         quick: c.quick,
         elapsedSec: round((Date.now() - started) / 1000, 1)!,
       },

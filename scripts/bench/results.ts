@@ -2,6 +2,7 @@
 import type { CostRow } from './contention-cost.js';
 import type { ContendResult } from './contention.js';
 import type { LatencyResult } from './latency.js';
+import type { TenantsOptions, TenantsResult } from './tenants.js';
 import type { WaitersResult } from './waiters.js';
 
 export interface LibResult {
@@ -20,6 +21,8 @@ export interface LibResult {
   /** What the library used for those, when it has them (Adapter.kinds). */
   kinds?: { semaphore?: string; rw?: string };
   waiters: WaitersResult[];
+  /** The tenants scenario: fairlock's first row with groups and without ('groups', 'fifo'), redis-semaphore ('peer'). */
+  tenants?: TenantsResult[];
   errors: string[];
 }
 
@@ -50,6 +53,7 @@ export interface BenchResults {
     scenarios?: string[];
     semaphore?: { permits: number; contenders: number; holdMs: number };
     rw?: { contenders: number; writeShare: number; holdMs: number };
+    tenants?: TenantsOptions;
     quick: boolean;
     elapsedSec: number;
   };

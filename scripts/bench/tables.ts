@@ -2,6 +2,7 @@
 import { COST_COMMAND, COST_PEER, contentionCost, type CostRow } from './contention-cost.js';
 import type { ContendResult } from './contention.js';
 import type { BenchResults, LibResult } from './results.js';
+import { TENANTS_PEER, type TenantsResult } from './tenants.js';
 import type { WaitersResult } from './waiters.js';
 
 export interface Table {
@@ -108,6 +109,55 @@ function kindTables(r: BenchResults): Table[] {
     });
   }
   return out;
+}
+
+/** The tenants scenario's rows, in order: fairlock with groups, without, then redis-semaphore. */
+export function tenantRows(r: BenchResults): { lib: LibResult; run: TenantsResult }[] {
+  const order: TenantsResult['mode'][] = ['groups', 'fifo', 'peer'];
+  return r.libs
+    .flatMap((lib) => (lib.tenants ?? []).map((run) => ({ lib, run })))
+    .sort((a, b) => order.indexOf(a.run.mode) - order.indexOf(b.run.mode));
+}
+
+const MODE = { groups: 'groups (tenant = group)', fifo: 'no groups (FIFO)', peer: 'no groups (its Semaphore, polling)' } as const;
+
+/** Fair share between tenants: the quiet tenants' waits, permits busy, Redis cost, with and without groups. */
+function tenantsTable(r: BenchResults): Table | undefined {
+  const rows = tenantRows(r);
+  const t0 = rows[0]?.run;
+  if (!t0) return undefined;
+  const fifo = rows.find((x) => x.run.mode === 'fifo')?.run;
+  const ho = rows.find((x) => x.run.handoff)?.run.handoff;
+  const wait = (w: TenantsResult['quiet'][number] | undefined) =>
+    w ? `${ms1(w.wait.p50)} / ${ms1(w.wait.p99)} ms${w.stillWaiting ? ` (${w.stillWaiting} still waiting)` : ''}` : 'n/a';
+  const tenants = [...new Set(rows.flatMap((x) => x.run.quiet.map((q) => q.tenant)))];
+  return {
+    title:
+      `Fair share between tenants: a semaphore of ${t0.permits}, each request holding ${t0.holdMs} ms; one tenant sends ${t0.flood.toLocaleString('en-US')} ` +
+      `requests at once, ${tenants.length} quiet tenants one each every ${t0.intervalMs} ms for ${t0.durationMs / 1000} s`,
+    headers: ['library', 'mode', ...tenants.map((q) => `${q} wait p50 / p99`), 'quiet granted / sent', 'flood grants while a quiet one queued (max)', 'flood left at window end', 'permits busy', 'Redis CPU / acq', 'x no groups', 'in scripts / acq', 'x no groups', 'Redis cmds / acq', 'run'],
+    rows: rows.map(({ lib, run }) => [
+      lib.id,
+      MODE[run.mode],
+      ...tenants.map((q) => wait(run.quiet.find((x) => x.tenant === q))),
+      `${run.quiet.reduce((a, q) => a + q.granted, 0)} / ${run.quiet.reduce((a, q) => a + q.sent, 0)}`,
+      run.quiet.some((q) => q.floodGrantsWhileQueued?.max != null) ? String(Math.max(...run.quiet.map((q) => q.floodGrantsWhileQueued?.max ?? 0))) : 'n/a',
+      String(run.floodQueuedAtWindowEnd),
+      pct(run.permitsBusy),
+      run.cpuUsPerAcquisition == null ? 'n/a' : `${run.cpuUsPerAcquisition.toFixed(0)} us`,
+      run.mode === 'fifo' ? '-' : x(run.cpuUsPerAcquisition, fifo?.cpuUsPerAcquisition),
+      run.scriptUsPerAcquisition == null ? 'n/a' : `${run.scriptUsPerAcquisition.toFixed(0)} us`,
+      run.mode === 'fifo' ? '-' : x(run.scriptUsPerAcquisition, fifo?.scriptUsPerAcquisition),
+      n(run.commandsPerAcquisition, 1),
+      `${run.elapsedSec.toFixed(1)} s${run.capped ? ' (cap: abandoned)' : ''}`,
+    ]),
+    note:
+      'Waits: send to grant, each from its own process\'s two stamps. Flood grants while queued: by fencing tokens (Redis\'s µs clock at each grant) over the quiet request\'s queued span, an upper bound. ' +
+      'Permits busy: the holds inside the quiet window over permits x window. ' +
+      'Redis CPU (used_cpu), time in scripts (commandstats usec of FCALL/EVALSHA) and commands: INFO deltas from the start until every request ended, over every grant (flood and quiet). ' +
+      (ho ? `Hand-off on loopback this run: p50 ${us(ho.p50Ms)}, p99 ${us(ho.p99Ms)} (PING p50 ${us(ho.pingP50Ms)}). ` : '') +
+      `Alone: \`npm run bench -- --libs fairlock,${TENANTS_PEER} --scenarios tenants\``,
+  };
 }
 
 /** "lock, 4x4, hold 1 ms" / "semaphore(4), 4x4, hold 1 ms": the run a cost row comes from. */
@@ -229,7 +279,8 @@ export function tables(r: BenchResults): Table[] {
     },
   ];
   const cost = costTable(r);
-  return [...base.filter((t): t is Table => t !== false), ...kindTables(r), ...(cost ? [cost] : [])];
+  const ten = tenantsTable(r);
+  return [...base.filter((t): t is Table => t !== false), ...kindTables(r), ...(cost ? [cost] : []), ...(ten ? [ten] : [])];
 }
 
 export function renderTerminal(ts: Table[]): string {

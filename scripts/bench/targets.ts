@@ -77,5 +77,30 @@ export function checkTargets(libs: LibResult[], scenarios?: readonly string[]): 
       : 'n/a',
     met: r2?.violations == null ? null : r2.violations === 0 && r2.fifoViolations === 0,
   });
+  of('tenants');
+  const t = (mode: string) => f.tenants?.find((x) => x.mode === mode);
+  const g = t('groups');
+  const fifo = t('fifo');
+  const ho = g?.handoff?.p50Ms ?? null;
+  const budget = g && ho !== null ? 2 * g.holdMs + 2 * ho : null;
+  const p99 = g?.quiet.length ? Math.max(...g.quiet.map((q) => q.wait.p99 ?? Infinity)) : null;
+  out.push({
+    what: `tenants: quiet tenants' wait p99 with groups (${g ? `${g.flood} flooding` : 'n/a'}), worst tenant`,
+    goal: budget === null ? '<= 2 holds + 2 hand-offs' : `<= 2 holds + 2 hand-offs = ${fx(budget, 1)} ms (hand-off p50 ${fx(ho, 2)} ms, this run)`,
+    value: p99 === null ? 'n/a' : `${fx(p99, 1)} ms${g!.quiet.some((q) => q.stillWaiting) ? ' (some still waiting)' : ''}`,
+    met: p99 === null || budget === null ? null : p99 <= budget && !g!.quiet.some((q) => q.stillWaiting),
+  });
+  const busy = (x: typeof g) => x?.permitsBusy ?? null;
+  out.push({
+    what: 'tenants: permits busy, groups vs no groups (FIFO)',
+    goal: 'within 5 points',
+    value: `${busy(g) === null ? 'n/a' : `${(busy(g)! * 100).toFixed(1)}%`} vs ${busy(fifo) === null ? 'n/a' : `${(busy(fifo)! * 100).toFixed(1)}%`}`,
+    met: busy(g) === null || busy(fifo) === null ? null : busy(g)! >= busy(fifo)! - 0.05,
+  });
+  add('tenants: Redis CPU per acquisition, groups / no groups', '<= 1.2', ratio(g?.cpuUsPerAcquisition, fifo?.cpuUsPerAcquisition), (x) => x <= 1.2,
+    g && fifo
+      ? `${fx(ratio(g.cpuUsPerAcquisition, fifo.cpuUsPerAcquisition))} (${g.cpuUsPerAcquisition ?? 'n/a'} vs ${fifo.cpuUsPerAcquisition ?? 'n/a'} us; in scripts ` +
+        `${fx(ratio(g.scriptUsPerAcquisition, fifo.scriptUsPerAcquisition))}x; commands ${g.commandsPerAcquisition ?? 'n/a'} vs ${fifo.commandsPerAcquisition ?? 'n/a'})`
+      : 'n/a');
   return all;
 }

@@ -47,8 +47,48 @@ export type WorkerCommand =
    */
   | { op: 'wait'; id: number; name: string; count: number; capMs: number }
   | { op: 'unwait'; id: number }
+  /**
+   * The tenants scenario (tenants.ts), one role of it: 'flood' sends `flood` requests of one tenant at
+   * `startAt`; 'quiet' sends, for each of `tenants`, one request every `intervalMs` from `startAt`
+   * (tenant k offset by k / tenants of an interval) until `startAt + durationMs`. Each request holds one
+   * permit `holdMs`. Answered once every request ended, or at `endAt` (the rest then abandoned).
+   * Times on this process's clock.
+   */
+  | {
+      op: 'tenants';
+      id: number;
+      lib: string;
+      url: string;
+      prefix: string;
+      name: string;
+      permits: number;
+      holdMs: number;
+      /** Each request names its tenant as its group (fairlock); else no group. */
+      groups: boolean;
+      role: 'flood' | 'quiet';
+      flood: number;
+      tenants: string[];
+      intervalMs: number;
+      startAt: number;
+      durationMs: number;
+      endAt: number;
+    }
+  /** Closes the clients of a 'tenants' run (abandoning what is left), once the parent's window is over. */
+  | { op: 'tenantsClose'; id: number; name: string; role: 'flood' | 'quiet' }
   /** Answered at once with this process's now(): one round of the parent's offset measurement. */
   | { op: 'clock'; id: number };
+
+/** One request of the tenants scenario: sent at `start`, granted at `got`, released at `rel` (null: not yet). */
+export interface TenantRequest {
+  tenant: string;
+  start: number;
+  /** When the library said it was queued (fairlock's onQueued; absent: granted at once, or no such callback). */
+  queuedAt?: number;
+  got: number | null;
+  rel: number | null;
+  /** The fencing token, if the library has one (fairlock: Redis's clock in µs at the grant, rising in grant order). */
+  token?: number;
+}
 
 export type ContendKind = { type: 'semaphore'; permits: number } | { type: 'rw'; writeShare: number };
 
@@ -67,6 +107,10 @@ export type WorkerReply =
       cpuUs?: number;
       /** Holders that found the check key over the limit (see `checkKey`). */
       violations?: number;
+      /** The tenants scenario: each request, on this process's clock. */
+      requests?: TenantRequest[];
+      /** ... and the permit-time its holds took inside [startAt, startAt + durationMs] (ms, own stamps). */
+      heldMs?: number;
     }
   | { id: number; ok: false; error: string };
 
@@ -184,6 +228,72 @@ async function warm(c: Extract<WorkerCommand, { op: 'warm' }>): Promise<WorkerRe
   return { id: c.id, ok: true };
 }
 
+/** The open clients of 'tenants' runs, by name and role, until the parent's tenantsClose. */
+const tenantRuns = new Map<string, () => Promise<unknown>>();
+
+async function tenantsClose(c: Extract<WorkerCommand, { op: 'tenantsClose' }>): Promise<WorkerReply> {
+  const key = `${c.name} ${c.role}`;
+  const close = tenantRuns.get(key);
+  tenantRuns.delete(key);
+  await close?.();
+  return { id: c.id, ok: true };
+}
+
+async function tenants(c: Extract<WorkerCommand, { op: 'tenants' }>): Promise<WorkerReply> {
+  const adapter = adapterById(c.lib);
+  const names = c.role === 'flood' ? ['flood'] : c.tenants;
+  // one client per tenant, as separate services would have
+  const clients = await Promise.all(names.map(() => adapter.create(c.url, c.prefix)));
+  const closeAll = (abandon: boolean) => Promise.all(clients.map((x) => (abandon ? x.destroy() : x.close())));
+  try {
+    if (clients.some((x) => !x.semaphore)) throw new Error(`${c.lib} has no semaphore`);
+    const ask = (client: LockClient, tenant: string, name: string, onQueued?: () => void) =>
+      client.semaphore!(name, c.permits, { ...(c.groups ? { group: tenant } : {}), ...(onQueued ? { onQueued } : {}) });
+    // warm: connections, scripts and the client's paths, on a name of its own, before the window
+    await within(Promise.all(clients.map(async (x, i) => (await ask(x, names[i]!, `${c.name}:warm`)).release())).catch(() => undefined), c.startAt - now());
+    const requests: TenantRequest[] = [];
+    const runs: Promise<void>[] = [];
+    const one = (client: LockClient, tenant: string) => {
+      const r: TenantRequest = { tenant, start: now(), got: null, rel: null };
+      requests.push(r);
+      runs.push((async () => {
+        const held = await ask(client, tenant, c.name, () => void (r.queuedAt ??= now()));
+        r.got = now();
+        if (held.token !== undefined) r.token = held.token;
+        await sleep(c.holdMs);
+        r.rel = now();
+        await held.release();
+      })().catch(() => undefined));
+    };
+    await sleep(c.startAt - now());
+    if (c.role === 'flood') {
+      for (let i = 0; i < c.flood; i++) one(clients[0]!, names[0]!);
+    } else {
+      const until = c.startAt + c.durationMs;
+      await Promise.all(clients.map(async (client, k) => {
+        for (let j = 0; ; j++) {
+          const at = c.startAt + (k / clients.length + j) * c.intervalMs;
+          if (at >= until) break;
+          await sleep(at - now());
+          one(client, names[k]!);
+        }
+      }));
+    }
+    const done = await within(Promise.all(runs).then(() => true), c.endAt - now());
+    const from = c.startAt;
+    const to = c.startAt + c.durationMs;
+    const at = now();
+    let heldMs = 0;
+    for (const r of requests) if (r.got !== null) heldMs += Math.max(0, Math.min(r.rel ?? at, to) - Math.max(r.got, from));
+    // the clients close on the parent's word (tenantsClose), after its window: their closing is not counted
+    tenantRuns.set(`${c.name} ${c.role}`, () => closeAll(!done));
+    return { id: c.id, ok: true, requests, heldMs };
+  } catch (err) {
+    await closeAll(true).catch(() => undefined);
+    throw err;
+  }
+}
+
 let waiting: { client: LockClient; reportsQueued: boolean; granted: number } | undefined;
 
 /** Connects (and opens whatever a first acquire opens) before the parent's memory baseline. */
@@ -235,6 +345,8 @@ process.on('message', (c: WorkerCommand) => {
     c.op === 'contend' ? contend(c)
     : c.op === 'prepare' ? prepare(c)
     : c.op === 'warm' ? warm(c)
+    : c.op === 'tenants' ? tenants(c)
+    : c.op === 'tenantsClose' ? tenantsClose(c)
     : c.op === 'wait' ? wait(c)
     : unwait(c);
   run.then(

@@ -1,6 +1,6 @@
 import { FairLocks, type Lease } from '../../../src/index.js';
 import type { ClientFamily } from './clients.js';
-import type { AcquireHooks, Adapter, Held, LockClient } from './types.js';
+import type { AcquireHooks, Adapter, Held, LockClient, SemaphoreRequest } from './types.js';
 
 /**
  * fairlock with its defaults (FIFO queue in Lua, one PUBLISH wakes the next holder) on one client
@@ -23,7 +23,8 @@ export function fairlockOn(family: ClientFamily): Adapter {
       const held = (lease: Lease): Held => ({ release: () => lease.release(), token: lease.token });
       return {
         acquire: async (name, hooks) => held(await locks.lock(name).acquire(options(hooks))),
-        semaphore: async (name, permits, hooks) => held(await locks.semaphore(name, { permits }).acquire(options(hooks))),
+        semaphore: async (name, permits, request?: SemaphoreRequest) =>
+          held(await locks.semaphore(name, { permits }).acquire({ ...options(request), ...(request?.group === undefined ? {} : { group: request.group }) })),
         readWrite: async (name, mode, hooks) => held(await locks.readWrite(name)[mode]().acquire(options(hooks))),
         ping: async () => void (await client.ping()),
         async close() {

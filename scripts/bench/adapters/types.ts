@@ -13,11 +13,17 @@ export interface AcquireHooks {
   onQueued?: (position: number) => void;
 }
 
+/** What a semaphore request carries besides its hooks. */
+export interface SemaphoreRequest extends AcquireHooks {
+  /** fairlock: the group (tenant) the request takes turns in (DESIGN §7); none = the default group. Others: ignored. */
+  group?: string;
+}
+
 export interface LockClient {
   /** Blocks until `name` is held (peers with a retry limit are retried until they get it). */
   acquire(name: string, hooks?: AcquireHooks): Promise<Held>;
   /** One permit of the counting semaphore `name` of `permits` permits (Adapter.kinds has 'semaphore'). */
-  semaphore?(name: string, permits: number, hooks?: AcquireHooks): Promise<Held>;
+  semaphore?(name: string, permits: number, request?: SemaphoreRequest): Promise<Held>;
   /** One side of the read-write lock `name` (Adapter.kinds has 'rw'). */
   readWrite?(name: string, mode: 'read' | 'write', hooks?: AcquireHooks): Promise<Held>;
   /** One PING on this library's own client: the floor its latencies are compared with. */
