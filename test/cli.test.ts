@@ -240,6 +240,9 @@ test.serial('--permits, --weight, --read, --write, --group and --per-group that 
   const demo = await run(t, ['demo', '--permits', '4', '--workers', '4']);
   t.is(demo.code, 64, demo.stderr);
   t.regex(demo.stderr, /--permits \(4\) must be fewer than --workers \(4\)/);
+  const groups = await run(t, ['demo', '--groups', '--workers', '3']);
+  t.is(groups.code, 64, groups.stderr);
+  t.regex(groups.stderr, /option '--groups' cannot be used with option '--workers/);
 });
 
 test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs nothing', async (t) => {
@@ -658,6 +661,31 @@ test.serial('demo --permits 2: two holders at a time, grants in queue order by t
   t.regex(r.stdout, /permits\s+ok: never more than 2 holders at once/);
   t.regex(r.stdout, /two at a time\s+ok/);
   t.notRegex(r.stdout, /FAILED|violation/);
+});
+
+/**
+ * Proves `demo --groups` shows fair share between tenants from its own output: it starts its own
+ * redis-server like the plain demo, the burst tenant's backlog does not hold back the trickle
+ * tenants (their last grants come before the burst's last, by token), and every check is ok.
+ */
+test.serial('demo --groups: a burst from one tenant does not hold back the two others; checks ok, exits 0', async (t) => {
+  const env = { ...process.env };
+  delete env.REDIS_URL;
+  const args = hasRedisBinary() ? ['demo', '--groups'] : ['demo', '--groups', '--redis', server.url];
+  const r = await run(t, args, { env, limitMs: 30_000 });
+  t.is(r.code, 0, r.stdout + r.stderr);
+  t.regex(r.stdout, /share the semaphore "demo-groups" of 2 permits/);
+  if (hasRedisBinary()) t.regex(r.stdout, /a redis-server the demo started, pid \d+; stopped at the end/);
+  t.regex(r.stdout, /^ {2}tenant a \(burst\) +8 requests at once +8 grants; \d waited/m);
+  for (const c of ['b', 'c']) t.regex(r.stdout, new RegExp(`^  tenant ${c} \\(trickle\\) +3 requests, one at a time +3 grants; 3 waited, each through at most [0-2] grants? of others$`, 'm'));
+  t.regex(r.stdout, /^ {2}fair share +ok: no request of b or c waited through more than [0-2] grants? of others \(at most 2: one per other tenant\), with up to 6 of a's queued/m);
+  t.regex(r.stdout, /^ {2}FIFO +ok: inside each tenant/m);
+  t.regex(r.stdout, /^ {2}permits +ok: never more than 2 holders at once/m);
+  t.regex(r.stdout, /^ {2}groups +ok: Redis listed each of the 14 grants in its tenant's group$/m);
+  t.notRegex(r.stdout, /FAILED|violation/);
+  const order = /^ {2}grant order +(.+?) +\(by fencing token\)$/m.exec(r.stdout)?.[1]?.split(' ') ?? [];
+  t.is(order.length, 14, r.stdout);
+  t.true(order.indexOf('b3') < order.indexOf('a8') && order.indexOf('c3') < order.indexOf('a8'), `b and c done before a's burst: ${order.join(' ')}`);
 });
 
 test.serial('the demo says so and exits 69 when it has no Redis', async (t) => {
