@@ -70,7 +70,7 @@ export const EXEC_HELP_AFTER = [
   "  COMMAND's own code (128+N if it died of signal N); 64 bad usage (also: --cluster left out for a",
   '  cluster node, or given for another server); 69 Redis unreachable;',
   '  70 internal error; 75 timed out waiting; 76 lease lost while COMMAND ran;',
-  '  78 NAME is busy as another kind (lock, semaphore, read-write lock) or with other --permits;',
+  '  78 NAME is busy as another kind (lock, semaphore, read-write lock) or with other --permits or --per-group;',
   '  126 cannot execute; 127 command not found;',
   '  130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP while waiting.',
 ].join('\n');
