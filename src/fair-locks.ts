@@ -180,6 +180,17 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     return counts;
   }
 
+  /** @internal This instance's own waiters per name and group (local state, no I/O): the metrics' queue gauge. */
+  localWaitersByGroup(): { name: string; group: string | undefined; count: number }[] {
+    const out: { name: string; group: string | undefined; count: number }[] = [];
+    for (const [name, state] of this.session.locks) {
+      const counts = new Map<string | undefined, number>();
+      for (const w of state.waiters.values()) if (w.mode === 'wait') counts.set(w.group, (counts.get(w.group) ?? 0) + 1);
+      for (const [group, count] of counts) out.push({ name, group, count });
+    }
+    return out;
+  }
+
   /** @internal Whether this instance has a waiter queued on `name` now (local state, no I/O): the metrics' hand-off. */
   hasLocalWaiters(name: string): boolean {
     for (const w of this.session.locks.get(name)?.waiters.values() ?? []) if (w.mode === 'wait') return true;

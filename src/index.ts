@@ -44,4 +44,4 @@ export {
   type FairLockErrorCode,
 } from './errors.js';
 export { ERROR_CODES } from './protocol/codes.js';
-export { instrument, OTHER_NAME, type MetricsOptions, type MeterLike, type MetricAttributes, type Instrumentation } from './metrics.js';
+export { instrument, OTHER_NAME, OTHER_GROUP, type MetricsOptions, type MeterLike, type MetricAttributes, type Instrumentation } from './metrics.js';

@@ -10,7 +10,10 @@ import { monotonic } from './clock.js';
 import { FairLockError, InvalidArgumentError } from './errors.js';
 import { checkObject, describe } from './options.js';
 
-/** The attributes every fairlock metric point carries (redis errors: `operation` too). */
+/**
+ * The attributes of a fairlock metric point: `name` and `kind` (redis errors: `name` and `operation`),
+ * and `group` for a request that named one (the default group has no `group` attribute).
+ */
 export type MetricAttributes = Record<string, string>;
 
 /** The parts of an OpenTelemetry `Meter` fairlock uses (structural: no type import of @opentelemetry/api). */
@@ -40,6 +43,11 @@ export interface MetricsOptions {
   meter?: MeterLike;
   /** The most distinct lock names recorded as themselves; names seen after them are recorded as "other". @default 100 */
   maxNames?: number;
+  /**
+   * The most distinct groups recorded as themselves (the `group` attribute); groups seen after them
+   * are recorded as "other" (OTHER_GROUP). Requests without a group carry no `group` attribute. @default 100
+   */
+  maxGroups?: number;
 }
 
 /** What `instrument()` returns: `stop()` removes its listeners and its gauge callback. */
@@ -50,6 +58,9 @@ export interface Instrumentation {
 
 /** The name attribute's value for names beyond the cardinality guard. */
 export const OTHER_NAME = 'other';
+
+/** The group attribute's value for groups beyond the cardinality guard (`maxGroups`). */
+export const OTHER_GROUP = 'other';
 
 const METER_METHODS = ['createHistogram', 'createCounter', 'createObservableGauge'] as const;
 
@@ -89,20 +100,30 @@ export async function instrument(locks: FairLocks, options?: MetricsOptions): Pr
   const o = checkObject(options, 'metrics options') ?? {};
   const maxNames = o.maxNames ?? 100;
   if (!Number.isInteger(maxNames) || maxNames < 0) throw new InvalidArgumentError(`options.maxNames must be a non-negative integer, got ${describe(maxNames)}`);
+  const maxGroups = o.maxGroups ?? 100;
+  if (!Number.isInteger(maxGroups) || maxGroups < 0) throw new InvalidArgumentError(`options.maxGroups must be a non-negative integer, got ${describe(maxGroups)}`);
   if (o.meter !== undefined && !isMeter(o.meter)) {
     throw new InvalidArgumentError(`options.meter must be an OpenTelemetry Meter (createHistogram, createCounter, createObservableGauge), got ${describe(o.meter)}`);
   }
   const meter = o.meter ?? (await globalMeter());
 
-  const known = new Set<string>();
-  const nameOf = (name: string): string => {
-    if (known.has(name)) return name;
-    if (known.size < maxNames) {
-      known.add(name);
-      return name;
-    }
-    return OTHER_NAME;
+  /** The first `max` distinct values seen are recorded as themselves, later ones as `other`: bounded memory and cardinality. */
+  const bounded = (max: number, other: string) => {
+    const known = new Set<string>();
+    return (value: string): string => {
+      if (known.has(value)) return value;
+      if (known.size < max) {
+        known.add(value);
+        return value;
+      }
+      return other;
+    };
   };
+  const nameOf = bounded(maxNames, OTHER_NAME);
+  const groupOf = bounded(maxGroups, OTHER_GROUP);
+  /** `name` and `kind`, and `group` unless the request was of the default group. */
+  const attributes = (name: string, kind: string, group: string | undefined): MetricAttributes =>
+    group === undefined ? { name: nameOf(name), kind } : { name: nameOf(name), kind, group: groupOf(group) };
 
   const wait = meter.createHistogram('fairlock.wait', { unit: 'ms', description: 'From an acquire call to its grant, in this process' });
   const hold = meter.createHistogram('fairlock.hold', { unit: 'ms', description: 'From a grant to its release() call' });
@@ -136,8 +157,8 @@ export async function instrument(locks: FairLocks, options?: MetricsOptions): Pr
 
   const listeners: { [E in keyof FairLocksEvents]?: (...args: FairLocksEvents[E]) => void } = {
     granted: (e) => {
-      const key = nameOf(e.name);
-      const attrs = { name: key, kind: e.kind };
+      const attrs = attributes(e.name, e.kind, e.group);
+      const key = attrs.name!;
       wait.record(e.waitedMs, attrs);
       grants.add(1, attrs);
       const at = monotonic();
@@ -145,8 +166,8 @@ export async function instrument(locks: FairLocks, options?: MetricsOptions): Pr
       pair(key, e.name, attrs);
     },
     released: (e) => {
-      const key = nameOf(e.name);
-      const attrs = { name: key, kind: e.kind };
+      const attrs = attributes(e.name, e.kind, e.group);
+      const key = attrs.name!;
       hold.record(e.heldMs, attrs);
       released.set(key, { name: e.name, at: e.releasedAt });
       pair(key, e.name, attrs);
@@ -154,9 +175,9 @@ export async function instrument(locks: FairLocks, options?: MetricsOptions): Pr
       // one, the entry could pair with nothing (and would keep the name alive).
       if (released.get(key)?.name === e.name && !locks.hasLocalWaiters(e.name)) released.delete(key);
     },
-    lost: (lease) => losses.add(1, { name: nameOf(lease.name), kind: lease.kind }),
-    timeout: (e) => timeouts.add(1, { name: nameOf(e.name), kind: e.kind }),
-    aborted: (e) => aborts.add(1, { name: nameOf(e.name), kind: e.kind }),
+    lost: (lease) => losses.add(1, attributes(lease.name, lease.kind, lease.group)),
+    timeout: (e) => timeouts.add(1, attributes(e.name, e.kind, e.group)),
+    aborted: (e) => aborts.add(1, attributes(e.name, e.kind, e.group)),
     redisError: (e) => redisErrors.add(1, { name: nameOf(e.name), operation: e.operation }),
   };
   const on = locks.on.bind(locks) as (event: string, fn: (...args: never[]) => void) => unknown;
@@ -165,17 +186,21 @@ export async function instrument(locks: FairLocks, options?: MetricsOptions): Pr
 
   // At collection time, from this process's own state: no Redis call, so collecting costs nothing
   // on Redis (waiters of other processes are not counted: their own process reports them).
-  const reported = new Set<string>();
+  // Keyed by the attributes' JSON (name, and group when not the default): at most (maxNames + 1) x (maxGroups + 2) keys.
+  const reported = new Map<string, MetricAttributes>();
   const observe = (result: { observe(value: number, attributes?: MetricAttributes): void }) => {
-    const totals = new Map<string, number>();
-    for (const [name, n] of locks.localWaiters()) {
-      const key = nameOf(name);
-      totals.set(key, (totals.get(key) ?? 0) + n);
+    const totals = new Map<string, { attrs: MetricAttributes; n: number }>();
+    for (const { name, group, count } of locks.localWaitersByGroup()) {
+      const attrs: MetricAttributes = group === undefined ? { name: nameOf(name) } : { name: nameOf(name), group: groupOf(group) };
+      const key = JSON.stringify(attrs);
+      const total = totals.get(key) ?? { attrs, n: 0 };
+      total.n += count;
+      totals.set(key, total);
     }
-    for (const name of reported) if (!totals.has(name)) totals.set(name, 0); // a queue that emptied reads 0
-    for (const [name, n] of totals) {
-      reported.add(name);
-      result.observe(n, { name });
+    for (const [key, attrs] of reported) if (!totals.has(key)) totals.set(key, { attrs, n: 0 }); // a queue that emptied reads 0
+    for (const [key, { attrs, n }] of totals) {
+      reported.set(key, attrs);
+      result.observe(n, attrs);
     }
   };
   queue.addCallback(observe);

@@ -2,7 +2,8 @@
  * Text from Redis or from the user (names, prefixes, ids, arguments, bad option values) reaches the
  * terminal escaped, never raw, in `status`, `status NAME`, piped `top`, `exec` and usage errors: a name
  * with ESC/CSI, OSC 52 + BEL, a newline and forged row, C1 CSI, DEL and a bidi override shows as visible
- * escapes, with no forged line. (`top` under a pseudo-terminal: test/top.test.ts.)
+ * escapes, with no forged line; so does a group (a tenant id) of that text. (`top` under a pseudo-terminal:
+ * test/top.test.ts.)
  */
 import test, { type ExecutionContext } from 'ava';
 import { escapeControls } from '../src/cli/escape-controls.js';
@@ -107,6 +108,42 @@ test("exec's messages (holding, waiting, busy, timed out, the command line) show
   t.is(waited.code, 75, waited.stderr);
   assertEscaped(t, waited.stderr, 'exec --timeout 300ms (waiting, timed out)');
   t.regex(waited.stderr, /position 1/);
+  await lease.release();
+});
+
+/**
+ * Proves a group (user input, like a name: a tenant id) reaches the terminal escaped wherever it is
+ * shown: `status NAME` (holder, groups, queue), piped `top`, and exec's messages; --json keeps it exact.
+ */
+test('a hostile group is shown escaped by status NAME, top and exec', async (t) => {
+  const prefix = newPrefix('esc');
+  const locks = newLocks(t, fx.client, { prefix });
+  const lease = await locks.lock('g').acquire({ group: EVIL, timeoutMs: 5_000 });
+  const abort = new AbortController();
+  const waiter = newLocks(t, fx.client, { prefix }).lock('g').acquire({ group: EVIL, signal: abort.signal, timeoutMs: 20_000 }).catch(() => undefined);
+  scopeOf(t).add(() => (abort.abort(), waiter));
+  await until(async () => (await locks.inspect('g')).queue.length === 1, 'the waiter to queue');
+  const args = ['--redis', fx.server.url, '--prefix', prefix];
+
+  const one = await runCli(t, ['status', 'g', ...args]).done;
+  t.is(one.code, 0, one.stderr);
+  assertEscaped(t, one.stdout, 'status NAME with a hostile group');
+  t.is(one.stdout.split(`"${SHOWN}"`).length - 1, 3, `holder, groups and queue each show the group once: ${JSON.stringify(one.stdout)}`);
+  const json = JSON.parse((await runCli(t, ['status', 'g', ...args, '--json']).done).stdout) as { groups: { group?: string }[]; holder: { group?: string } };
+  t.is(json.holder.group, EVIL, '--json: the exact string');
+  t.deepEqual(json.groups.map((g) => g.group), [EVIL]);
+
+  const top = runCli(t, ['top', ...args, '--interval', '200ms']);
+  await until(() => (top.stdout().match(/^fairlock top /gm) ?? []).length >= 2, `two snapshots:\n${top.stdout()}`);
+  top.proc.kill('SIGTERM');
+  const piped = await top.done;
+  t.is(piped.code, 0, piped.stderr);
+  assertEscaped(t, piped.stdout, 'top | cat with a hostile group');
+
+  const ran = await runCli(t, ['exec', 'other', ...args, '--group', EVIL, '--', 'true']).done;
+  t.is(ran.code, 0, ran.stderr);
+  assertEscaped(t, ran.stderr, 'exec --group');
+  t.true(ran.stderr.includes(`holding the lock "other" in group "${SHOWN}"`), ran.stderr);
   await lease.release();
 });
 

@@ -133,18 +133,20 @@ test.serial('concurrent execs run their commands one at a time, in the order the
 test.serial('the command gets FAIRLOCK_NAME, FAIRLOCK_TOKEN and FAIRLOCK_KIND, and its exit code is passed on', async (t) => {
   const prefix = newPrefix('cli');
   const name = 'reports {daily}: 100%';
-  const print = 'const e = process.env; console.log(JSON.stringify({ name: e.FAIRLOCK_NAME, token: e.FAIRLOCK_TOKEN, kind: e.FAIRLOCK_KIND, weight: e.FAIRLOCK_WEIGHT, mode: e.FAIRLOCK_MODE }))';
-  // An outer exec's FAIRLOCK_WEIGHT / FAIRLOCK_MODE must not leak into an inner plain lock's command.
+  const print =
+    'const e = process.env; console.log(JSON.stringify({ name: e.FAIRLOCK_NAME, token: e.FAIRLOCK_TOKEN, kind: e.FAIRLOCK_KIND, weight: e.FAIRLOCK_WEIGHT, mode: e.FAIRLOCK_MODE, group: e.FAIRLOCK_GROUP }))';
+  // An outer exec's FAIRLOCK_WEIGHT / FAIRLOCK_MODE / FAIRLOCK_GROUP must not leak into an inner plain lock's command.
   const r = await run(t, ['exec', name, ...redisArgs(prefix), '--quiet', '--', NODE, '-e', `${print}; process.exit(7)`], {
-    env: { ...process.env, FAIRLOCK_WEIGHT: '5', FAIRLOCK_MODE: 'write' },
+    env: { ...process.env, FAIRLOCK_WEIGHT: '5', FAIRLOCK_MODE: 'write', FAIRLOCK_GROUP: 'outer' },
   });
   t.is(r.code, 7, r.stderr);
-  const env = JSON.parse(r.stdout) as { name: string; token: string; kind: string; weight?: string; mode?: string };
+  const env = JSON.parse(r.stdout) as { name: string; token: string; kind: string; weight?: string; mode?: string; group?: string };
   t.is(env.name, name);
   t.regex(env.token, /^\d+$/);
   t.is(env.kind, 'lock');
   t.is(env.weight, undefined);
   t.is(env.mode, undefined);
+  t.is(env.group, undefined);
   t.is(r.stderr, '', '--quiet prints nothing on success');
   const locks = newLocks(t, client, { prefix });
   const next = await locks.lock(name).acquire({ timeoutMs: 5_000 });
@@ -211,7 +213,7 @@ test.serial('each failure has its own exit code and a one-line message', async (
   await after.close();
 });
 
-test.serial('--permits, --weight, --read and --write that make no sense together: exit 64 with a one-line message', async (t) => {
+test.serial('--permits, --weight, --read, --write, --group and --per-group that make no sense together: exit 64 with a one-line message', async (t) => {
   const prefix = newPrefix('cli');
   for (const [args, re] of [
     [['--read', '--write'], /option '--read' cannot be used with option '--write'/],
@@ -221,6 +223,13 @@ test.serial('--permits, --weight, --read and --write that make no sense together
     [['--permits', '2', '--weight', '3'], /--weight 3 is more than --permits 2/],
     [['--permits', '0'], /--permits <n>' argument '0' is invalid/],
     [['--permits', '1.5'], /--permits <n>' argument '1.5' is invalid/],
+    // --group is checked by the library's own rule (checkGroup): non-empty, at most 256 UTF-8 bytes.
+    [['--group', ''], /--group must be a non-empty string, got ""/],
+    [['--group', 'é'.repeat(129)], /--group must be at most 256 UTF-8 bytes, got 258/],
+    [['--group', 'g', '--read'], /option '--read' cannot be used with option '--group/],
+    [['--per-group', '2'], /--per-group needs --permits/],
+    [['--permits', '4', '--per-group', '5'], /--per-group 5 is more than --permits 4/],
+    [['--permits', '4', '--per-group', '1', '--weight', '2'], /--weight 2 is more than --per-group 1/],
   ] as const) {
     const r = await run(t, ['exec', 'x', ...redisArgs(prefix), ...args, '--', 'true']);
     t.is(r.code, 64, `${args.join(' ')}: ${r.stderr}`);
@@ -231,6 +240,9 @@ test.serial('--permits, --weight, --read and --write that make no sense together
   const demo = await run(t, ['demo', '--permits', '4', '--workers', '4']);
   t.is(demo.code, 64, demo.stderr);
   t.regex(demo.stderr, /--permits \(4\) must be fewer than --workers \(4\)/);
+  const groups = await run(t, ['demo', '--groups', '--workers', '3']);
+  t.is(groups.code, 64, groups.stderr);
+  t.regex(groups.stderr, /option '--groups' cannot be used with option '--workers/);
 });
 
 test.serial('SIGTERM or SIGINT while waiting leaves the queue at once and runs nothing', async (t) => {
@@ -428,6 +440,63 @@ test.serial('exec --read / --write: two readers together, the writer alone, a la
   await locks.close();
 });
 
+/**
+ * Proves `exec --group` takes its turn in its group (DESIGN §7): queued behind a backlog of three in
+ * another group, its command runs after one grant of that group, not after all three (order from
+ * fencing tokens); and what `status` shows of groups while it waits: the groups in turn order, the
+ * group of each holder and waiter, GROUPS in the listing, and `groups` in both JSON outputs.
+ */
+test.serial('exec --group: the command takes its turn in its group, ahead of another group\'s backlog; status shows the groups', async (t) => {
+  const prefix = newPrefix('cli');
+  const locks = newLocks(t, client, { prefix });
+  const lock = locks.lock('deploy');
+  const first = await lock.acquire({ timeoutMs: 10_000 });
+  const backlog: Promise<number>[] = [];
+  for (let i = 0; i < 3; i++) {
+    const granted = lock.acquire({ group: 'big', timeoutMs: 60_000 }).then(async (l) => (await l.release(), l.token));
+    granted.catch(() => undefined); // a failed assertion closes the locks before this is awaited
+    backlog.push(granted);
+    await until(async () => (await locks.inspect('deploy')).queue.length === i + 1, `backlog ${i} to be queued`);
+  }
+  const print = 'const e = process.env; console.log(JSON.stringify({ token: Number(e.FAIRLOCK_TOKEN), group: e.FAIRLOCK_GROUP }))';
+  const exec = fairlock(t, ['exec', 'deploy', ...redisArgs(prefix), '--group', 'small', '--', NODE, '-e', print], { limitMs: 60_000 });
+  await until(async () => (await locks.inspect('deploy')).queue.length === 4, 'the exec to be queued');
+  const info = await locks.inspect('deploy');
+  t.deepEqual(info.groups.map((g) => [g.group, g.held, g.waiting]), [['big', 0, 3], ['small', 0, 1], [undefined, 1, 0]]);
+
+  const text = await run(t, ['status', 'deploy', ...redisArgs(prefix)]);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, new RegExp(`^holder {2}token ${first.token}  group \\(default\\)  lease left `, 'm'));
+  t.regex(text.stdout, /^groups {2}3, next turn first:\n {2}"big" +holds 0 {2}waiting 3\n {2}"small" +holds 0 {2}waiting 1\n {2}\(default\) +holds 1 {2}waiting 0\n/m);
+  t.regex(text.stdout, /^queue {3}4 waiting, group by group in turn order \(position inside its group\):$/m);
+  t.deepEqual([...text.stdout.matchAll(/^ +(\d)\. \S+ {2}group (\S+)/gm)].map((m) => `${m[1]} ${m[2]}`), ['1 "big"', '2 "big"', '3 "big"', '1 "small"']);
+  const json = JSON.parse((await run(t, ['status', 'deploy', ...redisArgs(prefix), '--json'])).stdout) as Awaited<ReturnType<FairLocks['inspect']>>;
+  t.deepEqual(json.groups, [
+    { group: 'big', held: 0, waiting: 3, capped: false },
+    { group: 'small', held: 0, waiting: 1, capped: false },
+    { held: 1, waiting: 0, capped: false }, // the default group: no group field
+  ]);
+  t.deepEqual(json.queue.map((q) => [q.group, q.position]), [['big', 1], ['big', 2], ['big', 3], ['small', 1]]);
+  t.is(json.holder!.group, undefined, 'the default group: no group field');
+
+  const list = await run(t, ['status', ...redisArgs(prefix)]);
+  t.regex(list.stdout, /^NAME +KIND +HOLDERS +TOKEN +LEASE LEFT +QUEUE +GROUPS$/m);
+  t.regex(list.stdout, new RegExp(`^deploy +lock +1 +${first.token} +\\S+ +4 +3$`, 'm'));
+  const listed = JSON.parse((await run(t, ['status', ...redisArgs(prefix), '--json'])).stdout) as { locks: { name: string; queueLength: number; groups: { group?: string }[] }[] };
+  t.deepEqual(listed.locks.map((l) => [l.name, l.queueLength, l.groups.map((g) => g.group ?? null)]), [['deploy', 4, ['big', 'small', null]]]);
+
+  await first.release();
+  const r = await exec.done;
+  t.is(r.code, 0, r.stderr);
+  const ran = JSON.parse(r.stdout) as { token: number; group: string };
+  t.is(ran.group, 'small', 'FAIRLOCK_GROUP');
+  t.regex(r.stderr, /holding the lock "deploy" in group "small" \(token \d+\)/);
+  const big = await Promise.all(backlog);
+  t.true(big[0]! < ran.token && ran.token < big[1]! && big[1]! < big[2]!, `one grant of "big", then the exec, then the rest of "big": ${big[0]} ${ran.token} ${big[1]} ${big[2]}`);
+  t.deepEqual((await locks.inspect('deploy')).groups, [], 'nothing held or queued is left');
+  await locks.close();
+});
+
 test.serial('a name busy as another kind or limit: exit 78 and a message that says what it is', async (t) => {
   const prefix = newPrefix('cli');
   const locks = newLocks(t, client, { prefix });
@@ -437,6 +506,7 @@ test.serial('a name busy as another kind or limit: exit 78 and a message that sa
     ['pool', ['--permits', '2'], /"pool" is busy as a semaphore of 3 permits; this request asked for a semaphore of 2 permits/],
     ['pool', ['--permits', '2', '--timeout', '0'], /"pool" is busy as a semaphore of 3 permits/],
     ['pool', [], /"pool" is busy as a semaphore of 3 permits; this request asked for a lock/],
+    ['pool', ['--permits', '3', '--per-group', '2'], /"pool" is busy as a semaphore of 3 permits; this request asked for a semaphore of 3 permits, at most 2 per group/],
     ['plain', ['--read'], /"plain" is busy as a lock; this request asked for a read-write lock/],
   ] as const) {
     const r = await run(t, ['exec', name, ...redisArgs(prefix), ...flags, '--', 'true']);
@@ -591,6 +661,31 @@ test.serial('demo --permits 2: two holders at a time, grants in queue order by t
   t.regex(r.stdout, /permits\s+ok: never more than 2 holders at once/);
   t.regex(r.stdout, /two at a time\s+ok/);
   t.notRegex(r.stdout, /FAILED|violation/);
+});
+
+/**
+ * Proves `demo --groups` shows fair share between tenants from its own output: it starts its own
+ * redis-server like the plain demo, the burst tenant's backlog does not hold back the trickle
+ * tenants (their last grants come before the burst's last, by token), and every check is ok.
+ */
+test.serial('demo --groups: a burst from one tenant does not hold back the two others; checks ok, exits 0', async (t) => {
+  const env = { ...process.env };
+  delete env.REDIS_URL;
+  const args = hasRedisBinary() ? ['demo', '--groups'] : ['demo', '--groups', '--redis', server.url];
+  const r = await run(t, args, { env, limitMs: 30_000 });
+  t.is(r.code, 0, r.stdout + r.stderr);
+  t.regex(r.stdout, /share the semaphore "demo-groups" of 2 permits/);
+  if (hasRedisBinary()) t.regex(r.stdout, /a redis-server the demo started, pid \d+; stopped at the end/);
+  t.regex(r.stdout, /^ {2}tenant a \(burst\) +8 requests at once +8 grants; \d waited/m);
+  for (const c of ['b', 'c']) t.regex(r.stdout, new RegExp(`^  tenant ${c} \\(trickle\\) +3 requests, one at a time +3 grants; 3 waited, each through at most [0-2] grants? of others$`, 'm'));
+  t.regex(r.stdout, /^ {2}fair share +ok: no request of b or c waited through more than [0-2] grants? of others \(at most 2: one per other tenant\), with up to 6 of a's queued/m);
+  t.regex(r.stdout, /^ {2}FIFO +ok: inside each tenant/m);
+  t.regex(r.stdout, /^ {2}permits +ok: never more than 2 holders at once/m);
+  t.regex(r.stdout, /^ {2}groups +ok: Redis listed each of the 14 grants in its tenant's group$/m);
+  t.notRegex(r.stdout, /FAILED|violation/);
+  const order = /^ {2}grant order +(.+?) +\(by fencing token\)$/m.exec(r.stdout)?.[1]?.split(' ') ?? [];
+  t.is(order.length, 14, r.stdout);
+  t.true(order.indexOf('b3') < order.indexOf('a8') && order.indexOf('c3') < order.indexOf('a8'), `b and c done before a's burst: ${order.join(' ')}`);
 });
 
 test.serial('the demo says so and exits 69 when it has no Redis', async (t) => {

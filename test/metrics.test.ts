@@ -5,7 +5,7 @@
 import { metrics } from '@opentelemetry/api';
 import { MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics';
 import test, { type ExecutionContext } from 'ava';
-import { FairLocks, instrument, LockAbortedError, LockTimeoutError, type MetricsOptions } from '../src/index.js';
+import { FairLocks, instrument, InvalidArgumentError, LockAbortedError, LockTimeoutError, type MetricsOptions } from '../src/index.js';
 import { useRedis } from './helpers/fixture.js';
 import { newPrefix } from './helpers/redis.js';
 import { whenQueued } from './helpers/queued.js';
@@ -134,4 +134,52 @@ test('a hand-off on a name beyond maxNames is recorded under "other"', async (t)
   const m = await read(reader);
   t.is(histogram(m.get('fairlock.handoff'), { name: 'other', kind: 'lock' })?.count, 1);
   t.is(sum(m.get('fairlock.grants'), { name: 'other' }), 2);
+});
+
+/**
+ * Proves the group attribute: each point of a request in a group carries it, the default group's
+ * carry none, and groups beyond maxGroups share "other" (OTHER_GROUP), so that 50 tenants cost
+ * maxGroups + 1 series per name and kind; the queue gauge counts this process's waiters per group.
+ */
+test('the group is an attribute, bounded by maxGroups ("other" beyond); the default group has none', async (t) => {
+  const { reader, locks } = await setup(t, { maxGroups: 3 });
+  const pool = locks.semaphore('pool', { permits: 2 });
+  const groups = Array.from({ length: 50 }, (_, i) => `tenant-${i}`);
+  for (const group of groups) await (await pool.acquire({ group })).release();
+  await (await pool.acquire()).release(); // the default group
+
+  // A wait on a lock held in the default group: one waiter in a group, one in the default group, one timeout.
+  const lock = locks.lock('one');
+  const held = await lock.acquire();
+  await t.throwsAsync(lock.acquire({ group: 'tenant-1', timeoutMs: 50 }), { instanceOf: LockTimeoutError });
+  const q1 = whenQueued();
+  const inGroup = lock.acquire({ group: 'tenant-0', onQueued: q1.onQueued });
+  await q1.queued;
+  const q2 = whenQueued();
+  const plain = lock.acquire({ onQueued: q2.onQueued });
+  await q2.queued;
+  let m = await read(reader);
+  t.is(sum(m.get('fairlock.queue.length'), { name: 'one', group: 'tenant-0' }), 1, "the gauge: this process's waiter in its group");
+  const defaultQueue = (m.get('fairlock.queue.length') ?? []).filter((p) => p.attributes.name === 'one' && p.attributes.group === undefined);
+  t.deepEqual(defaultQueue.map((p) => p.value), [1], 'and the default group\'s, without a group attribute');
+  await held.release();
+  await (await inGroup).release();
+  await (await plain).release();
+
+  m = await read(reader);
+  const grants = (m.get('fairlock.grants') ?? []).filter((p) => p.attributes.name === 'pool');
+  const byGroup = new Map(grants.map((p) => [p.attributes.group ?? '(none)', p.value as number]));
+  t.deepEqual(
+    [...byGroup].sort(),
+    [['(none)', 1], ['other', 47], ['tenant-0', 1], ['tenant-1', 1], ['tenant-2', 1]],
+    'the first 3 groups as themselves, the other 47 as "other", the default group without a group attribute',
+  );
+  t.true(grants.every((p) => p.attributes.kind === 'semaphore'));
+  t.is(histogram(m.get('fairlock.wait'), { name: 'pool', group: 'other' })?.count, 47);
+  t.is(histogram(m.get('fairlock.hold'), { name: 'pool', group: 'tenant-2' })?.count, 1);
+  t.is(sum(m.get('fairlock.timeouts'), { name: 'one', kind: 'lock', group: 'tenant-1' }), 1);
+  t.is(sum(m.get('fairlock.grants'), { name: 'one', group: 'tenant-0' }), 1);
+  const seen = new Set([...m.values()].flat().map((p) => p.attributes.group).filter((g) => g !== undefined));
+  t.deepEqual([...seen].sort(), ['other', 'tenant-0', 'tenant-1', 'tenant-2'], 'no point names a group beyond maxGroups');
+  await t.throwsAsync(instrument(locks, { maxGroups: -1, meter: metrics.getMeter('x') }), { instanceOf: InvalidArgumentError });
 });

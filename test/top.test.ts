@@ -210,3 +210,44 @@ test('top: --help, bad usage 64, Redis unreachable 69, each failure one line', a
     t.regex(r.stderr, new RegExp(`^fairlock: .*${message.source}.*\\n$`));
   }
 });
+
+/**
+ * Proves top shows how groups take turns on a name: a GROUPS column (`-` for a name without groups),
+ * each holder's group, the name's groups in turn order under it, and the same in --json (inspect()'s
+ * groups and perGroup, each holder's group).
+ */
+test('top shows the groups of a name: GROUPS, the group of each holder, the groups in turn order; --json has them', async (t) => {
+  const prefix = newPrefix('top');
+  const locks = newLocks(t, fx.client, { prefix });
+  const gpu = locks.semaphore('gpu', { permits: 2, perGroup: 1 });
+  await gpu.acquire({ group: 'a', timeoutMs: 5_000 });
+  await gpu.acquire({ group: 'b', timeoutMs: 5_000 });
+  const abort = new AbortController();
+  const waiting = ['a', 'c'].map((group) => gpu.acquire({ group, signal: abort.signal, timeoutMs: 20_000 }).catch(() => undefined));
+  scopeOf(t).add(() => (abort.abort(), Promise.all(waiting))); // runs before locks.close (last in, first out)
+  await until(async () => (await locks.inspect('gpu')).queue.length === 2, 'the two group requests to queue');
+  await locks.lock('plain').acquire({ timeoutMs: 5_000 });
+  const groups = (await locks.inspect('gpu')).groups;
+  t.deepEqual(groups.map((g) => [g.group, g.held, g.waiting]), [['a', 1, 1], ['c', 0, 1], ['b', 1, 0]]);
+
+  const json = await start(t, NODE, [BIN, 'top', '--json', '--redis', fx.server.url, '--prefix', prefix]).done;
+  t.is(json.code, 0, json.stderr);
+  const byName = Object.fromEntries((JSON.parse(json.stdout) as TopSnapshot).locks.map((l) => [l.name, l]));
+  t.is(byName.gpu!.perGroup, 1);
+  t.deepEqual(byName.gpu!.groups, groups);
+  t.deepEqual(byName.gpu!.holders.map((h) => h.group), ['a', 'b']);
+  t.is(byName.plain!.perGroup, undefined);
+  t.deepEqual(byName.plain!.groups, [{ held: 1, waiting: 0, capped: false }], 'the default group: no group field');
+
+  const top = start(t, NODE, [BIN, 'top', '--redis', fx.server.url, '--prefix', prefix, '--interval', '200ms']);
+  await until(() => (top.output().match(/^fairlock top /gm) ?? []).length >= 2, `two snapshots:\n${top.output()}`);
+  top.proc.kill('SIGTERM');
+  const r = await top.done;
+  t.is(r.code, 0, r.stderr);
+  const last = r.stdout.split(/^fairlock top /m).at(-1)!;
+  t.regex(last, /^NAME +KIND +HOLDERS +QUEUE +GROUPS +OLDEST WAIT +GRANTS\/S$/m);
+  t.regex(last, /^gpu +semaphore\/2 +2 +2 +3 +\S+ +\S+$/m);
+  t.regex(last, /^plain +lock +1 +0 +- +- +\S+$/m);
+  t.is((last.match(/^ +token \d+ .* weight 1 {2}group "[ab]" /gm) ?? []).length, 2, 'each holder with its group');
+  t.regex(last, /^ {4}group "a" +holds 1 {2}waiting 1(  capped)?\n {4}group "c" +holds 0 {2}waiting 1\n {4}group "b" +holds 1 {2}waiting 0\n/m);
+});

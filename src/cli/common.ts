@@ -26,7 +26,7 @@ export const EXIT = Object.freeze({
   LOCK_LOST: 76,
   /**
    * The name is busy as another kind (lock, semaphore, read-write lock) or as a semaphore of other
-   * permits (the library's LIMIT_MISMATCH; sysexits EX_CONFIG: the users of one name disagree).
+   * permits or --per-group (the library's LIMIT_MISMATCH; sysexits EX_CONFIG: the users of one name disagree).
    */
   LIMIT_MISMATCH: 78,
   /** The command was found but could not be run (as in shells). */
@@ -384,7 +384,7 @@ export function toCliError(err: unknown): CliError {
   if (err instanceof LimitMismatchError) {
     return new CliError(
       EXIT.LIMIT_MISMATCH,
-      `${err.message} (a busy name keeps its kind and permits: use the same --permits, --read/--write as its other users, or another name)`,
+      `${err.message} (a busy name keeps its kind and permits: use the same --permits, --per-group, --read/--write as its other users, or another name)`,
     );
   }
   if (err instanceof InvalidArgumentError) {

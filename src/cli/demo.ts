@@ -2,6 +2,8 @@
  * `fairlock demo`: a few worker processes contend for one lock; a live timeline shows who waits,
  * who holds and how fast the lock is handed on, and a summary checks that grants followed the queue.
  * `fairlock demo --permits N`: the same with a fair semaphore of N permits, N holders at a time.
+ * `fairlock demo --groups`: three tenants (groups) share a semaphore; one sends a burst, the other two
+ * a trickle, and the summary checks from tokens that the burst did not hold the trickle back.
  * Without --redis/REDIS_URL it starts its own redis-server on a free loopback port and stops it after.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -23,6 +25,8 @@ export interface DemoOptions {
   hold: number;
   /** Contend for a fair semaphore of this many permits instead of a lock. */
   permits?: number;
+  /** Three tenants share a semaphore (fair share between groups); --workers, --rounds, --permits do not apply. */
+  groups?: boolean;
 }
 
 /** The whole demo, Redis start-up included, must end within this. */
@@ -30,6 +34,18 @@ const DEMO_LIMIT_MS = 15_000;
 const LOCK = 'demo';
 /** The most time all grants together may hold the lock (workers x rounds x hold). */
 const MAX_HOLDING_MS = 10_000;
+
+/** `demo --groups`: the tenants, each a worker process of its own taking its turns in its own group. */
+const TENANTS = [
+  { label: 'a', group: 'tenant-a', requests: 8, burst: true },
+  { label: 'b', group: 'tenant-b', requests: 3, burst: false },
+  { label: 'c', group: 'tenant-c', requests: 3, burst: false },
+] as const;
+type Tenant = (typeof TENANTS)[number];
+const GROUP_LOCK = 'demo-groups';
+const GROUP_PERMITS = 2;
+/** Releases the groups demo makes (one per grant), one every --hold / permits. */
+const GROUP_STEPS = TENANTS.reduce((n, t) => n + t.requests, 0);
 
 export function demoCommand(): Command {
   const cmd = new Command('demo')
@@ -40,6 +56,11 @@ export function demoCommand(): Command {
         'With --permits N they take one permit each of a fair semaphore of N permits instead: N hold at ' +
         'a time (a holder lets go only once all N permits are held, or at the end), and the summary ' +
         'checks the FIFO order from the fencing tokens and the holder count from Redis\'s own holder list. ' +
+        `With --groups, three tenants (one worker process each, each its own group) share a semaphore of ${GROUP_PERMITS} ` +
+        `permits: tenant a sends a burst of ${TENANTS[0].requests} requests at once, b and c a trickle of ` +
+        `${TENANTS[1].requests} each (the next once the last is done); the summary shows each tenant's grants and waits ` +
+        'and checks from the fencing tokens that no request of b or c waited through more than one grant of ' +
+        'each other tenant, however long a\'s backlog. ' +
         'Without --redis or REDIS_URL it starts its own redis-server on a free loopback port.',
     )
     .addOption(new Option('--redis <url>', 'use this Redis instead of starting one').env('REDIS_URL'))
@@ -47,11 +68,13 @@ export function demoCommand(): Command {
     .addOption(new Option('--workers <n>', 'worker processes').argParser(parseInteger(2, 8)).default(4))
     .addOption(new Option('--rounds <n>', 'times each worker takes the lock').argParser(parseInteger(1, 5)).default(2))
     .addOption(new Option('--hold <duration>', 'how long a worker holds the lock').argParser(parseDuration).default(250, '250ms'))
-    .addOption(new Option('--permits <n>', 'use a fair semaphore of N permits (fewer than --workers) instead of a lock').argParser(parseInteger(1, 7)));
+    .addOption(new Option('--permits <n>', 'use a fair semaphore of N permits (fewer than --workers) instead of a lock').argParser(parseInteger(1, 7)))
+    .addOption(new Option('--groups', 'three tenants share a semaphore: a burst from one does not hold back the others').conflicts(['workers', 'rounds', 'permits']));
   return finishCommand(
     cmd,
-    '  fairlock demo\n  fairlock demo --permits 2 --workers 5',
-    '0 grants followed the queue (and, with --permits, never more holders than permits);\n' +
+    '  fairlock demo\n  fairlock demo --permits 2 --workers 5\n  fairlock demo --groups',
+    '0 grants followed the queue (and, with --permits, never more holders than permits; with --groups,\n' +
+      '  no tenant waited through more than one grant of each other tenant);\n' +
       '  1 they did not; 64 bad usage; 69 no Redis; 70 internal error or over 15s.',
     (options: DemoOptions) => runDemo(options),
   );
@@ -125,11 +148,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const workers: Worker[] = [];
   let finished = false;
   try {
-    if (options.workers * options.rounds * options.hold > MAX_HOLDING_MS) {
+    if (options.groups && GROUP_STEPS * options.hold > MAX_HOLDING_MS) {
+      throw new CliError(EXIT.USAGE, `with --groups, --hold must stay under ${formatMs(MAX_HOLDING_MS / GROUP_STEPS)} so that the demo ends within ${formatMs(DEMO_LIMIT_MS)}`);
+    }
+    if (!options.groups && options.workers * options.rounds * options.hold > MAX_HOLDING_MS) {
       throw new CliError(EXIT.USAGE, `--workers x --rounds x --hold must stay under ${formatMs(MAX_HOLDING_MS)} so that the demo ends within ${formatMs(DEMO_LIMIT_MS)}`);
     }
-    const permits = options.permits;
-    if (permits !== undefined && permits >= options.workers) {
+    const permits = options.groups ? GROUP_PERMITS : options.permits;
+    if (!options.groups && permits !== undefined && permits >= options.workers) {
       throw new CliError(EXIT.USAGE, `--permits (${permits}) must be fewer than --workers (${options.workers}), else nobody ever waits`);
     }
     const url = options.redis ?? (own = await startRedis()).url;
@@ -138,7 +164,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     return await runCommand(
       { redis: url, prefix: options.prefix },
       async () => {
-        if (permits === undefined) {
+        if (options.groups) {
+          const [a, b, c] = TENANTS;
+          out(
+            `fairlock demo --groups: three tenants, each a worker process taking its turns in a group of its own, share the semaphore "${GROUP_LOCK}" of ${GROUP_PERMITS} permits: ` +
+              `tenant ${a.label} sends a burst of ${a.requests} requests at once, ${b.label} and ${c.label} a steady trickle of ${b.requests} each (the next once the last is done); ` +
+              `every ~${formatMs(options.hold / GROUP_PERMITS)} the oldest holder lets go`,
+          );
+        } else if (permits === undefined) {
           out(`fairlock demo: ${options.workers} worker processes take the lock "${LOCK}" ${options.rounds} times each, holding it ~${formatMs(options.hold)}`);
         } else {
           out(
@@ -151,9 +184,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
         const ext = extname(fileURLToPath(import.meta.url)); // .js when built, .ts when run through tsx
         const script = fileURLToPath(new URL(`./demo-worker${ext}`, import.meta.url));
-        for (let i = 0; i < options.workers; i++) {
+        const count = options.groups ? TENANTS.length : options.workers;
+        for (let i = 0; i < count; i++) {
           const proc = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-          workers.push(new Worker(`w${i + 1}`, proc));
+          workers.push(new Worker(options.groups ? TENANTS[i]!.label : `w${i + 1}`, proc));
         }
         const failure = new Promise<never>((_, reject) => {
           for (const w of workers) {
@@ -163,9 +197,18 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         });
         const run = async () => {
           const ready = workers.map((w) => w.next((r) => r.ev === 'ready'));
-          for (const w of workers) w.send({ op: 'init', url, prefix: options.prefix, name: LOCK, ...(permits !== undefined && { permits }) });
+          workers.forEach((w, i) =>
+            w.send({
+              op: 'init',
+              url,
+              prefix: options.prefix,
+              name: options.groups ? GROUP_LOCK : LOCK,
+              ...(permits !== undefined && { permits }),
+              ...(options.groups && { group: TENANTS[i]!.group }),
+            }),
+          );
           await Promise.all(ready);
-          return contend(workers, options);
+          return options.groups ? contendInGroups(workers, options) : contend(workers, options);
         };
         const code = await withTimeout(Promise.race([run(), failure]), DEMO_LIMIT_MS, () => new CliError(EXIT.INTERNAL, `the demo did not finish within ${formatMs(DEMO_LIMIT_MS)}`));
         finished = true;
@@ -394,4 +437,166 @@ function permitSummary(grants: Grant[], entered: string[], violations: string[],
 
 function times(n: number): string {
   return n === 1 ? 'once' : n === 2 ? 'twice' : `${n} times`;
+}
+
+/** One request of `demo --groups`, as the demo sent it and its worker reported it. */
+interface TenantRequest {
+  tenant: Tenant;
+  worker: Worker;
+  /** Its id at its worker (1, 2, ...: the tenant's order). */
+  id: number;
+  label: string;
+  /** The highest token granted before it was sent: every grant with a higher token came after. */
+  tokenBefore: number;
+  queued: boolean;
+  grant?: { token: number; at: number; holders: number[]; group: string | undefined };
+  released: boolean;
+  /** How many of the burst tenant's requests were queued when it was sent. */
+  burstQueued: number;
+}
+
+/**
+ * `demo --groups`: tenant a queues a burst, b and c each send one request at a time, the next once
+ * the last was released. The demo moves one step at a time, each step's consequences reported before
+ * the next: a request sent (queued or granted), or the oldest holder told to let go (released, and
+ * the one grant a freed permit gives while anyone waits: weights are 1 and no group is capped). So the
+ * highest token when a request is sent bounds what came before it, and the grants each waited through
+ * are counted from tokens alone. Checked: no request of a trickle tenant waited through more than one
+ * grant of each other tenant (however many of a's were queued), FIFO inside each tenant (its tokens
+ * rise in the order it sent), never more holders than permits (the demo's count and Redis's list), and
+ * Redis listed each grant in its tenant's group. Resolves with the exit code.
+ */
+async function contendInGroups(workers: Worker[], options: DemoOptions): Promise<number> {
+  const permits = GROUP_PERMITS;
+  const t0 = clock();
+  const stamp = (at: number) => `${((at - t0) / 1000).toFixed(3).padStart(7)}s`;
+  const line = (at: number, who: string, what: string, extra = '') => out(`${stamp(at)}  ${who.padEnd(4)} ${what.padEnd(31)} ${extra}`.trimEnd());
+  const requests = TENANTS.map((tenant, i) =>
+    Array.from({ length: tenant.requests }, (_, k): TenantRequest => ({
+      tenant,
+      worker: workers[i]!,
+      id: k + 1,
+      label: `${tenant.label}${k + 1}`,
+      tokenBefore: 0,
+      queued: false,
+      released: false,
+      burstQueued: 0,
+    })),
+  );
+  const all = requests.flat();
+  const find = (w: Worker, id: number | undefined) => all.find((r) => r.worker === w && r.id === id);
+  const grants: TenantRequest[] = [];
+  const holding: TenantRequest[] = [];
+  const waiting: TenantRequest[] = [];
+  const violations: string[] = [];
+  let lastToken = 0;
+  let most = 0;
+  const waitingNow = () => `waiting: ${TENANTS.map((t) => `${t.label} ${waiting.filter((r) => r.tenant === t).length}`).join(', ')}`;
+
+  // Every report moves the run on: the driver below waits for the consequences of each step.
+  let wake: (() => void)[] = [];
+  const when = async (done: () => boolean) => {
+    while (!done()) await new Promise<void>((resolve) => wake.push(resolve));
+  };
+  for (const w of workers) {
+    w.on((r) => {
+      const req = 'id' in r ? find(w, r.id) : undefined;
+      if (req && r.ev === 'queued') {
+        req.queued = true;
+        waiting.push(req);
+        line(r.at, req.label, `waits    position ${r.position}`, `(in ${req.tenant.group}); ${waitingNow()}`);
+      } else if (req && r.ev === 'granted') {
+        const group = r.group;
+        req.grant = { token: r.token, at: r.at, holders: r.holders ?? [], group };
+        if (waiting.includes(req)) waiting.splice(waiting.indexOf(req), 1);
+        if (grants.some((g) => g.grant!.token === r.token)) violations.push(`token ${r.token} was given twice`);
+        grants.push(req);
+        holding.push(req);
+        lastToken = Math.max(lastToken, r.token);
+        most = Math.max(most, req.grant.holders.length);
+        if (holding.length > permits) violations.push(`${req.label} got a permit while ${holding.filter((h) => h !== req).map((h) => h.label).join(' ')} held all ${permits}`);
+        if (req.grant.holders.length > permits) violations.push(`Redis listed ${req.grant.holders.length} holders of ${permits} permits`);
+        if (!req.grant.holders.includes(r.token)) violations.push(`Redis did not list ${req.label} (token ${r.token}) among the holders while it held`);
+        if (group !== req.tenant.group) violations.push(`Redis listed ${req.label} in group ${JSON.stringify(group)}, not ${req.tenant.group}`);
+        const through = others(req);
+        const how = r.immediate ? 'a permit was free' : `waited through ${through.length} grant${through.length === 1 ? '' : 's'} of others${through.length ? ` (${through.map((g) => g.label).join(' ')})` : ''}`;
+        line(r.at, req.label, `HOLDS    token ${r.token}`, `${how}; ${waitingNow()}`);
+      } else if (req && r.ev === 'releasing') {
+        line(r.at, req.label, 'releases');
+      } else if (req && r.ev === 'released') {
+        req.released = true;
+        holding.splice(holding.indexOf(req), 1);
+      }
+      const woken = wake;
+      wake = [];
+      for (const f of woken) f();
+    });
+  }
+  /** The grants to other tenants made while `req` waited: tokens above the highest when it was sent, below its own. */
+  const others = (req: TenantRequest) => grants.filter((g) => g.tenant !== req.tenant && g.grant!.token > req.tokenBefore && g.grant!.token < req.grant!.token);
+
+  /** Sends one request and waits until Redis has queued or granted it. */
+  const send = async (req: TenantRequest) => {
+    req.tokenBefore = lastToken;
+    req.burstQueued = waiting.filter((r) => r.tenant.burst).length;
+    req.worker.send({ op: 'take', id: req.id });
+    await when(() => req.queued || req.grant !== undefined);
+  };
+
+  out(`${'time'.padStart(8)}  who  event${' '.repeat(27)} detail`);
+  const [burst, ...trickles] = requests;
+  for (const req of burst!) await send(req);
+  for (const t of trickles) await send(t[0]!);
+  const pause = Math.max(20, options.hold / permits);
+  while (holding.length > 0) {
+    await new Promise((resolve) => setTimeout(resolve, pause)); // pacing only: order and counts come from tokens
+    const oldest = [...holding].sort((x, y) => x.grant!.token - y.grant!.token)[0]!;
+    const granted = grants.length;
+    const handsOn = waiting.length > 0; // a freed permit goes to the next turn's head: one grant
+    oldest.worker.send({ op: 'release', id: oldest.id });
+    await when(() => oldest.released && (!handsOn || grants.length > granted));
+    // A trickle tenant sends its next request once its last one is done.
+    const next = oldest.tenant.burst ? undefined : requests[TENANTS.indexOf(oldest.tenant)]![oldest.id];
+    if (next) await send(next);
+  }
+  for (const w of workers) w.send({ op: 'quit' });
+  return groupSummary(requests, grants, violations, most, others);
+}
+
+/** The summary of `demo --groups`: each tenant's grants and waits, and the checks. Returns the exit code. */
+function groupSummary(requests: TenantRequest[][], grants: TenantRequest[], violations: string[], most: number, others: (req: TenantRequest) => TenantRequest[]): number {
+  const byToken = [...grants].sort((x, y) => x.grant!.token - y.grant!.token);
+  const bound = TENANTS.length - 1;
+  out('');
+  out('summary');
+  out(`  grant order   ${byToken.map((g) => g.label).join(' ')}   (by fencing token)`);
+  for (const reqs of requests) {
+    const t = reqs[0]!.tenant;
+    const waited = reqs.filter((r) => r.queued);
+    const through = waited.map((r) => others(r).length);
+    const sent = t.burst ? `${reqs.length} requests at once` : `${reqs.length} requests, one at a time`;
+    const waits = waited.length === 0 ? 'none waited' : `${waited.length} waited, each through at most ${Math.max(...through)} grant${Math.max(...through) === 1 ? '' : 's'} of others`;
+    out(`  tenant ${`${t.label} (${t.burst ? 'burst' : 'trickle'})`.padEnd(12)} ${sent.padEnd(27)} ${reqs.filter((r) => r.grant).length} grants; ${waits}`);
+  }
+  const trickled = requests.flat().filter((r) => !r.tenant.burst && r.queued);
+  const worst = Math.max(0, ...trickled.map((r) => others(r).length));
+  const backlog = Math.max(0, ...trickled.map((r) => r.burstQueued));
+  const fair = trickled.length > 0 && worst <= bound && requests.every((reqs) => reqs.every((r) => r.grant));
+  const trickleLabels = TENANTS.filter((t) => !t.burst).map((t) => t.label).join(' or ');
+  const burstLabel = TENANTS.find((t) => t.burst)!.label;
+  out(
+    `  fair share    ${mark(fair)}: no request of ${trickleLabels} waited through more than ${worst} grant${worst === 1 ? '' : 's'} of others (at most ${bound}: one per other tenant), ` +
+      `with up to ${backlog} of ${burstLabel}'s queued when they asked`,
+  );
+  const fifo = requests.every((reqs) => {
+    const tokens = reqs.map((r) => r.grant?.token ?? Infinity);
+    return tokens.every((x, i) => i === 0 || x > tokens[i - 1]!);
+  });
+  out(`  FIFO          ${mark(fifo)}: inside each tenant, grants in the order it asked`);
+  const counted = !violations.some((v) => /held all|holders of/.test(v));
+  out(`  permits       ${mark(counted)}: never more than ${GROUP_PERMITS} holders at once (most seen in Redis: ${most})`);
+  const grouped = !violations.some((v) => /in group|did not list|given twice/.test(v));
+  out(`  groups        ${mark(grouped)}: Redis listed each of the ${grants.length} grants in its tenant's group`);
+  for (const v of violations) out(`  violation     ${v}`);
+  return fair && fifo && counted && grouped ? EXIT.OK : EXIT.DEMO_FAILED;
 }

@@ -7,7 +7,8 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import ms from 'ms';
-import { DEFAULTS, type FairLocks, LockAbortedError, LockLostError, MAX_PERMITS, type FairLock, type Lease } from '../index.js';
+import { DEFAULTS, type FairLocks, InvalidArgumentError, LockAbortedError, LockLostError, MAX_PERMITS, type FairLock, type Lease } from '../index.js';
+import { checkGroup } from '../options.js';
 import {
   CliError,
   EXIT,
@@ -35,12 +36,19 @@ export interface ExecOptions {
   weight?: number;
   read?: boolean;
   write?: boolean;
+  /** The group (tenant) to take turns in (DESIGN §7); undefined: the default group. */
+  group?: string;
+  /** With --permits: the most permits one group may hold at once. */
+  perGroup?: number;
 }
 
-/** What exec takes of NAME, from --permits/--weight and --read/--write (checked by execTarget). */
+/**
+ * What exec takes of NAME, from --permits/--weight/--per-group, --read/--write and --group (checked by
+ * execTarget). `group` undefined: the default group.
+ */
 export type ExecTarget =
-  | { kind: 'lock' }
-  | { kind: 'semaphore'; permits: number; weight: number }
+  | { kind: 'lock'; group?: string | undefined }
+  | { kind: 'semaphore'; permits: number; weight: number; perGroup?: number | undefined; group?: string | undefined }
   | { kind: 'rw'; mode: 'read' | 'write' };
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -55,13 +63,14 @@ export const EXEC_HELP_AFTER = [
   '  fairlock exec gpu --permits 4 --weight 2 -- ./train.sh    (2 of the 4 permits of "gpu")',
   '  fairlock exec site-config --read -- ./render.sh           (many readers at once)',
   '  fairlock exec site-config --write -- ./update-config.sh   (alone: no reader, no other writer)',
+  '  fairlock exec gpu --permits 8 --group tenant-42 -- ./job.sh   (tenants take turns: one tenant\'s backlog does not hold back the others)',
   '  fairlock exec tenant-42 --cluster --redis redis://10.0.0.5:7000 -- ./job.sh   (on a Redis Cluster)',
   '',
   'Exit codes:',
   "  COMMAND's own code (128+N if it died of signal N); 64 bad usage (also: --cluster left out for a",
   '  cluster node, or given for another server); 69 Redis unreachable;',
   '  70 internal error; 75 timed out waiting; 76 lease lost while COMMAND ran;',
-  '  78 NAME is busy as another kind (lock, semaphore, read-write lock) or with other --permits;',
+  '  78 NAME is busy as another kind (lock, semaphore, read-write lock) or with other --permits or --per-group;',
   '  126 cannot execute; 127 command not found;',
   '  130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP while waiting.',
 ].join('\n');
@@ -74,9 +83,12 @@ export function execCommand(): Command {
         'automatically), release it when COMMAND exits, and exit with COMMAND\'s exit code. ' +
         'NAME is a lock (one holder at a time) unless --permits makes it a fair semaphore of N permits ' +
         '(--weight W takes W of them; default 1) or --read/--write take the shared/exclusive side of a ' +
-        'read-write lock. All users of a busy name must agree on its kind and permits (exit 78 otherwise). ' +
+        'read-write lock. --group G takes its turn in group G: groups with waiters are served in ' +
+        'rotation, FIFO inside each (fair share between tenants; --per-group caps what one group holds). ' +
+        'All users of a busy name must agree on its kind, permits and --per-group (exit 78 otherwise). ' +
         'COMMAND sees FAIRLOCK_NAME, FAIRLOCK_TOKEN (the fencing token) and FAIRLOCK_KIND (lock, semaphore ' +
-        'or rw) in its environment, plus FAIRLOCK_WEIGHT (semaphore) or FAIRLOCK_MODE (read or write). ' +
+        'or rw) in its environment, plus FAIRLOCK_WEIGHT (semaphore) or FAIRLOCK_MODE (read or write), ' +
+        'and FAIRLOCK_GROUP with --group. ' +
         'SIGINT/SIGTERM/SIGHUP while waiting leave the queue; while COMMAND runs they are passed to it. ' +
         'COMMAND runs in a process group of its own (unless stdin is a terminal): signals reach all of it, ' +
         'and NAME is let go only once every process of the group has ended (what still runs when COMMAND ' +
@@ -86,8 +98,10 @@ export function execCommand(): Command {
     .argument('<command...>', 'the command and its arguments (put -- before it)')
     .addOption(new Option('--permits <n>', 'NAME is a fair semaphore of N permits').argParser(parseInteger(1, MAX_PERMITS)))
     .addOption(new Option('--weight <w>', 'with --permits: take W permits (default: 1)').argParser(parseInteger(1, MAX_PERMITS)))
-    .addOption(new Option('--read', 'take the read (shared) side of the read-write lock NAME').conflicts(['write', 'permits', 'weight']))
-    .addOption(new Option('--write', 'take the write (exclusive) side of the read-write lock NAME').conflicts(['read', 'permits', 'weight']))
+    .addOption(new Option('--per-group <n>', 'with --permits: at most N permits held by one group at once').argParser(parseInteger(1, MAX_PERMITS)))
+    .addOption(new Option('--group <group>', 'take turns in this group (tenant): groups with waiters are served in rotation, FIFO inside each'))
+    .addOption(new Option('--read', 'take the read (shared) side of the read-write lock NAME').conflicts(['write', 'permits', 'weight', 'perGroup', 'group']))
+    .addOption(new Option('--write', 'take the write (exclusive) side of the read-write lock NAME').conflicts(['read', 'permits', 'weight', 'perGroup', 'group']))
     .addOption(new Option('--timeout <duration>', 'give up waiting after this long (0: do not wait at all)').argParser(parseDuration))
     .addOption(new Option('--lease <duration>', `lease length, renewed while COMMAND runs (default: ${ms(DEFAULTS.leaseMs)})`).argParser(parseDuration))
     .addOption(
@@ -110,20 +124,40 @@ export function execCommand(): Command {
 }
 
 /** The grant asked for; throws an Error with a usage message for a combination that makes no sense. */
-export function execTarget(options: Pick<ExecOptions, 'permits' | 'weight' | 'read' | 'write'>): ExecTarget {
-  const { permits, weight, read, write } = options;
-  // Commander refuses --read/--write together or with --permits/--weight (conflicts); checked here too
-  // for callers of runExec.
+export function execTarget(options: Pick<ExecOptions, 'permits' | 'weight' | 'read' | 'write' | 'group' | 'perGroup'>): ExecTarget {
+  const { permits, weight, read, write, perGroup } = options;
+  // Commander refuses --read/--write together or with --permits/--weight/--per-group/--group
+  // (conflicts); checked here too for callers of runExec.
   if (read && write) throw new Error('--read and --write cannot be used together');
-  if ((read || write) && (permits !== undefined || weight !== undefined)) {
-    throw new Error(`--${read ? 'read' : 'write'} cannot be used with --permits or --weight (a read-write lock has no permits)`);
+  if ((read || write) && (permits !== undefined || weight !== undefined || perGroup !== undefined)) {
+    throw new Error(`--${read ? 'read' : 'write'} cannot be used with --permits, --weight or --per-group (a read-write lock has no permits)`);
+  }
+  if ((read || write) && options.group !== undefined) {
+    throw new Error(`--group does not apply to a read-write lock (--${read ? 'read' : 'write'}): groups take turns on a lock or a semaphore`);
   }
   if (read || write) return { kind: 'rw', mode: read ? 'read' : 'write' };
+  const group = options.group === undefined ? undefined : execGroup(options.group);
   if (weight !== undefined && permits === undefined) throw new Error('--weight needs --permits (the number of permits of the semaphore NAME)');
-  if (permits === undefined) return { kind: 'lock' };
+  if (perGroup !== undefined && permits === undefined) throw new Error('--per-group needs --permits (the number of permits of the semaphore NAME)');
+  if (permits === undefined) return { kind: 'lock', group };
   const w = weight ?? 1;
   if (w > permits) throw new Error(`--weight ${w} is more than --permits ${permits}: it could never be granted`);
-  return { kind: 'semaphore', permits, weight: w };
+  if (perGroup !== undefined && perGroup > permits) throw new Error(`--per-group ${perGroup} is more than --permits ${permits}`);
+  if (perGroup !== undefined && w > perGroup) throw new Error(`--weight ${w} is more than --per-group ${perGroup}: it could never be granted`);
+  return { kind: 'semaphore', permits, weight: w, perGroup, group };
+}
+
+/**
+ * A --group value checked by the library's own rule (a non-empty string of at most 256 UTF-8 bytes):
+ * its message, naming --group, for a bad one.
+ */
+function execGroup(value: string): string {
+  try {
+    return checkGroup(value, '--group');
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new Error(err.message);
+    throw err;
+  }
 }
 
 /**
@@ -132,9 +166,10 @@ export function execTarget(options: Pick<ExecOptions, 'permits' | 'weight' | 're
  */
 export function describeTarget(name: string, target: ExecTarget): string {
   const quoted = `"${name}"`;
-  if (target.kind === 'semaphore') return `${target.weight} of the ${target.permits} permits of the semaphore ${quoted}`;
   if (target.kind === 'rw') return `the ${target.mode} side of the read-write lock ${quoted}`;
-  return `the lock ${quoted}`;
+  const inGroup = target.group === undefined ? '' : ` in group "${target.group}"`;
+  if (target.kind === 'semaphore') return `${target.weight} of the ${target.permits} permits of the semaphore ${quoted}${inGroup}`;
+  return `the lock ${quoted}${inGroup}`;
 }
 
 /** Why `--timeout 0` got nothing. */
@@ -152,9 +187,12 @@ function busyMessage(name: string, target: ExecTarget): string {
 }
 
 function handleFor(locks: FairLocks, name: string, target: ExecTarget): FairLock {
-  if (target.kind === 'semaphore') return locks.semaphore(name, { permits: target.permits, weight: target.weight });
   if (target.kind === 'rw') return locks.readWrite(name)[target.mode]();
-  return locks.lock(name);
+  const group = target.group === undefined ? {} : { group: target.group };
+  if (target.kind === 'semaphore') {
+    return locks.semaphore(name, { permits: target.permits, weight: target.weight, ...(target.perGroup !== undefined && { perGroup: target.perGroup }), ...group });
+  }
+  return locks.lock(name, group);
 }
 
 /** Runs the exec command; resolves with the process exit code. Never rejects. */
@@ -388,12 +426,14 @@ function runChild(
  * COMMAND's environment: ours, plus what it holds. FAIRLOCK_WEIGHT and FAIRLOCK_MODE are set only
  * where they apply, and removed otherwise (an exec inside another one must not see the outer's).
  */
-export function childEnv(name: string, lease: Pick<Lease, 'token' | 'kind' | 'weight' | 'mode'>): NodeJS.ProcessEnv {
+export function childEnv(name: string, lease: Pick<Lease, 'token' | 'kind' | 'weight' | 'mode' | 'group'>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, FAIRLOCK_NAME: name, FAIRLOCK_TOKEN: String(lease.token), FAIRLOCK_KIND: lease.kind };
   delete env.FAIRLOCK_WEIGHT;
   delete env.FAIRLOCK_MODE;
+  delete env.FAIRLOCK_GROUP;
   if (lease.kind === 'semaphore') env.FAIRLOCK_WEIGHT = String(lease.weight);
   if (lease.mode !== undefined) env.FAIRLOCK_MODE = lease.mode;
+  if (lease.group !== undefined) env.FAIRLOCK_GROUP = lease.group;
   return env;
 }
 

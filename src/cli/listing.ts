@@ -3,7 +3,7 @@
  * bounded SCAN of every master (on a cluster a SCAN sees its own node's keys only; the only Redis
  * read of the command line besides inspect()), and the cells of their listings.
  */
-import type { LockInfo } from '../index.js';
+import type { GroupInfo, LockInfo } from '../index.js';
 import { keyPattern, nameOfKey } from '../protocol/keys.js';
 import type { Connection } from './common.js';
 import { escapeControls as shown } from './escape-controls.js';
@@ -73,4 +73,40 @@ export function share(kind: LockInfo['kind'], x: { weight: number; mode: 'read' 
   if (x.mode !== undefined) return x.mode;
   if (kind === 'semaphore') return `weight ${x.weight}`;
   return '';
+}
+
+/**
+ * Whether a name takes turns between groups (README, fair share): a named group holds or waits, or
+ * the semaphore caps what a group holds. Without groups the listings look as they always did.
+ */
+export function usesGroups(s: Pick<LockInfo, 'groups' | 'perGroup'>): boolean {
+  return s.perGroup !== undefined || s.groups.some((g) => g.group !== undefined);
+}
+
+/**
+ * A group as the listings show it: `"tenant-a"` (quoted; from the user or Redis, so escaped), or
+ * `(default)` for the default group (requests that name none), which no quoted name can pass for.
+ */
+export function groupLabel(group: string | undefined): string {
+  return group === undefined ? '(default)' : `"${shown(group)}"`;
+}
+
+/** What a holder's or waiter's line says of its group: `group "x"`, `group (default)`, or "" where groups are not in use. */
+export function groupCell(inUse: boolean, group: string | undefined): string {
+  return inUse ? `group ${groupLabel(group)}` : '';
+}
+
+/**
+ * One line per group, in inspect()'s order (rotation, next turn first, then those that only hold):
+ * `tag` `"x"  holds 2  waiting 3  capped`, labels padded to one width; at most `max` lines, then how many more.
+ */
+export function groupLines(groups: GroupInfo[], indent: string, max = Number.MAX_SAFE_INTEGER, tag = ''): string[] {
+  const labels = groups.map((g) => groupLabel(g.group));
+  const width = Math.min(40, Math.max(...labels.map((l) => l.length), 0));
+  const lines = groups.slice(0, max).map((g, i) => {
+    const capped = g.capped ? '  capped' : '';
+    return `${indent}${tag}${labels[i]!.padEnd(width)}  holds ${g.held}  waiting ${g.waiting}${capped}`;
+  });
+  if (groups.length > max) lines.push(`${indent}... and ${groups.length - max} more group${groups.length - max === 1 ? '' : 's'}`);
+  return lines;
 }

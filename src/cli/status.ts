@@ -8,7 +8,7 @@ import type { LockInfo } from '../index.js';
 import { EXIT, finishCommand, formatMs, parseInteger, redisOptions } from './common.js';
 import { runCommand } from './run-command.js';
 import { escapeControls as shown } from './escape-controls.js';
-import { listNames, nameKindCells, share } from './listing.js';
+import { groupCell, groupLines, listNames, nameKindCells, share, usesGroups } from './listing.js';
 
 export interface StatusOptions {
   redis: string;
@@ -37,6 +37,10 @@ export interface LockSummary {
   /** The oldest grant (lowest token), or null. */
   holder: LockInfo['holder'];
   queueLength: number;
+  /** A semaphore's cap per group (`--per-group`); left out for none. */
+  perGroup: LockInfo['perGroup'];
+  /** inspect()'s groups: those that wait, next turn first, then those that only hold (the default group: no `group`). */
+  groups: LockInfo['groups'];
 }
 
 /** SCAN at most this many times (COUNT 1000 each) and for at most this long. */
@@ -52,7 +56,10 @@ export function statusCommand(): Command {
         'in order, with how long each waiter has waited and what it asks for. Without NAME: the names ' +
         'under the prefix that are held or have waiters (found with a bounded SCAN of every master with ' +
         '--cluster), with their kind, ' +
-        'number of holders, the oldest holder\'s token and lease left, and queue length. ' +
+        'number of holders, the oldest holder\'s token and lease left, and queue length (and, where ' +
+        'groups take turns, how many groups hold or wait: GROUPS). With groups, NAME also shows each ' +
+        'group in turn order (what it holds, how many wait, whether it is capped) and the group of every ' +
+        'holder and waiter. ' +
         '--json prints what inspect() returns.',
     )
     .argument('[name]', 'lock, semaphore or read-write lock name')
@@ -89,6 +96,8 @@ export function runStatus(name: string | undefined, options: StatusOptions): Pro
             holderCount: info.holders.length,
             holder: info.holder,
             queueLength: info.queue.length,
+            perGroup: info.perGroup,
+            groups: info.groups,
           });
         }
       }
@@ -111,8 +120,9 @@ export function formatLock(s: LockStatus): string {
   // Names, prefixes and ids come from the user or Redis: shown escaped (src/cli/escape-controls.ts).
   const head = `${kindTitle(s)} "${shown(s.name)}" (prefix ${shown(s.prefix)})`;
   const lines: string[] = [];
+  const grouped = usesGroups(s);
   if (s.kind === 'semaphore') {
-    lines.push(`${head}: ${s.available} of ${s.limit} permits available`);
+    lines.push(`${head}: ${s.available} of ${s.limit} permits available${s.perGroup === undefined ? '' : `, at most ${s.perGroup} per group`}`);
   } else if (s.kind === 'rw') {
     const mode = s.holders.some((h) => h.mode === 'write') ? 'held for writing' : s.holders.length > 0 ? 'held for reading' : 'free';
     lines.push(`${head}: ${mode}`);
@@ -126,15 +136,23 @@ export function formatLock(s: LockStatus): string {
     lines.push(`holders none${s.kind === 'lock' ? ' (the lock is free)' : s.kind === 'semaphore' ? ' (all permits are free)' : ''}`);
   } else if (s.kind === 'lock' && s.holders.length === 1) {
     const h = s.holders[0]!;
-    lines.push(`holder  ${cols([`token ${h.token}`, `lease left ${formatMs(h.leaseLeftMs)}`, shown(h.id)])}`);
+    lines.push(`holder  ${cols([`token ${h.token}`, groupCell(grouped, h.group), `lease left ${formatMs(h.leaseLeftMs)}`, shown(h.id)])}`);
   } else {
     lines.push(`holders ${s.holders.length}, oldest token first:`);
     for (const h of s.holders) {
-      lines.push(`  ${cols([`token ${h.token}`, share(s.kind, h), `lease left ${formatMs(h.leaseLeftMs)}`, shown(h.id)])}`);
+      lines.push(`  ${cols([`token ${h.token}`, share(s.kind, h), groupCell(grouped, h.group), `lease left ${formatMs(h.leaseLeftMs)}`, shown(h.id)])}`);
     }
   }
+  if (grouped && s.groups.length > 0) {
+    lines.push(`groups  ${s.groups.length}, next turn first:`);
+    lines.push(...groupLines(s.groups, '  '));
+    if (s.groups.some((g) => g.capped)) lines.push(`  (capped: at its limit of ${s.perGroup} per group, passed over without holding the others back until a grant of it ends)`);
+  }
   if (s.queue.length === 0) lines.push('queue   empty');
-  else {
+  else if (grouped) {
+    lines.push(`queue   ${s.queue.length} waiting, group by group in turn order (position inside its group):`);
+    for (const w of s.queue) lines.push(`  ${String(w.position).padStart(3)}. ${cols([shown(w.id), share(s.kind, w), groupCell(true, w.group), `waited ${formatMs(w.waitedMs)}`])}`);
+  } else {
     lines.push(`queue   ${s.queue.length} waiting, next first:`);
     for (const w of s.queue) lines.push(`  ${String(w.position).padStart(3)}. ${cols([shown(w.id), share(s.kind, w), `waited ${formatMs(w.waitedMs)}`])}`);
   }
@@ -144,11 +162,14 @@ export function formatLock(s: LockStatus): string {
 function formatList(out: { prefix: string; locks: LockSummary[]; truncated: boolean }): string {
   if (out.locks.length === 0) return `no locks are held or waited for under the prefix "${shown(out.prefix)}"\n`;
   const { names, width, kinds, kindWidth } = nameKindCells(out.locks);
-  const lines = [`${'NAME'.padEnd(width)}  ${'KIND'.padEnd(kindWidth)}  HOLDERS  ${'TOKEN'.padEnd(18)}  ${'LEASE LEFT'.padEnd(10)}  QUEUE`];
+  // GROUPS only when some name takes turns between groups: without groups the listing is as it was.
+  const grouped = out.locks.some(usesGroups);
+  const lines = [`${'NAME'.padEnd(width)}  ${'KIND'.padEnd(kindWidth)}  HOLDERS  ${'TOKEN'.padEnd(18)}  ${'LEASE LEFT'.padEnd(10)}  QUEUE${grouped ? '  GROUPS' : ''}`];
   out.locks.forEach((l, i) => {
     const token = l.holder ? String(l.holder.token) : '-';
     const left = l.holder ? formatMs(l.holder.leaseLeftMs) : 'free';
-    lines.push(`${names[i]!.padEnd(width)}  ${kinds[i]!.padEnd(kindWidth)}  ${String(l.holderCount).padEnd(7)}  ${token.padEnd(18)}  ${left.padEnd(10)}  ${l.queueLength}`);
+    const groups = grouped ? `  ${usesGroups(l) ? l.groups.length : '-'}` : '';
+    lines.push(`${names[i]!.padEnd(width)}  ${kinds[i]!.padEnd(kindWidth)}  ${String(l.holderCount).padEnd(7)}  ${token.padEnd(18)}  ${left.padEnd(10)}  ${grouped ? String(l.queueLength).padEnd(5) : l.queueLength}${groups}`);
   });
   if (out.locks.some((l) => l.holderCount > 1)) lines.push('(TOKEN and LEASE LEFT: those of the oldest holder; status NAME lists them all)');
   if (out.truncated) lines.push(`(list cut short: more locks may exist; see --limit)`);

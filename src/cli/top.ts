@@ -10,7 +10,7 @@ import { EXIT, finishCommand, formatMs, parseInteger, parseDuration, redisOption
 import { runCommand } from './run-command.js';
 import { within } from '../bounded.js';
 import { escapeControls as shown } from './escape-controls.js';
-import { listNames, nameKindCells, share } from './listing.js';
+import { groupCell, groupLines, listNames, nameKindCells, share, usesGroups } from './listing.js';
 
 export interface TopOptions {
   redis: string;
@@ -31,6 +31,8 @@ export interface TopHolder {
   leaseLeftMs: number;
   weight: number;
   mode: 'read' | 'write' | undefined;
+  /** The group of the grant; left out for the default group. */
+  group: string | undefined;
 }
 
 /** One name as `top --json` prints it. */
@@ -43,6 +45,10 @@ export interface TopRow {
   available: LockInfo['available'];
   holders: TopHolder[];
   queueLength: number;
+  /** A semaphore's cap per group; left out for none. */
+  perGroup: LockInfo['perGroup'];
+  /** inspect()'s groups: those that wait, next turn first, then those that only hold (the default group: no `group`). */
+  groups: LockInfo['groups'];
   /** How long the waiter that has waited longest has waited (ms), or null with an empty queue. */
   oldestWaitMs: number | null;
   /**
@@ -82,7 +88,8 @@ export function topCommand(): Command {
       'Every --interval: the names under the prefix that are held or have waiters (found with a bounded ' +
         'SCAN, at most --limit names inspected), each with its kind, holders (token, how long held, lease ' +
         'left), queue length, how long the oldest waiter has waited, and new grants per second seen over ' +
-        'the last minute. On a terminal it redraws in place (q or Ctrl-C quits); otherwise it prints a ' +
+        'the last minute; where groups take turns, how many groups hold or wait (GROUPS) and under each ' +
+        'name its groups in turn order (at most 3: what each holds, how many wait, capped). On a terminal it redraws in place (q or Ctrl-C quits); otherwise it prints a ' +
         'snapshot every --interval until stopped. --json prints one snapshot and exits. With --cluster, the ' +
         'names of every master of the Redis Cluster, each with the master that holds it (MASTER).',
     )
@@ -153,7 +160,7 @@ async function snapshot(redis: Connection, locks: FairLocks, options: TopOptions
     const info = await locks.inspect(name);
     const rate = grants?.observe(name, info.holders.map((h) => h.id), info.recentReleases, now) ?? { perSec: null, lowerBound: false };
     if (info.holders.length === 0 && info.queue.length === 0) continue;
-    const holders = info.holders.map((h): TopHolder => ({ id: h.id, token: h.token, heldMs: h.heldMs, leaseLeftMs: h.leaseLeftMs, weight: h.weight, mode: h.mode }));
+    const holders = info.holders.map((h): TopHolder => ({ id: h.id, token: h.token, heldMs: h.heldMs, leaseLeftMs: h.leaseLeftMs, weight: h.weight, mode: h.mode, group: h.group }));
     rows.push({
       name,
       ...(redis.cluster && { master: masterOf.get(name) ?? '-' }),
@@ -162,6 +169,8 @@ async function snapshot(redis: Connection, locks: FairLocks, options: TopOptions
       available: info.available,
       holders,
       queueLength: info.queue.length,
+      perGroup: info.perGroup,
+      groups: info.groups,
       oldestWaitMs: info.queue.length > 0 ? Math.max(...info.queue.map((w) => w.waitedMs)) : null,
       grantsPerSec: rate.perSec,
       grantsLowerBound: rate.lowerBound,
@@ -182,21 +191,27 @@ export function formatTop(s: TopSnapshot, head: string, cols: number, rows: numb
     const masters = s.locks.map((l) => shown(l.master ?? '-')); // an address from CLUSTER SLOTS: from Redis too
     const masterWidth = Math.max(6, ...masters.map((m) => m.length));
     const masterColumn = (m: string) => (cluster ? `${m.padEnd(masterWidth)}  ` : '');
-    lines.push(`${'NAME'.padEnd(width)}  ${masterColumn('MASTER')}${'KIND'.padEnd(kindWidth)}  HOLDERS  QUEUE  OLDEST WAIT  GRANTS/S`);
+    // GROUPS only when some name takes turns between groups: without groups the screen is as it was.
+    const grouped = s.locks.some(usesGroups);
+    lines.push(`${'NAME'.padEnd(width)}  ${masterColumn('MASTER')}${'KIND'.padEnd(kindWidth)}  HOLDERS  QUEUE  ${grouped ? 'GROUPS  ' : ''}OLDEST WAIT  GRANTS/S`);
     s.locks.forEach((l, i) => {
       const wait = l.oldestWaitMs === null ? '-' : formatMs(l.oldestWaitMs);
       const rate = l.grantsPerSec === null ? '-' : `${l.grantsLowerBound ? '>' : ''}${l.grantsPerSec.toFixed(2)}`;
+      const inUse = usesGroups(l);
+      const groups = grouped ? `${String(inUse ? l.groups.length : '-').padEnd(6)}  ` : '';
       lines.push(
-        `${names[i]!.padEnd(width)}  ${masterColumn(masters[i]!)}${kinds[i]!.padEnd(kindWidth)}  ${String(l.holders.length).padEnd(7)}  ${String(l.queueLength).padEnd(5)}  ${wait.padEnd(11)}  ${rate}`,
+        `${names[i]!.padEnd(width)}  ${masterColumn(masters[i]!)}${kinds[i]!.padEnd(kindWidth)}  ${String(l.holders.length).padEnd(7)}  ${String(l.queueLength).padEnd(5)}  ${groups}${wait.padEnd(11)}  ${rate}`,
       );
       const max = 3;
       for (const h of l.holders.slice(0, max)) {
         const takes = share(l.kind, h);
         const held = formatMs(h.heldMs);
+        const group = groupCell(inUse, h.group); // groups come from the user or Redis: escaped by groupCell
         // Ids come from Redis: shown escaped (src/cli/escape-controls.ts).
-        lines.push(`    token ${h.token}  held ${held}  lease left ${formatMs(h.leaseLeftMs)}${takes ? `  ${takes}` : ''}  ${shown(h.id)}`);
+        lines.push(`    token ${h.token}  held ${held}  lease left ${formatMs(h.leaseLeftMs)}${takes ? `  ${takes}` : ''}${group ? `  ${group}` : ''}  ${shown(h.id)}`);
       }
       if (l.holders.length > max) lines.push(`    ... and ${l.holders.length - max} more holders`);
+      if (inUse) lines.push(...groupLines(l.groups, '    ', max, 'group '));
     });
   }
   if (s.truncated) lines.push('(list cut short: more names may exist; see --limit)');

@@ -97,6 +97,11 @@ export class Waiter {
     return this.phase === 'queued' && this.since !== undefined ? { since: this.since, order: this.queuedOrder, group: this.request.group } : undefined;
   }
 
+  /** The group it asked in; undefined for the default group. */
+  get group(): string | undefined {
+    return this.request.group;
+  }
+
   get waiting(): boolean {
     return this.phase === 'new' || this.phase === 'enqueuing' || this.phase === 'queued';
   }
