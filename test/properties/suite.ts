@@ -296,7 +296,7 @@ export async function familyClient(t: ExecutionContext, target: Target): Promise
 }
 
 /** Base of the leaseMs of the group suites' requests: the lease names the request in its id. */
-const LEASE_BASE = 600_000;
+export const LEASE_BASE = 600_000;
 /** The request label a waiter or holder id carries ("session:seq:leaseMs:renew:weight:mode"). */
 export const labelOf = (id: string): number => Number(id.split(':')[2]) - LEASE_BASE;
 
