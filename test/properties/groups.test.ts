@@ -215,6 +215,24 @@ for (const subject of [lockOf, semaphore(2)]) {
   });
 }
 
+test('semaphore(3, perGroup 2): bounded wait when a capped group comes back: it takes one turn, not the turns it missed', async (t) => {
+  const subject = semaphore(3, 2);
+  const locks = await newGroupLocks(t);
+  const s = new Scenario(locks, subject, 'cap');
+  await s.arrive('a', 1, 'granted');
+  await s.arrive('a', 1, 'granted');
+  await s.burst('a', 4); // a at its cap: parked
+  await s.arrive('b', 1, 'granted');
+  await s.burst('b', 5);
+  await s.burst('c', 6);
+  // b and c take turns on the permit a leaves free; a keeps its place meanwhile
+  for (let i = 0; i < 6; i++) await s.releaseOldest(true, 'b') || (await s.releaseOldest(true, 'c'));
+  // a's grants end one by one: each time a is served once, then c and b have their turns
+  for (let i = 0; i < 3; i++) await s.releaseOldest(true, 'a');
+  await s.drain(true);
+  t.deepEqual(s.overWaits, []);
+});
+
 test('semaphore(3), weights: a group asking 3 permits at a time and two asking 1 get equal permit shares (within 10%) while all are backlogged', async (t) => {
   const subject = semaphore(3);
   const locks = await newGroupLocks(t);

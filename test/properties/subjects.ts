@@ -254,7 +254,7 @@ export class GroupRule {
         return false;
       } else {
         this.holders.push(q.shift()!);
-        const pass = score.pass;
+        const pass = Math.max(score.pass, this.vtime); // a group back from its cap counts from the virtual time
         if (pass > this.vtime) this.vtime = pass;
         if (q.length === 0) this.rot.delete(group);
         else this.rot.set(group, this.turnScore(pass + head.weight));
