@@ -23,7 +23,7 @@ import { standaloneTarget } from './target.js';
 const target = standaloneTarget();
 for (const subject of GROUP_SUBJECTS) groupModelSuite(subject, { sequences: 3, steps: 50 }, target);
 
-const opts = { heartbeatMs: 300, livenessMs: 10_000, leaseMs: 60_000 };
+const opts = { heartbeatMs: 200, livenessMs: 2_000, leaseMs: 60_000 };
 const lockOf: GroupSubject = GROUP_SUBJECTS[0]!;
 const semaphore = (permits: number, perGroup?: number): GroupSubject => ({ title: `semaphore(${permits})`, kind: 'semaphore', permits, perGroup, weights: [1] });
 
@@ -359,4 +359,28 @@ test('limits under contention from three sessions: weights held ≤ permits and 
   t.is(tokens.size, grants, 'every grant has its own token');
   const info = await sessions[0]!.inspect('limits');
   t.is(info.holders.length + info.queue.length, 0);
+});
+
+/**
+ * KNOWN BREAK of DESIGN §7 (round robin, bounded wait), kept as test.failing until the engine is
+ * fixed (ava then reports that it passes: drop `.failing`). A group that empties its list after a
+ * grant leaves the rotation, and when it queues again it joins at the virtual time, the pass of
+ * the group served last, which can be below the pass it had reached itself: it comes back ahead of
+ * groups it already passed. A tenant with two workers that re-queue while the other holds takes
+ * every turn of a lock, and the other tenant's head waits for ever.
+ */
+test.failing('lock: a group that empties and queues again does not overtake the groups it already passed (a tenant re-queuing between its grants starves no one)', async (t) => {
+  const locks = await newGroupLocks(t);
+  const s = new Scenario(locks, lockOf, 'requeue');
+  await s.arrive('b', 1, 'granted');
+  await s.burst('c', 3);
+  await s.arrive('b'); // b and c active, c first
+  await s.releaseOldest(true); // c's first turn; c counts on from pass 1
+  await s.releaseOldest(true); // b's turn (pass 0): b's list is empty, b leaves the rotation
+  for (let i = 0; i < 4; i++) {
+    await s.arrive('b'); // b's other worker queues again, while b holds
+    await s.releaseOldest(true); // must be c's turn now
+  }
+  await s.drain(true);
+  t.deepEqual(s.overWaits, []);
 });
