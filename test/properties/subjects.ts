@@ -101,3 +101,274 @@ function fitsModel(held: readonly Req[], r: Req): boolean {
   const limit = r.kind === 'semaphore' ? r.permits : 1;
   return held.reduce((s, h) => s + weightOf(h), 0) + weightOf(r) <= limit;
 }
+
+/**
+ * The grant rule of DESIGN §7 as the engine runs it (engine.lua: acquire, grant_plain, grant_groups,
+ * turn_score, activate, start_groups, unpark, left_group), for a lock or a semaphore, with groups,
+ * weights and a perGroup cap. Every waiter's session is alive and no lease runs out: a step is an
+ * arrival (acquire or tryAcquire), a release, or a waiter leaving (timeout, abort).
+ *
+ * "Plain" mode while only the default group ('') queues: one FIFO list. Once a named group has to
+ * queue, "group" mode (`seq` set): a list per group and a rotation ordered by score = pass + tie, pass
+ * being the permits granted since the group became active counted from the virtual time `vtime`, tie
+ * the turn counter (earlier turns first). The front head at its cap parks its group with its score;
+ * a head that does not fit the free permits stops everyone. Group mode ends when a grant run finds
+ * nothing queued nor parked.
+ */
+export interface ModelWaiter {
+  label: number;
+  group: string;
+  weight: number;
+}
+
+/** A score as the engine writes it (pass + (seq mod 2^20) / 2^20), kept as its two parts. */
+interface Score {
+  pass: number;
+  tie: number;
+}
+
+const TIE = 1_048_576;
+const below = (a: Score, b: Score) => a.pass < b.pass || (a.pass === b.pass && a.tie < b.tie);
+
+export interface ModelView {
+  /** Holders in grant (token) order. */
+  holders: { label: number; group: string; weight: number }[];
+  /** Waiters, group by group in rotation order (plain mode: the one list). */
+  queue: { label: number; group: string; weight: number }[];
+  /** As inspect() reports groups: rotation order first, then groups that only hold. */
+  groups: { group: string; held: number; waiting: number; capped: boolean }[];
+  available: number;
+}
+
+export class GroupRule {
+  readonly holders: ModelWaiter[] = [];
+  private readonly lists = new Map<string, ModelWaiter[]>();
+  private readonly rot = new Map<string, Score>();
+  private readonly park = new Map<string, Score>();
+  private freed = new Set<string>();
+  /** Turns given (undefined: plain mode) and the virtual time, as the state's field g. */
+  seq: number | undefined;
+  vtime = 0;
+
+  constructor(
+    readonly permits: number,
+    readonly perGroup?: number,
+  ) {}
+
+  private list(group: string): ModelWaiter[] {
+    let l = this.lists.get(group);
+    if (!l) this.lists.set(group, (l = []));
+    return l;
+  }
+
+  get used(): number {
+    return this.holders.reduce((s, h) => s + h.weight, 0);
+  }
+
+  heldBy(group: string): number {
+    return this.holders.reduce((s, h) => s + (h.group === group ? h.weight : 0), 0);
+  }
+
+  private capped(group: string, weight: number): boolean {
+    return this.perGroup !== undefined && this.heldBy(group) + weight > this.perGroup;
+  }
+
+  private fits(group: string, weight: number): boolean {
+    return this.used + weight <= this.permits && !this.capped(group, weight);
+  }
+
+  private full(): boolean {
+    return this.used >= this.permits;
+  }
+
+  waiting(): ModelWaiter[] {
+    return [...this.lists.values()].flat();
+  }
+
+  /** The waiter `label`, if it is queued. */
+  queued(label: number): ModelWaiter | undefined {
+    return this.waiting().find((w) => w.label === label);
+  }
+
+  private grantPlain(): boolean {
+    const q = this.list('');
+    while (!this.full()) {
+      const head = q[0];
+      if (!head) return true;
+      if (!this.fits(head.group, head.weight)) return false;
+      this.holders.push(q.shift()!);
+    }
+    return false;
+  }
+
+  private turnScore(pass: number): Score {
+    this.seq! += 1;
+    return { pass, tie: this.seq! % TIE };
+  }
+
+  private activate(group: string): void {
+    this.rot.set(group, this.turnScore(this.vtime));
+  }
+
+  private startGroups(): void {
+    this.seq = 0;
+    this.vtime = 0;
+    if (this.list('').length > 0) this.activate('');
+  }
+
+  private unpark(): void {
+    if (this.perGroup === undefined) return;
+    for (const g of this.freed) {
+      const s = this.park.get(g);
+      if (s) {
+        this.park.delete(g);
+        this.rot.set(g, s);
+      }
+    }
+    this.freed = new Set();
+  }
+
+  private front(): [string, Score] | undefined {
+    let best: [string, Score] | undefined;
+    for (const [g, s] of this.rot) if (!best || below(s, best[1])) best = [g, s];
+    return best;
+  }
+
+  private grantGroups(): boolean {
+    this.unpark();
+    while (!this.full()) {
+      const front = this.front();
+      if (!front) {
+        if (this.park.size > 0) return false;
+        this.seq = undefined;
+        return true;
+      }
+      const [group, score] = front;
+      const q = this.list(group);
+      const head = q[0];
+      if (!head) throw new Error(`model: group "${group}" is in the rotation with nothing queued`);
+      if (this.capped(group, head.weight)) {
+        this.rot.delete(group);
+        this.park.set(group, score);
+      } else if (!this.fits(group, head.weight)) {
+        return false;
+      } else {
+        this.holders.push(q.shift()!);
+        const pass = Math.max(score.pass, this.vtime); // a group back from its cap counts from the virtual time
+        if (pass > this.vtime) this.vtime = pass;
+        if (q.length === 0) this.rot.delete(group);
+        else this.rot.set(group, this.turnScore(pass + head.weight));
+      }
+    }
+    return false;
+  }
+
+  private grantReady(): boolean {
+    return this.seq !== undefined ? this.grantGroups() : this.grantPlain();
+  }
+
+  /**
+   * An arrival (engine.lua acquire, mode "wait" or "try"): 'granted' in this call, 'queued', or
+   * 'busy' (a try that would have had to queue; it leaves nothing).
+   */
+  acquire(w: ModelWaiter, mode: 'wait' | 'try' = 'wait'): 'granted' | 'queued' | 'busy' {
+    this.freed = new Set();
+    let empty = false;
+    if (this.fits(w.group, w.weight)) empty = this.grantReady();
+    if (empty && this.fits(w.group, w.weight)) {
+      this.holders.push(w);
+      return 'granted';
+    }
+    if (mode === 'try') return 'busy';
+    if (w.group !== '' && this.seq === undefined) this.startGroups();
+    const q = this.list(w.group);
+    q.push(w);
+    if (q.length === 1 && this.seq !== undefined) this.activate(w.group);
+    if (this.seq !== undefined) {
+      this.grantGroups();
+      if (this.holders.includes(w)) return 'granted';
+    }
+    return 'queued';
+  }
+
+  /** A holder gives its grant up. */
+  release(label: number): void {
+    this.freed = new Set();
+    const i = this.holders.findIndex((h) => h.label === label);
+    if (i < 0) throw new Error(`model: ${label} holds nothing`);
+    const [h] = this.holders.splice(i, 1);
+    this.freed.add(h!.group);
+    this.grantReady();
+  }
+
+  /** A waiter leaves the queue (timeout, abort). */
+  cancel(label: number): void {
+    this.freed = new Set();
+    const w = this.queued(label);
+    if (!w) throw new Error(`model: ${label} is not queued`);
+    const q = this.list(w.group);
+    q.splice(q.indexOf(w), 1);
+    if (this.seq !== undefined) {
+      if (q.length === 0) {
+        this.rot.delete(w.group);
+        this.park.delete(w.group);
+      } else {
+        this.freed.add(w.group);
+      }
+    }
+    this.grantReady();
+  }
+
+  /** What inspect() reports, as the rule says it must be. */
+  view(): ModelView {
+    const order: [string, Score, boolean][] = [];
+    if (this.seq !== undefined) {
+      for (const [g, s] of this.rot) order.push([g, s, false]);
+      for (const [g, s] of this.park) order.push([g, s, true]);
+      order.sort((a, b) => (below(a[1], b[1]) ? -1 : below(b[1], a[1]) ? 1 : 0));
+    }
+    const queue = this.seq !== undefined ? order.flatMap(([g]) => this.list(g)) : this.list('');
+    const queueView = queue.map((w) => ({ label: w.label, group: w.group, weight: w.weight }));
+    const groups = new Map<string, { group: string; held: number; waiting: number; capped: boolean }>();
+    const entry = (g: string, capped = false) => {
+      let e = groups.get(g);
+      if (!e) groups.set(g, (e = { group: g, held: 0, waiting: 0, capped }));
+      return e;
+    };
+    for (const [g, , parked] of order) entry(g, parked);
+    for (const w of queue) entry(w.group).waiting++;
+    for (const h of this.holders) entry(h.group).held += h.weight;
+    return {
+      holders: this.holders.map((h) => ({ label: h.label, group: h.group, weight: h.weight })),
+      queue: queueView,
+      groups: [...groups.values()].filter((g) => g.held > 0 || g.waiting > 0 || g.capped),
+      available: this.permits - this.used,
+    };
+  }
+}
+
+/** A lock or semaphore the group model (GroupRule) runs against, and the weights its requests ask. */
+export interface GroupSubject {
+  title: string;
+  kind: 'lock' | 'semaphore';
+  permits: number;
+  perGroup?: number;
+  /** Weights a request picks from (all 1 for the lock). */
+  weights: readonly number[];
+}
+
+export const GROUP_SUBJECTS: GroupSubject[] = [
+  { title: 'lock with groups', kind: 'lock', permits: 1, weights: [1] },
+  { title: 'semaphore(3) with groups, weights 1-3', kind: 'semaphore', permits: 3, weights: [1, 1, 1, 2, 3] },
+  { title: 'semaphore(4, perGroup 2) with groups, weights 1-2', kind: 'semaphore', permits: 4, perGroup: 2, weights: [1, 1, 2] },
+];
+
+/** The handle of a GroupSubject on `name`, taking a group and a weight per call. */
+export function groupHandle(locks: FairLocks, name: string, s: GroupSubject) {
+  const h = s.kind === 'lock' ? locks.lock(name) : locks.semaphore(name, { permits: s.permits, ...(s.perGroup ? { perGroup: s.perGroup } : {}) });
+  const extra = (weight: number) => (s.kind === 'semaphore' ? { weight } : {});
+  return {
+    acquire: (weight: number, o: AcquireOptions = {}): Promise<Lease> => h.acquire({ ...o, ...extra(weight) }),
+    tryAcquire: (weight: number, o: Omit<AcquireOptions, 'timeoutMs' | 'onQueued'> = {}): Promise<Lease | null> => h.tryAcquire({ ...o, ...extra(weight) }),
+  };
+}

@@ -5,16 +5,17 @@
  * never by comparing clocks; every wait is bounded.
  */
 import { setMaxListeners } from 'node:events';
-import avaTest from 'ava';
-import { FairLocks, type Lease, LockAbortedError, LockTimeoutError } from '../../src/index.js';
+import avaTest, { type ExecutionContext } from 'ava';
+import { FairLocks, type Lease, type LockInfo, LockAbortedError, LockTimeoutError } from '../../src/index.js';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts } from '../../src/protocol/scripts.js';
 import { adaptClient } from '../../src/redis/adapt.js';
 import { spawnChild } from '../helpers/children.js';
-import { newLocks } from '../helpers/cleanup.js';
+import { newLocks, scopeOf } from '../helpers/cleanup.js';
+import type { RedisClientLike } from '../../src/redis/seam.js';
 import { whenQueued } from '../helpers/queued.js';
 import { newPrefix } from '../helpers/redis.js';
-import { describeReq, grantReady, handleFor, type Req, type Subject } from './subjects.js';
+import { describeReq, grantReady, GroupRule, groupHandle, handleFor, type GroupSubject, type ModelView, type Req, type Subject } from './subjects.js';
 import { standaloneTarget, type Target } from './target.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -266,4 +267,220 @@ export function propertySuite(subject: Subject, target: Target = standaloneTarge
 
 function allowedNow(subject: Subject, held: Req[]): boolean {
   return subject.allowed(held);
+}
+
+/** A seeded generator (mulberry32): the same seed makes the same sequence. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/**
+ * The client the in-process group suites lock through: on one Redis, the family FAIRLOCK_TEST_CLIENT
+ * names (`npm test`: node-redis 4 on its first Node, ioredis 5 on the second), else the target's own.
+ */
+export async function familyClient(t: ExecutionContext, target: Target): Promise<{ client: RedisClientLike; family: string }> {
+  const id = process.env.FAIRLOCK_TEST_CLIENT ?? 'redis4';
+  if (!target.url.startsWith('redis://') || id === 'redis4') return { client: target.client, family: 'node-redis 4' };
+  const { clientFamilies } = await import('../helpers/clients.js'); // only then: it loads every client library
+  const family = clientFamilies(target.url).find((f) => f.id === id);
+  if (!family) throw new Error(`FAIRLOCK_TEST_CLIENT=${id}: no such client family`);
+  const c = await family.connect();
+  scopeOf(t).add(() => c.close());
+  return { client: c.client, family: c.family };
+}
+
+/** Base of the leaseMs of the group suites' requests: the lease names the request in its id. */
+export const LEASE_BASE = 600_000;
+/** The request label a waiter or holder id carries ("session:seq:leaseMs:renew:weight:mode"). */
+export const labelOf = (id: string): number => Number(id.split(':')[2]) - LEASE_BASE;
+
+/** inspect() as the model's view (groups as strings, '' the default group; a name Redis does not know has all `permits` free). */
+export function viewOf(info: LockInfo, permits: number): ModelView {
+  return {
+    holders: info.holders.map((h) => ({ label: labelOf(h.id), group: h.group ?? '', weight: h.weight })),
+    queue: info.queue.map((w) => ({ label: labelOf(w.id), group: w.group ?? '', weight: w.weight })),
+    groups: info.groups.map((g) => ({ group: g.group ?? '', held: g.held, waiting: g.waiting, capped: g.capped })),
+    available: info.available ?? permits,
+  };
+}
+
+/**
+ * DESIGN §7's limits and "a group at its cap never stalls another eligible group", read from one
+ * inspect() of a settled name (no call in flight): weights held within the permits and each group
+ * within perGroup; a group reported capped really is (its head would pass perGroup); and in rotation
+ * order, the first group whose head is not held back by its cap does not fit the free permits (else
+ * the rule would have granted it: nothing that is only capped stands in its way). Returns what broke.
+ */
+export function groupInvariants(v: ModelView, permits: number, perGroup: number | undefined): string[] {
+  const broken: string[] = [];
+  const used = v.holders.reduce((s, h) => s + h.weight, 0);
+  if (used > permits) broken.push(`${used} permits held of ${permits}`);
+  const held = new Map<string, number>();
+  for (const h of v.holders) held.set(h.group, (held.get(h.group) ?? 0) + h.weight);
+  for (const [g, n] of held) if (perGroup !== undefined && n > perGroup) broken.push(`group "${g}" holds ${n} > perGroup ${perGroup}`);
+  const heads = new Map<string, number>(); // group -> its head's weight, in rotation order
+  for (const w of v.queue) if (!heads.has(w.group)) heads.set(w.group, w.weight);
+  for (const [g, w] of heads) {
+    const capped = perGroup !== undefined && (held.get(g) ?? 0) + w > perGroup;
+    if (v.groups.find((x) => x.group === g)?.capped && !capped) broken.push(`group "${g}" is reported capped, but its head (weight ${w}) fits under perGroup`);
+    if (capped) continue;
+    if (w <= v.available) broken.push(`group "${g}"'s head (weight ${w}) fits the ${v.available} free permits but waits behind capped groups`);
+    break;
+  }
+  return broken;
+}
+
+/**
+ * The group rule's model check: randomized sequences of arrivals (acquire, tryAcquire, acquire with a
+ * short timeout), releases and aborts in the default group and three named ones, on `subject`; after
+ * every step inspect() must be what GroupRule (subjects.ts) says: the holders with their groups in
+ * token order, the queue group by group in rotation order, the groups with their capped flags. Each
+ * step also checks groupInvariants, that a tryAcquire while anybody is queued is null, and at the end
+ * that grants inside each group came in arrival order (tokens). Steps run one after another, each
+ * settled in Redis before the next (no step races another); `FAIRLOCK_GROUP_SEED` replays a sequence.
+ */
+export function groupModelSuite(subject: GroupSubject, options: { sequences: number; steps: number }, target: Target = standaloneTarget()): void {
+  const test = target.test ?? avaTest;
+  const opts = { heartbeatMs: 200, livenessMs: 2_000, leaseMs: 60_000 };
+  test(`${subject.title}${target.label}: every step leaves Redis as the group model says`, async (t) => {
+    const { client, family } = await familyClient(t, target);
+    const locks = newLocks(t, client, { prefix: newPrefix(), ...opts });
+    const fixed = Number(process.env.FAIRLOCK_GROUP_SEED);
+    const seeds = Number.isInteger(fixed) && fixed > 0 ? [fixed] : Array.from({ length: options.sequences }, () => 1 + Math.floor(Math.random() * 2 ** 31));
+    let steps = 0;
+    for (const seed of seeds) steps += await runGroupSequence(t, locks, subject, seed, options.steps, target.name(`gm${seed}`));
+    t.log(`${family}: ${seeds.length} sequences (seeds ${seeds.join(', ')}), ${steps} steps checked`);
+  });
+}
+
+async function runGroupSequence(t: ExecutionContext, locks: FairLocks, subject: GroupSubject, seed: number, count: number, name: string): Promise<number> {
+  const rnd = seeded(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const handle = groupHandle(locks, name, subject);
+  const model = new GroupRule(subject.permits, subject.perGroup);
+  const waiting = new Map<number, { lease: Promise<Lease>; abort: AbortController }>();
+  const leases = new Map<number, Lease>();
+  const groupOf = new Map<number, string>();
+  const history: string[] = [];
+  let next = 0;
+  let checked = 0;
+  let lastQueued = 0;
+  const fail = (why: string): never => {
+    throw new Error(`${subject.title}, seed ${seed} (FAIRLOCK_GROUP_SEED=${seed} replays it), after ${history.join(' ')}: ${why}`);
+  };
+  const settle = async <T>(p: Promise<T>, what: string): Promise<T> => {
+    const r = await within(p, 15_000);
+    if (r === 'pending') fail(`${what} did not settle within 15 s`);
+    return r as T;
+  };
+  const check = async () => {
+    const actual = viewOf(await locks.inspect(name), subject.permits);
+    const expected = model.view();
+    if (!t.deepEqual(actual, expected, `seed ${seed}, after ${history.slice(-6).join(' ')}`)) fail('inspect() is not what the model says');
+    const broken = groupInvariants(actual, subject.permits, subject.perGroup);
+    if (!t.deepEqual(broken, [], `seed ${seed}: DESIGN §7 invariants`)) fail(broken.join('; '));
+    lastQueued = actual.queue.length;
+    checked++;
+  };
+  const leaseOf = async (label: number) => leases.get(label) ?? (await settle(waiting.get(label)!.lease, `the grant of ${label}`));
+  const arrive = async (how: 'wait' | 'timeout') => {
+    const label = next++;
+    const group = pick(['', '', 'a', 'a', 'b', 'c']);
+    const weight = pick(subject.weights);
+    groupOf.set(label, group);
+    const w = { label, group, weight };
+    const expected = model.acquire(w);
+    history.push(`+${label}${group || '_'}${weight > 1 ? `x${weight}` : ''}${how === 'timeout' ? '(t)' : ''}`);
+    const q = whenQueued();
+    const abort = new AbortController();
+    const timeoutMs = how === 'timeout' && expected === 'queued' ? 150 : undefined;
+    const lease = handle.acquire(weight, { group: group || undefined, leaseMs: LEASE_BASE + label, onQueued: q.onQueued, signal: abort.signal, timeoutMs });
+    lease.catch(() => undefined);
+    const first = await settle(Promise.race([q.queued.then(() => 'queued' as const), lease.then(() => 'granted' as const)]), `the arrival of ${label}`);
+    if (first !== expected) fail(`${label} was ${first}, the model says ${expected}`);
+    if (first === 'granted') leases.set(label, await lease);
+    else if (timeoutMs === undefined) waiting.set(label, { lease, abort });
+    else {
+      await check(); // queued: Redis shows it before it times out
+      const err = await settle(lease.then(() => undefined, (e: unknown) => e), `the timeout of ${label}`);
+      if (!(err instanceof LockTimeoutError)) fail(`${label} ended with ${String(err)} instead of timing out`);
+      model.cancel(label);
+      history.push(`t${label}`);
+    }
+  };
+  const tryArrive = async () => {
+    const label = next++;
+    const group = pick(['', 'a', 'b', 'c']);
+    const weight = pick(subject.weights);
+    groupOf.set(label, group);
+    const queuedBefore = lastQueued;
+    const expected = model.acquire({ label, group, weight }, 'try');
+    history.push(`?${label}${group || '_'}${weight > 1 ? `x${weight}` : ''}`);
+    const got = await settle(handle.tryAcquire(weight, { group: group || undefined, leaseMs: LEASE_BASE + label }), `tryAcquire ${label}`);
+    if (queuedBefore > 0 && got) fail(`tryAcquire (${label}) was granted while ${queuedBefore} waited: it barged`);
+    if ((got ? 'granted' : 'busy') !== expected) fail(`tryAcquire ${label} was ${got ? 'granted' : 'null'}, the model says ${expected}`);
+    if (got) leases.set(label, got);
+  };
+  const release = async (label: number) => {
+    const lease = await leaseOf(label);
+    model.release(label);
+    history.push(`-${label}`);
+    await settle(lease.release(), `the release of ${label}`);
+    waiting.delete(label);
+    leases.set(label, lease);
+  };
+
+  await check();
+  for (let step = 0; step < count; step++) {
+    const held = model.holders.map((h) => h.label);
+    const queued = model.waiting().map((w) => w.label);
+    const r = rnd();
+    if (held.length > 0 && (r < 0.3 || queued.length >= 10)) {
+      const label = pick(held);
+      await release(label);
+    } else if (queued.length > 0 && r < 0.42) {
+      const label = pick(queued);
+      const w = waiting.get(label)!;
+      model.cancel(label);
+      history.push(`x${label}`);
+      w.abort.abort(new Error('gave up'));
+      const err = await settle(w.lease.then(() => undefined, (e: unknown) => e), `the abort of ${label}`);
+      if (!(err instanceof LockAbortedError)) fail(`${label} ended with ${String(err)} instead of an abort`);
+      waiting.delete(label);
+    } else if (r < 0.52) {
+      await tryArrive();
+    } else if (r < 0.6) {
+      await arrive('timeout');
+    } else {
+      await arrive('wait');
+    }
+    await check();
+  }
+  // Drain: the oldest holder releases until nobody holds or waits.
+  for (let i = 0; model.holders.length > 0 && i < 200; i++) {
+    const label = model.holders[0]!.label;
+    await release(label);
+    await check();
+  }
+  if (model.waiting().length > 0) fail('waiters left after every holder released');
+  // FIFO inside each group: tokens rise in arrival (label) order.
+  const byGroup = new Map<string, { label: number; token: number }[]>();
+  for (const [label, lease] of leases) {
+    const g = groupOf.get(label)!;
+    if (!byGroup.has(g)) byGroup.set(g, []);
+    byGroup.get(g)!.push({ label, token: lease.token });
+  }
+  for (const [g, grants] of byGroup) {
+    grants.sort((a, b) => a.label - b.label);
+    for (let i = 1; i < grants.length; i++) {
+      if (grants[i]!.token <= grants[i - 1]!.token) fail(`group "${g}": ${grants[i]!.label} was granted before ${grants[i - 1]!.label}, which arrived first`);
+    }
+  }
+  return checked;
 }

@@ -342,8 +342,10 @@ end
   pass. With weights all 1 this is plain round robin; with weights, backlogged groups get equal
   permits in the long run (one weight-3 grant costs a group three turns of weight 1). A group that
   becomes active starts at the current virtual time, so it is served within one turn of each
-  other group and carries no credit from before. Equal passes are taken in turn order: the score
-  is pass + tie, tie = (turns mod 2^20) / 2^20 (exact while a pass stays below 2^32).
+  other group and carries no credit from before; a group back from its perGroup cap takes one
+  turn at the place it kept, then counts on from the virtual time (no run of the turns it missed).
+  Equal passes are taken in turn order: the score is pass + tie, tie = (turns mod 2^20) / 2^20
+  (exact while a pass stays below 2^32).
 ]]
 local TIE = 1048576
 local function turn_score(st, pass)
@@ -407,8 +409,10 @@ local function grant_groups(st, wake_arg, quiet)
           return false
         else
           grant(st, req, deadline, wake_arg, quiet)
-          -- its turn is taken: its pass grows by the weight, or it leaves with nothing more queued
-          local pass = math.floor(tonumber(front[2]))
+          -- its turn is taken: its pass grows by the weight, or it leaves with nothing more queued.
+          -- A group back from its cap kept a pass from before the turns it missed: it takes its
+          -- turn, then counts from the virtual time (one turn, not the missed ones in a row).
+          local pass = math.max(math.floor(tonumber(front[2])), st.vtime)
           if pass > st.vtime then st.vtime, st.dirty.g = pass, true end
           if call('LLEN', key) == 0 then
             call('ZREM', st.rot, group)
