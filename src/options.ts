@@ -50,7 +50,7 @@ export interface AcquireOptions {
   durability?: Durability;
   /**
    * The group (tenant) this request takes turns in: groups with waiters are served in rotation, FIFO
-   * inside each (README, Fair share). A non-empty string of at most 256 UTF-8 bytes; not on a
+   * inside each (README, "Fair share between groups"). A non-empty string of at most 256 UTF-8 bytes; not on a
    * read-write lock. @default the default group (what every request without a group shares)
    */
   group?: string;

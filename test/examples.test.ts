@@ -38,7 +38,7 @@ test.before(() => {
 
 test('every file under examples/ has a test here and a line in README\'s Recipes section', (t) => {
   const files = readdirSync(`${root}/examples`).sort();
-  t.deepEqual(files, ['bullmq-tenant-cap.mjs', 'fenced-sqlite.mjs', 'one-machine-job.mjs']);
+  t.deepEqual(files, ['bullmq-fair-tenants.mjs', 'fenced-sqlite.mjs', 'one-machine-job.mjs']);
   const recipes = /\n## Recipes\n([\s\S]*?)\n## /.exec(readFileSync(`${root}/README.md`, 'utf8'))?.[1] ?? '';
   for (const file of files) t.true(recipes.includes(`- [\`examples/${file}\`](examples/${file}): `), file);
 });
@@ -50,11 +50,14 @@ test.serial('one-machine-job: the interval job runs, never on two machines at on
   t.regex(out, /ok: the job ran on one machine at a time/);
 });
 
-test.serial('bullmq-tenant-cap: every job finishes, no tenant runs more than 2 jobs at once', async (t) => {
-  const out = await run('bullmq-tenant-cap.mjs');
-  t.regex(out, /jobs done: 13\/13; most of one tenant's jobs running at once: \{"acme":[12],"globex":[12]\} \(cap 2\)/);
-  t.regex(out, /acme's jobs in the order they got a permit \(by token\):( acme#\d+){10}\n/);
-  t.regex(out, /ok: no tenant ever had more than 2 jobs running across both workers/);
+test.serial('bullmq-fair-tenants: one pool shared by tenants, caps kept, quiet tenants not held behind a burst', async (t) => {
+  const out = await run('bullmq-fair-tenants.mjs');
+  t.regex(out, /once all jobs were in: acme 2 running, 22 waiting \(at its cap\);/);
+  t.regex(out, /the pool's grants in token order, by tenant:( (acme|globex|initech)){30}\n/);
+  // at most one grant of each other waiting tenant before a quiet tenant's first: acme's 2 running + 1
+  t.regex(out, /acme's jobs granted before each quiet tenant's first job: \{"globex":[0-3],"initech":[0-3]\} \(of 24\)/);
+  t.regex(out, /jobs done: 30\/30; most jobs running at once: \{"acme":2,"globex":[12],"initech":[12],"pool":4\} \(caps: 2 per tenant, 4 in the pool\)/);
+  t.regex(out, /ok: at most 2 jobs per tenant and 4 in all ran at once, and the quiet tenants were not held behind acme's burst/);
 });
 
 test.serial('fenced-sqlite: the stale holder\'s UPDATE is refused by the fence', async (t) => {

@@ -64,6 +64,13 @@ test.serial('the three primitives example runs with node', async (t) => {
   t.regex(out, /downgrade shares the token: true/);
 });
 
+test.serial('the fair share example runs with node: groups take turns, a capped group holds nobody back', async (t) => {
+  const out = await run(block('groups'), 'mjs');
+  t.regex(out, /turns: acme#1 globex#1 acme#2 acme#3\n/);
+  t.regex(out, /acme: 2 held, 1 waiting, capped; globex: 1 held, 0 waiting\n/);
+  t.regex(out, /acme's third: group acme, after globex: true/);
+});
+
 test.serial('the events and metrics example runs with node', async (t) => {
   const out = await run(block('events'), 'mjs');
   t.regex(out, /granted report: token true, waited true/);
