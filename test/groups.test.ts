@@ -117,20 +117,19 @@ test('perGroup: a group at its cap is passed over without holding others back, a
   const c1 = (await queue((onQueued) => sem.acquire({ group: 'c', onQueued }))).lease;
   info = await locks.inspect('gpu');
   t.is(info.available, 0);
-  t.deepEqual(info.groups.map((g) => [g.group, g.waiting]), [['a', 1], ['b', 1], ['c', 1]], 'a kept its place at the front');
-  // one of b's ends: b is below its cap, but a's turn comes first? No: a is still capped, so the turn
-  // goes to the front eligible group, b (activated before c).
+  t.deepEqual(info.groups.map((g) => [g.group, g.waiting]), [['a', 1], ['c', 1], ['b', 1]], 'a kept its place at the front; c, which had no turn yet, is before b, which had two');
+  // one of b's ends: a is still capped and passed over; the turn is c's
   await b1.release();
-  const l3 = await b3;
-  t.is(l3.group, 'b');
-  // one of a's ends: a is back at its place (the front), and takes the permit before c
+  const l3 = await c1;
+  t.is(l3.group, 'c');
+  // one of a's ends: a is back at its place (the front), and takes the permit before b
   await a1.release();
   const l4 = await a3;
   t.is(l4.group, 'a');
   t.true(l4.token > l3.token);
   await Promise.all([a2.release(), b2.release(), l3.release()]);
-  const l5 = await c1;
-  t.is(l5.group, 'c');
+  const l5 = await b3;
+  t.is(l5.group, 'b');
   await Promise.all([l4.release(), l5.release()]);
   t.deepEqual(await keysOf(prefix), [`${prefix}:{gpu}:state`]);
 });

@@ -362,14 +362,12 @@ test('limits under contention from three sessions: weights held ≤ permits and 
 });
 
 /**
- * KNOWN BREAK of DESIGN §7 (round robin, bounded wait), kept as test.failing until the engine is
- * fixed (ava then reports that it passes: drop `.failing`). A group that empties its list after a
- * grant leaves the rotation, and when it queues again it joins at the virtual time, the pass of
- * the group served last, which can be below the pass it had reached itself: it comes back ahead of
- * groups it already passed. A tenant with two workers that re-queue while the other holds takes
- * every turn of a lock, and the other tenant's head waits for ever.
+ * A group whose list empties after a grant stays a member of the rotation with the pass it reached
+ * until it comes to the front (engine.lua activate): were it to leave at once and join again at the
+ * virtual time, below that pass, it would come back ahead of groups it already passed, and a tenant
+ * with two workers re-queueing while the other holds would take every turn of a lock.
  */
-test.failing('lock: a group that empties and queues again does not overtake the groups it already passed (a tenant re-queuing between its grants starves no one)', async (t) => {
+test('lock: a group that empties and queues again does not overtake the groups it already passed (a tenant re-queuing between its grants starves no one)', async (t) => {
   const locks = await newGroupLocks(t);
   const s = new Scenario(locks, lockOf, 'requeue');
   await s.arrive('b', 1, 'granted');

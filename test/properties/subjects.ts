@@ -206,7 +206,9 @@ export class GroupRule {
     return { pass, tie: this.seq! % TIE };
   }
 
+  /** engine.lua activate: a group still a member (its list emptied) keeps its pass; a parked one stays parked. */
   private activate(group: string): void {
+    if (this.park.has(group) || this.rot.has(group)) return;
     this.rot.set(group, this.turnScore(this.vtime));
   }
 
@@ -246,7 +248,12 @@ export class GroupRule {
       const [group, score] = front;
       const q = this.list(group);
       const head = q[0];
-      if (!head) throw new Error(`model: group "${group}" is in the rotation with nothing queued`);
+      if (!head) {
+        // a member with nothing queued leaves at the front
+        this.rot.delete(group);
+        if (score.pass > this.vtime) this.vtime = score.pass;
+        continue;
+      }
       if (this.capped(group, head.weight)) {
         this.rot.delete(group);
         this.park.set(group, score);
@@ -256,8 +263,7 @@ export class GroupRule {
         this.holders.push(q.shift()!);
         const pass = Math.max(score.pass, this.vtime); // a group back from its cap counts from the virtual time
         if (pass > this.vtime) this.vtime = pass;
-        if (q.length === 0) this.rot.delete(group);
-        else this.rot.set(group, this.turnScore(pass + head.weight));
+        this.rot.set(group, this.turnScore(pass + head.weight));
       }
     }
     return false;
@@ -308,14 +314,7 @@ export class GroupRule {
     if (!w) throw new Error(`model: ${label} is not queued`);
     const q = this.list(w.group);
     q.splice(q.indexOf(w), 1);
-    if (this.seq !== undefined) {
-      if (q.length === 0) {
-        this.rot.delete(w.group);
-        this.park.delete(w.group);
-      } else {
-        this.freed.add(w.group);
-      }
-    }
+    if (this.seq !== undefined) this.freed.add(w.group);
     this.grantReady();
   }
 
@@ -335,9 +334,16 @@ export class GroupRule {
       if (!e) groups.set(g, (e = { group: g, held: 0, waiting: 0, capped }));
       return e;
     };
-    for (const [g, , parked] of order) entry(g, parked);
+    for (const [g, , parked] of order) if (this.list(g).length > 0) entry(g, parked);
     for (const w of queue) entry(w.group).waiting++;
     for (const h of this.holders) entry(h.group).held += h.weight;
+    // inspect() says capped as soon as a group's head would pass perGroup, parked by the engine or not
+    if (this.perGroup !== undefined) {
+      for (const e of groups.values()) {
+        const head = this.list(e.group)[0];
+        if (head && e.held + head.weight > this.perGroup) e.capped = true;
+      }
+    }
     return {
       holders: this.holders.map((h) => ({ label: h.label, group: h.group, weight: h.weight })),
       queue: queueView,

@@ -20,7 +20,8 @@
   so it is safe inside key names and holder entries. While only the default group queues, the queue
   list is all there is ("plain" mode: strict FIFO, exactly as without groups). Once a named group has
   to queue, the name takes turns ("group" mode, field g set) with three more kinds of keys, all under
-  the name's hash tag and all gone once nothing is queued:
+  the name's hash tag, and all gone once nothing is queued or held (a group whose list empties stays
+  a member of the rotation, keeping its pass, until it reaches the front: see activate):
     queue:<group>  list: that group's waiters, elements as in queue (the default group's stay in queue)
     queue:r        sorted set: the rotation, the groups with waiters; score: pass + tie (see turn_score)
     queue:p        sorted set: the groups passed over at their perGroup cap, each keeping its score
@@ -353,9 +354,12 @@ local function turn_score(st, pass)
   return string.format('%.17g', pass + (st.seq % TIE) / TIE)
 end
 
--- A group that had nothing queued joins the rotation at the current virtual time.
+-- A group whose list was empty joins the rotation at the current virtual time, unless it is still
+-- a member (its list emptied after its last turn, or a cancel emptied it): then it keeps the pass it
+-- reached (NX), so emptying and queueing again never moves a group ahead of those it passed.
 local function activate(st, group)
-  call('ZADD', st.rot, turn_score(st, st.vtime), group)
+  if st.cap and call('ZSCORE', st.park, group) then return end -- parked: unpark brings it back
+  call('ZADD', st.rot, 'NX', turn_score(st, st.vtime), group)
   expire_new(st, st.rot)
 end
 
@@ -394,7 +398,11 @@ local function grant_groups(st, wake_arg, quiet)
     local key = group_queue(st, group)
     local e = call('LPOP', key)
     if not e then
-      call('ZREM', st.rot, group) -- its list is gone (its waiters left): it has no turn to take
+      -- A group leaves the rotation here, at the front, once nothing of it is queued: its pass is
+      -- the lowest now, so joining again later at the virtual time gives it nothing it had not.
+      call('ZREM', st.rot, group)
+      local pass = math.floor(tonumber(front[2]))
+      if pass > st.vtime then st.vtime, st.dirty.g = pass, true end
     else
       local req, deadline = live_request(st, e, group)
       if req then
@@ -409,16 +417,12 @@ local function grant_groups(st, wake_arg, quiet)
           return false
         else
           grant(st, req, deadline, wake_arg, quiet)
-          -- its turn is taken: its pass grows by the weight, or it leaves with nothing more queued.
-          -- A group back from its cap kept a pass from before the turns it missed: it takes its
-          -- turn, then counts from the virtual time (one turn, not the missed ones in a row).
+          -- its turn is taken: its pass grows by the weight (it stays a member even if its list is
+          -- empty now, see activate). A group back from its cap kept a pass from before the turns
+          -- it missed: it takes its turn, then counts from the virtual time (one turn, not a run).
           local pass = math.max(math.floor(tonumber(front[2])), st.vtime)
           if pass > st.vtime then st.vtime, st.dirty.g = pass, true end
-          if call('LLEN', key) == 0 then
-            call('ZREM', st.rot, group)
-          else
-            call('ZADD', st.rot, turn_score(st, pass + req.weight), group)
-          end
+          call('ZADD', st.rot, turn_score(st, pass + req.weight), group)
         end
       end
     end
@@ -432,16 +436,10 @@ local function grant_ready(st, wake_arg, quiet)
   return grant_plain(st, wake_arg)
 end
 
--- After a waiter left a group's list in group mode: an emptied group leaves the rotation (or the
--- parked set); one with a new head may fit under its cap now (unpark looks again).
-local function left_group(st, group, key)
-  if not st.seq then return end
-  if call('LLEN', key) == 0 then
-    call('ZREM', st.rot, group)
-    call('ZREM', st.park, group)
-  else
-    st.freed[group] = true
-  end
+-- After a waiter left a group's list in group mode: a parked group with a new head may fit under
+-- its cap now (unpark looks again). An emptied group stays a member until it reaches the front.
+local function left_group(st, group)
+  if st.seq then st.freed[group] = true end
 end
 
 -- The holder has certainly learned of its grant now: its lease starts here.
@@ -639,7 +637,7 @@ local function cancel(keys, args)
   local st = load(keys)
   local key = group_queue(st, group)
   local left = remove_waiter(st, key, id, since) > 0
-  if left then left_group(st, group, key) end
+  if left then left_group(st, group) end
   local h = (not left) and st.holders[id]
   if h then
     remove_holder(st, h)
@@ -750,7 +748,7 @@ local function heartbeat(keys, args)
     for _, d in ipairs(dropped) do
       if not st.holders[d.id] then
         local key = group_queue(st, d.group)
-        if remove_waiter(st, key, d.id, d.since) > 0 then left_group(st, d.group, key) end
+        if remove_waiter(st, key, d.id, d.since) > 0 then left_group(st, d.group) end
       end
     end
     if newest ~= '' then
@@ -824,9 +822,10 @@ local function inspect(keys, args)
       end
       from = from + batch
     end
-    if st.seq then
+    local waiting = st.seq and call('LLEN', key) or 0
+    if waiting > 0 then -- a member with nothing queued (it leaves at the front) is not reported
       groups[#groups + 1] = g.group
-      groups[#groups + 1] = call('LLEN', key)
+      groups[#groups + 1] = waiting
       groups[#groups + 1] = g.parked
     end
   end
