@@ -47,6 +47,7 @@ export const REPLY = {
   release: { notHolder: 0, released: 1, already: 2 },
   cancel: { notFound: 0, left: 1, already: 2, released: 3 },
   extend: { notHolder: 0, extended: 1 },
+  commit: { notHolder: 0, committed: 1 },
 } as const;
 
 /** Prefixes of the errors the scripts raise themselves. */
