@@ -54,7 +54,7 @@ export interface HolderReport {
   exp: number;
 }
 
-/** `guardUntil`: on a quorum master, while the name's restart guard lasts, its end (Redis ms): nothing is granted before. */
+/** `guardUntil`: to a quorum acquire, while the restart guard holds the name (see GUARD_ID), its end (Redis ms): nothing is granted before. */
 export type AcquireReply =
   | ({ kind: 'granted'; token: number; exp: number } & Stamped)
   | ({ kind: 'queued'; since: number; position: number; lapsed: boolean; sessionDeadline: number; guardUntil?: number } & Stamped)

@@ -5,7 +5,7 @@
 
   One engine serves the lock, the counting semaphore and the read-write lock. A name has two keys,
   sharing one hash tag (one cluster slot):
-    state  hash, up to eight fields, each read by one HMGET per call:
+    state  hash, seven fields, each read by one HMGET per call:
       k  "kind limit" of the name ("lock 1", "semaphore 3", "rw 0"), or "semaphore permits perGroup"
       t  the last fencing token handed out (Redis microseconds, strictly increasing)
       h  the holders, "id token exp lease granted confirmed[ group]" joined by ';' (holder_text)
@@ -15,7 +15,6 @@
       x  when both keys expire (Redis ms): refreshed, with PEXPIREAT, only when less than half a day is left
       g  while groups take turns, "turns vtime": how many turns were given, and the virtual time (the
          pass of the group served last); absent (or '') otherwise
-      b  only on a quorum master: the end of the name's restart guard (Redis ms; see "Quorum")
     queue  list, FIFO: one element "id since" per waiter (since: Redis ms it entered the queue), or
            "id since floor" for a quorum waiter (see "Quorum")
   A group is sent as the hex of its UTF-8 bytes ('' is the default group, the requests that name none),
@@ -56,7 +55,7 @@
 
   Quorum (DESIGN §8, the chain over N independent masters): each master runs this engine; a quorum
   client passes two more arguments to acquire, and uses the commit entry. Without them every entry
-  is the single-node one, reply for reply and command for command (b is absent, so is the floor).
+  is the single-node one, reply for reply and command for command.
     floor (rule 2)  the highest token the chain's acquire got on the masters before this one. It rides
       in the waiter's element ("id since floor": cancel, the heartbeat's newest and given-up entries
       name it to find the element at once; without it the element is still found by its id) and
@@ -68,14 +67,18 @@
       client cannot tell (it never saw the old run_id). The born key, KEYS[3] of a quorum acquire
       (`<prefix>:born`, a hash with one field b; no expiry, no hash tag: quorum masters are not a
       cluster), holds when this master served its first quorum call since its data was last lost.
-      A quorum acquire that finds it missing sets it to now; until born + guardMs the acquire writes
-      that end into the name's field b, and while b is ahead of now no entry grants anything on the
-      name, whoever calls: acquires queue (try: busy), and the reply carries the guard's end so the
-      client beats right then; the first heartbeat (or any call) after it grants the head. The
-      guard needs guardMs >= the longest lease of the quorum's clients. The first quorum use of a
-      fresh server waits one guard as well (it cannot be told from a restart). guardMs 0 (or '')
-      opts out, for a master that loses no acknowledged write (AOF with appendfsync always); names no
-      quorum call guarded are never held back, and single-node callers never pass a guardMs.
+      A quorum acquire that finds it missing sets it to now; until born + guardMs the guard holds the
+      name: a holder entry of its own, GUARD_ID ("guard:0:0:0:1:w": a write, so nothing of any kind
+      fits beside it; token 0), whose deadline is the guard's end. So every entry, whoever calls,
+      grants nothing on the name meanwhile (acquires queue; try: busy), inspect shows it as a holder,
+      and when it runs out the next call grants the head, as after a dead holder: the heartbeat
+      always runs the grant rule. The reply to a quorum acquire carries the guard's end, so the
+      client can beat right then. guardMs must be at least the longest lease of the quorum's
+      clients. The first quorum use of a fresh server waits one guard as well (it cannot be told
+      from a restart). guardMs 0 (or '') opts out, for a master that loses no acknowledged write (AOF
+      with appendfsync always). Single-node callers pass no guardMs and never touch the born key; a
+      name no quorum acquire reached during a guard is never held back, and nothing is added to the
+      single-node paths (no field, no check: the guard is a holder).
       Tokens after the guard start from Redis time (the state was lost), which is above every earlier
       token as long as the masters' clocks (floors and commits carry other masters' tokens) are less
       than guardMs apart. A restart that keeps the born key but loses recent writes (an older RDB
@@ -167,12 +170,11 @@ local function load(keys)
   local t = call('TIME')
   local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local now = math.floor(now_us / 1000)
-  local f = call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x', 'g', 'b')
+  local f = call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x', 'g')
   local st = {
     key = keys[1], queue = keys[2], rot = keys[2] .. ':r', park = keys[2] .. ':p', now = now, now_us = now_us,
     kind_limit = f[1] or false, token = tonumber(f[2]) or 0, released = f[4] or '', sessions = f[5] or '', expires_at = tonumber(f[6]) or 0,
     seq = nil, vtime = 0, -- seq nil: plain mode
-    guard = tonumber(f[8]) or 0, -- no grant before this (Redis ms): a quorum master's restart guard
     holders = {}, order = {}, count = 0, used = 0, writer = false, dirty = {},
     held = {}, -- weights held per group
     freed = {}, -- groups whose grants ended in this call: a parked one may take its turn again
@@ -266,7 +268,6 @@ local function flush(st)
   if d.r then args[#args + 1] = 'r'; args[#args + 1] = st.released end
   if d.s then args[#args + 1] = 's'; args[#args + 1] = st.sessions end
   if d.x then args[#args + 1] = 'x'; args[#args + 1] = string.format('%d', st.expires_at) end
-  if d.b then args[#args + 1] = 'b'; args[#args + 1] = string.format('%d', st.guard) end
   if d.g then args[#args + 1] = 'g'; args[#args + 1] = st.seq and string.format('%d %d', st.seq, st.vtime) or '' end
   call(unpack(args))
   if d.x then
@@ -456,10 +457,8 @@ local function grant_groups(st, wake_arg, quiet)
   return false
 end
 
--- Grants what the rule allows now. Returns true when it saw nothing queued at all. Nothing is
--- granted while the name's restart guard lasts (field b, see "Quorum"): its waiters stay queued.
+-- Grants what the rule allows now. Returns true when it saw nothing queued at all.
 local function grant_ready(st, wake_arg, quiet)
-  if st.guard > st.now then return false end
   if st.seq then return grant_groups(st, wake_arg, quiet) end
   return grant_plain(st, wake_arg)
 end
@@ -512,13 +511,8 @@ local function remove_waiter(st, key, id, since)
   return pos and call('LREM', key, 1, id .. ' ' .. at) or 0
 end
 
--- The tail of a queue element after its id: "since", or "since floor" (a quorum waiter's).
-local function element_tail(since, floor)
-  if floor == '' then return since end
-  return since .. ' ' .. floor
-end
-
--- The 0-based position of a waiter's element (`since`: its tail, see element_tail), and its since
+-- The 0-based position of a waiter's element (`since`: the element's tail after the id, "since" or
+-- "since floor"), and its since
 -- when found by the scan, or nil. A `since` that matches no element (the client's is older than the
 -- element: a re-run whose reply was lost pushed it again) falls back to the id, so a second re-run
 -- finds that element instead of pushing a third.
@@ -540,24 +534,6 @@ local function quorum_number(arg)
   return n
 end
 
--- The restart guard of a quorum call (see "Quorum"): the born key is set when missing (this master
--- lost its data, or never served a quorum call), and until born + guardMs nothing on this name is
--- granted (field b, read by grant_ready in every entry, whoever calls).
-local function restart_guard(st, born_key, guard_ms)
-  local born = tonumber(call('HMGET', born_key, 'b')[1])
-  if not born then
-    born = st.now
-    call('HSET', born_key, 'b', string.format('%d', born))
-  end
-  local ends = born + guard_ms
-  if ends > st.now and ends > st.guard then st.guard, st.dirty.b = ends, true end
-end
-
-local function queued_reply(st, since, position, lapsed, deadline)
-  if st.guard > st.now then return { REPLY_ACQUIRE_QUEUED, st.now, since, position, lapsed, deadline, st.guard } end
-  return { REPLY_ACQUIRE_QUEUED, st.now, since, position, lapsed, deadline }
-end
-
 --[[
   acquire: take a grant now if the request fits and nobody waits, else join the queue (or, in try
   mode, give up without joining). Idempotent per waiter id: a holder is told its grant, and a re-run
@@ -575,8 +551,8 @@ end
                                       queued (position 1 = next in its group; lapsed 1 when the session's deadline
                                       had passed before this call: its other waiters may have been
                                       dropped; deadline: the session's, which this call may not have moved;
-                                      guard, only while the name's restart guard lasts: its end, Redis ms)
-    {0, now, heldLeftMs[, guard]}     busy (try mode): the soonest holder deadline (or the guard's end) from now
+                                      guard, to a quorum call while the restart guard holds the name: its end, Redis ms)
+    {0, now, heldLeftMs[, guard]}     busy (try mode): the soonest holder deadline from now (guard: as for queued)
     {4, now, "kind limit"}            refused: the busy name is of another kind or limit
 ]]
 local function acquire(keys, args)
@@ -588,13 +564,15 @@ local function acquire(keys, args)
   if not (string.match(group, GROUP) and #group % 2 == 0 and #group <= MAX_GROUP_HEX) then return redis.error_reply('FAIRLOCK_BADARG malformed group') end
   if group ~= '' and kind == 'rw' then return redis.error_reply('FAIRLOCK_BADARG a read-write lock takes no group') end
   if cap and (kind ~= 'semaphore' or cap < 1 or cap > limit) then return redis.error_reply('FAIRLOCK_BADARG perGroup ' .. cap .. ' is not from 1 to the permits') end
-  local floor, guard_ms = quorum_number(args[8]), quorum_number(args[9])
-  if floor == false or guard_ms == false then return redis.error_reply('FAIRLOCK_BADARG malformed floor or guardMs') end
-  if guard_ms and guard_ms > 0 and not keys[3] then return redis.error_reply('FAIRLOCK_BADARG a guardMs needs the born key') end
+  local floor, guard_ms -- a quorum call's (nil for a single-node one)
+  if args[8] then
+    floor, guard_ms = quorum_number(args[8]), quorum_number(args[9])
+    if floor == false or guard_ms == false then return redis.error_reply('FAIRLOCK_BADARG malformed floor or guardMs') end
+    if guard_ms and guard_ms > 0 and not keys[3] then return redis.error_reply('FAIRLOCK_BADARG a guardMs needs the born key') end
+  end
   req.group = group
   local st = load(keys)
   local now = st.now
-  if guard_ms and guard_ms > 0 then restart_guard(st, keys[3], guard_ms) end
 
   local h = st.holders[id]
   if h then
@@ -613,6 +591,26 @@ local function acquire(keys, args)
   if req.mode == 'x' and req.weight > math.min(st.limit, st.cap or st.limit) then
     return redis.error_reply('FAIRLOCK_BADARG weight ' .. req.weight .. ' is more than the limit ' .. st.limit .. ' or the perGroup cap')
   end
+  if guard_ms and guard_ms > 0 then
+    -- The restart guard (see "Quorum"): the born key is set when missing (this master lost its data,
+    -- or never served a quorum call); until born + guardMs the guard holds the name. Inline: EVALSHA
+    -- builds every top-level function on each call, and single-node calls should not pay for it.
+    local born = tonumber(call('HMGET', keys[3], 'b')[1])
+    if not born then
+      born = now
+      call('HSET', keys[3], 'b', string.format('%d', born))
+    end
+    local ends, g = born + guard_ms, st.holders[GUARD_ID]
+    if ends > now and not g then
+      g = parse_id(GUARD_ID)
+      g.group, g.token, g.exp, g.granted, g.confirmed, g.changed = '', 0, ends, now, 1, true
+      add_holder(st, g)
+    elseif g and ends > g.exp then
+      g.exp, g.changed, st.dirty.h = ends, true, true
+    end
+  end
+  -- a quorum call is told the guard's end (Redis ms) while the guard holds the name
+  local guard_end = args[8] ~= nil and st.holders[GUARD_ID] and st.holders[GUARD_ID].exp
 
   -- Anyone queued goes first: grant_ready serves them (and drops the dead) before this request is
   -- looked at. A name this request does not fit is not peeked at (unless a holder just expired).
@@ -639,7 +637,7 @@ local function acquire(keys, args)
       local left = usable_exp(o) - now
       if soonest == 0 or left < soonest then soonest = left end
     end
-    if st.guard > now then return { REPLY_ACQUIRE_BUSY, now, math.max(soonest, st.guard - now), st.guard } end
+    if guard_end then return { REPLY_ACQUIRE_BUSY, now, soonest, guard_end } end
     return { REPLY_ACQUIRE_BUSY, now, soonest }
   end
 
@@ -658,7 +656,9 @@ local function acquire(keys, args)
     local pos, at = find_waiter(key, id, since ~= '' and (since .. floor_tail) or '')
     if pos then
       flush(st)
-      return queued_reply(st, at or tonumber(since), pos + 1, lapsed, deadline)
+      local reply = { REPLY_ACQUIRE_QUEUED, now, at or tonumber(since), pos + 1, lapsed, deadline }
+      if guard_end then reply[7] = guard_end end
+      return reply
     end
   end
   -- A named group that has to wait turns the name to group mode; in group mode the request joins its
@@ -680,7 +680,8 @@ local function acquire(keys, args)
     end
   end
   flush(st)
-  return queued_reply(st, now, position, lapsed, deadline)
+  if guard_end then return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed, deadline, guard_end } end
+  return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed, deadline }
 end
 
 --[[
@@ -717,7 +718,7 @@ local function cancel(keys, args)
   local id, wake_arg, since, group, floor = args[1], args[2], args[3] or '', args[4] or '', args[5] or ''
   if not (string.match(group, GROUP) and #group <= MAX_GROUP_HEX) then return redis.error_reply('FAIRLOCK_BADARG malformed group') end
   if not string.match(floor, '^%d*$') then return redis.error_reply('FAIRLOCK_BADARG malformed floor') end
-  if since ~= '' then since = element_tail(since, floor) end
+  if since ~= '' and floor ~= '' then since = since .. ' ' .. floor end
   local st = load(keys)
   local key = group_queue(st, group)
   local left = remove_waiter(st, key, id, since) > 0
@@ -816,7 +817,7 @@ local function heartbeat(keys, args)
   for i = 7, 6 + held_count do named[args[i]] = true end
   for i = 7 + held_count, #args do
     local id, since, group, floor = string.match(args[i], '^(%S+) (%S+) (%x*) ?(%d*)$')
-    if id then dropped[#dropped + 1] = { id = id, since = since == '-' and '' or element_tail(since, floor), group = group } end
+    if id then dropped[#dropped + 1] = { id = id, since = (since == '-' and '') or (floor == '' and since) or (since .. ' ' .. floor), group = group } end
   end
   local subscribers = -1
   if ask == '1' then
@@ -865,7 +866,8 @@ local function heartbeat(keys, args)
     end
     if newest ~= '' then
       local id, since, group, floor = string.match(newest, '^(%S+) (%d+) (%x*) ?(%d*)$')
-      if id and not st.holders[id] and not find_waiter(group_queue(st, group), id, element_tail(since, floor)) then lapsed = true end
+      if id and floor ~= '' then since = since .. ' ' .. floor end
+      if id and not st.holders[id] and not find_waiter(group_queue(st, group), id, since) then lapsed = true end
     end
     serve()
     local n = st.count
