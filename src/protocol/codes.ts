@@ -47,6 +47,7 @@ export const REPLY = {
   release: { notHolder: 0, released: 1, already: 2 },
   cancel: { notFound: 0, left: 1, already: 2, released: 3 },
   extend: { notHolder: 0, extended: 1 },
+  commit: { notHolder: 0, committed: 1 },
 } as const;
 
 /** Prefixes of the errors the scripts raise themselves. */
@@ -55,9 +56,15 @@ export const LUA_ERRORS = { badKey: 'FAIRLOCK_BADKEY', badArg: 'FAIRLOCK_BADARG'
 /** How many ids that gave a grant up a name's state keeps (its field `r`): a repeated release answers "already". */
 export const RELEASES_KEPT = 8;
 
-/** `local REPLY_ACQUIRE_GRANTED = 1` ... and RELEASES_KEPT, for the Lua prelude: the numbers are written nowhere else. */
+/**
+ * The holder id of a quorum master's restart guard (see "Quorum" in lua/engine.lua): while a restarted
+ * (or fresh) master must grant nothing on a name, this pseudo-holder holds it; inspect shows it.
+ */
+export const GUARD_ID = 'guard:0:0:0:1:w';
+
+/** `local REPLY_ACQUIRE_GRANTED = 1` ... and RELEASES_KEPT, GUARD_ID, for the Lua prelude: the values are written nowhere else. */
 export function luaReplyConstants(): string {
-  const lines: string[] = [`local RELEASES_KEPT = ${RELEASES_KEPT}`];
+  const lines: string[] = [`local RELEASES_KEPT = ${RELEASES_KEPT}`, `local GUARD_ID = '${GUARD_ID}'`];
   for (const [script, codes] of Object.entries(REPLY)) {
     for (const [name, value] of Object.entries(codes)) {
       lines.push(`local REPLY_${script.toUpperCase()}_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()} = ${value}`);

@@ -43,6 +43,15 @@ export function keyPattern(prefix: string): string {
   return `${`${prefix}:{`.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`;
 }
 
+/**
+ * A quorum master's born key (a hash, field b: when it served its first quorum call since it last lost
+ * its data; no expiry). Not under a name's hash tag: only a quorum call passes it, and quorum masters are
+ * independent servers, not a cluster (see "Quorum" in lua/engine.lua).
+ */
+export function bornKey(prefix: string): string {
+  return `${prefix}:born`;
+}
+
 /** The channel on which a session is told that one of its waiters now holds a grant (one Redis: PUBLISH). */
 export function wakeChannel(prefix: string, sessionId: string): string {
   return `${prefix}:wake:${sessionId}`;

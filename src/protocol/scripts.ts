@@ -6,9 +6,9 @@ import { FairLockError, InvalidArgumentError } from '../errors.js';
 import type { RedisSeam } from '../redis/seam.js';
 import { WaitNotSent } from '../redis/wait-pool.js';
 import { LUA_ERRORS, REPLY, luaReplyConstants } from './codes.js';
-import { wakeChannel, type Kind, type LockKeys } from './keys.js';
+import { bornKey, wakeChannel, type Kind, type LockKeys } from './keys.js';
 
-const NAMES = ['acquire', 'release', 'cancel', 'heartbeat', 'extend', 'inspect', 'types'] as const;
+const NAMES = ['acquire', 'release', 'cancel', 'heartbeat', 'extend', 'commit', 'inspect', 'types'] as const;
 type ScriptName = (typeof NAMES)[number];
 
 /**
@@ -54,11 +54,23 @@ export interface HolderReport {
   exp: number;
 }
 
+/** `guardUntil`: to a quorum acquire, while the restart guard holds the name (see GUARD_ID), its end (Redis ms): nothing is granted before. */
 export type AcquireReply =
   | ({ kind: 'granted'; token: number; exp: number } & Stamped)
-  | ({ kind: 'queued'; since: number; position: number; lapsed: boolean; sessionDeadline: number } & Stamped)
-  | ({ kind: 'busy'; heldLeftMs: number } & Stamped)
+  | ({ kind: 'queued'; since: number; position: number; lapsed: boolean; sessionDeadline: number; guardUntil?: number } & Stamped)
+  | ({ kind: 'busy'; heldLeftMs: number; guardUntil?: number } & Stamped)
   | ({ kind: 'refused'; current: string } & Stamped);
+
+/**
+ * What a quorum client (the chain of DESIGN §8) adds to an acquire on one master; see "Quorum" in
+ * lua/engine.lua. `floor`: the grant's token is at least this (the highest token the chain's acquire
+ * got so far). `guardMs`: the restart guard (at least the longest lease); 0 opts out (a master that
+ * persists every write).
+ */
+export interface QuorumAcquire {
+  floor?: number | undefined;
+  guardMs?: number | undefined;
+}
 
 export type ReleaseReply = { kind: 'released' | 'already' | 'not-holder' } & Stamped;
 export type CancelReply = { kind: 'cancelled' | 'released' | 'already' | 'not-found' } & Stamped;
@@ -74,6 +86,7 @@ export type HeartbeatReply = {
   badQueue?: string;
 } & Stamped;
 export type ExtendReply = ({ kind: 'extended'; exp: number } | { kind: 'not-holder' }) & Stamped;
+export type CommitReply = ({ kind: 'committed'; exp: number } | { kind: 'not-holder' }) & Stamped;
 export { RELEASES_KEPT } from './codes.js';
 
 export interface InspectReply extends Stamped {
@@ -93,10 +106,10 @@ export interface InspectReply extends Stamped {
 export interface Beat {
   /** The leases the session holds on the name: only these are renewed. */
   held: readonly string[];
-  /** Leases or waits given up whose release or cancel did not get through: released, or out of the queue. */
-  dropped?: readonly { id: string; since?: number | undefined; group?: string | undefined }[];
-  /** The session's newest waiter in the queue: a lapse is reported when Redis has lost it. */
-  newest?: { id: string; since: number; group?: string | undefined };
+  /** Leases or waits given up whose release or cancel did not get through: released, or out of the queue (`floor`: a quorum waiter's). */
+  dropped?: readonly { id: string; since?: number | undefined; group?: string | undefined; floor?: number | undefined }[];
+  /** The session's newest waiter in the queue: a lapse is reported when Redis has lost it (`floor`: a quorum waiter's). */
+  newest?: { id: string; since: number; group?: string | undefined; floor?: number | undefined };
   /** On a cluster: ask how many connections the name's node has on the session's shard channel. */
   askSubscribers?: boolean;
 }
@@ -137,6 +150,7 @@ export class Scripts {
   /**
    * `again`: a re-run for a waiter that may be queued already (re-entering after a lapse, or a call
    * whose reply was lost): the engine looks for its element (`since`, when known) before it pushes one.
+   * `quorum`: only from a quorum client (see {@link QuorumAcquire}); without it the call is the single-node one.
    */
   async acquire(
     keys: LockKeys,
@@ -147,17 +161,23 @@ export class Scripts {
     limit: number,
     again?: { since?: number },
     groups: Pick<NameSpec, 'perGroup' | 'group'> = {},
+    quorum?: QuorumAcquire,
   ): Promise<AcquireReply> {
     const k = kindLimit({ kind, limit, perGroup: groups.perGroup });
-    const args = (rerun: boolean) => [id, livenessMs, mode === 'wait' && (again || rerun) ? 'again' : mode, this.wake(keys), k, again?.since ?? '', groupHex(groups.group)];
-    const { r, sentAt } = await this.run('acquire', keys, args);
+    const tail = quorum ? [quorum.floor ?? '', quorum.guardMs ?? ''] : [];
+    const args = (rerun: boolean) => [id, livenessMs, mode === 'wait' && (again || rerun) ? 'again' : mode, this.wake(keys), k, again?.since ?? '', groupHex(groups.group), ...tail];
+    const born = quorum?.guardMs ? bornKey(this.prefix) : undefined;
+    const { r, sentAt } = await this.run('acquire', keys, args, undefined, born);
     const code = num(r[0]);
     const now = num(r[1]);
     const C = REPLY.acquire;
     if (code === C.granted) return { kind: 'granted', now, token: num(r[2]), exp: num(r[3]), sentAt };
-    if (code === C.queued) return { kind: 'queued', now, since: num(r[2]), position: num(r[3]), lapsed: num(r[4]) === 1, sessionDeadline: num(r[5]), sentAt };
+    if (code === C.queued) {
+      const queued = { kind: 'queued', now, since: num(r[2]), position: num(r[3]), lapsed: num(r[4]) === 1, sessionDeadline: num(r[5]), sentAt } as const;
+      return r[6] === undefined ? queued : { ...queued, guardUntil: num(r[6]) };
+    }
     if (code === C.refused) return { kind: 'refused', now, current: String(r[2]), sentAt };
-    return { kind: 'busy', now, heldLeftMs: num(r[2]), sentAt };
+    return r[3] === undefined ? { kind: 'busy', now, heldLeftMs: num(r[2]), sentAt } : { kind: 'busy', now, heldLeftMs: num(r[2]), guardUntil: num(r[3]), sentAt };
   }
 
   async release(keys: LockKeys, id: string): Promise<ReleaseReply> {
@@ -168,9 +188,12 @@ export class Scripts {
     return { kind, now: num(r[1]), sentAt };
   }
 
-  /** `since`: when the waiter entered the queue (its enqueue reply), if known: finds its element at once. */
-  async cancel(keys: LockKeys, id: string, since?: number, group?: string): Promise<CancelReply> {
-    const { r, sentAt } = await this.run('cancel', keys, () => [id, this.wake(keys), since ?? '', groupHex(group)]);
+  /**
+   * `since`: when the waiter entered the queue (its enqueue reply), if known: finds its element at once
+   * (with `floor`, a quorum waiter's, which its element carries).
+   */
+  async cancel(keys: LockKeys, id: string, since?: number, group?: string, floor?: number): Promise<CancelReply> {
+    const { r, sentAt } = await this.run('cancel', keys, () => [id, this.wake(keys), since ?? '', groupHex(group), ...(floor === undefined ? [] : [floor])]);
     const C = REPLY.cancel;
     const code = num(r[0]);
     const kind = code === C.left ? 'cancelled' : code === C.released ? 'released' : code === C.already ? 'already' : 'not-found';
@@ -178,8 +201,9 @@ export class Scripts {
   }
 
   async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, beat: Beat = { held: [] }, durability?: Durability): Promise<HeartbeatReply> {
-    const dropped = (beat.dropped ?? []).map((d) => `${d.id} ${d.since ?? '-'} ${groupHex(d.group)}`);
-    const newest = beat.newest ? `${beat.newest.id} ${beat.newest.since} ${groupHex(beat.newest.group)}` : '';
+    const floor = (f: number | undefined) => (f === undefined ? '' : ` ${f}`);
+    const dropped = (beat.dropped ?? []).map((d) => `${d.id} ${d.since ?? '-'} ${groupHex(d.group)}${floor(d.floor)}`);
+    const newest = beat.newest ? `${beat.newest.id} ${beat.newest.since} ${groupHex(beat.newest.group)}${floor(beat.newest.floor)}` : '';
     const args = [sessionId, livenessMs, this.wake(keys), beat.askSubscribers ? '1' : '0', newest, beat.held.length, ...beat.held, ...dropped];
     const { r, sentAt, acked } = await this.run('heartbeat', keys, () => args, durability);
     return {
@@ -199,6 +223,16 @@ export class Scripts {
     return { kind: 'not-holder', now: num(r[1]), sentAt };
   }
 
+  /**
+   * A quorum holder's commit (DESIGN §8, rule 4): if `id` holds the name here, the master's last token
+   * becomes max(last, `token`) and the lease is renewed. Safe to repeat.
+   */
+  async commit(keys: LockKeys, id: string, token: number): Promise<CommitReply> {
+    const { r, sentAt } = await this.run('commit', keys, () => [id, token, this.wake(keys)]);
+    if (num(r[0]) === REPLY.commit.committed) return { kind: 'committed', now: num(r[1]), exp: num(r[2]), sentAt };
+    return { kind: 'not-holder', now: num(r[1]), sentAt };
+  }
+
   async inspect(keys: LockKeys, limit: number): Promise<InspectReply> {
     const { r, sentAt } = await this.run('inspect', keys, () => [limit]);
     const flat = (Array.isArray(r[4]) ? r[4] : []) as unknown[];
@@ -214,12 +248,15 @@ export class Scripts {
     return { now: num(r[1]), kindLimit: String(r[2]), holders: granted, queue, released, groups, sentAt };
   }
 
-  /** `args(rerun)`: the call's arguments; `rerun` is true when it is sent again after a dropped connection. */
-  private async run(name: ScriptName, keys: LockKeys, args: (rerun: boolean) => (string | number)[], durability?: Durability): Promise<Ran> {
+  /**
+   * `args(rerun)`: the call's arguments; `rerun` is true when it is sent again after a dropped connection.
+   * `born`: a third key, the born key of a quorum acquire with a restart guard.
+   */
+  private async run(name: ScriptName, keys: LockKeys, args: (rerun: boolean) => (string | number)[], durability?: Durability, born?: string): Promise<Ran> {
     let clusterRetries = 0;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.runOnce(name, keys, args(attempt > 1).map(String), durability);
+        return await this.runOnce(name, keys, args(attempt > 1).map(String), durability, born);
       } catch (err) {
         if (err instanceof WaitNotSent) throw err; // not a Redis error: the caller reports a shortfall
         // Every call is safe to run twice (see the engine's entry points): a call whose connection
@@ -239,8 +276,8 @@ export class Scripts {
     }
   }
 
-  private async runOnce(name: ScriptName, keys: LockKeys, args: string[], durability?: Durability): Promise<Ran> {
-    const keyArgs = ['2', keys.state, keys.queue];
+  private async runOnce(name: ScriptName, keys: LockKeys, args: string[], durability?: Durability, born?: string): Promise<Ran> {
+    const keyArgs = born === undefined ? ['2', keys.state, keys.queue] : ['3', keys.state, keys.queue, born];
     const sentAt = monotonic();
     let out: { reply: unknown; acked?: number };
     if (durability) {

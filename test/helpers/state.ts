@@ -26,7 +26,7 @@ export async function holdersAt(client: RedisClient, stateKey: string): Promise<
   const out: HolderEntry[] = [];
   for (const entry of field.split(';')) {
     if (entry === '') continue;
-    const m = /^(\S+) (\d+) (\d+) (\d+) (\d+) ([01])$/.exec(entry);
+    const m = /^(\S+) (\d+) (\d+) (\d+) (\d+) ([01])(?: [0-9a-f]*)?$/.exec(entry); // a named group's hex last
     if (!m) throw new Error(`malformed holder entry ${JSON.stringify(entry)} in ${stateKey}`);
     out.push({ id: m[1]!, token: Number(m[2]), exp: Number(m[3]), lease: Number(m[4]), granted: Number(m[5]), confirmed: m[6] === '1' });
   }

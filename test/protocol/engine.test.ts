@@ -79,7 +79,7 @@ withFunctions.serial('a server with Functions: the library is loaded once and ev
   const libs = await libraries();
   t.is(libs.length, 1, 'one library');
   t.regex(libs[0]!.name, /^fairlock_[0-9a-f]{12}$/, 'named by a hash of its code');
-  t.deepEqual(libs[0]!.functions, ['acquire', 'cancel', 'extend', 'heartbeat', 'inspect', 'release', 'types'].map((n) => `${libs[0]!.name}_${n}`));
+  t.deepEqual(libs[0]!.functions, ['acquire', 'cancel', 'commit', 'extend', 'heartbeat', 'inspect', 'release', 'types'].map((n) => `${libs[0]!.name}_${n}`));
   t.true((await calls('fcall')) - fcalls >= 3, 'acquire, acquire, release by FCALL');
   t.is((await calls('evalsha')) - evalshas, 0, 'no EVALSHA');
 

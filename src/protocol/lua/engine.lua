@@ -15,7 +15,8 @@
       x  when both keys expire (Redis ms): refreshed, with PEXPIREAT, only when less than half a day is left
       g  while groups take turns, "turns vtime": how many turns were given, and the virtual time (the
          pass of the group served last); absent (or '') otherwise
-    queue  list, FIFO: one element "id since" per waiter (since: Redis ms it entered the queue)
+    queue  list, FIFO: one element "id since" per waiter (since: Redis ms it entered the queue), or
+           "id since floor" for a quorum waiter (see "Quorum")
   A group is sent as the hex of its UTF-8 bytes ('' is the default group, the requests that name none),
   so it is safe inside key names and holder entries. While only the default group queues, the queue
   list is all there is ("plain" mode: strict FIFO, exactly as without groups). Once a named group has
@@ -52,6 +53,38 @@
   LPOP, HSET, PUBLISH); a session's deadline and the keys' expiry are written only when short.
   Commands go through plain redis.call: a key of the wrong type fails the call with WRONGTYPE, and the
   client then runs the types script to name the key.
+
+  Quorum (DESIGN §8, the chain over N independent masters): each master runs this engine; a quorum
+  client passes two more arguments to acquire, and uses the commit entry. Without them every entry
+  is the single-node one, reply for reply and command for command.
+    floor (rule 2)  the highest token the chain's acquire got on the masters before this one. It rides
+      in the waiter's element ("id since floor": cancel, the heartbeat's newest and given-up entries
+      name it to find the element at once; without it the element is still found by its id) and
+      bounds the token taken when the grant is made, immediate or hand-off:
+      max(last + 1, floor, Redis time in µs). Never the enqueue's: a commit between the enqueue and
+      the grant raises `last` (mutation TICKET of the model).
+    commit (rule 4)  the holder raises `last` to the chain's token T and renews its lease.
+    guardMs (rule 9)  a master that lost its data must grant nothing for a full lease, and the
+      client cannot tell (it never saw the old run_id). The born key, KEYS[3] of a quorum acquire
+      (`<prefix>:born`, a hash with one field b; no expiry, no hash tag: quorum masters are not a
+      cluster), holds when this master served its first quorum call since its data was last lost.
+      A quorum acquire that finds it missing sets it to now; until born + guardMs the guard holds the
+      name: a holder entry of its own, GUARD_ID ("guard:0:0:0:1:w": a write, so nothing of any kind
+      fits beside it; token 0), whose deadline is the guard's end. So every entry, whoever calls,
+      grants nothing on the name meanwhile (acquires queue; try: busy), inspect shows it as a holder,
+      and when it runs out the next call grants the head, as after a dead holder: the heartbeat
+      always runs the grant rule. The reply to a quorum acquire carries the guard's end, so the
+      client can beat right then. guardMs must be at least the longest lease of the quorum's
+      clients. The first quorum use of a fresh server waits one guard as well (it cannot be told
+      from a restart). guardMs 0 (or '') opts out, for a master that loses no acknowledged write (AOF
+      with appendfsync always). Single-node callers pass no guardMs and never touch the born key; a
+      name no quorum acquire reached during a guard is never held back, and nothing is added to the
+      single-node paths (no field, no check: the guard is a holder).
+      Tokens after the guard start from Redis time (the state was lost), which is above every earlier
+      token as long as the masters' clocks (floors and commits carry other masters' tokens) are less
+      than guardMs apart. A restart that keeps the born key but loses recent writes (an older RDB
+      snapshot, AOF everysec) is not detected: such a master needs appendfsync always, or no
+      persistence at all.
 ]]
 local DAY = 86400000
 -- redis.call is looked up when called: a Function library's load has no redis.call to keep.
@@ -61,11 +94,11 @@ end
 
 -- The one pattern of a waiter id, "session:seq:leaseMs:renew:weight:mode"; its captures are
 -- sid, lease, renew, weight, mode. An id stands alone (ID_ONLY), first in a queue element
--- ("id since", ELEMENT: id, the id's five, since) and first in a holder entry ("id token exp lease
+-- ("id since" or "id since floor", ELEMENT: id, the id's five, since, floor or '') and first in a holder entry ("id token exp lease
 -- granted confirmed", ENTRY: id, the id's five, exp).
 local ID = '(%w+):%w+:(%d+):([01]):(%d+):([xrw])'
 local ID_ONLY = '^' .. ID .. '$'
-local ELEMENT = '^(' .. ID .. ') (%d+)$'
+local ELEMENT = '^(' .. ID .. ') (%d+) ?(%d*)$'
 local ENTRY = '^(' .. ID .. ') %d+ (%d+) %d+ %d+ [01] ?(%x*)$'
 -- A group as sent: the hex of its bytes, at most 256 of them ('' = the default group).
 local GROUP = '^%x*$'
@@ -197,9 +230,10 @@ local function released_before(st, id)
 end
 
 -- Tokens are Redis time in microseconds, bumped past the last one: a state lost with Redis's data
--- restarts above every token handed out before.
-local function next_token(st)
-  st.token = math.max(st.token + 1, st.now_us)
+-- restarts above every token handed out before. A quorum waiter's floor (the highest token its
+-- acquire got on the masters before this one) is a lower bound too: max(last + 1, floor, now).
+local function next_token(st, floor)
+  st.token = math.max(st.token + 1, st.now_us, floor or 0)
   st.dirty.t = true
   return st.token
 end
@@ -295,11 +329,12 @@ end
 -- A queue element as a request to grant, with its session's deadline; nil for one to drop: malformed,
 -- holding already (an enqueue that ran twice), given up before, or of a session past its deadline.
 local function live_request(st, e, group)
-  local req = request(string.match(e, ELEMENT))
+  local id, sid, lease, renew, weight, mode, _, floor = string.match(e, ELEMENT)
+  local req = request(id, sid, lease, renew, weight, mode)
   if not req or st.holders[req.id] or released_before(st, req.id) then return nil end
   local deadline = session_deadline(st, req.sid)
   if deadline <= st.now then return nil end
-  req.group = group
+  req.group, req.floor = group, tonumber(floor)
   return req, deadline
 end
 
@@ -307,7 +342,7 @@ end
 -- waiter `quiet` (an acquire granted in its own call, which learns it from the reply) is not woken.
 local function grant(st, req, deadline, wake_arg, quiet)
   req.changed = true
-  req.token, req.exp, req.granted, req.confirmed = next_token(st), deadline, st.now, 0
+  req.token, req.exp, req.granted, req.confirmed = next_token(st, req.floor), deadline, st.now, 0
   add_holder(st, req)
   if req.id ~= quiet then
     wake(wake_arg, req.sid, string.format('%s %d %d', req.id, req.token, math.min(deadline, st.now + req.lease)))
@@ -455,7 +490,8 @@ local function usable_exp(h)
 end
 
 -- A waiter's element found by its id alone (a scan of the queue, for the rare call that does not
--- know its `since`): its 0-based position and its since, or nil.
+-- know its `since`): its 0-based position and the element's tail after the id ("since" or "since
+-- floor"), or nil.
 local function scan_waiter(key, id)
   local prefix = id .. ' '
   for i, e in ipairs(call('LRANGE', key, 0, -1)) do
@@ -464,7 +500,8 @@ local function scan_waiter(key, id)
   return nil
 end
 
--- Removes a waiter's element; `since` '' when the client does not know it (its enqueue reply was lost).
+-- Removes a waiter's element; `since` (the element's tail: "since", or "since floor" for a quorum
+-- waiter) '' when the client does not know it (its enqueue reply was lost).
 -- A `since` that matches no element (the client's is not the element's: a re-run queued it again)
 -- falls back to finding the element by the id, unless the waiter holds already.
 local function remove_waiter(st, key, id, since)
@@ -476,16 +513,27 @@ local function remove_waiter(st, key, id, since)
   return pos and call('LREM', key, 1, id .. ' ' .. at) or 0
 end
 
--- The 0-based position of a waiter's element, or nil. A `since` that matches no element (the client's
--- is older than the element: a re-run whose reply was lost pushed it again) falls back to the id, so a
--- second re-run finds that element instead of pushing a third.
+-- The 0-based position of a waiter's element (`since`: the element's tail after the id, "since" or
+-- "since floor"), and its since
+-- when found by the scan, or nil. A `since` that matches no element (the client's is older than the
+-- element: a re-run whose reply was lost pushed it again) falls back to the id, so a second re-run
+-- finds that element instead of pushing a third.
 local function find_waiter(key, id, since)
   if since ~= '' then
     local pos = call('LPOS', key, id .. ' ' .. since)
     if pos then return pos end
   end
   local pos, at = scan_waiter(key, id)
-  return pos, tonumber(at)
+  return pos, at and tonumber(string.match(at, '^%d+'))
+end
+
+-- An optional number argument of a quorum call: nil when absent or '', false when malformed (not a
+-- whole number from 0 to 2^53, the largest a token reaches exactly in Lua and in JavaScript).
+local function quorum_number(arg)
+  if arg == nil or arg == '' then return nil end
+  local n = string.match(arg, '^%d+$') and tonumber(arg)
+  if not n or n > 9007199254740992 then return false end
+  return n
 end
 
 --[[
@@ -495,14 +543,18 @@ end
   waiter's element before it pushes another.
   args: id, liveness ms, mode "wait" | "try" | "again", wake_arg, "kind limit" as the caller sees the
         name (an idle name takes it, a busy one with another refuses), since of the element ('' unknown),
-        group (hex, '' = the default group)
+        group (hex, '' = the default group),
+        and only from a quorum client (see "Quorum"; absent, the call is the single-node one):
+        floor (a token, '' for none): the grant's token is at least this; the element carries it,
+        guardMs ('' or 0 for none): the restart guard; above 0, KEYS[3] is the born key
   Returns:
     {1, now, token, exp}              granted (exp: lease deadline, Redis ms)
-    {2, now, since, position, lapsed, deadline}
+    {2, now, since, position, lapsed, deadline[, guard]}
                                       queued (position 1 = next in its group; lapsed 1 when the session's deadline
                                       had passed before this call: its other waiters may have been
-                                      dropped; deadline: the session's, which this call may not have moved)
-    {0, now, heldLeftMs}              busy (try mode): the soonest holder deadline from now
+                                      dropped; deadline: the session's, which this call may not have moved;
+                                      guard, to a quorum call while the restart guard holds the name: its end, Redis ms)
+    {0, now, heldLeftMs[, guard]}     busy (try mode): the soonest holder deadline from now (guard: as for queued)
     {4, now, "kind limit"}            refused: the busy name is of another kind or limit
 ]]
 local function acquire(keys, args)
@@ -514,6 +566,12 @@ local function acquire(keys, args)
   if not (string.match(group, GROUP) and #group % 2 == 0 and #group <= MAX_GROUP_HEX) then return redis.error_reply('FAIRLOCK_BADARG malformed group') end
   if group ~= '' and kind == 'rw' then return redis.error_reply('FAIRLOCK_BADARG a read-write lock takes no group') end
   if cap and (kind ~= 'semaphore' or cap < 1 or cap > limit) then return redis.error_reply('FAIRLOCK_BADARG perGroup ' .. cap .. ' is not from 1 to the permits') end
+  local floor, guard_ms -- a quorum call's (nil for a single-node one)
+  if args[8] then
+    floor, guard_ms = quorum_number(args[8]), quorum_number(args[9])
+    if floor == false or guard_ms == false then return redis.error_reply('FAIRLOCK_BADARG malformed floor or guardMs') end
+    if guard_ms and guard_ms > 0 and not keys[3] then return redis.error_reply('FAIRLOCK_BADARG a guardMs needs the born key') end
+  end
   req.group = group
   local st = load(keys)
   local now = st.now
@@ -535,6 +593,26 @@ local function acquire(keys, args)
   if req.mode == 'x' and req.weight > math.min(st.limit, st.cap or st.limit) then
     return redis.error_reply('FAIRLOCK_BADARG weight ' .. req.weight .. ' is more than the limit ' .. st.limit .. ' or the perGroup cap')
   end
+  if guard_ms and guard_ms > 0 then
+    -- The restart guard (see "Quorum"): the born key is set when missing (this master lost its data,
+    -- or never served a quorum call); until born + guardMs the guard holds the name. Inline: EVALSHA
+    -- builds every top-level function on each call, and single-node calls should not pay for it.
+    local born = tonumber(call('HMGET', keys[3], 'b')[1])
+    if not born then
+      born = now
+      call('HSET', keys[3], 'b', string.format('%d', born))
+    end
+    local ends, g = born + guard_ms, st.holders[GUARD_ID]
+    if ends > now and not g then
+      g = parse_id(GUARD_ID)
+      g.group, g.token, g.exp, g.granted, g.confirmed, g.changed = '', 0, ends, now, 1, true
+      add_holder(st, g)
+    elseif g and ends > g.exp then
+      g.exp, g.changed, st.dirty.h = ends, true, true
+    end
+  end
+  -- a quorum call is told the guard's end (Redis ms) while the guard holds the name
+  local guard_end = args[8] ~= nil and st.holders[GUARD_ID] and st.holders[GUARD_ID].exp
 
   -- Anyone queued goes first: grant_ready serves them (and drops the dead) before this request is
   -- looked at. A name this request does not fit is not peeked at (unless a holder just expired).
@@ -548,7 +626,7 @@ local function acquire(keys, args)
   end
   if empty and fits(st, req) then
     h = req
-    h.token, h.exp, h.granted, h.confirmed, h.changed = next_token(st), now + req.lease, now, 1, true
+    h.token, h.exp, h.granted, h.confirmed, h.changed = next_token(st, floor), now + req.lease, now, 1, true
     add_holder(st, h)
     flush(st)
     return { REPLY_ACQUIRE_GRANTED, now, h.token, h.exp }
@@ -561,6 +639,7 @@ local function acquire(keys, args)
       local left = usable_exp(o) - now
       if soonest == 0 or left < soonest then soonest = left end
     end
+    if guard_end then return { REPLY_ACQUIRE_BUSY, now, soonest, guard_end } end
     return { REPLY_ACQUIRE_BUSY, now, soonest }
   end
 
@@ -573,24 +652,28 @@ local function acquire(keys, args)
   end
 
   local key = group_queue(st, group)
+  -- a quorum waiter's element ends with its floor: "id since floor"
+  local floor_tail = floor and string.format(' %d', floor) or ''
   if mode == 'again' then
-    local pos, at = find_waiter(key, id, since)
+    local pos, at = find_waiter(key, id, since ~= '' and (since .. floor_tail) or '')
     if pos then
       flush(st)
-      return { REPLY_ACQUIRE_QUEUED, now, at or tonumber(since), pos + 1, lapsed, deadline }
+      local reply = { REPLY_ACQUIRE_QUEUED, now, at or tonumber(since), pos + 1, lapsed, deadline }
+      if guard_end then reply[7] = guard_end end
+      return reply
     end
   end
   -- A named group that has to wait turns the name to group mode; in group mode the request joins its
   -- group's list and the grant rule runs, which may grant it at once (its group's turn, a capped
   -- group passed over): it learns that from this reply, not from a wake-up.
   if group ~= '' and not st.seq then start_groups(st) end
-  local position = call('RPUSH', key, id .. ' ' .. now)
+  local position = call('RPUSH', key, id .. ' ' .. now .. floor_tail)
   if position == 1 then
     expire_new(st, key)
     if st.seq then activate(st, group) end
   end
   if st.seq then
-    grant_groups(st, wake_arg, id)
+    grant_ready(st, wake_arg, id)
     h = st.holders[id]
     if h then
       confirm(st, h)
@@ -599,6 +682,7 @@ local function acquire(keys, args)
     end
   end
   flush(st)
+  if guard_end then return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed, deadline, guard_end } end
   return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed, deadline }
 end
 
@@ -627,13 +711,16 @@ end
   cancel: a waiter gives up (timeout, abort, close). If the grant raced ahead of the cancel, the waiter
   is a holder now and is released on the spot. Either way the waiters that fit now are granted (the
   one that left may have been holding them back). Safe to repeat.
-  args: waiter id, wake_arg, since of its element ('' unknown), group (hex, '' = the default group)
+  args: waiter id, wake_arg, since of its element ('' unknown), group (hex, '' = the default group),
+        floor of its element (a quorum waiter's; '' or absent for none)
   Returns: {1, now} left the queue | {3, now} was granted, released now |
            {2, now} already released | {0, now} not found (never queued, or dropped as dead)
 ]]
 local function cancel(keys, args)
-  local id, wake_arg, since, group = args[1], args[2], args[3] or '', args[4] or ''
+  local id, wake_arg, since, group, floor = args[1], args[2], args[3] or '', args[4] or '', args[5] or ''
   if not (string.match(group, GROUP) and #group <= MAX_GROUP_HEX) then return redis.error_reply('FAIRLOCK_BADARG malformed group') end
+  if not string.match(floor, '^%d*$') then return redis.error_reply('FAIRLOCK_BADARG malformed floor') end
+  if since ~= '' and floor ~= '' then since = since .. ' ' .. floor end
   local st = load(keys)
   local key = group_queue(st, group)
   local left = remove_waiter(st, key, id, since) > 0
@@ -671,6 +758,34 @@ local function extend(keys, args)
 end
 
 --[[
+  commit: a quorum holder's commit (DESIGN §8, rule 4): if `id` holds the name, the name's last token
+  becomes max(last, T) (so a later grant here takes a token above T) and the holder's lease is renewed
+  to now + its lease (never cut back; an unconfirmed hand-off is confirmed). The holder's own token is
+  left as it is. Safe to repeat.
+  args: holder's id, T (a token), wake_arg
+  Returns: {1, now, exp} committed (exp: the lease's deadline now) | {0, now} not a holder
+]]
+local function commit(keys, args)
+  local id, T, wake_arg = args[1], quorum_number(args[2]), args[3]
+  if not T then return redis.error_reply('FAIRLOCK_BADARG malformed token') end
+  local st = load(keys)
+  local h = st.holders[id]
+  if h then
+    if T > st.token then st.token, st.dirty.t = T, true end
+    if h.confirmed == 0 then
+      confirm(st, h)
+    elseif st.now + h.lease > h.exp then
+      h.exp, h.changed = st.now + h.lease, true
+      st.dirty.h = true
+    end
+  end
+  if st.expired then grant_ready(st, wake_arg) end
+  flush(st)
+  if not h then return { REPLY_COMMIT_NOT_HOLDER, st.now } end
+  return { REPLY_COMMIT_COMMITTED, st.now, h.exp }
+end
+
+--[[
   heartbeat: one beat of one session on one name, O(1) in the number of waiters. Sets the session's
   deadline, grants on if a holder's lease ran out, confirms this session's grants (see "Lease start"),
   renews the auto-renewed leases it names, and reports this session's holders with the deadline each
@@ -679,12 +794,12 @@ end
   args: session id, liveness ms, wake_arg,
         ask ("1": report how many connections this node has on the session's shard channel of the
              name: 0 means the client's subscription did not follow the slot here),
-        newest ("id since group" of the session's newest waiter, or ''): when it is neither queued nor a
+        newest ("id since group[ floor]" of the session's newest waiter, or ''): when it is neither queued nor a
              holder, Redis lost it (a failover to a replica without the enqueue, a restart without the
              data) and the beat reports a lapse, so every waiter runs acquire again. The newest suffices:
              a replica holds a prefix of the master's writes,
-        count of held ids, the held ids, then the given-up ids ("id since group", since '-' when
-             unknown): leases or waits whose release or cancel did not get through; they are released
+        count of held ids, the held ids, then the given-up ids ("id since group[ floor]", since '-'
+             when unknown; floor: a quorum waiter's): leases or waits whose release or cancel did not get through; they are released
              or leave the queue
   Returns: {lapsed 0|1, now, {id1, token1, exp1, ...} of this session's holders, the queue key when it
   is of the wrong type (the client fails its waits; leases are still renewed) or '', subscribers or -1}
@@ -703,8 +818,8 @@ local function heartbeat(keys, args)
   local named, dropped = {}, {}
   for i = 7, 6 + held_count do named[args[i]] = true end
   for i = 7 + held_count, #args do
-    local id, since, group = string.match(args[i], '^(%S+) (%S+) (%x*)$')
-    if id then dropped[#dropped + 1] = { id = id, since = since == '-' and '' or since, group = group } end
+    local id, since, group, floor = string.match(args[i], '^(%S+) (%S+) (%x*) ?(%d*)$')
+    if id then dropped[#dropped + 1] = { id = id, since = (since == '-' and '') or (floor == '' and since) or (since .. ' ' .. floor), group = group } end
   end
   local subscribers = -1
   if ask == '1' then
@@ -752,7 +867,8 @@ local function heartbeat(keys, args)
       end
     end
     if newest ~= '' then
-      local id, since, group = string.match(newest, '^(%S+) (%d+) (%x*)$')
+      local id, since, group, floor = string.match(newest, '^(%S+) (%d+) (%x*) ?(%d*)$')
+      if id and floor ~= '' then since = since .. ' ' .. floor end
       if id and not st.holders[id] and not find_waiter(group_queue(st, group), id, since) then lapsed = true end
     end
     serve()
@@ -847,4 +963,4 @@ local function types(keys, _)
   return {}
 end
 
-local ENTRY = { acquire = acquire, release = release, cancel = cancel, extend = extend, heartbeat = heartbeat, inspect = inspect, types = types }
+local ENTRY = { acquire = acquire, release = release, cancel = cancel, extend = extend, commit = commit, heartbeat = heartbeat, inspect = inspect, types = types }
