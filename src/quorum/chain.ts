@@ -156,7 +156,8 @@ async function waitOn(c: Climb, m: Master, floor: number, held: HeldGrant[], nex
 
 function dropGrant(held: HeldGrant[], h: HeldGrant): void {
   const k = held.indexOf(h);
-  if (k >= 0) held.splice(k, 1);
+  if (k < 0) return; // dropped already (a lease's abort listener ran first)
+  held.splice(k, 1);
   void releaseGrant(h);
 }
 

@@ -43,6 +43,8 @@ export class QuorumLease implements Lease {
   private lostError: LockLostError | undefined;
   private releasing: Promise<void> | undefined;
   private restoring: AbortController | undefined;
+  /** Something changed while the climb upward ran (a master went down, a lease ended): look again after it. */
+  private changedDuringRestore = false;
   private readonly unsubscribe: () => void;
 
   /** @internal */
@@ -60,7 +62,7 @@ export class QuorumLease implements Lease {
     this.grants = grants;
     for (const g of grants) this.watch(g);
     this.unsubscribe = host.onMasterDown((m) => {
-      if (this.grants.some((g) => g.master === m)) this.check();
+      if (this.grants.some((g) => g.master === m)) this.changed();
     });
   }
 
@@ -92,9 +94,7 @@ export class QuorumLease implements Lease {
 
   /** Until the count falls below a majority: the majority-th longest local remaining time of the counted masters. */
   get remainingMs(): number {
-    if (!this.held) return 0;
-    const left = this.counted().map((g) => g.lease.remainingMs).sort((a, b) => b - a);
-    return left[this.host.majority - 1] ?? 0;
+    return this.held ? this.validityMs() : 0;
   }
 
   release(): Promise<void> {
@@ -115,13 +115,25 @@ export class QuorumLease implements Lease {
     await this.release();
   }
 
+  /** The majority-th longest local remaining time of the counted masters (0 below a majority). */
+  private validityMs(): number {
+    const left = this.counted().map((g) => g.lease.remainingMs).sort((a, b) => b - a);
+    return left[this.host.majority - 1] ?? 0;
+  }
+
+  /** A master went down or a lease of one ended: look again now, and once more after a climb upward under way. */
+  private changed(): void {
+    if (this.restoring) this.changedDuringRestore = true;
+    this.check();
+  }
+
   /** The grants whose own lease still holds. */
   private counted(): HeldGrant[] {
     return this.grants.filter((g) => g.lease.held);
   }
 
   private watch(g: HeldGrant): void {
-    g.lease.signal.addEventListener('abort', () => this.check(), { once: true });
+    g.lease.signal.addEventListener('abort', () => this.changed(), { once: true });
   }
 
   /**
@@ -131,7 +143,10 @@ export class QuorumLease implements Lease {
   private check(): void {
     if (this.releasing || this.lostError) return;
     for (const g of this.grants.filter((x) => !x.lease.held)) {
-      this.grants.splice(this.grants.indexOf(g), 1);
+      // Reading `held` may abort that lease's signal, whose listener runs check() again: only the first removes it.
+      const k = this.grants.indexOf(g);
+      if (k < 0) continue;
+      this.grants.splice(k, 1);
       void releaseGrant(g);
     }
     if (this.grants.length < this.host.majority) {
@@ -146,7 +161,7 @@ export class QuorumLease implements Lease {
   private async restore(): Promise<void> {
     const ctl = (this.restoring = new AbortController());
     // Never past the validity: once it ends the count is below a majority anyway.
-    const end = atDeadline(monotonic() + this.remainingMs, () => ctl.abort(new Error('validity ended')), true);
+    const end = atDeadline(monotonic() + this.validityMs(), () => ctl.abort(new Error('validity ended')), true);
     try {
       const from = Math.max(...this.grants.map((g) => g.master.index)) + 1;
       for (let j = from; j < this.host.masters.length; j++) {
@@ -175,6 +190,10 @@ export class QuorumLease implements Lease {
     } finally {
       end.cancel();
       this.restoring = undefined;
+      if (this.changedDuringRestore) {
+        this.changedDuringRestore = false;
+        this.check();
+      }
     }
   }
 
