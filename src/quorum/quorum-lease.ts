@@ -50,12 +50,15 @@ export class QuorumLease implements Lease {
   /** @internal */
   constructor(
     private readonly host: QuorumLeaseHost,
+    /** The lock's name. */
     readonly name: string,
+    /** The quorum acquire's id ("quorum:seq"; each master knows its own grant by its own waiter id). */
     readonly id: string,
     /** The fencing token T: the highest any of its masters granted in its acquire. */
     readonly token: number,
     grants: HeldGrant[],
     leaseMs: number,
+    /** Whether each master's FairLocks renews its grant on every heartbeat. */
     readonly autoRenew: boolean,
   ) {
     this.leaseMs = leaseMs;
@@ -111,6 +114,7 @@ export class QuorumLease implements Lease {
     this.leaseMs = value;
   }
 
+  /** `await using`: releases. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
   }

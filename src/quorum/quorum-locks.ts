@@ -19,7 +19,14 @@ import { majorityOf, resolveQuorumOptions, type QuorumOptions, type ResolvedQuor
 export type MasterLocksFactory = (client: RedisClientLike, options: FairLocksOptions) => MasterLocks;
 
 /** What `inspect()` reports of one master: its single-node LockInfo, or why it could not be read. */
-export type MasterInfo = { master: number; info: LockInfo; error?: undefined } | { master: number; info?: undefined; error: FairLockError };
+export interface MasterInfo {
+  /** The master's index, in the order given to `FairLocks.quorum`. */
+  master: number;
+  /** Its single-node view of the name; undefined when it could not be read. */
+  info?: LockInfo;
+  /** Why it could not be read (unreachable, no answer within commandTimeoutMs); undefined when `info` is there. */
+  error?: FairLockError;
+}
 
 /** What `quorum.inspect(name)` reports: each master's view of the name, in the masters' order. */
 export interface QuorumLockInfo {

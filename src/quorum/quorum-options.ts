@@ -22,7 +22,7 @@ export interface QuorumOptions extends Omit<FairLocksOptions, 'durability'> {
 }
 
 /** The quorum's defaults beyond FairLocks' DEFAULTS. */
-export const QUORUM_DEFAULTS = Object.freeze({ commandTimeoutMs: 1_000, maxRestarts: 3 });
+export const QUORUM_DEFAULTS: Readonly<Required<Pick<QuorumOptions, 'commandTimeoutMs' | 'maxRestarts'>>> = Object.freeze({ commandTimeoutMs: 1_000, maxRestarts: 3 });
 
 /** The most restarts `maxRestarts` may ask for. */
 const MAX_RESTARTS = 100;
