@@ -34,7 +34,7 @@ run_suite() { # $1: the node binary, $2: the client the forked test processes lo
 # The in-process tests use node-redis 4 and test/clients.test.ts runs every client family; the
 # multi-process tests' children lock through node-redis 4 on this Node and through ioredis 5 on the
 # second, so the whole property suite runs against both families.
-first_node_only='^test/(protocol/|unit/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos|durability|cli[.-]|glide|per-name-memory|missing-peer|properties/semaphore-1)'
+first_node_only='^test/(protocol/|quorum/|unit/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos|durability|cli[.-]|glide|per-name-memory|missing-peer|properties/semaphore-1)'
 run_suite "$(command -v node)" "${FAIRLOCK_TEST_CLIENT:-redis4}"
 
 this_major=$(node -p 'process.versions.node.split(".")[0]')

@@ -95,6 +95,16 @@ export class NotReplicatedError extends FairLockError {
   }
 }
 
+/**
+ * A quorum lock (`FairLocks.quorum`) could not hold a majority of its masters: too many were
+ * unreachable, or lost while the acquire climbed the chain, through `maxRestarts` restarts.
+ */
+export class QuorumLostError extends FairLockError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'QUORUM_LOST', options);
+  }
+}
+
 function describeKind(kindLimit: string): string {
   const [kind, limit, perGroup] = kindLimit.split(' ');
   if (kind === 'semaphore') return `a semaphore of ${limit} permits${perGroup ? `, at most ${perGroup} per group` : ''}`;

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { within } from './bounded.js';
 import type { EventSink, FairLocksEventName, FairLocksEvents } from './client/event-map.js';
+import type { GroupInfo, LockInfo } from './client/lock-info.js';
 import { Session } from './client/session.js';
 import { ClosedError, InvalidArgumentError } from './errors.js';
 import { FairLock, type Engine } from './primitives/lock.js';
@@ -17,9 +18,11 @@ import {
   type FairLocksOptions,
   type SemaphoreOptions,
 } from './options.js';
-import { lockKeys, parseWaiterId, type Kind } from './protocol/keys.js';
+import { lockKeys, parseWaiterId } from './protocol/keys.js';
 import { adaptClient } from './redis/adapt.js';
 import type { RedisClientLike, RedisSeam } from './redis/seam.js';
+import { QuorumLocks } from './quorum/quorum-locks.js';
+import type { QuorumOptions } from './quorum/quorum-options.js';
 
 function describeError(err: unknown): string {
   try {
@@ -29,85 +32,7 @@ function describeError(err: unknown): string {
   }
 }
 
-/** One grant as `inspect()` reports it. */
-export interface HolderInfo {
-  /** The grant's waiter id, "session:seq:...": its first part is the holder's {@link FairLocks.sessionId}. */
-  id: string;
-  /** The grant's fencing token. */
-  token: number;
-  /** Redis time left on the lease, in ms (for a hand-off not yet confirmed: the most it may use). */
-  leaseLeftMs: number;
-  /**
-   * How long it has held, in ms on Redis's clock: since the grant (for a hand-off: since the holder
-   * confirmed it, which starts its lease), or since its last `extend()`, which starts the lease again.
-   */
-  heldMs: number;
-  /** Permits held: 1 for a lock and for either side of a read-write lock. */
-  weight: number;
-  /** 'read' or 'write' on a read-write lock; undefined otherwise. */
-  mode: 'read' | 'write' | undefined;
-  /** The group the grant was taken in; undefined for the default group. */
-  group: string | undefined;
-}
-
-/** One group as `inspect()` reports it: what it holds and how many of it wait. */
-export interface GroupInfo {
-  /** The group; undefined for the default group (requests that name none). */
-  group: string | undefined;
-  /** Permits its grants hold (weights counted; 1 per grant of a lock). */
-  held: number;
-  /** Its live waiters (of the 10,000 `inspect()` reads). */
-  waiting: number;
-  /** Passed over at its `perGroup` cap: it keeps its place and takes its turn once a grant of it ends. */
-  capped: boolean;
-}
-
-/** One live waiter as `inspect()` reports it. */
-export interface WaiterInfo {
-  /** The waiter's id, "session:seq:...": its first part is the waiting {@link FairLocks.sessionId}. */
-  id: string;
-  /** 1 = next of its group (with no groups in use: next of all). */
-  position: number;
-  /** The group it waits in; undefined for the default group. */
-  group: string | undefined;
-  /** How long it has been queued, on Redis's clock, in ms. */
-  waitedMs: number;
-  /** Permits asked: 1 for a lock and for either side of a read-write lock. */
-  weight: number;
-  /** 'read' or 'write' on a read-write lock; undefined otherwise. */
-  mode: 'read' | 'write' | undefined;
-}
-
-/** What `inspect()` reports about one name. */
-export interface LockInfo {
-  /** What the name is in Redis now; undefined when Redis knows nothing of it. */
-  kind: Kind | undefined;
-  /** Permits of a semaphore, 1 for a lock, undefined for a read-write lock or an unknown name. */
-  limit: number | undefined;
-  /** A semaphore's cap per group, undefined for none. */
-  perGroup: number | undefined;
-  /** Permits free now (limit - held weights); undefined for a read-write lock or an unknown name. */
-  available: number | undefined;
-  /** Every grant, oldest token first. */
-  holders: HolderInfo[];
-  /** The first of `holders` (for a plain lock: the holder), or null. */
-  holder: HolderInfo | null;
-  /** The live waiters (dead ones left out), at most 10,000: in queue order, and while groups take turns, group by group in rotation order. */
-  queue: WaiterInfo[];
-  /**
-   * The groups that wait or hold: those with waiters first, in rotation order (the front takes the
-   * next turn), then those that only hold. The default group is among them when it waits or holds.
-   */
-  groups: GroupInfo[];
-  /**
-   * The ids ({@link HolderInfo.id}) of the last grants given back (released, or given up by a waiter
-   * granted as it left), newest first; Redis keeps the last 8, and a grant whose lease ran out is not
-   * listed. An id names one grant: comparing two calls counts the grants made in between (all of
-   * them while at most 8 were given back; `fairlock top`'s grants per second).
-   */
-  recentReleases: string[];
-}
-
+export type { HolderInfo, GroupInfo, WaiterInfo, LockInfo } from './client/lock-info.js';
 export type { FairLocksEvents, FairLocksEventName } from './client/event-map.js';
 export type {
   QueuedEvent,
@@ -158,6 +83,18 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
       },
     };
     this.session = new Session(redis, resolved, sink);
+  }
+
+  /**
+   * A fair exclusive lock over N independent Redis masters (no replication between them): DESIGN
+   * §8's chain, a Redlock in FIFO order. `clients`: an odd number, at least 3, of clients each of
+   * its own server (not cluster clients); a lease holds a majority, ⌊N/2⌋ + 1, of them and
+   * survives a minority going down. Refuses at once a count that is even or below 3, a cluster client
+   * and a client given twice (InvalidArgumentError); two clients of one server (INFO run_id) are
+   * refused when first used, or by `verify()`. The clients stay the caller's: `close()` leaves them open.
+   */
+  static quorum(clients: readonly RedisClientLike[], options?: QuorumOptions): QuorumLocks {
+    return new QuorumLocks(clients, options, (client, o) => new FairLocks(client, o));
   }
 
   /** @internal A listener's rejected promise (captureRejections): a warning, never a crash. */

@@ -16,6 +16,20 @@ export {
   type RedisOperation,
 } from './fair-locks.js';
 export type { FairLock } from './primitives/lock.js';
+export type { QuorumLocks, QuorumLockInfo, MasterInfo } from './quorum/quorum-locks.js';
+export type { QuorumLock, QuorumAcquireOptions } from './quorum/quorum-lock.js';
+export type { QuorumLease } from './quorum/quorum-lease.js';
+export { QUORUM_DEFAULTS, type QuorumOptions } from './quorum/quorum-options.js';
+export type {
+  QuorumEvents,
+  QuorumEventName,
+  QuorumQueuedEvent,
+  QuorumGrantedEvent,
+  QuorumReleasedEvent,
+  QuorumGiveUpEvent,
+  QuorumRedisErrorEvent,
+  MasterStateEvent,
+} from './quorum/quorum-events.js';
 export type { FairSemaphore } from './primitives/semaphore.js';
 export type { FairReadWriteLock } from './primitives/read-write.js';
 export type { Lease } from './client/lease.js';
@@ -41,6 +55,7 @@ export {
   LimitMismatchError,
   WouldDeadlockError,
   NotReplicatedError,
+  QuorumLostError,
   type FairLockErrorCode,
 } from './errors.js';
 export { ERROR_CODES } from './protocol/codes.js';

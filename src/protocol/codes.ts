@@ -32,6 +32,11 @@ export const ERROR_CODES = {
   NO_PERMISSION: 'NO_PERMISSION',
   /** The server lacks a command fairlock needs here (a wait on a Redis Cluster before 7.0: no SPUBLISH); the message names the version. */
   UNSUPPORTED_SERVER: 'UNSUPPORTED_SERVER',
+  /**
+   * A quorum lock (`FairLocks.quorum`) could not hold a majority of its masters: an acquire that restarted
+   * at master 0 its `maxRestarts` times, or a tryAcquire that found too few masters reachable.
+   */
+  QUORUM_LOST: 'QUORUM_LOST',
   /** Redis failed the call or could not be reached. */
   REDIS_ERROR: 'REDIS_ERROR',
   /** A bug in fairlock: please report it. */
