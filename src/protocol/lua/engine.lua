@@ -60,9 +60,11 @@
     floor (rule 2)  the highest token the chain's acquire got on the masters before this one. It rides
       in the waiter's element ("id since floor": cancel, the heartbeat's newest and given-up entries
       name it to find the element at once; without it the element is still found by its id) and
-      bounds the token taken when the grant is made, immediate or hand-off:
-      max(last + 1, floor, Redis time in µs). Never the enqueue's: a commit between the enqueue and
-      the grant raises `last` (mutation TICKET of the model).
+      bounds the token taken when the grant is made, immediate or hand-off: max(last + 1, floor),
+      with `last` seeded from Redis time in µs only when the name has none (rule 1: a single-node
+      grant takes max(last + 1, time) every time, but then every master's token would differ from
+      the others' by its clock, and every quorum acquire would need a commit round). Never the
+      enqueue's token: a commit between the enqueue and the grant raises `last` (mutation TICKET).
     commit (rule 4)  the holder raises `last` to the chain's token T and renews its lease.
     guardMs (rule 9)  a master that lost its data must grant nothing for a full lease, and the
       client cannot tell (it never saw the old run_id). The born key, KEYS[3] of a quorum acquire
@@ -233,7 +235,11 @@ end
 -- restarts above every token handed out before. A quorum waiter's floor (the highest token its
 -- acquire got on the masters before this one) is a lower bound too: max(last + 1, floor, now).
 local function next_token(st, floor)
-  st.token = math.max(st.token + 1, st.now_us, floor or 0)
+  if floor then -- a quorum waiter: time seeds `last` only when there is none (see "Quorum")
+    st.token = math.max(st.token > 0 and st.token + 1 or st.now_us, floor)
+  else
+    st.token = math.max(st.token + 1, st.now_us)
+  end
   st.dirty.t = true
   return st.token
 end
