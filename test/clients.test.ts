@@ -81,7 +81,7 @@ for (const family of clientFamilies('redis://placeholder')) {
     t.true(tokens.every((tok, i) => i === 0 || tok > tokens[i - 1]!), 'tokens rise');
     t.true(tokens[0]! > holder.token);
     t.true(took < 10_000, `five hand-offs by wake-up, not by heartbeat (${took.toFixed(0)} ms)`);
-    t.deepEqual(await a.inspect('f'), { kind: 'lock', limit: 1, available: 1, holders: [], holder: null, queue: [], recentReleases: ids.reverse() });
+    t.deepEqual(await a.inspect('f'), { kind: 'lock', limit: 1, perGroup: undefined, groups: [], available: 1, holders: [], holder: null, queue: [], recentReleases: ids.reverse() });
   });
 
   test.serial(`${name}: a wake-up lost to CLIENT KILL TYPE pubsub is recovered; the subscriber comes back`, async (t) => {
