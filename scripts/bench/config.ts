@@ -1,10 +1,11 @@
 /** Command-line options of `npm run bench`, with the defaults of a full run and of `--quick`. */
 import { CLIENT_FAMILIES, DEFAULT_CLIENTS, QUICK_CLIENTS } from './adapters/clients.js';
 import { LIBRARIES, rowsFor } from './adapters/index.js';
+import type { QuorumBenchOptions } from './quorum.js';
 import type { TenantsOptions } from './tenants.js';
 
 /** The scenarios, in the order a row runs them (`--scenarios`). */
-export const SCENARIOS = ['latency', 'relay', 'contention', 'think', 'semaphore', 'rw', 'waiters', 'tenants'] as const;
+export const SCENARIOS = ['latency', 'relay', 'contention', 'think', 'semaphore', 'rw', 'waiters', 'tenants', 'quorum'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchConfig {
@@ -35,6 +36,8 @@ export interface BenchConfig {
   rw: { contenders: number; writeShare: number; holdMs: number };
   /** Fair share between tenants (tenants.ts): the first fairlock row with and without groups, and redis-semaphore. */
   tenants: TenantsOptions;
+  /** The quorum scenario (quorum.ts): fairlock's quorum beside node-redlock's on N masters of its own behind relays. */
+  quorum: QuorumBenchOptions;
   waitWindowMs: number;
   /** How long the waiters may take to get queued before the window starts anyway (reported if hit). */
   waitQueueCapMs: number;
@@ -55,12 +58,18 @@ const USAGE = `usage: npm run bench -- [options]
   --relay-delay MS      delay per chunk each way in the relay (default 2)
   --duration MS         length of each contention run (default 1000)
   --think-hold MS       hold time in the think scenario (default 1; the pause is 10 ms)
-  --scenarios a,b       only these (${SCENARIOS.join(', ')}; default all; then no docs/ unless --docs)
+  --scenarios a,b       only these (${SCENARIOS.join(', ')}; default all, with --quick all but quorum;
+                        then no docs/ unless --docs)
   --permits N           the semaphore scenario's permits (default 4; --quick 2)
   --sem-contenders N    the semaphore scenario's contenders in all (default 16; --quick 4)
   --rw-contenders N     the read-write scenario's contenders in all (default 16; --quick 4)
   --flood N             the tenants scenario's flood: requests one tenant sends at once (default 1000; --quick 20)
   --tenants-duration MS how long its quiet tenants send, one request each every 50 ms (default 4000; --quick 200)
+  --quorum-sizes a,b    the quorum scenario's master counts (default 3,5; contention on the first)
+  --quorum-delay MS     its relays' delay per chunk each way (default 5)
+  --quorum-workers N    its contention run's clients (default 8; --quick 4)
+  --quorum-k N          acquisitions per client (default 10; --quick 2)
+  --quorum-hold MS      how long each holds (default 1)
   --no-progress         no progress bar
 Set REDIS_URL=redis://127.0.0.1:PORT to use a server you run (loopback only); otherwise the bench
 starts its own redis-server on a free port and stops it at the end.`;
@@ -75,12 +84,12 @@ export function parseArgs(argv: string[]): BenchConfig {
     }
     if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
     const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
-    const takesValue = ['procs', 'contenders', 'libs', 'clients', 'out', 'relay-delay', 'duration', 'think-hold', 'scenarios', 'permits', 'sem-contenders', 'rw-contenders', 'flood', 'tenants-duration'].includes(k);
+    const takesValue = ['procs', 'contenders', 'libs', 'clients', 'out', 'relay-delay', 'duration', 'think-hold', 'scenarios', 'permits', 'sem-contenders', 'rw-contenders', 'flood', 'tenants-duration', 'quorum-sizes', 'quorum-delay', 'quorum-workers', 'quorum-k', 'quorum-hold'].includes(k);
     if (takesValue) flags.set(k, v ?? argv[++i] ?? '');
     else flags.set(k, true);
   }
   const known = ['quick', 'procs', 'contenders', 'libs', 'clients', 'out', 'docs', 'no-docs', 'relay-delay', 'duration', 'think-hold', 'no-progress',
-    'scenarios', 'permits', 'sem-contenders', 'rw-contenders', 'flood', 'tenants-duration'];
+    'scenarios', 'permits', 'sem-contenders', 'rw-contenders', 'flood', 'tenants-duration', 'quorum-sizes', 'quorum-delay', 'quorum-workers', 'quorum-k', 'quorum-hold'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k}\n${USAGE}`);
   const quick = flags.has('quick') || process.env.BENCH_QUICK === '1';
   const int = (k: string, d: number, min = 1) => {
@@ -97,10 +106,13 @@ export function parseArgs(argv: string[]): BenchConfig {
   if (clients.includes('all')) clients = CLIENT_FAMILIES.map((f) => f.slug);
   for (const s of clients) if (!CLIENT_FAMILIES.some((f) => f.slug === s)) throw new Error(`unknown client "${s}"\n${USAGE}`);
   const durationMs = int('duration', quick ? 150 : 1_000, 50);
-  const scenarios = (list('scenarios') ?? [...SCENARIOS]) as Scenario[];
+  // --quick leaves the quorum scenario out unless named: its servers, relays and redlock's 200 ms retries take seconds
+  const scenarios = (list('scenarios') ?? SCENARIOS.filter((x) => !quick || x !== 'quorum')) as Scenario[];
   for (const x of scenarios) if (!SCENARIOS.includes(x)) throw new Error(`unknown scenario "${x}"\n${USAGE}`);
   const all = SCENARIOS.every((x) => scenarios.includes(x));
   const tenantsMs = int('tenants-duration', quick ? 200 : 4_000, 50);
+  const sizes = (list('quorum-sizes') ?? (quick ? ['3'] : ['3', '5'])).map(Number);
+  for (const q of sizes) if (!Number.isInteger(q) || q < 3 || q % 2 === 0 || q > 9) throw new Error(`--quorum-sizes takes odd master counts from 3 to 9, got ${q}\n${USAGE}`);
   return {
     quick,
     scenarios: SCENARIOS.filter((x) => scenarios.includes(x)),
@@ -135,6 +147,20 @@ export function parseArgs(argv: string[]): BenchConfig {
       durationMs: tenantsMs,
       capMs: tenantsMs + (quick ? 2_800 : 7_000),
       leadMs: quick ? 300 : 500,
+    },
+    quorum: {
+      sizes,
+      delayMs: int('quorum-delay', 5, 0),
+      uncontended: quick ? 5 : 30,
+      handoffs: quick ? 2 : 20,
+      settleMs: quick ? 15 : 30,
+      warmup: quick ? 1 : 5,
+      capMs: quick ? 1_500 : 8_000,
+      workers: int('quorum-workers', quick ? 4 : 8),
+      perWorker: int('quorum-k', quick ? 2 : 10),
+      holdMs: int('quorum-hold', 1, 0),
+      contentionCapMs: quick ? 3_000 : 20_000,
+      idleMs: quick ? 200 : 1_000,
     },
     waitWindowMs: quick ? 200 : 2_000,
     waitQueueCapMs: quick ? 10_000 : 30_000,

@@ -13,6 +13,8 @@ import { contentionCost } from './contention-cost.js';
 import { markdown, readmeWithBench } from './docs.js';
 import { measureLatency } from './latency.js';
 import { startPool, stopPool, type Worker } from './pool.js';
+import { QUORUM_ADAPTERS } from './adapters/quorum.js';
+import { quorumPids, runQuorum } from './quorum.js';
 import { startBenchRedis, type BenchRedis } from './redis-server.js';
 import { RedisStats } from './redis-stats.js';
 import { spawnRelay, type Relay } from './relay.js';
@@ -188,7 +190,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
   // Last resort if we die anyway: never leave our redis-server or relay running.
   process.once('exit', () => {
-    for (const pid of [relay?.pid, redis.owned ? redis.pid : undefined]) {
+    for (const pid of [relay?.pid, redis.owned ? redis.pid : undefined, ...quorumPids]) {
       try {
         if (pid) process.kill(pid, 'SIGKILL');
       } catch {
@@ -200,7 +202,10 @@ async function main(): Promise<void> {
     stats = await RedisStats.connect(redis.url);
     if (redis.owned) await stats.flushAll();
     if (c.scenarios.includes('relay')) relay = await spawnRelay(redis.url, c.relayDelayMs);
-    const total = c.libs.reduce((a, id) => a + stepsOf(id, c), 0);
+    // the quorum scenario runs on servers of its own, after the rows: each size's set-up, each library's latency, contention on the first size
+    const quorumSteps = c.scenarios.includes('quorum') ? c.quorum.sizes.length * (1 + QUORUM_ADAPTERS.length) + QUORUM_ADAPTERS.length : 0;
+    const rows = c.scenarios.some((x) => x !== 'quorum') ? c.libs : [];
+    const total = rows.reduce((a, id) => a + stepsOf(id, c), 0) + quorumSteps;
     if (c.progress && process.stderr.isTTY !== undefined) {
       bar = new cliProgress.SingleBar(
         { format: 'bench [{bar}] {value}/{total} | {eta_formatted} left | {step}', stream: process.stderr, hideCursor: true, etaBuffer: 20 },
@@ -214,9 +219,10 @@ async function main(): Promise<void> {
       else if (!c.quick || process.env.BENCH_TRACE) console.error(`[${++done}/${total}] ${((Date.now() - started) / 1000).toFixed(1)} s ${what}`);
     };
     const libs: LibResult[] = [];
-    const pooled = c.libs.some((id) => stepsOf(id, c) > (c.scenarios.includes('latency') ? 1 : 0) + (c.scenarios.includes('relay') ? 1 : 0));
+    const pooled = rows.some((id) => stepsOf(id, c) > (c.scenarios.includes('latency') ? 1 : 0) + (c.scenarios.includes('relay') ? 1 : 0));
     shared = c.quick && pooled ? await startPool(c.procs) : undefined;
-    for (const id of c.libs) libs.push(await benchLib(id, c, redis, relay, stats, step, shared));
+    for (const id of rows) libs.push(await benchLib(id, c, redis, relay, stats, step, shared));
+    const quorum = c.scenarios.includes('quorum') ? await runQuorum(c.quorum, step) : undefined;
     bar?.update(total, { step: 'done' });
     bar?.stop();
     bar = undefined;
@@ -244,6 +250,7 @@ async function main(): Promise<void> {
       },
       libs,
       cost: contentionCost(libs),
+      ...(quorum ? { quorum } : {}),
       targets: checkTargets(libs, c.scenarios),
     };
     mkdirSync(c.outDir, { recursive: true });
@@ -263,7 +270,11 @@ async function main(): Promise<void> {
       console.log(`\nfairlock targets (${libs.find(isFairlock)?.id})`);
       for (const t of results.targets) console.log(`  ${t.met === null ? ' n/a' : t.met ? '  ok' : 'MISS'}  ${t.what}: ${t.value} (goal ${t.goal})`);
     }
-    const errors = libs.flatMap((l) => l.errors.map((e) => `${l.id}: ${e}`));
+    if (quorum?.targets.length) {
+      console.log(`\nfairlock quorum targets (issue 20; beside ${quorum.libs[1]?.id})`);
+      for (const t of quorum.targets) console.log(`  ${t.met === null ? ' n/a' : t.met ? '  ok' : 'MISS'}  ${t.what}: ${t.value} (goal ${t.goal})`);
+    }
+    const errors = [...libs.flatMap((l) => l.errors.map((e) => `${l.id}: ${e}`)), ...(quorum?.errors.map((e) => `quorum: ${e}`) ?? [])];
     if (stray.length) console.log(`\n${stray.length} late rejections of abandoned waits ignored (first: ${stray[0]})`);
     if (errors.length) console.log(`\nerrors:\n  ${errors.join('\n  ')}`);
     console.log(`\nraw figures: ${join(c.outDir, 'latest.json')}${c.docs ? '; docs/bench.{json,svg,md} and README.md\'s bench section written' : ''} (${results.meta.elapsedSec} s)`);

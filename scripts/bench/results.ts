@@ -2,6 +2,7 @@
 import type { CostRow } from './contention-cost.js';
 import type { ContendResult } from './contention.js';
 import type { LatencyResult } from './latency.js';
+import type { QuorumResult } from './quorum.js';
 import type { TenantsOptions, TenantsResult } from './tenants.js';
 import type { WaitersResult } from './waiters.js';
 
@@ -60,6 +61,8 @@ export interface BenchResults {
   libs: LibResult[];
   /** Redis CPU and commands per acquisition, fairlock beside redis-semaphore (older runs: absent). */
   cost?: CostRow[];
+  /** The quorum scenario: fairlock's quorum beside node-redlock's on N masters of its own (absent unless it ran). */
+  quorum?: QuorumResult;
   targets: Target[];
 }
 

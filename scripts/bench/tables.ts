@@ -186,6 +186,58 @@ function costTable(r: BenchResults): Table | undefined {
   };
 }
 
+/** What reproduces the quorum tables alone. */
+export const QUORUM_COMMAND = 'npm run bench -- --scenarios quorum';
+
+/** The quorum scenario: round trips per N, and the contention run. */
+function quorumTables(r: BenchResults): Table[] {
+  const q = r.quorum;
+  if (!q) return [];
+  const o = q.options;
+  const rt = (v: number | null | undefined) => (v == null ? 'n/a' : v.toFixed(2));
+  const lat: Table = {
+    title: `Quorum lock over N independent redis-servers, each behind a relay delaying every chunk ${o.delayMs} ms each way: round trips = p50 / PING p50 (master 0's client)`,
+    headers: ['library', 'N', 'PING p50', 'acquire p50 / p99', 'round trips', 'hand-off p50 / p99', 'round trips', 'commit calls / acquire, / hand-off', 'requests / acquire+release by master', 'Redis cmds / acquire+release'],
+    rows: q.latency.map((L) => [
+      L.lib,
+      String(L.masters),
+      us(L.ping.p50),
+      `${us(L.acquire.p50)} / ${us(L.acquire.p99)} (n=${L.acquire.n})`,
+      rt(L.acquireRoundTrips),
+      `${us(L.handoff.p50)} / ${us(L.handoff.p99)} (n=${L.handoff.n}${L.handoffTimedOut ? ', timed out' : ''})`,
+      rt(L.handoffRoundTrips),
+      L.commitsPerAcquire == null ? '-' : `${L.commitsPerAcquire}, ${L.commitsPerHandoff ?? 'n/a'}`,
+      L.requestsByMaster ? L.requestsByMaster.map((v) => v.toFixed(1)).join(' + ') : 'n/a',
+      n(L.commandsPerAcquire, 1),
+    ]),
+    note: `Uncontended: the acquire() call alone (release outside the timing). Hand-off: holder's release() -> the waiter's acquire() resolving (fairlock: the waiter queued first). ${q.libs.map((l) => `${l.id}: ${l.label}`).join('; ')}. Alone: \`${QUORUM_COMMAND}\``,
+  };
+  const c0 = q.contention[0];
+  const cont: Table | undefined = c0 && {
+    title: `Quorum lock under contention: ${c0.workers} clients x ${c0.perWorker} acquisitions, hold ${c0.holdMs} ms, ${c0.masters} masters behind the relays (one process, one clock)`,
+    headers: ['library', 'grants (still waiting)', 'grants/s', 'unfair grants', 'FIFO breaks', 'longest wait', 'Jain', 'Redis CPU / acquisition (less idle)', 'in scripts', 'Redis cmds / acquisition', 'script calls / acquisition', 'commit calls / grant'],
+    rows: q.contention.map((c) => [
+      c.lib,
+      `${c.grants} (${c.pending})`,
+      big(c.grantsPerSec),
+      `${c.unfair} (${pct(c.unfairShare)})`,
+      c.fifoBreaks == null ? '-' : String(c.fifoBreaks),
+      c.maxWaitMs == null ? 'n/a' : `${ms1(c.maxWaitMs)} ms`,
+      n(c.jain, 3),
+      c.cpuUsPerAcquisition == null ? 'n/a' : `${c.cpuUsPerAcquisition.toFixed(0)} us (${c.netCpuUsPerAcquisition?.toFixed(0) ?? 'n/a'} us)`,
+      c.scriptUsPerAcquisition == null ? 'n/a' : `${c.scriptUsPerAcquisition.toFixed(0)} us`,
+      n(c.commandsPerAcquisition, 1),
+      n(c.scriptCallsPerAcquisition, 1),
+      c.commitsPerGrant == null ? '-' : n(c.commitsPerGrant, 2),
+    ]),
+    note:
+      `Unfair: a grant whose acquire() began more than ${c0.slackMs} ms (a relay round trip) after another's that was still waiting (order of grants: fencing tokens where the library has them, else this process's stamps). ` +
+      'FIFO breaks (fairlock): that waiter had been told it was queued before the grantee called acquire(). Redis CPU: used_cpu_user + used_cpu_sys summed over the masters over the run, per grant; less idle: less the masters\' CPU rate while nobody asked, measured just before, times the run\'s length. ' +
+      'In scripts: commandstats usec of the EVALSHA/FCALL calls (their commands included). Commands: INFO commandstats, nested calls included, PINGs left out.',
+  };
+  return cont ? [lat, cont] : [lat];
+}
+
 export function tables(r: BenchResults): Table[] {
   // a run of some scenarios only (--scenarios) leaves the others' tables out
   const ran = (k: 'loopback' | 'relay' | 'contention' | 'waiters') =>
@@ -280,7 +332,7 @@ export function tables(r: BenchResults): Table[] {
   ];
   const cost = costTable(r);
   const ten = tenantsTable(r);
-  return [...base.filter((t): t is Table => t !== false), ...kindTables(r), ...(cost ? [cost] : []), ...(ten ? [ten] : [])];
+  return [...base.filter((t): t is Table => t !== false), ...kindTables(r), ...(cost ? [cost] : []), ...(ten ? [ten] : []), ...quorumTables(r)];
 }
 
 export function renderTerminal(ts: Table[]): string {
