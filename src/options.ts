@@ -29,6 +29,22 @@ export interface Durability {
   timeoutMs?: number;
 }
 
+/**
+ * @internal The key of a quorum master's acquire option (see {@link QuorumAcquireOption}): a symbol,
+ * so that no plain object a caller builds carries it by accident. Only src/quorum/master.ts sets it.
+ */
+export const QUORUM_ACQUIRE: unique symbol = Symbol('fairlock.quorumAcquire');
+
+/**
+ * @internal What the quorum's chain (DESIGN §8) adds to one acquire on one master: `floor`, the
+ * grant's token is at least this (rule 2); `guardMs`, the restart guard (rule 9), 0 for none.
+ * Absent, the acquire is the single-node one, byte for byte.
+ */
+export interface QuorumAcquireOption {
+  floor: number | undefined;
+  guardMs: number;
+}
+
 /** Options of one `acquire`, `tryAcquire` or `using` call. */
 export interface AcquireOptions {
   /** Give up (LockTimeoutError) after this long in the queue. @default no timeout */
@@ -54,6 +70,8 @@ export interface AcquireOptions {
    * read-write lock. @default the default group (what every request without a group shares)
    */
   group?: string;
+  /** @internal Set by a quorum master only (src/quorum/master.ts). */
+  [QUORUM_ACQUIRE]?: QuorumAcquireOption;
 }
 
 /** Options of one semaphore `acquire`, `tryAcquire` or `using` call. */
@@ -190,6 +208,8 @@ export interface ResolvedAcquire {
   durability: ResolvedDurability | undefined;
   /** The group; undefined for the default group. */
   group: string | undefined;
+  /** @internal A quorum master's floor and restart guard; undefined for a single-node acquire. */
+  quorum: QuorumAcquireOption | undefined;
 }
 
 /** The most UTF-8 bytes of a group. */
@@ -242,6 +262,7 @@ export function resolveAcquire(options: SemaphoreAcquireOptions | undefined, def
     weight,
     durability: o.durability === undefined ? defaults.durability : resolveDurability(o.durability, 'options.durability'),
     group: o.group === undefined ? undefined : checkGroup(o.group),
+    quorum: o[QUORUM_ACQUIRE],
   };
 }
 

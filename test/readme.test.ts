@@ -7,6 +7,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { ownRedis } from './helpers/cleanup.js';
 import { useRedis } from './helpers/fixture.js';
 
 const fx = useRedis();
@@ -20,12 +21,12 @@ function block(tag: string): string {
 }
 
 /** Runs `code` from a file inside the package, so that `fairlock` resolves to this package's own exports. */
-async function run(code: string, ext: 'mjs' | 'cjs' | 'ts'): Promise<string> {
+async function run(code: string, ext: 'mjs' | 'cjs' | 'ts', env: Record<string, string> = {}): Promise<string> {
   const file = `${root}/quickstart.tmp.${ext}`;
   writeFileSync(file, code);
   try {
     const args = ext === 'ts' ? ['--import', 'tsx', file] : [file];
-    const { stdout } = await promisify(execFile)(process.execPath, args, { env: { ...process.env, REDIS_URL: fx.server.url }, timeout: 30_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, args, { env: { ...process.env, REDIS_URL: fx.server.url, ...env }, timeout: 30_000 });
     return stdout;
   } finally {
     rmSync(file, { force: true });
@@ -78,4 +79,12 @@ test.serial('the events and metrics example runs with node', async (t) => {
   t.regex(out, /second acquire: LOCK_TIMEOUT/);
   t.regex(out, /fairlock\.grants 1 \{"name":"report","kind":"lock"\}/);
   t.regex(out, /fairlock\.timeouts 1 \{"name":"report","kind":"lock"\}/);
+});
+
+test.serial('the quorum example runs with node against three servers of its own (fresh: the first acquire waits one guard)', async (t) => {
+  const servers = await Promise.all([0, 1, 2].map(() => ownRedis(t, { owned: true })));
+  const out = await run(block('quorum'), 'mjs', { REDIS_URLS: servers.map((s) => s.url).join(',') });
+  t.regex(out, /quorum: token \d{16} on masters 0,1\n/);
+  t.regex(out, /quorum next token higher: true\n/);
+  t.regex(out, /per master: 0,0,0\n/);
 });

@@ -30,7 +30,7 @@ export interface LeaseHost {
   readonly keys: LockKeys;
   readonly session: {
     readonly options: Pick<ResolvedOptions, 'driftFactor' | 'livenessMs'>;
-    readonly scripts: Pick<Scripts, 'clock' | 'extend'>;
+    readonly scripts: Pick<Scripts, 'clock' | 'extend' | 'commit'>;
     readonly events: EventSink;
   };
   leaseHeld(lease: HeldLease): void;
@@ -132,6 +132,23 @@ export class HeldLease implements Lease {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
+  }
+
+  /**
+   * @internal A quorum holder's commit on this master (DESIGN §8, rule 4): "if I am your holder, raise
+   * your last token to `token` and renew my lease". True when Redis acknowledged this lease as its
+   * holder (the lease is renewed from the reply); false when it does not name it (the lease is lost).
+   * A Redis error rejects: the caller counts that master as lost (rule 5).
+   */
+  async commit(token: number): Promise<boolean> {
+    if (!this.held) return false;
+    const reply = await this.host.session.scripts.commit(this.host.keys, this.id, token);
+    if (reply.kind === 'not-holder') {
+      this.markLost('Redis no longer names this lease a holder (quorum commit)', undefined, false);
+      return false;
+    }
+    this.renewed(reply.exp, reply);
+    return this.held;
   }
 
   /** @internal A reply proved the lease until Redis time `exp`. Never revives a lease whose deadline passed. */

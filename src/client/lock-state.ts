@@ -17,7 +17,7 @@ import type { Wakeups } from './wakeups.js';
 export interface SessionHost {
   readonly id: string;
   readonly options: ResolvedOptions;
-  readonly scripts: Pick<Scripts, 'clock' | 'acquire' | 'heartbeat' | 'release' | 'cancel' | 'extend'>;
+  readonly scripts: Pick<Scripts, 'clock' | 'acquire' | 'heartbeat' | 'release' | 'cancel' | 'extend' | 'commit'>;
   /** The wake-up subscriber: on a cluster, a name's shard channel is subscribed while the session waits on it. */
   readonly wakeups: Pick<Wakeups, 'sharded' | 'watch' | 'unwatch' | 'refresh'>;
   readonly events: EventSink;
@@ -38,8 +38,10 @@ export class LockState implements WaiterHost {
    * goes on for them and releases them in Redis ("beat until released"), so a grant its process no
    * longer wants never outlives the next beat.
    */
-  private readonly unreleased = new Map<string, { since?: number | undefined; group?: string | undefined }>();
+  private readonly unreleased = new Map<string, { since?: number | undefined; group?: string | undefined; floor?: number | undefined }>();
   private timer: NodeJS.Timeout | undefined;
+  /** A beat right after a quorum master's restart guard ends (beatAfter). */
+  private guardTimer: NodeJS.Timeout | undefined;
   private timerPeriod = 0;
   /** One heartbeat in flight per name; a beat after a reconnect waits for the regular one. */
   private readonly beating = new Mutex();
@@ -125,9 +127,23 @@ export class LockState implements WaiterHost {
     return this.orRetry(id, 'release', this.session.scripts.release(this.keys, id));
   }
 
-  /** Runs the cancel script for `id` (`since`: when it entered the queue, if known); if it fails, the heartbeat retries it. */
-  cancelInRedis(id: string, since?: number, group?: string): ReturnType<Scripts['cancel']> {
-    return this.orRetry(id, 'cancel', this.session.scripts.cancel(this.keys, id, since, group), since, group);
+  /**
+   * Runs the cancel script for `id` (`since`: when it entered the queue, if known; `floor`: a quorum
+   * waiter's); if it fails, the heartbeat retries it.
+   */
+  cancelInRedis(id: string, since?: number, group?: string, floor?: number): ReturnType<Scripts['cancel']> {
+    return this.orRetry(id, 'cancel', this.session.scripts.cancel(this.keys, id, since, group, floor), since, group, floor);
+  }
+
+  /** One extra beat `ms` from now (a quorum master's restart guard ends then); the regular beats go on. */
+  beatAfter(ms: number): void {
+    if (this.session.stopped) return;
+    clearTimeout(this.guardTimer);
+    this.guardTimer = setTimeout(() => {
+      this.guardTimer = undefined;
+      if (!this.session.stopped) void this.beat();
+    }, Math.max(0, Math.ceil(ms)));
+    this.guardTimer.unref();
   }
 
   releaseLater(id: string): void {
@@ -138,21 +154,21 @@ export class LockState implements WaiterHost {
     current.schedule(0);
   }
 
-  private async orRetry<T>(id: string, operation: RedisOperation, call: Promise<T>, since?: number, group?: string): Promise<T> {
+  private async orRetry<T>(id: string, operation: RedisOperation, call: Promise<T>, since?: number, group?: string, floor?: number): Promise<T> {
     try {
       return await call;
     } catch (err) {
       this.redisFailed(operation, err);
-      this.retryRelease(id, since, group);
+      this.retryRelease(id, since, group, floor);
       throw err;
     }
   }
 
   /** Hands `id` to the state the session now has for this name (this one, or a newer one if this went idle). */
-  private retryRelease(id: string, since?: number, group?: string): void {
+  private retryRelease(id: string, since?: number, group?: string, floor?: number): void {
     if (this.session.stopped) return;
     const current = this.session.state(this.name);
-    current.unreleased.set(id, { since, group });
+    current.unreleased.set(id, floor === undefined ? { since, group } : { since, group, floor });
     current.schedule();
   }
 
@@ -247,13 +263,15 @@ export class LockState implements WaiterHost {
   }
 
   /** This session's newest waiter in this name's queue (the heartbeat checks Redis still has it). */
-  private newestQueued(): { id: string; since: number; group: string | undefined } | undefined {
-    let newest: { id: string; since: number; order: number; group: string | undefined } | undefined;
+  private newestQueued(): { id: string; since: number; group: string | undefined; floor?: number } | undefined {
+    let newest: { id: string; since: number; order: number; group: string | undefined; floor: number | undefined } | undefined;
     for (const w of this.waiters.values()) {
       const q = w.queued;
       if (q !== undefined && (newest === undefined || q.order > newest.order)) newest = { id: w.id, ...q };
     }
-    return newest && { id: newest.id, since: newest.since, group: newest.group };
+    if (!newest) return undefined;
+    const { id, since, group, floor } = newest;
+    return floor === undefined ? { id, since, group } : { id, since, group, floor };
   }
 
   private get idle(): boolean {
@@ -279,6 +297,8 @@ export class LockState implements WaiterHost {
   private settle(): void {
     if (!this.idle) return;
     this.stopTimer();
+    clearTimeout(this.guardTimer);
+    this.guardTimer = undefined;
     if (this.watching) {
       this.watching = false;
       this.session.wakeups.unwatch(this.name);

@@ -18,7 +18,8 @@ export interface WaiterHost extends LeaseHost {
    * `id` still holds. `signal` aborts when the caller gave up (its WAIT is then dropped).
    */
   confirmReplicated(id: string, durability: ResolvedDurability, signal: AbortSignal): Promise<{ acked: number; holds: boolean }>;
-  cancelInRedis(id: string, since?: number, group?: string): Promise<CancelReply>;
+  /** `floor`: a quorum waiter's, which its element carries (finds it without a scan). */
+  cancelInRedis(id: string, since?: number, group?: string, floor?: number): Promise<CancelReply>;
   /** The order of an enqueue reply among the session's on this name (the newest waiter is the last). */
   nextQueuedOrder(): number;
   /**
@@ -29,6 +30,11 @@ export interface WaiterHost extends LeaseHost {
   reenter(except?: Waiter): Promise<void>;
   /** The waiter is in the queue now: make sure its wake-up can reach this process. */
   watchWakeups(): void;
+  /**
+   * A quorum master's restart guard holds the name for `ms` more (Redis time): beat right after it
+   * ends, so the head is granted then, not up to a heartbeat period later.
+   */
+  beatAfter(ms: number): void;
   waiterGone(waiter: Waiter): void;
   redisFailed(operation: RedisOperation, error: unknown): void;
 }
@@ -93,8 +99,13 @@ export class Waiter {
   }
 
   /** While it waits in the queue: when it entered (its element's `since`) and the order of that reply; else undefined. */
-  get queued(): { since: number; order: number; group: string | undefined } | undefined {
-    return this.phase === 'queued' && this.since !== undefined ? { since: this.since, order: this.queuedOrder, group: this.request.group } : undefined;
+  get queued(): { since: number; order: number; group: string | undefined; floor: number | undefined } | undefined {
+    return this.phase === 'queued' && this.since !== undefined ? { since: this.since, order: this.queuedOrder, group: this.request.group, floor: this.floor } : undefined;
+  }
+
+  /** A quorum waiter's floor: its element is "id since floor" (undefined for a single-node waiter). */
+  private get floor(): number | undefined {
+    return this.options.quorum?.floor;
   }
 
   /** The group it asked in; undefined for the default group. */
@@ -123,13 +134,14 @@ export class Waiter {
       // Queued before (a re-entry after a lapse, or a grant that ran out unseen): the engine looks for this waiter's element before it pushes another.
       const again = this.since === undefined ? undefined : { since: this.since };
       const { kind, limit, perGroup, group } = this.request;
-      reply = await session.scripts.acquire(keys, this.id, session.options.livenessMs, this.mode, kind, limit, again, { perGroup, group });
+      // quorum: undefined but for a quorum master's waiter; undefined sends the single-node call, byte for byte.
+      reply = await session.scripts.acquire(keys, this.id, session.options.livenessMs, this.mode, kind, limit, again, { perGroup, group }, this.options.quorum);
     } catch (err) {
       if (this.phase !== 'enqueuing') return;
       this.state.redisFailed('enqueue', err);
       // The script may or may not have run: leave the queue if we got in, then fail the caller.
       this.finish('done');
-      this.state.cancelInRedis(this.id, this.since, this.request.group).catch(() => undefined);
+      this.state.cancelInRedis(this.id, this.since, this.request.group, this.floor).catch(() => undefined);
       this.reject(asFairLockError(err, 'entering the queue failed'));
       return;
     }
@@ -154,6 +166,9 @@ export class Waiter {
     this.since = reply.since;
     this.queuedOrder = this.state.nextQueuedOrder();
     this.state.watchWakeups();
+    // A quorum master's restart guard holds the name until guardUntil (Redis ms): the heartbeat
+    // after it grants the head, so beat then (reply.now was at most Redis's time on arrival).
+    if (reply.guardUntil !== undefined) this.state.beatAfter(reply.guardUntil - reply.now + 1);
     // Our session had lapsed and this call revived it: the heartbeat will not report the lapse, so
     // the session's other waiters on this lock (maybe reaped as dead) must check where they stand now.
     if (this.state.refreshed(reply.now, reply.lapsed, reply.sessionDeadline)) this.state.reenter(this);
@@ -262,7 +277,7 @@ export class Waiter {
     const waitedMs = monotonic() - this.startedAt;
     const cleanup = (async () => {
       await this.inflight;
-      await this.state.cancelInRedis(this.id, this.since, this.request.group); // releases at once if the grant raced ahead
+      await this.state.cancelInRedis(this.id, this.since, this.request.group, this.floor); // releases at once if the grant raced ahead
     })().catch(() => undefined);
     // While Redis is unreachable node-redis holds the cancel until it reconnects (then it still runs).
     // The caller is not kept waiting for that: after one liveness period it gets its error anyway; a

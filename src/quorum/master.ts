@@ -1,9 +1,10 @@
 import { withTimeout } from '../bounded.js';
 import type { FairLocksEvents } from '../client/event-map.js';
+import type { HeldLease } from '../client/held-lease.js';
 import type { Lease } from '../client/lease.js';
 import type { LockInfo } from '../client/lock-info.js';
 import { asFairLockError, FairLockError, InvalidArgumentError } from '../errors.js';
-import type { AcquireOptions } from '../options.js';
+import { QUORUM_ACQUIRE, type AcquireOptions, type QuorumAcquireOption } from '../options.js';
 import type { RedisSeam } from '../redis/seam.js';
 
 /** What the quorum uses of one master's FairLocks (made by FairLocks.quorum, which owns the class). */
@@ -27,8 +28,8 @@ export class MasterUnreachable extends FairLockError {
 /** What the chain asks of one wait or attempt on a master. */
 export interface TakeOptions {
   /**
-   * The highest token this acquire got so far: the master grants at least this (DESIGN §8 rule 2).
-   * Needs the engine's acquire floor (branch quorum-engine); until it lands it is not sent.
+   * The highest token this acquire got so far (0: none yet): the master grants at least this (DESIGN
+   * §8 rule 2). It rides in the waiter's queue element and bounds the token taken when the grant is made.
    */
   floor: number;
   leaseMs: number;
@@ -71,7 +72,8 @@ export class Master {
     readonly index: number,
     readonly locks: MasterLocks,
     private readonly seam: RedisSeam,
-    private readonly timing: { commandTimeoutMs: number; heartbeatMs: number },
+    /** guardMs: the restart guard asked of the master (rule 9), 0 for none (`restartGuard: false`). */
+    private readonly timing: { commandTimeoutMs: number; heartbeatMs: number; guardMs: number },
     private readonly watch: MasterWatch,
   ) {
     locks.on('redisError', (event) => {
@@ -102,7 +104,6 @@ export class Master {
     set.add(ctl);
     this.use(+1);
     let answered = false;
-    // Plug (a): the floor goes with the enqueue once the engine takes it (scripts' acquire floor).
     const pending = this.locks.lock(name).acquire({
       signal: ctl.signal,
       leaseMs: o.leaseMs,
@@ -111,6 +112,7 @@ export class Master {
         answered = true;
         o.onQueued?.(position);
       },
+      [QUORUM_ACQUIRE]: this.quorumOption(o),
     });
     const noAnswer = setTimeout(() => {
       if (!answered) this.markDown(new MasterUnreachable(this.index, `its enqueue was not answered within ${this.timing.commandTimeoutMs} ms`));
@@ -133,8 +135,7 @@ export class Master {
   /** One attempt that never queues (tryAcquire on this master): a lease, or null when busy. */
   async tryTake(name: string, o: Omit<TakeOptions, 'signal' | 'onQueued'>): Promise<Lease | null> {
     await this.ready();
-    // Plug (a) again: the floor.
-    const pending = this.locks.lock(name).tryAcquire({ leaseMs: o.leaseMs, autoRenew: o.autoRenew });
+    const pending = this.locks.lock(name).tryAcquire({ leaseMs: o.leaseMs, autoRenew: o.autoRenew, [QUORUM_ACQUIRE]: this.quorumOption(o) });
     try {
       return await this.bounded(pending, 'its attempt');
     } catch (err) {
@@ -144,15 +145,14 @@ export class Master {
   }
 
   /**
-   * Rule 4 and 5: "if `lease` is your holder: last = max(last, T), and renew". True when the master
-   * acknowledged it as holder; false (it does not count) on "not holder", an error or a timeout.
-   * Plug (b): until the engine's commit entry lands this is a renewal (extend) only: it proves the
-   * master still names the lease its holder, but does not raise the master's last token to T.
+   * Rule 4 and 5: "if `lease` is your holder: last = max(last, T), and renew" (the engine's commit
+   * entry). True when the master acknowledged it as holder; false (it does not count) on "not
+   * holder", an error or a timeout (a timeout also marks the master down).
    */
-  async commit(lease: Lease, _t: number): Promise<boolean> {
+  async commit(lease: Lease, t: number): Promise<boolean> {
     try {
-      await this.bounded(lease.extend(lease.lengthMs), 'its commit');
-      return lease.held;
+      // Every lease a master gives the chain is its FairLocks' HeldLease (wait and tryTake above).
+      return await this.bounded((lease as HeldLease).commit(t), 'its commit');
     } catch {
       return false;
     }
@@ -176,6 +176,17 @@ export class Master {
   /** The single-node LockInfo of `name` here, bounded by commandTimeoutMs. */
   inspect(name: string): Promise<LockInfo> {
     return this.bounded(this.locks.inspect(name), 'inspect');
+  }
+
+  /**
+   * The engine's quorum arguments of one acquire here: the floor (0, nothing got yet, is sent as none)
+   * and the restart guard, which lasts at least this acquire's own lease (a longer lease than the
+   * quorum's leaseMs widens the guard it asks for; the guard must cover the longest lease any client
+   * of the master takes, so quorums over the same masters should share one leaseMs).
+   */
+  private quorumOption(o: Pick<TakeOptions, 'floor' | 'leaseMs'>): QuorumAcquireOption {
+    const { guardMs } = this.timing;
+    return { floor: o.floor > 0 ? o.floor : undefined, guardMs: guardMs > 0 ? Math.max(guardMs, o.leaseMs) : 0 };
   }
 
   /** Reads this master's run_id (INFO server) if not read yet; MasterUnreachable if it does not answer. */

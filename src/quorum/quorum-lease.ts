@@ -119,7 +119,17 @@ export class QuorumLease implements Lease {
     await this.release();
   }
 
-  /** The majority-th longest local remaining time of the counted masters (0 below a majority). */
+  /**
+   * The majority-th longest local remaining time of the counted masters (0 below a majority).
+   *
+   * DESIGN §8 rule 6 says "until the earliest local deadline of the counted masters": the same
+   * thing when exactly a majority counts, which is what an acquire hands over (the climb stops at M).
+   * Kept as the M-th longest because a lease can count more than M for a while: a restore (below)
+   * adds a master above while a master that went down still counts until its own deadline. Safety
+   * needs only that M masters name this lease their holder until the end of the validity (any other
+   * majority then meets one of them, which grants nobody else); the earliest deadline of all counted
+   * masters would end the section early for a master that is known down and no longer needed.
+   */
   private validityMs(): number {
     const left = this.counted().map((g) => g.lease.remainingMs).sort((a, b) => b - a);
     return left[this.host.majority - 1] ?? 0;

@@ -114,9 +114,9 @@ export class QuorumLocks extends EventEmitter<QuorumEvents> {
       },
       identified: (m, runId) => this.identified(m, runId),
     };
-    const { commandTimeoutMs } = this.options;
+    const { commandTimeoutMs, guardMs } = this.options;
     const { heartbeatMs } = this.options.perMaster;
-    this.masters = clients.map((client, i) => new Master(i, makeLocks(client, this.options.perMaster), this.seams[i]!, { commandTimeoutMs, heartbeatMs }, watch));
+    this.masters = clients.map((client, i) => new Master(i, makeLocks(client, this.options.perMaster), this.seams[i]!, { commandTimeoutMs, heartbeatMs, guardMs }, watch));
   }
 
   /** @internal A listener's rejected promise (captureRejections): a warning, never a crash. */

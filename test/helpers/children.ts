@@ -173,6 +173,18 @@ export async function spawnChild(t: ExecutionContext | Scope, url: string, prefi
   return child;
 }
 
+/** Forks a worker whose acquires go through a quorum over `urls` (worker.ts init-quorum); registered like spawnChild's. */
+export async function spawnQuorumChild(t: ExecutionContext | Scope, urls: string[], options?: Record<string, number>): Promise<Child> {
+  const scope = scopeOf(t);
+  if (scope.closed) throw new Error('the test has already ended: no child forked');
+  const proc = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = new Child(proc);
+  scope.add(() => child.dispose());
+  child.send({ op: 'init-quorum', urls, options });
+  await child.waitFor((e) => e.ev === 'ready', 60_000, 'ready');
+  return child;
+}
+
 /** SIGKILLs the given children and waits until they have exited. */
 export async function stopAll(children: Iterable<Child>): Promise<void> {
   await Promise.all([...children].map((c) => c.stop()));

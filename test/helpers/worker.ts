@@ -7,7 +7,7 @@
  * `order`; a contender brackets its critical section with INCRs of `seqKey` (`startSeq`, `endSeq`).
  * Redis runs commands one at a time, so these numbers are one total order for all processes.
  */
-import { FairLocks, type Lease } from '../../src/index.js';
+import { FairLocks, type Lease, type QuorumLocks } from '../../src/index.js';
 import type { RedisClient } from './redis-client.js';
 import { fencedWrite } from './fenced.js';
 import { childLockClient, connectCluster, parseClusterUrl, type TestClient } from './clients.js';
@@ -17,6 +17,8 @@ import { handleFor, type Req } from '../properties/subjects.js';
 
 export type Command =
   | { op: 'init'; url: string; prefix: string; options?: Record<string, number> }
+  /** A quorum (FairLocks.quorum) over `urls`, one node-redis 4 client each: `acquire` and `release` then go through it. */
+  | { op: 'init-quorum'; urls: string[]; options?: Record<string, number> }
   /** With `orderKey`: once granted, INCR it (while holding) and report the count as the grant's `order`. */
   /** `request`: what to acquire (default: the plain lock `name`); see properties/subjects.ts. */
   | { op: 'acquire'; req: string; name: string; timeoutMs?: number; leaseMs?: number; autoRenew?: boolean; orderKey?: string; request?: Req }
@@ -47,6 +49,9 @@ let client: RedisClient;
 /** The client FairLocks runs on, when FAIRLOCK_TEST_CLIENT names another family than `client`'s. */
 let lockClient: TestClient | undefined;
 let locks: FairLocks;
+/** After init-quorum: the quorum, and its clients (closed by `close`). */
+let quorum: QuorumLocks | undefined;
+const quorumClients: RedisClient[] = [];
 const leases = new Map<string, Lease>();
 const stores = new Map<string, Promise<RedisClient>>();
 
@@ -86,8 +91,13 @@ async function handle(c: Command): Promise<void> {
       locks = new FairLocks(lockClient?.client ?? client, { prefix: c.prefix, ...(c.options ?? {}) });
       send({ ev: 'ready', pid: process.pid, sessionId: locks.sessionId, family: lockClient?.family ?? 'node-redis 4' });
       return;
+    case 'init-quorum':
+      for (const url of c.urls) quorumClients.push(await connect(url));
+      quorum = FairLocks.quorum(quorumClients, c.options);
+      send({ ev: 'ready', pid: process.pid, sessionId: '', family: 'node-redis 4' });
+      return;
     case 'acquire': {
-      const lease = await handleFor(locks, c.name, c.request ?? { kind: 'lock' }).acquire({
+      const lease = await (quorum ? quorum.lock(c.name) : handleFor(locks, c.name, c.request ?? { kind: 'lock' })).acquire({
         timeoutMs: c.timeoutMs,
         leaseMs: c.leaseMs,
         autoRenew: c.autoRenew,
@@ -122,6 +132,12 @@ async function handle(c: Command): Promise<void> {
       return;
     }
     case 'close':
+      if (quorum) {
+        await quorum.close();
+        for (const q of quorumClients) await q.quit();
+        send({ req: c.req, ev: 'done' });
+        return;
+      }
       await locks.close();
       await lockClient?.close();
       await client.quit();

@@ -7,37 +7,12 @@
  * Order comes from tokens and the fenced store, never from clocks.
  */
 import test, { type ExecutionContext } from 'ava';
-import type { Lease, QuorumLocks } from '../../src/index.js';
+import type { Lease } from '../../src/index.js';
 import { openClient, ownRedis } from '../helpers/cleanup.js';
-import { fencedLog, fencedWrite } from '../helpers/fenced.js';
+import { fencedLog } from '../helpers/fenced.js';
 import { startMasters, FAST, type Masters } from '../helpers/masters.js';
-import { whenAborted, whenQueued } from '../helpers/queued.js';
-import type { RedisClient } from '../helpers/redis-client.js';
-
-/** Starts an acquire and resolves once it queued (or was granted), with the promise of its lease. */
-async function queue(q: QuorumLocks, name: string): Promise<{ lease: Promise<Lease> }> {
-  const w = whenQueued();
-  const lease = q.lock(name).acquire({ onQueued: w.onQueued, timeoutMs: 20_000 });
-  await Promise.race([w.queued, lease]);
-  return { lease };
-}
-
-/** A critical section: count who is inside, write to the fenced store with the token, release. */
-function sectionRunner(store: RedisClient, key: string) {
-  let inside = 0;
-  let overlaps = 0;
-  const run = async (lease: Lease, label: string) => {
-    inside++;
-    if (inside > 1) overlaps++;
-    const accepted = await fencedWrite(store, key, lease.token, label);
-    await new Promise((r) => setTimeout(r, 20));
-    inside--;
-    const lost = lease.signal.aborted;
-    await lease.release();
-    return { accepted, lost };
-  };
-  return { run, overlaps: () => overlaps };
-}
+import { whenAborted } from '../helpers/queued.js';
+import { queue, sectionRunner } from './kit.js';
 
 test('with every master up, critical sections follow master 0\'s queue order and tokens rise', async (t) => {
   const m = await startMasters(t, 3);

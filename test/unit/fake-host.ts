@@ -14,9 +14,9 @@ import { LockState, type SessionHost } from '../../src/client/lock-state.js';
 import type { Waiter, WaiterHost } from '../../src/client/waiter.js';
 import { resolveAcquire, resolveOptions, type AcquireOptions, type FairLocksOptions, type ResolvedAcquire, type ResolvedDurability } from '../../src/options.js';
 import { lockKeys, type Kind, type LockKeys } from '../../src/protocol/keys.js';
-import type { AcquireReply, Beat, CancelReply, Durability, ExtendReply, HeartbeatReply, ReleaseReply } from '../../src/protocol/scripts.js';
+import type { AcquireReply, Beat, CancelReply, CommitReply, Durability, ExtendReply, HeartbeatReply, ReleaseReply } from '../../src/protocol/scripts.js';
 
-export type ScriptName = 'acquire' | 'release' | 'cancel' | 'heartbeat' | 'extend' | 'confirm';
+export type ScriptName = 'acquire' | 'release' | 'cancel' | 'heartbeat' | 'extend' | 'commit' | 'confirm';
 
 /** One script call, pending until the test answers it. */
 export interface Call {
@@ -56,6 +56,10 @@ export class FakeScripts {
 
   extend(_keys: LockKeys, id: string, ms: number): Promise<ExtendReply> {
     return this.call('extend', [id, ms]);
+  }
+
+  commit(_keys: LockKeys, id: string, token: number): Promise<CommitReply> {
+    return this.call('commit', [id, token]);
   }
 
   /** The oldest unanswered call of `script`; throws when there is none. */
@@ -195,6 +199,10 @@ export class FakeHost implements WaiterHost {
 
   watchWakeups(): void {
     this.log.push('watchWakeups');
+  }
+
+  beatAfter(ms: number): void {
+    this.log.push(`beatAfter ${ms}`);
   }
 
   waiterGone(waiter: Waiter): void {
