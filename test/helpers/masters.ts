@@ -28,7 +28,7 @@ export interface Masters {
 }
 
 /** Short timings so that a dead master is found in a fraction of a second. */
-export const FAST: QuorumOptions = { leaseMs: 1_500, heartbeatMs: 100, livenessMs: 600, commandTimeoutMs: 300 };
+export const FAST: QuorumOptions = { leaseMs: 3_000, heartbeatMs: 150, livenessMs: 1_000, commandTimeoutMs: 1_000 };
 
 export async function startMasters(t: ExecutionContext, n: number, options: { fresh?: boolean } = {}): Promise<Masters> {
   const servers = await Promise.all(Array.from({ length: n }, () => ownRedis(t, { owned: true })));
