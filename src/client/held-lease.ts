@@ -112,6 +112,16 @@ export class HeldLease implements Lease {
     return this.held ? Math.max(0, this.deadline - monotonic()) : 0;
   }
 
+  /**
+   * @internal The local time until which Redis's own word (its last renewal) proved this grant,
+   * also after it was found lost; 0 once released. A quorum lease counts a master whose data was lost
+   * (a restart empty: Redis no longer names the grant) until then: its restart guard grants nobody
+   * else meanwhile (DESIGN §8, rule 9).
+   */
+  get provenUntil(): number {
+    return this.releasing ? 0 : this.deadline;
+  }
+
   release(): Promise<void> {
     this.releasing ??= this.doRelease();
     return this.releasing;

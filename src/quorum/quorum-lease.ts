@@ -46,6 +46,8 @@ export class QuorumLease implements Lease {
   /** Something changed while the climb upward ran (a master went down, a lease ended): look again after it. */
   private changedDuringRestore = false;
   private readonly unsubscribe: () => void;
+  /** Fires when the proof of a grant Redis no longer names runs out (see proven). */
+  private provenTimer: { cancel(): void } | undefined;
 
   /** @internal */
   constructor(
@@ -131,7 +133,8 @@ export class QuorumLease implements Lease {
    * masters would end the section early for a master that is known down and no longer needed.
    */
   private validityMs(): number {
-    const left = this.counted().map((g) => g.lease.remainingMs).sort((a, b) => b - a);
+    const now = monotonic();
+    const left = this.grants.map((g) => (g.lease.held ? g.lease.remainingMs : Math.max(0, proven(g) - now))).sort((a, b) => b - a);
     return left[this.host.majority - 1] ?? 0;
   }
 
@@ -146,17 +149,32 @@ export class QuorumLease implements Lease {
     return this.grants.filter((g) => g.lease.held);
   }
 
+  /** Grants whose lease holds, on masters that are not known down: those that will go on counting. */
+  private healthy(): number {
+    return this.grants.filter((g) => g.lease.held && !g.master.isDown).length;
+  }
+
   private watch(g: HeldGrant): void {
     g.lease.signal.addEventListener('abort', () => this.changed(), { once: true });
   }
 
   /**
-   * Drops the grants whose lease ended; below a majority the lease is lost; below a majority of
-   * healthy masters (one is down, its lease not run out yet) it climbs upward to count one again.
+   * Drops the grants whose lease ended and whose proof ran out; below a majority the lease is lost;
+   * below a majority of healthy masters (one is down, or restarted empty and no longer names the
+   * grant, its proof not run out yet) it climbs upward to count one again.
+   *
+   * A grant Redis stopped naming before its deadline (the master restarted empty) still counts until
+   * that deadline: the master's restart guard grants nothing for a full lease (DESIGN §8 rule 9), so
+   * nobody else can count it meanwhile, and the climb upward gets that time to restore a majority.
    */
   private check(): void {
     if (this.releasing || this.lostError) return;
-    for (const g of this.grants.filter((x) => !x.lease.held)) {
+    const now = monotonic();
+    let nextProof = Infinity;
+    for (const g of this.grants) if (!g.lease.held && proven(g) > now) nextProof = Math.min(nextProof, proven(g));
+    this.provenTimer?.cancel();
+    this.provenTimer = nextProof < Infinity ? atDeadline(nextProof, () => this.changed(), true) : undefined;
+    for (const g of this.grants.filter((x) => !x.lease.held && proven(x) <= now)) {
       // Reading `held` may abort that lease's signal, whose listener runs check() again: only the first removes it.
       const k = this.grants.indexOf(g);
       if (k < 0) continue;
@@ -167,8 +185,7 @@ export class QuorumLease implements Lease {
       this.markLost(`only ${this.grants.length} of its masters still count, fewer than a majority (${this.host.majority} of ${this.host.masters.length})`);
       return;
     }
-    const healthy = this.grants.filter((g) => !g.master.isDown).length;
-    if (healthy < this.host.majority && !this.restoring) void this.restore();
+    if (this.healthy() < this.host.majority && !this.restoring) void this.restore();
   }
 
   /** Climbs from above its highest master, in order, until a majority of healthy masters counts or its validity ends. */
@@ -180,7 +197,7 @@ export class QuorumLease implements Lease {
       const from = Math.max(...this.grants.map((g) => g.master.index)) + 1;
       for (let j = from; j < this.host.masters.length; j++) {
         if (ctl.signal.aborted || this.releasing || this.lostError) return;
-        if (this.grants.filter((g) => !g.master.isDown).length >= this.host.majority) return;
+        if (this.healthy() >= this.host.majority) return;
         const m = this.host.masters[j]!;
         if (m.isDown) continue;
         let lease: Lease;
@@ -216,6 +233,7 @@ export class QuorumLease implements Lease {
     this.lostError = new LockLostError(`lost the quorum lock "${this.name}" (token ${this.token}): ${reason}`);
     this.controller?.abort(this.lostError);
     this.restoring?.abort(this.lostError);
+    this.provenTimer?.cancel();
     this.unsubscribe();
     for (const g of this.grants.splice(0)) void releaseGrant(g);
     this.host.leaseGone(this);
@@ -233,6 +251,7 @@ export class QuorumLease implements Lease {
     const releasedAt = monotonic();
     this.check();
     this.restoring?.abort(new Error('released'));
+    this.provenTimer?.cancel();
     this.unsubscribe();
     this.host.leaseGone(this);
     if (this.lostError) throw this.lostError;
@@ -240,4 +259,9 @@ export class QuorumLease implements Lease {
     const events = this.host.events;
     if (events.wants('released')) events.fire('released', { name: this.name, id: this.id, token: this.token, heldMs: releasedAt - this.grantedAt });
   }
+}
+
+/** The local time until which Redis's last word proved a grant (see HeldLease.provenUntil); 0 when unknown. */
+function proven(g: HeldGrant): number {
+  return (g.lease as { provenUntil?: number }).provenUntil ?? 0;
 }

@@ -4,7 +4,8 @@
  *   - at the head, middle and tail of the chain while a holder holds and two wait: never two holders
  *     (a fenced store; no waiter granted while the holder still holds), tokens rise above every
  *     earlier one, every waiter is granted (a restarted master loses its queue order: the two may
- *     swap); the holder keeps its lease (restoring a majority upward) or is told it lost it;
+ *     swap); the holder keeps its lease (its grant on the restarted master counts until its deadline,
+ *     while it restores a majority upward);
  *   - the master-side restart rule (DESIGN §8 rule 9): a restarted master grants nothing for a lease,
  *     driven directly (the engine's acquire with guardMs) and through the quorum; a waiter queued
  *     behind the guard is granted as it ends (a beat at the reply's guardUntil), not at the next
@@ -42,13 +43,11 @@ async function restartWhileHeld(t: ExecutionContext, target: number): Promise<vo
   });
   await m.restartEmpty(target);
   await sleep(FAST.leaseMs! + 300);
-  t.log(holder.held ? `the holder kept its lease on ${holder.masters.join(', ')}` : 'the holder was told lost');
-  if (holder.held) {
-    t.true(holder.masters.length >= 2, `the holder kept a majority (${holder.masters.join(', ')})`);
-    t.like(await sections.run(holder, 'holder'), { accepted: true }, 'the holder writes with its token');
-  } else {
-    await t.throwsAsync(holder.release(), { code: 'LOCK_LOST' }, 'a holder that could not keep a majority is told');
-  }
+  // Its grant on a restarted master still counts until its deadline (the guard grants nobody else
+  // there meanwhile), and it climbs upward in that time: it keeps its lease wherever the restart was.
+  t.true(holder.held, 'the holder kept its lease');
+  t.true(holder.masters.length >= 2, `the holder kept a majority (${holder.masters.join(', ')})`);
+  t.like(await sections.run(holder, 'holder'), { accepted: true }, 'the holder writes with its token');
   holderIn = false;
   const results = await Promise.all(runs);
   t.deepEqual(results.map((r) => r.accepted), [true, true], 'every waiter is granted and writes with a rising token');
