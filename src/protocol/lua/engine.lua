@@ -13,8 +13,8 @@
          RELEASES_KEPT and the reply codes come from codes.ts, prepended by scripts.ts)
       s  the sessions, "sid deadline" joined by ';': a session is alive until its deadline (Redis ms)
       x  when both keys expire (Redis ms): refreshed, with PEXPIREAT, only when less than half a day is left
-      g  while groups take turns, "turns vtime": how many turns were given, and the virtual time (the
-         pass of the group served last); absent (or '') otherwise
+      g  while groups take turns, "turns vtime": how many turns were given, and the virtual time (one
+         past the pass of the group served last); absent (or '') otherwise
     queue  list, FIFO: one element "id since" per waiter (since: Redis ms it entered the queue)
   A group is sent as the hex of its UTF-8 bytes ('' is the default group, the requests that name none),
   so it is safe inside key names and holder entries. While only the default group queues, the queue
@@ -341,8 +341,10 @@ end
   while active, counted from the virtual time at which it became active; the front is the lowest
   pass. With weights all 1 this is plain round robin; with weights, backlogged groups get equal
   permits in the long run (one weight-3 grant costs a group three turns of weight 1). A group that
-  becomes active starts at the current virtual time, so it is served within one turn of each
-  other group and carries no credit from before. Equal passes are taken in turn order: the score
+  becomes active starts at the current virtual time, one past the pass of the turn given last, so
+  it is served within one turn of each other group and carries no credit from before: a group that
+  took a turn, emptied and queues again at once cannot take a second turn ahead of those still
+  waiting at that pass. Equal passes are taken in turn order: the score
   is pass + tie, tie = (turns mod 2^20) / 2^20 (exact while a pass stays below 2^32).
 ]]
 local TIE = 1048576
@@ -408,8 +410,10 @@ local function grant_groups(st, wake_arg, quiet)
         else
           grant(st, req, deadline, wake_arg, quiet)
           -- its turn is taken: its pass grows by the weight, or it leaves with nothing more queued
+          -- the virtual time moves past the turn just given: a group that empties here and queues
+          -- again at once rejoins behind every group still waiting at this pass, not ahead of them
           local pass = math.floor(tonumber(front[2]))
-          if pass > st.vtime then st.vtime, st.dirty.g = pass, true end
+          if pass + 1 > st.vtime then st.vtime, st.dirty.g = pass + 1, true end
           if call('LLEN', key) == 0 then
             call('ZREM', st.rot, group)
           else
