@@ -64,12 +64,14 @@
  *     (granted after it) up to B's token (granted before B). The rotation serves Y between any two
  *     grants of another group X while Y waits, so X has at most one grant more than Y in the window.
  *     Grants that the log does not show would make this unsound, so a witness is used only when
- *     none of Y can hide in its window: a request of Y that has no `enter` (its process was killed,
- *     or its acquire failed) and was called before B queued (so it may be ahead of B) must be
- *     settled before B queued: its process killed and `settled` (its session lapsed: a dead waiter
- *     is dropped, never granted), or a request of Y called after its last line, whose wait was free
- *     of faults, entered before B queued (FIFO inside Y: the hidden one, ahead of it, was granted or
- *     dropped before that). Hidden grants of X only make X's count too low. Not checked (faults
+ *     none of Y can hide in its window. A request of Y called before B queued (so it may be ahead of
+ *     B) may hide one when it has no `enter` (its process was killed, or its acquire failed) or a
+ *     fault of its process lies between its call and its enter (a hand-off to a paused or cut-off
+ *     waiter lapses unseen; it is granted again later under another token). Such a request must be
+ *     settled before B queued: entered (every grant it had came before its enter), or its process
+ *     killed and `settled` (its session lapsed: a dead waiter is dropped, never granted), or some
+ *     request of Y called after its last line entered (FIFO inside Y: the hidden one's elements
+ *     were ahead, so popped first). Hidden grants of X only make X's count too low. Not checked (faults
  *     make it unsound or the rule allows it): weights above 1 (a group's pass grows by its weight:
  *     turns are not one grant each), a perGroup cap (a capped group is passed over while holders
  *     the log cannot see, e.g. a killed process's lease, keep it capped), and a head that does not
@@ -561,22 +563,31 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
           return sufMin[lo]!;
         };
         for (const y of tokensOf.keys()) {
-          // The requests of Y that might hide a grant, by call, with when each is surely settled.
-          const clean = calls.filter((o) => o.group === y && unfaulted(o)).sort((a, b) => a.call! - b.call!);
-          const cleanEnterMin: number[] = new Array(clean.length + 1).fill(Infinity);
-          for (let i = clean.length - 1; i >= 0; i--) cleanEnterMin[i] = Math.min(cleanEnterMin[i + 1]!, clean[i]!.enter!);
+          // The requests of Y that might hide a grant, by call, with when each is surely settled: one
+          // that entered, at its enter (every grant it had came before); one that did not, once its
+          // session lapsed after a kill, or once a request of Y called after its last line entered
+          // (its elements are behind the hidden one's in Y's list, so that one was popped first).
+          const ys = entered.filter((o) => o.group === y).sort((a, b) => a.call! - b.call!);
+          const ysEnterMin: number[] = new Array(ys.length + 1).fill(Infinity);
+          for (let i = ys.length - 1; i >= 0; i--) ysEnterMin[i] = Math.min(ysEnterMin[i + 1]!, ys[i]!.enter!);
           const resolvedAt = (h: Op): number => {
+            if (h.enter !== undefined) return h.enter;
             const last = lastLine(h);
             let lo = 0;
-            let hi = clean.length;
+            let hi = ys.length;
             while (lo < hi) {
               const mid = (lo + hi) >> 1;
-              if (clean[mid]!.call! <= last) lo = mid + 1;
+              if (ys[mid]!.call! <= last) lo = mid + 1;
               else hi = mid;
             }
-            return Math.min(settledKill(h.pid), last === Infinity ? Infinity : cleanEnterMin[lo]!);
+            return Math.min(settledKill(h.pid), last === Infinity ? Infinity : ysEnterMin[lo]!);
           };
-          const hidden = calls.filter((o) => o.group === y && o.enter === undefined).sort((a, b) => a.call! - b.call!);
+          // Hidden: no enter, or a fault of its process between its call and its enter (a hand-off to
+          // a paused or cut-off waiter lapses unseen, and it is granted again later, with another token).
+          const hidden = calls
+            .filter((o) => o.group === y && (o.enter === undefined || faultedDuring(o.pid, o.call!, o.enter)))
+            .sort((a, b) => a.call! - b.call!);
+          const clean = calls.filter((o) => o.group === y && unfaulted(o));
           const hiddenCalls = hidden.map((h) => h.call!);
           const hiddenMax: number[] = [];
           hidden.forEach((h, i) => hiddenMax.push(Math.max(i > 0 ? hiddenMax[i - 1]! : -Infinity, resolvedAt(h))));
