@@ -71,7 +71,7 @@ done
 if [ "${FAIRLOCK_TEST_SERVERS:-1}" != 0 ]; then
   started=$SECONDS
   echo "=== Server matrix"
-  FAIRLOCK_SERVERS_SYSTEM=0 FAIRLOCK_SERVER_SUITES="${FAIRLOCK_SERVER_SUITES:-protocol cluster-properties}" \
+  FAIRLOCK_SERVERS_SYSTEM=0 FAIRLOCK_SERVER_SUITES="${FAIRLOCK_SERVER_SUITES:-protocol cluster-properties groups}" \
     bash scripts/test-servers.sh 2>&1 | tee "$log"
   n=$(grep -Eo '^servers: [0-9]+ passed' "$log" | grep -Eo '[0-9]+' || true)
   passed=$((passed + ${n:-0}))
