@@ -3,15 +3,17 @@
  * (the driver that makes them is chaos-lib.ts; the worker that writes most lines is chaos-worker.ts).
  *
  * The log is one Redis list, so positions in it are a real-time order (see chaos-lib.ts). Lines:
- *   kind K L                      the run's primitive, first line: "lock 1", "semaphore <permits>",
- *                                 "rw 0" (a log without one is a lock's)
+ *   kind K L [C]                  the run's primitive, first line: "lock 1", "semaphore <permits>",
+ *                                 "rw 0" (a log without one is a lock's); C: a semaphore's perGroup cap
  *   spawn P | ready P | done P | exit P code signal           process P's life (driver / worker)
  *   kill P F | pause P F | resume P F | disconnect P F | disconnected P F
  *                                 fault F (f1, f2, ...) of P, logged by the driver before (kill,
  *                                 pause, disconnect) or after (resume, disconnected) it acts
- *   settled P F                   one liveness period (driver's own clock) after fault F ended
- *   call P op lock [weight=N] [mode=read|write]   before acquire() is called (weight: permits of a
- *                                 semaphore acquire, default 1; mode: the side of a read-write lock)
+ *   settled P F                   one liveness period (driver's own clock) after fault F ended (a
+ *                                 kill: after the process exited; its session has lapsed by then)
+ *   call P op lock [weight=N] [mode=read|write] [group=G]   before acquire() is called (weight:
+ *                                 permits of a semaphore acquire, default 1; mode: the side of a
+ *                                 read-write lock; group: the group it names, none = no group)
  *   queued P op lock position     from onQueued: the enqueue script has run in Redis
  *   enter P op lock token [weight=N] [mode=..]    after acquire() resolved, before the section
  *   leave P op lock token entered=0|1   after the section; entered: signal not aborted when read
@@ -22,8 +24,9 @@
  *   acqerr P op lock code message | relerr P op lock token code
  *
  * "Fit" is the primitive's exclusion rule, applied to a set of sections held at one moment: a lock
- * fits one; a semaphore fits when the weights add up to at most its permits; a read-write lock fits
- * any number of reads, or one write alone.
+ * fits one; a semaphore fits when the weights add up to at most its permits (and, with a perGroup
+ * cap, the weights of each group to at most the cap); a read-write lock fits any number of reads,
+ * or one write alone.
  * Violations:
  *   - overlap: at the `enter` (entered=1) of a section, that section and the sections with held=1
  *     open there (`enter` before, `leave` after it) do not fit (all believed they held when that
@@ -51,7 +54,28 @@
  *   - fifo: `queued` of A precedes `call` of B on one lock in the log, both entered, and yet
  *     token(B) < token(A); excused when a fault window of A's process (from the kill/pause/
  *     disconnect line of a fault to its `settled` line, or to the end for a kill) overlaps A's
- *     wait from `queued` to `enter`: a faulted waiter may lose its place by re-entering.
+ *     wait from `queued` to `enter`: a faulted waiter may lose its place by re-entering. With groups
+ *     (DESIGN §7) only pairs of one group are held to it (groups take turns); the token check
+ *     above (enter of A before call of B) holds across groups, as tokens are handed out at grant.
+ *   - rr (round robin, with groups, when every request weighs 1 and there is no perGroup cap): a
+ *     witness B of group Y, queued and entered, its wait free of faults of its process (so its
+ *     element stayed in Y's list from `queued` to its grant, and Y was in the rotation all along).
+ *     Its window: the grants with a token from the lowest token of those called after B's `queued`
+ *     (granted after it) up to B's token (granted before B). The rotation serves Y between any two
+ *     grants of another group X while Y waits, so X has at most one grant more than Y in the window.
+ *     Grants that the log does not show would make this unsound, so a witness is used only when
+ *     none of Y can hide in its window. A request of Y called before B queued (so it may be ahead of
+ *     B) may hide one when it has no `enter` (its process was killed, or its acquire failed) or a
+ *     fault of its process lies between its call and its enter (a hand-off to a paused or cut-off
+ *     waiter lapses unseen; it is granted again later under another token). Such a request must be
+ *     settled before B queued: entered (every grant it had came before its enter), or its process
+ *     killed and `settled` (its session lapsed: a dead waiter is dropped, never granted), or some
+ *     request of Y called after its last line entered (FIFO inside Y: the hidden one's elements
+ *     were ahead, so popped first). Hidden grants of X only make X's count too low. Not checked (faults
+ *     make it unsound or the rule allows it): weights above 1 (a group's pass grows by its weight:
+ *     turns are not one grant each), a perGroup cap (a capped group is passed over while holders
+ *     the log cannot see, e.g. a killed process's lease, keep it capped), and a head that does not
+ *     fit stopping everyone (only with weights).
  */
 
 export type ChaosKind = 'lock' | 'semaphore' | 'rw';
@@ -72,7 +96,13 @@ export interface ChaosResult {
   fifoPairs: number;
   /** Pairs (enter of A before call of B) checked for a later caller's lower token, beyond fifoPairs. */
   tokenPairs: number;
-  violations: { overlap: number; token: number; fenced: number; liveness: number; fifo: number };
+  /** Groups named by the acquires (0: none), and the semaphore's perGroup cap. */
+  groups: number;
+  perGroup?: number;
+  /** Round-robin windows checked (witnesses, see rr in the header), and why none were (when so). */
+  rrWindows: number;
+  rrSkipped?: string;
+  violations: { overlap: number; token: number; fenced: number; liveness: number; fifo: number; rr: number };
   details: string[];
 }
 
@@ -80,12 +110,17 @@ export const totalViolations = (r: ChaosResult): number => Object.values(r.viola
 
 export function summary(r: ChaosResult): string {
   const v = r.violations;
-  const kind = r.kind === 'semaphore' ? `semaphore permits=${r.limit}` : r.kind;
+  const kind =
+    (r.kind === 'semaphore' ? `semaphore permits=${r.limit}` : r.kind) +
+    (r.groups > 0 ? ` groups=${r.groups}${r.perGroup === undefined ? '' : ` perGroup=${r.perGroup}`}` : '');
   return (
     `chaos (${kind}): grants=${r.grants} sections=${r.sections} kills=${r.kills} pauses=${r.pauses} disconnects=${r.disconnects} ` +
     `lost-leases=${r.lost} acquire-errors=${r.acquireErrors}${r.acquireErrors ? JSON.stringify(r.errorCodes) : ''} ` +
     `fifo-pairs-checked=${r.fifoPairs} token-pairs-checked=${r.tokenPairs} ` +
-    `violations=${totalViolations(r)} (overlap=${v.overlap} token=${v.token} fenced=${v.fenced} liveness=${v.liveness} fifo=${v.fifo})`
+    (r.groups > 0 ? `rr-windows-checked=${r.rrWindows}${r.rrSkipped ? ` (${r.rrSkipped})` : ''} ` : '') +
+    `violations=${totalViolations(r)} (overlap=${v.overlap} token=${v.token} fenced=${v.fenced} liveness=${v.liveness} fifo=${v.fifo}` +
+    (r.groups > 0 ? ` rr=${v.rr}` : '') +
+    ')'
   );
 }
 
@@ -98,6 +133,8 @@ interface Op {
   weight: number;
   /** 'r' or 'w' on a read-write lock, 'x' otherwise. */
   mode: 'x' | 'r' | 'w';
+  /** The group named ('' = none). */
+  group: string;
   call?: number;
   queued?: number;
   enter?: number;
@@ -168,7 +205,7 @@ function inversions(
 export function check(log: readonly string[], fenced: Map<string, { token: number; value: string }[]>): ChaosResult {
   const details: string[] = [];
   const notes: string[] = [];
-  const v = { overlap: 0, token: 0, fenced: 0, liveness: 0, fifo: 0 };
+  const v = { overlap: 0, token: 0, fenced: 0, liveness: 0, fifo: 0, rr: 0 };
   const flag = (kind: keyof typeof v, msg: string) => {
     v[kind]++;
     if (details.length < 50) details.push(`${kind}: ${msg}`);
@@ -181,6 +218,7 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
   // Set by the kind line (a callback below: written as a cast so that TypeScript does not narrow it).
   let kind = 'lock' as ChaosKind;
   let limit = 1;
+  let cap: number | undefined;
   let kindAt: number | undefined;
   const ops = new Map<string, Op>();
   const pids = new Map<number, Pid>();
@@ -196,8 +234,10 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
     for (const f of fields) {
       const w = /^weight=(\d+)$/.exec(f);
       const m = /^mode=(read|write)$/.exec(f);
+      const g = /^group=(\S+)$/.exec(f);
       if (w) o.weight = Number(w[1]);
       else if (m) o.mode = m[1] === 'read' ? 'r' : 'w';
+      else if (g) o.group = g[1]!;
       else note(`unknown field "${f}" in ${line(at)}`);
     }
   };
@@ -208,8 +248,9 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
     if (what === 'kind') {
       const k = f[1];
       const n = Number(f[2]);
-      if ((k === 'lock' || k === 'semaphore' || k === 'rw') && Number.isInteger(n) && kindAt === undefined) {
-        [kind, limit, kindAt] = [k, k === 'lock' ? 1 : n, at];
+      const c = f[3] === undefined ? undefined : Number(f[3]);
+      if ((k === 'lock' || k === 'semaphore' || k === 'rw') && Number.isInteger(n) && kindAt === undefined && (c === undefined || (k === 'semaphore' && Number.isInteger(c)))) {
+        [kind, limit, kindAt, cap] = [k, k === 'lock' ? 1 : n, at, c];
       } else note(`${line(at)} is not a first, readable kind line`);
       return;
     }
@@ -252,7 +293,7 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
       return;
     }
     let o = ops.get(opName);
-    if (!o) ops.set(opName, (o = { op: opName, pid, lock, weight: 1, mode: 'x' }));
+    if (!o) ops.set(opName, (o = { op: opName, pid, lock, weight: 1, mode: 'x', group: '' }));
     // A line repeated (a retried append whose first attempt landed) keeps its first position.
     switch (what) {
       case 'call':
@@ -291,10 +332,15 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
   // The primitive's exclusion rule for sections held at one moment (see the header).
   const fits = (xs: readonly Op[]): boolean => {
     if (kind === 'rw') return xs.length <= 1 || xs.every((o) => o.mode === 'r');
-    return xs.reduce((sum, o) => sum + o.weight, 0) <= limit;
+    if (xs.reduce((sum, o) => sum + o.weight, 0) > limit) return false;
+    if (cap === undefined) return true;
+    const perGroup = new Map<string, number>();
+    for (const o of xs) perGroup.set(o.group, (perGroup.get(o.group) ?? 0) + o.weight);
+    return [...perGroup.values()].every((w) => w <= cap!);
   };
   const describeOp = (o: Op) =>
-    `${o.op} (token ${o.token}${kind === 'semaphore' ? `, weight ${o.weight}` : ''}${kind === 'rw' ? `, ${o.mode === 'r' ? 'read' : 'write'}` : ''})`;
+    `${o.op} (token ${o.token}${kind === 'semaphore' ? `, weight ${o.weight}` : ''}${kind === 'rw' ? `, ${o.mode === 'r' ? 'read' : 'write'}` : ''}` +
+    `${o.group ? `, group ${o.group}` : ''})`;
   const all = [...ops.values()];
   for (const o of all) {
     if (kind === 'semaphore' && (o.weight < 1 || o.weight > limit)) note(`${o.op} takes weight ${o.weight} of ${limit} permits`);
@@ -357,7 +403,7 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
           'overlap',
           `${lock}: ${line(x.enter)} (entered=1) lies inside the held=1 section${others.length > 1 ? 's' : ''} ` +
             others.map((a) => `${line(a.enter)} .. ${line(a.leave)}`).join(', ') +
-            (kind === 'lock' ? '' : `: ${base.map(describeOp).join(' + ')} do not fit ${kind === 'rw' ? 'a read-write lock' : `${limit} permits`}`),
+            (kind === 'lock' && cap === undefined ? '' : `: ${base.map(describeOp).join(' + ')} do not fit ${kind === 'rw' ? 'a read-write lock' : `${limit} permits${cap === undefined ? '' : ` (${cap} per group)`}`}`),
         );
       } else if (fits(base)) {
         const ahead = pre.filter((b) => b.token !== x.token && !reported.has(b));
@@ -395,7 +441,7 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
         if (s) s.last = i;
         else spans.set(op, { first: i, last: i });
       });
-      const opOf = (name: string): Op => ops.get(name) ?? { op: name, pid: 0, lock, weight: 1, mode: 'x' };
+      const opOf = (name: string): Op => ops.get(name) ?? { op: name, pid: 0, lock, weight: 1, mode: 'x', group: '' };
       for (const [op, s] of spans) {
         const mine = opOf(op);
         for (let i = s.first + 1; i < s.last; i++) {
@@ -428,26 +474,31 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
   };
   let fifoPairs = 0;
   let tokenPairs = 0;
+  const grouped = all.some((o) => o.group !== '');
+  const unfaulted = (a: Op) => a.queued !== undefined && a.enter !== undefined && !faultedDuring(a.pid, a.queued, a.enter);
   for (const [lock, entered] of byLock) {
-    const fifo = entered.filter((a) => a.queued !== undefined && !faultedDuring(a.pid, a.queued, a.enter!));
+    const fifo = entered.filter(unfaulted);
     const fifoSet = new Set(fifo);
-    const rest = entered.filter((a) => !fifoSet.has(a));
+    // With groups, FIFO binds only within a group; the token rule binds every entered A.
+    const rest = grouped ? entered : entered.filter((a) => !fifoSet.has(a));
     const bs = entered.filter((b) => b.call !== undefined);
     const tokens = [...new Set(entered.map((o) => o.token!))].sort((x, y) => x - y);
-    fifoPairs += inversions(
-      fifo.map((o) => ({ at: o.queued!, o })),
-      bs,
-      tokens,
-      (a, bad, b) => {
-        v.fifo += bad;
-        if (details.length < 50) {
-          details.push(
-            `fifo: ${lock}: ${line(a.o.queued)} precedes ${line(b.call)}, yet ${line(b.enter)} has a lower token than ${line(a.o.enter)}` +
-              (bad > 1 ? ` (and ${bad - 1} more called after A queued got in first)` : ''),
-          );
-        }
-      },
-    );
+    for (const g of grouped ? [...new Set(entered.map((o) => o.group))] : [undefined]) {
+      fifoPairs += inversions(
+        fifo.filter((o) => g === undefined || o.group === g).map((o) => ({ at: o.queued!, o })),
+        bs.filter((o) => g === undefined || o.group === g),
+        tokens,
+        (a, bad, b) => {
+          v.fifo += bad;
+          if (details.length < 50) {
+            details.push(
+              `fifo: ${lock}${g ? ` (group ${g})` : ''}: ${line(a.o.queued)} precedes ${line(b.call)}, yet ${line(b.enter)} has a lower token than ${line(a.o.enter)}` +
+                (bad > 1 ? ` (and ${bad - 1} more called after A queued got in first)` : ''),
+            );
+          }
+        },
+      );
+    }
     tokenPairs += inversions(
       rest.map((o) => ({ at: o.enter!, o })),
       bs,
@@ -462,6 +513,108 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
         }
       },
     );
+  }
+
+  // Round robin (see rr in the header).
+  let rrWindows = 0;
+  let rrSkipped: string | undefined;
+  if (grouped) {
+    if (kind === 'rw') rrSkipped = 'not checked: a read-write lock takes no groups';
+    else if (cap !== undefined) rrSkipped = 'not checked: a perGroup cap passes capped groups over';
+    else if (all.some((o) => o.weight !== 1)) rrSkipped = 'not checked: weights above 1';
+    else {
+      const byLockAll = new Map<string, Op[]>();
+      for (const o of all) if (o.call !== undefined) (byLockAll.get(o.lock) ?? byLockAll.set(o.lock, []).get(o.lock)!).push(o);
+      // When a killed process's session has surely lapsed: its kill fault's `settled` line.
+      const settledKill = (pid: number): number => {
+        let at = Infinity;
+        const p = pids.get(pid);
+        if (p?.killed) for (const w of p.faults.values()) if (log[w.from]!.startsWith('kill ') && w.to !== Infinity) at = Math.min(at, w.to);
+        return at;
+      };
+      const lastLine = (o: Op): number => {
+        const p = pids.get(o.pid);
+        let kill = Infinity;
+        if (p?.killed) for (const w of p.faults.values()) if (log[w.from]!.startsWith('kill ')) kill = Math.min(kill, w.from);
+        return Math.min(o.acqerr?.at ?? Infinity, kill);
+      };
+      for (const [lock, calls] of byLockAll) {
+        const entered = calls.filter((o) => o.enter !== undefined);
+        if (entered.length === 0) continue;
+        // Grants of each group by token, and the lowest token of the grants called after a position.
+        const tokensOf = new Map<string, number[]>();
+        for (const o of entered) (tokensOf.get(o.group) ?? tokensOf.set(o.group, []).get(o.group)!).push(o.token!);
+        for (const ts of tokensOf.values()) ts.sort((x, y) => x - y);
+        const countIn = (g: string, from: number, to: number) => {
+          const ts = tokensOf.get(g) ?? [];
+          return countBelow(ts, to) - countBelow(ts, from);
+        };
+        const byCall = [...entered].sort((x, y) => x.call! - y.call!);
+        const sufMin: number[] = new Array(byCall.length + 1).fill(Infinity);
+        for (let i = byCall.length - 1; i >= 0; i--) sufMin[i] = Math.min(sufMin[i + 1]!, byCall[i]!.token!);
+        const lowestCalledAfter = (at: number) => {
+          let lo = 0;
+          let hi = byCall.length;
+          while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if (byCall[mid]!.call! <= at) lo = mid + 1;
+            else hi = mid;
+          }
+          return sufMin[lo]!;
+        };
+        for (const y of tokensOf.keys()) {
+          // The requests of Y that might hide a grant, by call, with when each is surely settled: one
+          // that entered, at its enter (every grant it had came before); one that did not, once its
+          // session lapsed after a kill, or once a request of Y called after its last line entered
+          // (its elements are behind the hidden one's in Y's list, so that one was popped first).
+          const ys = entered.filter((o) => o.group === y).sort((a, b) => a.call! - b.call!);
+          const ysEnterMin: number[] = new Array(ys.length + 1).fill(Infinity);
+          for (let i = ys.length - 1; i >= 0; i--) ysEnterMin[i] = Math.min(ysEnterMin[i + 1]!, ys[i]!.enter!);
+          const resolvedAt = (h: Op): number => {
+            if (h.enter !== undefined) return h.enter;
+            const last = lastLine(h);
+            let lo = 0;
+            let hi = ys.length;
+            while (lo < hi) {
+              const mid = (lo + hi) >> 1;
+              if (ys[mid]!.call! <= last) lo = mid + 1;
+              else hi = mid;
+            }
+            return Math.min(settledKill(h.pid), last === Infinity ? Infinity : ysEnterMin[lo]!);
+          };
+          // Hidden: no enter, or a fault of its process between its call and its enter (a hand-off to
+          // a paused or cut-off waiter lapses unseen, and it is granted again later, with another token).
+          const hidden = calls
+            .filter((o) => o.group === y && (o.enter === undefined || faultedDuring(o.pid, o.call!, o.enter)))
+            .sort((a, b) => a.call! - b.call!);
+          const clean = calls.filter((o) => o.group === y && unfaulted(o));
+          const hiddenCalls = hidden.map((h) => h.call!);
+          const hiddenMax: number[] = [];
+          hidden.forEach((h, i) => hiddenMax.push(Math.max(i > 0 ? hiddenMax[i - 1]! : -Infinity, resolvedAt(h))));
+          for (const b of clean) {
+            const k = countBelow(hiddenCalls, b.queued!);
+            if (k > 0 && hiddenMax[k - 1]! >= b.queued!) continue; // a grant of Y may hide in the window
+            const from = lowestCalledAfter(b.queued!);
+            if (!(from < b.token!)) continue; // nothing granted in the window
+            rrWindows++;
+            const mine = countIn(y, from, b.token!);
+            for (const x of tokensOf.keys()) {
+              if (x === y) continue;
+              const theirs = countIn(x, from, b.token!);
+              if (theirs >= mine + 2) {
+                v.rr++;
+                if (details.length < 50) {
+                  details.push(
+                    `rr: ${lock}: ${b.op} of group ${y} waited from ${line(b.queued)} to its token ${b.token}; meanwhile (tokens ${from}..${b.token}) ` +
+                      `group ${x} had ${theirs} grants and ${y} ${mine}`,
+                  );
+                }
+              }
+            }
+          }
+        }
+      }
+    }
   }
 
   const errors = all.filter((o) => o.acqerr !== undefined);
@@ -482,6 +635,10 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
     errorCodes: errors.reduce<Record<string, number>>((m, o) => ((m[o.acqerr!.code] = (m[o.acqerr!.code] ?? 0) + 1), m), {}),
     fifoPairs,
     tokenPairs,
+    groups: new Set(all.map((o) => o.group).filter((g) => g !== '')).size,
+    ...(cap === undefined ? {} : { perGroup: cap }),
+    rrWindows,
+    ...(rrSkipped === undefined ? {} : { rrSkipped }),
     violations: v,
     details,
   };

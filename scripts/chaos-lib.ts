@@ -47,6 +47,10 @@ export interface ChaosOptions {
   maxWeight: number;
   /** Share of the read-write lock acquires that are reads (kind 'rw'), from 0 to 1. */
   readRatio: number;
+  /** Each acquire names one of this many groups at random (lock or semaphore); 0: no group. */
+  groups: number;
+  /** The semaphore's perGroup cap (kind 'semaphore' with groups); undefined: none. */
+  perGroup?: number;
   durationMs: number;
   processes: number;
   locks: number;
@@ -69,6 +73,7 @@ export const CHAOS_DEFAULTS: ChaosOptions = {
   permits: 3,
   maxWeight: 2,
   readRatio: 0.8,
+  groups: 0,
   durationMs: 60_000,
   processes: 6,
   locks: 3,
@@ -141,6 +146,11 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     throw new Error(`maxWeight must be from 1 to permits (${o.permits}), got ${o.maxWeight}`);
   }
   if (!(o.readRatio >= 0 && o.readRatio <= 1)) throw new Error(`readRatio must be from 0 to 1, got ${o.readRatio}`);
+  if (!(Number.isInteger(o.groups) && o.groups >= 0)) throw new Error(`groups must be a whole number, got ${o.groups}`);
+  if (o.groups > 0 && o.kind === 'rw') throw new Error('a read-write lock takes no groups');
+  if (o.perGroup !== undefined && !(o.kind === 'semaphore' && o.groups > 0 && Number.isInteger(o.perGroup) && o.perGroup >= o.maxWeight && o.perGroup <= o.permits)) {
+    throw new Error(`perGroup needs a semaphore with groups, and must be from maxWeight (${o.maxWeight}) to permits (${o.permits}), got ${o.perGroup}`);
+  }
   const limit = o.kind === 'lock' ? 1 : o.kind === 'semaphore' ? o.permits : 0;
   const server: RedisServer = await startRedis({ owned: true });
   const procs: Proc[] = [];
@@ -155,7 +165,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       await admin!.rPush(logKey, line);
     };
     // The checker reads the kind from the first line, so a dumped log can be checked alone.
-    await append(`kind ${o.kind} ${limit}`);
+    await append(`kind ${o.kind} ${limit}${o.perGroup === undefined ? '' : ` ${o.perGroup}`}`);
     const init: WorkerInit = {
       op: 'init',
       url: server.url,
@@ -165,6 +175,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       permits: o.permits,
       maxWeight: o.kind === 'semaphore' ? o.maxWeight : 1,
       readRatio: o.readRatio,
+      groups: o.groups,
+      perGroup: o.perGroup,
       options: { leaseMs: o.leaseMs, livenessMs: o.livenessMs, heartbeatMs: o.heartbeatMs },
       locks: Array.from({ length: o.locks }, (_, i) => `lock-${i}`),
       contenders: o.contenders,
@@ -191,11 +203,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         : o.kind === 'semaphore'
           ? `semaphores of ${o.permits} permits (weights 1..${o.maxWeight})`
           : `read-write locks (${Math.round(o.readRatio * 100)}% reads)`;
-    log(`chaos: ${o.processes} processes x ${o.contenders} contenders on ${o.locks} ${what} for ${o.durationMs} ms (redis ${server.url})`);
+    const groups = o.groups > 0 ? ` in ${o.groups} groups${o.perGroup === undefined ? '' : ` (at most ${o.perGroup} per group)`}` : '';
+    log(`chaos: ${o.processes} processes x ${o.contenders} contenders on ${o.locks} ${what}${groups} for ${o.durationMs} ms (redis ${server.url})`);
 
     const pending: Promise<unknown>[] = [];
     // A fault's effects (a lapsed session, a reaped queue entry) may outlast it: its window closes
-    // one liveness period after it ended, by the driver's clock.
+    // one liveness period after it ended (after a kill: after the process exited), by the driver's clock.
     const settle = (pid: number, id: string) => pending.push(sleep(o.livenessMs).then(() => append(`settled ${pid} ${id}`)));
     let faults = 0;
     let kills = 0;
@@ -215,8 +228,11 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         // Kill, then respawn a fresh process a little later (keeps the population steady).
         kills++;
         victim.killed = true;
-        await append(`kill ${victim.pid} f${++faults}`);
+        const id = `f${++faults}`;
+        await append(`kill ${victim.pid} ${id}`);
         await victim.kill();
+        // Its session lapses within one liveness period of the kill: no grant to it after `settled`.
+        settle(victim.pid, id);
         pending.push(
           sleep(100 + Math.random() * 300).then(async () => {
             if (Date.now() < stopFaultsAt) await spawn();

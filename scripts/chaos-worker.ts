@@ -1,7 +1,8 @@
 /**
  * One chaos process (forked by chaos-lib.ts): `contenders` loops, each taking a random name of
  * `locks` (as a lock, as a semaphore of `permits` with a random weight from 1 to `maxWeight`, or
- * as a read-write lock, for reading with probability `readRatio`), writing to the fenced store at
+ * as a read-write lock, for reading with probability `readRatio`), in a random one of `groups`
+ * groups when there are any (a semaphore's with its `perGroup` cap), writing to the fenced store at
  * the start and end of its critical section (a semaphore's holders have no store: see chaos-check.ts).
  *
  * The evidence is not sent to the driver with timestamps (clocks of two processes are never
@@ -38,6 +39,10 @@ export interface WorkerInit {
   maxWeight: number;
   /** Probability that a read-write lock acquire is a read. */
   readRatio: number;
+  /** Each acquire names one of this many groups at random (g0, g1, ...); 0: none (no group). */
+  groups: number;
+  /** The semaphore's perGroup cap (kind 'semaphore' with groups), or undefined for none. */
+  perGroup?: number;
   options: { leaseMs: number; livenessMs: number; heartbeatMs: number };
   locks: string[];
   contenders: number;
@@ -121,15 +126,19 @@ async function main(init: WorkerInit): Promise<void> {
       // What this acquire takes; logged on `call` and `enter` (the checker's exclusion rule needs it).
       const weight = init.kind === 'semaphore' ? 1 + Math.floor(Math.random() * init.maxWeight) : 1;
       const mode = init.kind === 'rw' ? (Math.random() < init.readRatio ? 'r' : 'w') : 'x';
-      const extra = init.kind === 'semaphore' ? ` weight=${weight}` : init.kind === 'rw' ? ` mode=${mode === 'r' ? 'read' : 'write'}` : '';
+      const group = init.groups > 0 ? `g${Math.floor(Math.random() * init.groups)}` : undefined;
+      const extra =
+        (init.kind === 'semaphore' ? ` weight=${weight}` : init.kind === 'rw' ? ` mode=${mode === 'r' ? 'read' : 'write'}` : '') +
+        (group === undefined ? '' : ` group=${group}`);
       await append(`call ${pid} ${op} ${lock}${extra}`);
       let lease: Lease;
       try {
         const options = {
           timeoutMs: init.acquireTimeoutMs,
+          group,
           onQueued: (position: number) => void append(`queued ${pid} ${op} ${lock} ${position}`),
         };
-        if (init.kind === 'semaphore') lease = await locks.semaphore(lock, { permits: init.permits }).acquire({ ...options, weight });
+        if (init.kind === 'semaphore') lease = await locks.semaphore(lock, { permits: init.permits, perGroup: init.perGroup }).acquire({ ...options, weight });
         else if (init.kind === 'rw') lease = await (mode === 'r' ? locks.readWrite(lock).read() : locks.readWrite(lock).write()).acquire(options);
         else lease = await locks.lock(lock).acquire(options);
       } catch (err) {

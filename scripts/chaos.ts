@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- [--kind lock|semaphore|rw] [--permits 3] [--max-weight 2] [--read-ratio 0.8]
- *                   [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--log-file F]`
+ *                   [--groups N] [--per-group N] [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--log-file F]`
  * Runs the chaos driver of chaos-lib.ts against a redis-server of its own and prints a one-line
  * summary; exits 1 on any violation. The evidence is an event log kept in Redis (see chaos-lib.ts,
  * and chaos-check.ts for its lines and the checks); it is written to --log-file, or to a temporary
@@ -38,6 +38,8 @@ const program = new Command()
   .option('--permits <n>', 'permits of each semaphore (--kind semaphore)', count, CHAOS_DEFAULTS.permits)
   .option('--max-weight <n>', 'semaphore acquires take a random weight from 1 to n (default: permits - 1, at least 1)', count)
   .option('--read-ratio <r>', 'share of read-write lock acquires that are reads, e.g. 0.8 or 80% (--kind rw)', ratio, CHAOS_DEFAULTS.readRatio)
+  .option('-g, --groups <n>', 'each acquire names one of n groups at random (lock or semaphore; fair share, DESIGN §7)', count)
+  .option('--per-group <n>', "the semaphore's perGroup cap (with --groups)", count)
   .option('-d, --duration <time>', 'how long faults are injected (e.g. 60s, 5m)', duration, CHAOS_DEFAULTS.durationMs)
   .option('-p, --processes <n>', 'contending processes', count, CHAOS_DEFAULTS.processes)
   .option('-l, --locks <n>', 'distinct locks', count, CHAOS_DEFAULTS.locks)
@@ -54,11 +56,16 @@ const program = new Command()
 const o = program.opts();
 const maxWeight: number = o.maxWeight ?? Math.max(1, o.permits - 1);
 if (o.kind === 'semaphore' && maxWeight > o.permits) program.error(`--max-weight (${maxWeight}) is more than --permits (${o.permits})`);
+if (o.groups !== undefined && o.kind === 'rw') program.error('--groups takes a lock or a semaphore: a read-write lock takes no groups');
+if (o.perGroup !== undefined && (o.kind !== 'semaphore' || o.groups === undefined)) program.error('--per-group needs --kind semaphore and --groups');
+if (o.perGroup !== undefined && (o.perGroup > o.permits || o.perGroup < maxWeight)) program.error(`--per-group (${o.perGroup}) must be from --max-weight (${maxWeight}) to --permits (${o.permits})`);
 const result = await runChaos({
   kind: o.kind,
   permits: o.permits,
   maxWeight,
   readRatio: o.readRatio,
+  groups: o.groups ?? 0,
+  perGroup: o.perGroup,
   durationMs: o.seconds !== undefined ? o.seconds * 1000 : o.duration,
   processes: o.processes,
   locks: o.locks,

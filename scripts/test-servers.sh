@@ -24,6 +24,7 @@
 #                             cluster             test/cluster/*.test.ts
 #                             cluster-properties  test/cluster/properties-*.test.ts
 #                             tls                 test/tls.test.ts
+#                             groups              test/groups.test.ts (fair share: the engine's group mode)
 # Exit status: 1 when any suite failed on any server (the table is printed first).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,7 @@ declare -A SUITE_FILES=(
   [cluster]='test/cluster/*.test.ts'
   [cluster-properties]='test/cluster/properties-*.test.ts'
   [tls]='test/tls.test.ts'
+  [groups]='test/groups.test.ts'
 )
 suites=${FAIRLOCK_SERVER_SUITES:-protocol properties cluster}
 for s in $suites; do

@@ -34,7 +34,7 @@ run_suite() { # $1: the node binary, $2: the client the forked test processes lo
 # The in-process tests use node-redis 4 and test/clients.test.ts runs every client family; the
 # multi-process tests' children lock through node-redis 4 on this Node and through ioredis 5 on the
 # second, so the whole property suite runs against both families.
-first_node_only='^test/(protocol/|quorum/|unit/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos|durability|cli[.-]|glide|per-name-memory|missing-peer|properties/semaphore-1)'
+first_node_only='^test/(protocol/|quorum/|unit/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos|faults/groups-faults|durability|cli[.-]|glide|per-name-memory|missing-peer|properties/semaphore-1)'
 run_suite "$(command -v node)" "${FAIRLOCK_TEST_CLIENT:-redis4}"
 
 this_major=$(node -p 'process.versions.node.split(".")[0]')
@@ -53,6 +53,7 @@ for major in $others; do
   # timers of Node's), top drives `fairlock top` through a pseudo-terminal, examples
   # runs the recipes (fenced-sqlite.mjs on Node 24 already), events/metrics/package check the API surface,
   # the chaos workers lock through node-redis 4 on both runs (the fault suites cover ioredis on Node 24),
+  # faults/groups-faults runs group mode's faults (its survivors lock in-process through node-redis 4),
   # test/cluster/ (Redis Cluster and Sentinel, each client family named in its files) spends its
   # time in redis-server start-ups and failovers, which do not depend on Node; durability*
   # waits on replicas (WAIT), glide drives GLIDE's native client, per-name-memory and missing-peer
@@ -70,7 +71,7 @@ done
 if [ "${FAIRLOCK_TEST_SERVERS:-1}" != 0 ]; then
   started=$SECONDS
   echo "=== Server matrix"
-  FAIRLOCK_SERVERS_SYSTEM=0 FAIRLOCK_SERVER_SUITES="${FAIRLOCK_SERVER_SUITES:-protocol cluster-properties}" \
+  FAIRLOCK_SERVERS_SYSTEM=0 FAIRLOCK_SERVER_SUITES="${FAIRLOCK_SERVER_SUITES:-protocol cluster-properties groups}" \
     bash scripts/test-servers.sh 2>&1 | tee "$log"
   n=$(grep -Eo '^servers: [0-9]+ passed' "$log" | grep -Eo '[0-9]+' || true)
   passed=$((passed + ${n:-0}))

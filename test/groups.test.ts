@@ -97,6 +97,28 @@ test('no group anywhere: strict FIFO exactly as before, and no group key is writ
   t.deepEqual(order, [0, 1, 2, 3, 4]);
 });
 
+test('a group that took its turn, emptied and queues again at once waits behind the groups still waiting (no second turn in a row)', async (t) => {
+  const locks = newLocks(t, fx.client, { prefix: newPrefix() });
+  const lock = locks.lock('r');
+  const h0 = await lock.acquire({ group: 'z' });
+  const y1 = (await queue((onQueued) => lock.acquire({ group: 'y', onQueued }))).lease;
+  const y2 = (await queue((onQueued) => lock.acquire({ group: 'y', onQueued }))).lease;
+  const x1 = (await queue((onQueued) => lock.acquire({ group: 'x', onQueued }))).lease;
+  await h0.release();
+  await (await y1).release();
+  const l2 = await x1; // x's list is empty now: it left the rotation
+  const x2 = (await queue((onQueued) => lock.acquire({ group: 'x', onQueued }))).lease; // and rejoins while x1 holds
+  t.deepEqual((await locks.inspect('r')).groups.map((g) => [g.group, g.waiting]), [['y', 1], ['x', 1]]);
+  await l2.release();
+  const first = await Promise.race([y2.then(() => 'y2'), x2.then(() => 'x2')]);
+  t.is(first, 'y2', 'y2, backlogged all along, before x2');
+  const a = await y2;
+  await a.release();
+  const b = await x2;
+  t.true(b.token > a.token);
+  await b.release();
+});
+
 test('perGroup: a group at its cap is passed over without holding others back, and keeps its place', async (t) => {
   const prefix = newPrefix();
   const locks = newLocks(t, fx.client, { prefix });

@@ -18,6 +18,8 @@ export interface HolderEntry {
   /** When the grant was made (or confirmed), Redis ms. */
   granted: number;
   confirmed: boolean;
+  /** The group it was granted in (DESIGN §7); undefined for the default group. */
+  group?: string;
 }
 
 /** The holder entries of the state hash `stateKey`, oldest token first. */
@@ -26,9 +28,11 @@ export async function holdersAt(client: RedisClient, stateKey: string): Promise<
   const out: HolderEntry[] = [];
   for (const entry of field.split(';')) {
     if (entry === '') continue;
-    const m = /^(\S+) (\d+) (\d+) (\d+) (\d+) ([01])(?: [0-9a-f]*)?$/.exec(entry); // a named group's hex last
+    // The group, when there is one, is the hex of its UTF-8 bytes.
+    const m = /^(\S+) (\d+) (\d+) (\d+) (\d+) ([01])(?: ([0-9a-f]+))?$/.exec(entry);
     if (!m) throw new Error(`malformed holder entry ${JSON.stringify(entry)} in ${stateKey}`);
-    out.push({ id: m[1]!, token: Number(m[2]), exp: Number(m[3]), lease: Number(m[4]), granted: Number(m[5]), confirmed: m[6] === '1' });
+    const group = m[7] === undefined ? {} : { group: Buffer.from(m[7], 'hex').toString('utf8') };
+    out.push({ id: m[1]!, token: Number(m[2]), exp: Number(m[3]), lease: Number(m[4]), granted: Number(m[5]), confirmed: m[6] === '1', ...group });
   }
   return out.sort((a, b) => a.token - b.token);
 }

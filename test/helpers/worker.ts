@@ -21,7 +21,8 @@ export type Command =
   | { op: 'init-quorum'; urls: string[]; options?: Record<string, number> }
   /** With `orderKey`: once granted, INCR it (while holding) and report the count as the grant's `order`. */
   /** `request`: what to acquire (default: the plain lock `name`); see properties/subjects.ts. */
-  | { op: 'acquire'; req: string; name: string; timeoutMs?: number; leaseMs?: number; autoRenew?: boolean; orderKey?: string; request?: Req }
+  /** `group`: the group it asks in (DESIGN §7; a lock or a semaphore). */
+  | { op: 'acquire'; req: string; name: string; timeoutMs?: number; leaseMs?: number; autoRenew?: boolean; orderKey?: string; request?: Req; group?: string }
   | { op: 'release'; req: string }
   | { op: 'check'; req: string }
   /** Each section: INCR seqKey, INCR counterKey (overlap when > 1), hold, DECR counterKey, INCR seqKey. */
@@ -101,6 +102,7 @@ async function handle(c: Command): Promise<void> {
         timeoutMs: c.timeoutMs,
         leaseMs: c.leaseMs,
         autoRenew: c.autoRenew,
+        group: c.group,
         onQueued: (position) => send({ req: c.req, ev: 'queued', position }),
       });
       leases.set(c.req, lease);

@@ -7,7 +7,8 @@ import type { AcquireOptions, FairLocks, Lease } from '../../src/index.js';
 
 export type Req =
   | { kind: 'lock' }
-  | { kind: 'semaphore'; permits: number; weight: number }
+  /** perGroup: the semaphore's cap per group (DESIGN §7), when it has one. */
+  | { kind: 'semaphore'; permits: number; weight: number; perGroup?: number }
   | { kind: 'rw'; mode: 'read' | 'write' };
 
 export interface Subject {
@@ -70,7 +71,7 @@ export function describeReq(r: Req): string {
 
 /** The handle and options that make request `r` on `name`. */
 export function handleFor(locks: FairLocks, name: string, r: Req) {
-  const h = r.kind === 'lock' ? locks.lock(name) : r.kind === 'semaphore' ? locks.semaphore(name, { permits: r.permits }) : locks.readWrite(name)[r.mode]();
+  const h = r.kind === 'lock' ? locks.lock(name) : r.kind === 'semaphore' ? locks.semaphore(name, { permits: r.permits, perGroup: r.perGroup }) : locks.readWrite(name)[r.mode]();
   const extra = r.kind === 'semaphore' ? { weight: r.weight } : {};
   return {
     acquire: (o: AcquireOptions = {}): Promise<Lease> => h.acquire({ ...o, ...extra }),
