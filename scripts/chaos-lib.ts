@@ -114,7 +114,7 @@ export const CHAOS_DEFAULTS: ChaosOptions = {
   acquireTimeoutMs: 30_000,
   quorum: 0,
   masterFaults: [...MASTER_FAULTS],
-  masterFaultEveryMs: 1_500,
+  masterFaultEveryMs: 2_500,
   commandTimeoutMs: 500,
   majorityPhaseMs: 0,
 };

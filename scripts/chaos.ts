@@ -1,7 +1,7 @@
 /**
  * `npm run chaos -- [--kind lock|semaphore|rw] [--permits 3] [--max-weight 2] [--read-ratio 0.8]
  *                   [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--log-file F]
- *                   [--quorum 3|5 [--master-faults kill,stop,restart,partition] [--master-fault-every 1500]
+ *                   [--quorum 3|5 [--master-faults kill,stop,restart,partition] [--master-fault-every 2500]
  *                    [--command-timeout 500] [--majority-phase 8s]]`
  * With --quorum N the workers lock through FairLocks.quorum over N redis-servers of the run's own
  * (each behind a TCP proxy), one name unless --locks says otherwise, while masters are also killed
