@@ -57,6 +57,8 @@ export interface WorkerInit {
   masters?: string[];
   /** commandTimeoutMs of the quorum (a quorum run). */
   commandTimeoutMs?: number;
+  /** restartGuard of the quorum (a quorum run; false only to show what a restart empty does without it). */
+  restartGuard?: boolean;
 }
 
 /** IPC from a worker to the driver (control only: the evidence is in the Redis event log). */
@@ -131,7 +133,7 @@ async function main(init: WorkerInit): Promise<void> {
   /** The master of the last `queued` event: the quorum fires it just before the acquire's onQueued. */
   let queuedOn = -1;
   if (masterClients.length > 0) {
-    quorum = FairLocks.quorum(masterClients, { prefix: init.prefix, ...init.options, commandTimeoutMs: init.commandTimeoutMs });
+    quorum = FairLocks.quorum(masterClients, { prefix: init.prefix, ...init.options, commandTimeoutMs: init.commandTimeoutMs, restartGuard: init.restartGuard });
     quorum.on('queued', (e) => (queuedOn = e.master));
     quorum.on('masterDown', (e) => void append(`mdown ${pid} ${e.master}`));
     quorum.on('masterUp', (e) => void append(`mup ${pid} ${e.master}`));

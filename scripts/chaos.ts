@@ -69,6 +69,7 @@ const program = new Command()
   .option('--master-faults <list>', `master faults of a quorum run, comma-separated: ${MASTER_FAULTS.join(',')} or none`, masterFaults, [...MASTER_FAULTS])
   .option('--master-fault-every <ms>', 'mean time between master faults (a quorum run)', duration, CHAOS_DEFAULTS.masterFaultEveryMs)
   .option('--command-timeout <ms>', 'commandTimeoutMs of the quorum (a quorum run)', duration, CHAOS_DEFAULTS.commandTimeoutMs)
+  .option('--no-restart-guard', 'a quorum run without the restart guard (a restart empty may then give two holders: DESIGN §8 rule 9)')
   .option('--majority-phase <time>', 'after the faults, a majority of masters down for this long (a quorum run)', duration)
   .option('-v, --verbose', 'print every violation found')
   .parse();
@@ -97,6 +98,7 @@ const result = await runChaos({
   masterFaultEveryMs: o.masterFaultEvery,
   commandTimeoutMs: o.commandTimeout,
   majorityPhaseMs: o.majorityPhase ?? 0,
+  restartGuard: o.restartGuard,
 });
 if (o.verbose || totalViolations(result) > 0) for (const d of result.details) console.error(`  ${d}`);
 console.log(summary(result));
