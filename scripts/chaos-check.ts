@@ -21,7 +21,23 @@
  *   verdict P op lock token held=0|1    signal not aborted when read after `leave` landed; a lease
  *                                 only goes from held to lost, so held=1 proves it was believed
  *                                 held at every moment from `enter` to `leave` in the log
- *   acqerr P op lock code message | relerr P op lock token code
+ *   acqerr P op lock code [waited=ms] message | relerr P op lock token code
+ *   (enter and acqerr carry waited=<ms>: the acquire's duration by the worker's own monotonic
+ *   clock, a duration of one process, never compared with another's; the longest wait is its max)
+ *
+ * A quorum run (chaos --quorum N) adds, after the kind line:
+ *   quorum N lease=ms                       the run is over N masters (kind lock)
+ *   master M kill|stop|restart|partition F  fault F of master M begins (driver, before it acts):
+ *                                 SIGKILL then a restart with its AOF, SIGSTOP then SIGCONT, SIGKILL
+ *                                 then a restart empty on the same port, its proxy cut then healed
+ *   master M back F               the master answers again (driver, after it acted)
+ *   master M settled F            one settle period (lease + liveness + command timeout, the
+ *                                 driver's clock) after `back`: the fault's window ends here
+ *   majority down F M1,M2.. bound=ms | majority downed F | majority up F | majority settled F
+ *                                 the optional phase in which a majority is down: before the driver
+ *                                 acts, after it acted, before it heals, a settle period after
+ *   queued P op lock position master=M      the master the acquire first queued on
+ *   mdown P M | mup P M           process P's quorum counted master M unreachable / reachable again
  *
  * "Fit" is the primitive's exclusion rule, applied to a set of sections held at one moment: a lock
  * fits one; a semaphore fits when the weights add up to at most its permits (and, with a perGroup
@@ -76,9 +92,35 @@
  *     turns are not one grant each), a perGroup cap (a capped group is passed over while holders
  *     the log cannot see, e.g. a killed process's lease, keep it capped), and a head that does not
  *     fit stopping everyone (only with weights).
+ *     In a quorum run this count is reported as `unfair` (not a violation) and is taken only where
+ *     it is sound: A first queued on master 0, and both A's and B's acquires (call to enter) free of
+ *     their process's faults, of their process's mdown..mup spans, and of every master fault
+ *     window. There the chain promises master 0's FIFO order (DESIGN §8); elsewhere it does not (a
+ *     client that skips master 0 may pass or be passed, a restarted master loses its queue).
+ *     The token check above (enter of A before call of B) covers every pair of a quorum run.
+ *   - quorum (a quorum run): in the majority phase, an acquire called between `majority downed`
+ *     and `majority up` that enters before `majority up` (a grant without a majority), or fails
+ *     there with another code than QUORUM_LOST, or whose waited= exceeds the bound of the
+ *     `majority down` line (it hung).
  */
 
 export type ChaosKind = 'lock' | 'semaphore' | 'rw';
+
+/** What a quorum run adds to the result. */
+export interface QuorumResult {
+  masters: number;
+  /** Master faults by kind. */
+  masterFaults: { kill: number; stop: number; restart: number; partition: number };
+  /** FIFO inversions where the chain promises master 0's order (see the header), and the pairs checked. */
+  unfair: number;
+  unfairPairs: number;
+  /** mdown lines: a worker's quorum counted a master unreachable. */
+  masterDownMarks: number;
+  /** The longest wait (waited=, ms) of an acquire that passed the unfair check's conditions. */
+  longestUntouchedWaitMs: number;
+  /** The majority phases (0 or 1) and what the acquires called in them did. */
+  majority: { phases: number; calls: number; quorumLost: number; otherErrors: number; maxWaitMs: number; boundMs: number };
+}
 
 export interface ChaosResult {
   kind: ChaosKind;
@@ -102,7 +144,11 @@ export interface ChaosResult {
   /** Round-robin windows checked (witnesses, see rr in the header), and why none were (when so). */
   rrWindows: number;
   rrSkipped?: string;
-  violations: { overlap: number; token: number; fenced: number; liveness: number; fifo: number; rr: number };
+  violations: { overlap: number; token: number; fenced: number; liveness: number; fifo: number; rr: number; quorum: number };
+  /** The longest acquire that entered (waited=, the worker's own clock), ms. */
+  longestWaitMs: number;
+  /** Set in a quorum run. */
+  quorum?: QuorumResult;
   details: string[];
 }
 
@@ -113,6 +159,20 @@ export function summary(r: ChaosResult): string {
   const kind =
     (r.kind === 'semaphore' ? `semaphore permits=${r.limit}` : r.kind) +
     (r.groups > 0 ? ` groups=${r.groups}${r.perGroup === undefined ? '' : ` perGroup=${r.perGroup}`}` : '');
+  const q = r.quorum;
+  if (q) {
+    const mf = q.masterFaults;
+    const mj = q.majority;
+    return (
+      `chaos (quorum of ${q.masters}): grants=${r.grants} violations=${totalViolations(r)} ` +
+      `(overlap=${v.overlap} token=${v.token} fenced=${v.fenced} liveness=${v.liveness} quorum=${v.quorum}) ` +
+      `unfair=${q.unfair} of ${q.unfairPairs} pairs longest-wait=${r.longestWaitMs}ms (untouched ${q.longestUntouchedWaitMs}ms) ` +
+      `faults: worker kill=${r.kills} pause=${r.pauses} master kill=${mf.kill} stop=${mf.stop} restart=${mf.restart} partition=${mf.partition} ` +
+      `majority-phases=${mj.phases}${mj.phases ? ` (calls=${mj.calls} QUORUM_LOST=${mj.quorumLost} other=${mj.otherErrors} max-wait=${mj.maxWaitMs}ms bound=${mj.boundMs}ms)` : ''} ` +
+      `lost-leases=${r.lost} acquire-errors=${r.acquireErrors}${r.acquireErrors ? JSON.stringify(r.errorCodes) : ''} mdown-marks=${q.masterDownMarks} ` +
+      `token-pairs-checked=${r.tokenPairs}`
+    );
+  }
   return (
     `chaos (${kind}): grants=${r.grants} sections=${r.sections} kills=${r.kills} pauses=${r.pauses} disconnects=${r.disconnects} ` +
     `lost-leases=${r.lost} acquire-errors=${r.acquireErrors}${r.acquireErrors ? JSON.stringify(r.errorCodes) : ''} ` +
@@ -144,6 +204,10 @@ interface Op {
   verdict?: number;
   held?: boolean;
   acqerr?: { at: number; code: string; message: string };
+  /** waited= of its enter or acqerr (the worker's own clock). */
+  waitedMs?: number;
+  /** master= of its queued line (a quorum run). */
+  queuedMaster?: number;
 }
 
 interface Pid {
@@ -153,6 +217,8 @@ interface Pid {
   exit?: string;
   /** Fault windows by fault id: from the kill/pause/disconnect line to the settled line (or the end). */
   faults: Map<string, { from: number; to: number }>;
+  /** A quorum run: spans from `mdown P M` to `mup P M` (or the end). */
+  downs: { master: number; from: number; to: number }[];
 }
 
 /** Number of elements of the ascending array `xs` that are < x. */
@@ -205,7 +271,7 @@ function inversions(
 export function check(log: readonly string[], fenced: Map<string, { token: number; value: string }[]>): ChaosResult {
   const details: string[] = [];
   const notes: string[] = [];
-  const v = { overlap: 0, token: 0, fenced: 0, liveness: 0, fifo: 0, rr: 0 };
+  const v = { overlap: 0, token: 0, fenced: 0, liveness: 0, fifo: 0, rr: 0, quorum: 0 };
   const flag = (kind: keyof typeof v, msg: string) => {
     v[kind]++;
     if (details.length < 50) details.push(`${kind}: ${msg}`);
@@ -224,7 +290,7 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
   const pids = new Map<number, Pid>();
   const pidOf = (pid: number): Pid => {
     let p = pids.get(pid);
-    if (!p) pids.set(pid, (p = { pid, killed: false, done: false, faults: new Map() }));
+    if (!p) pids.set(pid, (p = { pid, killed: false, done: false, faults: new Map(), downs: [] }));
     return p;
   };
   const counts = { kills: 0, pauses: 0, disconnects: 0 };
@@ -238,13 +304,47 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
       if (w) o.weight = Number(w[1]);
       else if (m) o.mode = m[1] === 'read' ? 'r' : 'w';
       else if (g) o.group = g[1]!;
+      else if (/^waited=\d+$/.test(f)) continue; // read by the enter line itself
       else note(`unknown field "${f}" in ${line(at)}`);
     }
   };
 
+  // A quorum run: its masters, the master fault windows, the majority phase.
+  let quorumMasters = 0;
+  const masterWindows = new Map<string, { master: number; kind: string; from: number; to: number }>();
+  const masterFaults = { kill: 0, stop: 0, restart: 0, partition: 0 };
+  let majority: { downAt: number; downedAt?: number; upAt?: number; settledAt?: number; boundMs: number } | undefined;
+  let downMarks = 0;
+
   log.forEach((text, at) => {
     const f = text.split(' ');
     const what = f[0]!;
+    if (what === 'quorum') {
+      quorumMasters = Number(f[1]);
+      return;
+    }
+    if (what === 'master') {
+      const [m, step, id] = [Number(f[1]), f[2] ?? '', f[3] ?? ''];
+      if (step === 'kill' || step === 'stop' || step === 'restart' || step === 'partition') {
+        masterFaults[step]++;
+        if (!masterWindows.has(id)) masterWindows.set(id, { master: m, kind: step, from: at, to: Infinity });
+        else note(`${line(at)} reuses a fault id`);
+      } else if (step === 'settled') {
+        const w = masterWindows.get(id);
+        if (w && w.to === Infinity) w.to = at;
+        else note(`${line(at)} settles no open master fault`);
+      } else if (step !== 'back') note(`unknown log line ${line(at)}`);
+      return;
+    }
+    if (what === 'majority') {
+      const step = f[1];
+      if (step === 'down' && majority === undefined) majority = { downAt: at, boundMs: Number(/bound=(\d+)/.exec(text)?.[1] ?? Infinity) };
+      else if (step === 'downed' && majority) majority.downedAt ??= at;
+      else if (step === 'up' && majority) majority.upAt ??= at;
+      else if (step === 'settled' && majority) majority.settledAt ??= at;
+      else note(`unexpected log line ${line(at)}`);
+      return;
+    }
     if (what === 'kind') {
       const k = f[1];
       const n = Number(f[2]);
@@ -272,6 +372,15 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
       case 'exit':
         p.exit = f.slice(2).join(' ');
         return;
+      case 'mdown':
+        downMarks++;
+        p.downs.push({ master: Number(f[2]), from: at, to: Infinity });
+        return;
+      case 'mup': {
+        const d = p.downs.find((x) => x.master === Number(f[2]) && x.to === Infinity);
+        if (d) d.to = at;
+        return;
+      }
       case 'settled': {
         const w = p.faults.get(f[2] ?? '');
         if (w && w.to === Infinity) w.to = at;
@@ -303,12 +412,18 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
         }
         break;
       case 'queued':
-        o.queued ??= at;
+        if (o.queued === undefined) {
+          o.queued = at;
+          const m = /^master=(-?\d+)$/.exec(f[5] ?? '');
+          if (m) o.queuedMaster = Number(m[1]);
+        }
         break;
       case 'enter':
         if (o.enter === undefined) {
           [o.enter, o.token] = [at, Number(f[4])];
           if (o.call === undefined) extras(o, f.slice(5), at);
+          const w = f.slice(5).find((x) => x.startsWith('waited='));
+          if (w) o.waitedMs = Number(w.slice(7));
         }
         break;
       case 'leave':
@@ -318,7 +433,11 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
         if (o.verdict === undefined) [o.verdict, o.held] = [at, f[5] === 'held=1'];
         break;
       case 'acqerr':
-        o.acqerr ??= { at, code: f[4] ?? '?', message: f.slice(5).join(' ') };
+        if (o.acqerr === undefined) {
+          const w = /^waited=(\d+)$/.exec(f[5] ?? '');
+          if (w) o.waitedMs = Number(w[1]);
+          o.acqerr = { at, code: f[4] ?? '?', message: f.slice(w ? 6 : 5).join(' ') };
+        }
         break;
       case 'relerr':
         releaseErrors++;
@@ -476,7 +595,51 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
   let tokenPairs = 0;
   const grouped = all.some((o) => o.group !== '');
   const unfaulted = (a: Op) => a.queued !== undefined && a.enter !== undefined && !faultedDuring(a.pid, a.queued, a.enter);
-  for (const [lock, entered] of byLock) {
+  let unfair = 0;
+  let unfairPairs = 0;
+  // A quorum run: an acquire the chain promises master 0's order for (see the header).
+  const masterSpans = [...masterWindows.values()];
+  if (majority) masterSpans.push({ master: -1, kind: 'majority', from: majority.downAt, to: majority.settledAt ?? Infinity });
+  const untouched = (o: Op): boolean => {
+    const [from, to] = [o.call!, o.enter!];
+    if (faultedDuring(o.pid, from, to)) return false;
+    if (pids.get(o.pid)?.downs.some((d) => d.from < to && d.to > from)) return false;
+    return !masterSpans.some((w) => w.from < to && w.to > from);
+  };
+  if (quorumMasters > 0) {
+    for (const [lock, entered] of byLock) {
+      const fair = entered.filter((o) => o.call !== undefined && untouched(o));
+      const as = fair.filter((a) => a.queued !== undefined && a.queuedMaster === 0);
+      const tokens = [...new Set(entered.map((o) => o.token!))].sort((x, y) => x - y);
+      unfairPairs += inversions(
+        as.map((o) => ({ at: o.queued!, o })),
+        fair,
+        tokens,
+        (a, bad, b) => {
+          unfair += bad;
+          if (details.length < 50) {
+            details.push(
+              `unfair: ${lock}: ${line(a.o.queued)} precedes ${line(b.call)}, both untouched, yet ${line(b.enter)} has a lower token than ${line(a.o.enter)}` +
+                (bad > 1 ? ` (and ${bad - 1} more)` : ''),
+            );
+          }
+        },
+      );
+      // Every pair: enter(A) before call(B) => token(A) < token(B).
+      tokenPairs += inversions(
+        entered.map((o) => ({ at: o.enter!, o })),
+        entered.filter((b) => b.call !== undefined),
+        tokens,
+        (a, bad, b) => {
+          v.token += bad;
+          if (details.length < 50) {
+            details.push(`token: ${lock}: ${line(a.o.enter)} precedes ${line(b.call)}, yet ${line(b.enter)} has a lower token` + (bad > 1 ? ` (and ${bad - 1} more)` : ''));
+          }
+        },
+      );
+    }
+  }
+  for (const [lock, entered] of quorumMasters > 0 ? [] : byLock) {
     const fifo = entered.filter(unfaulted);
     const fifoSet = new Set(fifo);
     // With groups, FIFO binds only within a group; the token rule binds every entered A.
@@ -616,6 +779,26 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
       }
     }
   }
+  // The majority phase: acquires called while a majority was down fail with QUORUM_LOST, in bound.
+  const phase = { phases: majority ? 1 : 0, calls: 0, quorumLost: 0, otherErrors: 0, maxWaitMs: 0, boundMs: majority?.boundMs ?? 0 };
+  if (majority) {
+    const from = majority.downedAt ?? Infinity;
+    const to = majority.upAt ?? Infinity;
+    for (const o of all) {
+      if (o.call === undefined || !(o.call > from && o.call < to)) continue;
+      phase.calls++;
+      phase.maxWaitMs = Math.max(phase.maxWaitMs, o.waitedMs ?? 0);
+      if (o.enter !== undefined && o.enter < to) flag('quorum', `${o.lock}: ${line(o.enter)} entered while a majority was down (${line(from)} .. ${line(to)})`);
+      if (o.acqerr && o.acqerr.at < to) {
+        if (o.acqerr.code === 'QUORUM_LOST') phase.quorumLost++;
+        else {
+          phase.otherErrors++;
+          flag('quorum', `${o.lock}: ${line(o.acqerr.at)} failed with ${o.acqerr.code}, not QUORUM_LOST, while a majority was down`);
+        }
+      }
+      if ((o.waitedMs ?? 0) > majority.boundMs) flag('quorum', `${o.lock}: ${line(o.call)} waited ${o.waitedMs} ms (bound ${majority.boundMs} ms), called while a majority was down`);
+    }
+  }
 
   const errors = all.filter((o) => o.acqerr !== undefined);
   for (const o of errors.slice(0, 10)) details.push(`note (not a violation): ${line(o.acqerr!.at)}`);
@@ -640,6 +823,19 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
     rrWindows,
     ...(rrSkipped === undefined ? {} : { rrSkipped }),
     violations: v,
+    longestWaitMs: all.reduce((m, o) => (o.enter !== undefined ? Math.max(m, o.waitedMs ?? 0) : m), 0),
+    quorum:
+      quorumMasters > 0
+        ? {
+            masters: quorumMasters,
+            masterFaults,
+            unfair,
+            unfairPairs,
+            masterDownMarks: downMarks,
+            longestUntouchedWaitMs: all.reduce((m, o) => (o.enter !== undefined && o.call !== undefined && untouched(o) ? Math.max(m, o.waitedMs ?? 0) : m), 0),
+            majority: phase,
+          }
+        : undefined,
     details,
   };
 }

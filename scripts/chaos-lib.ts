@@ -22,6 +22,23 @@
  *   - fencing tokens: Redis grants them in increasing order per name (tickets, in queue order).
  * Durations (the fault schedule, the settle delay, bounds on waiting) use the driver's own clock.
  * Every loop is bounded in count and time; every process started here is stopped by PID.
+ *
+ * A quorum run (`quorum: 3 | 5`; the CLI's default is then one name) takes its locks through `FairLocks.quorum` over N
+ * independent redis-servers of its own (loopback, free ports, AOF `appendfsync always` so that a
+ * killed master can come back with its data), each reached by the workers through a TCP proxy of
+ * the driver's (test/helpers/proxy.ts). The server above keeps only the event log and the fenced
+ * store and is never faulted. Besides the worker kills and pauses (no disconnects: the lock
+ * connections are the masters'), a second loop faults masters (`masterFaults`):
+ *   kill       SIGKILL, down for a while, restarted on its port with its AOF (every write kept);
+ *   stop       SIGSTOP, then SIGCONT;
+ *   restart    SIGKILL, its AOF removed, restarted on its port empty (DESIGN §8 rule 9: safe only
+ *              with the engine's restart guard in the client);
+ *   partition  its proxy cut, then healed: silent (bytes held both ways, delivered on heal) or
+ *              reset (connections dropped, new ones refused until healed).
+ * Never more than a minority of masters is down at once (a restarted one counts as down for one
+ * lease after it answers: the guard's window). Optionally (`majorityPhaseMs`), after the faults, a
+ * majority is stopped or cut for that long: acquires must then fail with QUORUM_LOST within a
+ * bound and nothing may hang (chaos-check.ts, "quorum").
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -30,7 +47,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RedisClient } from '../test/helpers/redis-client.js';
 import { fencedLog } from '../test/helpers/fenced.js';
-import { connect, newPrefix, startRedis, type RedisServer } from '../test/helpers/redis.js';
+import { rmSync, mkdtempSync } from 'node:fs';
+import { startProxy, type Proxy } from '../test/helpers/proxy.js';
+import { connect, newPrefix, startRedis, startRedisProcess, type RedisServer } from '../test/helpers/redis.js';
+import { QUORUM_DEFAULTS } from '../src/index.js';
 import { check, totalViolations, type ChaosKind, type ChaosResult } from './chaos-check.js';
 import type { WorkerInit, WorkerMessage } from './chaos-worker.js';
 
@@ -66,7 +86,22 @@ export interface ChaosOptions {
   log?: (line: string) => void;
   /** Write the event log here (it is also written to a temporary file when a violation is found). */
   logFile?: string;
+  /** 0: one Redis (the single-node engine); 3 or 5: a quorum over that many masters (kind 'lock'). */
+  quorum: number;
+  /** A quorum run: which master faults to inject. */
+  masterFaults: MasterFault[];
+  /** A quorum run: mean time between two master faults. */
+  masterFaultEveryMs: number;
+  /** A quorum run: commandTimeoutMs of every worker's quorum. */
+  commandTimeoutMs: number;
+  /** A quorum run: after the faults, a majority of masters down for this long (0: no such phase). */
+  majorityPhaseMs: number;
+  /** A quorum run: the quorum's restartGuard (false shows what a restart empty does without it). */
+  restartGuard: boolean;
 }
+
+export type MasterFault = 'kill' | 'stop' | 'restart' | 'partition';
+export const MASTER_FAULTS: readonly MasterFault[] = ['kill', 'stop', 'restart', 'partition'];
 
 export const CHAOS_DEFAULTS: ChaosOptions = {
   kind: 'lock',
@@ -84,7 +119,25 @@ export const CHAOS_DEFAULTS: ChaosOptions = {
   heartbeatMs: 200,
   holdMaxMs: 20,
   acquireTimeoutMs: 30_000,
+  quorum: 0,
+  masterFaults: [...MASTER_FAULTS],
+  masterFaultEveryMs: 2_500,
+  commandTimeoutMs: 500,
+  majorityPhaseMs: 0,
+  restartGuard: true,
 };
+
+/**
+ * How long an acquire called while a majority is down may take to fail with QUORUM_LOST: each of
+ * the (maxRestarts + 1) climbs may wait one command timeout for a master that stopped answering
+ * and pauses one heartbeat before the next; plus one lease and one liveness period of slack for a
+ * wait on a live master behind a holder that is losing its own lease; plus one heartbeat per
+ * concurrent acquire, for the queue on the live masters: every other contender's climb may pass
+ * through them first (a 3-minute run over 5 masters saw 5.4 s with 12 contenders, beyond the
+ * first three terms' 4.6 s). An approximation, not a proof: what it catches is a hang.
+ */
+export const quorumLostBoundMs = (o: Pick<ChaosOptions, 'commandTimeoutMs' | 'heartbeatMs' | 'leaseMs' | 'livenessMs' | 'processes' | 'contenders'>): number =>
+  (QUORUM_DEFAULTS.maxRestarts + 1) * (o.commandTimeoutMs + o.heartbeatMs) + o.leaseMs + o.livenessMs + o.processes * o.contenders * o.heartbeatMs;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -152,11 +205,16 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     throw new Error(`perGroup needs a semaphore with groups, and must be from maxWeight (${o.maxWeight}) to permits (${o.permits}), got ${o.perGroup}`);
   }
   const limit = o.kind === 'lock' ? 1 : o.kind === 'semaphore' ? o.permits : 0;
+  if (o.quorum !== 0 && !(o.quorum >= 3 && o.quorum % 2 === 1)) throw new Error(`quorum must be 0 or an odd number of at least 3, got ${o.quorum}`);
+  if (o.quorum && o.kind !== 'lock') throw new Error('a quorum run takes kind lock only (the quorum offers the exclusive lock)');
+  for (const f of o.masterFaults) if (!MASTER_FAULTS.includes(f)) throw new Error(`unknown master fault ${f} (${MASTER_FAULTS.join(', ')})`);
   const server: RedisServer = await startRedis({ owned: true });
   const procs: Proc[] = [];
+  const masters: QuorumMaster[] = [];
   let admin: RedisClient | undefined;
   let logging = true;
   try {
+    for (let i = 0; i < o.quorum; i++) masters.push(await QuorumMaster.start(i));
     admin = await connect(server.url);
     const prefix = newPrefix('chaos');
     const logKey = `${prefix}:chaos:log`;
@@ -166,6 +224,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     };
     // The checker reads the kind from the first line, so a dumped log can be checked alone.
     await append(`kind ${o.kind} ${limit}${o.perGroup === undefined ? '' : ` ${o.perGroup}`}`);
+    if (o.quorum) await append(`quorum ${o.quorum} lease=${o.leaseMs}`);
     const init: WorkerInit = {
       op: 'init',
       url: server.url,
@@ -182,6 +241,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       contenders: o.contenders,
       holdMaxMs: o.holdMaxMs,
       acquireTimeoutMs: o.acquireTimeoutMs,
+      ...(o.quorum ? { masters: masters.map((m) => m.proxy.url), commandTimeoutMs: o.commandTimeoutMs, restartGuard: o.restartGuard } : {}),
     };
     const spawn = async (): Promise<Proc> => {
       const child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -205,6 +265,9 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           : `read-write locks (${Math.round(o.readRatio * 100)}% reads)`;
     const groups = o.groups > 0 ? ` in ${o.groups} groups${o.perGroup === undefined ? '' : ` (at most ${o.perGroup} per group)`}` : '';
     log(`chaos: ${o.processes} processes x ${o.contenders} contenders on ${o.locks} ${what}${groups} for ${o.durationMs} ms (redis ${server.url})`);
+    if (o.quorum) {
+      log(`chaos: a quorum of ${o.quorum} masters (ports ${masters.map((m) => m.server.port).join(', ')}, each behind a proxy); master faults: ${o.masterFaults.join(', ') || 'none'} every ~${o.masterFaultEveryMs} ms${o.restartGuard ? '' : '; restart guard OFF'}`);
+    }
 
     const pending: Promise<unknown>[] = [];
     // A fault's effects (a lapsed session, a reaped queue entry) may outlast it: its window closes
@@ -216,14 +279,18 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     let disconnects = 0;
     const started = Date.now();
     const stopFaultsAt = started + o.durationMs;
+    // Master faults run beside the worker faults, in a loop of their own (a quorum run).
+    const settleMasterMs = o.leaseMs + o.livenessMs + o.commandTimeoutMs;
+    const masterLoop = o.quorum && o.masterFaults.length > 0 ? masterFaultLoop(masters, o, stopFaultsAt, append, pending, settleMasterMs) : Promise.resolve({} as Record<string, number>);
     // At most processes * durationMs / 50 faults: the loop is bounded in count and in time.
     for (let n = 0; n < (o.processes * o.durationMs) / 50 && Date.now() < stopFaultsAt; n++) {
-      await sleep(o.faultEveryMs * (0.5 + Math.random()));
+      await sleep(Math.min(o.faultEveryMs * (0.5 + Math.random()), stopFaultsAt - Date.now()));
       if (Date.now() >= stopFaultsAt) break;
       const live = procs.filter((p) => p.alive && !p.killed && !p.paused && p.ready);
       const victim = pick(live);
       if (!victim) continue;
-      const kind = Math.random();
+      // A quorum run has no disconnect (the lock connections are the masters', faulted there): kill or pause.
+      const kind = o.quorum ? Math.random() * 0.55 : Math.random();
       if (kind < 0.25) {
         // Kill, then respawn a fresh process a little later (keeps the population steady).
         kills++;
@@ -273,6 +340,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         settle(victim.pid, id);
       }
     }
+    const masterCounts = await masterLoop;
     // Settles are pushed while pauses end: wait until no more are added.
     for (let seen = 0; seen < pending.length; ) {
       const n = pending.length;
@@ -283,7 +351,25 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       if (p.paused) p.signal('SIGCONT');
       p.paused = false;
     }
-    log(`chaos: faults stopped after ${Date.now() - started} ms (kills=${kills} pauses=${pauses} disconnects=${disconnects}); letting every waiter finish`);
+    const mc = Object.entries(masterCounts).map(([k, n]) => ` master-${k}=${n}`).join('');
+    log(`chaos: faults stopped after ${Date.now() - started} ms (kills=${kills} pauses=${pauses} disconnects=${disconnects}${mc}); letting every waiter finish`);
+
+    if (o.quorum && o.majorityPhaseMs > 0) {
+      // A majority down at once: each stopped (SIGSTOP) or cut silently, for majorityPhaseMs.
+      const majority = Math.floor(o.quorum / 2) + 1;
+      const chosen = [...masters].sort(() => Math.random() - 0.5).slice(0, majority).sort((a, b) => a.index - b.index);
+      const how = chosen.map(() => (Math.random() < 0.5 ? 'stop' : 'partition'));
+      const bound = quorumLostBoundMs(o);
+      await append(`majority down p1 ${chosen.map((m, k) => `${m.index}:${how[k]}`).join(',')} bound=${bound}`);
+      chosen.forEach((m, k) => (how[k] === 'stop' ? m.stop() : m.proxy.hold()));
+      await append('majority downed p1');
+      log(`chaos: majority phase: masters ${chosen.map((m, k) => `${m.index} (${how[k]})`).join(', ')} down for ${o.majorityPhaseMs} ms`);
+      await sleep(o.majorityPhaseMs);
+      await append('majority up p1');
+      chosen.forEach((m, k) => (how[k] === 'stop' ? m.cont() : m.proxy.heal()));
+      await sleep(settleMasterMs);
+      await append('majority settled p1');
+    }
 
     // Let every live process finish its current acquire (bounded by its acquire timeout).
     const live = procs.filter((p) => p.alive && !p.killed);
@@ -308,6 +394,122 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     logging = false;
     await Promise.all(procs.map((p) => (p.signal('SIGCONT'), p.kill())));
     await admin?.quit().catch(() => undefined);
+    await Promise.all(masters.map((m) => m.close()));
     await server.stop();
   }
+}
+
+/** One master of a quorum run: a redis-server of its own (AOF on, in a dir of ours) behind a proxy. */
+class QuorumMaster {
+  stopped = false;
+  private constructor(
+    readonly index: number,
+    readonly server: RedisServer,
+    readonly proxy: Proxy,
+    private readonly dir: string,
+  ) {}
+
+  static async start(index: number): Promise<QuorumMaster> {
+    const dir = mkdtempSync(join(tmpdir(), 'fairlock-chaos-master-'));
+    // `--dir` after the helper's own: the last one wins, so the AOF lives where restartEmpty() finds it.
+    const server = await startRedisProcess({ appendonly: true, args: ['--dir', dir] });
+    return new QuorumMaster(index, server, await startProxy(server.port), dir);
+  }
+
+  stop(): void {
+    if (this.server.pid !== undefined) process.kill(this.server.pid, 'SIGSTOP');
+    this.stopped = true;
+  }
+
+  cont(): void {
+    if (this.server.pid !== undefined) process.kill(this.server.pid, 'SIGCONT');
+    this.stopped = false;
+  }
+
+  kill(): Promise<void> {
+    return this.server.kill();
+  }
+
+  /** Starts it again on its port; `empty`: its AOF removed first (no data, no run_id in common). */
+  async restart(empty: boolean): Promise<void> {
+    if (empty) {
+      rmSync(join(this.dir, 'appendonlydir'), { recursive: true, force: true });
+      rmSync(join(this.dir, 'dump.rdb'), { force: true });
+    }
+    // Bounded: a port taken meanwhile (another helper's process) fails the run rather than hang it.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.server.restart();
+        return;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        await sleep(200);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.stopped) this.cont();
+    this.proxy.heal();
+    await this.proxy.stop().catch(() => undefined);
+    await this.server.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The master fault loop of a quorum run: until `stopAt`, every ~masterFaultEveryMs, one master that
+ * is up (never more than a minority down) gets one of `o.masterFaults`, for 200 ms to twice the
+ * lease; each is logged before it acts (`master M <kind> F`), after the master is back (`back`),
+ * and one settle period later (`settled`). Returns the counts by kind.
+ */
+async function masterFaultLoop(
+  masters: QuorumMaster[],
+  o: ChaosOptions,
+  stopAt: number,
+  append: (line: string) => Promise<void>,
+  pending: Promise<unknown>[],
+  settleMs: number,
+): Promise<Record<string, number>> {
+  const counts: Record<string, number> = Object.fromEntries(o.masterFaults.map((k) => [k, 0]));
+  const minority = Math.floor(masters.length / 2);
+  const down = new Set<QuorumMaster>();
+  let n = 0;
+  for (let round = 0; round < o.durationMs / 50 && Date.now() < stopAt; round++) {
+    await sleep(Math.min(o.masterFaultEveryMs * (0.5 + Math.random()), stopAt - Date.now()));
+    if (Date.now() >= stopAt) break;
+    if (down.size >= minority) continue;
+    const m = pick(masters.filter((x) => !down.has(x)))!;
+    const kind = pick(o.masterFaults as MasterFault[])!;
+    const id = `m${++n}`;
+    const ms = 200 + Math.random() * 2 * Math.max(o.leaseMs, o.livenessMs);
+    counts[kind]!++;
+    down.add(m);
+    const silent = Math.random() < 0.5;
+    await append(`master ${m.index} ${kind} ${id}${kind === 'partition' ? (silent ? ' silent' : ' reset') : ''}`);
+    if (kind === 'kill' || kind === 'restart') await m.kill();
+    else if (kind === 'stop') m.stop();
+    else if (silent) m.proxy.hold();
+    else {
+      // Every connection dropped, new ones refused until the heal.
+      m.proxy.refuse(ms);
+      for (const c of [...m.proxy.conns]) (c.down.destroy(), c.up.destroy());
+    }
+    pending.push(
+      (async () => {
+        await sleep(ms);
+        if (kind === 'kill' || kind === 'restart') await m.restart(kind === 'restart');
+        else if (kind === 'stop') m.cont();
+        else if (silent) m.proxy.heal();
+        else m.proxy.refuse(0);
+        await append(`master ${m.index} back ${id}`);
+        // A master restarted empty counts as down for one more lease: the restart guard's window.
+        if (kind === 'restart') await sleep(o.leaseMs);
+        down.delete(m);
+        await sleep(settleMs);
+        await append(`master ${m.index} settled ${id}`);
+      })(),
+    );
+  }
+  return counts;
 }

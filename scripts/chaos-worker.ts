@@ -11,17 +11,23 @@
  * a line's position in that list is a real-time order. Each append that the checker relies on is
  * awaited before the step it stands for, or issued after the fact it reports:
  *   call    before acquire() is called;
- *   queued  from onQueued, i.e. after the enqueue script ran in Redis;
- *   enter   after acquire() resolved, before the critical section; then `signal.aborted` is read
+ *   queued  from onQueued, i.e. after the enqueue script ran in Redis (a quorum run adds master=i,
+ *           the master it first queued on);
+ *   enter   after acquire() resolved, before the critical section (with waited=<ms>: from just
+ *           before acquire() to its outcome, by this process's own monotonic clock; acqerr has it
+ *           too); then `signal.aborted` is read
  *           (entered=1: the lease was believed held at least until `enter` landed in the log);
  *   leave   after the critical section; then `signal.aborted` is read again and
  *   verdict carries it (held=1: since a lease only goes from held to lost, it was believed held at
  *           every moment between its `enter` and its `leave` in the log).
  * The log has a connection of its own, named `evlog-<pid>`, which the driver never kills (it kills
  * the lock connections, named `chaos-<pid>`). IPC carries only control: init, ready, stop, done.
+ * A quorum run (init.masters) has one lock connection per master, through the driver's proxies, and
+ * also logs `mdown P i` / `mup P i` when its quorum's masterDown / masterUp events fire (this
+ * process counted master i unreachable, e.g. a command or PING not answered in commandTimeoutMs).
  */
 import { createClient } from 'redis';
-import { FairLocks, type Lease } from '../src/index.js';
+import { FairLocks, type Lease, type QuorumLocks } from '../src/index.js';
 import type { RedisClient } from '../test/helpers/redis-client.js';
 import { fencedWrite } from '../test/helpers/fenced.js';
 import type { ChaosKind } from './chaos-check.js';
@@ -48,6 +54,16 @@ export interface WorkerInit {
   contenders: number;
   holdMaxMs: number;
   acquireTimeoutMs: number;
+  /**
+   * A quorum run: the URLs of the N masters (each through the driver's TCP proxy), in the chain's
+   * order. The worker then locks through `FairLocks.quorum` (kind 'lock' only); the event log and
+   * the fenced store stay on `url`, a server the driver never faults.
+   */
+  masters?: string[];
+  /** commandTimeoutMs of the quorum (a quorum run). */
+  commandTimeoutMs?: number;
+  /** restartGuard of the quorum (a quorum run; false only to show what a restart empty does without it). */
+  restartGuard?: boolean;
 }
 
 /** IPC from a worker to the driver (control only: the evidence is in the Redis event log). */
@@ -88,8 +104,12 @@ async function main(init: WorkerInit): Promise<void> {
   const client = createClient({ url: init.url, name: `chaos-${pid}`, socket }) as RedisClient;
   const store = createClient({ url: init.url, name: `store-${pid}`, socket }) as RedisClient;
   const logClient = createClient({ url: init.url, name: `evlog-${pid}`, socket }) as RedisClient;
-  for (const c of [client, store, logClient]) c.on('error', () => undefined);
-  await Promise.all([client.connect(), store.connect(), logClient.connect()]);
+  // A quorum run: one client per master (through the driver's proxy), named like the lock connection.
+  const masterClients = (init.masters ?? []).map(
+    (url, i) => createClient({ url, name: `chaos-${pid}-m${i}`, socket: { ...socket, connectTimeout: 1_000 } }) as RedisClient,
+  );
+  for (const c of [client, store, logClient, ...masterClients]) c.on('error', () => undefined);
+  await Promise.all([client.connect(), store.connect(), logClient.connect(), ...masterClients.map((c) => c.connect())]);
 
   // Appends go one at a time, in the order they are issued, so a retry cannot reorder them. A log
   // that cannot be written would be false evidence: then the process fails (and is reported).
@@ -114,6 +134,15 @@ async function main(init: WorkerInit): Promise<void> {
   };
 
   const locks = new FairLocks(client, { prefix: init.prefix, ...init.options });
+  let quorum: QuorumLocks | undefined;
+  /** The master of the last `queued` event: the quorum fires it just before the acquire's onQueued. */
+  let queuedOn = -1;
+  if (masterClients.length > 0) {
+    quorum = FairLocks.quorum(masterClients, { prefix: init.prefix, ...init.options, commandTimeoutMs: init.commandTimeoutMs, restartGuard: init.restartGuard });
+    quorum.on('queued', (e) => (queuedOn = e.master));
+    quorum.on('masterDown', (e) => void append(`mdown ${pid} ${e.master}`));
+    quorum.on('masterUp', (e) => void append(`mup ${pid} ${e.master}`));
+  }
   await append(`ready ${pid}`);
   ipc({ ev: 'ready' });
 
@@ -132,23 +161,26 @@ async function main(init: WorkerInit): Promise<void> {
         (group === undefined ? '' : ` group=${group}`);
       await append(`call ${pid} ${op} ${lock}${extra}`);
       let lease: Lease;
+      const started = performance.now();
+      const waited = () => `waited=${Math.round(performance.now() - started)}`;
       try {
         const options = {
           timeoutMs: init.acquireTimeoutMs,
           group,
-          onQueued: (position: number) => void append(`queued ${pid} ${op} ${lock} ${position}`),
+          onQueued: (position: number) => void append(`queued ${pid} ${op} ${lock} ${position}${quorum ? ` master=${queuedOn}` : ''}`),
         };
-        if (init.kind === 'semaphore') lease = await locks.semaphore(lock, { permits: init.permits, perGroup: init.perGroup }).acquire({ ...options, weight });
+        if (quorum) lease = await quorum.lock(lock).acquire(options);
+        else if (init.kind === 'semaphore') lease = await locks.semaphore(lock, { permits: init.permits, perGroup: init.perGroup }).acquire({ ...options, weight });
         else if (init.kind === 'rw') lease = await (mode === 'r' ? locks.readWrite(lock).read() : locks.readWrite(lock).write()).acquire(options);
         else lease = await locks.lock(lock).acquire(options);
       } catch (err) {
         const e = err as { code?: string; message?: string };
-        await append(`acqerr ${pid} ${op} ${lock} ${e.code || '?'} ${oneLine(e.message ?? String(err))}`);
+        await append(`acqerr ${pid} ${op} ${lock} ${e.code || '?'} ${waited()} ${oneLine(e.message ?? String(err))}`);
         await sleep(20);
         continue;
       }
       const token = lease.token;
-      await append(`enter ${pid} ${op} ${lock} ${token}${extra}`);
+      await append(`enter ${pid} ${op} ${lock} ${token}${extra} ${waited()}`);
       const entered = !lease.signal.aborted; // read after `enter` landed
       const key = `${init.prefix}:store:${lock}`;
       const fenced = init.kind !== 'semaphore';
@@ -168,9 +200,10 @@ async function main(init: WorkerInit): Promise<void> {
   };
   await Promise.all(Array.from({ length: init.contenders }, (_, c) => loop(c)));
   await locks.close().catch(() => undefined);
+  await quorum?.close().catch(() => undefined);
   await append(`done ${pid}`);
   ipc({ ev: 'done' });
-  await Promise.all([client.quit(), store.quit(), logClient.quit()]).catch(() => undefined);
+  await Promise.all([client, store, logClient, ...masterClients].map((c) => c.quit().catch(() => undefined)));
 }
 
 process.on('message', (m: WorkerInit | { op: 'stop' }) => {

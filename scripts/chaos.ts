@@ -1,6 +1,13 @@
 /**
  * `npm run chaos -- [--kind lock|semaphore|rw] [--permits 3] [--max-weight 2] [--read-ratio 0.8]
- *                   [--groups N] [--per-group N] [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--log-file F]`
+ *                   [--groups N] [--per-group N] [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--log-file F]
+ *                   [--quorum 3|5 [--master-faults kill,stop,restart,partition] [--master-fault-every 2500]
+ *                    [--command-timeout 500] [--majority-phase 8s]]`
+ * With --quorum N the workers lock through FairLocks.quorum over N redis-servers of the run's own
+ * (each behind a TCP proxy), one name unless --locks says otherwise, while masters are also killed
+ * (and restarted with their AOF), stopped, restarted empty and cut off, never more than a minority
+ * at once; --majority-phase adds a phase with a majority down (acquires must fail with QUORUM_LOST
+ * in bound). See chaos-lib.ts.
  * Runs the chaos driver of chaos-lib.ts against a redis-server of its own and prints a one-line
  * summary; exits 1 on any violation. The evidence is an event log kept in Redis (see chaos-lib.ts,
  * and chaos-check.ts for its lines and the checks); it is written to --log-file, or to a temporary
@@ -8,7 +15,7 @@
  */
 import { Command } from 'commander';
 import ms from 'ms';
-import { CHAOS_DEFAULTS, runChaos, summary, totalViolations, type ChaosKind } from './chaos-lib.js';
+import { CHAOS_DEFAULTS, MASTER_FAULTS, runChaos, summary, totalViolations, type ChaosKind, type MasterFault } from './chaos-lib.js';
 
 const duration = (v: string): number => {
   const n = /^\d+$/.test(v) ? Number(v) : ms(v as ms.StringValue);
@@ -25,6 +32,16 @@ const ratio = (v: string): number => {
   const n = Number(v.endsWith('%') ? v.slice(0, -1) : v) / (v.endsWith('%') ? 100 : 1);
   if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new Error(`not a ratio from 0 to 1 (or 0% to 100%): ${v}`);
   return n;
+};
+const quorumSize = (v: string): number => {
+  const n = Number(v);
+  if (n !== 3 && n !== 5) throw new Error(`--quorum is 3 or 5, not ${v}`);
+  return n;
+};
+const masterFaults = (v: string): MasterFault[] => {
+  const list = v.split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'none');
+  for (const f of list) if (!MASTER_FAULTS.includes(f as MasterFault)) throw new Error(`--master-faults takes ${MASTER_FAULTS.join(',')} (or none), not ${f}`);
+  return [...new Set(list)] as MasterFault[];
 };
 const kind = (v: string): ChaosKind => {
   if (v !== 'lock' && v !== 'semaphore' && v !== 'rw') throw new Error(`--kind is lock, semaphore or rw, not ${v}`);
@@ -50,11 +67,18 @@ const program = new Command()
   .option('--heartbeat <ms>', 'heartbeatMs of every process', duration, CHAOS_DEFAULTS.heartbeatMs)
   .option('--seconds <n>', 'how long faults are injected, in seconds (the same as --duration <n>s)', count)
   .option('--log-file <path>', 'write the event log and the fenced stores here')
+  .option('-q, --quorum <n>', 'lock through FairLocks.quorum over 3 or 5 masters of its own (kind lock; --locks defaults to 1)', quorumSize)
+  .option('--master-faults <list>', `master faults of a quorum run, comma-separated: ${MASTER_FAULTS.join(',')} or none`, masterFaults, [...MASTER_FAULTS])
+  .option('--master-fault-every <ms>', 'mean time between master faults (a quorum run)', duration, CHAOS_DEFAULTS.masterFaultEveryMs)
+  .option('--command-timeout <ms>', 'commandTimeoutMs of the quorum (a quorum run)', duration, CHAOS_DEFAULTS.commandTimeoutMs)
+  .option('--no-restart-guard', 'a quorum run without the restart guard (a restart empty may then give two holders: DESIGN §8 rule 9)')
+  .option('--majority-phase <time>', 'after the faults, a majority of masters down for this long (a quorum run)', duration)
   .option('-v, --verbose', 'print every violation found')
   .parse();
 
 const o = program.opts();
 const maxWeight: number = o.maxWeight ?? Math.max(1, o.permits - 1);
+if (o.quorum && o.kind !== 'lock') program.error('--quorum takes --kind lock only (the quorum offers the exclusive lock)');
 if (o.kind === 'semaphore' && maxWeight > o.permits) program.error(`--max-weight (${maxWeight}) is more than --permits (${o.permits})`);
 if (o.groups !== undefined && o.kind === 'rw') program.error('--groups takes a lock or a semaphore: a read-write lock takes no groups');
 if (o.perGroup !== undefined && (o.kind !== 'semaphore' || o.groups === undefined)) program.error('--per-group needs --kind semaphore and --groups');
@@ -68,7 +92,7 @@ const result = await runChaos({
   perGroup: o.perGroup,
   durationMs: o.seconds !== undefined ? o.seconds * 1000 : o.duration,
   processes: o.processes,
-  locks: o.locks,
+  locks: o.quorum && o.locks === CHAOS_DEFAULTS.locks && program.getOptionValueSource('locks') === 'default' ? 1 : o.locks,
   contenders: o.contenders,
   faultEveryMs: o.faultEvery,
   leaseMs: o.lease,
@@ -76,6 +100,12 @@ const result = await runChaos({
   heartbeatMs: o.heartbeat,
   log: (line) => console.error(line),
   logFile: o.logFile,
+  quorum: o.quorum ?? 0,
+  masterFaults: o.masterFaults,
+  masterFaultEveryMs: o.masterFaultEvery,
+  commandTimeoutMs: o.commandTimeout,
+  majorityPhaseMs: o.majorityPhase ?? 0,
+  restartGuard: o.restartGuard,
 });
 if (o.verbose || totalViolations(result) > 0) for (const d of result.details) console.error(`  ${d}`);
 console.log(summary(result));

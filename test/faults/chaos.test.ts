@@ -3,7 +3,8 @@
  * show, from Redis's event log and the fenced store alone, no overlap, no reused or falling token, no
  * rejected fenced write of a valid holder, no waiter left waiting and no FIFO inversion among unfaulted
  * processes; locks taken in groups also keep FIFO inside each group and take turns (round robin);
- * the checker is shown, on made-up logs, to catch each violation.
+ * the same over a quorum of 3 masters with master kills, stops, restarts and partitions besides; the
+ * checker is shown, on made-up logs, to catch each violation.
  */
 import test from 'ava';
 import { check, runChaos, summary, totalViolations } from '../../scripts/chaos-lib.js';
@@ -48,6 +49,30 @@ test.serial('chaos: locks taken in 3 groups under kills, pauses and disconnects 
   t.true(result.grants > 50, 'the lock kept changing hands');
   t.true(result.fifoPairs > 0, 'FIFO inside a group was checked on some pairs');
   t.true(result.rrWindows > 0, 'round robin was checked on some waits');
+});
+
+test.serial('chaos: a quorum of 3 under worker kills and pauses, master kills, stops, restarts empty and partitions for 5 s breaks no property', async (t) => {
+  t.timeout(60_000);
+  const started = Date.now();
+  const result = await runChaos({
+    quorum: 3,
+    masterFaults: ['kill', 'stop', 'restart', 'partition'],
+    masterFaultEveryMs: 700,
+    commandTimeoutMs: 300,
+    durationMs: 5_000,
+    processes: 3,
+    locks: 1,
+    contenders: 2,
+    acquireTimeoutMs: 20_000,
+    log: (l) => t.log(l),
+  });
+  t.log(`${summary(result)} in ${Date.now() - started} ms`);
+  for (const d of result.details) t.log(d);
+  t.is(totalViolations(result), 0);
+  t.is(result.quorum?.unfair, 0, 'no inversion where master 0 order is promised');
+  t.true(result.grants > 20, 'the lock kept changing hands');
+  const mf = result.quorum!.masterFaults;
+  t.true(mf.kill + mf.stop + mf.restart + mf.partition >= 2, 'masters were faulted');
 });
 
 // Made-up event logs (one line per RPUSH, in Redis order) of processes 1, 2, 3 on lock L.
@@ -399,4 +424,58 @@ test('checker: round robin: a group that waits sees no other group served twice 
   const capped = check(['kind semaphore 1 1', ...base()], s);
   t.is(capped.violations.rr, 0);
   t.regex(summary(capped), /rr-windows-checked=0 \(not checked: a perGroup cap/);
+});
+
+// Made-up logs of a quorum run (chaos --quorum): master faults, queued master=, waited=, the majority phase.
+const quorum3 = ['kind lock 1', 'quorum 3 lease=800'];
+const qqueued = (pid: number, op: string, master = 0) => `queued ${pid} ${op} L 1 master=${master}`;
+
+test('checker (quorum): an inversion counts as unfair only where master 0 order is promised', (t) => {
+  const wait = (...faults: string[]) => [...quorum3, call(1, 'a'), qqueued(1, 'a'), call(2, 'b'), ...faults, ...section(2, 'b', 10), ...section(1, 'a', 11), ...done];
+  const s = store([10, 'b'], [11, 'a']);
+  const r = check(wait(), s);
+  t.is(totalViolations(r), 0, 'unfair is reported, not a violation');
+  t.is(r.quorum?.unfair, 1, r.details.join('; '));
+  t.is(r.quorum?.unfairPairs, 1);
+  // A master fault window over the wait, a down mark of either process, a fault of either process: not counted.
+  for (const fault of [['master 1 stop m1', 'master 1 back m1'], ['mdown 1 2'], ['mdown 2 0', 'mup 2 0'], ['pause 2 f1', 'resume 2 f1', 'settled 2 f1']]) {
+    const e = check(wait(...fault), s);
+    t.is(e.quorum?.unfair, 0, `not counted with ${fault[0]}`);
+    t.is(e.quorum?.unfairPairs, 0);
+  }
+  // A master fault settled before the wait: counted again.
+  const after = check([...quorum3, 'master 1 kill m1', 'master 1 back m1', 'master 1 settled m1', ...wait().slice(2)], s);
+  t.is(after.quorum?.unfair, 1);
+  t.deepEqual(after.quorum?.masterFaults, { kill: 1, stop: 0, restart: 0, partition: 0 });
+  // A first queued on master 1 (master 0 skipped): no promise.
+  const skipped = check([...quorum3, call(1, 'a'), qqueued(1, 'a', 1), call(2, 'b'), ...section(2, 'b', 10), ...section(1, 'a', 11), ...done], s);
+  t.is(skipped.quorum?.unfairPairs, 0);
+  // The token rule holds for every pair of a quorum run, faults or not.
+  const fell = check([...quorum3, 'master 0 restart m1', call(1, 'a'), ...section(1, 'a', 11), call(2, 'b'), ...section(2, 'b', 10), ...done], store([11, 'a'], [10, 'b']));
+  t.true(fell.violations.token >= 1, fell.details.join('; '));
+});
+
+test('checker (quorum): the majority phase, waited= and the longest wait', (t) => {
+  const phase = (outcome: string[]) => [
+    ...quorum3,
+    call(1, 'a'),
+    'enter 1 a L 10 waited=120',
+    ...leave(1, 'a', 10),
+    'majority down p1 0:stop,1:partition bound=3000',
+    'majority downed p1',
+    call(2, 'b'),
+    ...outcome,
+    'majority up p1',
+    'majority settled p1',
+    ...done,
+  ];
+  const ok = check(phase(['acqerr 2 b L QUORUM_LOST waited=900 acquire of "L" could not hold a majority']), store([10, 'a']));
+  t.is(totalViolations(ok), 0, ok.details.join('; '));
+  t.deepEqual(ok.quorum?.majority, { phases: 1, calls: 1, quorumLost: 1, otherErrors: 0, maxWaitMs: 900, boundMs: 3000 });
+  t.is(ok.longestWaitMs, 120);
+  t.is(ok.errorCodes.QUORUM_LOST, 1);
+  t.is(check(phase(['acqerr 2 b L QUORUM_LOST waited=3500 late']), store([10, 'a'])).violations.quorum, 1, 'past the bound');
+  t.is(check(phase(['acqerr 2 b L REDIS_ERROR waited=10 x']), store([10, 'a'])).violations.quorum, 1, 'another code');
+  const granted = check(phase(['enter 2 b L 11 waited=50', ...leave(2, 'b', 11)]), store([10, 'a'], [11, 'b']));
+  t.is(granted.violations.quorum, 1, 'a grant without a majority');
 });
