@@ -49,6 +49,20 @@ const MODES: Record<Mode, 'read' | 'write' | undefined> = { x: undefined, r: 're
 const ABORTED_GETTER = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
 
 /**
+ * A lease's signal: aborted with `lost` at once when given, and whose `aborted` and
+ * `throwIfAborted()` run `check` first (it may abort the controller), so that code resumed after a
+ * pause sees a loss before the timer that reports it gets to run.
+ */
+export function checkedSignal(controller: AbortController, lost: Error | undefined, check: () => unknown): AbortSignal {
+  const signal = controller.signal;
+  if (lost) controller.abort(lost);
+  const throwIfAborted = signal.throwIfAborted;
+  Object.defineProperty(signal, 'aborted', { get: () => (check(), ABORTED_GETTER.call(signal)) });
+  Object.defineProperty(signal, 'throwIfAborted', { value: () => (check(), throwIfAborted.call(signal)) });
+  return signal;
+}
+
+/**
  * The lease of a grant in Redis. Its local deadline is the earliest local time at which Redis's
  * deadline can pass (see ClockBound), minus a margin for clock drift.
  */
@@ -91,13 +105,8 @@ export class HeldLease implements Lease {
    */
   get signal(): AbortSignal {
     if (this.signalCache) return this.signalCache;
-    const controller = (this.controller = new AbortController());
-    const signal = (this.signalCache = controller.signal);
-    if (this.lostError) controller.abort(this.lostError);
-    const throwIfAborted = signal.throwIfAborted;
-    Object.defineProperty(signal, 'aborted', { get: () => (this.checkDeadline(), ABORTED_GETTER.call(signal)) });
-    Object.defineProperty(signal, 'throwIfAborted', { value: () => (this.checkDeadline(), throwIfAborted.call(signal)) });
-    return signal;
+    this.controller = new AbortController();
+    return (this.signalCache = checkedSignal(this.controller, this.lostError, () => this.checkDeadline()));
   }
 
   get held(): boolean {

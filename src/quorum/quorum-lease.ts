@@ -1,3 +1,4 @@
+import { checkedSignal } from '../client/held-lease.js';
 import type { Lease } from '../client/lease.js';
 import { atDeadline, monotonic } from '../clock.js';
 import { LockLostError, NotHolderError } from '../errors.js';
@@ -16,7 +17,6 @@ export interface QuorumLeaseHost {
   leaseGone(lease: QuorumLease): void;
 }
 
-const ABORTED_GETTER = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
 
 /**
  * A quorum lease: grants on a majority of the masters, each a single-node lease that its master's
@@ -79,13 +79,8 @@ export class QuorumLease implements Lease {
   /** Aborted with a LockLostError once fewer than a majority of its masters count. Read on a resumed process, it looks at the clocks first. */
   get signal(): AbortSignal {
     if (this.signalCache) return this.signalCache;
-    const controller = (this.controller = new AbortController());
-    const signal = (this.signalCache = controller.signal);
-    if (this.lostError) controller.abort(this.lostError);
-    const throwIfAborted = signal.throwIfAborted;
-    Object.defineProperty(signal, 'aborted', { get: () => (this.check(), ABORTED_GETTER.call(signal)) });
-    Object.defineProperty(signal, 'throwIfAborted', { value: () => (this.check(), throwIfAborted.call(signal)) });
-    return signal;
+    this.controller = new AbortController();
+    return (this.signalCache = checkedSignal(this.controller, this.lostError, () => this.check()));
   }
 
   get held(): boolean {
