@@ -3,12 +3,10 @@
  * per master, each through that master's relay): fairlock's `FairLocks.quorum` (the chain of
  * DESIGN §8) and node-redlock's quorum mode (`new Redlock([c0, c1, c2])`), both on ioredis 5.
  */
-import { Redis } from 'ioredis';
-// @ts-expect-error -- redlock 5 beta's package.json "exports" has no "types" condition
-import * as redlockModule from 'redlock';
 import { FairLocks } from '../../../src/index.js';
 import { CLIENT_FAMILIES } from './clients.js';
-import { Destroyed, type Held, type LockClient } from './types.js';
+import { redlockOver } from './redlock.js';
+import type { Held, LockClient } from './types.js';
 
 /** A lock over several masters: `create` gets one URL per master, master 0 first. */
 export interface QuorumAdapter {
@@ -20,15 +18,6 @@ export interface QuorumAdapter {
   reportsQueued: boolean;
   create(urls: readonly string[], prefix: string): Promise<LockClient>;
 }
-
-interface RedlockLike {
-  acquire(resources: string[], duration: number): Promise<{ release(): Promise<unknown> }>;
-  on(event: 'error', listener: (err: Error) => void): void;
-}
-const { default: Redlock, ExecutionError } = redlockModule as {
-  default: new (clients: Redis[]) => RedlockLike;
-  ExecutionError: new (...args: never[]) => Error;
-};
 
 const ioredis5 = CLIENT_FAMILIES.find((f) => f.slug === 'ioredis5')!;
 
@@ -73,36 +62,7 @@ export const redlockQuorum: QuorumAdapter = {
   client: 'ioredis 5',
   wakeup: 'retry every 200 ms +- 100 ms jitter',
   reportsQueued: false,
-  async create(urls, prefix): Promise<LockClient> {
-    const clients = urls.map((u) => new Redis(u, { lazyConnect: true, maxRetriesPerRequest: 0 }));
-    for (const c of clients) c.on('error', () => undefined);
-    await Promise.all(clients.map((c) => c.connect()));
-    const rl = new Redlock(clients);
-    rl.on('error', () => undefined);
-    let destroyed = false;
-    return {
-      async acquire(name): Promise<Held> {
-        for (;;) {
-          if (destroyed) throw new Destroyed();
-          try {
-            const lock = await rl.acquire([`${prefix}:${name}`], 5_000);
-            return { release: async () => void (await lock.release()) };
-          } catch (err) {
-            if (!(err instanceof ExecutionError)) throw err;
-          }
-        }
-      },
-      ping: async () => void (await clients[0]!.ping()),
-      async close() {
-        destroyed = true;
-        await Promise.all(clients.map((c) => c.quit().catch(() => undefined)));
-      },
-      async destroy() {
-        destroyed = true;
-        for (const c of clients) c.disconnect();
-      },
-    };
-  },
+  create: (urls, prefix) => redlockOver(urls, prefix),
 };
 
 export const QUORUM_ADAPTERS: readonly QuorumAdapter[] = [fairlockQuorum, redlockQuorum];
