@@ -19,14 +19,13 @@ import test, { type ExecutionContext } from 'ava';
 import { NotReplicatedError, type Durability, type FairLocks, type Lease } from '../../src/index.js';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { disposeAll, spawnChild, type Child } from '../helpers/children.js';
-import { newLocks, openClient, ownRedis, scopeOf, track } from '../helpers/cleanup.js';
+import { newLocks, openClient, openSlowReconnectClient, ownRedis, scopeOf } from '../helpers/cleanup.js';
 import { fencedLog } from '../helpers/fenced.js';
 import { useRedis } from '../helpers/fixture.js';
 import { within } from '../helpers/bounded.js';
 import { startProxy, until } from '../helpers/proxy.js';
 import { whenQueued } from '../helpers/queued.js';
 import { newPrefix } from '../helpers/redis.js';
-import type { RedisClient } from '../helpers/redis-client.js';
 import { replicated } from '../helpers/replicated.js';
 import { holdersAt, redisNow, sessionDeadlineAt } from '../helpers/state.js';
 import type { Req } from '../properties/subjects.js';
@@ -177,10 +176,7 @@ test.serial('a wake-up lost in group mode (the subscribers kept out) is found by
   const admin = await openClient(t, server.url);
   const holderClient = await openClient(t, server.url);
   // The waiters' subscribers (duplicates of this client) retry a failed reconnect only every 2 s.
-  const { createClient } = await import('redis');
-  const waiterClient = track(t, createClient({ url: server.url, socket: { reconnectStrategy: () => 2_000 } }) as RedisClient);
-  waiterClient.on('error', () => undefined);
-  await waiterClient.connect();
+  const waiterClient = await openSlowReconnectClient(t, server.url);
   const holders = newLocks(t, holderClient, { prefix, ...opts });
   const waiters = newLocks(t, waiterClient, { prefix, ...opts });
   const lease = await holders.lock('W').acquire({ group: 'x' });

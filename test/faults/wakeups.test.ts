@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { wakeChannel } from '../../src/protocol/keys.js';
 import type { RedisClient } from '../helpers/redis-client.js';
 import { disposeAll, spawnChild } from '../helpers/children.js';
-import { newLocks, openClient, scopeOf, track } from '../helpers/cleanup.js';
+import { newLocks, openClient, openSlowReconnectClient, scopeOf } from '../helpers/cleanup.js';
 import { newPrefix, startRedis, type RedisServer } from '../helpers/redis.js';
 
 const OPTS = { leaseMs: 1000, livenessMs: 1000, heartbeatMs: 200 };
@@ -106,10 +106,7 @@ test.serial('a wake-up lost while the subscriber is down for long is recovered b
   const admin = await openClient(t, server.url);
   const holderClient = await openClient(t, server.url);
   // The waiter's subscriber (a duplicate of this client) retries a failed reconnect only every 2 s.
-  const { createClient } = await import('redis');
-  const waiterClient = track(t, createClient({ url: server.url, socket: { reconnectStrategy: () => 2_000 } }) as RedisClient);
-  waiterClient.on('error', () => undefined);
-  await waiterClient.connect();
+  const waiterClient = await openSlowReconnectClient(t, server.url);
   const holders = newLocks(t, holderClient, { prefix, ...OPTS });
   const waiters = newLocks(t, waiterClient, { prefix, ...OPTS });
 

@@ -127,6 +127,19 @@ export async function openClient(t: ExecutionContext | Scope, url: string): Prom
   return client;
 }
 
+/**
+ * A client whose reconnects wait `delayMs` each, and so do its duplicates' (a FairLocks subscriber):
+ * a subscriber kept out of the server stays out that long, so a wake-up published meanwhile is lost.
+ * Closed when the test ends.
+ */
+export async function openSlowReconnectClient(t: ExecutionContext | Scope, url: string, delayMs = 2_000): Promise<RedisClient> {
+  const { createClient } = await import('redis');
+  const client = track(t, createClient({ url, socket: { reconnectStrategy: () => delayMs } }) as RedisClient);
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
 // ---- FairLocks ----
 
 /** A FairLocks on `client`, closed when the test ends (bounded: a dead Redis cannot hang it). */
