@@ -489,6 +489,14 @@ local function confirm(st, h)
   st.dirty.h = true
 end
 
+-- A confirmed holder's lease moves on to now + its lease (never cut back).
+local function renew(st, h)
+  if st.now + h.lease > h.exp then
+    h.exp, h.changed = st.now + h.lease, true
+    st.dirty.h = true
+  end
+end
+
 -- The deadline a holder may use: an unconfirmed grant may be cut back to granted + lease by its confirmation.
 local function usable_exp(h)
   if h.confirmed == 0 then return math.min(h.exp, h.granted + h.lease) end
@@ -780,9 +788,8 @@ local function commit(keys, args)
     if T > st.token then st.token, st.dirty.t = T, true end
     if h.confirmed == 0 then
       confirm(st, h)
-    elseif st.now + h.lease > h.exp then
-      h.exp, h.changed = st.now + h.lease, true
-      st.dirty.h = true
+    else
+      renew(st, h)
     end
   end
   if st.expired then grant_ready(st, wake_arg) end
@@ -843,9 +850,8 @@ local function heartbeat(keys, args)
           h.exp = h.renew and (now + h.lease) or (h.granted + h.lease)
           st.dirty.h = true
           if h.exp <= now then remove_holder(st, h) end
-        elseif named[h.id] and h.renew and now + h.lease > h.exp then
-          h.exp, h.changed = now + h.lease, true
-          st.dirty.h = true
+        elseif named[h.id] and h.renew then
+          renew(st, h)
         end
       end
     end
