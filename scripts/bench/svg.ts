@@ -7,7 +7,7 @@ interface Bar {
   text: string;
 }
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** One horizontal bar panel on a log10 axis. */
 function panel(x0: number, y0: number, width: number, title: string, bars: Bar[], unit: (v: number) => string): string {
