@@ -276,6 +276,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     let last = await info(admin);
     let lastAt = Date.now();
     let seq = 0;
+    let faultSeq = 0;
     while (Date.now() < end) {
       await sleep(Math.max(10, Math.min(nextSample, nextChurn, nextFault, end) - Date.now()));
       const now = Date.now();
@@ -293,7 +294,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       }
       if (now >= nextFault) {
         nextFault = now + o.faultEveryMs * (0.5 + Math.random());
-        const kind = ['kill', 'pause', 'disconnect'][Math.floor(Math.random() * 3)];
+        // In turn, so a short run sees each kind: a churner SIGKILLed, any worker paused, any worker's lock connection killed.
+        const kind = (['kill', 'pause', 'disconnect'] as const)[faultSeq++ % 3];
         const ready = live().filter((w) => w.ready && !w.paused);
         const churner = ready.filter((w) => !w.resident);
         if (kind === 'kill' && churner.length > 0) {

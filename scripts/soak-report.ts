@@ -55,7 +55,7 @@ export function soakSvg(r: SoakResult): string {
   const width = 40 + cols * (pw + 90);
   const height = 80 + Math.ceil(names.length / cols) * rowH;
   const o = r.options;
-  const sub = `${Math.round(o.durationMs / 60_000)} min, ${o.names} names, ${o.residents} residents + ${o.churners} churners x ${o.contenders} loops, Redis ${r.redis}; faults: ${r.faults.kills} kills, ${r.faults.pauses} pauses, ${r.faults.disconnects} disconnects, ${r.faults.churns} churns; shaded: warm-up; red: least-squares fit`;
+  const sub = `${o.durationMs >= 120_000 ? `${Math.round(o.durationMs / 60_000)} min` : `${Math.round(o.durationMs / 1000)} s`}, ${o.names} names, ${o.residents} residents + ${o.churners} churners x ${o.contenders} loops, Redis ${r.redis}; faults: ${r.faults.kills} kills, ${r.faults.pauses} pauses, ${r.faults.disconnects} disconnects, ${r.faults.churns} churns; shaded: warm-up; red: least-squares fit`;
   const panels = names.map((s, i) => panel(80 + (i % cols) * (pw + 90), 80 + Math.floor(i / cols) * rowH, pw, ph, s, r));
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">
 <style>
