@@ -17,6 +17,7 @@ import { runInNewContext } from 'node:vm';
 import { createClient } from 'redis';
 import { quantile } from 'simple-statistics';
 import { FairLocks } from '../src/index.js';
+import { RELEASES_KEPT } from '../src/protocol/codes.js';
 import { startRedis, newPrefix, type RedisServer } from '../test/helpers/redis.js';
 import type { RedisClient } from '../test/helpers/redis-client.js';
 import { checkDrift, keysWithoutExpiry, leftoverKeys, type DriftBound, type DriftVerdict, type Point, type ScannedKey } from './soak-check.js';
@@ -81,7 +82,8 @@ export const SERIES: Record<string, { unit: string; bound: DriftBound; label: st
   // Latencies swing with the machine's load (2 shared cores): only a doubling, significant, fails.
   handoffP50: { unit: 'ms', bound: { fraction: 1, floor: 10 }, label: 'hand-off p50' },
   handoffP99: { unit: 'ms', bound: { fraction: 1, floor: 50 }, label: 'hand-off p99' },
-  heartbeatsPerS: { unit: '/s', bound: { fraction: 0.25, floor: 2 }, label: 'heartbeats/s (all workers)' },
+  // Beats follow the random long holds; a storm of beats for names no longer held would be a multiple.
+  heartbeatsPerS: { unit: '/s', bound: { fraction: 0.5, floor: 3 }, label: 'heartbeats/s (all workers)' },
   engineCallsPerS: { unit: '/s', bound: { fraction: 0.25, floor: 20 }, label: 'engine calls/s (FCALL+EVALSHA)' },
 };
 export type SeriesName = keyof typeof SERIES;
@@ -233,9 +235,13 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const samples: Sample[] = [];
   let swept = 0;
   try {
-    // Prime every name once, so the key count starts at its plateau (a name's state outlives idle spells by design).
+    // Prime every name RELEASES_KEPT times, so the key count and Redis memory start at their plateau: a
+    // name's state outlives idle spells by design, and keeps the last RELEASES_KEPT releases' ids (a
+    // bounded field that would otherwise fill slowly over the first many minutes of 2,000 names).
     const driverLocks = new FairLocks(admin, { prefix, leaseMs: o.leaseMs, livenessMs: o.livenessMs, heartbeatMs: o.heartbeatMs });
-    for (let i = 0; i < o.names; i += 100) await Promise.all(Array.from({ length: Math.min(100, o.names - i) }, (_, j) => touch(driverLocks, i + j, 5_000)));
+    for (let round = 0; round < RELEASES_KEPT; round++) {
+      for (let i = 0; i < o.names; i += 200) await Promise.all(Array.from({ length: Math.min(200, o.names - i) }, (_, j) => touch(driverLocks, i + j, 5_000)));
+    }
     o.log(`soak: ${o.names} names primed on ${server.url} (prefix ${prefix})`);
 
     const init = (slot: number): SoakInit => ({
