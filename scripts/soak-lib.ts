@@ -234,6 +234,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const errors: Record<string, number> = {};
   const samples: Sample[] = [];
   let swept = 0;
+  // If the driver dies (Ctrl-C, SIGTERM), no worker outlives it, a SIGSTOPped one included.
+  const killAll = () => {
+    for (const w of workers) if (w.alive) (w.signal('SIGCONT'), w.signal('SIGKILL'));
+  };
+  process.once('exit', killAll);
   try {
     // Prime every name RELEASES_KEPT times, so the key count and Redis memory start at their plateau: a
     // name's state outlives idle spells by design, and keeps the last RELEASES_KEPT releases' ids (a
@@ -403,7 +408,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       pass: drift.every((d) => d.pass) && noExpiry.length === 0 && leftover.length === 0,
     };
   } finally {
-    for (const w of workers) if (w.alive) (w.signal('SIGCONT'), w.signal('SIGKILL'));
+    killAll();
+    process.removeListener('exit', killAll);
     if (!process.env.REDIS_URL) await admin.sendCommand(['FLUSHALL']).catch(() => undefined);
     else await deletePrefix(admin, prefix).catch(() => undefined);
     await admin.quit().catch(() => undefined);

@@ -21,6 +21,8 @@ const count = (v: string): number => {
   if (!Number.isInteger(n) || n < 0) throw new Error(`not a whole number: ${v}`);
   return n;
 };
+// Ctrl-C: exit through process.exit, so the 'exit' hooks kill the workers and redis-server by PID.
+process.once('SIGINT', () => process.exit(130));
 const d = SOAK_DEFAULTS;
 const o = new Command()
   .name('soak')
