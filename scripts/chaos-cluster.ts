@@ -2,7 +2,7 @@
  * Chaos on a Redis Cluster (`npm run chaos -- --cluster`): the driver of chaos-lib.ts with its
  * workers locking through a node-redis cluster client on a 3-master + 3-replica cluster of its own
  * (test/helpers/cluster.ts), while this file's loop faults the cluster's servers, one fault at a
- * time, bounded in count and time, never leaving the cluster without a majority of masters:
+ * time (their kinds in shuffled rounds), bounded in count and time, never leaving the cluster without a majority of masters:
  *   kill       SIGKILL of the master of a busy name; its replica is promoted (the cluster's own
  *              failover); the old master is restarted on its port with its nodes.conf, so it
  *              rejoins as a replica of the promoted one;
@@ -139,11 +139,15 @@ async function faultLoop(
   const counts: Record<string, number> = Object.fromEntries(co.faults.map((k) => [k, 0]));
   if (co.faults.length === 0) return counts;
   const settleMs = o.leaseMs + o.livenessMs;
+  // Kinds come in shuffled rounds, so every kind is seen once in each round of faults (a short run
+  // still has them all) while their order stays random.
+  let round: ClusterFault[] = [];
   // Bounded in count (one fault per 500 ms at most) and in time (stopAt).
   for (let n = 1; n <= o.durationMs / 500 && Date.now() < ctx.stopAt; n++) {
     await sleep(Math.min(co.faultEveryMs * (0.5 + Math.random()), Math.max(0, ctx.stopAt - Date.now())));
     if (Date.now() >= ctx.stopAt) break;
-    const kind = pick(co.faults);
+    if (round.length === 0) round = [...co.faults].sort(() => Math.random() - 0.5);
+    const kind = round.pop()!;
     const name = pick(locks);
     const key = `{${name}}`;
     const id = `c${n}`;
