@@ -164,7 +164,8 @@ async function faultLoop(
     for (const l of locks) if ((await cl.ownerOf(`{${l}}`).catch(() => -1)) === owner) own.add(l);
     const target = pick(masters.filter((p) => p !== owner));
     const silent = Math.random() < 0.5;
-    const detail = kind === 'partition' ? (silent ? ' silent' : ' reset') : kind === 'replica' ? (silent ? ' pause' : ' client-kill') : kind === 'migrate' ? ` to=${target}` : '';
+    // A partition's line says how many connections its proxy carried (evidence that clients route through it).
+    const detail = kind === 'partition' ? `${silent ? ' silent' : ' reset'} conns=${proxies.get(owner)?.conns.size ?? 0}` : kind === 'replica' ? (silent ? ' pause' : ' client-kill') : kind === 'migrate' ? ` to=${target}` : '';
     counts[kind]!++;
     const t0 = Date.now();
     const at = (await ctx.append(`cluster ${kind} ${id} name=${name} master=${owner}${detail}`)) - 1;
