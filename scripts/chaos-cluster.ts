@@ -39,9 +39,11 @@ export interface ClusterChaosOptions {
   faults: ClusterFault[];
   /** Mean pause between the end of one fault's window and the next fault. */
   faultEveryMs: number;
+  /** The workers' cluster client: node-redis 4 or 6. */
+  client: 'redis4' | 'redis6';
 }
 
-export const CLUSTER_CHAOS_DEFAULTS: ClusterChaosOptions = { durability: 1, faults: [...CLUSTER_FAULTS], faultEveryMs: 1_500 };
+export const CLUSTER_CHAOS_DEFAULTS: ClusterChaosOptions = { durability: 1, faults: [...CLUSTER_FAULTS], faultEveryMs: 1_500, client: 'redis4' };
 
 /** One fault as the driver saw it; times by the driver's clock (null: no grant within the bound). */
 export interface ClusterFaultRecord {
@@ -85,9 +87,9 @@ export async function runClusterChaos(partial: Partial<ChaosOptions>, c: Partial
     const result = await runChaos({
       ...partial,
       external: {
-        describe: `a cluster of ${nodes.length} nodes (ports ${nodes.map((n) => `${n.port}<-${proxies.get(n.port)!.port}`).join(' ')}); durability=${co.durability}; faults: ${co.faults.join(', ')} every ~${co.faultEveryMs} ms`,
+        describe: `a cluster of ${nodes.length} nodes (ports ${nodes.map((n) => `${n.port}<-${proxies.get(n.port)!.port}`).join(' ')}); durability=${co.durability}; client ${co.client}; faults: ${co.faults.join(', ')} every ~${co.faultEveryMs} ms`,
         header: [`cluster nodes=${nodes.length} durability=${co.durability}`],
-        worker: { cluster: rootNodes, durability: co.durability },
+        worker: { cluster: rootNodes, durability: co.durability, clusterClient: co.client },
         faults: (ctx) => faultLoop(cl, proxies, locks, co, o, ctx, records),
       },
     });

@@ -113,7 +113,7 @@ export interface ChaosOptions {
 export interface ExternalServers {
   describe: string;
   header: string[];
-  worker: Pick<WorkerInit, 'cluster' | 'durability'>;
+  worker: Pick<WorkerInit, 'cluster' | 'durability' | 'clusterClient'>;
   faults(ctx: { append: (line: string) => Promise<number>; admin: RedisClient; logKey: string; stopAt: number; pending: Promise<unknown>[] }): Promise<Record<string, number>>;
 }
 

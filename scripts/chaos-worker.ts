@@ -27,6 +27,7 @@
  * process counted master i unreachable, e.g. a command or PING not answered in commandTimeoutMs).
  */
 import { createClient, createCluster } from 'redis';
+import { createCluster as createCluster6 } from 'redis-v6';
 import { FairLocks, type Lease, type QuorumLocks } from '../src/index.js';
 import type { RedisClient } from '../test/helpers/redis-client.js';
 import { fencedWrite } from '../test/helpers/fenced.js';
@@ -68,6 +69,8 @@ export interface WorkerInit {
   cluster?: string[];
   /** durability.replicas of every acquire (0: none). */
   durability?: number;
+  /** A cluster run: the cluster client's family, node-redis 4 (default) or 6. */
+  clusterClient?: 'redis4' | 'redis6';
 }
 
 /** IPC from a worker to the driver (control only: the evidence is in the Redis event log). */
@@ -107,7 +110,8 @@ async function main(init: WorkerInit): Promise<void> {
   // The lock connections carry a name the chaos driver finds in CLIENT LIST (the subscriber is a duplicate).
   const client = createClient({ url: init.url, name: `chaos-${pid}`, socket }) as RedisClient;
   // A cluster run locks through a cluster client instead (the driver faults the cluster, never `url`).
-  const cluster = init.cluster ? createCluster({ rootNodes: init.cluster.map((url) => ({ url })), defaults: { socket: { ...socket, connectTimeout: 1_000 } } }) : undefined;
+  const clusterOptions = init.cluster && { rootNodes: init.cluster.map((url) => ({ url })), defaults: { socket: { ...socket, connectTimeout: 1_000 } } };
+  const cluster = clusterOptions ? (init.clusterClient === 'redis6' ? createCluster6(clusterOptions) : createCluster(clusterOptions)) : undefined;
   cluster?.on('error', () => undefined);
   const store = createClient({ url: init.url, name: `store-${pid}`, socket }) as RedisClient;
   const logClient = createClient({ url: init.url, name: `evlog-${pid}`, socket }) as RedisClient;

@@ -91,6 +91,10 @@ const program = new Command()
   .option('--durability <n>', 'a cluster run: durability.replicas of every acquire, 1 or 0', durability, CLUSTER_CHAOS_DEFAULTS.durability)
   .option('--cluster-faults <list>', `a cluster run's faults, comma-separated: ${CLUSTER_FAULTS.join(',')} or none`, clusterFaults, [...CLUSTER_FAULTS])
   .option('--cluster-fault-every <ms>', 'a cluster run: mean pause between one fault settling and the next', duration, CLUSTER_CHAOS_DEFAULTS.faultEveryMs)
+  .option('--cluster-client <family>', 'a cluster run: the workers\' cluster client, redis4 (node-redis 4) or redis6', (v: string) => {
+    if (v !== 'redis4' && v !== 'redis6') throw new Error(`--cluster-client is redis4 or redis6, not ${v}`);
+    return v;
+  }, CLUSTER_CHAOS_DEFAULTS.client)
   .option('-v, --verbose', 'print every violation found')
   .parse();
 
@@ -126,7 +130,7 @@ const options: Partial<ChaosOptions> = {
   majorityPhaseMs: o.majorityPhase ?? 0,
   restartGuard: o.restartGuard,
 };
-const clusterRun = o.cluster ? await runClusterChaos(options, { durability: o.durability, faults: o.clusterFaults, faultEveryMs: o.clusterFaultEvery }) : undefined;
+const clusterRun = o.cluster ? await runClusterChaos(options, { durability: o.durability, faults: o.clusterFaults, faultEveryMs: o.clusterFaultEvery, client: o.clusterClient }) : undefined;
 const result = clusterRun?.result ?? (await runChaos(options));
 if (o.verbose || totalViolations(result) > 0) for (const d of result.details) console.error(`  ${d}`);
 console.log(summary(result));
