@@ -12,10 +12,10 @@ import { testUnless, withoutShardedPubSub } from '../helpers/server-version.js';
 
 const test = testUnless(withoutShardedPubSub());
 
-test.serial('cluster chaos: every fault kind for ~30 s with durability 1 breaks no property', async (t) => {
+test.serial('cluster chaos: every fault kind for ~22 s with durability 1 breaks no property', async (t) => {
   t.timeout(100_000);
   const r = await runClusterChaos(
-    { kind: 'lock', durationMs: 30_000, processes: 3, locks: 3, contenders: 2, acquireTimeoutMs: 20_000, log: (l) => t.log(l) },
+    { kind: 'lock', durationMs: 22_000, processes: 3, locks: 3, contenders: 2, acquireTimeoutMs: 20_000, log: (l) => t.log(l) },
     { durability: 1, faultEveryMs: 300 },
   );
   t.log(summary(r.result));
