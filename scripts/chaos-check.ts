@@ -39,6 +39,19 @@
  *   queued P op lock position master=M      the master the acquire first queued on
  *   mdown P M | mup P M           process P's quorum counted master M unreachable / reachable again
  *
+ * A cluster run (chaos --cluster, scripts/chaos-cluster.ts) adds, after the kind line:
+ *   cluster nodes=N durability=D            the workers lock through a Redis Cluster of N nodes
+ *   cluster kill|failover|migrate|partition|replica F name=.. master=.. [..]
+ *                                 fault F of the cluster begins (driver, before it acts)
+ *   cluster promoted F .. | cluster back F  a replica was promoted / the cluster is stable again
+ *   cluster unstable F message    the fault's act or recovery failed (a note, not a violation)
+ *   cluster settled F             one lease + liveness period (driver's clock) after `back`
+ *   From the fault line to `settled` is the fault's window. A waiter whose wait (queued to enter)
+ *   overlaps one is excused from the fifo check (a failover may lose its queue entry, a partition
+ *   lapses its session: it re-enters), never from the token or overlap checks: a grant lost in a
+ *   failover is acceptable only if its holder learned it (held=0 or entered=0, counted per fault
+ *   kind as lost-and-reported); a lost grant kept silent (held=1) under a later holder is an overlap.
+ *
  * "Fit" is the primitive's exclusion rule, applied to a set of sections held at one moment: a lock
  * fits one; a semaphore fits when the weights add up to at most its permits (and, with a perGroup
  * cap, the weights of each group to at most the cap); a read-write lock fits any number of reads,
@@ -122,6 +135,17 @@ export interface QuorumResult {
   majority: { phases: number; calls: number; quorumLost: number; otherErrors: number; maxWaitMs: number; boundMs: number };
 }
 
+/** What a cluster run adds to the result. */
+export interface ClusterResult {
+  durability: number;
+  /** Cluster faults by kind. */
+  faults: Record<string, number>;
+  /** Sections whose holder learned of a loss (held=0 or entered=0) inside a fault window, by the fault's kind. */
+  lostReported: Record<string, number>;
+  /** Faults whose act or recovery failed. */
+  unstable: number;
+}
+
 export interface ChaosResult {
   kind: ChaosKind;
   /** Permits of a semaphore (1 for a lock, 0 for a read-write lock). */
@@ -149,6 +173,8 @@ export interface ChaosResult {
   longestWaitMs: number;
   /** Set in a quorum run. */
   quorum?: QuorumResult;
+  /** Set in a cluster run. */
+  cluster?: ClusterResult;
   details: string[];
 }
 
@@ -173,14 +199,20 @@ export function summary(r: ChaosResult): string {
       `token-pairs-checked=${r.tokenPairs}`
     );
   }
+  const c = r.cluster;
+  const cl = c
+    ? ` cluster(durability=${c.durability}): faults ${Object.entries(c.faults).map(([k, n]) => `${k}=${n}`).join(' ') || 'none'}` +
+      ` lost-reported ${Object.entries(c.lostReported).map(([k, n]) => `${k}=${n}`).join(' ') || 'none'}${c.unstable ? ` unstable=${c.unstable}` : ''}`
+    : '';
   return (
-    `chaos (${kind}): grants=${r.grants} sections=${r.sections} kills=${r.kills} pauses=${r.pauses} disconnects=${r.disconnects} ` +
+    `chaos (${kind}${c ? ', cluster' : ''}): grants=${r.grants} sections=${r.sections} kills=${r.kills} pauses=${r.pauses} disconnects=${r.disconnects} ` +
     `lost-leases=${r.lost} acquire-errors=${r.acquireErrors}${r.acquireErrors ? JSON.stringify(r.errorCodes) : ''} ` +
     `fifo-pairs-checked=${r.fifoPairs} token-pairs-checked=${r.tokenPairs} ` +
     (r.groups > 0 ? `rr-windows-checked=${r.rrWindows}${r.rrSkipped ? ` (${r.rrSkipped})` : ''} ` : '') +
     `violations=${totalViolations(r)} (overlap=${v.overlap} token=${v.token} fenced=${v.fenced} liveness=${v.liveness} fifo=${v.fifo}` +
     (r.groups > 0 ? ` rr=${v.rr}` : '') +
-    ')'
+    ')' +
+    cl
   );
 }
 
@@ -315,6 +347,10 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
   const masterFaults = { kill: 0, stop: 0, restart: 0, partition: 0 };
   let majority: { downAt: number; downedAt?: number; upAt?: number; settledAt?: number; boundMs: number } | undefined;
   let downMarks = 0;
+  // A cluster run: its header and fault windows.
+  let clusterRun: ClusterResult | undefined;
+  const clusterWindows = new Map<string, { kind: string; from: number; to: number }>();
+
 
   log.forEach((text, at) => {
     const f = text.split(' ');
@@ -334,6 +370,25 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
         if (w && w.to === Infinity) w.to = at;
         else note(`${line(at)} settles no open master fault`);
       } else if (step !== 'back') note(`unknown log line ${line(at)}`);
+      return;
+    }
+    if (what === 'cluster') {
+      const step = f[1] ?? '';
+      const id = f[2] ?? '';
+      if (step.startsWith('nodes=')) {
+        clusterRun ??= { durability: Number(/durability=(\d+)/.exec(text)?.[1] ?? 0), faults: {}, lostReported: {}, unstable: 0 };
+      } else if (['kill', 'failover', 'migrate', 'partition', 'replica'].includes(step)) {
+        if (clusterRun) clusterRun.faults[step] = (clusterRun.faults[step] ?? 0) + 1;
+        if (!clusterWindows.has(id)) clusterWindows.set(id, { kind: step, from: at, to: Infinity });
+        else note(`${line(at)} reuses a fault id`);
+      } else if (step === 'settled') {
+        const w = clusterWindows.get(id);
+        if (w && w.to === Infinity) w.to = at;
+        else note(`${line(at)} settles no open cluster fault`);
+      } else if (step === 'unstable') {
+        if (clusterRun) clusterRun.unstable++;
+        note(`cluster fault did not recover cleanly: ${line(at)}`);
+      } else if (step !== 'back' && step !== 'promoted') note(`unknown log line ${line(at)}`);
       return;
     }
     if (what === 'majority') {
@@ -594,7 +649,9 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
   let fifoPairs = 0;
   let tokenPairs = 0;
   const grouped = all.some((o) => o.group !== '');
-  const unfaulted = (a: Op) => a.queued !== undefined && a.enter !== undefined && !faultedDuring(a.pid, a.queued, a.enter);
+  const clusterFaultAt = (from: number, to: number) => [...clusterWindows.values()].find((w) => w.from < to && w.to > from);
+  const unfaulted = (a: Op) =>
+    a.queued !== undefined && a.enter !== undefined && !faultedDuring(a.pid, a.queued, a.enter) && clusterFaultAt(a.queued, a.enter) === undefined;
   let unfair = 0;
   let unfairPairs = 0;
   // A quorum run: an acquire the chain promises master 0's order for (see the header).
@@ -805,6 +862,14 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
   if (releaseErrors) details.push(`note (not a violation): ${releaseErrors} release errors`);
   details.push(...notes);
   const verdicts = all.filter((o) => o.verdict !== undefined);
+  if (clusterRun) {
+    for (const k of Object.keys(clusterRun.faults)) clusterRun.lostReported[k] = 0;
+    for (const o of verdicts) {
+      if (o.held && o.entered) continue;
+      const w = clusterFaultAt(o.enter!, o.verdict!);
+      if (w) clusterRun.lostReported[w.kind] = (clusterRun.lostReported[w.kind] ?? 0) + 1;
+    }
+  }
   return {
     kind,
     limit: kind === 'rw' ? 0 : limit,
@@ -836,6 +901,7 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
             majority: phase,
           }
         : undefined,
+    ...(clusterRun ? { cluster: clusterRun } : {}),
     details,
   };
 }

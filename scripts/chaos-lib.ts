@@ -98,6 +98,23 @@ export interface ChaosOptions {
   majorityPhaseMs: number;
   /** A quorum run: the quorum's restartGuard (false shows what a restart empty does without it). */
   restartGuard: boolean;
+  /** Servers of another driver's (chaos-cluster.ts): the workers lock there, that driver faults them. */
+  external?: ExternalServers;
+}
+
+/**
+ * What a driver of its own servers (scripts/chaos-cluster.ts: a Redis Cluster) adds to a run: the
+ * workers lock through them (the event log and the fenced store stay on the run's own server,
+ * never faulted), the driver appends its header lines after the kind line, and its fault loop runs
+ * beside the worker faults (kills and pauses only: the lock connections are not on the log server)
+ * until `stopAt`, pushing what outlasts it to `pending`. `append` resolves to the list's length
+ * after the line (so the line's position is that minus 1).
+ */
+export interface ExternalServers {
+  describe: string;
+  header: string[];
+  worker: Pick<WorkerInit, 'cluster' | 'durability' | 'clusterClient'>;
+  faults(ctx: { append: (line: string) => Promise<number>; admin: RedisClient; logKey: string; stopAt: number; pending: Promise<unknown>[] }): Promise<Record<string, number>>;
 }
 
 export type MasterFault = 'kill' | 'stop' | 'restart' | 'partition';
@@ -219,12 +236,11 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const prefix = newPrefix('chaos');
     const logKey = `${prefix}:chaos:log`;
     // The driver's appends are awaited, so each lands before (or after) the act it stands for.
-    const append = async (line: string): Promise<void> => {
-      await admin!.rPush(logKey, line);
-    };
+    const append = (line: string): Promise<number> => admin!.rPush(logKey, line);
     // The checker reads the kind from the first line, so a dumped log can be checked alone.
     await append(`kind ${o.kind} ${limit}${o.perGroup === undefined ? '' : ` ${o.perGroup}`}`);
     if (o.quorum) await append(`quorum ${o.quorum} lease=${o.leaseMs}`);
+    for (const h of o.external?.header ?? []) await append(h);
     const init: WorkerInit = {
       op: 'init',
       url: server.url,
@@ -241,6 +257,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       contenders: o.contenders,
       holdMaxMs: o.holdMaxMs,
       acquireTimeoutMs: o.acquireTimeoutMs,
+      ...o.external?.worker,
       ...(o.quorum ? { masters: masters.map((m) => m.proxy.url), commandTimeoutMs: o.commandTimeoutMs, restartGuard: o.restartGuard } : {}),
     };
     const spawn = async (): Promise<Proc> => {
@@ -281,7 +298,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const stopFaultsAt = started + o.durationMs;
     // Master faults run beside the worker faults, in a loop of their own (a quorum run).
     const settleMasterMs = o.leaseMs + o.livenessMs + o.commandTimeoutMs;
-    const masterLoop = o.quorum && o.masterFaults.length > 0 ? masterFaultLoop(masters, o, stopFaultsAt, append, pending, settleMasterMs) : Promise.resolve({} as Record<string, number>);
+    const masterLoop = o.external
+      ? o.external.faults({ append, admin, logKey, stopAt: stopFaultsAt, pending })
+      : o.quorum && o.masterFaults.length > 0
+        ? masterFaultLoop(masters, o, stopFaultsAt, append, pending, settleMasterMs)
+        : Promise.resolve({} as Record<string, number>);
+    if (o.external) log(`chaos: ${o.external.describe}`);
     // At most processes * durationMs / 50 faults: the loop is bounded in count and in time.
     for (let n = 0; n < (o.processes * o.durationMs) / 50 && Date.now() < stopFaultsAt; n++) {
       await sleep(Math.min(o.faultEveryMs * (0.5 + Math.random()), stopFaultsAt - Date.now()));
@@ -290,7 +312,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       const victim = pick(live);
       if (!victim) continue;
       // A quorum run has no disconnect (the lock connections are the masters', faulted there): kill or pause.
-      const kind = o.quorum ? Math.random() * 0.55 : Math.random();
+      const kind = o.quorum || o.external ? Math.random() * 0.55 : Math.random();
       if (kind < 0.25) {
         // Kill, then respawn a fresh process a little later (keeps the population steady).
         kills++;
@@ -467,7 +489,7 @@ async function masterFaultLoop(
   masters: QuorumMaster[],
   o: ChaosOptions,
   stopAt: number,
-  append: (line: string) => Promise<void>,
+  append: (line: string) => Promise<unknown>,
   pending: Promise<unknown>[],
   settleMs: number,
 ): Promise<Record<string, number>> {

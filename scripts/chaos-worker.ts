@@ -26,7 +26,8 @@
  * also logs `mdown P i` / `mup P i` when its quorum's masterDown / masterUp events fire (this
  * process counted master i unreachable, e.g. a command or PING not answered in commandTimeoutMs).
  */
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
+import { createCluster as createCluster6 } from 'redis-v6';
 import { FairLocks, type Lease, type QuorumLocks } from '../src/index.js';
 import type { RedisClient } from '../test/helpers/redis-client.js';
 import { fencedWrite } from '../test/helpers/fenced.js';
@@ -64,6 +65,12 @@ export interface WorkerInit {
   commandTimeoutMs?: number;
   /** restartGuard of the quorum (a quorum run; false only to show what a restart empty does without it). */
   restartGuard?: boolean;
+  /** A cluster run (chaos-cluster.ts): the root nodes' URLs; the worker locks through a node-redis cluster client. */
+  cluster?: string[];
+  /** durability.replicas of every acquire (0: none). */
+  durability?: number;
+  /** A cluster run: the cluster client's family, node-redis 4 (default) or 6. */
+  clusterClient?: 'redis4' | 'redis6';
 }
 
 /** IPC from a worker to the driver (control only: the evidence is in the Redis event log). */
@@ -102,6 +109,10 @@ async function main(init: WorkerInit): Promise<void> {
   const socket = { reconnectStrategy: (n: number) => Math.min(50 * n, 500) };
   // The lock connections carry a name the chaos driver finds in CLIENT LIST (the subscriber is a duplicate).
   const client = createClient({ url: init.url, name: `chaos-${pid}`, socket }) as RedisClient;
+  // A cluster run locks through a cluster client instead (the driver faults the cluster, never `url`).
+  const clusterOptions = init.cluster && { rootNodes: init.cluster.map((url) => ({ url })), defaults: { socket: { ...socket, connectTimeout: 1_000 } } };
+  const cluster = clusterOptions ? (init.clusterClient === 'redis6' ? createCluster6(clusterOptions) : createCluster(clusterOptions)) : undefined;
+  cluster?.on('error', () => undefined);
   const store = createClient({ url: init.url, name: `store-${pid}`, socket }) as RedisClient;
   const logClient = createClient({ url: init.url, name: `evlog-${pid}`, socket }) as RedisClient;
   // A quorum run: one client per master (through the driver's proxy), named like the lock connection.
@@ -109,7 +120,7 @@ async function main(init: WorkerInit): Promise<void> {
     (url, i) => createClient({ url, name: `chaos-${pid}-m${i}`, socket: { ...socket, connectTimeout: 1_000 } }) as RedisClient,
   );
   for (const c of [client, store, logClient, ...masterClients]) c.on('error', () => undefined);
-  await Promise.all([client.connect(), store.connect(), logClient.connect(), ...masterClients.map((c) => c.connect())]);
+  await Promise.all([cluster ? cluster.connect() : client.connect(), store.connect(), logClient.connect(), ...masterClients.map((c) => c.connect())]);
 
   // Appends go one at a time, in the order they are issued, so a retry cannot reorder them. A log
   // that cannot be written would be false evidence: then the process fails (and is reported).
@@ -133,7 +144,8 @@ async function main(init: WorkerInit): Promise<void> {
     return mine;
   };
 
-  const locks = new FairLocks(client, { prefix: init.prefix, ...init.options });
+  const durability = init.durability ? { durability: { replicas: init.durability } } : {};
+  const locks = new FairLocks(cluster ?? client, { prefix: init.prefix, ...init.options, ...durability });
   let quorum: QuorumLocks | undefined;
   /** The master of the last `queued` event: the quorum fires it just before the acquire's onQueued. */
   let queuedOn = -1;
@@ -203,7 +215,7 @@ async function main(init: WorkerInit): Promise<void> {
   await quorum?.close().catch(() => undefined);
   await append(`done ${pid}`);
   ipc({ ev: 'done' });
-  await Promise.all([client, store, logClient, ...masterClients].map((c) => c.quit().catch(() => undefined)));
+  await Promise.all([cluster ? cluster : client, store, logClient, ...masterClients].map((c) => c.quit().catch(() => undefined)));
 }
 
 process.on('message', (m: WorkerInit | { op: 'stop' }) => {

@@ -2,7 +2,11 @@
  * `npm run chaos -- [--kind lock|semaphore|rw] [--permits 3] [--max-weight 2] [--read-ratio 0.8]
  *                   [--groups N] [--per-group N] [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--log-file F]
  *                   [--quorum 3|5 [--master-faults kill,stop,restart,partition] [--master-fault-every 2500]
- *                    [--command-timeout 500] [--majority-phase 8s]]`
+ *                    [--command-timeout 500] [--majority-phase 8s]]
+ *                   [--cluster [--durability 1|0] [--cluster-faults kill,failover,migrate,partition,replica] [--cluster-fault-every 1500]]`
+ * With --cluster the workers lock through a cluster client on a 3-master + 3-replica Redis Cluster
+ * of the run's own, whose servers are faulted one at a time (scripts/chaos-cluster.ts); a table of
+ * the faults (count, time to the next grant, lost-and-reported grants) follows the summary.
  * With --quorum N the workers lock through FairLocks.quorum over N redis-servers of the run's own
  * (each behind a TCP proxy), one name unless --locks says otherwise, while masters are also killed
  * (and restarted with their AOF), stopped, restarted empty and cut off, never more than a minority
@@ -15,7 +19,8 @@
  */
 import { Command } from 'commander';
 import ms from 'ms';
-import { CHAOS_DEFAULTS, MASTER_FAULTS, runChaos, summary, totalViolations, type ChaosKind, type MasterFault } from './chaos-lib.js';
+import { CLUSTER_CHAOS_DEFAULTS, CLUSTER_FAULTS, faultTable, runClusterChaos, type ClusterFault } from './chaos-cluster.js';
+import { CHAOS_DEFAULTS, MASTER_FAULTS, runChaos, summary, totalViolations, type ChaosKind, type ChaosOptions, type MasterFault } from './chaos-lib.js';
 
 const duration = (v: string): number => {
   const n = /^\d+$/.test(v) ? Number(v) : ms(v as ms.StringValue);
@@ -42,6 +47,15 @@ const masterFaults = (v: string): MasterFault[] => {
   const list = v.split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'none');
   for (const f of list) if (!MASTER_FAULTS.includes(f as MasterFault)) throw new Error(`--master-faults takes ${MASTER_FAULTS.join(',')} (or none), not ${f}`);
   return [...new Set(list)] as MasterFault[];
+};
+const clusterFaults = (v: string): ClusterFault[] => {
+  const list = v.split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'none');
+  for (const f of list) if (!CLUSTER_FAULTS.includes(f as ClusterFault)) throw new Error(`--cluster-faults takes ${CLUSTER_FAULTS.join(',')} (or none), not ${f}`);
+  return [...new Set(list)] as ClusterFault[];
+};
+const durability = (v: string): 0 | 1 => {
+  if (v !== '0' && v !== '1') throw new Error(`--durability is 1 or 0, not ${v}`);
+  return Number(v) as 0 | 1;
 };
 const kind = (v: string): ChaosKind => {
   if (v !== 'lock' && v !== 'semaphore' && v !== 'rw') throw new Error(`--kind is lock, semaphore or rw, not ${v}`);
@@ -73,6 +87,14 @@ const program = new Command()
   .option('--command-timeout <ms>', 'commandTimeoutMs of the quorum (a quorum run)', duration, CHAOS_DEFAULTS.commandTimeoutMs)
   .option('--no-restart-guard', 'a quorum run without the restart guard (a restart empty may then give two holders: DESIGN §8 rule 9)')
   .option('--majority-phase <time>', 'after the faults, a majority of masters down for this long (a quorum run)', duration)
+  .option('--cluster', 'lock through a cluster client on a 3-master + 3-replica Redis Cluster of its own, faulted one fault at a time')
+  .option('--durability <n>', 'a cluster run: durability.replicas of every acquire, 1 or 0', durability, CLUSTER_CHAOS_DEFAULTS.durability)
+  .option('--cluster-faults <list>', `a cluster run's faults, comma-separated: ${CLUSTER_FAULTS.join(',')} or none`, clusterFaults, [...CLUSTER_FAULTS])
+  .option('--cluster-fault-every <ms>', 'a cluster run: mean pause between one fault settling and the next', duration, CLUSTER_CHAOS_DEFAULTS.faultEveryMs)
+  .option('--cluster-client <family>', 'a cluster run: the workers\' cluster client, redis4 (node-redis 4) or redis6', (v: string) => {
+    if (v !== 'redis4' && v !== 'redis6') throw new Error(`--cluster-client is redis4 or redis6, not ${v}`);
+    return v;
+  }, CLUSTER_CHAOS_DEFAULTS.client)
   .option('-v, --verbose', 'print every violation found')
   .parse();
 
@@ -83,7 +105,8 @@ if (o.kind === 'semaphore' && maxWeight > o.permits) program.error(`--max-weight
 if (o.groups !== undefined && o.kind === 'rw') program.error('--groups takes a lock or a semaphore: a read-write lock takes no groups');
 if (o.perGroup !== undefined && (o.kind !== 'semaphore' || o.groups === undefined)) program.error('--per-group needs --kind semaphore and --groups');
 if (o.perGroup !== undefined && (o.perGroup > o.permits || o.perGroup < maxWeight)) program.error(`--per-group (${o.perGroup}) must be from --max-weight (${maxWeight}) to --permits (${o.permits})`);
-const result = await runChaos({
+if (o.cluster && o.quorum) program.error('--cluster and --quorum are two different runs');
+const options: Partial<ChaosOptions> = {
   kind: o.kind,
   permits: o.permits,
   maxWeight,
@@ -106,7 +129,10 @@ const result = await runChaos({
   commandTimeoutMs: o.commandTimeout,
   majorityPhaseMs: o.majorityPhase ?? 0,
   restartGuard: o.restartGuard,
-});
+};
+const clusterRun = o.cluster ? await runClusterChaos(options, { durability: o.durability, faults: o.clusterFaults, faultEveryMs: o.clusterFaultEvery, client: o.clusterClient }) : undefined;
+const result = clusterRun?.result ?? (await runChaos(options));
 if (o.verbose || totalViolations(result) > 0) for (const d of result.details) console.error(`  ${d}`);
 console.log(summary(result));
+if (clusterRun) for (const row of faultTable(clusterRun)) console.log(`  ${row}`);
 process.exit(totalViolations(result) > 0 ? 1 : 0);

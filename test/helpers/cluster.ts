@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startLocalRedis, type LocalRedis } from '../../src/cli/redis-server.js';
 import './exit-on-term.js';
-import { hasShardedPubSub } from './server-version.js';
+import { hasShardedPubSub } from './server-features.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public API
@@ -94,6 +94,13 @@ export interface ClusterOptions {
   replicas?: boolean;
   /** cluster-node-timeout: how long a silent node takes to be failed. Default 1000 ms (failover ~2-3 s). */
   nodeTimeoutMs?: number;
+  /**
+   * The port each node announces to clients and replicas (cluster-announce-port), given the node's
+   * own port before it starts: e.g. a TCP proxy's in front of it, so that every client connection
+   * (and each replica's link) goes through a proxy the test can cut, while the cluster bus stays
+   * direct. The handle's admin calls map announced ports back to nodes. Default: the node's own.
+   */
+  announce?: (port: number) => Promise<number>;
 }
 
 export interface SentinelHandle {
@@ -125,6 +132,9 @@ const alive = new Set<Tracked>();
 const dirs = new Set<string>();
 /** Ports of processes this module started: the only ones adminCommand talks to. */
 const ownPorts = new Set<number>();
+/** Announced port (ClusterOptions.announce) -> the node's own port, for CLUSTER SLOTS and ROLE replies. */
+const announcedToReal = new Map<number, number>();
+const realPort = (port: number): number => announcedToReal.get(port) ?? port;
 
 process.once('exit', () => {
   for (const p of alive) {
@@ -292,7 +302,7 @@ interface Role {
 async function roleOf(port: number): Promise<Role> {
   const r = await adminCommand(port, ['ROLE'], 1_000);
   if (!Array.isArray(r) || typeof r[0] !== 'string') throw new Error(`ROLE on port ${port}: unexpected reply`);
-  if (r[0] === 'slave') return { role: 'slave', masterPort: Number(r[2]), linkUp: r[3] === 'connected' };
+  if (r[0] === 'slave') return { role: 'slave', masterPort: realPort(Number(r[2])), linkUp: r[3] === 'connected' };
   return { role: r[0] as Role['role'] };
 }
 
@@ -392,7 +402,7 @@ async function slotMap(port: number): Promise<{ canonical: string; owner: (slot:
   const ranges = r.map((e) => {
     const entry = e as Reply[];
     const master = entry[2] as Reply[];
-    return { lo: Number(entry[0]), hi: Number(entry[1]), port: Number(master[1]) };
+    return { lo: Number(entry[0]), hi: Number(entry[1]), port: realPort(Number(master[1])) };
   });
   ranges.sort((a, b) => a.lo - b.lo);
   return {
@@ -422,12 +432,23 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
         // Before 7.0 (no --cluster-port) the bus port is always port+10000: the node's port is then
         // one below 55536 whose +10000 is free too.
         const pairPort = busPortOption
-          ? undefined
+          ? opts.announce
+            ? () => freePort()
+            : undefined
           : async () => {
               const port = await freePortPair();
               busPorts[i] = port + BUS_OFFSET;
               return port;
             };
+        let announced: number | undefined;
+        const portFor = pairPort && opts.announce
+          ? async () => {
+              const port = await pairPort();
+              announced = await opts.announce!(port);
+              announcedToReal.set(announced, port);
+              return port;
+            }
+          : pairPort;
         const local = await startTracked(async () => {
           // cluster-port: the default bus port is port+10000, above 65535 for most ephemeral ports.
           if (busPortOption) busPorts[i] = await freePort();
@@ -446,8 +467,9 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
             '--repl-diskless-sync-delay', '0',
             '--repl-diskless-load', 'on-empty-db',
             '--appendonly', 'no', '--save', '',
+            ...(announced === undefined ? [] : ['--cluster-announce-port', String(announced), '--cluster-announce-ip', '127.0.0.1']),
           ];
-        }, pairPort);
+        }, portFor);
         locals[i] = local;
       }),
     );

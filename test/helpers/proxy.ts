@@ -28,7 +28,8 @@ export class Proxy {
   private server!: net.Server;
   port = 0;
 
-  constructor(private readonly target: number) {}
+  /** The port it forwards to (may be set after start, before the first connection). */
+  constructor(public target: number) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
