@@ -1,0 +1,129 @@
+/**
+ * Instructions Redis executes per engine call pair, counted by valgrind (callgrind), so that engine
+ * changes can be compared on a loaded machine, where commandstats usec and used_cpu move by 30%
+ * from run to run (not part of `npm run bench`; needs valgrind). Each path runs on a redis-server
+ * of its own under callgrind, once with 0 and once with N repetitions: (Ir(N) - Ir(0)) / N. The
+ * calls go from this client as the library sends them (FCALL or EVALSHA, the reply read back), so
+ * the figures include the command's dispatch, not the kernel's share of the I/O.
+ *
+ *   npx tsx scripts/bench/engine-instructions.ts [--n 300] [--engine path/to/engine.lua]
+ *
+ * Paths: node-redlock's pair (its acquire and release scripts, EVALSHA), an empty FCALL pair with
+ * the quorum acquire's arguments (the dispatch floor), a pair of FCALLs each running only the
+ * commands an engine call needs at least (TIME, HMGET, LPOP, HSET), and the engine's: a quorum
+ * master 1's pair (acquire granted at once, release with nobody queued), master 0's cycle (two
+ * acquires, one granted and one queued, a hand-off release, a release), single-node uncontended.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createClient } from 'redis';
+import { freePort } from '../../src/cli/redis-server.js';
+import { luaReplyConstants } from '../../src/protocol/codes.js';
+import { sleep } from './clock.js';
+
+const { values } = parseArgs({ options: { n: { type: 'string', default: '300' }, engine: { type: 'string' } } });
+const N = Number(values.n);
+const ENGINE = values.engine ?? new URL('../../src/protocol/lua/engine.lua', import.meta.url).pathname;
+
+// node-redlock 5's scripts, as it sends them
+const RL_ACQUIRE = 'for i, key in ipairs(KEYS) do if redis.call("exists", key) == 1 then return 0 end end for i, key in ipairs(KEYS) do redis.call("set", key, ARGV[1], "PX", ARGV[2]) end return #KEYS';
+const RL_RELEASE = 'local count = 0 for i, key in ipairs(KEYS) do if redis.call("get", key) == ARGV[1] then redis.pcall("del", key) count = count + 1 end end return count';
+const LIBRARY = () => `#!lua name=count\n${luaReplyConstants()}\n${readFileSync(ENGINE, 'utf8')}
+redis.register_function('a', ENTRY.acquire)
+redis.register_function('r', ENTRY.release)
+redis.register_function('empty', function() return {1, 2, 3, 4} end)
+redis.register_function('least', function(k)
+  redis.call('TIME')
+  redis.call('HMGET', k[1], 'k', 't', 'h', 'r', 's', 'x', 'g', 'b')
+  redis.call('LPOP', k[2])
+  redis.call('HSET', k[1], 'z', '1')
+  return {1, 2, 3, 4}
+end)`;
+
+type Client = ReturnType<typeof createClient>;
+const WAKE = 'Pc:wake:';
+const Q = ['3', 'c:{hot}:state', 'c:{hot}:queue', 'c:born'];
+let seq = 1;
+const waiter = (sid: number) => `100000000000000${sid}:${seq++}:5000:1:1:x`;
+const quorumAcquire = (c: Client, id: string, floor: string) => c.sendCommand(['FCALL', 'a', ...Q, id, '15000', 'wait', WAKE, 'lock 1', '', '', floor, '5000']);
+const release = (c: Client, keys: string[], id: string) => c.sendCommand(['FCALL', 'r', '2', ...keys, id, WAKE]);
+
+const PATHS: Record<string, (c: Client, sha: { acquire: string; release: string }) => Promise<unknown>> = {
+  'redlock: acquire + release (EVALSHA)': async (c, sha) => {
+    const v = `v${seq++}`;
+    await c.sendCommand(['EVALSHA', sha.acquire, '1', 'rl:hot', v, '5000']);
+    await c.sendCommand(['EVALSHA', sha.release, '1', 'rl:hot', v]);
+  },
+  'FCALL pair, empty function (dispatch floor)': async (c) => {
+    await c.sendCommand(['FCALL', 'empty', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+    await c.sendCommand(['FCALL', 'empty', '2', Q[1]!, Q[2]!, waiter(1), WAKE]);
+  },
+  'FCALL pair, TIME+HMGET+LPOP+HSET only': async (c) => {
+    await c.sendCommand(['FCALL', 'least', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+    await c.sendCommand(['FCALL', 'least', '2', Q[1]!, Q[2]!, waiter(1), WAKE]);
+  },
+  'quorum master 1: acquire granted + release': async (c) => {
+    const id = waiter(1);
+    await quorumAcquire(c, id, String(Date.now() * 1000));
+    await release(c, [Q[1]!, Q[2]!], id);
+  },
+  'quorum master 0: 2 acquires + hand-off + release': async (c) => {
+    const a = waiter(2);
+    const b = waiter(3);
+    await quorumAcquire(c, a, '');
+    await quorumAcquire(c, b, '');
+    await release(c, [Q[1]!, Q[2]!], a);
+    await release(c, [Q[1]!, Q[2]!], b);
+  },
+  'single-node: acquire + release, a new name each': async (c) => {
+    const id = waiter(1);
+    const keys = [`s:{n${seq}}:state`, `s:{n${seq}}:queue`];
+    await c.sendCommand(['FCALL', 'a', '2', ...keys, id, '15000', 'wait', WAKE, 'lock 1', '', '']);
+    await release(c, keys, id);
+  },
+};
+
+/** Ir of one redis-server run under callgrind that serves `reps` repetitions of `path` (after 10 unmeasured ones, in both runs). */
+async function instructions(path: string, reps: number): Promise<number> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'fairlock-ir-'));
+  const out = join(dir, 'callgrind.out');
+  const p = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, 'redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+  try {
+    const c = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } });
+    c.on('error', () => undefined);
+    for (let i = 0; ; i++) {
+      try {
+        await c.connect();
+        break;
+      } catch (err) {
+        if (i >= 150) throw err;
+        await sleep(200);
+      }
+    }
+    await c.sendCommand(['FUNCTION', 'LOAD', LIBRARY()]);
+    const sha = { acquire: String(await c.sendCommand(['SCRIPT', 'LOAD', RL_ACQUIRE])), release: String(await c.sendCommand(['SCRIPT', 'LOAD', RL_RELEASE])) };
+    await c.sendCommand(['HSET', 'c:born', 'b', '1']); // the restart guard long passed
+    for (let i = 0; i < 10 + reps; i++) await PATHS[path]!(c, sha);
+    await c.sendCommand(['SHUTDOWN', 'NOSAVE']).catch(() => undefined);
+    await c.disconnect().catch(() => undefined);
+    await Promise.race([exited, sleep(30_000)]);
+    const totals = /^(?:summary|totals): (\d+)/m.exec(readFileSync(out, 'utf8'));
+    if (!totals) throw new Error(`${path}: no callgrind totals`);
+    return Number(totals[1]);
+  } finally {
+    if (p.exitCode === null) p.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+console.log(`instructions per repetition (callgrind Ir, (N - 0) / N, N = ${N}), engine ${ENGINE}`);
+for (const path of Object.keys(PATHS)) {
+  const base = await instructions(path, 0);
+  const ir = (await instructions(path, N)) - base;
+  console.log(`${path.padEnd(52)} ${Math.round(ir / N).toLocaleString('en')}`);
+}
