@@ -50,6 +50,13 @@ export interface WorkerInit {
   /** The semaphore's perGroup cap (kind 'semaphore' with groups), or undefined for none. */
   perGroup?: number;
   options: { leaseMs: number; livenessMs: number; heartbeatMs: number };
+  /**
+   * A run with partitions: the lock connection's URL, through a TCP proxy of the driver's (the event
+   * log and the fenced store stay on `url`, never cut), and the wake-up subscriber's, through a
+   * second proxy, so that the driver can cut the subscriber alone.
+   */
+  lockUrl?: string;
+  subscriberUrl?: string;
   locks: string[];
   contenders: number;
   holdMaxMs: number;
@@ -101,7 +108,15 @@ async function main(init: WorkerInit): Promise<void> {
   const pid = process.pid;
   const socket = { reconnectStrategy: (n: number) => Math.min(50 * n, 500) };
   // The lock connections carry a name the chaos driver finds in CLIENT LIST (the subscriber is a duplicate).
-  const client = createClient({ url: init.url, name: `chaos-${pid}`, socket }) as RedisClient;
+  const client = createClient({ url: init.lockUrl ?? init.url, name: `chaos-${pid}`, socket }) as RedisClient;
+  if (init.subscriberUrl !== undefined) {
+    // FairLocks makes its subscriber with client.duplicate(): this instance's duplicates go through
+    // the subscriber's proxy (a socket object of their own: node-redis merges the URL's host and port
+    // into the one it is given, which must not be the command connection's).
+    const duplicate = client.duplicate.bind(client);
+    const subscriberUrl = init.subscriberUrl;
+    (client as { duplicate: unknown }).duplicate = (overrides?: object) => duplicate({ ...overrides, url: subscriberUrl, socket: { ...socket } });
+  }
   const store = createClient({ url: init.url, name: `store-${pid}`, socket }) as RedisClient;
   const logClient = createClient({ url: init.url, name: `evlog-${pid}`, socket }) as RedisClient;
   // A quorum run: one client per master (through the driver's proxy), named like the lock connection.
