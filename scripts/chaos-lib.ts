@@ -409,8 +409,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         );
       } else if (kind === 'partition') {
         // Cut a holder's process, a waiter's, or a waiter's subscriber alone; at most a third of the
-        // processes paused or cut at once.
-        if (procs.filter((p) => p.paused || p.cut).length >= Math.max(1, Math.floor(o.processes / 3))) continue;
+        // processes cut at once (as for pauses).
+        if (procs.filter((p) => p.cut).length >= Math.max(1, Math.floor(o.processes / 3))) continue;
         await roles.refresh();
         const what = pick(['holder', 'waiter', 'subscriber'] as const)!;
         const cutOff = pick(live.filter((p) => (what === 'holder' ? roles.holds(p.pid) : roles.waits(p.pid))));
