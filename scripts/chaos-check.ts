@@ -17,6 +17,9 @@
  *                                 excuses nothing: the waiter's heartbeats still reach Redis, a
  *                                 hand-off lives until the waiter's liveness deadline, and a lost
  *                                 wake-up is found by the next heartbeat (DESIGN: wake-ups).
+ *                                 Counted (not a violation): the acquires of P queued after its
+ *                                 subscriber was cut and entered before `healed`, i.e. granted
+ *                                 with no wake-up to tell them.
  *   settled P F                   one liveness period (driver's own clock) after fault F ended (a
  *                                 kill: after the process exited; its session has lapsed by then)
  *   call P op lock [weight=N] [mode=read|write] [group=G]   before acquire() is called (weight:
@@ -142,6 +145,8 @@ export interface ChaosResult {
   disconnects: number;
   /** Partitions of a process's lock connections, or of its subscriber alone. */
   partitions: number;
+  /** Acquires queued while their process's subscriber alone was cut, and entered before the heal. */
+  grantsWhileSubscriberCut: number;
   lost: number;
   acquireErrors: number;
   /** Acquire errors by code (a disconnect can fail an acquire whose script reply was lost). */
@@ -186,7 +191,7 @@ export function summary(r: ChaosResult): string {
   }
   return (
     `chaos (${kind}): grants=${r.grants} sections=${r.sections} kills=${r.kills} pauses=${r.pauses} disconnects=${r.disconnects} ` +
-    (r.partitions > 0 ? `partitions=${r.partitions} ` : '') +
+    (r.partitions > 0 ? `partitions=${r.partitions} (granted-while-subscriber-cut=${r.grantsWhileSubscriberCut}) ` : '') +
     `lost-leases=${r.lost} acquire-errors=${r.acquireErrors}${r.acquireErrors ? JSON.stringify(r.errorCodes) : ''} ` +
     `fifo-pairs-checked=${r.fifoPairs} token-pairs-checked=${r.tokenPairs} ` +
     (r.groups > 0 ? `rr-windows-checked=${r.rrWindows}${r.rrSkipped ? ` (${r.rrSkipped})` : ''} ` : '') +
@@ -230,7 +235,7 @@ interface Pid {
   /** Fault windows by fault id: from the kill/pause/disconnect/partition line to the settled line (or the end). */
   faults: Map<string, { from: number; to: number }>;
   /** Cuts of the subscriber alone, by fault id (no excusal: see partition in the header). */
-  subscriberCuts: Map<string, { from: number; to: number }>;
+  subscriberCuts: Map<string, { from: number; to: number; healed?: number }>;
   /** A quorum run: spans from `mdown P M` to `mup P M` (or the end). */
   downs: { master: number; from: number; to: number }[];
 }
@@ -379,8 +384,12 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
       case 'ready':
       case 'resume':
       case 'disconnected':
-      case 'healed':
         return;
+      case 'healed': {
+        const w = p.subscriberCuts.get(f[2] ?? '');
+        if (w) w.healed ??= at;
+        return;
+      }
       case 'done':
         p.done = true;
         return;
@@ -838,6 +847,9 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
     pauses: counts.pauses,
     disconnects: counts.disconnects,
     partitions: counts.partitions,
+    grantsWhileSubscriberCut: all.filter((o) =>
+      [...(pids.get(o.pid)?.subscriberCuts.values() ?? [])].some((w) => o.queued !== undefined && o.enter !== undefined && o.queued > w.from && o.enter < (w.healed ?? Infinity)),
+    ).length,
     lost: verdicts.filter((o) => !o.held).length,
     acquireErrors: errors.length,
     errorCodes: errors.reduce<Record<string, number>>((m, o) => ((m[o.acqerr!.code] = (m[o.acqerr!.code] ?? 0) + 1), m), {}),

@@ -215,6 +215,11 @@ test('checker: a partition excuses a cut process\'s FIFO place, never an overlap
   const sub = check(wait('partition 1 f1 subscriber silent', 'healed 1 f1', 'settled 1 f1'), s);
   t.is(sub.violations.fifo, 1, sub.details.join('; '));
   t.false(sub.details.some((d) => d.startsWith('note:')), 'the settling of a subscriber cut is read without a note');
+  // Granted with no wake-up: queued after the cut, entered before the heal (a entered after it: not counted).
+  const found = check(['partition 1 f1 subscriber reset', call(1, 'a'), queued(1, 'a'), ...section(1, 'a', 10), 'healed 1 f1', 'settled 1 f1', ...done], store([10, 'a']));
+  t.is(found.grantsWhileSubscriberCut, 1);
+  t.regex(summary(found), /partitions=1 \(granted-while-subscriber-cut=1\)/);
+  t.is(sub.grantsWhileSubscriberCut, 0);
   t.is(check(wait('partition 2 f1 waiter silent', 'healed 2 f1', 'settled 2 f1'), s).violations.fifo, 1, 'a cut of the other process excuses nothing');
   const closed = check(['partition 1 f1 waiter reset', 'healed 1 f1', 'settled 1 f1', ...wait()], s);
   t.is(closed.violations.fifo, 1, 'a cut settled before the wait excuses nothing');
