@@ -13,7 +13,9 @@
  * event log (Roles below) to know who holds (an `enter` without its `leave`) and who waits (a
  * `queued` without its `enter` or `acqerr`), and cuts a holder's or a waiter's process (both
  * proxies) or a waiter's subscriber alone, silently (bytes held both ways, delivered on heal) or by
- * reset (connections dropped, new ones refused), then heals it after 50 ms to twice the lease.
+ * reset (connections dropped, new ones refused), then heals it after 50 ms to twice the lease. A
+ * holder cut is told (IPC `stretch`) to stay in its section through the cut, or until its lease's
+ * signal aborts: a cut longer than the lease must then end in held=0, never in an overlap.
  *
  * The evidence never compares the clocks of two processes (a fresh process's wall clock can be
  * ms off, which made overlaps appear that never happened). Order comes only from facts that one
@@ -423,6 +425,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         cutOff.cut = true;
         await append(`partition ${cutOff.pid} ${id} ${what} ${silent ? 'silent' : 'reset'}`);
         for (const x of proxies) cut(x, silent, ms);
+        // A holder stays in its section through the cut (or until it learns its lease is lost).
+        if (what === 'holder' && cutOff.alive) cutOff.proc.send({ op: 'stretch', ms });
         pending.push(
           sleep(ms).then(async () => {
             for (const x of proxies) heal(x, silent);

@@ -21,7 +21,8 @@
  *   verdict carries it (held=1: since a lease only goes from held to lost, it was believed held at
  *           every moment between its `enter` and its `leave` in the log).
  * The log has a connection of its own, named `evlog-<pid>`, which the driver never kills (it kills
- * the lock connections, named `chaos-<pid>`). IPC carries only control: init, ready, stop, done.
+ * the lock connections, named `chaos-<pid>`). IPC carries only control: init, ready, stop, done,
+ * and stretch (see stretchUntil).
  * A quorum run (init.masters) has one lock connection per master, through the driver's proxies, and
  * also logs `mdown P i` / `mup P i` when its quorum's masterDown / masterUp events fire (this
  * process counted master i unreachable, e.g. a command or PING not answered in commandTimeoutMs).
@@ -103,6 +104,12 @@ async function rwFencedWrite(client: RedisClient, key: string, token: number, va
 }
 
 let running = true;
+/**
+ * Until when (this process's monotonic clock) a section holds on past its random time: set by the
+ * driver's `stretch` when it cuts this process while it holds, so that a cut longer than the lease
+ * finds the holder still inside its section (it must learn of the loss: held=0).
+ */
+let stretchUntil = 0;
 
 async function main(init: WorkerInit): Promise<void> {
   const pid = process.pid;
@@ -201,6 +208,8 @@ async function main(init: WorkerInit): Promise<void> {
       const fenced = init.kind !== 'semaphore';
       if (fenced) await write(key, token, `${op} b`, mode);
       await sleep(Math.random() * init.holdMaxMs);
+      // Bounded by the stretch (a cut's length): a holder cut off holds on until its lease is lost.
+      while (performance.now() < stretchUntil && !lease.signal.aborted) await sleep(Math.min(20, stretchUntil - performance.now()));
       if (fenced) await write(key, token, `${op} e`, mode);
       await append(`leave ${pid} ${op} ${lock} ${token} entered=${entered ? 1 : 0}`);
       const held = !lease.signal.aborted; // read after `leave` landed
@@ -221,12 +230,13 @@ async function main(init: WorkerInit): Promise<void> {
   await Promise.all([client, store, logClient, ...masterClients].map((c) => c.quit().catch(() => undefined)));
 }
 
-process.on('message', (m: WorkerInit | { op: 'stop' }) => {
+process.on('message', (m: WorkerInit | { op: 'stop' } | { op: 'stretch'; ms: number }) => {
   if (m.op === 'init') {
     main(m).catch((err) => {
       console.error('chaos worker failed:', err);
       process.exit(1);
     });
   } else if (m.op === 'stop') running = false;
+  else if (m.op === 'stretch') stretchUntil = Math.max(stretchUntil, performance.now() + m.ms);
 });
 process.on('disconnect', () => process.exit(0));
