@@ -14,8 +14,9 @@
  * `queued` without its `enter` or `acqerr`), and cuts a holder's or a waiter's process (both
  * proxies) or a waiter's subscriber alone, silently (bytes held both ways, delivered on heal) or by
  * reset (connections dropped, new ones refused), then heals it after 50 ms to twice the lease. A
- * holder cut is told (IPC `stretch`) to stay in its section through the cut, or until its lease's
- * signal aborts: a cut longer than the lease must then end in held=0, never in an overlap.
+ * holder is told (IPC `stretch`) to stay in its section through the cut, or until its lease's
+ * signal aborts, just before the cut: a cut longer than the lease must then end in held=0, never in
+ * an overlap.
  *
  * The evidence never compares the clocks of two processes (a fresh process's wall clock can be
  * ms off, which made overlaps appear that never happened). Order comes only from facts that one
@@ -113,6 +114,8 @@ export interface ChaosOptions {
 
 export type WorkerFault = 'kill' | 'pause' | 'disconnect' | 'partition';
 export const WORKER_FAULTS: readonly WorkerFault[] = ['kill', 'pause', 'disconnect', 'partition'];
+/** How long before a holder's cut it is told to hold on (IPC stretch), so that the cut finds it holding. */
+const STRETCH_LEAD_MS = 50;
 /** How often each worker fault is drawn, relative to the others that are on. */
 const FAULT_WEIGHTS: Record<WorkerFault, number> = { kill: 0.25, pause: 0.3, disconnect: 0.2, partition: 0.25 };
 
@@ -417,16 +420,25 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         const what = pick(['holder', 'waiter', 'subscriber'] as const)!;
         const cutOff = pick(live.filter((p) => (what === 'holder' ? roles.holds(p.pid) : roles.waits(p.pid))));
         if (!cutOff?.lockProxy || !cutOff.subProxy) continue;
+        const ms = 50 + Math.random() * 2 * Math.max(o.leaseMs, o.livenessMs);
+        if (what === 'holder') {
+          // A section lasts at most holdMaxMs, less than it takes to cut: the holder is told first to
+          // hold on through the cut (or until it learns its lease is lost), then cut if it still holds.
+          cutOff.proc.send({ op: 'stretch', ms: ms + STRETCH_LEAD_MS });
+          await sleep(STRETCH_LEAD_MS);
+          await roles.refresh();
+          if (!roles.holds(cutOff.pid) || !cutOff.alive || cutOff.paused) {
+            if (cutOff.alive) cutOff.proc.send({ op: 'stretch', ms: 0 });
+            continue;
+          }
+        }
         cuts[what]++;
         const silent = Math.random() < 0.5;
-        const ms = 50 + Math.random() * 2 * Math.max(o.leaseMs, o.livenessMs);
         const proxies = what === 'subscriber' ? [cutOff.subProxy] : [cutOff.lockProxy, cutOff.subProxy];
         const id = `f${++faults}`;
         cutOff.cut = true;
         await append(`partition ${cutOff.pid} ${id} ${what} ${silent ? 'silent' : 'reset'}`);
         for (const x of proxies) cut(x, silent, ms);
-        // A holder stays in its section through the cut (or until it learns its lease is lost).
-        if (what === 'holder' && cutOff.alive) cutOff.proc.send({ op: 'stretch', ms });
         pending.push(
           sleep(ms).then(async () => {
             for (const x of proxies) heal(x, silent);

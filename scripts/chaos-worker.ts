@@ -237,6 +237,6 @@ process.on('message', (m: WorkerInit | { op: 'stop' } | { op: 'stretch'; ms: num
       process.exit(1);
     });
   } else if (m.op === 'stop') running = false;
-  else if (m.op === 'stretch') stretchUntil = Math.max(stretchUntil, performance.now() + m.ms);
+  else if (m.op === 'stretch') stretchUntil = performance.now() + m.ms;
 });
 process.on('disconnect', () => process.exit(0));
