@@ -115,7 +115,9 @@ async function main(init: WorkerInit): Promise<void> {
   const pid = process.pid;
   const socket = { reconnectStrategy: (n: number) => Math.min(50 * n, 500) };
   // The lock connections carry a name the chaos driver finds in CLIENT LIST (the subscriber is a duplicate).
-  const client = createClient({ url: init.lockUrl ?? init.url, name: `chaos-${pid}`, socket }) as RedisClient;
+  // Each client a socket object of its own: node-redis merges its URL's host and port into the one
+  // it is given, so a shared one would send every client to the last URL (not through the proxy).
+  const client = createClient({ url: init.lockUrl ?? init.url, name: `chaos-${pid}`, socket: { ...socket } }) as RedisClient;
   if (init.subscriberUrl !== undefined) {
     // FairLocks makes its subscriber with client.duplicate(): this instance's duplicates go through
     // the subscriber's proxy (a socket object of their own: node-redis merges the URL's host and port
