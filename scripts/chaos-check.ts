@@ -9,6 +9,17 @@
  *   kill P F | pause P F | resume P F | disconnect P F | disconnected P F
  *                                 fault F (f1, f2, ...) of P, logged by the driver before (kill,
  *                                 pause, disconnect) or after (resume, disconnected) it acts
+ *   partition P F holder|waiter|subscriber silent|reset | healed P F
+ *                                 fault F: P's lock connections (holder, waiter: P held or waited
+ *                                 then) or its wake-up subscriber alone cut by the driver's proxies,
+ *                                 logged before the cut and after the heal. A holder or waiter cut
+ *                                 is a fault window of P like the others. A subscriber cut alone
+ *                                 excuses nothing: the waiter's heartbeats still reach Redis, a
+ *                                 hand-off lives until the waiter's liveness deadline, and a lost
+ *                                 wake-up is found by the next heartbeat (DESIGN: wake-ups).
+ *                                 Counted (not a violation): the acquires of P queued after its
+ *                                 subscriber was cut and entered before `healed`, i.e. granted
+ *                                 with no wake-up to tell them.
  *   settled P F                   one liveness period (driver's own clock) after fault F ended (a
  *                                 kill: after the process exited; its session has lapsed by then)
  *   call P op lock [weight=N] [mode=read|write] [group=G]   before acquire() is called (weight:
@@ -82,7 +93,8 @@
  *     has no outcome (enter or acqerr), or that never logged `done`.
  *   - fifo: `queued` of A precedes `call` of B on one lock in the log, both entered, and yet
  *     token(B) < token(A); excused when a fault window of A's process (from the kill/pause/
- *     disconnect line of a fault to its `settled` line, or to the end for a kill) overlaps A's
+ *     disconnect/partition line of a fault, but a subscriber cut's, to its `settled` line, or to
+ *     the end for a kill) overlaps A's
  *     wait from `queued` to `enter`: a faulted waiter may lose its place by re-entering. With groups
  *     (DESIGN §7) only pairs of one group are held to it (groups take turns); the token check
  *     above (enter of A before call of B) holds across groups, as tokens are handed out at grant.
@@ -155,6 +167,10 @@ export interface ChaosResult {
   kills: number;
   pauses: number;
   disconnects: number;
+  /** Partitions of a process's lock connections, or of its subscriber alone. */
+  partitions: number;
+  /** Acquires queued while their process's subscriber alone was cut, and entered before the heal. */
+  grantsWhileSubscriberCut: number;
   lost: number;
   acquireErrors: number;
   /** Acquire errors by code (a disconnect can fail an acquire whose script reply was lost). */
@@ -206,6 +222,7 @@ export function summary(r: ChaosResult): string {
     : '';
   return (
     `chaos (${kind}${c ? ', cluster' : ''}): grants=${r.grants} sections=${r.sections} kills=${r.kills} pauses=${r.pauses} disconnects=${r.disconnects} ` +
+    (r.partitions > 0 ? `partitions=${r.partitions} (granted-while-subscriber-cut=${r.grantsWhileSubscriberCut}) ` : '') +
     `lost-leases=${r.lost} acquire-errors=${r.acquireErrors}${r.acquireErrors ? JSON.stringify(r.errorCodes) : ''} ` +
     `fifo-pairs-checked=${r.fifoPairs} token-pairs-checked=${r.tokenPairs} ` +
     (r.groups > 0 ? `rr-windows-checked=${r.rrWindows}${r.rrSkipped ? ` (${r.rrSkipped})` : ''} ` : '') +
@@ -247,8 +264,10 @@ interface Pid {
   killed: boolean;
   done: boolean;
   exit?: string;
-  /** Fault windows by fault id: from the kill/pause/disconnect line to the settled line (or the end). */
+  /** Fault windows by fault id: from the kill/pause/disconnect/partition line to the settled line (or the end). */
   faults: Map<string, { from: number; to: number }>;
+  /** Cuts of the subscriber alone, by fault id (no excusal: see partition in the header). */
+  subscriberCuts: Map<string, { from: number; to: number; healed?: number }>;
   /** A quorum run: spans from `mdown P M` to `mup P M` (or the end). */
   downs: { master: number; from: number; to: number }[];
 }
@@ -322,10 +341,10 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
   const pids = new Map<number, Pid>();
   const pidOf = (pid: number): Pid => {
     let p = pids.get(pid);
-    if (!p) pids.set(pid, (p = { pid, killed: false, done: false, faults: new Map(), downs: [] }));
+    if (!p) pids.set(pid, (p = { pid, killed: false, done: false, faults: new Map(), subscriberCuts: new Map(), downs: [] }));
     return p;
   };
-  const counts = { kills: 0, pauses: 0, disconnects: 0 };
+  const counts = { kills: 0, pauses: 0, disconnects: 0, partitions: 0 };
   let releaseErrors = 0;
   /** Reads the optional weight= and mode= fields of a call or enter line into `o` (first seen wins). */
   const extras = (o: Op, fields: string[], at: number) => {
@@ -421,6 +440,11 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
       case 'resume':
       case 'disconnected':
         return;
+      case 'healed': {
+        const w = p.subscriberCuts.get(f[2] ?? '');
+        if (w) w.healed ??= at;
+        return;
+      }
       case 'done':
         p.done = true;
         return;
@@ -437,7 +461,7 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
         return;
       }
       case 'settled': {
-        const w = p.faults.get(f[2] ?? '');
+        const w = p.faults.get(f[2] ?? '') ?? p.subscriberCuts.get(f[2] ?? '');
         if (w && w.to === Infinity) w.to = at;
         else note(`${line(at)} settles no open fault`);
         return;
@@ -450,6 +474,15 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
         if (!p.faults.has(f[2] ?? '')) p.faults.set(f[2] ?? '', { from: at, to: Infinity });
         else note(`${line(at)} reuses a fault id`);
         return;
+      case 'partition': {
+        counts.partitions++;
+        const what = f[3];
+        const windows = what === 'subscriber' ? p.subscriberCuts : p.faults;
+        if (what !== 'holder' && what !== 'waiter' && what !== 'subscriber') note(`${line(at)} cuts neither a holder, a waiter nor a subscriber (counted as a fault of the process)`);
+        if (!p.faults.has(f[2] ?? '') && !p.subscriberCuts.has(f[2] ?? '')) windows.set(f[2] ?? '', { from: at, to: Infinity });
+        else note(`${line(at)} reuses a fault id`);
+        return;
+      }
     }
     const [opName, lock] = [f[2], f[3]];
     if (opName === undefined || lock === undefined) {
@@ -878,6 +911,10 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
     kills: counts.kills,
     pauses: counts.pauses,
     disconnects: counts.disconnects,
+    partitions: counts.partitions,
+    grantsWhileSubscriberCut: all.filter((o) =>
+      [...(pids.get(o.pid)?.subscriberCuts.values() ?? [])].some((w) => o.queued !== undefined && o.enter !== undefined && o.queued > w.from && o.enter < (w.healed ?? Infinity)),
+    ).length,
     lost: verdicts.filter((o) => !o.held).length,
     acquireErrors: errors.length,
     errorCodes: errors.reduce<Record<string, number>>((m, o) => ((m[o.acqerr!.code] = (m[o.acqerr!.code] ?? 0) + 1), m), {}),

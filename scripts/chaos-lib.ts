@@ -3,10 +3,20 @@
  *
  * N processes (chaos-worker.ts) contend for a few names, all of one kind (locks, semaphores of
  * `permits` taken with random weights, or read-write locks taken for reading or writing at random),
- * on a Redis of our own, while a driver kills (and respawns), pauses/resumes (SIGSTOP/SIGCONT) and
- * disconnects (CLIENT KILL of their lock connections) them at random, for a bounded time. Then the
- * faults stop, every process is told to finish, and the checker (chaos-check.ts) goes over the
- * evidence.
+ * on a Redis of our own, while a driver kills (and respawns), pauses/resumes (SIGSTOP/SIGCONT),
+ * disconnects (CLIENT KILL of their lock connections) and partitions them at random, for a bounded
+ * time (`faults` chooses among these). Then the faults stop, every process is told to finish, and
+ * the checker (chaos-check.ts) goes over the evidence.
+ *
+ * Partitions: each worker's lock connection goes through a TCP proxy of the driver's
+ * (test/helpers/proxy.ts) and its wake-up subscriber through a second one. The driver follows the
+ * event log (Roles below) to know who holds (an `enter` without its `leave`) and who waits (a
+ * `queued` without its `enter` or `acqerr`), and cuts a holder's or a waiter's process (both
+ * proxies) or a waiter's subscriber alone, silently (bytes held both ways, delivered on heal) or by
+ * reset (connections dropped, new ones refused), then heals it after 50 ms to twice the lease. A
+ * holder is told (IPC `stretch`) to stay in its section through the cut, or until its lease's
+ * signal aborts, just before the cut: a cut longer than the lease must then end in held=0, never in
+ * an overlap.
  *
  * The evidence never compares the clocks of two processes (a fresh process's wall clock can be
  * ms off, which made overlaps appear that never happened). Order comes only from facts that one
@@ -77,6 +87,8 @@ export interface ChaosOptions {
   contenders: number;
   /** Mean time between two faults. */
   faultEveryMs: number;
+  /** Which worker faults to inject (a quorum run: kill and pause only). */
+  faults: WorkerFault[];
   leaseMs: number;
   livenessMs: number;
   heartbeatMs: number;
@@ -117,6 +129,13 @@ export interface ExternalServers {
   faults(ctx: { append: (line: string) => Promise<number>; admin: RedisClient; logKey: string; stopAt: number; pending: Promise<unknown>[] }): Promise<Record<string, number>>;
 }
 
+export type WorkerFault = 'kill' | 'pause' | 'disconnect' | 'partition';
+export const WORKER_FAULTS: readonly WorkerFault[] = ['kill', 'pause', 'disconnect', 'partition'];
+/** How long before a holder's cut it is told to hold on (IPC stretch), so that the cut finds it holding. */
+const STRETCH_LEAD_MS = 50;
+/** How often each worker fault is drawn, relative to the others that are on. */
+const FAULT_WEIGHTS: Record<WorkerFault, number> = { kill: 0.25, pause: 0.3, disconnect: 0.2, partition: 0.25 };
+
 export type MasterFault = 'kill' | 'stop' | 'restart' | 'partition';
 export const MASTER_FAULTS: readonly MasterFault[] = ['kill', 'stop', 'restart', 'partition'];
 
@@ -131,6 +150,7 @@ export const CHAOS_DEFAULTS: ChaosOptions = {
   locks: 3,
   contenders: 2,
   faultEveryMs: 400,
+  faults: [...WORKER_FAULTS],
   leaseMs: 800,
   livenessMs: 1000,
   heartbeatMs: 200,
@@ -161,6 +181,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class Proc {
   killed = false;
   paused = false;
+  /** Cut off by a partition (until healed). */
+  cut = false;
+  /** A run with partitions: the proxies of its lock connection and of its subscriber. */
+  lockProxy?: Proxy;
+  subProxy?: Proxy;
   ready = false;
   done = false;
   private readyResolve!: () => void;
@@ -205,7 +230,65 @@ class Proc {
   }
 }
 
-const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
+const pick = <T>(xs: readonly T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
+
+/** One of `kinds`, drawn by FAULT_WEIGHTS. */
+function pickWeighted(kinds: readonly WorkerFault[]): WorkerFault | undefined {
+  let r = Math.random() * kinds.reduce((sum, k) => sum + FAULT_WEIGHTS[k], 0);
+  for (const k of kinds) if ((r -= FAULT_WEIGHTS[k]) < 0) return k;
+  return kinds[kinds.length - 1];
+}
+
+/** Cuts a proxy: silent (bytes held both ways) or reset (connections dropped, new ones refused for `ms`). */
+function cut(proxy: Proxy, silent: boolean, ms: number): void {
+  if (silent) proxy.hold();
+  else {
+    proxy.refuse(ms);
+    for (const c of [...proxy.conns]) (c.down.destroy(), c.up.destroy());
+  }
+}
+
+function heal(proxy: Proxy, silent: boolean): void {
+  if (silent) proxy.heal();
+  else proxy.refuse(0);
+}
+
+/**
+ * Who holds and who waits, by process, as the event log says so far (read on demand, from where the
+ * last read stopped): an `enter` without its `leave` holds; a `queued` without its `enter` or `acqerr` waits.
+ */
+class Roles {
+  private read = 0;
+  private readonly holding = new Map<number, Set<string>>();
+  private readonly waiting = new Map<number, Set<string>>();
+  constructor(
+    private readonly admin: RedisClient,
+    private readonly logKey: string,
+  ) {}
+
+  async refresh(): Promise<void> {
+    const lines = await this.admin.lRange(this.logKey, this.read, -1);
+    this.read += lines.length;
+    const of = (m: Map<number, Set<string>>, pid: number) => m.get(pid) ?? m.set(pid, new Set()).get(pid)!;
+    for (const text of lines) {
+      const [what, p, op] = text.split(' ');
+      const pid = Number(p);
+      if (op === undefined) continue;
+      if (what === 'queued') of(this.waiting, pid).add(op);
+      else if (what === 'enter') (of(this.waiting, pid).delete(op), of(this.holding, pid).add(op));
+      else if (what === 'acqerr') of(this.waiting, pid).delete(op);
+      else if (what === 'leave') of(this.holding, pid).delete(op);
+    }
+  }
+
+  holds(pid: number): boolean {
+    return (this.holding.get(pid)?.size ?? 0) > 0;
+  }
+
+  waits(pid: number): boolean {
+    return (this.waiting.get(pid)?.size ?? 0) > 0;
+  }
+}
 
 export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<ChaosResult> {
   const o = { ...CHAOS_DEFAULTS, ...partial };
@@ -224,6 +307,11 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const limit = o.kind === 'lock' ? 1 : o.kind === 'semaphore' ? o.permits : 0;
   if (o.quorum !== 0 && !(o.quorum >= 3 && o.quorum % 2 === 1)) throw new Error(`quorum must be 0 or an odd number of at least 3, got ${o.quorum}`);
   if (o.quorum && o.kind !== 'lock') throw new Error('a quorum run takes kind lock only (the quorum offers the exclusive lock)');
+  for (const f of o.faults) if (!WORKER_FAULTS.includes(f)) throw new Error(`unknown fault ${f} (${WORKER_FAULTS.join(', ')})`);
+  // A quorum or cluster run has no disconnect nor partition of a worker: its lock connections are the
+  // masters' (the cluster's), faulted by their own loop.
+  const faultKinds = o.faults.filter((f) => !(o.quorum || o.external) || f === 'kill' || f === 'pause');
+  const partitions = faultKinds.includes('partition');
   for (const f of o.masterFaults) if (!MASTER_FAULTS.includes(f)) throw new Error(`unknown master fault ${f} (${MASTER_FAULTS.join(', ')})`);
   const server: RedisServer = await startRedis({ owned: true });
   const procs: Proc[] = [];
@@ -263,13 +351,14 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const spawn = async (): Promise<Proc> => {
       const child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const p = new Proc(child);
+      if (partitions) [p.lockProxy, p.subProxy] = [await startProxy(server.port), await startProxy(server.port)];
       procs.push(p);
       child.on('exit', (code, sig) => {
         // For the report only (an unexpected exit shows as a process that never logged `done`).
         if (logging && !p.killed) append(`exit ${p.pid} ${code ?? '-'} ${sig ?? '-'}`).catch(() => undefined);
       });
       await append(`spawn ${p.pid}`);
-      child.send(init);
+      child.send(p.lockProxy && p.subProxy ? { ...init, lockUrl: p.lockProxy.url, subscriberUrl: p.subProxy.url } : init);
       return p;
     };
     for (let i = 0; i < o.processes; i++) await spawn();
@@ -294,6 +383,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     let kills = 0;
     let pauses = 0;
     let disconnects = 0;
+    const cuts = { holder: 0, waiter: 0, subscriber: 0 };
+    const roles = new Roles(admin, logKey);
     const started = Date.now();
     const stopFaultsAt = started + o.durationMs;
     // Master faults run beside the worker faults, in a loop of their own (a quorum run).
@@ -308,12 +399,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     for (let n = 0; n < (o.processes * o.durationMs) / 50 && Date.now() < stopFaultsAt; n++) {
       await sleep(Math.min(o.faultEveryMs * (0.5 + Math.random()), stopFaultsAt - Date.now()));
       if (Date.now() >= stopFaultsAt) break;
-      const live = procs.filter((p) => p.alive && !p.killed && !p.paused && p.ready);
+      const live = procs.filter((p) => p.alive && !p.killed && !p.paused && !p.cut && p.ready);
       const victim = pick(live);
       if (!victim) continue;
-      // A quorum run has no disconnect (the lock connections are the masters', faulted there): kill or pause.
-      const kind = o.quorum || o.external ? Math.random() * 0.55 : Math.random();
-      if (kind < 0.25) {
+      const kind = pickWeighted(faultKinds);
+      if (kind === undefined) break;
+      if (kind === 'kill') {
         // Kill, then respawn a fresh process a little later (keeps the population steady).
         kills++;
         victim.killed = true;
@@ -327,7 +418,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
             if (Date.now() < stopFaultsAt) await spawn();
           }),
         );
-      } else if (kind < 0.55) {
+      } else if (kind === 'pause') {
         // Pause for up to twice the lease: sometimes shorter than liveness, sometimes well past it.
         if (procs.filter((p) => p.paused).length >= Math.max(1, Math.floor(o.processes / 3))) continue;
         pauses++;
@@ -342,6 +433,41 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
             victim.paused = false;
             await append(`resume ${victim.pid} ${id}`);
             settle(victim.pid, id);
+          }),
+        );
+      } else if (kind === 'partition') {
+        // Cut a holder's process, a waiter's, or a waiter's subscriber alone; at most a third of the
+        // processes cut at once (as for pauses).
+        if (procs.filter((p) => p.cut).length >= Math.max(1, Math.floor(o.processes / 3))) continue;
+        await roles.refresh();
+        const what = pick(['holder', 'waiter', 'subscriber'] as const)!;
+        const cutOff = pick(live.filter((p) => (what === 'holder' ? roles.holds(p.pid) : roles.waits(p.pid))));
+        if (!cutOff?.lockProxy || !cutOff.subProxy) continue;
+        const ms = 50 + Math.random() * 2 * Math.max(o.leaseMs, o.livenessMs);
+        if (what === 'holder') {
+          // A section lasts at most holdMaxMs, less than it takes to cut: the holder is told first to
+          // hold on through the cut (or until it learns its lease is lost), then cut if it still holds.
+          cutOff.proc.send({ op: 'stretch', ms: ms + STRETCH_LEAD_MS });
+          await sleep(STRETCH_LEAD_MS);
+          await roles.refresh();
+          if (!roles.holds(cutOff.pid) || !cutOff.alive || cutOff.paused) {
+            if (cutOff.alive) cutOff.proc.send({ op: 'stretch', ms: 0 });
+            continue;
+          }
+        }
+        cuts[what]++;
+        const silent = Math.random() < 0.5;
+        const proxies = what === 'subscriber' ? [cutOff.subProxy] : [cutOff.lockProxy, cutOff.subProxy];
+        const id = `f${++faults}`;
+        cutOff.cut = true;
+        await append(`partition ${cutOff.pid} ${id} ${what} ${silent ? 'silent' : 'reset'}`);
+        for (const x of proxies) cut(x, silent, ms);
+        pending.push(
+          sleep(ms).then(async () => {
+            for (const x of proxies) heal(x, silent);
+            cutOff.cut = false;
+            await append(`healed ${cutOff.pid} ${id}`);
+            settle(cutOff.pid, id);
           }),
         );
       } else {
@@ -374,7 +500,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       p.paused = false;
     }
     const mc = Object.entries(masterCounts).map(([k, n]) => ` master-${k}=${n}`).join('');
-    log(`chaos: faults stopped after ${Date.now() - started} ms (kills=${kills} pauses=${pauses} disconnects=${disconnects}${mc}); letting every waiter finish`);
+    const pc = partitions ? ` partitions=${cuts.holder + cuts.waiter + cuts.subscriber} (holder ${cuts.holder}, waiter ${cuts.waiter}, subscriber ${cuts.subscriber})` : '';
+    log(`chaos: faults stopped after ${Date.now() - started} ms (kills=${kills} pauses=${pauses} disconnects=${disconnects}${pc}${mc}); letting every waiter finish`);
 
     if (o.quorum && o.majorityPhaseMs > 0) {
       // A majority down at once: each stopped (SIGSTOP) or cut silently, for majorityPhaseMs.
@@ -415,6 +542,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   } finally {
     logging = false;
     await Promise.all(procs.map((p) => (p.signal('SIGCONT'), p.kill())));
+    await Promise.all(procs.flatMap((p) => [p.lockProxy, p.subProxy]).map((x) => x?.stop().catch(() => undefined)));
     await admin?.quit().catch(() => undefined);
     await Promise.all(masters.map((m) => m.close()));
     await server.stop();

@@ -21,7 +21,8 @@
  *   verdict carries it (held=1: since a lease only goes from held to lost, it was believed held at
  *           every moment between its `enter` and its `leave` in the log).
  * The log has a connection of its own, named `evlog-<pid>`, which the driver never kills (it kills
- * the lock connections, named `chaos-<pid>`). IPC carries only control: init, ready, stop, done.
+ * the lock connections, named `chaos-<pid>`). IPC carries only control: init, ready, stop, done,
+ * and stretch (see stretchUntil).
  * A quorum run (init.masters) has one lock connection per master, through the driver's proxies, and
  * also logs `mdown P i` / `mup P i` when its quorum's masterDown / masterUp events fire (this
  * process counted master i unreachable, e.g. a command or PING not answered in commandTimeoutMs).
@@ -51,6 +52,13 @@ export interface WorkerInit {
   /** The semaphore's perGroup cap (kind 'semaphore' with groups), or undefined for none. */
   perGroup?: number;
   options: { leaseMs: number; livenessMs: number; heartbeatMs: number };
+  /**
+   * A run with partitions: the lock connection's URL, through a TCP proxy of the driver's (the event
+   * log and the fenced store stay on `url`, never cut), and the wake-up subscriber's, through a
+   * second proxy, so that the driver can cut the subscriber alone.
+   */
+  lockUrl?: string;
+  subscriberUrl?: string;
   locks: string[];
   contenders: number;
   holdMaxMs: number;
@@ -103,12 +111,28 @@ async function rwFencedWrite(client: RedisClient, key: string, token: number, va
 }
 
 let running = true;
+/**
+ * Until when (this process's monotonic clock) a section holds on past its random time: set by the
+ * driver's `stretch` when it cuts this process while it holds, so that a cut longer than the lease
+ * finds the holder still inside its section (it must learn of the loss: held=0).
+ */
+let stretchUntil = 0;
 
 async function main(init: WorkerInit): Promise<void> {
   const pid = process.pid;
   const socket = { reconnectStrategy: (n: number) => Math.min(50 * n, 500) };
   // The lock connections carry a name the chaos driver finds in CLIENT LIST (the subscriber is a duplicate).
-  const client = createClient({ url: init.url, name: `chaos-${pid}`, socket }) as RedisClient;
+  // Each client a socket object of its own: node-redis merges its URL's host and port into the one
+  // it is given, so a shared one would send every client to the last URL (not through the proxy).
+  const client = createClient({ url: init.lockUrl ?? init.url, name: `chaos-${pid}`, socket: { ...socket } }) as RedisClient;
+  if (init.subscriberUrl !== undefined) {
+    // FairLocks makes its subscriber with client.duplicate(): this instance's duplicates go through
+    // the subscriber's proxy (a socket object of their own: node-redis merges the URL's host and port
+    // into the one it is given, which must not be the command connection's).
+    const duplicate = client.duplicate.bind(client);
+    const subscriberUrl = init.subscriberUrl;
+    (client as { duplicate: unknown }).duplicate = (overrides?: object) => duplicate({ ...overrides, url: subscriberUrl, socket: { ...socket } });
+  }
   // A cluster run locks through a cluster client instead (the driver faults the cluster, never `url`).
   const clusterOptions = init.cluster && { rootNodes: init.cluster.map((url) => ({ url })), defaults: { socket: { ...socket, connectTimeout: 1_000 } } };
   const cluster = clusterOptions ? (init.clusterClient === 'redis6' ? createCluster6(clusterOptions) : createCluster(clusterOptions)) : undefined;
@@ -198,6 +222,8 @@ async function main(init: WorkerInit): Promise<void> {
       const fenced = init.kind !== 'semaphore';
       if (fenced) await write(key, token, `${op} b`, mode);
       await sleep(Math.random() * init.holdMaxMs);
+      // Bounded by the stretch (a cut's length): a holder cut off holds on until its lease is lost.
+      while (performance.now() < stretchUntil && !lease.signal.aborted) await sleep(Math.min(20, stretchUntil - performance.now()));
       if (fenced) await write(key, token, `${op} e`, mode);
       await append(`leave ${pid} ${op} ${lock} ${token} entered=${entered ? 1 : 0}`);
       const held = !lease.signal.aborted; // read after `leave` landed
@@ -218,12 +244,13 @@ async function main(init: WorkerInit): Promise<void> {
   await Promise.all([cluster ? cluster : client, store, logClient, ...masterClients].map((c) => c.quit().catch(() => undefined)));
 }
 
-process.on('message', (m: WorkerInit | { op: 'stop' }) => {
+process.on('message', (m: WorkerInit | { op: 'stop' } | { op: 'stretch'; ms: number }) => {
   if (m.op === 'init') {
     main(m).catch((err) => {
       console.error('chaos worker failed:', err);
       process.exit(1);
     });
   } else if (m.op === 'stop') running = false;
+  else if (m.op === 'stretch') stretchUntil = performance.now() + m.ms;
 });
 process.on('disconnect', () => process.exit(0));

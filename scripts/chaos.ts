@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- [--kind lock|semaphore|rw] [--permits 3] [--max-weight 2] [--read-ratio 0.8]
- *                   [--groups N] [--per-group N] [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--log-file F]
+ *                   [--groups N] [--per-group N] [--duration 60s] [--processes 6] [--locks 3] [--contenders 2] [--fault-every 400] [--faults kill,pause,disconnect,partition] [--log-file F]
  *                   [--quorum 3|5 [--master-faults kill,stop,restart,partition] [--master-fault-every 2500]
  *                    [--command-timeout 500] [--majority-phase 8s]]
  *                   [--cluster [--durability 1|0] [--cluster-faults kill,failover,migrate,partition,replica] [--cluster-fault-every 1500]]`
@@ -20,7 +20,7 @@
 import { Command } from 'commander';
 import ms from 'ms';
 import { CLUSTER_CHAOS_DEFAULTS, CLUSTER_FAULTS, faultTable, runClusterChaos, type ClusterFault } from './chaos-cluster.js';
-import { CHAOS_DEFAULTS, MASTER_FAULTS, runChaos, summary, totalViolations, type ChaosKind, type ChaosOptions, type MasterFault } from './chaos-lib.js';
+import { CHAOS_DEFAULTS, MASTER_FAULTS, WORKER_FAULTS, runChaos, summary, totalViolations, type ChaosKind, type ChaosOptions, type MasterFault, type WorkerFault } from './chaos-lib.js';
 
 const duration = (v: string): number => {
   const n = /^\d+$/.test(v) ? Number(v) : ms(v as ms.StringValue);
@@ -57,6 +57,11 @@ const durability = (v: string): 0 | 1 => {
   if (v !== '0' && v !== '1') throw new Error(`--durability is 1 or 0, not ${v}`);
   return Number(v) as 0 | 1;
 };
+const workerFaults = (v: string): WorkerFault[] => {
+  const list = v.split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'none');
+  for (const f of list) if (!WORKER_FAULTS.includes(f as WorkerFault)) throw new Error(`--faults takes ${WORKER_FAULTS.join(',')} (or none), not ${f}`);
+  return [...new Set(list)] as WorkerFault[];
+};
 const kind = (v: string): ChaosKind => {
   if (v !== 'lock' && v !== 'semaphore' && v !== 'rw') throw new Error(`--kind is lock, semaphore or rw, not ${v}`);
   return v;
@@ -64,7 +69,7 @@ const kind = (v: string): ChaosKind => {
 
 const program = new Command()
   .name('chaos')
-  .description('fairlock under random kills, pauses and disconnects, checked for safety, liveness and FIFO')
+  .description('fairlock under random kills, pauses, disconnects and partitions, checked for safety, liveness and FIFO')
   .option('-k, --kind <kind>', 'what the processes contend for: lock, semaphore or rw (read-write lock)', kind, CHAOS_DEFAULTS.kind)
   .option('--permits <n>', 'permits of each semaphore (--kind semaphore)', count, CHAOS_DEFAULTS.permits)
   .option('--max-weight <n>', 'semaphore acquires take a random weight from 1 to n (default: permits - 1, at least 1)', count)
@@ -76,6 +81,7 @@ const program = new Command()
   .option('-l, --locks <n>', 'distinct locks', count, CHAOS_DEFAULTS.locks)
   .option('-c, --contenders <n>', 'concurrent acquire loops per process', count, CHAOS_DEFAULTS.contenders)
   .option('-f, --fault-every <ms>', 'mean time between faults', duration, CHAOS_DEFAULTS.faultEveryMs)
+  .option('--faults <list>', `worker faults, comma-separated: ${WORKER_FAULTS.join(',')} or none (a quorum run: kill and pause only)`, workerFaults, [...WORKER_FAULTS])
   .option('--lease <ms>', 'leaseMs of every process', duration, CHAOS_DEFAULTS.leaseMs)
   .option('--liveness <ms>', 'livenessMs of every process', duration, CHAOS_DEFAULTS.livenessMs)
   .option('--heartbeat <ms>', 'heartbeatMs of every process', duration, CHAOS_DEFAULTS.heartbeatMs)
@@ -118,6 +124,7 @@ const options: Partial<ChaosOptions> = {
   locks: o.quorum && o.locks === CHAOS_DEFAULTS.locks && program.getOptionValueSource('locks') === 'default' ? 1 : o.locks,
   contenders: o.contenders,
   faultEveryMs: o.faultEvery,
+  faults: o.faults,
   leaseMs: o.lease,
   livenessMs: o.liveness,
   heartbeatMs: o.heartbeat,

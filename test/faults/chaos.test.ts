@@ -1,5 +1,6 @@
 /**
- * Short chaos runs (locks, semaphores, read-write locks; processes killed, paused, disconnected at random)
+ * Short chaos runs (locks, semaphores, read-write locks; processes killed, paused, disconnected, and
+ * partitioned (a holder, a waiter, or a waiter's subscriber alone) at random)
  * show, from Redis's event log and the fenced store alone, no overlap, no reused or falling token, no
  * rejected fenced write of a valid holder, no waiter left waiting and no FIFO inversion among unfaulted
  * processes; locks taken in groups also keep FIFO inside each group and take turns (round robin);
@@ -9,14 +10,14 @@
 import test from 'ava';
 import { check, runChaos, summary, totalViolations } from '../../scripts/chaos-lib.js';
 
-test.serial('chaos: kills, pauses and disconnects for 15 s break no property', async (t) => {
+test.serial('chaos: kills, pauses, disconnects and partitions for 15 s break no property', async (t) => {
   t.timeout(90_000);
   const result = await runChaos({ durationMs: 15_000, processes: 4, locks: 3, contenders: 2, acquireTimeoutMs: 20_000, log: (l) => t.log(l) });
   t.log(summary(result));
   for (const d of result.details) t.log(d);
   t.is(totalViolations(result), 0);
   t.true(result.grants > 100, 'the locks kept changing hands');
-  t.true(result.kills + result.pauses + result.disconnects > 10, 'faults were injected');
+  t.true(result.kills + result.pauses + result.disconnects + result.partitions > 10, 'faults were injected');
   t.true(result.fifoPairs > 0, 'FIFO was checked on some pairs');
 });
 
@@ -33,7 +34,7 @@ for (const [kind, extra] of [
     t.is(result.kind, kind);
     t.is(totalViolations(result), 0);
     t.true(result.grants > 50, 'the names kept changing hands');
-    t.true(result.kills + result.pauses + result.disconnects > 3, 'faults were injected');
+    t.true(result.kills + result.pauses + result.disconnects + result.partitions > 3, 'faults were injected');
     t.true(result.fifoPairs > 0, 'FIFO was checked on some pairs');
   });
 }
@@ -178,6 +179,51 @@ test('checker: a FIFO inversion, and the faults that excuse it', (t) => {
   const r2 = check(racing, s);
   t.is(totalViolations(r2), 0);
   t.is(r2.fifoPairs, 0);
+});
+
+test('checker: a partition excuses a cut process\'s FIFO place, never an overlap, a lost write, nor a cut subscriber', (t) => {
+  const cutHolder = ['partition 1 f1 holder silent', 'healed 1 f1', 'settled 1 f1'];
+  // a (process 1) cut while it holds; b enters: a must have learned its loss (held=0) by its leave.
+  const during = (held: number, ...writes: [number, string][]) => {
+    const log = [call(1, 'a'), enter(1, 'a', 10), cutHolder[0]!, call(2, 'b'), enter(2, 'b', 11), ...leave(1, 'a', 10, 1, held), cutHolder[1]!, ...leave(2, 'b', 11), cutHolder[2]!, ...done];
+    return check(log, store(...writes));
+  };
+  const learned = during(0, [10, 'a'], [11, 'b']);
+  t.is(totalViolations(learned), 0, learned.details.join('; '));
+  t.is(learned.lost, 1);
+  t.is(learned.partitions, 1);
+  t.regex(summary(learned), / partitions=1 /);
+  t.false(learned.details.some((d) => d.startsWith('note:')), 'healed and settled lines are read without a note');
+  const silent = during(1, [10, 'a'], [11, 'b']);
+  t.is(silent.violations.overlap, 1, 'a cut holder that did not learn of its loss is still an overlap');
+  // Its "e" write refused (b's token is higher) and yet held=1: still a fenced violation.
+  const refused = check([call(1, 'a'), enter(1, 'a', 10), cutHolder[0]!, ...leave(1, 'a', 10), cutHolder[1]!, cutHolder[2]!, ...done], new Map([['L', [{ token: 10, value: 'a b' }]]]));
+  t.is(refused.violations.fenced, 1, refused.details.join('; '));
+
+  // a queued before b called, yet b got the lower token.
+  const wait = (...faults: string[]) => [call(1, 'a'), queued(1, 'a'), call(2, 'b'), ...faults, ...section(2, 'b', 10), ...section(1, 'a', 11), ...done];
+  const s = store([10, 'b'], [11, 'a']);
+  for (const what of ['holder', 'waiter']) {
+    for (const how of ['silent', 'reset']) {
+      const e = check(wait(`partition 1 f1 ${what} ${how}`, 'healed 1 f1', 'settled 1 f1'), s);
+      t.is(e.violations.fifo, 0, `a ${what} cut (${how}) excuses its process's place`);
+      t.is(e.fifoPairs, 0);
+    }
+  }
+  // A subscriber cut alone: heartbeats still reach Redis and recover the wake-up; no excuse.
+  const sub = check(wait('partition 1 f1 subscriber silent', 'healed 1 f1', 'settled 1 f1'), s);
+  t.is(sub.violations.fifo, 1, sub.details.join('; '));
+  t.false(sub.details.some((d) => d.startsWith('note:')), 'the settling of a subscriber cut is read without a note');
+  // Granted with no wake-up: queued after the cut, entered before the heal (a entered after it: not counted).
+  const found = check(['partition 1 f1 subscriber reset', call(1, 'a'), queued(1, 'a'), ...section(1, 'a', 10), 'healed 1 f1', 'settled 1 f1', ...done], store([10, 'a']));
+  t.is(found.grantsWhileSubscriberCut, 1);
+  t.regex(summary(found), /partitions=1 \(granted-while-subscriber-cut=1\)/);
+  t.is(sub.grantsWhileSubscriberCut, 0);
+  t.is(check(wait('partition 2 f1 waiter silent', 'healed 2 f1', 'settled 2 f1'), s).violations.fifo, 1, 'a cut of the other process excuses nothing');
+  const closed = check(['partition 1 f1 waiter reset', 'healed 1 f1', 'settled 1 f1', ...wait()], s);
+  t.is(closed.violations.fifo, 1, 'a cut settled before the wait excuses nothing');
+  const unhealed = check(wait('partition 1 f1 waiter silent'), s);
+  t.is(unhealed.violations.fifo, 0, 'a cut never settled stays open to the end');
 });
 
 test('checker: a hung waiter, a timed-out waiter, a process that never finished', (t) => {
