@@ -39,6 +39,8 @@ export interface ClusterChaosOptions {
   faults: ClusterFault[];
   /** Mean pause between the end of one fault's window and the next fault. */
   faultEveryMs: number;
+  /** Keep faulting past the run's end until every kind was injected once (at most EVERY_KIND_GRACE_MS more): the CI test's short run. */
+  everyKindOnce?: boolean;
   /**
    * The workers' cluster client: node-redis 6 by default, the client README advises on a cluster
    * whose masters fail over (node-redis 4 and 5 do not re-read the topology when a master dies, and
@@ -48,6 +50,9 @@ export interface ClusterChaosOptions {
    */
   client: 'redis4' | 'redis6';
 }
+
+/** How long past its end a run with everyKindOnce may go on faulting to see every kind once. */
+const EVERY_KIND_GRACE_MS = 60_000;
 
 export const CLUSTER_CHAOS_DEFAULTS: ClusterChaosOptions = { durability: 1, faults: [...CLUSTER_FAULTS], faultEveryMs: 1_500, client: 'redis6' };
 
@@ -150,10 +155,14 @@ async function faultLoop(
   // Kinds come in shuffled rounds, so every kind is seen once in each round of faults (a short run
   // still has them all) while their order stays random.
   let round: ClusterFault[] = [];
-  // Bounded in count (one fault per 500 ms at most) and in time (stopAt).
-  for (let n = 1; n <= o.durationMs / 500 && Date.now() < ctx.stopAt; n++) {
-    await sleep(Math.min(co.faultEveryMs * (0.5 + Math.random()), Math.max(0, ctx.stopAt - Date.now())));
-    if (Date.now() >= ctx.stopAt) break;
+  // Bounded in count (one fault per 500 ms at most, plus one round) and in time (stopAt; with
+  // everyKindOnce, until the first round is done, at most EVERY_KIND_GRACE_MS past stopAt: on a loaded
+  // machine a kill or a failover can take 10 s to settle, and a short run would otherwise miss a kind).
+  const firstRoundOpen = () => co.everyKindOnce === true && co.faults.some((k) => counts[k] === 0);
+  const stopAt = () => (firstRoundOpen() ? ctx.stopAt + EVERY_KIND_GRACE_MS : ctx.stopAt);
+  for (let n = 1; n <= o.durationMs / 500 + co.faults.length && Date.now() < stopAt(); n++) {
+    await sleep(Math.min(co.faultEveryMs * (0.5 + Math.random()), Math.max(0, stopAt() - Date.now())));
+    if (Date.now() >= stopAt()) break;
     if (round.length === 0) round = [...co.faults].sort(() => Math.random() - 0.5);
     const kind = round.pop()!;
     const name = pick(locks);
