@@ -43,6 +43,11 @@ export interface SoakOptions {
   leaseMs: number;
   livenessMs: number;
   heartbeatMs: number;
+  /**
+   * Series fitted and reported but not judged: the rates and latencies, which follow the machine's
+   * load, when the run shares the machine with other work (CI runs it beside the Node 24 suite).
+   */
+  advisory: SeriesName[];
   log: (line: string) => void;
 }
 
@@ -405,7 +410,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       swept,
       faults,
       errors,
-      pass: drift.every((d) => d.pass) && noExpiry.length === 0 && leftover.length === 0,
+      pass: drift.every((d) => d.pass || o.advisory.includes(d.series as SeriesName)) && noExpiry.length === 0 && leftover.length === 0,
     };
   } finally {
     killAll();

@@ -26,7 +26,7 @@ function panel(x0: number, y0: number, w: number, h: number, s: SeriesName, r: S
   const warm = sx(r.options.warmupMs / 1000);
   const parts = [
     `<g transform="translate(${x0},${y0})">`,
-    `<text x="0" y="-8" class="t">${esc(label)} <tspan class="${verdict?.pass ? 'ok' : 'bad'}">${verdict?.pass ? 'flat' : 'DRIFT'}</tspan></text>`,
+    `<text x="0" y="-8" class="t">${esc(label)} <tspan class="${verdict?.pass ? 'ok' : 'bad'}">${verdict?.pass ? 'flat' : r.options.advisory.includes(s) ? 'drift (advisory)' : 'DRIFT'}</tspan></text>`,
     `<rect x="0" y="0" width="${w}" height="${h}" class="frame"/>`,
     `<rect x="0" y="0" width="${warm.toFixed(1)}" height="${h}" class="warm"/>`,
     `<text x="-4" y="8" class="ax" text-anchor="end">${esc(human(vMax, unit))}</text>`,
@@ -74,7 +74,7 @@ ${panels.join('\n')}
 export function soakMarkdown(r: SoakResult): string {
   const o = r.options;
   const rows = r.drift.map(
-    (d) => `| ${SERIES[d.series]!.label} | ${human(d.mean, d.unit)} | ${human(d.growth, d.unit)} | ${human(d.allowed, d.unit)} | ${Number.isFinite(d.t) ? d.t.toFixed(1) : d.t} | ${d.pass ? 'pass' : `**FAIL**: ${d.why}`} |`,
+    (d) => `| ${SERIES[d.series]!.label} | ${human(d.mean, d.unit)} | ${human(d.growth, d.unit)} | ${human(d.allowed, d.unit)} | ${Number.isFinite(d.t) ? d.t.toFixed(1) : d.t} | ${d.pass ? 'pass' : o.advisory.includes(d.series as SeriesName) ? `advisory (not judged): ${d.why}` : `**FAIL**: ${d.why}`} |`,
   );
   return `# Soak run: ${r.pass ? 'PASS' : 'FAIL'}
 

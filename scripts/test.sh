@@ -13,7 +13,6 @@ npm run check:cycles   # no import circle in src/ (madge)
 
 passed=0
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 
 run_suite() { # $1: the node binary, $2: the client the forked test processes lock through, $3...: test files (default: all)
   local node="$1" client="$2" started=$SECONDS
@@ -36,6 +35,25 @@ run_suite() { # $1: the node binary, $2: the client the forked test processes lo
 # second, so the whole property suite runs against both families.
 first_node_only='^test/(protocol/|quorum/|unit/|cluster/|bench-smoke|top\.test|examples|events|metrics|package|faults/chaos|faults/groups-faults|durability|cli[.-]|glide|per-name-memory|missing-peer|properties/semaphore-1)'
 run_suite "$(command -v node)" "${FAIRLOCK_TEST_CLIENT:-redis4}"
+
+# The soak (scripts/soak.ts, `npm run soak`), two minutes of it: every primitive over 2,000 names with
+# churning, faulted worker processes; it fails when a key has no expiry, a key is left after the last
+# close, or a sampled series of leaks (keys, Redis memory, heaps, handles) drifts upward. It runs in the
+# background beside the second Node's suite (about as long; the soak takes ~0.3 of a core), which
+# keeps the gate within its ~10 minutes; so the series that follow the machine's load (hand-off
+# latency, heartbeat and engine call rates) are fitted and reported here, not judged: the 1-hour run
+# in README judges them on a machine of its own. FAIRLOCK_TEST_SOAK=0 leaves it out.
+soak_pid=""
+soak_log=$(mktemp)
+soak_out=$(mktemp -d)
+trap 'rm -f "$log" "$soak_log"; rm -rf "$soak_out"; [ -n "$soak_pid" ] && kill "$soak_pid" 2>/dev/null; true' EXIT
+if [ "${FAIRLOCK_TEST_SOAK:-1}" != 0 ]; then
+  echo "=== Soak (2 minutes, in the background)"
+  node node_modules/tsx/dist/cli.mjs scripts/soak.ts --duration 2m --out "$soak_out" \
+    --advisory handoffP50,handoffP99,heartbeatsPerS,engineCallsPerS >"$soak_log" 2>&1 &
+  soak_pid=$!
+  soak_started=$SECONDS
+fi
 
 this_major=$(node -p 'process.versions.node.split(".")[0]')
 others=${FAIRLOCK_TEST_NODES:-$([ "$this_major" -ge 24 ] && echo 22 || echo 24)}
@@ -63,6 +81,16 @@ for major in $others; do
   run_suite "$node_bin" "${FAIRLOCK_TEST_CLIENT_2:-ioredis5}" $(ls test/*.test.ts test/*/*.test.ts | grep -v -E "$first_node_only")
 done
 
+if [ -n "$soak_pid" ]; then
+  soak_rc=0
+  wait "$soak_pid" || soak_rc=$?
+  soak_pid=""
+  grep -v '^soak: t=' "$soak_log" | tail -n 25   # the verdicts (the 10-s sample lines are in soak.json)
+  [ "$soak_rc" = 0 ] || { echo "=== Soak: FAILED (exit $soak_rc)"; exit 1; }
+  passed=$((passed + 1))
+  echo "=== Soak: passed, $((SECONDS - soak_started)) s after it started"
+fi
+
 # The server matrix (scripts/test-servers.sh, `npm run test:servers`), a step of its own: the servers
 # beside the system one (each folder under ../shared/servers, when there is one; the system
 # redis-server ran everything above), a subset of the suites that fits the time budget.
@@ -76,20 +104,6 @@ if [ "${FAIRLOCK_TEST_SERVERS:-1}" != 0 ]; then
   n=$(grep -Eo '^servers: [0-9]+ passed' "$log" | grep -Eo '[0-9]+' || true)
   passed=$((passed + ${n:-0}))
   echo "=== Server matrix: passed in $((SECONDS - started)) s"
-fi
-
-# The soak (scripts/soak.ts, `npm run soak`), two minutes of it: every primitive over 2,000 names with
-# churning, faulted worker processes; it fails when a sampled series (keys, Redis memory, heaps,
-# handles, hand-off latency, heartbeat rate) drifts upward, a key has no expiry, or a key is left
-# after the last close. FAIRLOCK_TEST_SOAK=0 leaves it out. The 1-hour run is README's figure.
-if [ "${FAIRLOCK_TEST_SOAK:-1}" != 0 ]; then
-  started=$SECONDS
-  echo "=== Soak (2 minutes)"
-  soak_out=$(mktemp -d)
-  npm run --silent soak -- --duration 2m --out "$soak_out" 2>&1 | tail -n 25
-  rm -rf "$soak_out"
-  passed=$((passed + 1))
-  echo "=== Soak: passed in $((SECONDS - started)) s"
 fi
 
 # Every run above passed (set -e stops at the first failure); the plain closing line CI reads:
