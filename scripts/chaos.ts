@@ -17,53 +17,31 @@
  * and chaos-check.ts for its lines and the checks); it is written to --log-file, or to a temporary
  * file when a violation is found.
  */
-import { Command } from 'commander';
-import ms from 'ms';
+import { Command, InvalidArgumentError } from 'commander';
+import { duration, integerAtLeast, listOf } from './cli-args.js';
 import { CLUSTER_CHAOS_DEFAULTS, CLUSTER_FAULTS, faultTable, runClusterChaos, type ClusterFault } from './chaos-cluster.js';
 import { CHAOS_DEFAULTS, MASTER_FAULTS, WORKER_FAULTS, runChaos, summary, totalViolations, type ChaosKind, type ChaosOptions, type MasterFault, type WorkerFault } from './chaos-lib.js';
 
-const duration = (v: string): number => {
-  const n = /^\d+$/.test(v) ? Number(v) : ms(v as ms.StringValue);
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new Error(`not a duration: ${v}`);
-  return n;
-};
-const count = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`);
-  return n;
-};
-
 const ratio = (v: string): number => {
   const n = Number(v.endsWith('%') ? v.slice(0, -1) : v) / (v.endsWith('%') ? 100 : 1);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new Error(`not a ratio from 0 to 1 (or 0% to 100%): ${v}`);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`not a ratio from 0 to 1 (or 0% to 100%): ${v}`);
   return n;
 };
 const quorumSize = (v: string): number => {
   const n = Number(v);
-  if (n !== 3 && n !== 5) throw new Error(`--quorum is 3 or 5, not ${v}`);
+  if (n !== 3 && n !== 5) throw new InvalidArgumentError(`--quorum is 3 or 5, not ${v}`);
   return n;
 };
-const masterFaults = (v: string): MasterFault[] => {
-  const list = v.split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'none');
-  for (const f of list) if (!MASTER_FAULTS.includes(f as MasterFault)) throw new Error(`--master-faults takes ${MASTER_FAULTS.join(',')} (or none), not ${f}`);
-  return [...new Set(list)] as MasterFault[];
-};
-const clusterFaults = (v: string): ClusterFault[] => {
-  const list = v.split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'none');
-  for (const f of list) if (!CLUSTER_FAULTS.includes(f as ClusterFault)) throw new Error(`--cluster-faults takes ${CLUSTER_FAULTS.join(',')} (or none), not ${f}`);
-  return [...new Set(list)] as ClusterFault[];
-};
 const durability = (v: string): 0 | 1 => {
-  if (v !== '0' && v !== '1') throw new Error(`--durability is 1 or 0, not ${v}`);
+  if (v !== '0' && v !== '1') throw new InvalidArgumentError(`--durability is 1 or 0, not ${v}`);
   return Number(v) as 0 | 1;
 };
-const workerFaults = (v: string): WorkerFault[] => {
-  const list = v.split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'none');
-  for (const f of list) if (!WORKER_FAULTS.includes(f as WorkerFault)) throw new Error(`--faults takes ${WORKER_FAULTS.join(',')} (or none), not ${f}`);
-  return [...new Set(list)] as WorkerFault[];
-};
+const count = integerAtLeast(1);
+const masterFaults = listOf<MasterFault>('--master-faults', MASTER_FAULTS);
+const clusterFaults = listOf<ClusterFault>('--cluster-faults', CLUSTER_FAULTS);
+const workerFaults = listOf<WorkerFault>('--faults', WORKER_FAULTS);
 const kind = (v: string): ChaosKind => {
-  if (v !== 'lock' && v !== 'semaphore' && v !== 'rw') throw new Error(`--kind is lock, semaphore or rw, not ${v}`);
+  if (v !== 'lock' && v !== 'semaphore' && v !== 'rw') throw new InvalidArgumentError(`--kind is lock, semaphore or rw, not ${v}`);
   return v;
 };
 
@@ -98,7 +76,7 @@ const program = new Command()
   .option('--cluster-faults <list>', `a cluster run's faults, comma-separated: ${CLUSTER_FAULTS.join(',')} or none`, clusterFaults, [...CLUSTER_FAULTS])
   .option('--cluster-fault-every <ms>', 'a cluster run: mean pause between one fault settling and the next', duration, CLUSTER_CHAOS_DEFAULTS.faultEveryMs)
   .option('--cluster-client <family>', 'a cluster run: the workers\' cluster client, redis4 (node-redis 4) or redis6', (v: string) => {
-    if (v !== 'redis4' && v !== 'redis6') throw new Error(`--cluster-client is redis4 or redis6, not ${v}`);
+    if (v !== 'redis4' && v !== 'redis6') throw new InvalidArgumentError(`--cluster-client is redis4 or redis6, not ${v}`);
     return v;
   }, CLUSTER_CHAOS_DEFAULTS.client)
   .option('-v, --verbose', 'print every violation found')

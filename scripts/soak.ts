@@ -7,25 +7,12 @@
  * expiry, or keys are left after the last close (checks in soak-check.ts).
  */
 import { Command } from 'commander';
-import ms from 'ms';
+import { duration, integerAtLeast, listOf } from './cli-args.js';
 import { SERIES, SOAK_DEFAULTS, runSoak, sampleEveryFor, warmupFor, type SeriesName } from './soak-lib.js';
 import { writeSoak } from './soak-report.js';
 
-const duration = (v: string): number => {
-  const n = /^\d+$/.test(v) ? Number(v) : ms(v as ms.StringValue);
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new Error(`not a duration: ${v}`);
-  return n;
-};
-const count = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`not a whole number: ${v}`);
-  return n;
-};
-const advisory = (v: string): SeriesName[] => {
-  const list = v.split(',').map((x) => x.trim()).filter((x) => x !== '');
-  for (const x of list) if (!(x in SERIES)) throw new Error(`--advisory takes series of ${Object.keys(SERIES).join(', ')}, not ${x}`);
-  return [...new Set(list)] as SeriesName[];
-};
+const count = integerAtLeast(0);
+const advisory = listOf<SeriesName>('--advisory', Object.keys(SERIES) as SeriesName[]);
 // Ctrl-C: exit through process.exit, so the 'exit' hooks kill the workers and redis-server by PID.
 process.once('SIGINT', () => process.exit(130));
 const d = SOAK_DEFAULTS;
@@ -36,7 +23,7 @@ const o = new Command()
   .option('--sample-every <time>', `sampling period (default: ${d.sampleEveryMs / 1000} s, or duration/24 for a short run)`, duration)
   .option('--warmup <time>', 'samples before this are not checked for drift (default: 20% of the run, at least 30 s)', duration)
   .option('--names <n>', 'distinct names', count, d.names)
-  .option('--residents <n>', 'workers that live the whole run (their heap and handles are checked)', count, d.residents)
+  .option('--residents <n>', 'workers that live the whole run (their heap and handles are checked: at least 1)', integerAtLeast(1), d.residents)
   .option('--churners <n>', 'workers stopped and replaced over time (and SIGKILLed by faults)', count, d.churners)
   .option('--contenders <n>', 'acquire loops per worker', count, d.contenders)
   .option('--churn-every <time>', 'mean time between a churner stopped and replaced', duration, d.churnEveryMs)
@@ -45,7 +32,6 @@ const o = new Command()
   .option('--advisory <series>', `series fitted and reported but not judged, comma-separated (of ${Object.keys(SERIES).join(', ')}): the load-bound ones when the run shares the machine`, advisory, [])
   .parse()
   .opts();
-if (o.residents < 1) throw new Error('--residents must be at least 1 (their heap is a checked series)');
 const durationMs: number = o.duration;
 const result = await runSoak({
   durationMs,

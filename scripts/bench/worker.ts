@@ -9,6 +9,7 @@ import { adapterById } from './adapters/index.js';
 import type { AcquireHooks, LockClient } from './adapters/types.js';
 import { now, sleep, within } from './clock.js';
 import type { Grant, Pending } from './stats.js';
+import { prng } from '../prng.js'; // seeded: the read/write draws of a run repeat with its seeds
 
 export type WorkerCommand =
   | {
@@ -122,18 +123,6 @@ process.on('uncaughtException', (err) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
-
-/** A small seeded PRNG (mulberry32): the read/write draws of a run repeat with its seeds. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function contend(c: Extract<WorkerCommand, { op: 'contend' }>): Promise<WorkerReply> {
   const client = await adapterById(c.lib).create(c.url, c.prefix);

@@ -7,19 +7,10 @@
  */
 import test from 'ava';
 import { check, summary, totalViolations } from '../../scripts/chaos-check.js';
+import { call, done, enter, leave, queued, store } from '../helpers/chaos-log.js';
 
-type Store = Map<string, { token: number; value: string }[]>;
-const store = (...sections: [number, string][]): Store =>
-  new Map([['L', sections.flatMap(([token, op]) => [{ token, value: `${op} b` }, { token, value: `${op} e` }])]]);
 const head = ['kind lock 1', 'cluster nodes=6 durability=0'];
-const done = ['done 1', 'done 2', 'done 3'];
-const call = (pid: number, op: string) => `call ${pid} ${op} L`;
-const queued = (pid: number, op: string) => `queued ${pid} ${op} L 1`;
-const enter = (pid: number, op: string, token: number) => `enter ${pid} ${op} L ${token}`;
-const leave = (pid: number, op: string, token: number, entered = 1, held = entered) => [
-  `leave ${pid} ${op} L ${token} entered=${entered}`,
-  `verdict ${pid} ${op} L ${token} held=${held}`,
-];
+
 const fault = (kind: string, id: string) => `cluster ${kind} ${id} name=L master=7000`;
 const settled = (id: string) => [`cluster back ${id}`, `cluster settled ${id}`];
 

@@ -9,6 +9,7 @@
  */
 import test from 'ava';
 import { check, runChaos, summary, totalViolations } from '../../scripts/chaos-lib.js';
+import { call, done, enter, leave, queued, section, store, type Store } from '../helpers/chaos-log.js';
 
 test.serial('chaos: kills, pauses, disconnects and partitions for 15 s break no property', async (t) => {
   t.timeout(90_000);
@@ -76,22 +77,7 @@ test.serial('chaos: a quorum of 3 under worker kills and pauses, master kills, s
   t.true(mf.kill + mf.stop + mf.restart + mf.partition >= 2, 'masters were faulted');
 });
 
-// Made-up event logs (one line per RPUSH, in Redis order) of processes 1, 2, 3 on lock L.
-type Store = Map<string, { token: number; value: string }[]>;
-/** The fenced store's accepted log for lock L: both writes of each [token, op], in this order. */
-const store = (...sections: [number, string][]): Store =>
-  new Map([['L', sections.flatMap(([token, op]) => [{ token, value: `${op} b` }, { token, value: `${op} e` }])]]);
-const done = ['done 1', 'done 2', 'done 3'];
-const call = (pid: number, op: string) => `call ${pid} ${op} L`;
-const queued = (pid: number, op: string) => `queued ${pid} ${op} L 1`;
-const enter = (pid: number, op: string, token: number) => `enter ${pid} ${op} L ${token}`;
-/** The end of a section: `leave` (entered=) and `verdict` (held=). */
-const leave = (pid: number, op: string, token: number, entered = 1, held = entered) => [
-  `leave ${pid} ${op} L ${token} entered=${entered}`,
-  `verdict ${pid} ${op} L ${token} held=${held}`,
-];
-/** A whole section: enter, leave, verdict (held). */
-const section = (pid: number, op: string, token: number) => [enter(pid, op, token), ...leave(pid, op, token)];
+// Made-up event logs: test/helpers/chaos-log.ts.
 
 test('checker: a clean log has no violation', (t) => {
   const log = [

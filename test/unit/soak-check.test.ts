@@ -5,18 +5,7 @@
  */
 import test from 'ava';
 import { checkDrift, keysWithoutExpiry, leftoverKeys, type Point } from '../../scripts/soak-check.js';
-
-/** A small seeded PRNG (mulberry32): the same noise on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng as rng } from '../../scripts/prng.js';
 
 /** 360 samples, one per 10 s (an hour): base + slope * t + uniform noise of +-noise. */
 function series(base: number, slopePerS: number, noise: number, seed = 1, n = 360, every = 10): Point[] {
