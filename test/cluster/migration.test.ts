@@ -14,7 +14,7 @@ import { whenQueued } from '../helpers/queued.js';
 import { newPrefix } from '../helpers/redis.js';
 import { within } from '../helpers/bounded.js';
 
-type Family = 'redis4' | 'ioredis5' | 'redis6';
+type Family = 'ioredis5' | 'redis6';
 const opts = { heartbeatMs: 200, livenessMs: 1_000, leaseMs: 10_000 };
 
 let cluster: RedisClusterHandle | undefined;
@@ -37,7 +37,12 @@ async function sessions(t: ExecutionContext, family: Family, prefix: string, cou
   return out;
 }
 
-for (const family of ['redis4', 'ioredis5', 'redis6'] as const) {
+// Not node-redis 4: when a slot with sharded subscriptions moves, the server unsubscribes them
+// (SUNSUBSCRIBE pushed unasked) and node-redis 4.7's RESP2 decoder can throw out of its command queue
+// ("Cannot destructure property 'resolve' ... commands-queue.js"), an uncaught exception inside the
+// client that ends its process (seen in CI and in the cluster chaos). README says so and points to
+// node-redis 6 or ioredis on a cluster whose slots move.
+for (const family of ['ioredis5', 'redis6'] as const) {
   test(`${family}: the slot of a busy name migrates to another master mid-chain: no hang, FIFO, tokens rise, wake-ups follow the slot`, async (t) => {
     const prefix = newPrefix();
     const name = `mig-${family}`;
