@@ -69,11 +69,14 @@ async function faultWhileHeld(t: ExecutionContext, target: number, fault: 'kill'
   t.true(log.every((e, i) => i === 0 || e.token > log[i - 1]!.token), 'tokens strictly rise');
 }
 
+// One at a time: each starts three masters and three quorums with 1 s command timeouts, and run side
+// by side on 2 cores (beside another test file) a waiter's command could outlast its timeout, skip a
+// live master and time out (CI, twice): the chain under slow masters needs a test of its own.
 for (const [target, where] of [[0, 'head'], [1, 'middle'], [2, 'tail']] as const) {
-  test(`master ${target} (${where}) SIGKILLed while a holder holds and two wait: one holder at a time, tokens rise, all granted`, (t) => faultWhileHeld(t, target, 'kill'));
+  test.serial(`master ${target} (${where}) SIGKILLed while a holder holds and two wait: one holder at a time, tokens rise, all granted`, (t) => faultWhileHeld(t, target, 'kill'));
 }
 
-test('master 1 SIGSTOPped while a holder holds and two wait: one holder at a time, tokens rise, all granted', (t) => faultWhileHeld(t, 1, 'pause'));
+test.serial('master 1 SIGSTOPped while a holder holds and two wait: one holder at a time, tokens rise, all granted', (t) => faultWhileHeld(t, 1, 'pause'));
 
 test('a majority lost: the holder is told through its signal, waiters and new acquires reject with QUORUM_LOST, nothing hangs', async (t) => {
   const m = await startMasters(t, 3);
