@@ -155,7 +155,9 @@ class Worker {
     return this.proc.pid!;
   }
   send(c: SoakCommand): void {
-    if (this.alive && this.proc.connected) this.proc.send(c);
+    // A worker can die between the check and the write (EPIPE): the callback takes that error, which
+    // would otherwise be an unhandled 'error' event that ends the driver (seen in CI).
+    if (this.alive && this.proc.connected) this.proc.send(c, (err) => void err);
   }
   signal(sig: NodeJS.Signals): void {
     if (this.alive) process.kill(this.pid, sig);
