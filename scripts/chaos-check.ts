@@ -128,6 +128,7 @@
  *     there with another code than QUORUM_LOST, or whose waited= exceeds the bound of the
  *     `majority down` line (it hung).
  */
+import { firstIndex } from './first-index.js';
 
 export type ChaosKind = 'lock' | 'semaphore' | 'rw';
 
@@ -274,14 +275,7 @@ interface Pid {
 
 /** Number of elements of the ascending array `xs` that are < x. */
 function countBelow(xs: number[], x: number): number {
-  let lo = 0;
-  let hi = xs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (xs[mid]! < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return firstIndex(xs.length, (i) => xs[i]! >= x);
 }
 
 /**
@@ -579,14 +573,7 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
     const since = new Map<Op, Op>();
     entered.forEach((b, j) => {
       if (!b.entered || j === 0 || prefixMax[j - 1]! <= b.token!) return;
-      let lo = 0;
-      let hi = j - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (prefixMax[mid]! > b.token!) hi = mid;
-        else lo = mid + 1;
-      }
-      since.set(b, entered[lo]!);
+      since.set(b, entered[firstIndex(j - 1, (i) => prefixMax[i]! > b.token!)]!);
     });
     const early = [...since.keys()].sort((x, y) => since.get(x)!.enter! - since.get(y)!.enter!);
 
@@ -805,16 +792,7 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
         const byCall = [...entered].sort((x, y) => x.call! - y.call!);
         const sufMin: number[] = new Array(byCall.length + 1).fill(Infinity);
         for (let i = byCall.length - 1; i >= 0; i--) sufMin[i] = Math.min(sufMin[i + 1]!, byCall[i]!.token!);
-        const lowestCalledAfter = (at: number) => {
-          let lo = 0;
-          let hi = byCall.length;
-          while (lo < hi) {
-            const mid = (lo + hi) >> 1;
-            if (byCall[mid]!.call! <= at) lo = mid + 1;
-            else hi = mid;
-          }
-          return sufMin[lo]!;
-        };
+        const lowestCalledAfter = (at: number) => sufMin[firstIndex(byCall.length, (i) => byCall[i]!.call! > at)]!;
         for (const y of tokensOf.keys()) {
           // The requests of Y that might hide a grant, by call, with when each is surely settled: one
           // that entered, at its enter (every grant it had came before); one that did not, once its
@@ -826,14 +804,8 @@ export function check(log: readonly string[], fenced: Map<string, { token: numbe
           const resolvedAt = (h: Op): number => {
             if (h.enter !== undefined) return h.enter;
             const last = lastLine(h);
-            let lo = 0;
-            let hi = ys.length;
-            while (lo < hi) {
-              const mid = (lo + hi) >> 1;
-              if (ys[mid]!.call! <= last) lo = mid + 1;
-              else hi = mid;
-            }
-            return Math.min(settledKill(h.pid), last === Infinity ? Infinity : ysEnterMin[lo]!);
+            const after = firstIndex(ys.length, (i) => ys[i]!.call! > last);
+            return Math.min(settledKill(h.pid), last === Infinity ? Infinity : ysEnterMin[after]!);
           };
           // Hidden: no enter, or a fault of its process between its call and its enter (a hand-off to
           // a paused or cut-off waiter lapses unseen, and it is granted again later, with another token).

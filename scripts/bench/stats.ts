@@ -1,5 +1,6 @@
 /** Small statistics the report needs: percentiles, Jain's fairness index, overtaking grants. */
 import { quantileSorted } from 'simple-statistics';
+import { firstIndex } from '../first-index.js';
 
 export interface Dist {
   n: number;
@@ -85,14 +86,7 @@ function lastBelow(xs: number[], bound: number): number {
 
 /** First index i with xs[i] > bound (xs non-decreasing), or xs.length. */
 function firstAbove(xs: number[], bound: number): number {
-  let lo = 0;
-  let hi = xs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (xs[mid]! > bound) hi = mid;
-    else lo = mid + 1;
-  }
-  return lo;
+  return firstIndex(xs.length, (i) => xs[i]! > bound);
 }
 
 /**
