@@ -137,8 +137,8 @@ async function main(init: WorkerInit): Promise<void> {
   const clusterOptions = init.cluster && { rootNodes: init.cluster.map((url) => ({ url })), defaults: { socket: { ...socket, connectTimeout: 1_000 } } };
   const cluster = clusterOptions ? (init.clusterClient === 'redis6' ? createCluster6(clusterOptions) : createCluster(clusterOptions)) : undefined;
   cluster?.on('error', () => undefined);
-  const store = createClient({ url: init.url, name: `store-${pid}`, socket }) as RedisClient;
-  const logClient = createClient({ url: init.url, name: `evlog-${pid}`, socket }) as RedisClient;
+  const store = createClient({ url: init.url, name: `store-${pid}`, socket: { ...socket } }) as RedisClient;
+  const logClient = createClient({ url: init.url, name: `evlog-${pid}`, socket: { ...socket } }) as RedisClient;
   // A quorum run: one client per master (through the driver's proxy), named like the lock connection.
   const masterClients = (init.masters ?? []).map(
     (url, i) => createClient({ url, name: `chaos-${pid}-m${i}`, socket: { ...socket, connectTimeout: 1_000 } }) as RedisClient,
