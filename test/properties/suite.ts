@@ -37,7 +37,10 @@ export function propertySuite(subject: Subject, target: Target = standaloneTarge
   const test = target.test ?? avaTest;
   const title = (what: string) => `${subject.title}${target.label}: ${what}`;
   const n = (base: (typeof SUITE_NAMES)[number]) => target.name(base);
-  const opts = { heartbeatMs: 200, livenessMs: 1_000, leaseMs: 10_000 };
+  // livenessMs is 25 heartbeats: no test here waits on a liveness timeout (the SIGKILL test gives its
+  // children their own), and with 1 s a heartbeat held up on a loaded CI machine (Valkey cluster,
+  // ioredis) dropped a live waiter from the queue and let the one behind it through.
+  const opts = { heartbeatMs: 200, livenessMs: 5_000, leaseMs: 10_000 };
 
   /** Queues requests one after another behind `held` (each in the Redis queue before the next is made). */
   async function queueUp(locks: FairLocks, name: string, reqs: readonly Req[], options: { timeoutMs?: number; signal?: AbortSignal } = {}) {
