@@ -2,6 +2,7 @@
  * Shared pieces of the quorum tests (not a test file): a waiter that resolves once queued, and a
  * critical-section runner that counts overlaps and writes to a fenced store with the token.
  */
+import type { ExecutionContext } from 'ava';
 import type { Lease, QuorumLocks } from '../../src/index.js';
 import { fencedWrite } from '../helpers/fenced.js';
 import { whenQueued } from '../helpers/queued.js';
@@ -35,4 +36,26 @@ export function sectionRunner(store: RedisClient, key: string) {
     return { accepted, lost };
   };
   return { run, overlaps: () => overlaps };
+}
+
+/**
+ * Runs `body`; if it fails, logs every event of `quorums` first, stamped on this process's clock (who
+ * queued where, which master went down, who was granted), so a CI failure can be read without a rerun.
+ */
+export function traceOnFailure(t: ExecutionContext, quorums: QuorumLocks[], body: () => Promise<void>): Promise<void> {
+  const start = performance.now();
+  const lines: string[] = [];
+  const events = ['queued', 'granted', 'released', 'lost', 'timeout', 'aborted', 'redisError', 'masterDown', 'masterUp'] as const;
+  quorums.forEach((q, k) => {
+    for (const e of events) {
+      q.on(e, (...args: unknown[]) => {
+        const what = args.map((a) => (a instanceof Error ? `${a.name}: ${a.message}` : JSON.stringify(a, (key, v: unknown) => (v instanceof Error ? v.message : key === 'signal' ? undefined : v)))).join(' ');
+        if (lines.length < 500) lines.push(`${(performance.now() - start).toFixed(0).padStart(6)} ms q${k} ${e} ${what}`.slice(0, 400));
+      });
+    }
+  });
+  return body().catch((err: unknown) => {
+    t.log(`quorum events:\n${lines.join('\n')}`);
+    throw err;
+  });
 }
