@@ -317,7 +317,10 @@ for (const group of [undefined, 'solo']) {
       );
       if (!ok) return;
     }
-    for (const w of pending.values()) w.abort.abort();
+    // Only the ones still queued give up: one the model holds may have been granted in Redis with its
+    // wake-up still on the way, and an abort then releases it and rejects the lease awaited below
+    // (Node 24 beside the soak: LockAbortedError).
+    for (const [l, w] of pending) if (!held.includes(l)) w.abort.abort();
     for (const l of held) await (leases.get(l) ?? (await within(pending.get(l)!.lease, 15_000, `the grant of ${l}`))).release();
   });
 }
