@@ -5,7 +5,7 @@
 
   One engine serves the lock, the counting semaphore and the read-write lock. A name has two keys,
   sharing one hash tag (one cluster slot):
-    state  hash, seven fields, each read by one HMGET per call:
+    state  hash, eight fields, each read by one HMGET per call:
       k  "kind limit" of the name ("lock 1", "semaphore 3", "rw 0"), or "semaphore permits perGroup"
       t  the last fencing token handed out (Redis microseconds, strictly increasing)
       h  the holders, "id token exp lease granted confirmed[ group]" joined by ';' (holder_text)
@@ -15,6 +15,7 @@
       x  when both keys expire (Redis ms): refreshed, with PEXPIREAT, only when less than half a day is left
       g  while groups take turns, "turns vtime": how many turns were given, and the virtual time (the
          pass of the group served last); absent (or '') otherwise
+      b  a quorum name's copy of the born key's value (see "Quorum"); absent otherwise
     queue  list, FIFO: one element "id since" per waiter (since: Redis ms it entered the queue), or
            "id since floor" for a quorum waiter (see "Quorum")
   A group is sent as the hex of its UTF-8 bytes ('' is the default group, the requests that name none),
@@ -89,10 +90,6 @@
       persistence at all.
 ]]
 local DAY = 86400000
--- redis.call is looked up when called: a Function library's load has no redis.call to keep.
-local function call(...)
-  return redis.call(...)
-end
 
 -- The one pattern of a waiter id, "session:seq:leaseMs:renew:weight:mode"; its captures are
 -- sid, lease, renew, weight, mode. An id stands alone (ID_ONLY), first in a queue element
@@ -117,9 +114,18 @@ local function parse_id(id)
 end
 
 -- "kind limit" or "semaphore permits perGroup": the kind, the limit and the cap (nil for none).
+-- Parsed texts are kept: an acquire reads its own and the name's (mostly the same), and as a
+-- Function library the engine keeps them across calls (a few distinct texts; dropped past 64).
+local KINDS, kinds_kept = {}, 0
 local function parse_kind_limit(text)
-  local kind, limit, cap = string.match(text or '', '^(%a+) (%d+) ?(%d*)$')
-  return kind, tonumber(limit), tonumber(cap)
+  text = text or ''
+  local known = KINDS[text]
+  if known then return known[1], known[2], known[3] end
+  local kind, limit, cap = string.match(text, '^(%a+) (%d+) ?(%d*)$')
+  limit, cap = tonumber(limit), tonumber(cap)
+  if kinds_kept >= 64 then KINDS, kinds_kept = {}, 0 end
+  KINDS[text], kinds_kept = { kind, limit, cap }, kinds_kept + 1
+  return kind, limit, cap
 end
 
 -- A string, not an error table: Redis 6.2's error handler cannot take a table, and the client finds
@@ -168,15 +174,24 @@ local function remove_holder(st, h)
   st.dirty.h = true
 end
 
+-- The rotation and the parked groups of group mode (see grant_groups): their names are made only there.
+local function rot_key(st)
+  return st.queue .. ':r'
+end
+
+local function park_key(st)
+  return st.queue .. ':p'
+end
+
 -- The name's state at Redis time now (one TIME, one HMGET). Holders whose deadline passed are left out.
 local function load(keys)
-  local t = call('TIME')
+  local t = redis.call('TIME')
   local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local now = math.floor(now_us / 1000)
-  local f = call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x', 'g')
+  local f = redis.call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x', 'g', 'b')
   local st = {
-    key = keys[1], queue = keys[2], rot = keys[2] .. ':r', park = keys[2] .. ':p', now = now, now_us = now_us,
-    kind_limit = f[1] or false, token = tonumber(f[2]) or 0, released = f[4] or '', sessions = f[5] or '', expires_at = tonumber(f[6]) or 0,
+    key = keys[1], queue = keys[2], now = now, now_us = now_us,
+    kind_limit = f[1] or false, token_text = f[2], released = f[4] or '', sessions = f[5] or '', expires_at = tonumber(f[6]) or 0, born_text = f[8],
     seq = nil, vtime = 0, -- seq nil: plain mode
     holders = {}, order = {}, count = 0, used = 0, writer = false, dirty = {},
     held = {}, -- weights held per group
@@ -184,8 +199,10 @@ local function load(keys)
   }
   local kind, limit, cap = parse_kind_limit(st.kind_limit)
   st.kind, st.limit, st.cap = kind, limit or 1, cap
-  local seq, vtime = string.match(f[7] or '', '^(%d+) (%d+)$')
-  if seq then st.seq, st.vtime = tonumber(seq), tonumber(vtime) end
+  if f[7] and f[7] ~= '' then
+    local seq, vtime = string.match(f[7], '^(%d+) (%d+)$')
+    if seq then st.seq, st.vtime = tonumber(seq), tonumber(vtime) end
+  end
   if f[3] and f[3] ~= '' then
     for entry in string.gmatch(f[3], '[^;]+') do
       local id, sid, _, renew, weight, mode, exp, group = string.match(entry, ENTRY)
@@ -200,8 +217,16 @@ end
 
 -- A session's deadline (0 when unknown).
 local function session_deadline(st, sid)
-  -- %f[%w]: the sid starts an entry (after ';' or at the start), never inside another sid
-  return tonumber(string.match(st.sessions, '%f[%w]' .. sid .. ' (%d+)')) or 0
+  -- a plain find of "sid ": it must start an entry (after ';' or at the start), never inside another sid
+  local s, from = st.sessions, 1
+  while true do
+    local at = string.find(s, sid .. ' ', from, true)
+    if not at then return 0 end
+    if at == 1 or string.byte(s, at - 1) == 59 then
+      return tonumber(string.match(s, '^%d+', at + #sid + 1)) or 0
+    end
+    from = at + 1
+  end
 end
 
 -- Sets a session's deadline; sessions past theirs are dropped from the field on the way.
@@ -210,7 +235,7 @@ local function set_session(st, sid, deadline)
   for other, d in string.gmatch(st.sessions, '(%w+) (%d+)') do
     if other ~= sid and tonumber(d) > st.now then out[#out + 1] = other .. ' ' .. d end
   end
-  out[#out + 1] = sid .. ' ' .. deadline
+  out[#out + 1] = string.format('%s %d', sid, deadline) -- %d: `..` would format a float (%.14g)
   st.sessions = table.concat(out, ';')
   st.dirty.s = true
 end
@@ -227,18 +252,33 @@ local function remember_release(st, id)
   st.dirty.r = true
 end
 
+-- (a plain find of the id, whole between spaces or the ends: no copy of the list)
 local function released_before(st, id)
-  return string.find(' ' .. st.released .. ' ', ' ' .. id .. ' ', 1, true) ~= nil
+  local r, from = st.released, 1
+  while true do
+    local at = string.find(r, id, from, true)
+    if not at then return false end
+    local after = at + #id
+    if (at == 1 or string.byte(r, at - 1) == 32) and (after > #r or string.byte(r, after) == 32) then return true end
+    from = at + 1
+  end
 end
 
 -- Tokens are Redis time in microseconds, bumped past the last one: a state lost with Redis's data
 -- restarts above every token handed out before. A quorum waiter's floor (the highest token its
 -- acquire got on the masters before this one) is a lower bound too: max(last + 1, floor, now).
+-- The last token handed out, 0 for none: parsed when first needed (a call that grants nothing never does).
+local function last_token(st)
+  if st.token == nil then st.token = tonumber(st.token_text) or 0 end
+  return st.token
+end
+
 local function next_token(st, floor)
+  local last = last_token(st)
   if floor then -- a quorum waiter: time seeds `last` only when there is none (see "Quorum")
-    st.token = math.max(st.token > 0 and st.token + 1 or st.now_us, floor)
+    st.token = math.max(last > 0 and last + 1 or st.now_us, floor)
   else
-    st.token = math.max(st.token + 1, st.now_us)
+    st.token = math.max(last + 1, st.now_us)
   end
   st.dirty.t = true
   return st.token
@@ -275,17 +315,18 @@ local function flush(st)
   if d.r then args[#args + 1] = 'r'; args[#args + 1] = st.released end
   if d.s then args[#args + 1] = 's'; args[#args + 1] = st.sessions end
   if d.x then args[#args + 1] = 'x'; args[#args + 1] = string.format('%d', st.expires_at) end
+  if d.b then args[#args + 1] = 'b'; args[#args + 1] = st.born_text end
   if d.g then args[#args + 1] = 'g'; args[#args + 1] = st.seq and string.format('%d %d', st.seq, st.vtime) or '' end
-  call(unpack(args))
+  redis.call(unpack(args))
   if d.x then
-    call('PEXPIREAT', st.key, st.expires_at)
-    call('PEXPIREAT', st.queue, st.expires_at)
+    redis.call('PEXPIREAT', st.key, st.expires_at)
+    redis.call('PEXPIREAT', st.queue, st.expires_at)
     -- group mode: the rotation, the parked groups and every group's list move with them (twice a day)
     if st.seq then
-      for _, z in ipairs({ st.rot, st.park }) do
-        call('PEXPIREAT', z, st.expires_at)
-        for _, g in ipairs(call('ZRANGE', z, 0, -1)) do
-          if g ~= '' then call('PEXPIREAT', st.queue .. ':' .. g, st.expires_at) end
+      for _, z in ipairs({ rot_key(st), park_key(st) }) do
+        redis.call('PEXPIREAT', z, st.expires_at)
+        for _, g in ipairs(redis.call('ZRANGE', z, 0, -1)) do
+          if g ~= '' then redis.call('PEXPIREAT', st.queue .. ':' .. g, st.expires_at) end
         end
       end
     end
@@ -323,7 +364,7 @@ end
 -- state's (set now if the state has none yet; when x moves, flush moves every key's).
 local function expire_new(st, key)
   keep_keys(st)
-  if not st.dirty.x then call('PEXPIREAT', key, st.expires_at) end
+  if not st.dirty.x then redis.call('PEXPIREAT', key, st.expires_at) end
 end
 
 -- The list of a group's waiters ('' = the default group's, the name's queue).
@@ -358,13 +399,13 @@ end
 -- Puts an element back at the head of its list (LPOP of the last element deleted the list: the one
 -- LPUSH makes again needs an expiry).
 local function put_back(st, key, e)
-  if call('LPUSH', key, e) == 1 then expire_new(st, key) end
+  if redis.call('LPUSH', key, e) == 1 then expire_new(st, key) end
 end
 
 -- Plain mode. Returns true when it saw the queue empty.
 local function grant_plain(st, wake_arg)
   while not full(st) do
-    local e = call('LPOP', st.queue)
+    local e = redis.call('LPOP', st.queue)
     if not e then return true end
     local req, deadline = live_request(st, e, '')
     if req then
@@ -399,15 +440,15 @@ end
 -- a member (its list emptied after its last turn, or a cancel emptied it): then it keeps the pass it
 -- reached (NX), so emptying and queueing again never moves a group ahead of those it passed.
 local function activate(st, group)
-  if st.cap and call('ZSCORE', st.park, group) then return end -- parked: unpark brings it back
-  call('ZADD', st.rot, 'NX', turn_score(st, st.vtime), group)
-  expire_new(st, st.rot)
+  if st.cap and redis.call('ZSCORE', park_key(st), group) then return end -- parked: unpark brings it back
+  redis.call('ZADD', rot_key(st), 'NX', turn_score(st, st.vtime), group)
+  expire_new(st, rot_key(st))
 end
 
 -- Plain mode turns into group mode: the default group, if it has waiters, became active first.
 local function start_groups(st)
   st.seq, st.vtime, st.dirty.g = 0, 0, true
-  if call('LLEN', st.queue) > 0 then activate(st, '') end
+  if redis.call('LLEN', st.queue) > 0 then activate(st, '') end
 end
 
 -- Groups parked at their cap whose grants ended in this call go back to their place in the rotation;
@@ -415,10 +456,10 @@ end
 local function unpark(st)
   if not st.cap then return end
   for group in pairs(st.freed) do
-    local score = call('ZSCORE', st.park, group)
+    local score = redis.call('ZSCORE', park_key(st), group)
     if score then
-      call('ZREM', st.park, group)
-      call('ZADD', st.rot, score, group)
+      redis.call('ZREM', park_key(st), group)
+      redis.call('ZADD', rot_key(st), score, group)
     end
   end
   st.freed = {}
@@ -429,19 +470,19 @@ end
 local function grant_groups(st, wake_arg, quiet)
   unpark(st)
   while not full(st) do
-    local front = call('ZRANGE', st.rot, 0, 0, 'WITHSCORES')
+    local front = redis.call('ZRANGE', rot_key(st), 0, 0, 'WITHSCORES')
     local group = front[1]
     if not group then
-      if call('ZCARD', st.park) > 0 then return false end
+      if redis.call('ZCARD', park_key(st)) > 0 then return false end
       st.seq, st.dirty.g = nil, true
       return true
     end
     local key = group_queue(st, group)
-    local e = call('LPOP', key)
+    local e = redis.call('LPOP', key)
     if not e then
       -- A group leaves the rotation here, at the front, once nothing of it is queued: its pass is
       -- the lowest now, so joining again later at the virtual time gives it nothing it had not.
-      call('ZREM', st.rot, group)
+      redis.call('ZREM', rot_key(st), group)
       local pass = math.floor(tonumber(front[2]))
       if pass > st.vtime then st.vtime, st.dirty.g = pass, true end
     else
@@ -450,9 +491,9 @@ local function grant_groups(st, wake_arg, quiet)
         if capped(st, group, req.weight) then
           -- passed over without holding anyone back; it keeps its score for when it is freed
           put_back(st, key, e)
-          call('ZREM', st.rot, group)
-          call('ZADD', st.park, front[2], group)
-          expire_new(st, st.park)
+          redis.call('ZREM', rot_key(st), group)
+          redis.call('ZADD', park_key(st), front[2], group)
+          expire_new(st, park_key(st))
         elseif not fits(st, req) then
           put_back(st, key, e)
           return false
@@ -463,7 +504,7 @@ local function grant_groups(st, wake_arg, quiet)
           -- it missed: it takes its turn, then counts from the virtual time (one turn, not a run).
           local pass = math.max(math.floor(tonumber(front[2])), st.vtime)
           if pass > st.vtime then st.vtime, st.dirty.g = pass, true end
-          call('ZADD', st.rot, turn_score(st, pass + req.weight), group)
+          redis.call('ZADD', rot_key(st), turn_score(st, pass + req.weight), group)
         end
       end
     end
@@ -508,7 +549,7 @@ end
 -- floor"), or nil.
 local function scan_waiter(key, id)
   local prefix = id .. ' '
-  for i, e in ipairs(call('LRANGE', key, 0, -1)) do
+  for i, e in ipairs(redis.call('LRANGE', key, 0, -1)) do
     if string.sub(e, 1, #prefix) == prefix then return i - 1, string.sub(e, #prefix + 1) end
   end
   return nil
@@ -520,11 +561,11 @@ end
 -- falls back to finding the element by the id, unless the waiter holds already.
 local function remove_waiter(st, key, id, since)
   if since ~= '' then
-    local n = call('LREM', key, 1, id .. ' ' .. since)
+    local n = redis.call('LREM', key, 1, id .. ' ' .. since)
     if n > 0 or st.holders[id] then return n end
   end
   local pos, at = scan_waiter(key, id)
-  return pos and call('LREM', key, 1, id .. ' ' .. at) or 0
+  return pos and redis.call('LREM', key, 1, id .. ' ' .. at) or 0
 end
 
 -- The 0-based position of a waiter's element (`since`: the element's tail after the id, "since" or
@@ -534,7 +575,7 @@ end
 -- finds that element instead of pushing a third.
 local function find_waiter(key, id, since)
   if since ~= '' then
-    local pos = call('LPOS', key, id .. ' ' .. since)
+    local pos = redis.call('LPOS', key, id .. ' ' .. since)
     if pos then return pos end
   end
   local pos, at = scan_waiter(key, id)
@@ -577,7 +618,7 @@ local function acquire(keys, args)
   local kind, limit, cap = parse_kind_limit(kind_limit)
   -- (liveness == liveness: tonumber takes "nan", which compares unequal to itself)
   if not (req and kind and liveness and liveness == liveness and liveness > 0) then return redis.error_reply('FAIRLOCK_BADARG malformed waiter id, liveness or kind') end
-  if not (string.match(group, GROUP) and #group % 2 == 0 and #group <= MAX_GROUP_HEX) then return redis.error_reply('FAIRLOCK_BADARG malformed group') end
+  if group ~= '' and not (string.match(group, GROUP) and #group % 2 == 0 and #group <= MAX_GROUP_HEX) then return redis.error_reply('FAIRLOCK_BADARG malformed group') end
   if group ~= '' and kind == 'rw' then return redis.error_reply('FAIRLOCK_BADARG a read-write lock takes no group') end
   if cap and (kind ~= 'semaphore' or cap < 1 or cap > limit) then return redis.error_reply('FAIRLOCK_BADARG perGroup ' .. cap .. ' is not from 1 to the permits') end
   local floor, guard_ms -- a quorum call's (nil for a single-node one)
@@ -598,7 +639,7 @@ local function acquire(keys, args)
   end
 
   if st.kind_limit ~= kind_limit then
-    if st.kind_limit and (st.count > 0 or st.seq or call('LLEN', st.queue) > 0) then
+    if st.kind_limit and (st.count > 0 or st.seq or redis.call('LLEN', st.queue) > 0) then
       flush(st)
       return { REPLY_ACQUIRE_REFUSED, now, st.kind_limit }
     end
@@ -611,10 +652,16 @@ local function acquire(keys, args)
     -- The restart guard (see "Quorum"): the born key is set when missing (this master lost its data,
     -- or never served a quorum call); until born + guardMs the guard holds the name. Inline: EVALSHA
     -- builds every top-level function on each call, and single-node calls should not pay for it.
-    local born = tonumber(call('HMGET', keys[3], 'b')[1])
+    -- The name's state keeps a copy of it (field b): written with the state, it is lost with it, so
+    -- the born key is read only by the first quorum acquire of the name since its state was made.
+    local born = tonumber(st.born_text)
     if not born then
-      born = now
-      call('HSET', keys[3], 'b', string.format('%d', born))
+      born = tonumber(redis.call('HMGET', keys[3], 'b')[1])
+      if not born then
+        born = now
+        redis.call('HSET', keys[3], 'b', string.format('%d', born))
+      end
+      st.born_text, st.dirty.b = string.format('%d', born), true
     end
     local ends, g = born + guard_ms, st.holders[GUARD_ID]
     if ends > now and not g then
@@ -681,7 +728,7 @@ local function acquire(keys, args)
   -- group's list and the grant rule runs, which may grant it at once (its group's turn, a capped
   -- group passed over): it learns that from this reply, not from a wake-up.
   if group ~= '' and not st.seq then start_groups(st) end
-  local position = call('RPUSH', key, id .. ' ' .. now .. floor_tail)
+  local position = redis.call('RPUSH', key, string.format('%s %d%s', id, now, floor_tail))
   if position == 1 then
     expire_new(st, key)
     if st.seq then activate(st, group) end
@@ -785,7 +832,7 @@ local function commit(keys, args)
   local st = load(keys)
   local h = st.holders[id]
   if h then
-    if T > st.token then st.token, st.dirty.t = T, true end
+    if T > last_token(st) then st.token, st.dirty.t = T, true end
     if h.confirmed == 0 then
       confirm(st, h)
     else
@@ -925,8 +972,8 @@ local function inspect(keys, args)
   local rotation = { { group = '', parked = 0 } }
   if st.seq then
     rotation = {}
-    for parked, z in ipairs({ st.rot, st.park }) do
-      local r = call('ZRANGE', z, 0, -1, 'WITHSCORES')
+    for parked, z in ipairs({ rot_key(st), park_key(st) }) do
+      local r = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
       for i = 1, #r, 2 do rotation[#rotation + 1] = { group = r[i], score = tonumber(r[i + 1]), parked = parked - 1 } end
     end
     table.sort(rotation, function(a, b) return a.score < b.score end)
@@ -937,7 +984,7 @@ local function inspect(keys, args)
     local key = group_queue(st, g.group)
     local from = 0
     while #live < most * 3 do
-      local entries = call('LRANGE', key, from, from + batch - 1)
+      local entries = redis.call('LRANGE', key, from, from + batch - 1)
       if #entries == 0 then break end
       for _, e in ipairs(entries) do
         local id, sid, _, _, _, _, since = string.match(e, ELEMENT)
@@ -950,7 +997,7 @@ local function inspect(keys, args)
       end
       from = from + batch
     end
-    local waiting = st.seq and call('LLEN', key) or 0
+    local waiting = st.seq and redis.call('LLEN', key) or 0
     if waiting > 0 then -- a member with nothing queued (it leaves at the front) is not reported
       groups[#groups + 1] = g.group
       groups[#groups + 1] = waiting
@@ -968,7 +1015,7 @@ end
 local function types(keys, _)
   local expected = { 'hash', 'list' }
   for i = 1, #keys do
-    local t = call('TYPE', keys[i])
+    local t = redis.call('TYPE', keys[i])
     t = type(t) == 'table' and t.ok or t
     if t ~= 'none' and t ~= expected[i] then return { keys[i], t } end
   end
