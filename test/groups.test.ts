@@ -213,11 +213,13 @@ test('events and leases carry the group; nested leases report the outer group', 
     t.is(lease.group, 'g3');
     await nested.release();
   }, { group: 'g3' });
-  t.deepEqual(seen, [
+  // g2's grant comes by wake-up on the subscriber's connection, g1's release reply on the command
+  // connection: either may be read first (CI, Node 24 beside the soak), so those two are compared as a pair.
+  const handOff = seen.slice(2, 4).map((e) => e.join(' ')).sort();
+  t.deepEqual(handOff, ['granted g2', 'released g1']);
+  t.deepEqual([...seen.slice(0, 2), ...seen.slice(4)], [
     ['granted', 'g1'],
     ['queued', 'g2'],
-    ['released', 'g1'],
-    ['granted', 'g2'],
     ['released', 'g2'],
     ['granted', 'g3'],
     ['released', 'g3'],
