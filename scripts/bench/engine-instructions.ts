@@ -6,13 +6,17 @@
  * calls go from this client as the library sends them (FCALL or EVALSHA, the reply read back), so
  * the figures include the command's dispatch, not the kernel's share of the I/O.
  *
- *   npx tsx scripts/bench/engine-instructions.ts [--n 300] [--engine path/to/engine.lua]
+ *   npx tsx scripts/bench/engine-instructions.ts [--n 300] [--engine path/to/engine.lua] [--only 'master 1,probe']
  *
  * Paths: node-redlock's pair (its acquire and release scripts, EVALSHA), an empty FCALL pair with
  * the quorum acquire's arguments (the dispatch floor), a pair of FCALLs each running only the
  * commands an engine call needs at least (TIME, HMGET, LPOP, HSET), and the engine's: a quorum
  * master 1's pair (acquire granted at once, release with nobody queued), master 0's cycle (two
  * acquires, one granted and one queued, a hand-off release, a release), single-node uncontended.
+ * Probes split an engine call up (the library's local functions are in scope of its registrations):
+ * parsing acquire's arguments, load() of a used name's state, and 40 small tables and strings made
+ * and dropped, the price of the memory Lua allocates and collects. --only keeps the paths whose
+ * names contain one of its comma-separated parts.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,7 +28,7 @@ import { freePort } from '../../src/cli/redis-server.js';
 import { luaReplyConstants } from '../../src/protocol/codes.js';
 import { sleep } from './clock.js';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '300' }, engine: { type: 'string' } } });
+const { values } = parseArgs({ options: { n: { type: 'string', default: '300' }, engine: { type: 'string' }, only: { type: 'string' } } });
 const N = Number(values.n);
 const ENGINE = values.engine ?? new URL('../../src/protocol/lua/engine.lua', import.meta.url).pathname;
 
@@ -35,6 +39,9 @@ const LIBRARY = () => `#!lua name=count\n${luaReplyConstants()}\n${readFileSync(
 redis.register_function('a', ENTRY.acquire)
 redis.register_function('r', ENTRY.release)
 redis.register_function('empty', function() return {1, 2, 3, 4} end)
+redis.register_function('p_load', function(k) load(k) return {1, 2, 3, 4} end)
+redis.register_function('p_parse', function(k, a) parse_id(a[1]) parse_kind_limit(a[5]) quorum_number(a[8]) quorum_number(a[9]) return {1, 2, 3, 4} end)
+redis.register_function('p_garbage', function(k, a) local t = {} for i = 1, 40 do t[i] = { i, a[1] .. i } end return {1, 2, 3, 4} end)
 redis.register_function('least', function(k)
   redis.call('TIME')
   redis.call('HMGET', k[1], 'k', 't', 'h', 'r', 's', 'x', 'g', 'b')
@@ -64,6 +71,18 @@ const PATHS: Record<string, (c: Client, sha: { acquire: string; release: string 
   'FCALL pair, TIME+HMGET+LPOP+HSET only': async (c) => {
     await c.sendCommand(['FCALL', 'least', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
     await c.sendCommand(['FCALL', 'least', '2', Q[1]!, Q[2]!, waiter(1), WAKE]);
+  },
+  'probe: FCALL pair, each parses the args as acquire does': async (c) => {
+    await c.sendCommand(['FCALL', 'p_parse', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+    await c.sendCommand(['FCALL', 'p_parse', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+  },
+  'probe: FCALL pair, each load()s a state as master 1 sees it': async (c) => {
+    await c.sendCommand(['FCALL', 'p_load', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+    await c.sendCommand(['FCALL', 'p_load', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+  },
+  'probe: FCALL pair, each makes 40 small tables and strings': async (c) => {
+    await c.sendCommand(['FCALL', 'p_garbage', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+    await c.sendCommand(['FCALL', 'p_garbage', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
   },
   'quorum master 1: acquire granted + release': async (c) => {
     const id = waiter(1);
@@ -108,6 +127,8 @@ async function instructions(path: string, reps: number): Promise<number> {
     await c.sendCommand(['FUNCTION', 'LOAD', LIBRARY()]);
     const sha = { acquire: String(await c.sendCommand(['SCRIPT', 'LOAD', RL_ACQUIRE])), release: String(await c.sendCommand(['SCRIPT', 'LOAD', RL_RELEASE])) };
     await c.sendCommand(['HSET', 'c:born', 'b', '1']); // the restart guard long passed
+    // a name as master 1 sees it after some use (released ids, a session), in both runs: the probes read it
+    for (let i = 0; i < 10; i++) await PATHS['quorum master 1: acquire granted + release']!(c, sha);
     for (let i = 0; i < 10 + reps; i++) await PATHS[path]!(c, sha);
     await c.sendCommand(['SHUTDOWN', 'NOSAVE']).catch(() => undefined);
     await c.disconnect().catch(() => undefined);
@@ -122,7 +143,7 @@ async function instructions(path: string, reps: number): Promise<number> {
 }
 
 console.log(`instructions per repetition (callgrind Ir, (N - 0) / N, N = ${N}), engine ${ENGINE}`);
-for (const path of Object.keys(PATHS)) {
+for (const path of Object.keys(PATHS).filter((p) => !values.only || values.only.split(',').some((o) => p.includes(o)))) {
   const base = await instructions(path, 0);
   const ir = (await instructions(path, N)) - base;
   console.log(`${path.padEnd(52)} ${Math.round(ir / N).toLocaleString('en')}`);
