@@ -408,3 +408,35 @@ test('"again" with a since that matches no element (a re-run whose reply was los
   // The heartbeat's newest check finds it the same way: no false lapse.
   t.false((await s.heartbeat(keys, 'w', LIVENESS, { held: [], newest: { id: idW, since: w.since - 1_000 } })).lapsed);
 });
+
+// The engine's fast path (an idle name, plain mode, the default group: granted without building the
+// name's state) must write exactly what the general path writes. "again" on an idle name takes the
+// general path and grants the same way, so the two are compared field by field, numbers aside.
+test('an uncontended grant writes what the general path writes: lock, semaphore, read, quorum floor and guard', async (t) => {
+  const shapes = [
+    { kind: 'lock', limit: 1, weight: 1, mode: 'x' },
+    { kind: 'semaphore', limit: 3, weight: 2, mode: 'x' },
+    { kind: 'rw', limit: 0, weight: 1, mode: 'r' },
+    { kind: 'rw', limit: 0, weight: 1, mode: 'w' },
+  ] as const;
+  const numbersOut = (v: string) => v.replace(/\d{4,}/g, 'N');
+  for (const [k, shape] of shapes.entries()) {
+    for (const quorum of [undefined, { floor: Date.now() * 1_000 + 5_000_000, guardMs: 3_000 }]) {
+      const runs: Record<string, string>[] = [];
+      for (const again of [undefined, {}]) {
+        const { s, keys, prefix } = setup();
+        if (quorum) await fx.client.hSet(`${prefix}:born`, 'b', '0'); // born long ago: the guard has passed
+        const id = waiterId(`s${k}`, 1, 5_000, true, shape.weight, shape.mode);
+        const r = expectKind(await s.acquire(keys, id, LIVENESS, 'wait', shape.kind, shape.limit, again, {}, quorum), 'granted');
+        if (quorum) t.is(r.token, quorum.floor, 'the floor bounds the token');
+        const state = await fx.client.hGetAll(keys.state);
+        t.true((await fx.client.pTTL(keys.state)) > DAY - 60_000, 'the state has its expiry');
+        runs.push(Object.fromEntries(Object.entries(state).map(([f, v]) => [f, numbersOut(v)])));
+        t.is((await s.release(keys, id)).kind, 'released');
+        const after = await fx.client.hGetAll(keys.state);
+        t.deepEqual([after.h, after.r], ['', id], `${shape.kind} ${shape.mode}: released`);
+      }
+      t.deepEqual(runs[0], runs[1], `${shape.kind} ${shape.mode}${quorum ? ' (quorum)' : ''}: the fast path's fields are the general path's`);
+    }
+  }
+});

@@ -217,3 +217,28 @@ shardedTest('on a cluster (wake = "S...") a hand-off wakes the waiter with SPUBL
   await shard.sSubscribe(shardChannel, () => undefined); // a round trip on the shard connection: anything sent before it has arrived
   t.is(sharded.length, 1, 'nothing sharded from the plain Scripts');
 });
+
+// The engine's fast path for the common release (the only holder, nobody queued, plain mode) must
+// write what the general path writes. A dead waiter's element in the queue sends the release down the
+// general path, which drops it and ends with the same state; the two are compared, numbers aside.
+test('the release of the only holder writes what the general path writes', async (t) => {
+  const numbersOut = (v: string) => v.replace(/\d{4,}/g, 'N');
+  const runs: Record<string, string>[] = [];
+  for (const general of [false, true]) {
+    const { s, keys } = setup();
+    const ids = [1, 2, 3].map((n) => waiterId('h', n, 5_000, true, 1, 'x'));
+    for (const id of ids.slice(0, 2)) {
+      expectKind(await s.acquire(keys, id, LIVENESS, 'wait', 'lock', 1), 'granted');
+      t.is((await s.release(keys, id)).kind, 'released');
+    }
+    expectKind(await s.acquire(keys, ids[2]!, LIVENESS, 'wait', 'lock', 1), 'granted');
+    if (general) await fx.client.rPush(keys.queue, `${waiterId('dead', 1, 5_000, true, 1, 'x')} 1`); // its session has no deadline
+    t.is((await s.release(keys, ids[2]!)).kind, 'released');
+    t.is(await fx.client.exists(keys.queue), 0, 'nobody queued after');
+    runs.push(Object.fromEntries(Object.entries(await fx.client.hGetAll(keys.state)).map(([f, v]) => [f, numbersOut(v)])));
+    t.is((await s.release(keys, ids[2]!)).kind, 'already');
+  }
+  t.deepEqual(runs[0], runs[1]);
+  t.is(runs[0]!.h, '');
+  t.is(runs[0]!.r, [3, 2, 1].map((n) => numbersOut(waiterId('h', n, 5_000, true, 1, 'x'))).join(' '));
+});

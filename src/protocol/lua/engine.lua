@@ -51,7 +51,10 @@
   on one Redis, SPUBLISH in the name's slot on a cluster) followed by the channel's prefix; the
   session id completes it (keys.ts builds the prefix).
   Cost: a contended acquisition is an enqueue (TIME, HMGET, RPUSH) and a hand-off release (TIME, HMGET,
-  LPOP, HSET, PUBLISH); a session's deadline and the keys' expiry are written only when short.
+  LPOP, HSET, PUBLISH); a session's deadline and the keys' expiry are written only when short. The
+  uncontended acquire and release (an idle name, plain mode, nobody queued) take a fast path each that
+  builds no state table: TIME, HMGET, LLEN, HSET, with the same writes as the general path (a test
+  compares the two field by field).
   Commands go through plain redis.call: a key of the wrong type fails the call with WRONGTYPE, and the
   client then runs the types script to name the key.
 
@@ -184,11 +187,15 @@ local function park_key(st)
 end
 
 -- The name's state at Redis time now (one TIME, one HMGET). Holders whose deadline passed are left out.
-local function load(keys)
+local function read_state(keys)
   local t = redis.call('TIME')
+  return t, redis.call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x', 'g', 'b')
+end
+
+local function load(keys, t, f)
+  if not t then t, f = read_state(keys) end
   local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local now = math.floor(now_us / 1000)
-  local f = redis.call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x', 'g', 'b')
   local st = {
     key = keys[1], queue = keys[2], now = now, now_us = now_us,
     kind_limit = f[1] or false, token_text = f[2], released = f[4] or '', sessions = f[5] or '', expires_at = tonumber(f[6]) or 0, born_text = f[8],
@@ -331,6 +338,22 @@ local function flush(st)
       end
     end
   end
+end
+
+-- The fast paths' write (see acquire and release): one HSET of `args` (its field and value pairs) and,
+-- when the keys' expiry must move by keep_keys' rule (half a day past now and past `latest`, the
+-- holders' last deadline), x with it and PEXPIREAT on both keys, exactly as flush does.
+local function write_fast(keys, args, expires_at, now, latest)
+  local need = math.max(now + DAY / 2, latest)
+  if expires_at >= need then
+    redis.call(unpack(args))
+    return
+  end
+  expires_at = need + DAY / 2
+  args[#args + 1] = 'x'; args[#args + 1] = string.format('%d', expires_at)
+  redis.call(unpack(args))
+  redis.call('PEXPIREAT', keys[1], expires_at)
+  redis.call('PEXPIREAT', keys[2], expires_at)
 end
 
 -- The channel "wake_arg minus its first letter, then the session id"; a failed publish (an ACL
@@ -628,7 +651,42 @@ local function acquire(keys, args)
     if guard_ms and guard_ms > 0 and not keys[3] then return redis.error_reply('FAIRLOCK_BADARG a guardMs needs the born key') end
   end
   req.group = group
-  local st = load(keys)
+  local t, f = read_state(keys)
+  -- Fast path (the common uncontended acquire): nobody holds or queues, plain mode, the default group,
+  -- a request that fits an empty name, no restart guard to start: granted with the state's fields as
+  -- read, and written back as flush would (same fields, same expiry rule). Anything else: the general path.
+  if mode ~= 'again' and group == '' and (not f[3] or f[3] == '') and (not f[7] or f[7] == '') and (f[1] == kind_limit or not f[1])
+    and (req.mode ~= 'x' or req.weight <= math.min(limit, cap or limit)) then
+    local born_text, born_new = f[8], false
+    local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    local now = math.floor(now_us / 1000)
+    local guarded = false
+    if guard_ms and guard_ms > 0 then
+      local born = tonumber(born_text)
+      if not born then
+        born = tonumber(redis.call('HMGET', keys[3], 'b')[1])
+        if not born then
+          born = now
+          redis.call('HSET', keys[3], 'b', string.format('%d', born))
+        end
+        born_text, born_new = string.format('%d', born), true
+      end
+      guarded = born + guard_ms > now
+    end
+    if not guarded and redis.call('LLEN', keys[2]) == 0 then
+      local last = tonumber(f[2]) or 0
+      local token
+      if floor then token = math.max(last > 0 and last + 1 or now_us, floor) else token = math.max(last + 1, now_us) end
+      local exp = now + req.lease
+      -- the entry holder_text writes for a confirmed grant of the default group
+      local args = { 'HSET', keys[1], 'h', string.format('%s %d %d %d %d 1', id, token, exp, req.lease, now), 't', string.format('%d', token) }
+      if not f[1] then args[#args + 1] = 'k'; args[#args + 1] = kind_limit end
+      if born_new then args[#args + 1] = 'b'; args[#args + 1] = born_text end
+      write_fast(keys, args, tonumber(f[6]) or 0, now, exp)
+      return { REPLY_ACQUIRE_GRANTED, now, token, exp }
+    end
+  end
+  local st = load(keys, t, f)
   local now = st.now
 
   local h = st.holders[id]
@@ -755,7 +813,25 @@ end
 ]]
 local function release(keys, args)
   local id, wake_arg = args[1], args[2]
-  local st = load(keys)
+  local t, f = read_state(keys)
+  -- Fast path (the common release): this id is the only holder, its deadline has not passed, plain
+  -- mode, nobody queued: the entry goes, the id joins the released ones, as the general path writes them.
+  local h = f[3]
+  local entry_id, exp
+  if h and (not f[7] or f[7] == '') then
+    local _
+    entry_id, _, _, _, _, _, exp = string.match(h, ENTRY) -- one entry only: ENTRY is anchored at both ends
+  end
+  if entry_id and entry_id == id then
+    local now = math.floor((tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000)
+    if tonumber(exp) > now and redis.call('LLEN', keys[2]) == 0 then
+      local st = { released = f[4] or '', dirty = {} } -- what remember_release reads and marks
+      remember_release(st, id)
+      write_fast(keys, { 'HSET', keys[1], 'h', '', 'r', st.released }, tonumber(f[6]) or 0, now, 0)
+      return { REPLY_RELEASE_RELEASED, now }
+    end
+  end
+  local st = load(keys, t, f)
   local h = st.holders[id]
   if h then
     remove_holder(st, h)
