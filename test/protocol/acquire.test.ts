@@ -440,3 +440,11 @@ test('an uncontended grant writes what the general path writes: lock, semaphore,
     }
   }
 });
+
+test('an idle name of limit 0 grants nothing, whichever path the engine takes (no client sends one)', async (t) => {
+  const { s, keys } = setup();
+  const id = waiterId('z', 1, 5_000, true, 0, 'x');
+  const r = await s.acquire(keys, id, LIVENESS, 'wait', 'semaphore', 0);
+  t.is(r.kind, 'queued');
+  t.is((await fx.client.hGetAll(keys.state)).h ?? '', '', 'nobody holds');
+});

@@ -653,10 +653,11 @@ local function acquire(keys, args)
   req.group = group
   local t, f = read_state(keys)
   -- Fast path (the common uncontended acquire): nobody holds or queues, plain mode, the default group,
-  -- a request that fits an empty name, no restart guard to start: granted with the state's fields as
+  -- a request that fits an empty name that is not full (a limit of 0, which no client sends, is), no
+  -- restart guard to start: granted with the state's fields as
   -- read, and written back as flush would (same fields, same expiry rule). Anything else: the general path.
   if mode ~= 'again' and group == '' and (not f[3] or f[3] == '') and (not f[7] or f[7] == '') and (f[1] == kind_limit or not f[1])
-    and (req.mode ~= 'x' or req.weight <= math.min(limit, cap or limit)) then
+    and (req.mode ~= 'x' or req.weight <= math.min(limit, cap or limit)) and (kind == 'rw' or limit > 0) then
     local born_text, born_new = f[8], false
     local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
     local now = math.floor(now_us / 1000)
