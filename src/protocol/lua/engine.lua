@@ -605,6 +605,21 @@ local function find_waiter(key, id, since)
   return pos, at and tonumber(string.match(at, '^%d+'))
 end
 
+-- When this master was born (see "Quorum"), Redis ms: the name's copy (field b) when it has one, else
+-- the born key's value, set to now when missing. The copy is written with the state and lost with it,
+-- so the born key is read only by the first quorum acquire of a name since its state was made; the
+-- second result is the text to copy into the state (nil when the copy was there).
+local function born_at(keys, copy, now)
+  local born = tonumber(copy)
+  if born then return born, nil end
+  born = tonumber(redis.call('HMGET', keys[3], 'b')[1])
+  if not born then
+    born = now
+    redis.call('HSET', keys[3], 'b', string.format('%d', born))
+  end
+  return born, string.format('%d', born)
+end
+
 -- An optional number argument of a quorum call: nil when absent or '', false when malformed (not a
 -- whole number from 0 to 2^53, the largest a token reaches exactly in Lua and in JavaScript).
 local function quorum_number(arg)
@@ -663,15 +678,8 @@ local function acquire(keys, args)
     local now = math.floor(now_us / 1000)
     local guarded = false
     if guard_ms and guard_ms > 0 then
-      local born = tonumber(born_text)
-      if not born then
-        born = tonumber(redis.call('HMGET', keys[3], 'b')[1])
-        if not born then
-          born = now
-          redis.call('HSET', keys[3], 'b', string.format('%d', born))
-        end
-        born_text, born_new = string.format('%d', born), true
-      end
+      local born, read = born_at(keys, born_text, now)
+      if read then born_text, born_new = read, true end
       guarded = born + guard_ms > now
     end
     if not guarded and redis.call('LLEN', keys[2]) == 0 then
@@ -709,19 +717,9 @@ local function acquire(keys, args)
   end
   if guard_ms and guard_ms > 0 then
     -- The restart guard (see "Quorum"): the born key is set when missing (this master lost its data,
-    -- or never served a quorum call); until born + guardMs the guard holds the name. Inline: EVALSHA
-    -- builds every top-level function on each call, and single-node calls should not pay for it.
-    -- The name's state keeps a copy of it (field b): written with the state, it is lost with it, so
-    -- the born key is read only by the first quorum acquire of the name since its state was made.
-    local born = tonumber(st.born_text)
-    if not born then
-      born = tonumber(redis.call('HMGET', keys[3], 'b')[1])
-      if not born then
-        born = now
-        redis.call('HSET', keys[3], 'b', string.format('%d', born))
-      end
-      st.born_text, st.dirty.b = string.format('%d', born), true
-    end
+    -- or never served a quorum call); until born + guardMs the guard holds the name.
+    local born, read = born_at(keys, st.born_text, now)
+    if read then st.born_text, st.dirty.b = read, true end
     local ends, g = born + guard_ms, st.holders[GUARD_ID]
     if ends > now and not g then
       g = parse_id(GUARD_ID)
