@@ -15,7 +15,7 @@
  * acquires, one granted and one queued, a hand-off release, a release), single-node uncontended.
  * Probes split an engine call up (the library's local functions are in scope of its registrations):
  * parsing acquire's arguments, load() of a used name's state, and 40 small tables and strings made
- * and dropped, the price of the memory Lua allocates and collects. --only keeps the paths whose
+ * and dropped (what making objects costs in Redis's Lua). --only keeps the paths whose
  * names contain one of its comma-separated parts.
  */
 import { spawn } from 'node:child_process';
@@ -39,7 +39,7 @@ const LIBRARY = () => `#!lua name=count\n${luaReplyConstants()}\n${readFileSync(
 redis.register_function('a', ENTRY.acquire)
 redis.register_function('r', ENTRY.release)
 redis.register_function('empty', function() return {1, 2, 3, 4} end)
-redis.register_function('p_load', function(k) load(k) return {1, 2, 3, 4} end)
+redis.register_function('p_load', function(k) load(k, read_state(k)) return {1, 2, 3, 4} end)
 redis.register_function('p_parse', function(k, a) parse_id(a[1]) parse_kind_limit(a[5]) quorum_number(a[8]) quorum_number(a[9]) return {1, 2, 3, 4} end)
 redis.register_function('p_garbage', function(k, a) local t = {} for i = 1, 40 do t[i] = { i, a[1] .. i } end return {1, 2, 3, 4} end)
 redis.register_function('least', function(k)
