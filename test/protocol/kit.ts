@@ -14,6 +14,9 @@ import { holdersAt, queueAt, sessionDeadlineAt } from '../helpers/state.js';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const LIVENESS = 10_000;
 
+/** A text with every run of 4 or more digits as N. */
+export const numbersOut = (v: string) => v.replace(/\d{4,}/g, 'N');
+
 /** `r` narrowed to the reply kind `kind`; throws (failing the test) on another kind. */
 export function expectKind<K extends AcquireReply['kind']>(r: AcquireReply, kind: K): Extract<AcquireReply, { kind: K }> {
   if (r.kind !== kind) throw new Error(`expected a ${kind} reply, got ${JSON.stringify(r)}`);
@@ -40,6 +43,10 @@ export function kit(fx: Fixture) {
     /** A session's deadline in the state hash's `s` field, or null. */
     deadline(stateKey: string, sessionId: string): Promise<number | null> {
       return sessionDeadlineAt(fx.client, stateKey, sessionId);
+    },
+    /** The state hash with every run of 4 or more digits (tokens, times) as N: two paths' writes compared, numbers aside. */
+    async shapeOf(stateKey: string): Promise<Record<string, string>> {
+      return Object.fromEntries(Object.entries(await fx.client.hGetAll(stateKey)).map(([f, v]) => [f, numbersOut(v)]));
     },
   };
 }
