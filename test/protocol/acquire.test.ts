@@ -16,7 +16,7 @@ import { FairLockError } from '../../src/errors.js';
 import { waiterId } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt } from '../helpers/state.js';
-import { sleep, LIVENESS, expectKind, kit } from './kit.js';
+import { sleep, LIVENESS, expectKind, kit, numbersOut } from './kit.js';
 
 const fx = useRedis();
 const { setup, heldIds, queued, elements, deadline, shapeOf } = kit(fx);
@@ -445,4 +445,64 @@ test('an idle name of limit 0 grants nothing, whichever path the engine takes (n
   const r = await s.acquire(keys, id, LIVENESS, 'wait', 'semaphore', 0);
   t.is(r.kind, 'queued');
   t.is((await fx.client.hGetAll(keys.state)).h ?? '', '', 'nobody holds');
+});
+
+test('an enqueue behind a holder writes what the general path writes: lock, semaphore, rw, a new or a longer queue, quorum floor', async (t) => {
+  const shapes = [
+    { kind: 'lock', limit: 1, held: [1, 'x'], asks: [1, 'x'] },
+    { kind: 'semaphore', limit: 3, held: [2, 'x'], asks: [2, 'x'] },
+    { kind: 'rw', limit: 0, held: [1, 'r'], asks: [1, 'w'] },
+    { kind: 'rw', limit: 0, held: [1, 'w'], asks: [1, 'r'] },
+  ] as const;
+  for (const [k, shape] of shapes.entries()) {
+    for (const quorum of [undefined, { floor: Date.now() * 1_000 + 5_000_000, guardMs: 3_000 }]) {
+      for (const longer of [false, true]) {
+        const label = `${shape.kind} ${shape.asks[1]}${quorum ? ' (quorum)' : ''}${longer ? ', second in the queue' : ', a new queue'}`;
+        const runs: unknown[] = [];
+        for (const again of [undefined, {}]) {
+          const { s, keys, prefix } = setup();
+          if (quorum) await fx.client.hSet(`${prefix}:born`, 'b', '0'); // born long ago: the guard has passed
+          const holder = waiterId(`h${k}`, 1, 5_000, true, shape.held[0], shape.held[1]);
+          expectKind(await s.acquire(keys, holder, LIVENESS, 'wait', shape.kind, shape.limit, undefined, {}, quorum), 'granted');
+          // the session's deadline is set by its first waiter (the general path), which stays queued or leaves
+          const first = waiterId(`q${k}`, 1, 5_000, true, shape.asks[0], shape.asks[1]);
+          const q = expectKind(await s.acquire(keys, first, LIVENESS, 'wait', shape.kind, shape.limit, undefined, {}, quorum), 'queued');
+          if (!longer) t.is((await s.cancel(keys, first, q.since, undefined, quorum?.floor)).kind, 'cancelled');
+          const before = await fx.client.hGetAll(keys.state);
+          const id = waiterId(`q${k}`, 2, 5_000, true, shape.asks[0], shape.asks[1]);
+          const r = expectKind(await s.acquire(keys, id, LIVENESS, 'wait', shape.kind, shape.limit, again, {}, quorum), 'queued');
+          t.is(r.position, longer ? 2 : 1, label);
+          t.false(r.lapsed);
+          t.is(r.sessionDeadline, q.sessionDeadline, `${label}: the session's deadline, unmoved`);
+          t.deepEqual(await fx.client.hGetAll(keys.state), before, `${label}: the state as it was (the expiry was far off)`);
+          const tail = await fx.client.lIndex(keys.queue, -1);
+          t.is(tail, `${id} ${r.since}${quorum ? ` ${quorum.floor}` : ''}`, `${label}: the element`);
+          const ttl = await fx.client.pTTL(keys.queue);
+          t.true(ttl > 0 && Math.abs(r.now + ttl - Number(before.x)) < 5_000, `${label}: the queue expires with the state`);
+          runs.push({ state: await shapeOf(keys.state), queue: (await elements(keys.queue)).map(numbersOut), reply: [r.position, r.lapsed] });
+        }
+        t.deepEqual(runs[0], runs[1], `${label}: the fast path's writes are the general path's`);
+      }
+    }
+  }
+});
+
+test('an enqueue that makes the queue when the keys expire soon moves the expiry as the general path does', async (t) => {
+  const runs: unknown[] = [];
+  for (const again of [undefined, {}]) {
+    const { s, keys } = setup();
+    expectKind(await s.acquire(keys, waiterId('h', 1, 5_000, true, 1, 'x'), LIVENESS, 'wait', 'lock', 1), 'granted');
+    const first = waiterId('q', 1, 5_000, true, 1, 'x');
+    const q = expectKind(await s.acquire(keys, first, LIVENESS, 'wait', 'lock', 1), 'queued');
+    t.is((await s.cancel(keys, first, q.since)).kind, 'cancelled');
+    const soon = q.now + 60_000; // less than half a day: the next write that makes a key moves it
+    await fx.client.hSet(keys.state, 'x', String(soon));
+    await fx.client.pExpireAt(keys.state, soon);
+    const r = expectKind(await s.acquire(keys, waiterId('q', 2, 5_000, true, 1, 'x'), LIVENESS, 'wait', 'lock', 1, again), 'queued');
+    const x = Number(await fx.client.hGet(keys.state, 'x'));
+    t.true(x >= r.now + DAY, 'x moved a day on');
+    for (const key of [keys.state, keys.queue]) t.true(Math.abs(r.now + (await fx.client.pTTL(key)) - x) < 5_000, `${key} expires at x`);
+    runs.push(await shapeOf(keys.state));
+  }
+  t.deepEqual(runs[0], runs[1]);
 });

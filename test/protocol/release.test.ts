@@ -241,3 +241,63 @@ test('the release of the only holder writes what the general path writes', async
   t.is(runs[0]!.h, '');
   t.is(runs[0]!.r, [3, 2, 1].map((n) => numbersOut(waiterId('h', n, 5_000, true, 1, 'x'))).join(' '));
 });
+
+test('a hand-off to a head that fills the name writes and wakes as the general path does: lock, write, every permit, quorum floor', async (t) => {
+  const shapes = [
+    { kind: 'lock', limit: 1, held: [1, 'x'], next: [1, 'x'] },
+    { kind: 'semaphore', limit: 3, held: [1, 'x'], next: [3, 'x'] },
+    { kind: 'rw', limit: 0, held: [1, 'r'], next: [1, 'w'] },
+  ] as const;
+  for (const [k, shape] of shapes.entries()) {
+    for (const quorum of [undefined, { floor: Date.now() * 1_000 + 5_000_000 }]) {
+      const label = `${shape.kind} ${shape.next[1]}${quorum ? ' (quorum)' : ''}`;
+      const runs: unknown[] = [];
+      for (const general of [false, true]) {
+        const { prefix, s, keys } = setup();
+        const sub = await subscribe(t, [wakeChannel(prefix, `w${k}`)]);
+        const holder = waiterId(`h${k}`, 1, 5_000, true, shape.held[0], shape.held[1]);
+        const h = expectKind(await s.acquire(keys, holder, LIVENESS, 'wait', shape.kind, shape.limit, undefined, {}, quorum), 'granted');
+        // the general path: a dead waiter ahead (its session has no deadline), dropped on the way
+        if (general) await fx.client.rPush(keys.queue, `${waiterId('dead', 1, 5_000, true, shape.next[0], shape.next[1])} 1`);
+        const next = waiterId(`w${k}`, 1, 3_000, true, shape.next[0], shape.next[1]);
+        const w = expectKind(await s.acquire(keys, next, LIVENESS, 'wait', shape.kind, shape.limit, undefined, {}, quorum), 'queued');
+        const after = waiterId(`v${k}`, 1, 3_000, true, shape.next[0], shape.next[1]);
+        expectKind(await s.acquire(keys, after, LIVENESS, 'wait', shape.kind, shape.limit, undefined, {}, quorum), 'queued');
+        const rel = await s.release(keys, holder);
+        t.is(rel.kind, 'released', label);
+        const [granted, ...others] = await holdersAt(fx.client, keys.state);
+        t.deepEqual(others, [], `${label}: one holder`);
+        t.true(granted!.token > h.token && granted!.token >= (quorum?.floor ?? rel.now * 1_000), `${label}: the token is taken at the grant`);
+        t.is(await fx.client.hGet(keys.state, 'h'), `${next} ${granted!.token} ${w.sessionDeadline} 3000 ${rel.now} 0`, `${label}: unconfirmed, until the session's deadline`);
+        t.is(await fx.client.hGet(keys.state, 't'), String(granted!.token));
+        t.is(await fx.client.hGet(keys.state, 'r'), holder);
+        t.deepEqual((await fx.client.lRange(keys.queue, 0, -1)).map((e) => e.split(' ')[0]), [after], `${label}: the rest stays queued`);
+        t.deepEqual(await sub.received(1), [{ channel: wakeChannel(prefix, `w${k}`), message: `${next} ${granted!.token} ${Math.min(w.sessionDeadline, rel.now + 3_000)}` }], label);
+        runs.push({ state: await shapeOf(keys.state), queue: (await fx.client.lRange(keys.queue, 0, -1)).map(numbersOut) });
+      }
+      t.deepEqual(runs[0], runs[1], `${label}: the fast path's writes are the general path's`);
+    }
+  }
+});
+
+test('a hand-off that moves the keys\' expiry moves it as the general path does', async (t) => {
+  const runs: unknown[] = [];
+  for (const general of [false, true]) {
+    const { s, keys } = setup();
+    const holder = waiterId('h', 1, 5_000, true, 1, 'x');
+    expectKind(await s.acquire(keys, holder, LIVENESS, 'wait', 'lock', 1), 'granted');
+    if (general) await fx.client.rPush(keys.queue, `${waiterId('dead', 1, 5_000, true, 1, 'x')} 1`);
+    const w = expectKind(await s.acquire(keys, waiterId('w', 1, 5_000, true, 1, 'x'), LIVENESS, 'wait', 'lock', 1), 'queued');
+    expectKind(await s.acquire(keys, waiterId('v', 1, 5_000, true, 1, 'x'), LIVENESS, 'wait', 'lock', 1), 'queued');
+    const soon = w.now + 60_000;
+    await fx.client.hSet(keys.state, 'x', String(soon));
+    for (const key of [keys.state, keys.queue]) await fx.client.pExpireAt(key, soon);
+    const rel = await s.release(keys, holder);
+    t.is(rel.kind, 'released');
+    const x = Number(await fx.client.hGet(keys.state, 'x'));
+    t.true(x >= rel.now + 86_400_000, 'x moved a day on');
+    for (const key of [keys.state, keys.queue]) t.true(Math.abs(rel.now + (await fx.client.pTTL(key)) - x) < 5_000, `${key} expires at x`);
+    runs.push(await shapeOf(keys.state));
+  }
+  t.deepEqual(runs[0], runs[1]);
+});

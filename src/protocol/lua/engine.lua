@@ -51,10 +51,11 @@
   on one Redis, SPUBLISH in the name's slot on a cluster) followed by the channel's prefix; the
   session id completes it (keys.ts builds the prefix).
   Cost: a contended acquisition is an enqueue (TIME, HMGET, RPUSH) and a hand-off release (TIME, HMGET,
-  LPOP, HSET, PUBLISH); a session's deadline and the keys' expiry are written only when short. The
-  uncontended acquire and release (an idle name, plain mode, nobody queued) take a fast path each that
-  builds no state table: TIME, HMGET, LLEN, HSET, with the same writes as the general path (a test
-  compares the two field by field).
+  LRANGE, LPOP, HSET, PUBLISH); a session's deadline and the keys' expiry are written only when short.
+  The common cases take fast paths that build no state table, each with the same writes as the
+  general path (tests compare the two field by field): in plain mode, the uncontended acquire and
+  release (an idle name, nobody queued: TIME, HMGET, LLEN or LRANGE, HSET), the enqueue behind one
+  holder, and the hand-off of a name the head of the queue fills alone (a lock's).
   Commands go through plain redis.call: a key of the wrong type fails the call with WRONGTYPE, and the
   client then runs the types script to name the key.
 
@@ -227,10 +228,10 @@ local function load(keys, now_us, now, f)
   return st
 end
 
--- A session's deadline (0 when unknown).
-local function session_deadline(st, sid)
+-- A session's deadline in the field s as `sessions` holds it (0 when unknown).
+local function session_deadline(sessions, sid)
   -- a plain find of "sid ": it must start an entry (after ';' or at the start), never inside another sid
-  local s, from = st.sessions, 1
+  local s, from = sessions, 1
   while true do
     local at = string.find(s, sid .. ' ', from, true)
     if not at then return 0 end
@@ -269,9 +270,10 @@ local function remember_release(st, id)
   st.dirty.r = true
 end
 
--- (a plain find of the id, whole between spaces or the ends: no copy of the list)
-local function released_before(st, id)
-  local r, from = st.released, 1
+-- `id` is among the released ids `released` (a plain find of the id, whole between spaces or the
+-- ends: no copy of the list).
+local function released_before(released, id)
+  local r, from = released, 1
   while true do
     local at = string.find(r, id, from, true)
     if not at then return false end
@@ -418,8 +420,8 @@ end
 local function live_request(st, e, group)
   local id, sid, lease, renew, weight, mode, _, floor = string.match(e, ELEMENT)
   local req = request(id, sid, lease, renew, weight, mode)
-  if not req or st.holders[req.id] or released_before(st, req.id) then return nil end
-  local deadline = session_deadline(st, req.sid)
+  if not req or st.holders[req.id] or released_before(st.released, req.id) then return nil end
+  local deadline = session_deadline(st.sessions, req.sid)
   if deadline <= st.now then return nil end
   req.group, req.floor = group, tonumber(floor)
   return req, deadline
@@ -646,6 +648,41 @@ local function quorum_number(arg)
   return n
 end
 
+-- Fast path of the contended acquire (an enqueue behind a holder): one live holder, not this waiter
+-- and not the restart guard, beside which the request does not fit; plain mode, the default group,
+-- the name's own kind; a session whose deadline is far enough off to need no write; no restart guard
+-- to start or holding. The general path then grants nothing and writes only the element (and, for a
+-- queue it creates, the queue's expiry): this does the same without building the state table. A
+-- test compares the two. Returns the reply, or nil for the general path.
+local function enqueue_fast(keys, req, kind, limit, cap, liveness, floor, guard_ms, now, f)
+  local holder, _, _, _, weight, mode, exp = string.match(f[3], ENTRY)
+  if not holder or holder == req.id or holder == GUARD_ID then return nil end
+  exp = tonumber(exp)
+  if exp <= now then return nil end
+  if kind == 'rw' then
+    -- a write never fits beside a holder, a read only beside a writer
+    if req.mode == 'x' or (req.mode == 'r' and mode ~= 'w') then return nil end
+  elseif req.mode ~= 'x' or req.weight > math.min(limit, cap or limit) or tonumber(weight) + req.weight <= limit then
+    return nil -- (a weight past the limit is the general path's error)
+  end
+  if guard_ms and guard_ms > 0 then
+    local born = tonumber(f[8])
+    if not born or born + guard_ms > now then return nil end
+  end
+  local deadline = session_deadline(f[5] or '', req.sid)
+  if deadline - now < liveness / 2 then return nil end
+  local position = redis.call('RPUSH', keys[2], string.format('%s %d%s', req.id, now, floor and string.format(' %d', floor) or ''))
+  if position == 1 then -- a new queue key: expire_new's rule
+    local x = tonumber(f[6]) or 0
+    if moved_expiry(x, now, exp) then
+      write_fast(keys, { 'HSET', keys[1] }, x, now, exp)
+    else
+      redis.call('PEXPIREAT', keys[2], x)
+    end
+  end
+  return { REPLY_ACQUIRE_QUEUED, now, now, position, 0, deadline }
+end
+
 --[[
   acquire: take a grant now if the request fits and nobody waits, else join the queue (or, in try
   mode, give up without joining). Idempotent per waiter id: a holder is told its grant, and a re-run
@@ -707,6 +744,10 @@ local function acquire(keys, args)
       write_fast(keys, args, tonumber(f[6]) or 0, now, exp)
       return { REPLY_ACQUIRE_GRANTED, now, token, exp }
     end
+  end
+  if mode == 'wait' and group == '' and not blank(f[3]) and blank(f[7]) and f[1] == kind_limit then
+    local reply = enqueue_fast(keys, req, kind, limit, cap, liveness, floor, guard_ms, now, f)
+    if reply then return reply end
   end
   local st = load(keys, now_us, now, f)
 
@@ -773,7 +814,7 @@ local function acquire(keys, args)
     return { REPLY_ACQUIRE_BUSY, now, soonest }
   end
 
-  local deadline = session_deadline(st, req.sid)
+  local deadline = session_deadline(st.sessions, req.sid)
   local lapsed = deadline <= now and 1 or 0
   -- The session's deadline is written only when less than half the liveness is left.
   if deadline - now < liveness / 2 then
@@ -816,6 +857,30 @@ local function acquire(keys, args)
   return { REPLY_ACQUIRE_QUEUED, now, now, position, lapsed, deadline }
 end
 
+-- Fast path of the contended release (the hand-off): the only holder releases in plain mode and the
+-- head of the queue (`head`) is live and fills the name alone (a lock's waiter, a
+-- write, a request for every permit): the general path grants it a hand-off grant and stops there.
+-- This writes the same (the holder entry, the token, the released ids, the expiry by keep_keys' rule)
+-- and wakes the waiter the same way, without building the state table; a test compares the two.
+-- Returns true when it handed the name on, nil for the general path (nothing written).
+local function hand_off_fast(keys, id, head, wake_arg, now_us, now, f)
+  local next_id, sid, lease, _, weight, mode, _, floor = string.match(head, ELEMENT)
+  if not next_id or next_id == id or released_before(f[4] or '', next_id) then return nil end
+  local kind, limit, cap = parse_kind_limit(f[1])
+  if not ((kind == 'rw' and mode == 'w') or (kind and kind ~= 'rw' and mode == 'x' and tonumber(weight) == limit and (not cap or limit <= cap))) then
+    return nil
+  end
+  local deadline = session_deadline(f[5] or '', sid)
+  if deadline <= now then return nil end
+  redis.call('LPOP', keys[2])
+  local token = token_after(tonumber(f[2]) or 0, now_us, tonumber(floor))
+  lease = tonumber(lease)
+  wake(wake_arg, sid, string.format('%s %d %d', next_id, token, math.min(deadline, now + lease)))
+  -- holder_text's entry of an unconfirmed grant of the default group (see grant)
+  write_fast(keys, { 'HSET', keys[1], 'h', string.format('%s %d %d %d %d 0', next_id, token, deadline, lease, now), 't', string.format('%d', token), 'r', released_with(f[4] or '', id) }, tonumber(f[6]) or 0, now, deadline)
+  return true
+end
+
 --[[
   release: a holder gives its grant up; the waiters that fit now are granted at once and each is woken
   by one publish on its session's channel. Safe to repeat: a second run answers "already".
@@ -825,16 +890,22 @@ end
 local function release(keys, args)
   local id, wake_arg = args[1], args[2]
   local now_us, now, f = read_state(keys)
-  -- Fast path (the common release): this id is the only holder, its deadline has not passed, plain
-  -- mode, nobody queued: the entry goes, the id joins the released ones, as the general path writes them.
+  -- Fast paths (the common releases): this id is the only holder, its deadline has not passed, plain
+  -- mode, and nobody queued: the entry goes, the id joins the released ones, as the general path
+  -- writes them; or a waiter queued (see hand_off_fast).
   local entry_id, exp
   if f[3] and blank(f[7]) then
     local _
     entry_id, _, _, _, _, _, exp = string.match(f[3], ENTRY) -- one entry only: ENTRY is anchored at both ends
   end
-  if entry_id and entry_id == id and tonumber(exp) > now and redis.call('LLEN', keys[2]) == 0 then
-    write_fast(keys, { 'HSET', keys[1], 'h', '', 'r', released_with(f[4] or '', id) }, tonumber(f[6]) or 0, now, 0)
-    return { REPLY_RELEASE_RELEASED, now }
+  if entry_id and entry_id == id and tonumber(exp) > now then
+    -- (LRANGE, not LINDEX: the ACL rule README gives, which users run under, has no LINDEX)
+    local head = redis.call('LRANGE', keys[2], 0, 0)[1]
+    if not head then
+      write_fast(keys, { 'HSET', keys[1], 'h', '', 'r', released_with(f[4] or '', id) }, tonumber(f[6]) or 0, now, 0)
+      return { REPLY_RELEASE_RELEASED, now }
+    end
+    if hand_off_fast(keys, id, head, wake_arg, now_us, now, f) then return { REPLY_RELEASE_RELEASED, now } end
   end
   local st = load(keys, now_us, now, f)
   local h = st.holders[id]
@@ -845,7 +916,7 @@ local function release(keys, args)
   if h or st.expired then grant_ready(st, wake_arg) end
   flush(st)
   if h then return { REPLY_RELEASE_RELEASED, st.now } end
-  if released_before(st, id) then return { REPLY_RELEASE_ALREADY, st.now } end
+  if released_before(st.released, id) then return { REPLY_RELEASE_ALREADY, st.now } end
   return { REPLY_RELEASE_NOT_HOLDER, st.now }
 end
 
@@ -876,7 +947,7 @@ local function cancel(keys, args)
   flush(st)
   if left then return { REPLY_CANCEL_LEFT, st.now } end
   if h then return { REPLY_CANCEL_RELEASED, st.now } end
-  if released_before(st, id) then return { REPLY_CANCEL_ALREADY, st.now } end
+  if released_before(st.released, id) then return { REPLY_CANCEL_ALREADY, st.now } end
   return { REPLY_CANCEL_NOT_FOUND, st.now }
 end
 
@@ -953,7 +1024,7 @@ local function heartbeat(keys, args)
   end
   local st = load(keys, read_state(keys))
   local now = st.now
-  local lapsed = session_deadline(st, sid) <= now
+  local lapsed = session_deadline(st.sessions, sid) <= now
   set_session(st, sid, now + liveness)
 
   local named, dropped = {}, {}
@@ -1069,7 +1140,7 @@ local function inspect(keys, args)
       if #entries == 0 then break end
       for _, e in ipairs(entries) do
         local id, sid, _, _, _, _, since = string.match(e, ELEMENT)
-        if sid and alive[sid] == nil then alive[sid] = session_deadline(st, sid) > st.now end
+        if sid and alive[sid] == nil then alive[sid] = session_deadline(st.sessions, sid) > st.now end
         if sid and alive[sid] and #live < most * 3 then
           live[#live + 1] = id
           live[#live + 1] = since
