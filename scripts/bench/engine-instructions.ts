@@ -58,7 +58,8 @@ const waiter = (sid: number) => `100000000000000${sid}:${seq++}:5000:1:1:x`;
 const quorumAcquire = (c: Client, id: string, floor: string) => c.sendCommand(['FCALL', 'a', ...Q, id, '15000', 'wait', WAKE, 'lock 1', '', '', floor, '5000']);
 const release = (c: Client, keys: string[], id: string) => c.sendCommand(['FCALL', 'r', '2', ...keys, id, WAKE]);
 
-const PATHS: Record<string, (c: Client, sha: { acquire: string; release: string }) => Promise<unknown>> = {
+type Shas = { acquire: string; release: string; empty: string; engineAcquire: string; engineRelease: string };
+const PATHS: Record<string, (c: Client, sha: Shas) => Promise<unknown>> = {
   'redlock: acquire + release (EVALSHA)': async (c, sha) => {
     const v = `v${seq++}`;
     await c.sendCommand(['EVALSHA', sha.acquire, '1', 'rl:hot', v, '5000']);
@@ -67,6 +68,15 @@ const PATHS: Record<string, (c: Client, sha: { acquire: string; release: string 
   'FCALL pair, empty function (dispatch floor)': async (c) => {
     await c.sendCommand(['FCALL', 'empty', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
     await c.sendCommand(['FCALL', 'empty', '2', Q[1]!, Q[2]!, waiter(1), WAKE]);
+  },
+  'EVALSHA pair, empty script (dispatch floor)': async (c, sha) => {
+    await c.sendCommand(['EVALSHA', sha.empty, ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+    await c.sendCommand(['EVALSHA', sha.empty, '2', Q[1]!, Q[2]!, waiter(1), WAKE]);
+  },
+  'EVALSHA quorum master 1: acquire granted + release': async (c, sha) => {
+    const id = waiter(1);
+    await c.sendCommand(['EVALSHA', sha.engineAcquire, ...Q, id, '15000', 'wait', WAKE, 'lock 1', '', '', String(Date.now() * 1000), '5000']);
+    await c.sendCommand(['EVALSHA', sha.engineRelease, '2', Q[1]!, Q[2]!, id, WAKE]);
   },
   'FCALL pair, TIME+HMGET+LPOP+HSET only': async (c) => {
     await c.sendCommand(['FCALL', 'least', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
@@ -125,7 +135,15 @@ async function instructions(path: string, reps: number): Promise<number> {
       }
     }
     await c.sendCommand(['FUNCTION', 'LOAD', LIBRARY()]);
-    const sha = { acquire: String(await c.sendCommand(['SCRIPT', 'LOAD', RL_ACQUIRE])), release: String(await c.sendCommand(['SCRIPT', 'LOAD', RL_RELEASE])) };
+    const load = async (body: string) => String(await c.sendCommand(['SCRIPT', 'LOAD', body]));
+    const engine = `${luaReplyConstants()}\n${readFileSync(ENGINE, 'utf8')}`;
+    const sha: Shas = {
+      acquire: await load(RL_ACQUIRE),
+      release: await load(RL_RELEASE),
+      empty: await load('return {1, 2, 3, 4}'),
+      engineAcquire: await load(`${engine}\nreturn ENTRY.acquire(KEYS, ARGV)`),
+      engineRelease: await load(`${engine}\nreturn ENTRY.release(KEYS, ARGV)`),
+    };
     await c.sendCommand(['HSET', 'c:born', 'b', '1']); // the restart guard long passed
     // a name as master 1 sees it after some use (released ids, a session), in both runs: the probes read it
     for (let i = 0; i < 10; i++) await PATHS['quorum master 1: acquire granted + release']!(c, sha);

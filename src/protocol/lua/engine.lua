@@ -51,10 +51,10 @@
   on one Redis, SPUBLISH in the name's slot on a cluster) followed by the channel's prefix; the
   session id completes it (keys.ts builds the prefix).
   Cost: a contended acquisition is an enqueue (TIME, HMGET, RPUSH) and a hand-off release (TIME, HMGET,
-  LRANGE, LPOP, HSET, PUBLISH); a session's deadline and the keys' expiry are written only when short.
+  LPOP, HSET, PUBLISH); a session's deadline and the keys' expiry are written only when short.
   The common cases take fast paths that build no state table, each with the same writes as the
   general path (tests compare the two field by field): in plain mode, the uncontended acquire and
-  release (an idle name, nobody queued: TIME, HMGET, LLEN or LRANGE, HSET), the enqueue behind one
+  release (an idle name, nobody queued: TIME, HMGET, LLEN or LPOP, HSET), the enqueue behind one
   holder, and the hand-off of a name the head of the queue fills alone (a lock's).
   Commands go through plain redis.call: a key of the wrong type fails the call with WRONGTYPE, and the
   client then runs the types script to name the key.
@@ -444,10 +444,12 @@ local function put_back(st, key, e)
   if redis.call('LPUSH', key, e) == 1 then expire_new(st, key) end
 end
 
--- Plain mode. Returns true when it saw the queue empty.
-local function grant_plain(st, wake_arg)
+-- Plain mode. Returns true when it saw the queue empty. `popped`: the head, when the caller popped it
+-- already (release's fast path looked at it); it goes back if nothing is granted.
+local function grant_plain(st, wake_arg, popped)
   while not full(st) do
-    local e = redis.call('LPOP', st.queue)
+    local e = popped or redis.call('LPOP', st.queue)
+    popped = nil
     if not e then return true end
     local req, deadline = live_request(st, e, '')
     if req then
@@ -458,6 +460,7 @@ local function grant_plain(st, wake_arg)
       grant(st, req, deadline, wake_arg)
     end
   end
+  if popped then put_back(st, st.queue, popped) end
   return false
 end
 
@@ -554,10 +557,10 @@ local function grant_groups(st, wake_arg, quiet)
   return false
 end
 
--- Grants what the rule allows now. Returns true when it saw nothing queued at all.
-local function grant_ready(st, wake_arg, quiet)
+-- Grants what the rule allows now. Returns true when it saw nothing queued at all. `popped`: see grant_plain.
+local function grant_ready(st, wake_arg, quiet, popped)
   if st.seq then return grant_groups(st, wake_arg, quiet) end
-  return grant_plain(st, wake_arg)
+  return grant_plain(st, wake_arg, popped)
 end
 
 -- After a waiter left a group's list in group mode: a parked group with a new head may fit under
@@ -858,11 +861,12 @@ local function acquire(keys, args)
 end
 
 -- Fast path of the contended release (the hand-off): the only holder releases in plain mode and the
--- head of the queue (`head`) is live and fills the name alone (a lock's waiter, a
+-- head of the queue (`head`, popped by release) is live and fills the name alone (a lock's waiter, a
 -- write, a request for every permit): the general path grants it a hand-off grant and stops there.
 -- This writes the same (the holder entry, the token, the released ids, the expiry by keep_keys' rule)
 -- and wakes the waiter the same way, without building the state table; a test compares the two.
--- Returns true when it handed the name on, nil for the general path (nothing written).
+-- Returns true when it handed the name on, nil for the general path (nothing written: it takes the
+-- popped head from there).
 local function hand_off_fast(keys, id, head, wake_arg, now_us, now, f)
   local next_id, sid, lease, _, weight, mode, _, floor = string.match(head, ELEMENT)
   if not next_id or next_id == id or released_before(f[4] or '', next_id) then return nil end
@@ -872,7 +876,6 @@ local function hand_off_fast(keys, id, head, wake_arg, now_us, now, f)
   end
   local deadline = session_deadline(f[5] or '', sid)
   if deadline <= now then return nil end
-  redis.call('LPOP', keys[2])
   local token = token_after(tonumber(f[2]) or 0, now_us, tonumber(floor))
   lease = tonumber(lease)
   wake(wake_arg, sid, string.format('%s %d %d', next_id, token, math.min(deadline, now + lease)))
@@ -893,14 +896,13 @@ local function release(keys, args)
   -- Fast paths (the common releases): this id is the only holder, its deadline has not passed, plain
   -- mode, and nobody queued: the entry goes, the id joins the released ones, as the general path
   -- writes them; or a waiter queued (see hand_off_fast).
-  local entry_id, exp
+  local entry_id, exp, head
   if f[3] and blank(f[7]) then
     local _
     entry_id, _, _, _, _, _, exp = string.match(f[3], ENTRY) -- one entry only: ENTRY is anchored at both ends
   end
   if entry_id and entry_id == id and tonumber(exp) > now then
-    -- (LRANGE, not LINDEX: the ACL rule README gives, which users run under, has no LINDEX)
-    local head = redis.call('LRANGE', keys[2], 0, 0)[1]
+    head = redis.call('LPOP', keys[2])
     if not head then
       write_fast(keys, { 'HSET', keys[1], 'h', '', 'r', released_with(f[4] or '', id) }, tonumber(f[6]) or 0, now, 0)
       return { REPLY_RELEASE_RELEASED, now }
@@ -913,7 +915,8 @@ local function release(keys, args)
     remove_holder(st, h)
     remember_release(st, id)
   end
-  if h or st.expired then grant_ready(st, wake_arg) end
+  -- (a head popped above implies h: the general path grants it first, or puts it back)
+  if h or st.expired then grant_ready(st, wake_arg, nil, head) end
   flush(st)
   if h then return { REPLY_RELEASE_RELEASED, st.now } end
   if released_before(st.released, id) then return { REPLY_RELEASE_ALREADY, st.now } end
