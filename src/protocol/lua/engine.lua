@@ -103,14 +103,37 @@ local ID = '(%w+):%w+:(%d+):([01]):(%d+):([xrw])'
 local ID_ONLY = '^' .. ID .. '$'
 local ELEMENT = '^(' .. ID .. ') (%d+) ?(%d*)$'
 local ENTRY = '^(' .. ID .. ') %d+ (%d+) %d+ %d+ [01] ?(%x*)$'
+-- The fast paths' forms of the same shapes, capturing only what they use (each capture is a string
+-- Redis's Lua hashes whole): a holder entry's id and exp; a holder entry's id, weight, mode and exp;
+-- a queue element's id, sid, lease, weight, mode and floor.
+local ENTRY_EXP = '^(%w+:%w+:%d+:[01]:%d+:[xrw]) %d+ (%d+) %d+ %d+ [01] ?%x*$'
+local ENTRY_FIT = '^(%w+:%w+:%d+:[01]:(%d+):([xrw])) %d+ (%d+) %d+ %d+ [01] ?%x*$'
+local ELEMENT_HEAD = '^((%w+):%w+:(%d+):[01]:(%d+):([xrw])) %d+ ?(%d*)$'
 -- A group as sent: the hex of its bytes, at most 256 of them ('' = the default group).
 local GROUP = '^%x*$'
 local MAX_GROUP_HEX = 512
 
+-- The number a text of digits from a call's arguments or the state writes, for the numbers that recur
+-- call after call (a liveness, a lease, a weight, guardMs, when this master was born, the keys'
+-- expiry, a session's deadline): Redis's Lua converts a text with two strtod calls, about 1,300
+-- instructions, and a Function library keeps this table across calls (up to 256 texts, then anew).
+-- nil for nil or a text that is not a number.
+local NUMS, nums_kept = {}, 0
+local function num(text)
+  if not text then return nil end
+  local n = NUMS[text]
+  if n == nil then
+    n = tonumber(text) or false
+    if nums_kept >= 256 then NUMS, nums_kept = {}, 0 end
+    NUMS[text], nums_kept = n, nums_kept + 1
+  end
+  return n or nil
+end
+
 -- A request from the captures of ID (nil when they are): what the engine needs of a waiter.
 local function request(id, sid, lease, renew, weight, mode)
   if not sid then return nil end
-  return { id = id, sid = sid, lease = tonumber(lease), renew = renew == '1', weight = tonumber(weight), mode = mode }
+  return { id = id, sid = sid, lease = num(lease), renew = renew == '1', weight = num(weight), mode = mode }
 end
 
 local function parse_id(id)
@@ -228,18 +251,23 @@ local function load(keys, now_us, now, f)
   return st
 end
 
--- A session's deadline in the field s as `sessions` holds it (0 when unknown).
-local function session_deadline(sessions, sid)
+-- A session's deadline in the field s as `sessions` holds it, as written there (nil when unknown).
+local function session_deadline_text(sessions, sid)
   -- a plain find of "sid ": it must start an entry (after ';' or at the start), never inside another sid
   local s, from = sessions, 1
   while true do
     local at = string.find(s, sid .. ' ', from, true)
-    if not at then return 0 end
+    if not at then return nil end
     if at == 1 or string.byte(s, at - 1) == 59 then
-      return tonumber(string.match(s, '^%d+', at + #sid + 1)) or 0
+      return string.match(s, '^%d+', at + #sid + 1)
     end
     from = at + 1
   end
+end
+
+-- A session's deadline (0 when unknown).
+local function session_deadline(sessions, sid)
+  return num(session_deadline_text(sessions, sid)) or 0
 end
 
 -- Sets a session's deadline; sessions past theirs are dropped from the field on the way.
@@ -632,7 +660,7 @@ end
 -- so the born key is read only by the first quorum acquire of a name since its state was made; the
 -- second result is the text to copy into the state (nil when the copy was there).
 local function born_at(keys, copy, now)
-  local born = tonumber(copy)
+  local born = num(copy)
   if born then return born, nil end
   born = tonumber(redis.call('HMGET', keys[3], 'b')[1])
   if not born then
@@ -644,9 +672,9 @@ end
 
 -- An optional number argument of a quorum call: nil when absent or '', false when malformed (not a
 -- whole number from 0 to 2^53, the largest a token reaches exactly in Lua and in JavaScript).
-local function quorum_number(arg)
+local function quorum_number(arg, recurs)
   if arg == nil or arg == '' then return nil end
-  local n = string.match(arg, '^%d+$') and tonumber(arg)
+  local n = not string.find(arg, '%D') and (recurs and num(arg) or tonumber(arg))
   if not n or n > 9007199254740992 then return false end
   return n
 end
@@ -658,25 +686,25 @@ end
 -- queue it creates, the queue's expiry): this does the same without building the state table. A
 -- test compares the two. Returns the reply, or nil for the general path.
 local function enqueue_fast(keys, req, kind, limit, cap, liveness, floor, guard_ms, now, f)
-  local holder, _, _, _, weight, mode, exp = string.match(f[3], ENTRY)
+  local holder, weight, mode, exp = string.match(f[3], ENTRY_FIT)
   if not holder or holder == req.id or holder == GUARD_ID then return nil end
   exp = tonumber(exp)
   if exp <= now then return nil end
   if kind == 'rw' then
     -- a write never fits beside a holder, a read only beside a writer
     if req.mode == 'x' or (req.mode == 'r' and mode ~= 'w') then return nil end
-  elseif req.mode ~= 'x' or req.weight > math.min(limit, cap or limit) or tonumber(weight) + req.weight <= limit then
+  elseif req.mode ~= 'x' or req.weight > math.min(limit, cap or limit) or num(weight) + req.weight <= limit then
     return nil -- (a weight past the limit is the general path's error)
   end
   if guard_ms and guard_ms > 0 then
-    local born = tonumber(f[8])
+    local born = num(f[8])
     if not born or born + guard_ms > now then return nil end
   end
   local deadline = session_deadline(f[5] or '', req.sid)
   if deadline - now < liveness / 2 then return nil end
   local position = redis.call('RPUSH', keys[2], string.format('%s %d%s', req.id, now, floor and string.format(' %d', floor) or ''))
   if position == 1 then -- a new queue key: expire_new's rule
-    local x = tonumber(f[6]) or 0
+    local x = num(f[6]) or 0
     if moved_expiry(x, now, exp) then
       write_fast(keys, { 'HSET', keys[1] }, x, now, exp)
     else
@@ -708,7 +736,7 @@ end
     {4, now, "kind limit"}            refused: the busy name is of another kind or limit
 ]]
 local function acquire(keys, args)
-  local id, liveness, mode, wake_arg, kind_limit, since, group = args[1], tonumber(args[2]), args[3], args[4], args[5], args[6] or '', args[7] or ''
+  local id, liveness, mode, wake_arg, kind_limit, since, group = args[1], num(args[2]), args[3], args[4], args[5], args[6] or '', args[7] or ''
   local req = parse_id(id)
   local kind, limit, cap = parse_kind_limit(kind_limit)
   -- (liveness == liveness: tonumber takes "nan", which compares unequal to itself)
@@ -718,7 +746,7 @@ local function acquire(keys, args)
   if cap and (kind ~= 'semaphore' or cap < 1 or cap > limit) then return redis.error_reply('FAIRLOCK_BADARG perGroup ' .. cap .. ' is not from 1 to the permits') end
   local floor, guard_ms -- a quorum call's (nil for a single-node one)
   if args[8] then
-    floor, guard_ms = quorum_number(args[8]), quorum_number(args[9])
+    floor, guard_ms = quorum_number(args[8]), quorum_number(args[9], true)
     if floor == false or guard_ms == false then return redis.error_reply('FAIRLOCK_BADARG malformed floor or guardMs') end
     if guard_ms and guard_ms > 0 and not keys[3] then return redis.error_reply('FAIRLOCK_BADARG a guardMs needs the born key') end
   end
@@ -741,10 +769,11 @@ local function acquire(keys, args)
       local token, exp = token_after(tonumber(f[2]) or 0, now_us, floor), now + req.lease
       -- holder_text's entry for a confirmed grant of the default group, written here without filling
       -- the request's table (that costs ~3% of this call; the differential tests hold the two together)
-      local args = { 'HSET', keys[1], 'h', string.format('%s %d %d %d %d 1', id, token, exp, req.lease, now), 't', string.format('%d', token) }
+      local token_text = string.format('%d', token)
+      local args = { 'HSET', keys[1], 'h', string.format('%s %s %d %d %d 1', id, token_text, exp, req.lease, now), 't', token_text }
       if not f[1] then args[#args + 1] = 'k'; args[#args + 1] = kind_limit end
       if born_new then args[#args + 1] = 'b'; args[#args + 1] = born_text end
-      write_fast(keys, args, tonumber(f[6]) or 0, now, exp)
+      write_fast(keys, args, num(f[6]) or 0, now, exp)
       return { REPLY_ACQUIRE_GRANTED, now, token, exp }
     end
   end
@@ -868,19 +897,27 @@ end
 -- Returns true when it handed the name on, nil for the general path (nothing written: it takes the
 -- popped head from there).
 local function hand_off_fast(keys, id, head, wake_arg, now_us, now, f)
-  local next_id, sid, lease, _, weight, mode, _, floor = string.match(head, ELEMENT)
+  local next_id, sid, lease_text, weight, mode, floor = string.match(head, ELEMENT_HEAD)
   if not next_id or next_id == id or released_before(f[4] or '', next_id) then return nil end
   local kind, limit, cap = parse_kind_limit(f[1])
-  if not ((kind == 'rw' and mode == 'w') or (kind and kind ~= 'rw' and mode == 'x' and tonumber(weight) == limit and (not cap or limit <= cap))) then
+  if not ((kind == 'rw' and mode == 'w')
+    or (kind and kind ~= 'rw' and mode == 'x' and num(weight) == limit and (not cap or limit <= cap))) then
     return nil
   end
-  local deadline = session_deadline(f[5] or '', sid)
-  if deadline <= now then return nil end
-  local token = token_after(tonumber(f[2]) or 0, now_us, tonumber(floor))
-  lease = tonumber(lease)
-  wake(wake_arg, sid, string.format('%s %d %d', next_id, token, math.min(deadline, now + lease)))
+  -- The texts of the session's deadline and of the lease go into the entry as they are (each number
+  -- formatted costs a sprintf): both are written by %d, so they have no leading zero, unless an id
+  -- was made by hand, which takes the general path.
+  local deadline_text = session_deadline_text(f[5] or '', sid)
+  local deadline = num(deadline_text) or 0
+  if deadline <= now or string.byte(lease_text, 1) == 48 then return nil end
+  local lease = num(lease_text)
+  local token = token_after(tonumber(f[2]) or 0, now_us, floor ~= '' and tonumber(floor) or nil)
+  local token_text = string.format('%d', token)
+  local wake_exp = deadline <= now + lease and deadline_text or string.format('%d', now + lease)
+  wake(wake_arg, sid, next_id .. ' ' .. token_text .. ' ' .. wake_exp)
   -- holder_text's entry of an unconfirmed grant of the default group (see grant)
-  write_fast(keys, { 'HSET', keys[1], 'h', string.format('%s %d %d %d %d 0', next_id, token, deadline, lease, now), 't', string.format('%d', token), 'r', released_with(f[4] or '', id) }, tonumber(f[6]) or 0, now, deadline)
+  local entry = next_id .. ' ' .. token_text .. ' ' .. deadline_text .. ' ' .. lease_text .. ' ' .. string.format('%d', now) .. ' 0'
+  write_fast(keys, { 'HSET', keys[1], 'h', entry, 't', token_text, 'r', released_with(f[4] or '', id) }, num(f[6]) or 0, now, deadline)
   return true
 end
 
@@ -898,13 +935,12 @@ local function release(keys, args)
   -- writes them; or a waiter queued (see hand_off_fast).
   local entry_id, exp, head
   if f[3] and blank(f[7]) then
-    local _
-    entry_id, _, _, _, _, _, exp = string.match(f[3], ENTRY) -- one entry only: ENTRY is anchored at both ends
+    entry_id, exp = string.match(f[3], ENTRY_EXP) -- one entry only: the pattern is anchored at both ends
   end
   if entry_id and entry_id == id and tonumber(exp) > now then
     head = redis.call('LPOP', keys[2])
     if not head then
-      write_fast(keys, { 'HSET', keys[1], 'h', '', 'r', released_with(f[4] or '', id) }, tonumber(f[6]) or 0, now, 0)
+      write_fast(keys, { 'HSET', keys[1], 'h', '', 'r', released_with(f[4] or '', id) }, num(f[6]) or 0, now, 0)
       return { REPLY_RELEASE_RELEASED, now }
     end
     if hand_off_fast(keys, id, head, wake_arg, now_us, now, f) then return { REPLY_RELEASE_RELEASED, now } end
