@@ -8,11 +8,14 @@
  *
  *   npx tsx scripts/bench/engine-instructions.ts [--n 300] [--engine path/to/engine.lua] [--only 'master 1,probe']
  *
- * Paths: node-redlock's pair (its acquire and release scripts, EVALSHA), an empty FCALL pair with
- * the quorum acquire's arguments (the dispatch floor), a pair of FCALLs each running only the
- * commands an engine call needs at least (TIME, HMGET, LPOP, HSET), and the engine's: a quorum
- * master 1's pair (acquire granted at once, release with nobody queued), master 0's cycle (two
- * acquires, one granted and one queued, a hand-off release, a release), single-node uncontended.
+ * Paths: node-redlock's pair (its acquire and release scripts, EVALSHA), an empty FCALL pair and an
+ * empty EVALSHA pair with the quorum acquire's arguments (the dispatch floors), a pair of FCALLs each
+ * running only the commands an engine call needs at least (TIME, HMGET, LPOP, HSET), and the
+ * engine's: a quorum master 1's pair (acquire granted at once, release with nobody queued), the same
+ * pair by EVALSHA (as on Redis 6.2, where every call builds the engine's closures again), master 0's
+ * cycle (two acquires, one granted and one queued, a hand-off release, a release), one contended
+ * quorum acquisition in its steady state (what the bench's contention run costs per grant), and
+ * single-node uncontended.
  * Probes split an engine call up (the library's local functions are in scope of its registrations):
  * parsing acquire's arguments, load() of a used name's state, and 40 small tables and strings made
  * and dropped (what making objects costs in Redis's Lua). --only keeps the paths whose
@@ -53,6 +56,9 @@ end)`;
 type Client = ReturnType<typeof createClient>;
 const WAKE = 'Pc:wake:';
 const Q = ['3', 'c:{hot}:state', 'c:{hot}:queue', 'c:born'];
+const M1 = ['3', 'c:{m1}:state', 'c:{m1}:queue', 'c:born'];
+/** The holder of master 0's name in the contended path, from one repetition to the next. */
+const contended: { holder?: string } = {};
 let seq = 1;
 const waiter = (sid: number) => `100000000000000${sid}:${seq++}:5000:1:1:x`;
 const quorumAcquire = (c: Client, id: string, floor: string) => c.sendCommand(['FCALL', 'a', ...Q, id, '15000', 'wait', WAKE, 'lock 1', '', '', floor, '5000']);
@@ -106,6 +112,23 @@ const PATHS: Record<string, (c: Client, sha: Shas) => Promise<unknown>> = {
     await quorumAcquire(c, b, '');
     await release(c, [Q[1]!, Q[2]!], a);
     await release(c, [Q[1]!, Q[2]!], b);
+  },
+  'quorum: one contended acquisition (master 0 enqueue + hand-off, master 1 pair)': async (c) => {
+    // Steady contention: the next waiter queues behind the holder on master 0, the holder's release
+    // hands master 0 on, the new holder takes master 1 and lets it go. 8 sessions whose deadlines stay
+    // far off (liveness 10 min: heartbeats keep them so), as in the bench's contention run.
+    const next = waiter(1 + (seq % 8));
+    const acquireOn = (keys: string[], id: string, floor: string) => c.sendCommand(['FCALL', 'a', ...keys, id, '600000', 'wait', WAKE, 'lock 1', '', '', floor, '5000']);
+    if (!contended.holder) {
+      contended.holder = waiter(9);
+      await acquireOn(Q, contended.holder, '');
+    }
+    await acquireOn(Q, next, '');
+    await release(c, [Q[1]!, Q[2]!], contended.holder);
+    contended.holder = next;
+    const id = waiter(1 + (seq % 8));
+    await acquireOn(M1, id, String(Date.now() * 1000));
+    await release(c, [M1[1]!, M1[2]!], id);
   },
   'single-node: acquire + release, a new name each': async (c) => {
     const id = waiter(1);
