@@ -227,7 +227,7 @@ end
 local function load(keys, now_us, now, f)
   local st = {
     key = keys[1], queue = keys[2], now = now, now_us = now_us,
-    kind_limit = f[1] or false, token_text = f[2], released = f[4] or '', sessions = f[5] or '', expires_at = tonumber(f[6]) or 0, born_text = f[8],
+    kind_limit = f[1] or false, token_text = f[2], released = f[4] or '', sessions = f[5] or '', expires_at = num(f[6]) or 0, born_text = f[8],
     seq = nil, vtime = 0, -- seq nil: plain mode
     holders = {}, order = {}, count = 0, used = 0, writer = false, dirty = {},
     held = {}, -- weights held per group
@@ -679,6 +679,17 @@ local function quorum_number(arg, recurs)
   return n
 end
 
+-- The end of a quorum waiter's queue element, " floor" ("id since floor"); '' for a single-node
+-- waiter (floor nil).
+local function floor_tail(floor)
+  return floor and string.format(' %d', floor) or ''
+end
+
+-- A waiter's queue element as acquire pushes it, since = now: "id since[ floor]".
+local function element_text(id, since, floor)
+  return string.format('%s %d%s', id, since, floor_tail(floor))
+end
+
 -- Fast path of the contended acquire (an enqueue behind a holder): one live holder, not this waiter
 -- and not the restart guard, beside which the request does not fit; plain mode, the default group,
 -- the name's own kind; a session whose deadline is far enough off to need no write; no restart guard
@@ -702,7 +713,7 @@ local function enqueue_fast(keys, req, kind, limit, cap, liveness, floor, guard_
   end
   local deadline = session_deadline(f[5] or '', req.sid)
   if deadline - now < liveness / 2 then return nil end
-  local position = redis.call('RPUSH', keys[2], string.format('%s %d%s', req.id, now, floor and string.format(' %d', floor) or ''))
+  local position = redis.call('RPUSH', keys[2], element_text(req.id, now, floor))
   if position == 1 then -- a new queue key: expire_new's rule
     local x = num(f[6]) or 0
     if moved_expiry(x, now, exp) then
@@ -856,9 +867,8 @@ local function acquire(keys, args)
 
   local key = group_queue(st, group)
   -- a quorum waiter's element ends with its floor: "id since floor"
-  local floor_tail = floor and string.format(' %d', floor) or ''
   if mode == 'again' then
-    local pos, at = find_waiter(key, id, since ~= '' and (since .. floor_tail) or '')
+    local pos, at = find_waiter(key, id, since ~= '' and (since .. floor_tail(floor)) or '')
     if pos then
       flush(st)
       local reply = { REPLY_ACQUIRE_QUEUED, now, at or tonumber(since), pos + 1, lapsed, deadline }
@@ -870,7 +880,7 @@ local function acquire(keys, args)
   -- group's list and the grant rule runs, which may grant it at once (its group's turn, a capped
   -- group passed over): it learns that from this reply, not from a wake-up.
   if group ~= '' and not st.seq then start_groups(st) end
-  local position = redis.call('RPUSH', key, string.format('%s %d%s', id, now, floor_tail))
+  local position = redis.call('RPUSH', key, element_text(id, now, floor))
   if position == 1 then
     expire_new(st, key)
     if st.seq then activate(st, group) end
