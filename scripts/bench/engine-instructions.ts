@@ -61,7 +61,10 @@ const M1 = ['3', 'c:{m1}:state', 'c:{m1}:queue', 'c:born'];
 const contended: { holder?: string } = {};
 let seq = 1;
 const waiter = (sid: number) => `100000000000000${sid}:${seq++}:5000:1:1:x`;
-const quorumAcquire = (c: Client, id: string, floor: string) => c.sendCommand(['FCALL', 'a', ...Q, id, '15000', 'wait', WAKE, 'lock 1', '', '', floor, '5000']);
+/** A quorum acquire's keys and arguments, as the library sends them (liveness 15 s unless given). */
+const acquireArgs = (id: string, floor: string, keys = Q, liveness = '15000') => [...keys, id, liveness, 'wait', WAKE, 'lock 1', '', '', floor, '5000'];
+const releaseArgs = (id: string) => ['2', Q[1]!, Q[2]!, id, WAKE];
+const quorumAcquire = (c: Client, id: string, floor: string, keys = Q, liveness?: string) => c.sendCommand(['FCALL', 'a', ...acquireArgs(id, floor, keys, liveness)]);
 const release = (c: Client, keys: string[], id: string) => c.sendCommand(['FCALL', 'r', '2', ...keys, id, WAKE]);
 
 type Shas = { acquire: string; release: string; empty: string; engineAcquire: string; engineRelease: string };
@@ -72,33 +75,33 @@ const PATHS: Record<string, (c: Client, sha: Shas) => Promise<unknown>> = {
     await c.sendCommand(['EVALSHA', sha.release, '1', 'rl:hot', v]);
   },
   'FCALL pair, empty function (dispatch floor)': async (c) => {
-    await c.sendCommand(['FCALL', 'empty', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
-    await c.sendCommand(['FCALL', 'empty', '2', Q[1]!, Q[2]!, waiter(1), WAKE]);
+    await c.sendCommand(['FCALL', 'empty', ...acquireArgs(waiter(1), '1')]);
+    await c.sendCommand(['FCALL', 'empty', ...releaseArgs(waiter(1))]);
   },
   'EVALSHA pair, empty script (dispatch floor)': async (c, sha) => {
-    await c.sendCommand(['EVALSHA', sha.empty, ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
-    await c.sendCommand(['EVALSHA', sha.empty, '2', Q[1]!, Q[2]!, waiter(1), WAKE]);
+    await c.sendCommand(['EVALSHA', sha.empty, ...acquireArgs(waiter(1), '1')]);
+    await c.sendCommand(['EVALSHA', sha.empty, ...releaseArgs(waiter(1))]);
   },
   'EVALSHA quorum master 1: acquire granted + release': async (c, sha) => {
     const id = waiter(1);
-    await c.sendCommand(['EVALSHA', sha.engineAcquire, ...Q, id, '15000', 'wait', WAKE, 'lock 1', '', '', String(Date.now() * 1000), '5000']);
-    await c.sendCommand(['EVALSHA', sha.engineRelease, '2', Q[1]!, Q[2]!, id, WAKE]);
+    await c.sendCommand(['EVALSHA', sha.engineAcquire, ...acquireArgs(id, String(Date.now() * 1000))]);
+    await c.sendCommand(['EVALSHA', sha.engineRelease, ...releaseArgs(id)]);
   },
   'FCALL pair, TIME+HMGET+LPOP+HSET only': async (c) => {
-    await c.sendCommand(['FCALL', 'least', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
-    await c.sendCommand(['FCALL', 'least', '2', Q[1]!, Q[2]!, waiter(1), WAKE]);
+    await c.sendCommand(['FCALL', 'least', ...acquireArgs(waiter(1), '1')]);
+    await c.sendCommand(['FCALL', 'least', ...releaseArgs(waiter(1))]);
   },
   'probe: FCALL pair, each parses the args as acquire does': async (c) => {
-    await c.sendCommand(['FCALL', 'p_parse', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
-    await c.sendCommand(['FCALL', 'p_parse', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+    await c.sendCommand(['FCALL', 'p_parse', ...acquireArgs(waiter(1), '1')]);
+    await c.sendCommand(['FCALL', 'p_parse', ...acquireArgs(waiter(1), '1')]);
   },
   'probe: FCALL pair, each load()s a state as master 1 sees it': async (c) => {
-    await c.sendCommand(['FCALL', 'p_load', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
-    await c.sendCommand(['FCALL', 'p_load', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+    await c.sendCommand(['FCALL', 'p_load', ...acquireArgs(waiter(1), '1')]);
+    await c.sendCommand(['FCALL', 'p_load', ...acquireArgs(waiter(1), '1')]);
   },
   'probe: FCALL pair, each makes 40 small tables and strings': async (c) => {
-    await c.sendCommand(['FCALL', 'p_garbage', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
-    await c.sendCommand(['FCALL', 'p_garbage', ...Q, waiter(1), '15000', 'wait', WAKE, 'lock 1', '', '', '1', '5000']);
+    await c.sendCommand(['FCALL', 'p_garbage', ...acquireArgs(waiter(1), '1')]);
+    await c.sendCommand(['FCALL', 'p_garbage', ...acquireArgs(waiter(1), '1')]);
   },
   'quorum master 1: acquire granted + release': async (c) => {
     const id = waiter(1);
@@ -118,16 +121,16 @@ const PATHS: Record<string, (c: Client, sha: Shas) => Promise<unknown>> = {
     // hands master 0 on, the new holder takes master 1 and lets it go. 8 sessions whose deadlines stay
     // far off (liveness 10 min: heartbeats keep them so), as in the bench's contention run.
     const next = waiter(1 + (seq % 8));
-    const acquireOn = (keys: string[], id: string, floor: string) => c.sendCommand(['FCALL', 'a', ...keys, id, '600000', 'wait', WAKE, 'lock 1', '', '', floor, '5000']);
+    const far = '600000';
     if (!contended.holder) {
       contended.holder = waiter(9);
-      await acquireOn(Q, contended.holder, '');
+      await quorumAcquire(c, contended.holder, '', Q, far);
     }
-    await acquireOn(Q, next, '');
+    await quorumAcquire(c, next, '', Q, far);
     await release(c, [Q[1]!, Q[2]!], contended.holder);
     contended.holder = next;
     const id = waiter(1 + (seq % 8));
-    await acquireOn(M1, id, String(Date.now() * 1000));
+    await quorumAcquire(c, id, String(Date.now() * 1000), M1, far);
     await release(c, [M1[1]!, M1[2]!], id);
   },
   'single-node: acquire + release, a new name each': async (c) => {
