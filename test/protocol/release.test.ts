@@ -301,3 +301,15 @@ test('a hand-off that moves the keys\' expiry moves it as the general path does'
   }
   t.deepEqual(runs[0], runs[1]);
 });
+
+test('a hand-off to a hand-made id whose lease has a leading zero writes the lease as the general path formats it', async (t) => {
+  const { s, keys } = setup();
+  const holder = waiterId('h', 1, 5_000, true, 1, 'x');
+  expectKind(await s.acquire(keys, holder, LIVENESS, 'wait', 'lock', 1), 'granted');
+  const next = 'w:1:05000:1:1:x'; // valid by the id's pattern, but no client writes "05000"
+  const w = expectKind(await s.acquire(keys, next, LIVENESS, 'wait', 'lock', 1), 'queued');
+  const rel = await s.release(keys, holder);
+  t.is(rel.kind, 'released');
+  const token = (await holdersAt(fx.client, keys.state))[0]?.token;
+  t.is(await fx.client.hGet(keys.state, 'h'), `${next} ${token} ${w.sessionDeadline} 5000 ${rel.now} 0`, 'the lease as a number, not its text');
+});
