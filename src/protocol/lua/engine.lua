@@ -113,9 +113,9 @@ local ELEMENT_HEAD = '^((%w+):%w+:(%d+):[01]:(%d+):([xrw])) %d+ ?(%d*)$'
 local GROUP = '^%x*$'
 local MAX_GROUP_HEX = 512
 
--- The number a text of digits from a call's arguments or the state writes, for the numbers that recur
+-- The number a text of digits from a call's arguments, the state or TIME, for the numbers that recur
 -- call after call (a liveness, a lease, a weight, guardMs, when this master was born, the keys'
--- expiry, a session's deadline): Redis's Lua converts a text with two strtod calls, about 1,300
+-- expiry, a session's deadline, the seconds of TIME): Redis's Lua converts a text with two strtod calls, about 1,300
 -- instructions, and a Function library keeps this table across calls (up to 256 texts, then anew).
 -- nil for nil or a text that is not a number.
 local NUMS, nums_kept = {}, 0
@@ -214,7 +214,7 @@ end
 -- the fast paths start from.
 local function read_state(keys)
   local t = redis.call('TIME')
-  local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local now_us = num(t[1]) * 1000000 + tonumber(t[2])
   return now_us, math.floor(now_us / 1000), redis.call('HMGET', keys[1], 'k', 't', 'h', 'r', 's', 'x', 'g', 'b')
 end
 
