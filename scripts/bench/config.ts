@@ -69,7 +69,7 @@ const USAGE = `usage: npm run bench -- [options]
   --quorum-delay MS     its relays' delay per chunk each way (default 5)
   --quorum-workers N    its contention run's clients (default 8; --quick 4)
   --quorum-k N          acquisitions per client (default 10; --quick 2)
-  --quorum-hold MS      how long each holds (default 1)
+  --quorum-hold a,b     how long each holds, ms: one contention run per hold (default 1,10,50; --quick 1)
   --no-progress         no progress bar
 Set REDIS_URL=redis://127.0.0.1:PORT to use a server you run (loopback only); otherwise the bench
 starts its own redis-server on a free port and stops it at the end.`;
@@ -113,6 +113,8 @@ export function parseArgs(argv: string[]): BenchConfig {
   const tenantsMs = int('tenants-duration', quick ? 200 : 4_000, 50);
   const sizes = (list('quorum-sizes') ?? (quick ? ['3'] : ['3', '5'])).map(Number);
   for (const q of sizes) if (!Number.isInteger(q) || q < 3 || q % 2 === 0 || q > 9) throw new Error(`--quorum-sizes takes odd master counts from 3 to 9, got ${q}\n${USAGE}`);
+  const quorumHolds = (list('quorum-hold') ?? (quick ? ['1'] : ['1', '10', '50'])).map(Number);
+  for (const h of quorumHolds) if (!Number.isInteger(h) || h < 0 || h > 10_000) throw new Error(`--quorum-hold takes whole milliseconds from 0 to 10000, got ${h}\n${USAGE}`);
   return {
     quick,
     scenarios: SCENARIOS.filter((x) => scenarios.includes(x)),
@@ -158,7 +160,7 @@ export function parseArgs(argv: string[]): BenchConfig {
       capMs: quick ? 1_500 : 8_000,
       workers: int('quorum-workers', quick ? 4 : 8),
       perWorker: int('quorum-k', quick ? 2 : 10),
-      holdMs: int('quorum-hold', 1, 0),
+      holdsMs: quorumHolds,
       contentionCapMs: quick ? 3_000 : 20_000,
       idleMs: quick ? 200 : 1_000,
     },

@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     if (redis.owned) await stats.flushAll();
     if (c.scenarios.includes('relay')) relay = await spawnRelay(redis.url, c.relayDelayMs);
     // the quorum scenario runs on servers of its own, after the rows: each size's set-up, each library's latency, contention on the first size
-    const quorumSteps = c.scenarios.includes('quorum') ? c.quorum.sizes.length * (1 + QUORUM_ADAPTERS.length) + QUORUM_ADAPTERS.length : 0;
+    const quorumSteps = c.scenarios.includes('quorum') ? c.quorum.sizes.length * (1 + QUORUM_ADAPTERS.length) + QUORUM_ADAPTERS.length * c.quorum.holdsMs.length : 0;
     const rows = c.scenarios.some((x) => x !== 'quorum') ? c.libs : [];
     const total = rows.reduce((a, id) => a + stepsOf(id, c), 0) + quorumSteps;
     if (c.progress && process.stderr.isTTY !== undefined) {

@@ -8,7 +8,7 @@
  *    hand-off (holder's release() call -> the waiting acquire() resolving), each over the PING p50
  *    of master 0's client through its relay: the round trips. Interleaved PINGs, as latency.ts.
  *  - Contention, N = the first size: W clients (each its own connections) x K acquisitions of one
- *    lock, hold `holdMs`. Unfair grants: a grant whose acquire() began after some other waiter's by
+ *    lock, once per hold of `holdsMs` (each library in turn at each hold). Unfair grants: a grant whose acquire() began after some other waiter's by
  *    more than one relay round trip (so that waiter's request surely reached the masters first)
  *    while that waiter was still waiting: decided by fencing tokens where the library has them,
  *    else by this one process's `got` stamps. fairlock also: FIFO breaks (that waiter's onQueued
@@ -42,10 +42,11 @@ export interface QuorumBenchOptions {
   capMs: number;
   workers: number;
   perWorker: number;
-  holdMs: number;
+  /** How long each acquisition is held: one contention run per hold (the first is the headline). */
+  holdsMs: number[];
   /** Bound on each contention run: what still waits then is abandoned and counted as waiting. */
   contentionCapMs: number;
-  /** How long the masters' idle CPU is measured before each contention run. */
+  /** How long the masters' idle CPU is measured before each contention run, and again after it. */
   idleMs: number;
 }
 
@@ -91,7 +92,7 @@ export interface QuorumContention {
   jain: number | null;
   /** Redis CPU (user + sys) per acquisition, summed over the masters, µs. */
   cpuUsPerAcquisition: number | null;
-  /** The masters' CPU while idle just before the run (summed), µs per second. */
+  /** The masters' CPU while idle (summed), µs per second: the mean of a window just before the run and one just after. */
   idleCpuUsPerSec: number | null;
   /** cpuUsPerAcquisition less the idle rate over the run's length: what the lock's traffic cost. */
   netCpuUsPerAcquisition: number | null;
@@ -138,7 +139,9 @@ interface Setup {
 async function setUp(n: number, delayMs: number): Promise<Setup> {
   const s: Setup = { servers: [], relays: [], stats: [] };
   try {
-    for (const p of await Promise.allSettled(Array.from({ length: n }, () => startLocalRedis()))) {
+    // hz 1: the servers' housekeeping (serverCron, ~2.5 ms of CPU a second each at the default hz 10 on
+    // this kind of machine) is subtracted as idle CPU, and at hz 10 its noise was as large as the gap measured
+    for (const p of await Promise.allSettled(Array.from({ length: n }, () => startLocalRedis({ args: ['--hz', '1'] })))) {
       if (p.status === 'rejected') throw p.reason;
       s.servers.push(p.value);
       quorumPids.add(p.value.pid!);
@@ -288,9 +291,9 @@ async function measureLatency(adapter: QuorumAdapter, s: Setup, prefix: string, 
   };
 }
 
-async function runContention(adapter: QuorumAdapter, s: Setup, prefix: string, o: QuorumBenchOptions): Promise<QuorumContention> {
+async function runContention(adapter: QuorumAdapter, s: Setup, prefix: string, o: QuorumBenchOptions, holdMs: number): Promise<QuorumContention> {
   const urls = s.relays.map((r) => r.url);
-  const name = 'hot';
+  const name = `hot-${holdMs}`;
   const clients: LockClient[] = [];
   const acquires: Acquire[] = [];
   let stop = false;
@@ -300,11 +303,13 @@ async function runContention(adapter: QuorumAdapter, s: Setup, prefix: string, o
     for (let w = 0; w < o.workers; w++) clients.push(await adapter.create(urls, prefix));
     for (const c of clients) await (await c.acquire(name)).release(); // connections and sessions up
     // the masters' CPU while nobody asks (serverCron, idle connections): a run bound by round trips is mostly that
-    const i0 = await snapAll(s);
-    await sleep(o.idleMs);
-    const i1 = await snapAll(s);
-    const idle = sumDelta(i0, i1);
-    const idleCpuPerSec = idle.cpuSeconds / (i0.reduce((a, x, i) => a + (i1[i]!.at - x.at), 0) / i0.length / 1000);
+    const idleRate = async () => {
+      const i0 = await snapAll(s);
+      await sleep(o.idleMs);
+      const i1 = await snapAll(s);
+      return sumDelta(i0, i1).cpuSeconds / (i0.reduce((a, x, i) => a + (i1[i]!.at - x.at), 0) / i0.length / 1000);
+    };
+    const idleBefore = await idleRate();
     const s0 = await snapAll(s);
     const c0 = commits;
     const startAt = now();
@@ -319,7 +324,7 @@ async function runContention(adapter: QuorumAdapter, s: Setup, prefix: string, o
           await h.release();
           return;
         }
-        if (o.holdMs > 0) await sleep(o.holdMs);
+        if (holdMs > 0) await sleep(holdMs);
         const rel = now();
         acquires.push({ proc: 0, contender: `w${w}`, start: mine.start, got, rel, ...(mine.queuedAt === undefined ? {} : { queuedAt: mine.queuedAt }), ...(h.token === undefined ? {} : { token: h.token }) });
         await h.release();
@@ -331,6 +336,8 @@ async function runContention(adapter: QuorumAdapter, s: Setup, prefix: string, o
     const endAt = now();
     const s1 = await snapAll(s);
     const commitCalls = commits - c0;
+    // the idle rate before and after the run (connections still open), averaged: one window alone moved the result by 10-20%
+    const idleCpuPerSec = (idleBefore + (await idleRate())) / 2;
     if (!finished) {
       stop = true;
       abandoned = true;
@@ -353,7 +360,7 @@ async function runContention(adapter: QuorumAdapter, s: Setup, prefix: string, o
       masters: urls.length,
       workers: o.workers,
       perWorker: o.perWorker,
-      holdMs: o.holdMs,
+      holdMs,
       grants: grants.length,
       pending,
       elapsedMs: round(endAt - startAt, 0)!,
@@ -395,11 +402,11 @@ function targetsOf(r: QuorumResult): Target[] {
       });
     }
   }
-  const fc = r.contention.find((c) => c.lib === f);
-  const peer = r.contention.find((c) => c.lib !== f);
-  if (fc) {
+  // per hold: the unfair grants, and the CPU beside the peer's run at the same hold
+  for (const fc of r.contention.filter((c) => c.lib === f)) {
+    const peer = r.contention.find((c) => c.lib !== f && c.holdMs === fc.holdMs);
     out.push({
-      what: `quorum N=${fc.masters}, ${fc.workers}x${fc.perWorker}: unfair grants`,
+      what: `quorum N=${fc.masters}, ${fc.workers}x${fc.perWorker}, hold ${fc.holdMs} ms: unfair grants`,
       goal: '0%',
       value: `${fc.unfair} of ${fc.grants} (${((fc.unfairShare ?? 0) * 100).toFixed(1)}%; FIFO breaks ${fc.fifoBreaks ?? 'n/a'}; ${fc.pending} still waiting)`,
       met: fc.grants === 0 ? null : fc.unfair === 0 && fc.pending === 0,
@@ -407,9 +414,9 @@ function targetsOf(r: QuorumResult): Target[] {
     const a = fc.netCpuUsPerAcquisition;
     const b = peer?.netCpuUsPerAcquisition;
     out.push({
-      what: `quorum N=${fc.masters}: Redis CPU per acquisition, summed over the masters, less their idle CPU`,
+      what: `quorum N=${fc.masters}, hold ${fc.holdMs} ms: Redis CPU per acquisition, summed over the masters, less their idle CPU`,
       goal: `<= ${peer?.lib ?? 'redlock'}'s`,
-      value: `${a ?? 'n/a'} us vs ${b ?? 'n/a'} us (raw ${fc.cpuUsPerAcquisition ?? 'n/a'} vs ${peer?.cpuUsPerAcquisition ?? 'n/a'}; inside scripts ${fc.scriptUsPerAcquisition ?? 'n/a'} vs ${peer?.scriptUsPerAcquisition ?? 'n/a'})`,
+      value: `${a ?? 'n/a'} us vs ${b ?? 'n/a'} us (${a != null && b ? `${(a / b).toFixed(2)}x; ` : ''}raw ${fc.cpuUsPerAcquisition ?? 'n/a'} vs ${peer?.cpuUsPerAcquisition ?? 'n/a'}; inside scripts ${fc.scriptUsPerAcquisition ?? 'n/a'} vs ${peer?.scriptUsPerAcquisition ?? 'n/a'})`,
       met: a == null || b == null ? null : a <= b,
     });
   }
@@ -439,20 +446,24 @@ export async function runQuorum(o: QuorumBenchOptions, step: (what: string) => v
       continue;
     }
     try {
+      const prefixOf = (a: QuorumAdapter) => `bench-q${n}-${a.id.replace(/[^A-Za-z0-9]+/g, '-').replace(/-$/, '')}`;
       for (const a of QUORUM_ADAPTERS) {
-        const prefix = `bench-q${n}-${a.id.replace(/[^A-Za-z0-9]+/g, '-').replace(/-$/, '')}`;
         step(`quorum N=${n}: ${a.id}: latency`);
         try {
-          r.latency.push(await measureLatency(a, s, prefix, o));
+          r.latency.push(await measureLatency(a, s, prefixOf(a), o));
         } catch (err) {
           r.errors.push(`N=${n} ${a.id} latency: ${String((err as Error)?.message ?? err)}`);
         }
-        if (k !== 0) continue;
-        step(`quorum N=${n}: ${a.id}: ${o.workers}x${o.perWorker} contention`);
-        try {
-          r.contention.push(await runContention(a, s, prefix, o));
-        } catch (err) {
-          r.errors.push(`N=${n} ${a.id} contention: ${String((err as Error)?.message ?? err)}`);
+      }
+      // contention on the first size: at each hold, each library in turn, so the two runs compared are neighbours in time
+      for (const holdMs of k === 0 ? o.holdsMs : []) {
+        for (const a of QUORUM_ADAPTERS) {
+          step(`quorum N=${n}: ${a.id}: ${o.workers}x${o.perWorker} contention, hold ${holdMs} ms`);
+          try {
+            r.contention.push(await runContention(a, s, prefixOf(a), o, holdMs));
+          } catch (err) {
+            r.errors.push(`N=${n} ${a.id} contention (hold ${holdMs} ms): ${String((err as Error)?.message ?? err)}`);
+          }
         }
       }
     } finally {

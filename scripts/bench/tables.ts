@@ -214,10 +214,11 @@ function quorumTables(r: BenchResults): Table[] {
   };
   const c0 = q.contention[0];
   const cont: Table | undefined = c0 && {
-    title: `Quorum lock under contention: ${c0.workers} clients x ${c0.perWorker} acquisitions, hold ${c0.holdMs} ms, ${c0.masters} masters behind the relays (one process, one clock)`,
-    headers: ['library', 'grants (still waiting)', 'grants/s', 'unfair grants', 'FIFO breaks', 'longest wait', 'Jain', 'Redis CPU / acquisition (less idle)', 'in scripts', 'Redis cmds / acquisition', 'script calls / acquisition', 'commit calls / grant'],
+    title: `Quorum lock under contention: ${c0.workers} clients x ${c0.perWorker} acquisitions at each hold, ${c0.masters} masters behind the relays (one process, one clock)`,
+    headers: ['library', 'hold', 'grants (still waiting)', 'grants/s', 'unfair grants', 'FIFO breaks', 'longest wait', 'Jain', 'Redis CPU / acquisition (less idle)', 'in scripts', 'Redis cmds / acquisition', 'script calls / acquisition', 'commit calls / grant'],
     rows: q.contention.map((c) => [
       c.lib,
+      `${c.holdMs} ms`,
       `${c.grants} (${c.pending})`,
       big(c.grantsPerSec),
       `${c.unfair} (${pct(c.unfairShare)})`,
@@ -232,8 +233,9 @@ function quorumTables(r: BenchResults): Table[] {
     ]),
     note:
       `Unfair: a grant whose acquire() began more than ${c0.slackMs} ms (a relay round trip) after another's that was still waiting (order of grants: fencing tokens where the library has them, else this process's stamps). ` +
-      'FIFO breaks (fairlock): that waiter had been told it was queued before the grantee called acquire(). Redis CPU: used_cpu_user + used_cpu_sys summed over the masters over the run, per grant; less idle: less the masters\' CPU rate while nobody asked, measured just before, times the run\'s length. ' +
-      'In scripts: commandstats usec of the EVALSHA/FCALL calls (their commands included). Commands: INFO commandstats, nested calls included, PINGs left out.',
+      `FIFO breaks (fairlock): that waiter had been told it was queued before the grantee called acquire(). Redis CPU: used_cpu_user + used_cpu_sys summed over the masters over the run, per grant; less idle: less the masters' CPU rate while nobody asked (the mean of ${o.idleMs / 1000} s just before the run and ${o.idleMs / 1000} s just after; the masters run at hz 1), times the run's length. ` +
+      'In scripts: commandstats usec of the EVALSHA/FCALL calls (their commands included). Commands: INFO commandstats, nested calls included, PINGs left out. ' +
+      'At each hold the two libraries run one after the other; a longer hold gives redlock\'s waiters more failed retries per grant (every 200 ms +- 100 ms), while ours make the same calls.',
   };
   return cont ? [lat, cont] : [lat];
 }
