@@ -8,9 +8,9 @@
  *    hand-off (holder's release() call -> the waiting acquire() resolving), each over the PING p50
  *    of master 0's client through its relay: the round trips. Interleaved PINGs, as latency.ts.
  *  - Contention, N = the first size: W clients (each its own connections) x K acquisitions of one
- *    lock, once per hold of `holdsMs` (each library in turn at each hold). Unfair grants: a grant whose acquire() began after some other waiter's by
- *    more than one relay round trip (so that waiter's request surely reached the masters first)
- *    while that waiter was still waiting: decided by fencing tokens where the library has them,
+ *    lock, once per hold of `holdsMs` (each library in turn at each hold). Unfair grants: a grant
+ *    whose acquire() began after some other waiter's by more than one relay round trip (so that
+ *    waiter's request surely reached the masters first) while that waiter was still waiting: decided by fencing tokens where the library has them,
  *    else by this one process's `got` stamps. fairlock also: FIFO breaks (that waiter's onQueued
  *    had fired before the grantee even called acquire()). Longest wait: each from one acquire's
  *    own two stamps. Redis cost per acquisition: used_cpu_user + used_cpu_sys and commandstats
@@ -336,8 +336,9 @@ async function runContention(adapter: QuorumAdapter, s: Setup, prefix: string, o
     const endAt = now();
     const s1 = await snapAll(s);
     const commitCalls = commits - c0;
-    // the idle rate before and after the run (connections still open), averaged: one window alone moved the result by 10-20%
-    const idleCpuPerSec = (idleBefore + (await idleRate())) / 2;
+    // the idle rate before and after the run (connections still open), averaged: one window alone moved
+    // the result by 10-20%; after a run cut short at its bound, waiters still beat, so only the window before
+    const idleCpuPerSec = finished ? (idleBefore + (await idleRate())) / 2 : idleBefore;
     if (!finished) {
       stop = true;
       abandoned = true;
