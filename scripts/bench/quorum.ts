@@ -10,9 +10,10 @@
  *  - Contention, N = the first size: W clients (each its own connections) x K acquisitions of one
  *    lock, once per hold of `holdsMs` (each library in turn at each hold). Unfair grants: a grant
  *    whose acquire() began after some other waiter's by more than one relay round trip (so that
- *    waiter's request surely reached the masters first) while that waiter was still waiting: decided by fencing tokens where the library has them,
- *    else by this one process's `got` stamps. fairlock also: FIFO breaks (that waiter's onQueued
- *    had fired before the grantee even called acquire()). Longest wait: each from one acquire's
+ *    waiter's request surely reached the masters first) while that waiter was still waiting:
+ *    decided by fencing tokens where the library has them, else by this one process's `got`
+ *    stamps. fairlock also: FIFO breaks (that waiter's onQueued had fired before the grantee even
+ *    called acquire()). Longest wait: each from one acquire's
  *    own two stamps. Redis cost per acquisition: used_cpu_user + used_cpu_sys and commandstats
  *    deltas, summed over the masters, over the grants.
  *  - fairlock's commit rounds (DESIGN §8 rule 4: only when the held masters' tokens differ) are
