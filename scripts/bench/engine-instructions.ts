@@ -6,7 +6,7 @@
  * calls go from this client as the library sends them (FCALL or EVALSHA, the reply read back), so
  * the figures include the command's dispatch, not the kernel's share of the I/O.
  *
- *   npx tsx scripts/bench/engine-instructions.ts [--n 300] [--engine path/to/engine.lua] [--only 'master 1,probe']
+ *   npx tsx scripts/bench/engine-instructions.ts [--n 300] [--engine path/to/engine.lua] [--only 'master 1,probe'] [--keep DIR]
  *
  * Paths: node-redlock's pair (its acquire and release scripts, EVALSHA), an empty FCALL pair and an
  * empty EVALSHA pair with the quorum acquire's arguments (the dispatch floors), a pair of FCALLs each
@@ -19,10 +19,13 @@
  * Probes split an engine call up (the library's local functions are in scope of its registrations):
  * parsing acquire's arguments, load() of a used name's state, and 40 small tables and strings made
  * and dropped (what making objects costs in Redis's Lua). --only keeps the paths whose
- * names contain one of its comma-separated parts.
+ * names contain one of its comma-separated parts. --keep DIR keeps each run's callgrind file there
+ * (`<path>.<repetitions>.out`): with the redis-server first on PATH built with symbols (Redis's
+ * source at the installed version, `make OPTIMIZATION=-O2 CFLAGS=-g`), `callgrind_annotate` of the N
+ * run less the 0 run splits a path by function (dispatch, the commands, the Lua's strings and GC).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,7 +34,7 @@ import { freePort } from '../../src/cli/redis-server.js';
 import { luaReplyConstants } from '../../src/protocol/codes.js';
 import { sleep } from './clock.js';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '300' }, engine: { type: 'string' }, only: { type: 'string' } } });
+const { values } = parseArgs({ options: { n: { type: 'string', default: '300' }, engine: { type: 'string' }, only: { type: 'string' }, keep: { type: 'string' } } });
 const N = Number(values.n);
 const ENGINE = values.engine ?? new URL('../../src/protocol/lua/engine.lua', import.meta.url).pathname;
 
@@ -177,6 +180,7 @@ async function instructions(path: string, reps: number): Promise<number> {
     await c.sendCommand(['SHUTDOWN', 'NOSAVE']).catch(() => undefined);
     await c.disconnect().catch(() => undefined);
     await Promise.race([exited, sleep(30_000)]);
+    if (values.keep) copyFileSync(out, join(values.keep, `${path.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '')}.${reps}.out`));
     const totals = /^(?:summary|totals): (\d+)/m.exec(readFileSync(out, 'utf8'));
     if (!totals) throw new Error(`${path}: no callgrind totals`);
     return Number(totals[1]);
@@ -186,6 +190,7 @@ async function instructions(path: string, reps: number): Promise<number> {
   }
 }
 
+if (values.keep) mkdirSync(values.keep, { recursive: true });
 console.log(`instructions per repetition (callgrind Ir, (N - 0) / N, N = ${N}), engine ${ENGINE}`);
 for (const path of Object.keys(PATHS).filter((p) => !values.only || values.only.split(',').some((o) => p.includes(o)))) {
   const base = await instructions(path, 0);
