@@ -66,9 +66,10 @@ let seq = 1;
 const waiter = (sid: number) => `100000000000000${sid}:${seq++}:5000:1:1:x`;
 /** A quorum acquire's keys and arguments, as the library sends them (liveness 15 s unless given). */
 const acquireArgs = (id: string, floor: string, keys = Q, liveness = '15000') => [...keys, id, liveness, 'wait', WAKE, 'lock 1', '', '', floor, '5000'];
-const releaseArgs = (id: string) => ['2', Q[1]!, Q[2]!, id, WAKE];
+/** A release's keys (the name's state and queue, master 0's unless given) and arguments. */
+const releaseArgs = (id: string, keys = [Q[1]!, Q[2]!]) => ['2', ...keys, id, WAKE];
 const quorumAcquire = (c: Client, id: string, floor: string, keys = Q, liveness?: string) => c.sendCommand(['FCALL', 'a', ...acquireArgs(id, floor, keys, liveness)]);
-const release = (c: Client, keys: string[], id: string) => c.sendCommand(['FCALL', 'r', '2', ...keys, id, WAKE]);
+const release = (c: Client, keys: string[], id: string) => c.sendCommand(['FCALL', 'r', ...releaseArgs(id, keys)]);
 
 type Shas = { acquire: string; release: string; empty: string; engineAcquire: string; engineRelease: string };
 const PATHS: Record<string, (c: Client, sha: Shas) => Promise<unknown>> = {
