@@ -115,9 +115,9 @@ local MAX_GROUP_HEX = 512
 
 -- The number a text of digits from a call's arguments, the state or TIME, for the numbers that recur
 -- call after call (a liveness, a lease, a weight, guardMs, when this master was born, the keys'
--- expiry, a session's deadline, the seconds of TIME): Redis's Lua converts a text with two strtod calls, about 1,300
--- instructions, and a Function library keeps this table across calls (up to 256 texts, then anew).
--- nil for nil or a text that is not a number.
+-- expiry, a session's deadline, the seconds of TIME): Redis's Lua converts a text with two strtod
+-- calls, about 1,300 instructions, and a Function library keeps this table across calls (up to 256
+-- texts, then anew). nil for nil or a text that is not a number.
 local NUMS, nums_kept = {}, 0
 local function num(text)
   if not text then return nil end
