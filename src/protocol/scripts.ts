@@ -9,7 +9,7 @@ import { LUA_ERRORS, REPLY, luaReplyConstants } from './codes.js';
 import { bornKey, wakeChannel, type Kind, type LockKeys } from './keys.js';
 
 const NAMES = ['acquire', 'release', 'cancel', 'heartbeat', 'extend', 'commit', 'inspect', 'types'] as const;
-type ScriptName = (typeof NAMES)[number];
+export type ScriptName = (typeof NAMES)[number];
 
 /**
  * The engine (lua/engine.lua, after the reply codes) in the two forms Redis runs it: a Function
@@ -70,9 +70,12 @@ export type AcquireReply =
 export interface QuorumAcquire {
   floor?: number | undefined;
   guardMs?: number | undefined;
+  /** A grant here the previous holder handed over to this waiter (its id): released first, as its own release would be. */
+  prev?: string | undefined;
 }
 
-export type ReleaseReply = { kind: 'released' | 'already' | 'not-holder' } & Stamped;
+/** `handedOver`: to a release that passed a handover, whether the wake-up of the waiter it granted carried it. */
+export type ReleaseReply = { kind: 'released' | 'already' | 'not-holder'; handedOver?: boolean } & Stamped;
 export type CancelReply = { kind: 'cancelled' | 'released' | 'already' | 'not-found' } & Stamped;
 export type HeartbeatReply = {
   lapsed: boolean;
@@ -107,7 +110,7 @@ export interface Beat {
   /** The leases the session holds on the name: only these are renewed. */
   held: readonly string[];
   /** Leases or waits given up whose release or cancel did not get through: released, or out of the queue (`floor`: a quorum waiter's). */
-  dropped?: readonly { id: string; since?: number | undefined; group?: string | undefined; floor?: number | undefined }[];
+  dropped?: readonly { id: string; since?: number | undefined; group?: string | undefined; floor?: number | undefined; grant?: true }[];
   /** The session's newest waiter in the queue: a lapse is reported when Redis has lost it (`floor`: a quorum waiter's). */
   newest?: { id: string; since: number; group?: string | undefined; floor?: number | undefined };
   /** On a cluster: ask how many connections the name's node has on the session's shard channel. */
@@ -164,7 +167,7 @@ export class Scripts {
     quorum?: QuorumAcquire,
   ): Promise<AcquireReply> {
     const k = kindLimit({ kind, limit, perGroup: groups.perGroup });
-    const tail = quorum ? [quorum.floor ?? '', quorum.guardMs ?? ''] : [];
+    const tail = quorum ? [quorum.floor ?? '', quorum.guardMs ?? '', ...(quorum.prev ? [quorum.prev] : [])] : [];
     const args = (rerun: boolean) => [id, livenessMs, mode === 'wait' && (again || rerun) ? 'again' : mode, this.wake(keys), k, again?.since ?? '', groupHex(groups.group), ...tail];
     const born = quorum?.guardMs ? bornKey(this.prefix) : undefined;
     const { r, sentAt } = await this.run('acquire', keys, args, undefined, born);
@@ -180,12 +183,16 @@ export class Scripts {
     return r[3] === undefined ? { kind: 'busy', now, heldLeftMs: num(r[2]), sentAt } : { kind: 'busy', now, heldLeftMs: num(r[2]), guardUntil: num(r[3]), sentAt };
   }
 
-  async release(keys: LockKeys, id: string): Promise<ReleaseReply> {
-    const { r, sentAt } = await this.run('release', keys, () => [id, this.wake(keys)]);
+  /**
+   * `handover`: only from a quorum holder (see "Quorum" in lua/engine.lua): its grants on the other
+   * masters, "index=id" pairs joined by ',', for the wake-up of the waiter this release grants.
+   */
+  async release(keys: LockKeys, id: string, handover?: string): Promise<ReleaseReply> {
+    const { r, sentAt } = await this.run('release', keys, () => [id, this.wake(keys), ...(handover ? [handover] : [])]);
     const C = REPLY.release;
     const code = num(r[0]);
     const kind = code === C.released ? 'released' : code === C.already ? 'already' : 'not-holder';
-    return { kind, now: num(r[1]), sentAt };
+    return r[2] === undefined ? { kind, now: num(r[1]), sentAt } : { kind, now: num(r[1]), handedOver: num(r[2]) === 1, sentAt };
   }
 
   /**
@@ -202,7 +209,7 @@ export class Scripts {
 
   async heartbeat(keys: LockKeys, sessionId: string, livenessMs: number, beat: Beat = { held: [] }, durability?: Durability): Promise<HeartbeatReply> {
     const floor = (f: number | undefined) => (f === undefined ? '' : ` ${f}`);
-    const dropped = (beat.dropped ?? []).map((d) => `${d.id} ${d.since ?? '-'} ${groupHex(d.group)}${floor(d.floor)}`);
+    const dropped = (beat.dropped ?? []).map((d) => `${d.id} ${d.grant ? 'g' : (d.since ?? '-')} ${groupHex(d.group)}${floor(d.floor)}`);
     const newest = beat.newest ? `${beat.newest.id} ${beat.newest.since} ${groupHex(beat.newest.group)}${floor(beat.newest.floor)}` : '';
     const args = [sessionId, livenessMs, this.wake(keys), beat.askSubscribers ? '1' : '0', newest, beat.held.length, ...beat.held, ...dropped];
     const { r, sentAt, acked } = await this.run('heartbeat', keys, () => args, durability);

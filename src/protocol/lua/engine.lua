@@ -71,6 +71,13 @@
       the others' by its clock, and every quorum acquire would need a commit round). Never the
       enqueue's token: a commit between the enqueue and the grant raises `last` (mutation TICKET).
     commit (rule 4)  the holder raises `last` to the chain's token T and renews its lease.
+    handover (rule 8, the contended case)  a quorum holder whose first grant came by a hand-off
+      releases that master first, passing its grants on the others as "index=id" pairs; the waiter
+      the release grants finds them at the end of its wake-up ("id token exp handover") and passes
+      the id of the master it acquires next as that acquire's prev: the acquire releases prev first,
+      as the old holder's own release arriving just before it would (the same writes, the grant
+      rule run), then acquires. The old holder sends no release there itself: its heartbeat releases
+      what no acquire did (the given-up ids). So a hand-off costs 3 engine calls, not 4.
     guardMs (rule 9)  a master that lost its data must grant nothing for a full lease, and the
       client cannot tell (it never saw the old run_id). The born key, KEYS[3] of a quorum acquire
       (`<prefix>:born`, a hash with one field b; no expiry, no hash tag: quorum masters are not a
@@ -109,6 +116,9 @@ local ENTRY = '^(' .. ID .. ') %d+ (%d+) %d+ %d+ [01] ?(%x*)$'
 local ENTRY_EXP = '^(%w+:%w+:%d+:[01]:%d+:[xrw]) %d+ (%d+) %d+ %d+ [01] ?%x*$'
 local ENTRY_FIT = '^(%w+:%w+:%d+:[01]:(%d+):([xrw])) %d+ (%d+) %d+ %d+ [01] ?%x*$'
 local ELEMENT_HEAD = '^((%w+):%w+:(%d+):[01]:(%d+):([xrw])) %d+ ?(%d*)$'
+-- A quorum release's handover (see "Quorum"): "index=id" pairs joined by ','.
+local HANDOVER = '^[%w:=,]+$'
+local MAX_HANDOVER = 4096
 -- A group as sent: the hex of its bytes, at most 256 of them ('' = the default group).
 local GROUP = '^%x*$'
 local MAX_GROUP_HEX = 512
@@ -462,7 +472,11 @@ local function grant(st, req, deadline, wake_arg, quiet)
   req.token, req.exp, req.granted, req.confirmed = next_token(st, req.floor), deadline, st.now, 0
   add_holder(st, req)
   if req.id ~= quiet then
-    wake(wake_arg, req.sid, string.format('%s %d %d', req.id, req.token, math.min(deadline, st.now + req.lease)))
+    local message = string.format('%s %d %d', req.id, req.token, math.min(deadline, st.now + req.lease))
+    if st.handover then -- a quorum release's handover (see "Quorum"): to the first waiter it wakes
+      message, st.handover, st.handed = message .. ' ' .. st.handover, nil, true
+    end
+    wake(wake_arg, req.sid, message)
   end
 end
 
@@ -735,7 +749,9 @@ end
         group (hex, '' = the default group),
         and only from a quorum client (see "Quorum"; absent, the call is the single-node one):
         floor (a token, '' for none): the grant's token is at least this; the element carries it,
-        guardMs ('' or 0 for none): the restart guard; above 0, KEYS[3] is the born key
+        guardMs ('' or 0 for none): the restart guard; above 0, KEYS[3] is the born key,
+        prev ('' or absent for none): a grant here that the previous holder handed over to this
+             waiter; it is released first, as its holder's own release would release it
   Returns:
     {1, now, token, exp}              granted (exp: lease deadline, Redis ms)
     {2, now, since, position, lapsed, deadline[, guard]}
@@ -755,19 +771,31 @@ local function acquire(keys, args)
   if group ~= '' and not (string.match(group, GROUP) and #group % 2 == 0 and #group <= MAX_GROUP_HEX) then return redis.error_reply('FAIRLOCK_BADARG malformed group') end
   if group ~= '' and kind == 'rw' then return redis.error_reply('FAIRLOCK_BADARG a read-write lock takes no group') end
   if cap and (kind ~= 'semaphore' or cap < 1 or cap > limit) then return redis.error_reply('FAIRLOCK_BADARG perGroup ' .. cap .. ' is not from 1 to the permits') end
-  local floor, guard_ms -- a quorum call's (nil for a single-node one)
+  local floor, guard_ms, prev -- a quorum call's (nil for a single-node one)
   if args[8] then
     floor, guard_ms = quorum_number(args[8]), quorum_number(args[9], true)
     if floor == false or guard_ms == false then return redis.error_reply('FAIRLOCK_BADARG malformed floor or guardMs') end
     if guard_ms and guard_ms > 0 and not keys[3] then return redis.error_reply('FAIRLOCK_BADARG a guardMs needs the born key') end
+    if args[10] and args[10] ~= '' then
+      prev = args[10]
+      -- (never the restart guard: it is no holder's to hand over)
+      if not string.match(prev, ID_ONLY) or prev == id or prev == GUARD_ID then return redis.error_reply('FAIRLOCK_BADARG malformed prev') end
+    end
   end
   req.group = group
   local now_us, now, f = read_state(keys)
-  -- Fast path (the common uncontended acquire): nobody holds or queues, plain mode, the default group,
-  -- a request that fits an empty name that is not full (a limit of 0, which no client sends, is), no
-  -- restart guard to start: granted from the fields as read, and written back as flush would (the
-  -- same fields, the same expiry rule). Anything else takes the general path.
-  if mode ~= 'again' and group == '' and blank(f[3]) and blank(f[7]) and (f[1] == kind_limit or not f[1])
+  -- A handed-over grant that is the only holder (live): released on the fast path below.
+  local prev_only = false
+  if prev and not blank(f[3]) then
+    local holder, exp = string.match(f[3], ENTRY_EXP)
+    prev_only = holder == prev and tonumber(exp) > now
+  end
+  -- Fast path (the common uncontended acquire, and the quorum's acquire after a handover): nobody
+  -- holds but prev, nobody queues, plain mode, the default group, a request that fits an empty name
+  -- that is not full (a limit of 0, which no client sends, is), no restart guard to start: granted
+  -- from the fields as read, and written back as flush would (the same fields, the same expiry rule).
+  -- Anything else takes the general path.
+  if mode ~= 'again' and group == '' and (blank(f[3]) or prev_only) and blank(f[7]) and (f[1] == kind_limit or not f[1])
     and (req.mode ~= 'x' or req.weight <= math.min(limit, cap or limit)) and (kind == 'rw' or limit > 0) then
     local born_text, born_new = f[8], false
     local guarded = false
@@ -783,16 +811,23 @@ local function acquire(keys, args)
       local token_text = string.format('%d', token)
       local args = { 'HSET', keys[1], 'h', string.format('%s %s %d %d %d 1', id, token_text, exp, req.lease, now), 't', token_text }
       if not f[1] then args[#args + 1] = 'k'; args[#args + 1] = kind_limit end
+      if prev_only then args[#args + 1] = 'r'; args[#args + 1] = released_with(f[4] or '', prev) end
       if born_new then args[#args + 1] = 'b'; args[#args + 1] = born_text end
       write_fast(keys, args, num(f[6]) or 0, now, exp)
       return { REPLY_ACQUIRE_GRANTED, now, token, exp }
     end
   end
-  if mode == 'wait' and group == '' and not blank(f[3]) and blank(f[7]) and f[1] == kind_limit then
+  if mode == 'wait' and group == '' and not blank(f[3]) and blank(f[7]) and f[1] == kind_limit and not prev then
     local reply = enqueue_fast(keys, req, kind, limit, cap, liveness, floor, guard_ms, now, f)
     if reply then return reply end
   end
   local st = load(keys, now_us, now, f)
+  -- The handed-over grant goes first, as its holder's release would have, just before this call.
+  local handed = prev and st.holders[prev]
+  if handed then
+    remove_holder(st, handed)
+    remember_release(st, prev)
+  end
 
   local h = st.holders[id]
   if h then
@@ -803,6 +838,7 @@ local function acquire(keys, args)
 
   if st.kind_limit ~= kind_limit then
     if st.kind_limit and (st.count > 0 or st.seq or redis.call('LLEN', st.queue) > 0) then
+      if handed then grant_ready(st, wake_arg) end
       flush(st)
       return { REPLY_ACQUIRE_REFUSED, now, st.kind_limit }
     end
@@ -831,7 +867,7 @@ local function acquire(keys, args)
   -- Anyone queued goes first: grant_ready serves them (and drops the dead) before this request is
   -- looked at. A name this request does not fit is not peeked at (unless a holder just expired).
   local empty = false
-  if st.expired or fits(st, req) then empty = grant_ready(st, wake_arg) end
+  if st.expired or handed or fits(st, req) then empty = grant_ready(st, wake_arg) end
   h = st.holders[id]
   if h then -- a re-run whose element was at the head
     confirm(st, h)
@@ -906,7 +942,7 @@ end
 -- and wakes the waiter the same way, without building the state table; a test compares the two.
 -- Returns true when it handed the name on, nil for the general path (nothing written: it takes the
 -- popped head from there).
-local function hand_off_fast(keys, id, head, wake_arg, now_us, now, f)
+local function hand_off_fast(keys, id, head, wake_arg, handover, now_us, now, f)
   local next_id, sid, lease_text, weight, mode, floor = string.match(head, ELEMENT_HEAD)
   if not next_id or next_id == id or released_before(f[4] or '', next_id) then return nil end
   local kind, limit, cap = parse_kind_limit(f[1])
@@ -924,7 +960,7 @@ local function hand_off_fast(keys, id, head, wake_arg, now_us, now, f)
   local token = token_after(tonumber(f[2]) or 0, now_us, floor ~= '' and tonumber(floor) or nil)
   local token_text = string.format('%d', token)
   local wake_exp = deadline <= now + lease and deadline_text or string.format('%d', now + lease)
-  wake(wake_arg, sid, next_id .. ' ' .. token_text .. ' ' .. wake_exp)
+  wake(wake_arg, sid, next_id .. ' ' .. token_text .. ' ' .. wake_exp .. (handover and (' ' .. handover) or ''))
   -- holder_text's entry of an unconfirmed grant of the default group (see grant)
   local entry = next_id .. ' ' .. token_text .. ' ' .. deadline_text .. ' ' .. lease_text .. ' ' .. string.format('%d', now) .. ' 0'
   write_fast(keys, { 'HSET', keys[1], 'h', entry, 't', token_text, 'r', released_with(f[4] or '', id) }, num(f[6]) or 0, now, deadline)
@@ -934,11 +970,18 @@ end
 --[[
   release: a holder gives its grant up; the waiters that fit now are granted at once and each is woken
   by one publish on its session's channel. Safe to repeat: a second run answers "already".
-  args: holder's id, wake_arg
+  args: holder's id, wake_arg,
+        and only from a quorum client: handover ('' for none), see "Quorum": appended to the wake-up
+        of the waiter this release grants
   Returns: {1, now} released | {2, now} already released by this id | {0, now} not a holder
+           (released, to a handover: {1, now, 1} when a wake-up carried it, {1, now, 0} when none did)
 ]]
 local function release(keys, args)
-  local id, wake_arg = args[1], args[2]
+  local id, wake_arg, handover = args[1], args[2], args[3]
+  if handover == '' then handover = nil end
+  if handover and not (#handover <= MAX_HANDOVER and string.match(handover, HANDOVER)) then
+    return redis.error_reply('FAIRLOCK_BADARG malformed handover')
+  end
   local now_us, now, f = read_state(keys)
   -- Fast paths (the common releases): this id is the only holder, its deadline has not passed, plain
   -- mode, and nobody queued: the entry goes, the id joins the released ones, as the general path
@@ -951,19 +994,25 @@ local function release(keys, args)
     head = redis.call('LPOP', keys[2])
     if not head then
       write_fast(keys, { 'HSET', keys[1], 'h', '', 'r', released_with(f[4] or '', id) }, num(f[6]) or 0, now, 0)
+      if handover then return { REPLY_RELEASE_RELEASED, now, 0 } end
       return { REPLY_RELEASE_RELEASED, now }
     end
-    if hand_off_fast(keys, id, head, wake_arg, now_us, now, f) then return { REPLY_RELEASE_RELEASED, now } end
+    if hand_off_fast(keys, id, head, wake_arg, handover, now_us, now, f) then
+      if handover then return { REPLY_RELEASE_RELEASED, now, 1 } end
+      return { REPLY_RELEASE_RELEASED, now }
+    end
   end
   local st = load(keys, now_us, now, f)
   local h = st.holders[id]
   if h then
     remove_holder(st, h)
     remember_release(st, id)
+    st.handover = handover -- only a holder's release hands anything over
   end
   -- (a head popped above implies h: the general path grants it first, or puts it back)
   if h or st.expired then grant_ready(st, wake_arg, nil, head) end
   flush(st)
+  if h and handover then return { REPLY_RELEASE_RELEASED, st.now, st.handed and 1 or 0 } end
   if h then return { REPLY_RELEASE_RELEASED, st.now } end
   if released_before(st.released, id) then return { REPLY_RELEASE_ALREADY, st.now } end
   return { REPLY_RELEASE_NOT_HOLDER, st.now }
@@ -1060,8 +1109,9 @@ end
              data) and the beat reports a lapse, so every waiter runs acquire again. The newest suffices:
              a replica holds a prefix of the master's writes,
         count of held ids, the held ids, then the given-up ids ("id since group[ floor]", since '-'
-             when unknown; floor: a quorum waiter's): leases or waits whose release or cancel did not get through; they are released
-             or leave the queue
+             when unknown, 'g' for a grant that was never queued as such, a quorum holder's handed-over
+             grant; floor: a quorum waiter's): leases or waits whose release or cancel did not get
+             through; they are released or leave the queue
   Returns: {lapsed 0|1, now, {id1, token1, exp1, ...} of this session's holders, the queue key when it
   is of the wrong type (the client fails its waits; leases are still renewed) or '', subscribers or -1}
 ]]
@@ -1080,7 +1130,7 @@ local function heartbeat(keys, args)
   for i = 7, 6 + held_count do named[args[i]] = true end
   for i = 7 + held_count, #args do
     local id, since, group, floor = string.match(args[i], '^(%S+) (%S+) (%x*) ?(%d*)$')
-    if id then dropped[#dropped + 1] = { id = id, since = (since == '-' and '') or (floor == '' and since) or (since .. ' ' .. floor), group = group } end
+    if id then dropped[#dropped + 1] = { id = id, since = (since == '-' and '') or (floor == '' and since) or (since .. ' ' .. floor), group = group, grant = since == 'g' } end
   end
   local subscribers = -1
   if ask == '1' then
@@ -1121,7 +1171,7 @@ local function heartbeat(keys, args)
     serve()
   else
     for _, d in ipairs(dropped) do
-      if not st.holders[d.id] then
+      if not st.holders[d.id] and not d.grant then
         local key = group_queue(st, d.group)
         if remove_waiter(st, key, d.id, d.since) > 0 then left_group(st, d.group) end
       end
