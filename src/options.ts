@@ -37,12 +37,14 @@ export const QUORUM_ACQUIRE: unique symbol = Symbol('fairlock.quorumAcquire');
 
 /**
  * @internal What the quorum's chain (DESIGN §8) adds to one acquire on one master: `floor`, the
- * grant's token is at least this (rule 2); `guardMs`, the restart guard (rule 9), 0 for none.
+ * grant's token is at least this (rule 2); `guardMs`, the restart guard (rule 9), 0 for none;
+ * `prev`, a grant here the previous holder handed over (released first; see QuorumLease's release).
  * Absent, the acquire is the single-node one, byte for byte.
  */
 export interface QuorumAcquireOption {
   floor: number | undefined;
   guardMs: number;
+  prev?: string | undefined;
 }
 
 /** Options of one `acquire`, `tryAcquire` or `using` call. */

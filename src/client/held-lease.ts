@@ -19,6 +19,8 @@ export interface GrantRecord {
   request: Request;
   leaseMs: number;
   autoRenew: boolean;
+  /** A quorum holder's handover that came with the grant's wake-up (see QuorumLease's release). */
+  handover?: string | undefined;
 }
 
 /**
@@ -35,9 +37,11 @@ export interface LeaseHost {
   };
   leaseHeld(lease: HeldLease): void;
   leaseGone(lease: HeldLease): void;
-  releaseInRedis(id: string): Promise<ReleaseReply>;
+  releaseInRedis(id: string, handover?: string): Promise<ReleaseReply>;
   /** Releases `id` in Redis from the heartbeat (soon), not from the caller's stack. */
   releaseLater(id: string): void;
+  /** Releases `id` in Redis from the next regular heartbeat, unless another call released it first. */
+  releaseAtBeat(id: string): void;
 }
 
 /** The local monotonic time before which a lease ending at Redis time `exp` is surely still valid. */
@@ -76,6 +80,11 @@ export class HeldLease implements Lease {
   readonly mode: 'read' | 'write' | undefined;
   readonly group: string | undefined;
   readonly grantedAt = monotonic();
+  /**
+   * @internal The handover the wake-up of this grant carried (a quorum holder's grants on the other
+   * masters, "index=id" pairs), for the quorum's next acquires; undefined for none.
+   */
+  readonly handover: string | undefined;
   private leaseMs: number;
   private controller: AbortController | undefined;
   private signalCache: AbortSignal | undefined;
@@ -90,7 +99,7 @@ export class HeldLease implements Lease {
     grant: GrantRecord,
   ) {
     this.name = host.name;
-    ({ id: this.id, token: this.token, leaseMs: this.leaseMs, autoRenew: this.autoRenew } = grant);
+    ({ id: this.id, token: this.token, leaseMs: this.leaseMs, autoRenew: this.autoRenew, handover: this.handover } = grant);
     ({ kind: this.kind, weight: this.weight } = grant.request);
     this.mode = MODES[grant.request.mode];
     this.group = grant.request.group;
@@ -132,8 +141,31 @@ export class HeldLease implements Lease {
   }
 
   release(): Promise<void> {
-    this.releasing ??= this.doRelease();
+    this.releasing ??= this.doRelease().then(() => undefined);
     return this.releasing;
+  }
+
+  /**
+   * @internal A quorum holder's release of its first master (see QuorumLease's release): as release(),
+   * passing `handover` for the wake-up of the waiter it grants. True when a wake-up carried it.
+   */
+  async releaseHandingOver(handover: string): Promise<boolean> {
+    let handed = false;
+    this.releasing ??= this.doRelease(handover).then((reply) => void (handed = reply.handedOver === true));
+    await this.releasing;
+    return handed;
+  }
+
+  /**
+   * @internal Gives the grant up without a release call of its own: the waiter it was handed over to
+   * releases it with its acquire here, and the next regular heartbeat releases it if none did.
+   */
+  handOver(): void {
+    if (this.releasing || this.lostError) return;
+    this.releasing = Promise.resolve();
+    this.timer?.cancel();
+    this.host.leaseGone(this);
+    this.host.releaseAtBeat(this.id);
   }
 
   async extend(ms: number = this.leaseMs): Promise<void> {
@@ -200,12 +232,12 @@ export class HeldLease implements Lease {
     if (this.releasing) throw new NotHolderError(`lease on "${this.name}" was released${when}`);
   }
 
-  private async doRelease(): Promise<void> {
+  private async doRelease(handover?: string): Promise<ReleaseReply> {
     const releasedAt = monotonic();
     this.timer?.cancel();
     this.host.leaseGone(this);
     if (this.checkDeadline()) throw this.lostError!;
-    const reply = await this.host.releaseInRedis(this.id);
+    const reply = await this.host.releaseInRedis(this.id, handover);
     if (reply.kind === 'not-holder') {
       this.markLost('Redis named other holders at release', undefined, false);
       throw this.lostError!;
@@ -215,6 +247,7 @@ export class HeldLease implements Lease {
       const { name, id, token, kind, weight, mode, group } = this;
       events.fire('released', { name, id, token, heldMs: releasedAt - this.grantedAt, kind, weight, mode, releasedAt, group });
     }
+    return reply;
   }
 
   /** True (and the lease marked lost) once the local deadline has passed. */

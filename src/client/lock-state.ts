@@ -38,7 +38,7 @@ export class LockState implements WaiterHost {
    * goes on for them and releases them in Redis ("beat until released"), so a grant its process no
    * longer wants never outlives the next beat.
    */
-  private readonly unreleased = new Map<string, { since?: number | undefined; group?: string | undefined; floor?: number | undefined }>();
+  private readonly unreleased = new Map<string, { since?: number | undefined; group?: string | undefined; floor?: number | undefined; grant?: true }>();
   private timer: NodeJS.Timeout | undefined;
   /** A beat right after a quorum master's restart guard ends (beatAfter). */
   private guardTimer: NodeJS.Timeout | undefined;
@@ -122,9 +122,9 @@ export class LockState implements WaiterHost {
     this.settle();
   }
 
-  /** Runs the release script for `id`; if it fails, the heartbeat retries it. */
-  releaseInRedis(id: string): ReturnType<Scripts['release']> {
-    return this.orRetry(id, 'release', this.session.scripts.release(this.keys, id));
+  /** Runs the release script for `id` (`handover`: a quorum holder's); if it fails, the heartbeat retries it. */
+  releaseInRedis(id: string, handover?: string): ReturnType<Scripts['release']> {
+    return this.orRetry(id, 'release', this.session.scripts.release(this.keys, id, handover));
   }
 
   /**
@@ -144,6 +144,21 @@ export class LockState implements WaiterHost {
       if (!this.session.stopped) void this.beat();
     }, Math.max(0, Math.ceil(ms)));
     this.guardTimer.unref();
+  }
+
+  /** The most handed-over ids that wait for the regular beat: past it, the beat is sent now. */
+  static readonly MAX_AT_BEAT = 64;
+
+  releaseAtBeat(id: string): void {
+    if (this.session.stopped) return;
+    const current = this.session.state(this.name);
+    current.unreleased.set(id, { grant: true });
+    if (current.unreleased.size < LockState.MAX_AT_BEAT) {
+      current.schedule();
+      return;
+    }
+    current.stopTimer();
+    current.schedule(0);
   }
 
   releaseLater(id: string): void {

@@ -47,17 +47,18 @@ export class Session implements SessionHost {
   }
 
   /**
-   * A wake-up "waiterId token exp" from the subscriber. Unknown ids are stale and ignored, and so is
+   * A wake-up "waiterId token exp[ handover]" from the subscriber (a handover: from a quorum holder's
+   * release, see QuorumLease). Unknown ids are stale and ignored, and so is
    * anything malformed: it arrives from the network and must never throw into the subscriber. A
    * grant it carries that never reaches a waiter is found by the next heartbeat.
    */
   onWake(message: unknown): void {
     try {
       const text = typeof message === 'string' ? message : Buffer.isBuffer(message) ? message.toString() : undefined;
-      const m = text === undefined ? null : /^(\S+) (\d+) (\d+)$/.exec(text);
+      const m = text === undefined ? null : /^(\S+) (\d+) (\d+)(?: (\S+))?$/.exec(text);
       const waiter = m ? this.waiters.get(m[1]!) : undefined;
       debug('wake %s %s', text ?? typeof message, waiter ? '' : '(no such waiter)');
-      waiter?.grant({ token: Number(m![2]), exp: Number(m![3]) });
+      waiter?.grant(m![4] === undefined ? { token: Number(m![2]), exp: Number(m![3]) } : { token: Number(m![2]), exp: Number(m![3]), handover: m![4] });
     } catch (err) {
       debug('wake-up ignored: %s', (err as Error)?.message);
     }

@@ -44,6 +44,8 @@ export interface Grant {
   token: number;
   exp: number;
   sample?: Stamped;
+  /** A quorum holder's handover, from the wake-up (see QuorumLease's release). */
+  handover?: string;
 }
 
 function describeRequest(r: Request): string {
@@ -209,7 +211,7 @@ export class Waiter {
 
   private take(g: Grant): void {
     const { leaseMs, autoRenew } = this.options;
-    const lease = new HeldLease(this.state, { id: this.id, token: g.token, exp: g.exp, sample: g.sample, request: this.request, leaseMs, autoRenew });
+    const lease = new HeldLease(this.state, { id: this.id, token: g.token, exp: g.exp, sample: g.sample, request: this.request, leaseMs, autoRenew, handover: g.handover });
     this.state.leaseHeld(lease);
     const durability = this.options.durability;
     if (durability) {

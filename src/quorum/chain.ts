@@ -1,12 +1,37 @@
 import type { Lease } from '../client/lease.js';
 import { QuorumLostError } from '../errors.js';
+import { GUARD_ID } from '../protocol/codes.js';
 import { MasterUnreachable, type Master } from './master.js';
 
-/** A grant on one master that a quorum acquire or lease holds; `undo` ends its probe interest. */
+/**
+ * A grant on one master that a quorum acquire or lease holds; `undo` ends its probe interest.
+ * `queued`: the grant came by a hand-off (the acquire waited in the queue), see QuorumLease's release.
+ */
 export interface HeldGrant {
   readonly master: Master;
   readonly lease: Lease;
   readonly undo: () => void;
+  readonly queued?: boolean;
+}
+
+/** A waiter id as the engine takes it ("session:seq:leaseMs:renew:weight:mode"; Lua's %w is [A-Za-z0-9]). */
+const WAITER_ID = /^[A-Za-z0-9]+:[A-Za-z0-9]+:\d+:[01]:\d+:[xrw]$/;
+
+/**
+ * The previous holder's grants a hand-off grant carried (its handover: "index=id" pairs), by master
+ * index, those above master `from` only: the chain's next acquires on them release them first.
+ * Anything malformed is left out (the text came through Redis): that grant is released by its
+ * holder's heartbeat instead.
+ */
+export function handedOver(handover: string | undefined, from: number, masters: number): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const pair of (handover ?? '').split(',')) {
+    const at = pair.indexOf('=');
+    const index = Number(pair.slice(0, at));
+    const id = pair.slice(at + 1);
+    if (at > 0 && Number.isInteger(index) && index > from && index < masters && WAITER_ID.test(id) && id !== GUARD_ID) out.set(index, id);
+  }
+  return out;
 }
 
 /** What one climb of the chain needs. */
@@ -73,6 +98,7 @@ export async function climb(c: Climb, mode: 'wait' | 'try'): Promise<Climbed | n
 /** One climb from master 0 up; `held` is filled as it goes (the caller gives it back on a restart). */
 async function pass(c: Climb, mode: 'wait' | 'try', held: HeldGrant[]): Promise<Pass> {
   let floor = 0; // the highest token this pass got: the floor of each next enqueue, T once a majority is held
+  let handed = new Map<number, string>(); // the previous holder's grants handed over with a hand-off grant
   let i = 0;
   const down: string[] = [];
   // Masters from `from` up that are not known to be down: a down one would only be skipped.
@@ -107,8 +133,10 @@ async function pass(c: Climb, mode: 'wait' | 'try', held: HeldGrant[]): Promise<
       continue;
     }
     let lease: Lease | null;
+    const queued = { seen: false };
+    const prev = handed.get(m.index);
     try {
-      lease = mode === 'try' ? await m.tryTake(c.name, { floor, leaseMs: c.leaseMs, autoRenew: c.autoRenew }) : await waitOn(c, m, floor, held, i);
+      lease = mode === 'try' ? await m.tryTake(c.name, { floor, prev, leaseMs: c.leaseMs, autoRenew: c.autoRenew }) : await waitOn(c, m, floor, prev, held, i, queued);
     } catch (err) {
       if (c.signal.aborted) throw c.signal.reason;
       if (err instanceof Restart) return { kind: 'restart', why: err.message };
@@ -119,8 +147,10 @@ async function pass(c: Climb, mode: 'wait' | 'try', held: HeldGrant[]): Promise<
       throw err; // not a reachability problem (a duplicate master, an ACL refusal, a name of another kind): the caller's to see
     }
     if (lease === null) return { kind: 'busy' };
-    held.push({ master: m, lease, undo: m.hold() });
+    held.push({ master: m, lease, undo: m.hold(), queued: queued.seen });
     floor = Math.max(floor, lease.token);
+    const handover = (lease as { handover?: string }).handover;
+    if (handover !== undefined) handed = handedOver(handover, m.index, c.masters.length);
   }
 }
 
@@ -129,7 +159,7 @@ async function pass(c: Climb, mode: 'wait' | 'try', held: HeldGrant[]): Promise<
  * gives up or when a held master's lease is lost and what is held plus the masters left (the one
  * waited on included) falls below a majority (rule 7).
  */
-async function waitOn(c: Climb, m: Master, floor: number, held: HeldGrant[], next: number): Promise<Lease> {
+async function waitOn(c: Climb, m: Master, floor: number, prev: string | undefined, held: HeldGrant[], next: number, queued: { seen: boolean }): Promise<Lease> {
   const step = new AbortController();
   const forward = () => step.abort(c.signal.reason);
   c.signal.addEventListener('abort', forward, { once: true });
@@ -143,10 +173,14 @@ async function waitOn(c: Climb, m: Master, floor: number, held: HeldGrant[], nex
   try {
     return await m.wait(c.name, {
       floor,
+      prev,
       leaseMs: c.leaseMs,
       autoRenew: c.autoRenew,
       signal: step.signal,
-      onQueued: (position) => c.onQueued?.(m.index, position),
+      onQueued: (position) => {
+        queued.seen = true;
+        c.onQueued?.(m.index, position);
+      },
     });
   } finally {
     c.signal.removeEventListener('abort', forward);

@@ -32,6 +32,8 @@ export interface TakeOptions {
    * §8 rule 2). It rides in the waiter's queue element and bounds the token taken when the grant is made.
    */
   floor: number;
+  /** A grant on this master that the previous holder handed over to this acquire (its id), released first. */
+  prev?: string | undefined;
   leaseMs: number;
   autoRenew: boolean;
   /** Ends the wait (the caller gave up, or the chain restarts); its reason is what the wait rejects with. */
@@ -173,6 +175,14 @@ export class Master {
     await withTimeout(lease.release(), this.timing.commandTimeoutMs).catch(() => undefined);
   }
 
+  /**
+   * Gives the grant back passing `handover` (see QuorumLease's release), bounded: true when the
+   * wake-up of the waiter it granted carried it; false otherwise, also on an error or a timeout.
+   */
+  async releaseHandingOver(lease: Lease, handover: string): Promise<boolean> {
+    return withTimeout((lease as HeldLease).releaseHandingOver(handover), this.timing.commandTimeoutMs).catch(() => false);
+  }
+
   /** The single-node LockInfo of `name` here, bounded by commandTimeoutMs. */
   inspect(name: string): Promise<LockInfo> {
     return this.bounded(this.locks.inspect(name), 'inspect');
@@ -184,9 +194,11 @@ export class Master {
    * quorum's leaseMs widens the guard it asks for; the guard must cover the longest lease any client
    * of the master takes, so quorums over the same masters should share one leaseMs).
    */
-  private quorumOption(o: Pick<TakeOptions, 'floor' | 'leaseMs'>): QuorumAcquireOption {
+  private quorumOption(o: Pick<TakeOptions, 'floor' | 'leaseMs' | 'prev'>): QuorumAcquireOption {
     const { guardMs } = this.timing;
-    return { floor: o.floor > 0 ? o.floor : undefined, guardMs: guardMs > 0 ? Math.max(guardMs, o.leaseMs) : 0 };
+    const option: QuorumAcquireOption = { floor: o.floor > 0 ? o.floor : undefined, guardMs: guardMs > 0 ? Math.max(guardMs, o.leaseMs) : 0 };
+    if (o.prev !== undefined) option.prev = o.prev;
+    return option;
   }
 
   /** Reads this master's run_id (INFO server) if not read yet; MasterUnreachable if it does not answer. */

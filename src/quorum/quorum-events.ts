@@ -30,7 +30,7 @@ export interface QuorumGrantedEvent {
   restarts: number;
 }
 
-/** A quorum lease was released (its masters were sent their releases, in one parallel round). */
+/** A quorum lease was released (every master it held was released, or handed over to the waiter it granted: see README, "Quorum over independent masters"). */
 export interface QuorumReleasedEvent {
   /** The lock's name. */
   name: string;

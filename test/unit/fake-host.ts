@@ -175,6 +175,10 @@ export class FakeHost implements WaiterHost {
     this.log.push(`releaseLater ${id}`);
   }
 
+  releaseAtBeat(id: string): void {
+    this.log.push(`releaseAtBeat ${id}`);
+  }
+
   confirmReplicated(id: string, durability: ResolvedDurability, signal: AbortSignal): Promise<{ acked: number; holds: boolean }> {
     return this.scripts.call('confirm', [id, durability, signal]);
   }
