@@ -14,7 +14,8 @@
  * engine's: a quorum master 1's pair (acquire granted at once, release with nobody queued), the same
  * pair by EVALSHA (as on Redis 6.2, where every call builds the engine's closures again), master 0's
  * cycle (two acquires, one granted and one queued, a hand-off release, a release), one contended
- * quorum acquisition in its steady state (what the bench's contention run costs per grant), and
+ * quorum acquisition in its steady state (what the bench's contention run costs per grant: master 0's
+ * enqueue and hand-off with a handover, master 1's acquire naming the old holder's grant), and
  * single-node uncontended.
  * Probes split an engine call up (the library's local functions are in scope of its registrations):
  * parsing acquire's arguments, load() of a used name's state, and 40 small tables and strings made
@@ -61,15 +62,15 @@ const WAKE = 'Pc:wake:';
 const Q = ['3', 'c:{hot}:state', 'c:{hot}:queue', 'c:born'];
 const M1 = ['3', 'c:{m1}:state', 'c:{m1}:queue', 'c:born'];
 /** The holder of master 0's name in the contended path, from one repetition to the next. */
-const contended: { holder?: string } = {};
+const contended: { holder?: string; m1?: string } = {};
 let seq = 1;
 const waiter = (sid: number) => `100000000000000${sid}:${seq++}:5000:1:1:x`;
-/** A quorum acquire's keys and arguments, as the library sends them (liveness 15 s unless given). */
-const acquireArgs = (id: string, floor: string, keys = Q, liveness = '15000') => [...keys, id, liveness, 'wait', WAKE, 'lock 1', '', '', floor, '5000'];
-/** A release's keys (the name's state and queue, master 0's unless given) and arguments. */
-const releaseArgs = (id: string, keys = [Q[1]!, Q[2]!]) => ['2', ...keys, id, WAKE];
-const quorumAcquire = (c: Client, id: string, floor: string, keys = Q, liveness?: string) => c.sendCommand(['FCALL', 'a', ...acquireArgs(id, floor, keys, liveness)]);
-const release = (c: Client, keys: string[], id: string) => c.sendCommand(['FCALL', 'r', ...releaseArgs(id, keys)]);
+/** A quorum acquire's keys and arguments, as the library sends them (liveness 15 s unless given; prev: a grant handed over). */
+const acquireArgs = (id: string, floor: string, keys = Q, liveness = '15000', prev?: string) => [...keys, id, liveness, 'wait', WAKE, 'lock 1', '', '', floor, '5000', ...(prev ? [prev] : [])];
+/** A release's keys (the name's state and queue, master 0's unless given) and arguments (handover: a quorum holder's). */
+const releaseArgs = (id: string, keys = [Q[1]!, Q[2]!], handover?: string) => ['2', ...keys, id, WAKE, ...(handover ? [handover] : [])];
+const quorumAcquire = (c: Client, id: string, floor: string, keys = Q, liveness?: string, prev?: string) => c.sendCommand(['FCALL', 'a', ...acquireArgs(id, floor, keys, liveness, prev)]);
+const release = (c: Client, keys: string[], id: string, handover?: string) => c.sendCommand(['FCALL', 'r', ...releaseArgs(id, keys, handover)]);
 
 type Shas = { acquire: string; release: string; empty: string; engineAcquire: string; engineRelease: string };
 const PATHS: Record<string, (c: Client, sha: Shas) => Promise<unknown>> = {
@@ -120,22 +121,25 @@ const PATHS: Record<string, (c: Client, sha: Shas) => Promise<unknown>> = {
     await release(c, [Q[1]!, Q[2]!], a);
     await release(c, [Q[1]!, Q[2]!], b);
   },
-  'quorum: one contended acquisition (master 0 enqueue + hand-off, master 1 pair)': async (c) => {
+  'quorum: one contended acquisition (master 0 enqueue + hand-off with a handover, master 1 acquire naming prev)': async (c) => {
     // Steady contention: the next waiter queues behind the holder on master 0, the holder's release
-    // hands master 0 on, the new holder takes master 1 and lets it go. 8 sessions whose deadlines stay
+    // hands master 0 on with its master 1 grant in the handover, the new holder's acquire on master 1
+    // releases that grant and takes master 1 (QuorumLease's release). 8 sessions whose deadlines stay
     // far off (liveness 10 min: heartbeats keep them so), as in the bench's contention run.
     const next = waiter(1 + (seq % 8));
     const far = '600000';
     if (!contended.holder) {
       contended.holder = waiter(9);
       await quorumAcquire(c, contended.holder, '', Q, far);
+      contended.m1 = waiter(9);
+      await quorumAcquire(c, contended.m1, String(Date.now() * 1000), M1, far);
     }
     await quorumAcquire(c, next, '', Q, far);
-    await release(c, [Q[1]!, Q[2]!], contended.holder);
+    await release(c, [Q[1]!, Q[2]!], contended.holder, `1=${contended.m1}`);
     contended.holder = next;
     const id = waiter(1 + (seq % 8));
-    await quorumAcquire(c, id, String(Date.now() * 1000), M1, far);
-    await release(c, [M1[1]!, M1[2]!], id);
+    await quorumAcquire(c, id, String(Date.now() * 1000), M1, far, contended.m1);
+    contended.m1 = id;
   },
   'single-node: acquire + release, a new name each': async (c) => {
     const id = waiter(1);
