@@ -146,6 +146,11 @@ export class LockState implements WaiterHost {
     this.guardTimer.unref();
   }
 
+  /** Grants given up whose release in Redis is still to do (the next beat's). */
+  get releasesLeft(): boolean {
+    return this.unreleased.size > 0;
+  }
+
   /** The most handed-over ids that wait for the regular beat: past it, the beat is sent now. */
   static readonly MAX_AT_BEAT = 64;
 

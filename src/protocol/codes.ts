@@ -67,9 +67,12 @@ export const RELEASES_KEPT = 8;
  */
 export const GUARD_ID = 'guard:0:0:0:1:w';
 
-/** `local REPLY_ACQUIRE_GRANTED = 1` ... and RELEASES_KEPT, GUARD_ID, for the Lua prelude: the values are written nowhere else. */
+/** The longest handover a quorum release passes (see "Quorum" in lua/engine.lua); a longer one is not sent. */
+export const MAX_HANDOVER = 4096;
+
+/** `local REPLY_ACQUIRE_GRANTED = 1` ... and RELEASES_KEPT, GUARD_ID, MAX_HANDOVER, for the Lua prelude: the values are written nowhere else. */
 export function luaReplyConstants(): string {
-  const lines: string[] = [`local RELEASES_KEPT = ${RELEASES_KEPT}`, `local GUARD_ID = '${GUARD_ID}'`];
+  const lines: string[] = [`local RELEASES_KEPT = ${RELEASES_KEPT}`, `local GUARD_ID = '${GUARD_ID}'`, `local MAX_HANDOVER = ${MAX_HANDOVER}`];
   for (const [script, codes] of Object.entries(REPLY)) {
     for (const [name, value] of Object.entries(codes)) {
       lines.push(`local REPLY_${script.toUpperCase()}_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()} = ${value}`);

@@ -2,6 +2,7 @@ import { checkedSignal, HeldLease } from '../client/held-lease.js';
 import type { Lease } from '../client/lease.js';
 import { atDeadline, monotonic } from '../clock.js';
 import { LockLostError, NotHolderError } from '../errors.js';
+import { MAX_HANDOVER } from '../protocol/codes.js';
 import { checkDuration } from '../options.js';
 import { releaseGrant, type HeldGrant } from './chain.js';
 import { MasterUnreachable, type Master } from './master.js';
@@ -261,11 +262,12 @@ export class QuorumLease implements Lease {
     if (this.lostError) throw this.lostError;
     const grants = this.grants.splice(0).sort((a, b) => a.master.index - b.master.index);
     const [first, ...rest] = grants;
-    const handOver = first?.queued === true && rest.length > 0 && rest.every((g) => g.lease instanceof HeldLease);
+    // (Not when the first master is known down: the others would wait for its release to time out.)
+    const handover = rest.map((g) => `${g.master.index}=${g.lease.id}`).join(',');
+    const handOver = first?.queued === true && !first.master.isDown && rest.length > 0 && handover.length <= MAX_HANDOVER && rest.every((g) => g.lease instanceof HeldLease);
     if (!handOver) {
       await Promise.all(grants.map(releaseGrant));
     } else {
-      const handover = rest.map((g) => `${g.master.index}=${g.lease.id}`).join(',');
       let handed = false;
       try {
         handed = await first.master.releaseHandingOver(first.lease, handover);

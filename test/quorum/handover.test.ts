@@ -86,3 +86,34 @@ test('the waiter cannot reach master 1: the holder\'s heartbeat releases its gra
     await cLease.release();
   });
 });
+
+test('close() right after a contended release releases what it handed over: no grant is left to run out', async (t) => {
+  // a beat every 5 s and a 20 s lease: only close()'s own beat can free master 1 within 2.5 s
+  const options = { ...FAST, leaseMs: 20_000, heartbeatMs: 5_000, livenessMs: 10_000 };
+  const m = await startMasters(t, 3);
+  const proxy = await startProxy(m.servers[1]!.port);
+  scopeOf(t).add(() => proxy.stop());
+  const clients = [];
+  for (const [i, s] of m.servers.entries()) clients.push(await openClient(t, i === 1 ? proxy.url : s.url));
+  const c = FairLocks.quorum(clients, options); // c's client of master 1 goes through the proxy
+  scopeOf(t).add(() => c.close());
+  scopeOf(t).add(() => proxy.heal());
+  const [a, b] = await Promise.all([m.quorum(options), m.quorum(options)]);
+  const m1Holders = async () => (await a!.inspect('h')).masters[1]!.info?.holders.length ?? -1;
+  await traceOnFailure(t, [a!, b!, c], async () => {
+    const first = await a!.lock('h').acquire();
+    const bWait = await queue(b!, 'h');
+    const cWait = await queue(c, 'h');
+    await first.release();
+    const bLease = (await bWait.lease) as QuorumLease;
+    t.deepEqual(bLease.masters, [0, 1]);
+    proxy.hold(); // c cannot release b's grant on master 1 with its acquire
+    await bLease.release();
+    await b!.close();
+    t.true(await eventually(async () => (await m1Holders()) === 0, 2_500), 'b\'s grant on master 1 was released by close()');
+    const cLease = (await cWait.lease) as QuorumLease;
+    t.deepEqual(cLease.masters, [0, 2]);
+    proxy.heal();
+    await cLease.release();
+  });
+});

@@ -116,9 +116,9 @@ local ENTRY = '^(' .. ID .. ') %d+ (%d+) %d+ %d+ [01] ?(%x*)$'
 local ENTRY_EXP = '^(%w+:%w+:%d+:[01]:%d+:[xrw]) %d+ (%d+) %d+ %d+ [01] ?%x*$'
 local ENTRY_FIT = '^(%w+:%w+:%d+:[01]:(%d+):([xrw])) %d+ (%d+) %d+ %d+ [01] ?%x*$'
 local ELEMENT_HEAD = '^((%w+):%w+:(%d+):[01]:(%d+):([xrw])) %d+ ?(%d*)$'
--- A quorum release's handover (see "Quorum"): "index=id" pairs joined by ','.
+-- A quorum release's handover (see "Quorum"): "index=id" pairs joined by ',', at most MAX_HANDOVER
+-- bytes (codes.ts).
 local HANDOVER = '^[%w:=,]+$'
-local MAX_HANDOVER = 4096
 -- A group as sent: the hex of its bytes, at most 256 of them ('' = the default group).
 local GROUP = '^%x*$'
 local MAX_GROUP_HEX = 512
