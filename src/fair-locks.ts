@@ -240,14 +240,16 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
     const leases = states.flatMap((s) => [...s.leases]);
     // Bounded like a give-up: while Redis does not answer, close() still returns after about one
     // liveness period (the releases still run if Redis comes back; unreleased leases run out).
-    // Then one beat on each name with grants left to the heartbeat (a quorum holder's handed-over
-    // grants, releases that failed): after close() no beat would release them.
-    const bound = this.session.options.livenessMs;
+    // Then one beat, within one heartbeat period, on each name with a quorum holder's handed-over
+    // grants left to the heartbeat (after close() no beat would release them; Redis answered their
+    // release a moment ago). Not for releases that failed: Redis is failing, the beat would wait.
+    const { livenessMs: bound, heartbeatMs } = this.session.options;
+    const handedOver = () => [...this.session.locks.values()].filter((s) => s.handedOverLeft);
     await within(
       Promise.all([
         ...waiters.map((w) => w.giveUp(new ClosedError(`FairLocks closed while waiting for the lock "${w.state.name}"`))),
         ...leases.map((l) => l.release().catch(() => undefined)),
-      ]).then(() => Promise.all([...this.session.locks.values()].filter((s) => s.releasesLeft).map((s) => s.beat()))),
+      ]).then(() => within(Promise.all(handedOver().map((s) => s.beat())), heartbeatMs)),
       bound,
     );
     this.session.stop();

@@ -146,9 +146,10 @@ export class LockState implements WaiterHost {
     this.guardTimer.unref();
   }
 
-  /** Grants given up whose release in Redis is still to do (the next beat's). */
-  get releasesLeft(): boolean {
-    return this.unreleased.size > 0;
+  /** A quorum holder's handed-over grants whose release in Redis is still to do (the next beat's). */
+  get handedOverLeft(): boolean {
+    for (const w of this.unreleased.values()) if (w.grant) return true;
+    return false;
   }
 
   /** The most handed-over ids that wait for the regular beat: past it, the beat is sent now. */
