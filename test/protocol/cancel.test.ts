@@ -7,33 +7,16 @@
  * one that does not (its enqueue reply was lost) finds the element by the id. Tokens are taken at
  * grant time, so the granted waiters' tokens are checked to increase in queue order.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { waiterId } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt } from '../helpers/state.js';
 import { sleep, LIVENESS, expectKind, kit } from './kit.js';
 
 const fx = useRedis();
-const { setup, heldIds, queued, elements } = kit(fx);
+const { setup, heldIds, queued, elements, subscribe } = kit(fx);
 
 /** Messages on `channel` (a subscriber duplicated from the fixture's client, closed with the test). */
-async function subscribe(t: ExecutionContext, channel: string) {
-  const sub = fx.client.duplicate();
-  sub.on('error', () => undefined);
-  t.teardown(() => (sub.isOpen ? sub.disconnect().catch(() => undefined) : undefined));
-  await sub.connect();
-  const messages: string[] = [];
-  await sub.subscribe(channel, (message) => {
-    messages.push(message);
-  });
-  return {
-    async received(n: number) {
-      for (let i = 0; i < 250 && messages.length < n; i++) await sleep(20);
-      return messages;
-    },
-  };
-}
-
 test('a queued waiter leaves the queue (cancelled); the holder and the others are untouched', async (t) => {
   const { s, keys } = setup();
   const idH = waiterId('h', 1, 5_000, true, 1, 'x');

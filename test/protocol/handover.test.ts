@@ -6,37 +6,18 @@
  * own release arriving just before it would (the same writes, the grant rule run, the queue first);
  * a grant handed over that no acquire released is released by its holder's heartbeat ('g').
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { GUARD_ID } from '../../src/protocol/codes.js';
 import { wakeChannel, waiterId } from '../../src/protocol/keys.js';
 import { useRedis } from '../helpers/fixture.js';
 import { holdersAt } from '../helpers/state.js';
-import { LIVENESS, expectKind, kit, numbersOut, sleep } from './kit.js';
+import { LIVENESS, expectKind, kit, numbersOut } from './kit.js';
 
 const fx = useRedis();
-const { setup, heldIds, queued, shapeOf } = kit(fx);
+const { setup, heldIds, queued, shapeOf, subscribe } = kit(fx);
 
 const id = (sid: string, seq = 1) => waiterId(sid, seq, 5_000, true, 1, 'x');
 const QUORUM = { guardMs: 0 };
-
-/** A subscriber (a duplicate of the fixture's client) on `channels`, closed when the test ends. */
-async function subscribe(t: ExecutionContext, channels: string[]) {
-  const sub = fx.client.duplicate();
-  sub.on('error', () => undefined);
-  t.teardown(() => (sub.isOpen ? sub.disconnect().catch(() => undefined) : undefined));
-  await sub.connect();
-  const messages: string[] = [];
-  await sub.subscribe(channels, (message) => {
-    messages.push(message);
-  });
-  return {
-    /** Resolves once `n` messages came, or after 5 s (the test then sees fewer). */
-    async received(n: number) {
-      for (let i = 0; i < 250 && messages.length < n; i++) await sleep(20);
-      return messages;
-    },
-  };
-}
 
 test('a release with a handover: the wake-up of the waiter it grants carries it, on the fast and the general path; none woken, none carried', async (t) => {
   const handover = `1=${id('p1')},2=${id('p2')}`;

@@ -3,6 +3,7 @@
  * of the queue list and the holder entries (test/helpers/state.ts). Reads go through `fx.client`
  * when called (the fixture connects it in its before hook).
  */
+import type { ExecutionContext } from 'ava';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { Scripts, type AcquireReply } from '../../src/protocol/scripts.js';
 import { adaptClient } from '../../src/redis/adapt.js';
@@ -43,6 +44,24 @@ export function kit(fx: Fixture) {
     /** A session's deadline in the state hash's `s` field, or null. */
     deadline(stateKey: string, sessionId: string): Promise<number | null> {
       return sessionDeadlineAt(fx.client, stateKey, sessionId);
+    },
+    /** A subscriber (a duplicate of the fixture's client) on `channels`, closed when the test ends. */
+    async subscribe(t: ExecutionContext, channels: string | string[]) {
+      const sub = fx.client.duplicate();
+      sub.on('error', () => undefined);
+      t.teardown(() => (sub.isOpen ? sub.disconnect().catch(() => undefined) : undefined));
+      await sub.connect();
+      const messages: string[] = [];
+      await sub.subscribe(channels, (message) => {
+        messages.push(message);
+      });
+      return {
+        /** Resolves once `n` messages came, or after 5 s (the test then sees fewer). */
+        async received(n: number) {
+          for (let i = 0; i < 250 && messages.length < n; i++) await sleep(20);
+          return messages;
+        },
+      };
     },
     /** The state hash with every run of 4 or more digits (tokens, times) as N: two paths' writes compared, numbers aside. */
     async shapeOf(stateKey: string): Promise<Record<string, string>> {

@@ -7,8 +7,8 @@
  * from it by the TCP proxy), the holder's heartbeat releases the grant there, long before its lease
  * would run out. Order from tokens and grants, never from clocks.
  */
-import test from 'ava';
-import { DEFAULTS, FairLocks, type Lease } from '../../src/index.js';
+import test, { type ExecutionContext } from 'ava';
+import { DEFAULTS, FairLocks, type Lease, type QuorumOptions } from '../../src/index.js';
 import { lockKeys } from '../../src/protocol/keys.js';
 import { openClient, scopeOf } from '../helpers/cleanup.js';
 import { startMasters, FAST } from '../helpers/masters.js';
@@ -25,12 +25,30 @@ async function eventually(check: () => Promise<boolean>, ms: number): Promise<bo
   return check();
 }
 
+/**
+ * Three quorums over three fresh masters with `options`: a and b direct, c's client of master 1
+ * through a proxy (cut with proxy.hold()); everything is closed with the test.
+ */
+async function cutFromMaster1(t: ExecutionContext, options: QuorumOptions) {
+  const m = await startMasters(t, 3);
+  const proxy = await startProxy(m.servers[1]!.port);
+  scopeOf(t).add(() => proxy.stop());
+  const clients = [];
+  for (const [i, s] of m.servers.entries()) clients.push(await openClient(t, i === 1 ? proxy.url : s.url));
+  const c = FairLocks.quorum(clients, options);
+  scopeOf(t).add(() => c.close());
+  scopeOf(t).add(() => proxy.heal()); // runs first: the closes then go through
+  const [a, b] = await Promise.all([m.quorum(options), m.quorum(options)]);
+  const m1Holders = async () => (await a.inspect('h')).masters[1]!.info?.holders.length ?? -1;
+  return { m, proxy, a: a!, b: b!, c, m1Holders };
+}
+
 test('a contended hand-off: the holder sends no release to master 1, the waiter\'s acquire there releases its grant', async (t) => {
   const m = await startMasters(t, 3);
   const [a, b, c] = await Promise.all([m.quorum(), m.quorum(), m.quorum()]);
   const m1 = await openClient(t, m.servers[1]!.url);
   await traceOnFailure(t, [a!, b!, c!], async () => {
-    const first = await a!.lock('h').acquire(); // uncontended: released in one parallel round
+    const first = await a.lock('h').acquire(); // uncontended: released in one parallel round
     const bWait = await queue(b!, 'h');
     const cWait = await queue(c!, 'h');
     await first.release();
@@ -53,23 +71,14 @@ test('a contended hand-off: the holder sends no release to master 1, the waiter\
 });
 
 test('the waiter cannot reach master 1: the holder\'s heartbeat releases its grant there, long before the lease would end', async (t) => {
-  const options = { ...FAST, leaseMs: 20_000 }; // a grant left to run out would stay for 20 s
-  const m = await startMasters(t, 3);
-  const proxy = await startProxy(m.servers[1]!.port);
-  scopeOf(t).add(() => proxy.stop());
-  const clients = [];
-  for (const [i, s] of m.servers.entries()) clients.push(await openClient(t, i === 1 ? proxy.url : s.url));
-  const c = FairLocks.quorum(clients, options); // c's client of master 1 goes through the proxy
-  scopeOf(t).add(() => c.close());
-  scopeOf(t).add(() => proxy.heal()); // runs first: the closes then go through
-  const [a, b] = await Promise.all([m.quorum(options), m.quorum(options)]);
+  // a grant left to run out would stay for 20 s
+  const { m, proxy, a, b, c, m1Holders } = await cutFromMaster1(t, { ...FAST, leaseMs: 20_000 });
   const lost: string[] = [];
-  b!.on('lost', (lease) => lost.push(String((lease as Lease).token)));
+  b.on('lost', (lease) => lost.push(String((lease as Lease).token)));
   const m1 = await openClient(t, m.servers[1]!.url);
-  const m1Holders = async () => (await a!.inspect('h')).masters[1]!.info?.holders.length ?? -1;
-  await traceOnFailure(t, [a!, b!, c], async () => {
-    const first = await a!.lock('h').acquire();
-    const bWait = await queue(b!, 'h');
+  await traceOnFailure(t, [a, b, c], async () => {
+    const first = await a.lock('h').acquire();
+    const bWait = await queue(b, 'h');
     const cWait = await queue(c, 'h');
     await first.release();
     const bLease = (await bWait.lease) as QuorumLease;
@@ -89,27 +98,17 @@ test('the waiter cannot reach master 1: the holder\'s heartbeat releases its gra
 
 test('close() right after a contended release releases what it handed over: no grant is left to run out', async (t) => {
   // a beat every 5 s and a 20 s lease: only close()'s own beat can free master 1 within 2.5 s
-  const options = { ...FAST, leaseMs: 20_000, heartbeatMs: 5_000, livenessMs: 10_000 };
-  const m = await startMasters(t, 3);
-  const proxy = await startProxy(m.servers[1]!.port);
-  scopeOf(t).add(() => proxy.stop());
-  const clients = [];
-  for (const [i, s] of m.servers.entries()) clients.push(await openClient(t, i === 1 ? proxy.url : s.url));
-  const c = FairLocks.quorum(clients, options); // c's client of master 1 goes through the proxy
-  scopeOf(t).add(() => c.close());
-  scopeOf(t).add(() => proxy.heal());
-  const [a, b] = await Promise.all([m.quorum(options), m.quorum(options)]);
-  const m1Holders = async () => (await a!.inspect('h')).masters[1]!.info?.holders.length ?? -1;
-  await traceOnFailure(t, [a!, b!, c], async () => {
-    const first = await a!.lock('h').acquire();
-    const bWait = await queue(b!, 'h');
+  const { proxy, a, b, c, m1Holders } = await cutFromMaster1(t, { ...FAST, leaseMs: 20_000, heartbeatMs: 5_000, livenessMs: 10_000 });
+  await traceOnFailure(t, [a, b, c], async () => {
+    const first = await a.lock('h').acquire();
+    const bWait = await queue(b, 'h');
     const cWait = await queue(c, 'h');
     await first.release();
     const bLease = (await bWait.lease) as QuorumLease;
     t.deepEqual(bLease.masters, [0, 1]);
     proxy.hold(); // c cannot release b's grant on master 1 with its acquire
     await bLease.release();
-    await b!.close();
+    await b.close();
     t.true(await eventually(async () => (await m1Holders()) === 0, 2_500), 'b\'s grant on master 1 was released by close()');
     const cLease = (await cWait.lease) as QuorumLease;
     t.deepEqual(cLease.masters, [0, 2]);
