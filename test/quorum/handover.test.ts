@@ -43,6 +43,21 @@ async function cutFromMaster1(t: ExecutionContext, options: QuorumOptions) {
   return { m, proxy, a: a!, b: b!, c, m1Holders };
 }
 
+/**
+ * a holds (uncontended), b and c queue; a releases and b is granted masters 0 and 1 (it waited: its
+ * release will hand over); then c is cut from master 1, so its acquire cannot release b's grant there.
+ */
+async function bHoldsAndCIsCut(t: ExecutionContext, { proxy, a, b, c }: Awaited<ReturnType<typeof cutFromMaster1>>) {
+  const first = await a.lock('h').acquire();
+  const bWait = await queue(b, 'h');
+  const cWait = await queue(c, 'h');
+  await first.release();
+  const bLease = (await bWait.lease) as QuorumLease;
+  t.deepEqual(bLease.masters, [0, 1]);
+  proxy.hold();
+  return { bLease, cWait };
+}
+
 test('a contended hand-off: the holder sends no release to master 1, the waiter\'s acquire there releases its grant', async (t) => {
   const m = await startMasters(t, 3);
   const [a, b, c] = await Promise.all([m.quorum(), m.quorum(), m.quorum()]);
@@ -72,18 +87,13 @@ test('a contended hand-off: the holder sends no release to master 1, the waiter\
 
 test('the waiter cannot reach master 1: the holder\'s heartbeat releases its grant there, long before the lease would end', async (t) => {
   // a grant left to run out would stay for 20 s
-  const { m, proxy, a, b, c, m1Holders } = await cutFromMaster1(t, { ...FAST, leaseMs: 20_000 });
+  const setup = await cutFromMaster1(t, { ...FAST, leaseMs: 20_000 });
+  const { m, proxy, a, b, c, m1Holders } = setup;
   const lost: string[] = [];
   b.on('lost', (lease) => lost.push(String((lease as Lease).token)));
   const m1 = await openClient(t, m.servers[1]!.url);
   await traceOnFailure(t, [a, b, c], async () => {
-    const first = await a.lock('h').acquire();
-    const bWait = await queue(b, 'h');
-    const cWait = await queue(c, 'h');
-    await first.release();
-    const bLease = (await bWait.lease) as QuorumLease;
-    t.deepEqual(bLease.masters, [0, 1]);
-    proxy.hold(); // c is cut from master 1 from now on
+    const { bLease, cWait } = await bHoldsAndCIsCut(t, setup);
     await bLease.release();
     t.true(await eventually(async () => (await m1Holders()) === 0, 5_000), 'b\'s grant on master 1 is released (by its heartbeat) within 5 s, not at its 20 s lease');
     t.true(((await m1.hGet(lockKeys(DEFAULTS.prefix, 'h').state, 'r')) ?? '') !== '', 'released, not run out');
@@ -98,15 +108,10 @@ test('the waiter cannot reach master 1: the holder\'s heartbeat releases its gra
 
 test('close() right after a contended release releases what it handed over: no grant is left to run out', async (t) => {
   // a beat every 5 s and a 20 s lease: only close()'s own beat can free master 1 within 2.5 s
-  const { proxy, a, b, c, m1Holders } = await cutFromMaster1(t, { ...FAST, leaseMs: 20_000, heartbeatMs: 5_000, livenessMs: 10_000 });
+  const setup = await cutFromMaster1(t, { ...FAST, leaseMs: 20_000, heartbeatMs: 5_000, livenessMs: 10_000 });
+  const { proxy, a, b, c, m1Holders } = setup;
   await traceOnFailure(t, [a, b, c], async () => {
-    const first = await a.lock('h').acquire();
-    const bWait = await queue(b, 'h');
-    const cWait = await queue(c, 'h');
-    await first.release();
-    const bLease = (await bWait.lease) as QuorumLease;
-    t.deepEqual(bLease.masters, [0, 1]);
-    proxy.hold(); // c cannot release b's grant on master 1 with its acquire
+    const { bLease, cWait } = await bHoldsAndCIsCut(t, setup);
     await bLease.release();
     await b.close();
     t.true(await eventually(async () => (await m1Holders()) === 0, 2_500), 'b\'s grant on master 1 was released by close()');
