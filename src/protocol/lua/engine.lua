@@ -303,8 +303,11 @@ local function released_with(released, id)
   return r
 end
 
-local function remember_release(st, id)
-  st.released = released_with(st.released, id)
+-- A holder gives its grant up (a release, a cancel the grant raced, a given-up id, a handed-over
+-- grant): it goes, and its id joins the released ones (a repeated release answers "already").
+local function give_back(st, h)
+  remove_holder(st, h)
+  st.released = released_with(st.released, h.id)
   st.dirty.r = true
 end
 
@@ -824,10 +827,7 @@ local function acquire(keys, args)
   local st = load(keys, now_us, now, f)
   -- The handed-over grant goes first, as its holder's release would have, just before this call.
   local handed = prev and st.holders[prev]
-  if handed then
-    remove_holder(st, handed)
-    remember_release(st, prev)
-  end
+  if handed then give_back(st, handed) end
 
   local h = st.holders[id]
   if h then
@@ -967,6 +967,12 @@ local function hand_off_fast(keys, id, head, wake_arg, handover, now_us, now, f)
   return true
 end
 
+-- release's "released" reply; to a release that passed a handover, whether a wake-up carried it.
+local function released_reply(now, handover, handed)
+  if handover then return { REPLY_RELEASE_RELEASED, now, handed and 1 or 0 } end
+  return { REPLY_RELEASE_RELEASED, now }
+end
+
 --[[
   release: a holder gives its grant up; the waiters that fit now are granted at once and each is woken
   by one publish on its session's channel. Safe to repeat: a second run answers "already".
@@ -994,26 +1000,20 @@ local function release(keys, args)
     head = redis.call('LPOP', keys[2])
     if not head then
       write_fast(keys, { 'HSET', keys[1], 'h', '', 'r', released_with(f[4] or '', id) }, num(f[6]) or 0, now, 0)
-      if handover then return { REPLY_RELEASE_RELEASED, now, 0 } end
-      return { REPLY_RELEASE_RELEASED, now }
+      return released_reply(now, handover, false)
     end
-    if hand_off_fast(keys, id, head, wake_arg, handover, now_us, now, f) then
-      if handover then return { REPLY_RELEASE_RELEASED, now, 1 } end
-      return { REPLY_RELEASE_RELEASED, now }
-    end
+    if hand_off_fast(keys, id, head, wake_arg, handover, now_us, now, f) then return released_reply(now, handover, true) end
   end
   local st = load(keys, now_us, now, f)
   local h = st.holders[id]
   if h then
-    remove_holder(st, h)
-    remember_release(st, id)
+    give_back(st, h)
     st.handover = handover -- only a holder's release hands anything over
   end
   -- (a head popped above implies h: the general path grants it first, or puts it back)
   if h or st.expired then grant_ready(st, wake_arg, nil, head) end
   flush(st)
-  if h and handover then return { REPLY_RELEASE_RELEASED, st.now, st.handed and 1 or 0 } end
-  if h then return { REPLY_RELEASE_RELEASED, st.now } end
+  if h then return released_reply(st.now, handover, st.handed) end
   if released_before(st.released, id) then return { REPLY_RELEASE_ALREADY, st.now } end
   return { REPLY_RELEASE_NOT_HOLDER, st.now }
 end
@@ -1037,10 +1037,7 @@ local function cancel(keys, args)
   local left = remove_waiter(st, key, id, since) > 0
   if left then left_group(st, group) end
   local h = (not left) and st.holders[id]
-  if h then
-    remove_holder(st, h)
-    remember_release(st, id)
-  end
+  if h then give_back(st, h) end
   grant_ready(st, wake_arg)
   flush(st)
   if left then return { REPLY_CANCEL_LEFT, st.now } end
@@ -1157,10 +1154,8 @@ local function heartbeat(keys, args)
 
   for _, d in ipairs(dropped) do
     local h = st.holders[d.id]
-    if h and h.sid == sid then -- only this session's: a beat never frees another session's grant
-      remove_holder(st, h)
-      remember_release(st, d.id)
-    end
+    -- only this session's: a beat never frees another session's grant
+    if h and h.sid == sid then give_back(st, h) end
   end
   -- LLEN, not a bare expiry: a queue key turned into another type is reported at once, so this
   -- session's waits fail at this beat instead of hanging.
