@@ -28,6 +28,9 @@ export interface SessionHost {
   state(name: string): LockState;
 }
 
+/** A grant or wait given up whose release or cancel in Redis is still to do (see Beat's `dropped`). */
+type Unreleased = Omit<NonNullable<Beat['dropped']>[number], 'id'>;
+
 /** What one session has on one name: its waiters, its leases, and the heartbeat that serves them. */
 export class LockState implements WaiterHost {
   readonly keys: LockKeys;
@@ -38,7 +41,7 @@ export class LockState implements WaiterHost {
    * goes on for them and releases them in Redis ("beat until released"), so a grant its process no
    * longer wants never outlives the next beat.
    */
-  private readonly unreleased = new Map<string, { since?: number | undefined; group?: string | undefined; floor?: number | undefined; grant?: true }>();
+  private readonly unreleased = new Map<string, Unreleased>();
   private timer: NodeJS.Timeout | undefined;
   /** A beat right after a quorum master's restart guard ends (beatAfter). */
   private guardTimer: NodeJS.Timeout | undefined;
@@ -156,23 +159,18 @@ export class LockState implements WaiterHost {
   static readonly MAX_AT_BEAT = 64;
 
   releaseAtBeat(id: string): void {
-    if (this.session.stopped) return;
-    const current = this.session.state(this.name);
-    current.unreleased.set(id, { grant: true });
-    if (current.unreleased.size < LockState.MAX_AT_BEAT) {
-      current.schedule();
-      return;
-    }
-    current.stopTimer();
-    current.schedule(0);
+    const current = this.retryRelease(id, { grant: true });
+    if (current && current.unreleased.size >= LockState.MAX_AT_BEAT) current.beatNow();
   }
 
   releaseLater(id: string): void {
-    if (this.session.stopped) return;
-    this.retryRelease(id);
-    const current = this.session.state(this.name);
-    current.stopTimer();
-    current.schedule(0);
+    this.retryRelease(id, {})?.beatNow();
+  }
+
+  /** The next beat now, not at the end of the period. */
+  private beatNow(): void {
+    this.stopTimer();
+    this.schedule(0);
   }
 
   private async orRetry<T>(id: string, operation: RedisOperation, call: Promise<T>, since?: number, group?: string, floor?: number): Promise<T> {
@@ -180,17 +178,21 @@ export class LockState implements WaiterHost {
       return await call;
     } catch (err) {
       this.redisFailed(operation, err);
-      this.retryRelease(id, since, group, floor);
+      this.retryRelease(id, { since, group, floor });
       throw err;
     }
   }
 
-  /** Hands `id` to the state the session now has for this name (this one, or a newer one if this went idle). */
-  private retryRelease(id: string, since?: number, group?: string, floor?: number): void {
-    if (this.session.stopped) return;
+  /**
+   * Hands `id` to the state the session now has for this name (this one, or a newer one if this went
+   * idle), for its next beat; that state, or undefined once the session stopped.
+   */
+  private retryRelease(id: string, entry: Unreleased): LockState | undefined {
+    if (this.session.stopped) return undefined;
     const current = this.session.state(this.name);
-    current.unreleased.set(id, floor === undefined ? { since, group } : { since, group, floor });
+    current.unreleased.set(id, entry);
     current.schedule();
+    return current;
   }
 
   stopTimer(): void {

@@ -58,7 +58,7 @@ export class Session implements SessionHost {
       const m = text === undefined ? null : /^(\S+) (\d+) (\d+)(?: (\S+))?$/.exec(text);
       const waiter = m ? this.waiters.get(m[1]!) : undefined;
       debug('wake %s %s', text ?? typeof message, waiter ? '' : '(no such waiter)');
-      waiter?.grant(m![4] === undefined ? { token: Number(m![2]), exp: Number(m![3]) } : { token: Number(m![2]), exp: Number(m![3]), handover: m![4] });
+      waiter?.grant({ token: Number(m![2]), exp: Number(m![3]), handover: m![4] });
     } catch (err) {
       debug('wake-up ignored: %s', (err as Error)?.message);
     }

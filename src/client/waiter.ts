@@ -45,7 +45,7 @@ export interface Grant {
   exp: number;
   sample?: Stamped;
   /** A quorum holder's handover, from the wake-up (see QuorumLease's release). */
-  handover?: string;
+  handover?: string | undefined;
 }
 
 function describeRequest(r: Request): string {

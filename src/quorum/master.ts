@@ -196,9 +196,7 @@ export class Master {
    */
   private quorumOption(o: Pick<TakeOptions, 'floor' | 'leaseMs' | 'prev'>): QuorumAcquireOption {
     const { guardMs } = this.timing;
-    const option: QuorumAcquireOption = { floor: o.floor > 0 ? o.floor : undefined, guardMs: guardMs > 0 ? Math.max(guardMs, o.leaseMs) : 0 };
-    if (o.prev !== undefined) option.prev = o.prev;
-    return option;
+    return { floor: o.floor > 0 ? o.floor : undefined, guardMs: guardMs > 0 ? Math.max(guardMs, o.leaseMs) : 0, prev: o.prev };
   }
 
   /** Reads this master's run_id (INFO server) if not read yet; MasterUnreachable if it does not answer. */

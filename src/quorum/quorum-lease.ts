@@ -262,10 +262,10 @@ export class QuorumLease implements Lease {
     if (this.lostError) throw this.lostError;
     const grants = this.grants.splice(0).sort((a, b) => a.master.index - b.master.index);
     const [first, ...rest] = grants;
-    // (Not when the first master is known down: the others would wait for its release to time out.)
-    const handover = rest.map((g) => `${g.master.index}=${g.lease.id}`).join(',');
-    const handOver = first?.queued === true && !first.master.isDown && rest.length > 0 && handover.length <= MAX_HANDOVER && rest.every((g) => g.lease instanceof HeldLease);
-    if (!handOver) {
+    // None when the first master is known down: the others would wait for its release to time out.
+    const handsOver = first?.queued === true && !first.master.isDown && rest.every((g) => g.lease instanceof HeldLease);
+    const handover = handsOver ? rest.map((g) => `${g.master.index}=${g.lease.id}`).join(',') : '';
+    if (!first || handover === '' || handover.length > MAX_HANDOVER) {
       await Promise.all(grants.map(releaseGrant));
     } else {
       let handed = false;
