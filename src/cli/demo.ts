@@ -524,8 +524,7 @@ async function contendInGroups(workers: Worker[], options: DemoOptions): Promise
       } else if (req && r.ev === 'releasing') {
         line(r.at, req.label, 'releases');
       } else if (req && r.ev === 'released') {
-        req.released = true;
-        holding.splice(holding.indexOf(req), 1);
+        req.released = true; // (it left `holding` when it was told to let go)
       }
       const woken = wake;
       wake = [];
@@ -553,6 +552,9 @@ async function contendInGroups(workers: Worker[], options: DemoOptions): Promise
     const oldest = [...holding].sort((x, y) => x.grant!.token - y.grant!.token)[0]!;
     const granted = grants.length;
     const handsOn = waiting.length > 0; // a freed permit goes to the next turn's head: one grant
+    // Out of the count when told, as the plain demo's letGo does: the grant its release makes can be
+    // reported (by another process) before its own "released" is, and the two pipes' order is noise.
+    holding.splice(holding.indexOf(oldest), 1);
     oldest.worker.send({ op: 'release', id: oldest.id });
     await when(() => oldest.released && (!handsOn || grants.length > granted));
     // A trickle tenant sends its next request once its last one is done.
