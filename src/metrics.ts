@@ -6,7 +6,6 @@
  */
 import type { FairLocks } from './fair-locks.js';
 import type { FairLocksEvents } from './client/event-map.js';
-import { monotonic } from './clock.js';
 import { FairLockError, InvalidArgumentError } from './errors.js';
 import { checkObject, describe } from './options.js';
 
@@ -161,8 +160,9 @@ export async function instrument(locks: FairLocks, options?: MetricsOptions): Pr
       const key = attrs.name!;
       wait.record(e.waitedMs, attrs);
       grants.add(1, attrs);
-      const at = monotonic();
-      grantedAfter.set(key, { name: e.name, at, startedAt: at - e.waitedMs });
+      // The event's own stamps, not this listener's clock: the process may be descheduled between the
+      // grant and this listener by longer than the waiter waited before the release it pairs with.
+      grantedAfter.set(key, { name: e.name, at: e.grantedAt, startedAt: e.grantedAt - e.waitedMs });
       pair(key, e.name, attrs);
     },
     released: (e) => {

@@ -51,10 +51,12 @@ function open(t: ExecutionContext): FairLocks {
 test('lock: queued, granted (immediate and after a wait), released, with ids that match', async (t) => {
   const locks = open(t);
   const r = record(locks);
+  const calledAt = performance.now();
   const first = await locks.lock('a').acquire();
   t.is(r.granted.length, 1);
-  t.like(r.granted[0], { name: 'a', id: first.id, token: first.token, kind: 'lock', weight: 1, mode: undefined });
+  t.like(r.granted[0], { name: 'a', id: first.id, token: first.token, kind: 'lock', weight: 1, mode: undefined, grantedAt: first.grantedAt });
   t.true(r.granted[0]!.waitedMs >= 0);
+  t.true(first.grantedAt - r.granted[0]!.waitedMs >= calledAt, 'grantedAt - waitedMs is the call, on the same clock');
   t.is(r.queued.length, 0, 'an immediate grant is not queued');
 
   const q = whenQueued();
@@ -69,7 +71,8 @@ test('lock: queued, granted (immediate and after a wait), released, with ids tha
   t.like(r.released[0], { name: 'a', id: first.id, token: first.token, kind: 'lock' });
   t.true(r.released[0]!.heldMs >= 20);
   t.is(r.granted.length, 2);
-  t.like(r.granted[1], { name: 'a', id: second.id, token: second.token });
+  t.like(r.granted[1], { name: 'a', id: second.id, token: second.token, grantedAt: second.grantedAt });
+  t.true(second.grantedAt >= r.released[0]!.releasedAt, 'granted after the release call, on the same clock');
   t.is(r.queued[0]!.id, second.id, 'queued and granted name the same waiter');
   t.true(r.granted[1]!.waitedMs >= 20);
   await second.release();

@@ -86,6 +86,33 @@ test('a scripted run: 3 grants, 1 timeout, 1 abort, 1 hand-off, and the queue ga
   t.true(handoff.sum! >= 0);
 });
 
+test('a hand-off is counted though a slow listener before the metrics runs them long after the grant', async (t) => {
+  const reader = new ManualReader();
+  const provider = new MeterProvider({ readers: [reader] });
+  const locks = new FairLocks(fx.client, { prefix: newPrefix() });
+  // Registered first, so it runs before the metrics' listener: as a process descheduled between the
+  // grant and the listeners would, it makes any clock read there later than the grant by 100 ms.
+  locks.on('granted', () => {
+    const until = performance.now() + 100;
+    while (performance.now() < until);
+  });
+  const handle = await instrument(locks, { meter: provider.getMeter('test') });
+  t.teardown(async () => {
+    handle.stop();
+    await locks.close();
+    await provider.shutdown();
+  });
+  const lock = locks.lock('h');
+  const first = await lock.acquire();
+  const q = whenQueued();
+  const waiting = lock.acquire({ onQueued: q.onQueued });
+  await q.queued;
+  await first.release(); // at once: the waiter waited far less than the listener's 100 ms
+  await (await waiting).release();
+  const handoff = histogram((await read(reader)).get('fairlock.handoff'), { name: 'h', kind: 'lock' });
+  t.is(handoff?.count, 1);
+});
+
 test('losses are counted; names beyond maxNames are recorded as "other"', async (t) => {
   const { reader, locks } = await setup(t, { maxNames: 1 });
   const a = await locks.lock('a').acquire();

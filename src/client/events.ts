@@ -39,6 +39,12 @@ export interface GrantedEvent {
   weight: number;
   /** The side of a read-write lock; undefined otherwise. */
   mode: EventMode;
+  /**
+   * performance.now() when the grant reached this process (what the hand-off metric counts to; the
+   * call was at `grantedAt - waitedMs`). A listener's own clock reads later, by as long as the
+   * listeners before it took or the process was descheduled.
+   */
+  grantedAt: number;
 }
 
 /** A lease of this process was released (after Redis confirmed it; a release that finds the lease lost emits `lost`). */

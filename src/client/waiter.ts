@@ -227,7 +227,7 @@ export class Waiter {
     const { events } = this.state.session;
     if (events.wants('granted')) {
       const { kind, weight, group } = this.request;
-      events.fire('granted', { name: this.state.name, id: this.id, token: lease.token, waitedMs: lease.grantedAt - this.startedAt, kind, weight, mode: lease.mode, group });
+      events.fire('granted', { name: this.state.name, id: this.id, token: lease.token, waitedMs: lease.grantedAt - this.startedAt, kind, weight, mode: lease.mode, group, grantedAt: lease.grantedAt });
     }
     this.resolve(lease);
   }
