@@ -82,6 +82,13 @@ export interface ChaosOptions {
   /** The semaphore's perGroup cap (kind 'semaphore' with groups); undefined: none. */
   perGroup?: number;
   durationMs: number;
+  /**
+   * Worker faults to inject at least: the fault loop goes on past durationMs until it has (up to
+   * three times durationMs in all). On a loaded machine a short run can draw mostly faults it must
+   * skip (a pause while another is paused, a cut with nobody holding): a test that asserts faults
+   * were injected sets this rather than trusting the clock. 0: durationMs alone decides.
+   */
+  minFaults: number;
   processes: number;
   locks: number;
   contenders: number;
@@ -146,6 +153,7 @@ export const CHAOS_DEFAULTS: ChaosOptions = {
   readRatio: 0.8,
   groups: 0,
   durationMs: 60_000,
+  minFaults: 0,
   processes: 6,
   locks: 3,
   contenders: 2,
@@ -395,10 +403,14 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         ? masterFaultLoop(masters, o, stopFaultsAt, append, pending, settleMasterMs)
         : Promise.resolve({} as Record<string, number>);
     if (o.external) log(`chaos: ${o.external.describe}`);
-    // At most processes * durationMs / 50 faults: the loop is bounded in count and in time.
-    for (let n = 0; n < (o.processes * o.durationMs) / 50 && Date.now() < stopFaultsAt; n++) {
-      await sleep(Math.min(o.faultEveryMs * (0.5 + Math.random()), stopFaultsAt - Date.now()));
-      if (Date.now() >= stopFaultsAt) break;
+    // Until durationMs has passed and minFaults were injected, but never past three durations;
+    // at most processes * 3 * durationMs / 50 draws: the loop is bounded in count and in time.
+    const injected = () => kills + pauses + disconnects + cuts.holder + cuts.waiter + cuts.subscriber;
+    const loopEndsAt = () => (injected() < o.minFaults ? started + 3 * o.durationMs : stopFaultsAt);
+    let faulting = true;
+    for (let n = 0; n < (o.processes * 3 * o.durationMs) / 50 && Date.now() < loopEndsAt(); n++) {
+      await sleep(Math.min(o.faultEveryMs * (0.5 + Math.random()), loopEndsAt() - Date.now()));
+      if (Date.now() >= loopEndsAt()) break;
       const live = procs.filter((p) => p.alive && !p.killed && !p.paused && !p.cut && p.ready);
       const victim = pick(live);
       if (!victim) continue;
@@ -415,7 +427,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         settle(victim.pid, id);
         pending.push(
           sleep(100 + Math.random() * 300).then(async () => {
-            if (Date.now() < stopFaultsAt) await spawn();
+            if (faulting) await spawn();
           }),
         );
       } else if (kind === 'pause') {
@@ -488,6 +500,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         settle(victim.pid, id);
       }
     }
+    faulting = false;
     const masterCounts = await masterLoop;
     // Settles are pushed while pauses end: wait until no more are added.
     for (let seen = 0; seen < pending.length; ) {

@@ -55,6 +55,7 @@ const program = new Command()
   .option('-g, --groups <n>', 'each acquire names one of n groups at random (lock or semaphore; fair share, DESIGN §7)', count)
   .option('--per-group <n>', "the semaphore's perGroup cap (with --groups)", count)
   .option('-d, --duration <time>', 'how long faults are injected (e.g. 60s, 5m)', duration, CHAOS_DEFAULTS.durationMs)
+  .option('--min-faults <n>', 'go on injecting worker faults past --duration (up to three durations) until this many were injected', integerAtLeast(0), CHAOS_DEFAULTS.minFaults)
   .option('-p, --processes <n>', 'contending processes', count, CHAOS_DEFAULTS.processes)
   .option('-l, --locks <n>', 'distinct locks', count, CHAOS_DEFAULTS.locks)
   .option('-c, --contenders <n>', 'concurrent acquire loops per process', count, CHAOS_DEFAULTS.contenders)
@@ -98,6 +99,7 @@ const options: Partial<ChaosOptions> = {
   groups: o.groups ?? 0,
   perGroup: o.perGroup,
   durationMs: o.seconds !== undefined ? o.seconds * 1000 : o.duration,
+  minFaults: o.minFaults,
   processes: o.processes,
   locks: o.quorum && o.locks === CHAOS_DEFAULTS.locks && program.getOptionValueSource('locks') === 'default' ? 1 : o.locks,
   contenders: o.contenders,

@@ -13,7 +13,7 @@ import { call, done, enter, leave, queued, section, store, type Store } from '..
 
 test.serial('chaos: kills, pauses, disconnects and partitions for 15 s break no property', async (t) => {
   t.timeout(90_000);
-  const result = await runChaos({ durationMs: 15_000, processes: 4, locks: 3, contenders: 2, acquireTimeoutMs: 20_000, log: (l) => t.log(l) });
+  const result = await runChaos({ durationMs: 15_000, minFaults: 11, processes: 4, locks: 3, contenders: 2, acquireTimeoutMs: 20_000, log: (l) => t.log(l) });
   t.log(summary(result));
   for (const d of result.details) t.log(d);
   t.is(totalViolations(result), 0);
@@ -29,7 +29,7 @@ for (const [kind, extra] of [
   test.serial(`chaos: a ${kind} under kills, pauses and disconnects for 5 s breaks no property`, async (t) => {
     t.timeout(60_000);
     const started = Date.now();
-    const result = await runChaos({ kind, ...extra, durationMs: 5_000, processes: 3, locks: 2, contenders: 2, acquireTimeoutMs: 20_000, log: (l) => t.log(l) });
+    const result = await runChaos({ kind, ...extra, durationMs: 5_000, minFaults: 4, processes: 3, locks: 2, contenders: 2, acquireTimeoutMs: 20_000, log: (l) => t.log(l) });
     t.log(`${summary(result)} in ${Date.now() - started} ms`);
     for (const d of result.details) t.log(d);
     t.is(result.kind, kind);
