@@ -13,14 +13,14 @@ export class FairLockError extends Error {
   }
 }
 
-/** The acquire did not succeed within `timeoutMs`; the waiter has left the queue. */
+/** The acquire did not succeed within `timeoutMs`; the waiter has left the queue (or its cancel is on its way when Redis is slower than 100 ms to answer it). */
 export class LockTimeoutError extends FairLockError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, 'LOCK_TIMEOUT', options);
   }
 }
 
-/** The acquire's `signal` was aborted; the waiter has left the queue. `cause` is the signal's reason. */
+/** The acquire's `signal` was aborted; the waiter has left the queue (or its cancel is on its way, as for LockTimeoutError). `cause` is the signal's reason. */
 export class LockAbortedError extends FairLockError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, 'LOCK_ABORTED', options);

@@ -249,7 +249,10 @@ export class FairLocks extends EventEmitter<FairLocksEvents> {
       Promise.all([
         ...waiters.map((w) => w.giveUp(new ClosedError(`FairLocks closed while waiting for the lock "${w.state.name}"`))),
         ...leases.map((l) => l.release().catch(() => undefined)),
-      ]).then(() => within(Promise.all(handedOver().map((s) => s.beat())), heartbeatMs)),
+      ])
+        // A give-up answers its caller before a slow cancel lands (these, and earlier timeouts'): wait for them too.
+        .then(() => Promise.all(this.session.cancels))
+        .then(() => within(Promise.all(handedOver().map((s) => s.beat())), heartbeatMs)),
       bound,
     );
     this.session.stop();

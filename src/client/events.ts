@@ -69,7 +69,7 @@ export interface ReleasedEvent {
   releasedAt: number;
 }
 
-/** An acquire gave up after its `timeoutMs` (LockTimeoutError); the waiter has left the queue. */
+/** An acquire gave up after its `timeoutMs` (LockTimeoutError); the waiter has left the queue (or its cancel is on its way). */
 export interface TimeoutEvent {
   /** The name the grant or wait is on. */
   name: string;
@@ -83,7 +83,7 @@ export interface TimeoutEvent {
   group: string | undefined;
 }
 
-/** An acquire gave up because its signal aborted (LockAbortedError); the waiter has left the queue. */
+/** An acquire gave up because its signal aborted (LockAbortedError); the waiter has left the queue (or its cancel is on its way). */
 export interface AbortedEvent {
   /** The name the grant or wait is on. */
   name: string;

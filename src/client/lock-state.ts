@@ -25,6 +25,8 @@ export interface SessionHost {
   /** Waiters by id, so that a wake-up message finds its promise. */
   readonly waiters: Map<string, Waiter>;
   readonly locks: Map<string, LockState>;
+  /** Give-ups' cancels still out (a caller hears before a slow one lands): close() waits for them. */
+  readonly cancels: Set<Promise<void>>;
   state(name: string): LockState;
 }
 
@@ -104,6 +106,12 @@ export class LockState implements WaiterHost {
         debug('subscribing the wake-ups of %s failed: %s', this.name, (err as Error)?.message);
       },
     );
+  }
+
+  cancelling(work: Promise<void>): void {
+    const { cancels } = this.session;
+    cancels.add(work);
+    void work.finally(() => cancels.delete(work));
   }
 
   waiterGone(waiter: Waiter): void {

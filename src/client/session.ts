@@ -18,6 +18,7 @@ export class Session implements SessionHost {
   readonly id = randomBytes(8).toString('hex');
   readonly locks = new Map<string, LockState>();
   readonly waiters = new Map<string, Waiter>();
+  readonly cancels = new Set<Promise<void>>();
   readonly scripts: Scripts;
   readonly wakeups: Wakeups;
   stopped = false;

@@ -36,6 +36,8 @@ export interface WaiterHost extends LeaseHost {
    */
   beatAfter(ms: number): void;
   waiterGone(waiter: Waiter): void;
+  /** A give-up's cancel (never rejects) that may outlast the caller's wait: close() waits for it. */
+  cancelling(work: Promise<void>): void;
   redisFailed(operation: RedisOperation, error: unknown): void;
 }
 
@@ -261,6 +263,15 @@ export class Waiter {
     await lease.release().catch(() => undefined);
   }
 
+  /**
+   * The most a give-up waits for its cancel before the caller gets its error. The caller's bound is
+   * its timeoutMs or its signal, not Redis's answer: a cancel answered in time (a round trip) has
+   * left the queue when the caller hears; one held longer (Redis paused or unreachable, the shared
+   * connection busy behind a slow or blocking command) lands in the background, retried by the
+   * heartbeat, and an entry it never reaches lapses with the session's liveness.
+   */
+  static readonly CANCEL_GRACE_MS = 100;
+
   /** Timeout, abort or close: leave the queue (after the enqueue reply) and reject with `err`. */
   async giveUp(err: Error): Promise<void> {
     if (this.phase === 'confirming') {
@@ -281,10 +292,10 @@ export class Waiter {
       await this.inflight;
       await this.state.cancelInRedis(this.id, this.since, this.request.group, this.floor); // releases at once if the grant raced ahead
     })().catch(() => undefined);
-    // While Redis is unreachable node-redis holds the cancel until it reconnects (then it still runs).
-    // The caller is not kept waiting for that: after one liveness period it gets its error anyway; a
-    // grant to the abandoned id is not renewed by the heartbeat and runs out within that liveness.
-    await within(cleanup, this.state.session.options.livenessMs);
+    this.state.cancelling(cleanup);
+    // A grant to the abandoned id meanwhile is found by the cancel (it releases it), and is not
+    // renewed by the heartbeat: it runs out within one liveness period if the cancel never lands.
+    await within(cleanup, Math.min(Waiter.CANCEL_GRACE_MS, this.state.session.options.livenessMs));
     this.finish('done');
     this.reportGiveUp(err, waitedMs);
     this.reject(err);

@@ -1,8 +1,11 @@
 /**
- * While Redis does not answer (SIGSTOPped), timeouts and aborts still reject on time and the cancel lands
- * once Redis is back; close() returns within about one liveness period.
+ * While Redis does not answer (SIGSTOPped), timeouts and aborts still reject on time (their own bound
+ * plus Waiter.CANCEL_GRACE_MS, not a liveness period) and the cancel lands once Redis is back; the
+ * same when the shared connection is busy behind a blocking command, and close() waits for such a
+ * cancel; close() returns within about one liveness period.
  */
 import test from 'ava';
+import { Redis as IORedis } from 'ioredis';
 import { LockAbortedError, LockTimeoutError } from '../../src/index.js';
 import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
@@ -47,6 +50,60 @@ test.serial('timeout and abort still reject while Redis does not answer; the can
   await holder.release();
   t.is((await holderSide.inspect('down')).holder, null);
   await Promise.all([holderSide.close(), waiterSide.close()]);
+});
+
+test.serial('with the default 5 s liveness, a timeout and an abort reject on their own bound while Redis does not answer', async (t) => {
+  const prefix = newPrefix();
+  const holderSide = newLocks(t, fx.client, { prefix });
+  const waiterSide = newLocks(t, fx.client, { prefix });
+  const holder = await holderSide.lock('down5').acquire();
+  const ctrl = new AbortController();
+  const [q1, q2] = [whenQueued(), whenQueued()];
+  const timingOut = waiterSide.lock('down5').acquire({ timeoutMs: 300, onQueued: q1.onQueued });
+  const aborted = waiterSide.lock('down5').acquire({ signal: ctrl.signal, onQueued: q2.onQueued });
+  await Promise.all([q1.queued, q2.queued]);
+  process.kill(fx.server.pid!, 'SIGSTOP');
+  let waited: number;
+  try {
+    const started = performance.now();
+    ctrl.abort();
+    await t.throwsAsync(aborted, { instanceOf: LockAbortedError });
+    await t.throwsAsync(timingOut, { instanceOf: LockTimeoutError });
+    waited = performance.now() - started;
+  } finally {
+    process.kill(fx.server.pid!, 'SIGCONT');
+  }
+  // Before, each waited for its cancel up to the liveness period (5 s): well past this.
+  t.true(waited < 300 + 2_500, `rejected after ${waited.toFixed(0)} ms`);
+  const until = performance.now() + 10_000;
+  while ((await holderSide.inspect('down5')).queue.length > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual((await holderSide.inspect('down5')).queue, [], 'the cancels landed once Redis answered');
+  await holder.release();
+});
+
+test.serial('an ioredis connection busy behind a blocking command holds no timeout past its bound; close() waits for the cancel', async (t) => {
+  const prefix = newPrefix();
+  const client = new IORedis({ host: '127.0.0.1', port: fx.server.port, lazyConnect: true, maxRetriesPerRequest: 1 });
+  client.on('error', () => undefined);
+  await client.connect();
+  t.teardown(() => client.disconnect());
+  const holderSide = newLocks(t, fx.client, { prefix });
+  const waiterSide = newLocks(t, client, { prefix });
+  const holder = await holderSide.lock('busy').acquire();
+  const q = whenQueued();
+  const waiting = waiterSide.lock('busy').acquire({ timeoutMs: 300, onQueued: q.onQueued });
+  await q.queued;
+  const blocking = client.blpop(`${prefix}:nothing`, 4); // the user's own call: 4 s on this connection
+  const started = performance.now();
+  await t.throwsAsync(waiting, { instanceOf: LockTimeoutError });
+  const waited = performance.now() - started;
+  t.true(waited < 300 + 2_500, `rejected after ${waited.toFixed(0)} ms, not behind the 4 s BLPOP`);
+  // The cancel runs after the BLPOP, on that connection; close() waits for it (its subscriber,
+  // a connection of its own, would let it return at once).
+  await waiterSide.close();
+  t.deepEqual((await holderSide.inspect('busy')).queue, [], 'the cancel landed before close() returned');
+  t.is(await blocking, null);
+  await holder.release();
 });
 
 test.serial('close() returns within about one liveness period while Redis does not answer', async (t) => {

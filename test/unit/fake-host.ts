@@ -213,6 +213,13 @@ export class FakeHost implements WaiterHost {
     this.log.push(`waiterGone ${waiter.id}`);
   }
 
+  /** Give-ups' cancels, as close() would find them. */
+  readonly cancels: Promise<void>[] = [];
+
+  cancelling(work: Promise<void>): void {
+    this.cancels.push(work);
+  }
+
   redisFailed(operation: string): void {
     this.log.push(`redisFailed ${operation}`);
   }
@@ -229,6 +236,7 @@ export function fakeSession(options: FairLocksOptions = {}): SessionHost & { scr
     stopped: false,
     waiters: new Map<string, Waiter>(),
     locks: new Map<string, LockState>(),
+    cancels: new Set<Promise<void>>(),
     state(name: string): LockState {
       let state = session.locks.get(name);
       if (!state) session.locks.set(name, (state = new LockState(session, name)));
