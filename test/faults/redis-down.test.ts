@@ -5,8 +5,10 @@
  * cancel; close() returns within about one liveness period.
  */
 import test from 'ava';
-import { Redis as IORedis } from 'ioredis';
+import type { Redis as IORedis } from 'ioredis';
 import { LockAbortedError, LockTimeoutError } from '../../src/index.js';
+import { until } from '../helpers/bounded.js';
+import { clientFamilies } from '../helpers/clients.js';
 import { newPrefix } from '../helpers/redis.js';
 import { useRedis } from '../helpers/fixture.js';
 import { newLocks } from '../helpers/cleanup.js';
@@ -44,8 +46,7 @@ test.serial('timeout and abort still reject while Redis does not answer; the can
     process.kill(fx.server.pid!, 'SIGCONT');
   }
   // The held-back cancels run once Redis answers: the queue empties and the holder hands on to nobody.
-  const until = performance.now() + 10_000;
-  while ((await holderSide.inspect('down')).queue.length > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+  await until(async () => (await holderSide.inspect('down')).queue.length === 0, 10_000, 'the queue empties once Redis answers');
   t.deepEqual((await holderSide.inspect('down')).queue, []);
   await holder.release();
   t.is((await holderSide.inspect('down')).holder, null);
@@ -75,18 +76,16 @@ test.serial('with the default 5 s liveness, a timeout and an abort reject on the
   }
   // Before, each waited for its cancel up to the liveness period (5 s): well past this.
   t.true(waited < 300 + 2_500, `rejected after ${waited.toFixed(0)} ms`);
-  const until = performance.now() + 10_000;
-  while ((await holderSide.inspect('down5')).queue.length > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+  await until(async () => (await holderSide.inspect('down5')).queue.length === 0, 10_000, 'the queue empties once Redis answers');
   t.deepEqual((await holderSide.inspect('down5')).queue, [], 'the cancels landed once Redis answered');
   await holder.release();
 });
 
 test.serial('an ioredis connection busy behind a blocking command holds no timeout past its bound; close() waits for the cancel', async (t) => {
   const prefix = newPrefix();
-  const client = new IORedis({ host: '127.0.0.1', port: fx.server.port, lazyConnect: true, maxRetriesPerRequest: 1 });
-  client.on('error', () => undefined);
-  await client.connect();
-  t.teardown(() => client.disconnect());
+  const io = await clientFamilies(fx.server.url).find((f) => f.id === 'ioredis5')!.connect();
+  t.teardown(() => io.close());
+  const client = io.client as IORedis;
   const holderSide = newLocks(t, fx.client, { prefix });
   const waiterSide = newLocks(t, client, { prefix });
   const holder = await holderSide.lock('busy').acquire();
